@@ -1,0 +1,1 @@
+"""Hash banks: list file formats, validation and import with provenance and tombstones."""

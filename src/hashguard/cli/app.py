@@ -1,0 +1,21 @@
+"""Assembles the command groups into the ``hashguard`` application."""
+
+from __future__ import annotations
+
+import typer
+
+from hashguard.cli import banks, db, demo, hash, scan
+
+app = typer.Typer(
+    name="hashguard",
+    help="Find known CSAM on your own service with vetted hashes and lists.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+app.add_typer(banks.app, name="banks")
+app.add_typer(scan.runs_app, name="scans")
+app.add_typer(db.app, name="db")
+app.command("hash")(hash.hash_files)
+app.command("scan")(scan.scan)
+app.command("demo")(demo.demo)

@@ -1,0 +1,220 @@
+"""``hashguard banks``: create, import, inspect and configure hash banks.
+
+No command here ever prints or exports a bank's hashes: lists are confidential under
+their licences. ``show`` gives counts, provenance and settings only.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from hashguard.banks.formats import ListFormat
+from hashguard.banks.importer import NewBank, import_list
+from hashguard.cli.context import err, fail, out, store_of
+from hashguard.domain.banks import DEFAULT_PDQ_THRESHOLD, MAX_PDQ_THRESHOLD, Bank, BankKind
+from hashguard.domain.signals import Algorithm
+from hashguard.store.banks import BankExists, UnknownBank
+
+app = typer.Typer(help="Hash banks: named, versioned lists with provenance.", no_args_is_help=True)
+
+Threshold = Annotated[
+    int,
+    typer.Option(
+        "--threshold",
+        min=0,
+        max=MAX_PDQ_THRESHOLD,
+        help="Largest PDQ Hamming distance that counts as a match for this bank.",
+    ),
+]
+
+
+def _bank_json(bank: Bank) -> dict[str, object]:
+    return {
+        "name": bank.name,
+        "kind": str(bank.kind),
+        "enabled": bank.enabled,
+        "pdq_threshold": bank.pdq_threshold,
+        "source": bank.source,
+        "licence": bank.licence,
+        "version": bank.version,
+        "created_at": bank.created_at.isoformat(),
+        "imported_at": bank.imported_at.isoformat() if bank.imported_at else None,
+    }
+
+
+@app.command()
+def create(
+    ctx: typer.Context,
+    name: str,
+    kind: Annotated[BankKind, typer.Option(help="known: content to find; allow: vetted false positives.")] = BankKind.KNOWN,
+    threshold: Threshold = DEFAULT_PDQ_THRESHOLD,
+    source: Annotated[str | None, typer.Option(help="Where the list comes from.")] = None,
+    licence: Annotated[str | None, typer.Option(help="Terms the list is held under.")] = None,
+    disabled: Annotated[bool, typer.Option("--disabled", help="Create it switched off.")] = False,
+) -> None:
+    """Create an empty bank."""
+    with store_of(ctx) as store:
+        try:
+            store.banks.create(
+                name, kind=kind, pdq_threshold=threshold, enabled=not disabled, source=source, licence=licence
+            )
+        except BankExists as exc:
+            raise fail(str(exc)) from None
+    err.print(f"created bank {name!r} ({kind})")
+
+
+@app.command("import")
+def import_command(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(help="Bank to import into; created if missing.")],
+    file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, readable=True)],
+    list_format: Annotated[
+        ListFormat | None, typer.Option("--format", help="List format; guessed from the extension.")
+    ] = None,
+    algorithm: Annotated[
+        Algorithm | None,
+        typer.Option(help="Algorithm of rows that name none (plain files of 64-hex hashes need it)."),
+    ] = None,
+    source: Annotated[str | None, typer.Option(help="Where the list comes from.")] = None,
+    licence: Annotated[str | None, typer.Option(help="Terms the list is held under.")] = None,
+    version: Annotated[
+        str | None, typer.Option("--list-version", help="The list's version; default: import number.")
+    ] = None,
+    skip_invalid: Annotated[
+        bool, typer.Option("--skip-invalid", help="Import the valid rows even if some are invalid.")
+    ] = False,
+    kind: Annotated[BankKind, typer.Option(help="Kind of a bank this import creates.")] = BankKind.KNOWN,
+    threshold: Threshold = DEFAULT_PDQ_THRESHOLD,
+) -> None:
+    """Import a list file as the bank's new version.
+
+    Entries missing from the new version are tombstoned; nothing at all is imported
+    when any row is invalid, unless --skip-invalid.
+    """
+    with store_of(ctx) as store:
+        try:
+            report = import_list(
+                store.banks,
+                name,
+                file,
+                list_format=list_format,
+                algorithm=algorithm,
+                version=version,
+                source=source,
+                licence=licence,
+                skip_invalid=skip_invalid,
+                create=NewBank(kind=kind, pdq_threshold=threshold),
+            )
+        except ValueError as exc:
+            raise fail(str(exc)) from None
+    for error in report.errors:
+        err.print(f"[yellow]invalid[/yellow] {error}", highlight=False)
+    if not report.applied:
+        raise fail(
+            f"{len(report.errors)} invalid row(s) in {file.name}; nothing imported "
+            "(fix them, or pass --skip-invalid to import the valid rows)",
+            code=1,
+        )
+    err.print(
+        f"bank {report.bank!r} version {report.version}: {report.rows} rows, "
+        f"{report.added} added, {report.updated} updated, {report.unchanged} unchanged, "
+        f"{report.removed} removed, {report.restored} restored, "
+        f"{report.duplicates} duplicate, {len(report.errors)} invalid skipped"
+    )
+
+
+@app.command("list")
+def list_banks(
+    ctx: typer.Context,
+    as_json: Annotated[bool, typer.Option("--json", help="JSON output.")] = False,
+) -> None:
+    """List banks with their settings and live entry counts."""
+    with store_of(ctx) as store:
+        stats = [store.banks.stats(bank.name) for bank in store.banks.list()]
+    if as_json:
+        out.print(
+            json.dumps([{**_bank_json(s.bank), "entries": s.total_active} for s in stats]),
+            markup=False,
+        )
+        return
+    table = Table("bank", "kind", "enabled", "threshold", "entries", "version", "source")
+    for s in stats:
+        table.add_row(
+            s.bank.name,
+            str(s.bank.kind),
+            "yes" if s.bank.enabled else "no",
+            str(s.bank.pdq_threshold),
+            str(s.total_active),
+            s.bank.version or "",
+            s.bank.source or "",
+        )
+    out.print(table)
+
+
+@app.command()
+def show(
+    ctx: typer.Context,
+    name: str,
+    as_json: Annotated[bool, typer.Option("--json", help="JSON output.")] = False,
+) -> None:
+    """Counts, provenance and settings of one bank (never its hashes)."""
+    with store_of(ctx) as store:
+        try:
+            stats = store.banks.stats(name)
+        except UnknownBank as exc:
+            raise fail(str(exc)) from None
+    shown = {
+        **_bank_json(stats.bank),
+        "entries": {str(algorithm): count for algorithm, count in sorted(stats.active.items())},
+        "removed_entries": stats.removed,
+        "imports": stats.imports,
+    }
+    if as_json:
+        out.print(json.dumps(shown), markup=False)
+        return
+    for key, value in shown.items():
+        out.print(f"{key:>16}: {value}", markup=False)
+
+
+@app.command("set")
+def set_settings(
+    ctx: typer.Context,
+    name: str,
+    enabled: Annotated[bool | None, typer.Option("--enabled/--disabled", help="Switch matching on or off.")] = None,
+    threshold: Annotated[
+        int | None, typer.Option("--threshold", min=0, max=MAX_PDQ_THRESHOLD, help="PDQ distance threshold.")
+    ] = None,
+    kind: Annotated[BankKind | None, typer.Option(help="known or allow.")] = None,
+) -> None:
+    """Change a bank's settings."""
+    with store_of(ctx) as store:
+        try:
+            bank = store.banks.configure(name, enabled=enabled, pdq_threshold=threshold, kind=kind)
+        except UnknownBank as exc:
+            raise fail(str(exc)) from None
+    err.print(
+        f"bank {bank.name!r}: {bank.kind}, {'enabled' if bank.enabled else 'disabled'}, "
+        f"threshold {bank.pdq_threshold}"
+    )
+
+
+@app.command()
+def delete(
+    ctx: typer.Context,
+    name: str,
+    yes: Annotated[bool, typer.Option("--yes", help="Do not ask for confirmation.")] = False,
+) -> None:
+    """Delete a bank and all its entries."""
+    if not yes:
+        typer.confirm(f"Delete bank {name!r} and all its entries?", abort=True, err=True)
+    with store_of(ctx) as store:
+        try:
+            store.banks.delete(name)
+        except UnknownBank as exc:
+            raise fail(str(exc)) from None
+    err.print(f"deleted bank {name!r}")

@@ -1,0 +1,38 @@
+"""What every command receives: the settings, read once, and the store opened from them."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import typer
+from rich.console import Console
+
+from hashguard.settings import Settings
+from hashguard.store import Store, open_store
+
+#: Human output goes to stderr so stdout carries only machine-readable results.
+err = Console(stderr=True)
+out = Console(highlight=False, soft_wrap=True)
+
+
+def settings_of(ctx: typer.Context) -> Settings:
+    root = ctx.find_root()
+    if root.obj is None:
+        root.obj = Settings()
+    assert isinstance(root.obj, Settings)
+    return root.obj
+
+
+@contextmanager
+def store_of(ctx: typer.Context) -> Iterator[Store]:
+    store = open_store(settings_of(ctx).resolved_database_url)
+    try:
+        yield store
+    finally:
+        store.close()
+
+
+def fail(message: str, code: int = 2) -> typer.Exit:
+    err.print(f"[red]error:[/red] {message}", highlight=False)
+    return typer.Exit(code)

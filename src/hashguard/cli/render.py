@@ -1,0 +1,120 @@
+"""Machine-readable shapes of signals, matches and results, shared by every command."""
+
+from __future__ import annotations
+
+import csv
+import io
+from typing import Any
+
+from hashguard.domain.matches import Match
+from hashguard.domain.scans import FileResult, Outcome, ScanRun, printable_path
+from hashguard.domain.signals import DIHEDRAL_NAMES, FileSignals
+
+
+def signals_json(signals: FileSignals, *, dihedral: bool = False) -> dict[str, Any]:
+    """The file's own hashes (never a bank's); ``dihedral`` adds each frame's 7 variants."""
+    return {
+        "size": signals.size,
+        "md5": signals.md5,
+        "sha1": signals.sha1,
+        "sha256": signals.sha256,
+        "format": signals.image_format,
+        "width": signals.width,
+        "height": signals.height,
+        "pdq": [
+            {
+                "hash": pdq.value,
+                "quality": pdq.quality,
+                "low_quality": pdq.low_quality,
+                "frame": pdq.frame,
+                **(
+                    {"dihedral": dict(zip(DIHEDRAL_NAMES[1:], pdq.dihedral, strict=True))}
+                    if dihedral and pdq.dihedral
+                    else {}
+                ),
+            }
+            for pdq in signals.pdq
+        ],
+    }
+
+
+def match_json(match: Match) -> dict[str, Any]:
+    return {
+        "bank": match.bank,
+        "bank_kind": str(match.bank_kind),
+        "algorithm": str(match.algorithm),
+        "distance": match.distance,
+        "entry_id": match.entry_id,
+        "category": match.category,
+        "frame": match.frame,
+        "transform": match.transform,
+        "suppressed_by": match.suppressed_by,
+    }
+
+
+def result_json(result: FileResult) -> dict[str, Any]:
+    return {
+        "type": "file",
+        "path": printable_path(result.path),
+        "outcome": str(result.outcome),
+        "reason": result.reason,
+        **(signals_json(result.signals) if result.signals else {}),
+        "matches": [match_json(match) for match in result.matches],
+    }
+
+
+def summary_json(run: ScanRun, *, resumed: bool, exit_code: int) -> dict[str, Any]:
+    return {
+        "type": "summary",
+        "run": run.id,
+        "status": str(run.status),
+        "resumed": resumed,
+        "roots": list(run.roots),
+        "total": run.total,
+        "counts": {str(outcome): run.counts.get(outcome, 0) for outcome in Outcome},
+        "exit_code": exit_code,
+    }
+
+
+CSV_COLUMNS = (
+    "path",
+    "outcome",
+    "reason",
+    "size",
+    "md5",
+    "sha1",
+    "sha256",
+    "pdq",
+    "pdq_quality",
+    "matches",
+)
+
+
+def csv_row(result: FileResult) -> str:
+    signals = result.signals
+    first = signals.pdq[0] if signals and signals.pdq else None
+    matches = ";".join(
+        f"{m.bank}:{m.algorithm}:{m.distance}:{m.entry_id or ''}"
+        + (f":suppressed_by={m.suppressed_by}" if m.suppressed_by else "")
+        for m in result.matches
+    )
+    buffer = io.StringIO()
+    csv.writer(buffer, lineterminator="\n").writerow(
+        [
+            printable_path(result.path),
+            str(result.outcome),
+            result.reason or "",
+            signals.size if signals else "",
+            signals.md5 if signals else "",
+            signals.sha1 if signals else "",
+            signals.sha256 if signals else "",
+            first.value if first else "",
+            first.quality if first else "",
+            matches,
+        ]
+    )
+    return buffer.getvalue()
+
+
+def csv_header() -> str:
+    return ",".join(CSV_COLUMNS) + "\n"

@@ -1,0 +1,236 @@
+"""``hashguard scan`` and ``hashguard scans``: scan local storage and look at past runs."""
+
+from __future__ import annotations
+
+import json
+import signal
+import sys
+from collections.abc import Iterable
+from enum import StrEnum
+from pathlib import Path
+from types import FrameType
+from typing import Annotated
+
+import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.table import Table
+
+from hashguard.cli.context import err, fail, out, settings_of, store_of
+from hashguard.cli.render import csv_header, csv_row, result_json, summary_json
+from hashguard.domain.scans import FileResult, Outcome, ScanOptions, ScanRun
+from hashguard.hashing.isolate import HashingPool
+from hashguard.hashing.kernel import HashOptions
+from hashguard.matching.matcher import Matcher
+from hashguard.scan.scanner import ScanAlreadyRunning, Scanner, prepare_run
+from hashguard.store.scans import UnknownRun
+
+runs_app = typer.Typer(help="Past and unfinished scan runs.", no_args_is_help=True)
+
+EXIT_CLEAN, EXIT_MATCHED, EXIT_INCOMPLETE, EXIT_INTERRUPTED = 0, 1, 2, 130
+
+
+class OutputFormat(StrEnum):
+    TABLE = "table"
+    JSON = "json"
+    CSV = "csv"
+
+
+def exit_code(run: ScanRun) -> int:
+    """Like virus scanners: 1 when anything matched (a match is never hidden behind an
+    error), else 2 when a file could not be checked fully, else 0."""
+    if run.counts.get(Outcome.MATCHED, 0):
+        return EXIT_MATCHED
+    if any(run.counts.get(outcome, 0) for outcome in Outcome if outcome.incomplete):
+        return EXIT_INCOMPLETE
+    return EXIT_CLEAN
+
+
+def _emit(result: FileResult, output: OutputFormat) -> None:
+    if output is OutputFormat.JSON:
+        sys.stdout.write(json.dumps(result_json(result)) + "\n")
+    elif output is OutputFormat.CSV:
+        sys.stdout.write(csv_row(result))
+
+
+def _summary_table(run: ScanRun) -> Table:
+    table = Table("outcome", "files", title=f"scan #{run.id} — {run.status}")
+    for outcome in Outcome:
+        table.add_row(str(outcome), str(run.counts.get(outcome, 0)))
+    table.add_row("total", str(run.total), style="bold")
+    return table
+
+
+def _terminate_as_interrupt(_signum: int, _frame: FrameType | None) -> None:
+    raise KeyboardInterrupt
+
+
+def scan(
+    ctx: typer.Context,
+    paths: Annotated[list[Path], typer.Argument(help="Files and directories to scan.")],
+    as_json: Annotated[
+        bool, typer.Option("--json", help="One JSON object per file, then a summary, on stdout.")
+    ] = False,
+    as_csv: Annotated[bool, typer.Option("--csv", help="CSV rows on stdout.")] = False,
+    workers: Annotated[int | None, typer.Option(help="Hashing processes (default: cores).", min=1)] = None,
+    rescan: Annotated[
+        bool, typer.Option("--rescan", help="Start afresh instead of resuming an unfinished run.")
+    ] = False,
+    dihedral: Annotated[
+        bool, typer.Option(help="Also find rotated and mirrored copies (PDQ's 8 variants).")
+    ] = False,
+    frames: Annotated[
+        int | None, typer.Option(help="Hash up to this many frames of animated images.", min=1)
+    ] = None,
+    max_pixels: Annotated[
+        int | None, typer.Option(help="Refuse images declaring more pixels than this.", min=1)
+    ] = None,
+) -> None:
+    """Scan files and directories against every enabled bank.
+
+    Exit code: 0 nothing matched, 1 something matched, 2 some file could not be
+    checked fully (undecodable or unreadable), 130 interrupted (run it again to resume).
+    """
+    if as_json and as_csv:
+        raise fail("choose one of --json and --csv")
+    output = OutputFormat.JSON if as_json else OutputFormat.CSV if as_csv else OutputFormat.TABLE
+    settings = settings_of(ctx)
+    options = ScanOptions(
+        max_pixels=max_pixels or settings.max_pixels,
+        max_frames=frames or settings.max_frames,
+        dihedral=dihedral,
+    )
+    signal.signal(signal.SIGTERM, _terminate_as_interrupt)
+    with store_of(ctx) as store:
+        try:
+            prepared = prepare_run(store.scans, [str(p) for p in paths], options, rescan=rescan)
+        except ScanAlreadyRunning as exc:
+            raise fail(str(exc)) from None
+        run = prepared.run
+        if prepared.resumed:
+            err.print(f"resuming scan #{run.id} ({run.total} files already done)")
+        matcher = Matcher.build(store.banks.list(), store.banks.active_entries)
+        if not matcher.banks:
+            err.print("[yellow]warning:[/yellow] no enabled bank; nothing can match")
+        if output is OutputFormat.CSV:
+            sys.stdout.write(csv_header())
+        for earlier in store.scans.results(run.id):
+            _emit(earlier, output)
+        hash_options = HashOptions(
+            max_pixels=run.options.max_pixels,
+            max_frames=run.options.max_frames,
+            dihedral=run.options.dihedral,
+        )
+        progress = Progress(
+            TextColumn("[progress.description]{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeRemainingColumn(),
+            console=err,
+            transient=False,
+        )
+        task = progress.add_task(f"scan #{run.id}", total=None)
+        try:
+            with (
+                progress,
+                HashingPool(
+                    workers=workers or settings.workers,
+                    options=hash_options,
+                    timeout=settings.decode_timeout,
+                    memory_mb=settings.worker_memory_mb,
+                ) as pool,
+            ):
+                scanner = Scanner(store=store.scans, matcher=matcher, pool=pool)
+
+                def planned(total: int, done: int) -> None:
+                    progress.update(task, total=total, completed=done)
+
+                def on_result(result: FileResult) -> None:
+                    _emit(result, output)
+                    progress.advance(task)
+
+                run = scanner.run(run, on_planned=planned, on_result=on_result)
+        except KeyboardInterrupt:
+            sys.stdout.flush()
+            err.print(f"interrupted: run `hashguard scan` on the same paths again to resume #{run.id}")
+            raise typer.Exit(EXIT_INTERRUPTED) from None
+        code = exit_code(run)
+        if output is OutputFormat.JSON:
+            sys.stdout.write(
+                json.dumps(summary_json(run, resumed=prepared.resumed, exit_code=code)) + "\n"
+            )
+        err.print(_summary_table(run))
+        if output is OutputFormat.TABLE:
+            out.print(_files_table(store.scans.results(run.id), only=None))
+    raise typer.Exit(code)
+
+
+def _detail(result: FileResult) -> str:
+    effective = [m for m in result.matches if m.effective]
+    if effective:
+        return "; ".join(
+            f"{m.bank} {m.algorithm} d={m.distance}"
+            + (f" ({m.transform})" if m.transform != "original" else "")
+            + (f" entry {m.entry_id}" if m.entry_id else "")
+            for m in effective
+        )
+    return result.reason or ""
+
+
+def _files_table(results: Iterable[FileResult], *, only: Outcome | None) -> Table:
+    """Files worth a look: every outcome but no_match, unless one outcome is asked for."""
+    table = Table("path", "outcome", "matches / reason")
+    for result in results:
+        wanted = result.outcome is only if only is not None else result.outcome is not Outcome.NO_MATCH
+        if wanted:
+            table.add_row(result.path, str(result.outcome), _detail(result))
+    return table
+
+
+@runs_app.command("list")
+def list_runs(
+    ctx: typer.Context,
+    limit: Annotated[int, typer.Option(min=1)] = 20,
+    as_json: Annotated[bool, typer.Option("--json", help="JSON output.")] = False,
+) -> None:
+    """Recent scan runs, newest first."""
+    with store_of(ctx) as store:
+        runs = store.scans.list_runs(limit)
+    if as_json:
+        out.print(
+            json.dumps([summary_json(r, resumed=False, exit_code=exit_code(r)) for r in runs]),
+            markup=False,
+        )
+        return
+    table = Table("run", "status", "started", "files", *(str(o) for o in Outcome), "roots")
+    for r in runs:
+        table.add_row(
+            str(r.id),
+            str(r.status),
+            r.started_at.strftime("%Y-%m-%d %H:%M:%S"),
+            str(r.total),
+            *(str(r.counts.get(o, 0)) for o in Outcome),
+            " ".join(r.roots),
+        )
+    out.print(table)
+
+
+@runs_app.command("show")
+def show_run(
+    ctx: typer.Context,
+    run_id: int,
+    as_json: Annotated[bool, typer.Option("--json", help="Every file's result as JSON lines.")] = False,
+    outcome: Annotated[Outcome | None, typer.Option(help="Only files with this outcome.")] = None,
+) -> None:
+    """One run: its summary, and its files (all, or those with one outcome)."""
+    with store_of(ctx) as store:
+        try:
+            run = store.scans.get(run_id)
+        except UnknownRun as exc:
+            raise fail(str(exc)) from None
+        if as_json:
+            for result in store.scans.results(run_id, outcome=outcome):
+                _emit(result, OutputFormat.JSON)
+            sys.stdout.write(json.dumps(summary_json(run, resumed=False, exit_code=exit_code(run))) + "\n")
+            return
+        out.print(_summary_table(run))
+        out.print(_files_table(store.scans.results(run_id, outcome=outcome), only=outcome))

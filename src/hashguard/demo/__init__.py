@@ -1,0 +1,1 @@
+"""A benign demonstration: generated images, a demo bank built from some, edited copies found."""

@@ -1,0 +1,86 @@
+"""Hash banks: named, versioned lists with provenance, their entries and import reports."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from hashguard.domain.signals import Algorithm
+
+DEFAULT_PDQ_THRESHOLD = 31
+MAX_PDQ_THRESHOLD = 128
+
+class BankKind(StrEnum):
+    """``known``: content to find. ``allow``: vetted false positives that suppress matches."""
+
+    KNOWN = "known"
+    ALLOW = "allow"
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Bank:
+    id: int
+    name: str
+    kind: BankKind
+    enabled: bool
+    pdq_threshold: int
+    source: str | None
+    licence: str | None
+    version: str | None
+    created_at: datetime
+    imported_at: datetime | None
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class BankEntry:
+    """One hash of a list. ``entry_id`` is the list's own identifier for it, if any."""
+
+    algorithm: Algorithm
+    value: str
+    entry_id: str | None = None
+    category: str | None = None
+    metadata: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class BankStats:
+    """What ``banks show`` may reveal: counts only, never hashes."""
+
+    bank: Bank
+    active: Mapping[Algorithm, int]
+    removed: int
+    imports: int
+
+    @property
+    def total_active(self) -> int:
+        return sum(self.active.values())
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class RowError:
+    """A rejected list row, named by file and 1-based line number."""
+
+    file: str
+    line: int
+    reason: str
+
+    def __str__(self) -> str:
+        return f"{self.file}:{self.line}: {self.reason}"
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class ImportReport:
+    bank: str
+    version: str | None
+    rows: int
+    added: int
+    updated: int
+    unchanged: int
+    removed: int
+    restored: int
+    errors: tuple[RowError, ...]
+    applied: bool
+    duplicates: int = 0

@@ -1,0 +1,34 @@
+"""A match between a file's signal and a bank entry."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from hashguard.domain.banks import BankKind
+from hashguard.domain.signals import Algorithm
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Match:
+    """One bank entry that a signal of the file matched.
+
+    ``distance`` is 0 for exact hashes, the Hamming distance for PDQ.
+    ``frame`` and ``transform`` say which frame and which dihedral variant of the
+    file matched (``original`` unless dihedral matching found a rotated/mirrored copy).
+    ``suppressed_by`` names the allow bank that suppressed this match, if one did.
+    """
+
+    bank: str
+    bank_kind: BankKind
+    algorithm: Algorithm
+    distance: int
+    entry_id: str | None
+    category: str | None
+    frame: int = 0
+    transform: str = "original"
+    suppressed_by: str | None = None
+
+    @property
+    def effective(self) -> bool:
+        """A match that counts: from a known bank and not suppressed by an allow bank."""
+        return self.bank_kind is BankKind.KNOWN and self.suppressed_by is None

@@ -1,0 +1,77 @@
+"""Scan runs and the one typed outcome each scanned file gets."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+
+from hashguard.domain.matches import Match
+from hashguard.domain.signals import FileSignals
+
+
+def printable_path(path: str) -> str:
+    """A path as text: bytes of file names that are not UTF-8 are shown escaped (``\\xff``)."""
+    return path.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+
+
+class Outcome(StrEnum):
+    """Typed outcome of one file. Only ``no_match`` means "checked and clean"."""
+
+    MATCHED = "matched"
+    NO_MATCH = "no_match"
+    UNDECODABLE = "undecodable"
+    UNSUPPORTED = "unsupported"
+    ERROR = "error"
+
+    @property
+    def incomplete(self) -> bool:
+        """True when the file could not be checked as fully as an image should be."""
+        return self in (Outcome.UNDECODABLE, Outcome.ERROR)
+
+
+class RunStatus(StrEnum):
+    RUNNING = "running"
+    INTERRUPTED = "interrupted"
+    COMPLETED = "completed"
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class ScanOptions:
+    """Options that change what a scan computes; a resumed run keeps its own."""
+
+    max_pixels: int
+    max_frames: int = 1
+    dihedral: bool = False
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class FileResult:
+    """The outcome of one file. ``reason`` explains every outcome except a clean match/no-match.
+
+    ``signals`` is absent only when the file's bytes could not be read at all.
+    """
+
+    path: str
+    outcome: Outcome
+    reason: str | None = None
+    signals: FileSignals | None = None
+    matches: tuple[Match, ...] = ()
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class ScanRun:
+    id: int
+    roots: tuple[str, ...]
+    options: ScanOptions
+    status: RunStatus
+    started_at: datetime
+    finished_at: datetime | None
+    counts: Mapping[Outcome, int]
+    pid: int | None = None
+    host: str | None = None
+
+    @property
+    def total(self) -> int:
+        return sum(self.counts.values())

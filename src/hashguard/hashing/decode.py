@@ -1,0 +1,158 @@
+"""Safe decoding of untrusted image bytes: a format allowlist, a pixel cap, no truncated images.
+
+This module decides *whether* pixels may be produced and produces them exactly as
+threatexchange's ``PdqSignal`` feeds them to ``pdqhash``, so our PDQ hashes are
+bit-identical to HMA's for the same file. It holds no process isolation: callers run
+it in worker processes with memory and time limits (see ``hashguard.hashing.isolate``).
+"""
+
+from __future__ import annotations
+
+import io
+import warnings
+from dataclasses import dataclass
+from enum import StrEnum
+
+import numpy as np
+import numpy.typing as npt
+import pillow_heif
+from PIL import Image, ImageFile
+
+pillow_heif.register_heif_opener()
+
+
+class ImageFormat(StrEnum):
+    JPEG = "jpeg"
+    PNG = "png"
+    GIF = "gif"
+    WEBP = "webp"
+    BMP = "bmp"
+    TIFF = "tiff"
+    HEIF = "heif"
+    AVIF = "avif"
+
+
+#: The Pillow plugins each sniffed format may be opened with; nothing else is ever tried.
+_PILLOW_PLUGINS: dict[ImageFormat, tuple[str, ...]] = {
+    ImageFormat.JPEG: ("JPEG", "MPO"),
+    ImageFormat.PNG: ("PNG",),
+    ImageFormat.GIF: ("GIF",),
+    ImageFormat.WEBP: ("WEBP",),
+    ImageFormat.BMP: ("BMP",),
+    ImageFormat.TIFF: ("TIFF",),
+    ImageFormat.HEIF: ("HEIF",),
+    ImageFormat.AVIF: ("AVIF", "HEIF"),
+}
+
+_HEIF_BRANDS = {b"heic", b"heix", b"hevc", b"hevx", b"heim", b"heis", b"mif1", b"msf1"}
+_AVIF_BRANDS = {b"avif", b"avis"}
+
+#: Enough leading bytes for every signature in ``sniff``.
+SNIFF_BYTES = 16
+
+#: Modes threatexchange hands to pdqhash as they are (L is stacked to three channels).
+_AS_IS_MODES = {"RGB", "RGBA", "L"}
+
+
+class DecodeError(Exception):
+    """The file claims an allowed image format but may not or cannot be decoded."""
+
+
+class UnsupportedFormat(Exception):
+    """The file is not in the image-format allowlist (it may still match exact-hash lists)."""
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Decoded:
+    image_format: ImageFormat
+    width: int
+    height: int
+    frames: tuple[npt.NDArray[np.uint8], ...]
+
+
+def sniff(head: bytes) -> ImageFormat | None:
+    """Name the allowed format ``head`` (the file's first bytes) starts with, if any."""
+    if head.startswith(b"\xff\xd8\xff"):
+        return ImageFormat.JPEG
+    if head.startswith(b"\x89PNG\r\n\x1a\n"):
+        return ImageFormat.PNG
+    if head[:6] in (b"GIF87a", b"GIF89a"):
+        return ImageFormat.GIF
+    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
+        return ImageFormat.WEBP
+    if head[:2] == b"BM":
+        return ImageFormat.BMP
+    if head[:4] in (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+"):
+        return ImageFormat.TIFF
+    if head[4:8] == b"ftyp":
+        brand = head[8:12]
+        if brand in _AVIF_BRANDS:
+            return ImageFormat.AVIF
+        if brand in _HEIF_BRANDS:
+            return ImageFormat.HEIF
+    return None
+
+
+def decode(data: bytes, *, max_pixels: int, max_frames: int = 1) -> Decoded:
+    """Decode up to ``max_frames`` frames of an allowed image into pdqhash-ready arrays.
+
+    Raises ``UnsupportedFormat`` for anything outside the allowlist and ``DecodeError``
+    for an allowed format that is truncated, corrupt, or declares more than
+    ``max_pixels`` pixels (checked from the header, before any pixel is decoded).
+    """
+    image_format = sniff(data[:SNIFF_BYTES])
+    if image_format is None:
+        raise UnsupportedFormat("not an image format on the allowlist")
+    if ImageFile.LOAD_TRUNCATED_IMAGES:
+        raise RuntimeError("PIL.ImageFile.LOAD_TRUNCATED_IMAGES must stay False")
+    try:
+        with warnings.catch_warnings():
+            # Our own cap, checked below, is far stricter than Pillow's warning level.
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(io.BytesIO(data), formats=_PILLOW_PLUGINS[image_format]) as image:
+                width, height = image.size
+                frames = [_checked_pixels(image, max_pixels)]
+                for index in range(1, max_frames):
+                    try:
+                        image.seek(index)
+                    except EOFError:
+                        break
+                    frames.append(_checked_pixels(image, max_pixels))
+    except DecodeError:
+        raise
+    except Image.DecompressionBombError as exc:
+        raise DecodeError(f"decompression bomb refused: {exc}") from exc
+    except MemoryError as exc:
+        raise DecodeError("decoding exceeded the worker's memory limit") from exc
+    except Exception as exc:  # noqa: BLE001 - any failure of a decoder on hostile input
+        raise DecodeError(f"{image_format} could not be decoded: {type(exc).__name__}: {exc}") from exc
+    return Decoded(image_format=image_format, width=width, height=height, frames=tuple(frames))
+
+
+def _checked_pixels(image: Image.Image, max_pixels: int) -> npt.NDArray[np.uint8]:
+    width, height = image.size
+    if width <= 0 or height <= 0:
+        raise DecodeError(f"image declares an empty size {width}x{height}")
+    if width * height > max_pixels:
+        raise DecodeError(
+            f"image declares {width}x{height} = {width * height / 1e6:.1f} MP, "
+            f"over the {max_pixels / 1e6:g} MP cap"
+        )
+    return pdq_input(image)
+
+
+def pdq_input(image: Image.Image) -> npt.NDArray[np.uint8]:
+    """The array threatexchange's ``pdq_hasher`` would give pdqhash for this frame.
+
+    RGB, RGBA and L frames, and LA and I;16 (which threatexchange converts to RGB),
+    are handled exactly as threatexchange does. Every other mode is converted to RGB
+    first. That is a deliberate difference: threatexchange hands palette (P) images'
+    palette *indices* and CMYK's C, M, Y planes to pdqhash as if they were colours,
+    which makes a GIF's hash depend on its palette order rather than its picture.
+    """
+    if image.mode not in _AS_IS_MODES:
+        image = image.convert("RGB")
+    array: npt.NDArray[np.uint8] = np.asarray(image)
+    if array.ndim == 2:
+        array = np.concatenate([array[..., np.newaxis]] * 3, axis=2)
+    return array

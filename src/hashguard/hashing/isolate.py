@@ -1,0 +1,132 @@
+"""Worker processes for hashing untrusted files, each under a memory and a wall-time limit.
+
+A decoder that crashes, hangs or runs out of memory costs its one file: the worker is
+replaced, the file is exact-hashed again without decoding (hashing bytes cannot hang
+or crash), and it gets the outcome ``undecodable`` with the reason. Nothing else in
+the batch is affected. pebble's ``ProcessPool`` does the supervision.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import resource
+import signal
+from concurrent.futures import Future, TimeoutError
+from types import TracebackType
+from typing import Self
+
+from pebble import ProcessExpired, ProcessPool
+
+from hashguard.domain.scans import Outcome
+from hashguard.hashing.kernel import HashOptions, HashOutput, exact_only, hash_path
+
+#: Recycle each worker after this many files, bounding allocator fragmentation.
+MAX_TASKS_PER_WORKER = 2000
+
+
+def _init_worker(memory_bytes: int) -> None:
+    resource.setrlimit(resource.RLIMIT_AS, (memory_bytes, memory_bytes))
+    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+    # Ctrl-C is the parent's to handle; workers are stopped by the pool.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def _death_reason(exc: ProcessExpired) -> str:
+    code = exc.exitcode
+    if code is not None and code < 0:
+        try:
+            name = signal.Signals(-code).name
+        except ValueError:
+            name = f"signal {-code}"
+        return f"the decoder process was killed by {name} (crash or memory limit)"
+    return f"the decoder process exited with code {code}"
+
+
+class HashingPool:
+    """A pool of isolated hashing workers; use as a context manager.
+
+    ``submit`` returns a future that always resolves to a ``HashOutput``; it never
+    raises for anything a file can cause.
+    """
+
+    def __init__(
+        self,
+        *,
+        workers: int,
+        options: HashOptions,
+        timeout: float,
+        memory_mb: int,
+        max_tasks: int = MAX_TASKS_PER_WORKER,
+    ) -> None:
+        self.workers = workers
+        self.options = options
+        self.timeout = timeout
+        # Native libraries must not start thread pools inside a memory-capped worker.
+        for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+            os.environ.setdefault(name, "1")
+        self._pool = ProcessPool(
+            max_workers=workers,
+            max_tasks=max_tasks,
+            initializer=_init_worker,
+            initargs=(memory_mb * 1024 * 1024,),
+            context=multiprocessing.get_context("spawn"),
+        )
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close(wait=exc_type is None)
+
+    def close(self, *, wait: bool = True) -> None:
+        if wait:
+            self._pool.close()
+        else:
+            self._pool.stop()
+        self._pool.join()
+
+    def submit(self, path: str) -> Future[HashOutput]:
+        outer: Future[HashOutput] = Future()
+        inner = self._pool.schedule(hash_path, args=(path, self.options), timeout=self.timeout)
+        inner.add_done_callback(lambda done: self._settle(done, path, outer))
+        return outer
+
+    def hash(self, path: str) -> HashOutput:
+        return self.submit(path).result()
+
+    def _settle(self, done: Future[HashOutput], path: str, outer: Future[HashOutput]) -> None:
+        try:
+            outer.set_result(done.result())
+            return
+        except TimeoutError:
+            reason = f"decoding took longer than {self.timeout:g} s"
+        except ProcessExpired as exc:
+            reason = _death_reason(exc)
+        except Exception as exc:  # noqa: BLE001 - the pool itself failed on this file
+            reason = f"hashing failed: {type(exc).__name__}: {exc}"
+        try:
+            fallback = self._pool.schedule(exact_only, args=(path,), timeout=self.timeout)
+        except Exception:  # noqa: BLE001 - pool already stopping
+            outer.set_result(HashOutput(signals=None, problem=Outcome.ERROR, reason=reason))
+            return
+        fallback.add_done_callback(lambda again: _settle_fallback(again, reason, outer))
+
+
+def _settle_fallback(done: Future[HashOutput], reason: str, outer: Future[HashOutput]) -> None:
+    try:
+        exact = done.result()
+    except Exception as exc:  # noqa: BLE001
+        outer.set_result(
+            HashOutput(signals=None, problem=Outcome.ERROR, reason=f"{reason}; then {exc}")
+        )
+        return
+    if exact.signals is None:
+        outer.set_result(exact)
+        return
+    outer.set_result(HashOutput(signals=exact.signals, problem=Outcome.UNDECODABLE, reason=reason))

@@ -1,0 +1,131 @@
+"""The hashing kernel: one file (or upload) in, every signal we compute and its typed problem out.
+
+Runs inside an isolated worker process. The file is read once; its bytes feed the
+exact hashers and the decoder.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+from dataclasses import dataclass
+
+from hashguard.domain.scans import Outcome
+from hashguard.domain.signals import FileSignals
+from hashguard.hashing.decode import SNIFF_BYTES, DecodeError, UnsupportedFormat, decode, sniff
+from hashguard.hashing.exact import ExactHashes, hash_bytes, hash_stream
+from hashguard.hashing.pdq import pdq_hash
+
+#: Image files larger than this are exact-hashed but never decoded.
+DEFAULT_MAX_IMAGE_BYTES = 256 * 1024 * 1024
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class HashOptions:
+    max_pixels: int
+    max_frames: int = 1
+    dihedral: bool = False
+    max_image_bytes: int = DEFAULT_MAX_IMAGE_BYTES
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class HashOutput:
+    """Signals of one input and, when the input was not a fully hashed image, why.
+
+    ``problem`` is None for a decoded image; ``unsupported`` for a file outside the
+    allowlist; ``undecodable`` for an allowed format that could not be decoded; ``error``
+    when the bytes could not be read (then ``signals`` is None).
+    """
+
+    signals: FileSignals | None
+    problem: Outcome | None = None
+    reason: str | None = None
+
+
+def _signals(exact: ExactHashes) -> FileSignals:
+    return FileSignals(size=exact.size, md5=exact.md5, sha1=exact.sha1, sha256=exact.sha256)
+
+
+def hash_path(path: str, options: HashOptions) -> HashOutput:
+    """Hash the file at ``path``; never raises for anything the file itself can cause."""
+    try:
+        # O_NONBLOCK: opening a FIFO must not hang; it has no effect on regular files.
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError as exc:
+        return HashOutput(signals=None, problem=Outcome.ERROR, reason=f"cannot open: {exc.strerror}")
+    try:
+        with os.fdopen(fd, "rb") as stream:
+            info = os.fstat(stream.fileno())
+            if not stat.S_ISREG(info.st_mode):
+                return HashOutput(
+                    signals=None, problem=Outcome.UNSUPPORTED, reason="not a regular file"
+                )
+            head = stream.read(SNIFF_BYTES)
+            if not head:
+                return HashOutput(
+                    signals=_signals(hash_bytes(b"")),
+                    problem=Outcome.UNSUPPORTED,
+                    reason="empty file",
+                )
+            if sniff(head) is None:
+                return HashOutput(
+                    signals=_signals(hash_stream(stream, prefix=head)),
+                    problem=Outcome.UNSUPPORTED,
+                    reason="not an image format on the allowlist",
+                )
+            if info.st_size > options.max_image_bytes:
+                return HashOutput(
+                    signals=_signals(hash_stream(stream, prefix=head)),
+                    problem=Outcome.UNDECODABLE,
+                    reason=f"image file of {info.st_size} bytes is over the "
+                    f"{options.max_image_bytes} byte decode limit",
+                )
+            data = head + stream.read()
+    except OSError as exc:
+        return HashOutput(signals=None, problem=Outcome.ERROR, reason=f"cannot read: {exc.strerror}")
+    return hash_data(data, options)
+
+
+def hash_data(data: bytes, options: HashOptions) -> HashOutput:
+    """Hash an upload held in memory: exact hashes always, PDQ when it decodes."""
+    exact = _signals(hash_bytes(data))
+    try:
+        decoded = decode(data, max_pixels=options.max_pixels, max_frames=options.max_frames)
+        pdq = tuple(
+            pdq_hash(frame, frame=index, dihedral=options.dihedral)
+            for index, frame in enumerate(decoded.frames)
+        )
+    except UnsupportedFormat as exc:
+        reason = "empty file" if not data else str(exc)
+        return HashOutput(signals=exact, problem=Outcome.UNSUPPORTED, reason=reason)
+    except DecodeError as exc:
+        return HashOutput(signals=exact, problem=Outcome.UNDECODABLE, reason=str(exc))
+    except MemoryError:
+        return HashOutput(
+            signals=exact, problem=Outcome.UNDECODABLE, reason="hashing exceeded the memory limit"
+        )
+    except Exception as exc:  # noqa: BLE001 - a PDQ failure on odd pixels costs this file only
+        return HashOutput(
+            signals=exact, problem=Outcome.UNDECODABLE, reason=f"PDQ failed: {exc}"
+        )
+    return HashOutput(
+        signals=FileSignals(
+            size=exact.size,
+            md5=exact.md5,
+            sha1=exact.sha1,
+            sha256=exact.sha256,
+            pdq=pdq,
+            image_format=str(decoded.image_format),
+            width=decoded.width,
+            height=decoded.height,
+        )
+    )
+
+
+def exact_only(path: str) -> HashOutput:
+    """Exact hashes only: the fallback after decoding this file killed or hung a worker."""
+    try:
+        with open(path, "rb") as stream:
+            return HashOutput(signals=_signals(hash_stream(stream)))
+    except OSError as exc:
+        return HashOutput(signals=None, problem=Outcome.ERROR, reason=f"cannot read: {exc.strerror}")

@@ -1,0 +1,87 @@
+"""The one Settings object: read once from HASHGUARD_* variables and an optional TOML file."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import platformdirs
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+CONFIG_ENV = "HASHGUARD_CONFIG"
+
+
+def _default_home() -> Path:
+    return platformdirs.user_data_path("hashguard", appauthor=False)
+
+
+class Settings(BaseSettings):
+    """Frozen settings passed down explicitly; nothing reads the environment after this.
+
+    Sources, highest priority first: constructor arguments, ``HASHGUARD_*``
+    environment variables, the TOML file named by ``HASHGUARD_CONFIG`` (or
+    ``$HASHGUARD_HOME/hashguard.toml`` when it exists), then the defaults.
+    """
+
+    model_config = SettingsConfigDict(env_prefix="HASHGUARD_", frozen=True, extra="forbid")
+
+    home: Path = Field(default_factory=_default_home)
+    database_url: SecretStr | None = None
+    workers: int = Field(default_factory=lambda: os.cpu_count() or 1, ge=1, le=256)
+    max_pixels: int = Field(default=50_000_000, ge=1)
+    max_frames: int = Field(default=1, ge=1, le=10_000)
+    decode_timeout: float = Field(default=30.0, gt=0)
+    worker_memory_mb: int = Field(default=3072, ge=256)
+
+    @field_validator("home")
+    @classmethod
+    def _expand(cls, value: Path) -> Path:
+        return value.expanduser()
+
+    @property
+    def resolved_database_url(self) -> str:
+        if self.database_url is not None:
+            return self.database_url.get_secret_value()
+        return f"sqlite:///{self.home / 'hashguard.db'}"
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        toml = _config_file()
+        if toml is not None:
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=toml))
+        return tuple(sources)
+
+    def masked(self) -> dict[str, Any]:
+        """Settings as plain values with every secret masked, for display."""
+        shown = self.model_dump(mode="json")
+        for name, value in self:
+            if isinstance(value, SecretStr):
+                shown[name] = "**********"
+        return shown
+
+
+def _config_file() -> Path | None:
+    named = os.environ.get(CONFIG_ENV)
+    if named:
+        path = Path(named).expanduser()
+        if not path.is_file():
+            raise FileNotFoundError(f"{CONFIG_ENV} names {path}, which is not a file")
+        return path
+    home = os.environ.get("HASHGUARD_HOME")
+    candidate = (Path(home).expanduser() if home else _default_home()) / "hashguard.toml"
+    return candidate if candidate.is_file() else None

@@ -1,0 +1,96 @@
+"""Engines for SQLite (embedded default, WAL) and PostgreSQL, and migrations through Alembic."""
+
+from __future__ import annotations
+
+import sqlite3
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.config import Config
+from alembic.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.engine import make_url
+from sqlalchemy.pool import NullPool
+
+from hashguard.store.banks import BankStore
+from hashguard.store.scans import ScanStore
+
+MIGRATIONS = str(Path(__file__).with_name("migrations"))
+
+
+class SchemaOutOfDate(RuntimeError):
+    """The database is behind this version of hashguard; run ``hashguard db upgrade``."""
+
+
+def make_engine(url: str) -> Engine:
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        if parsed.database and parsed.database != ":memory:":
+            Path(parsed.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(url, poolclass=NullPool)
+        event.listen(engine, "connect", _sqlite_pragmas)
+        return engine
+    return create_engine(url, pool_pre_ping=True)
+
+
+def _sqlite_pragmas(dbapi_connection: sqlite3.Connection, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.close()
+
+
+def _alembic_config(engine: Engine) -> Config:
+    config = Config()
+    config.set_main_option("script_location", MIGRATIONS)
+    config.attributes["engine"] = engine
+    return config
+
+
+def upgrade(engine: Engine, revision: str = "head") -> None:
+    command.upgrade(_alembic_config(engine), revision)
+
+
+def head_revision(engine: Engine) -> str | None:
+    return ScriptDirectory.from_config(_alembic_config(engine)).get_current_head()
+
+
+def current_revision(engine: Engine) -> str | None:
+    with engine.connect() as connection:
+        return MigrationContext.configure(connection).get_current_revision()
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Store:
+    engine: Engine
+    banks: BankStore
+    scans: ScanStore
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+
+def open_store(url: str, *, migrate: bool | None = None) -> Store:
+    """Open the store at ``url``.
+
+    ``migrate`` defaults to True for SQLite (the embedded store upgrades itself) and
+    False for PostgreSQL, where several servers share one database and migrations are
+    an explicit ``hashguard db upgrade``; an out-of-date schema then raises
+    ``SchemaOutOfDate`` instead of half-working.
+    """
+    engine = make_engine(url)
+    if migrate is None:
+        migrate = engine.dialect.name == "sqlite"
+    if migrate:
+        upgrade(engine)
+    elif current_revision(engine) != head_revision(engine):
+        engine.dispose()
+        raise SchemaOutOfDate(
+            "the database schema is not at this version's head: run `hashguard db upgrade`"
+        )
+    return Store(engine=engine, banks=BankStore(engine), scans=ScanStore(engine))

@@ -1,0 +1,226 @@
+"""Scan runs and their per-file results, written in batches as files finish."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+from sqlalchemy import Engine, Row, func, insert, select, update
+
+from hashguard.domain.banks import BankKind
+from hashguard.domain.matches import Match
+from hashguard.domain.scans import (
+    FileResult,
+    Outcome,
+    RunStatus,
+    ScanOptions,
+    ScanRun,
+    printable_path,
+)
+from hashguard.domain.signals import Algorithm, FileSignals, PdqHash
+from hashguard.store._util import aware, now
+from hashguard.store.schema import scan_results, scan_runs
+
+
+class UnknownRun(LookupError):
+    def __init__(self, run_id: int) -> None:
+        super().__init__(f"no scan run #{run_id}")
+        self.run_id = run_id
+
+
+def path_key(path: str) -> str:
+    return hashlib.sha256(path.encode("utf-8", "surrogateescape")).hexdigest()
+
+
+def _match_json(match: Match) -> dict[str, Any]:
+    return {
+        "bank": match.bank,
+        "bank_kind": str(match.bank_kind),
+        "algorithm": str(match.algorithm),
+        "distance": match.distance,
+        "entry_id": match.entry_id,
+        "category": match.category,
+        "frame": match.frame,
+        "transform": match.transform,
+        "suppressed_by": match.suppressed_by,
+    }
+
+
+def _match(data: dict[str, Any]) -> Match:
+    return Match(
+        bank=data["bank"],
+        bank_kind=BankKind(data["bank_kind"]),
+        algorithm=Algorithm(data["algorithm"]),
+        distance=data["distance"],
+        entry_id=data["entry_id"],
+        category=data["category"],
+        frame=data["frame"],
+        transform=data["transform"],
+        suppressed_by=data["suppressed_by"],
+    )
+
+
+def _result_row(run_id: int, result: FileResult) -> dict[str, Any]:
+    signals = result.signals
+    return {
+        "run_id": run_id,
+        "path_key": path_key(result.path),
+        "path": printable_path(result.path),
+        "outcome": str(result.outcome),
+        "reason": result.reason,
+        "size": signals.size if signals else None,
+        "md5": signals.md5 if signals else None,
+        "sha1": signals.sha1 if signals else None,
+        "sha256": signals.sha256 if signals else None,
+        "pdq": [
+            {"value": pdq.value, "quality": pdq.quality, "frame": pdq.frame}
+            for pdq in (signals.pdq if signals else ())
+        ],
+        "image_format": signals.image_format if signals else None,
+        "width": signals.width if signals else None,
+        "height": signals.height if signals else None,
+        "matches": [_match_json(match) for match in result.matches],
+        "scanned_at": now(),
+    }
+
+
+def _result(row: Row[Any]) -> FileResult:
+    signals = None
+    if row.md5 is not None:
+        signals = FileSignals(
+            size=row.size,
+            md5=row.md5,
+            sha1=row.sha1,
+            sha256=row.sha256,
+            pdq=tuple(
+                PdqHash(value=item["value"], quality=item["quality"], frame=item["frame"])
+                for item in row.pdq or ()
+            ),
+            image_format=row.image_format,
+            width=row.width,
+            height=row.height,
+        )
+    return FileResult(
+        path=row.path,
+        outcome=Outcome(row.outcome),
+        reason=row.reason,
+        signals=signals,
+        matches=tuple(_match(item) for item in row.matches or ()),
+    )
+
+
+class ScanStore:
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+
+    def create_run(
+        self, *, roots: Sequence[str], resume_key: str, options: ScanOptions, pid: int, host: str
+    ) -> ScanRun:
+        with self._engine.begin() as conn:
+            run_id = conn.execute(
+                insert(scan_runs)
+                .values(
+                    roots=list(roots),
+                    resume_key=resume_key,
+                    options={
+                        "max_pixels": options.max_pixels,
+                        "max_frames": options.max_frames,
+                        "dihedral": options.dihedral,
+                    },
+                    status=str(RunStatus.RUNNING),
+                    started_at=now(),
+                    pid=pid,
+                    host=host,
+                )
+                .returning(scan_runs.c.id)
+            ).scalar_one()
+        return self.get(run_id)
+
+    def latest_unfinished(self, resume_key: str) -> ScanRun | None:
+        with self._engine.connect() as conn:
+            run_id = conn.execute(
+                select(scan_runs.c.id)
+                .where(
+                    scan_runs.c.resume_key == resume_key,
+                    scan_runs.c.status != str(RunStatus.COMPLETED),
+                )
+                .order_by(scan_runs.c.id.desc())
+                .limit(1)
+            ).scalar()
+        return None if run_id is None else self.get(run_id)
+
+    def claim(self, run_id: int, *, pid: int, host: str) -> None:
+        with self._engine.begin() as conn:
+            conn.execute(
+                update(scan_runs)
+                .where(scan_runs.c.id == run_id)
+                .values(status=str(RunStatus.RUNNING), pid=pid, host=host, finished_at=None)
+            )
+
+    def finish(self, run_id: int, status: RunStatus) -> None:
+        with self._engine.begin() as conn:
+            conn.execute(
+                update(scan_runs)
+                .where(scan_runs.c.id == run_id)
+                .values(status=str(status), finished_at=now() if status is RunStatus.COMPLETED else None)
+            )
+
+    def done_paths(self, run_id: int) -> set[str]:
+        """Digests (``path_key``) of the files that already have their outcome in this run."""
+        with self._engine.connect() as conn:
+            return set(
+                conn.execute(select(scan_results.c.path_key).where(scan_results.c.run_id == run_id))
+                .scalars()
+                .all()
+            )
+
+    def add_results(self, run_id: int, results: Sequence[FileResult]) -> None:
+        if results:
+            with self._engine.begin() as conn:
+                conn.execute(insert(scan_results), [_result_row(run_id, r) for r in results])
+
+    def get(self, run_id: int) -> ScanRun:
+        with self._engine.connect() as conn:
+            row = conn.execute(select(scan_runs).where(scan_runs.c.id == run_id)).first()
+            if row is None:
+                raise UnknownRun(run_id)
+            counts = {
+                Outcome(outcome): count
+                for outcome, count in conn.execute(
+                    select(scan_results.c.outcome, func.count())
+                    .where(scan_results.c.run_id == run_id)
+                    .group_by(scan_results.c.outcome)
+                )
+            }
+        started = aware(row.started_at)
+        assert started is not None
+        return ScanRun(
+            id=row.id,
+            roots=tuple(row.roots),
+            options=ScanOptions(**row.options),
+            status=RunStatus(row.status),
+            started_at=started,
+            finished_at=aware(row.finished_at),
+            counts={outcome: counts.get(outcome, 0) for outcome in Outcome},
+            pid=row.pid,
+            host=row.host,
+        )
+
+    def list_runs(self, limit: int = 50) -> list[ScanRun]:
+        with self._engine.connect() as conn:
+            ids = (
+                conn.execute(select(scan_runs.c.id).order_by(scan_runs.c.id.desc()).limit(limit))
+                .scalars()
+                .all()
+            )
+        return [self.get(run_id) for run_id in ids]
+
+    def results(self, run_id: int, *, outcome: Outcome | None = None) -> Iterator[FileResult]:
+        query = select(scan_results).where(scan_results.c.run_id == run_id)
+        if outcome is not None:
+            query = query.where(scan_results.c.outcome == str(outcome))
+        query = query.order_by(scan_results.c.id).execution_options(yield_per=5000)
+        with self._engine.connect() as conn:
+            for row in conn.execute(query):
+                yield _result(row)

@@ -1,0 +1,119 @@
+"""Table definitions. Changing them needs a new Alembic migration (tests compare the two)."""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Column,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+
+# SQLite only auto-increments an INTEGER PRIMARY KEY; PostgreSQL gets a BIGINT identity.
+Id = BigInteger().with_variant(Integer(), "sqlite")
+
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(column_0_label)s",
+        "uq": "uq_%(table_name)s_%(column_0_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+banks = Table(
+    "banks",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("name", String(100), nullable=False, unique=True),
+    Column("kind", String(16), nullable=False),
+    Column("enabled", Boolean, nullable=False),
+    Column("pdq_threshold", Integer, nullable=False),
+    Column("source", Text),
+    Column("licence", Text),
+    Column("version", Text),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("imported_at", DateTime(timezone=True)),
+)
+
+bank_entries = Table(
+    "bank_entries",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("bank_id", Id, ForeignKey("banks.id", ondelete="CASCADE"), nullable=False),
+    Column("algorithm", String(16), nullable=False),
+    Column("value", String(64), nullable=False),
+    Column("entry_id", Text),
+    Column("category", Text),
+    Column("meta", JSON),
+    Column("added_at", DateTime(timezone=True), nullable=False),
+    Column("added_version", Text),
+    Column("removed_at", DateTime(timezone=True)),
+    Column("removed_version", Text),
+    UniqueConstraint("bank_id", "algorithm", "value", name="uq_bank_entries_signal"),
+    Index("ix_bank_entries_lookup", "algorithm", "value"),
+)
+
+bank_imports = Table(
+    "bank_imports",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("bank_id", Id, ForeignKey("banks.id", ondelete="CASCADE"), nullable=False, index=True),
+    Column("version", Text),
+    Column("filename", Text, nullable=False),
+    Column("imported_at", DateTime(timezone=True), nullable=False),
+    Column("rows", Integer, nullable=False),
+    Column("added", Integer, nullable=False),
+    Column("updated", Integer, nullable=False),
+    Column("unchanged", Integer, nullable=False),
+    Column("removed", Integer, nullable=False),
+    Column("restored", Integer, nullable=False),
+    Column("invalid", Integer, nullable=False),
+)
+
+scan_runs = Table(
+    "scan_runs",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("roots", JSON, nullable=False),
+    Column("resume_key", String(64), nullable=False, index=True),
+    Column("options", JSON, nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("started_at", DateTime(timezone=True), nullable=False),
+    Column("finished_at", DateTime(timezone=True)),
+    Column("pid", Integer),
+    Column("host", Text),
+)
+
+scan_results = Table(
+    "scan_results",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("run_id", Id, ForeignKey("scan_runs.id", ondelete="CASCADE"), nullable=False),
+    # Paths can exceed what a B-tree key may hold; uniqueness goes through their digest.
+    Column("path_key", String(64), nullable=False),
+    Column("path", Text, nullable=False),
+    Column("outcome", String(16), nullable=False),
+    Column("reason", Text),
+    Column("size", BigInteger),
+    Column("md5", String(32)),
+    Column("sha1", String(40)),
+    Column("sha256", String(64)),
+    Column("pdq", JSON),
+    Column("image_format", String(16)),
+    Column("width", Integer),
+    Column("height", Integer),
+    Column("matches", JSON),
+    Column("scanned_at", DateTime(timezone=True), nullable=False),
+    UniqueConstraint("run_id", "path_key", name="uq_scan_results_path"),
+    Index("ix_scan_results_run_outcome", "run_id", "outcome"),
+)
