@@ -1,3 +1,3 @@
-"""hashguard: find known CSAM on your own service with vetted hashes and lists, act on it, account for it."""
+"""hashguard: find known CSAM on your own service with vetted hashes and lists; act; account."""
 
 __version__ = "0.1.0"

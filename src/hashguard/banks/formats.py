@@ -217,9 +217,12 @@ def _read_delimited(stream: TextIO, algorithm: Algorithm | None, delimiter: str)
         return
     known, extra = _header_map(header)
     if "hash" not in known:
-        yield reader.line_num, InvalidRow(
-            "the header names no hash column (hash, value or signal); "
-            "a file of bare hashes should be imported with --format plain"
+        yield (
+            reader.line_num,
+            InvalidRow(
+                "the header names no hash column (hash, value or signal); "
+                "a file of bare hashes should be imported with --format plain"
+            ),
         )
         return
     for row in reader:
@@ -239,13 +242,16 @@ def _read_delimited(stream: TextIO, algorithm: Algorithm | None, delimiter: str)
             for index, name in extra.items():
                 if index < len(row) and row[index].strip():
                     metadata.setdefault(name, row[index].strip())
-            yield line, _entry(
-                algorithm=cell("algorithm"),
-                value=cell("hash"),
-                default_algorithm=algorithm,
-                entry_id=cell("entry_id"),
-                category=cell("category"),
-                metadata=metadata,
+            yield (
+                line,
+                _entry(
+                    algorithm=cell("algorithm"),
+                    value=cell("hash"),
+                    default_algorithm=algorithm,
+                    entry_id=cell("entry_id"),
+                    category=cell("category"),
+                    metadata=metadata,
+                ),
             )
         except InvalidRow as exc:
             yield line, exc
@@ -265,40 +271,41 @@ def _metadata(text: str | None) -> dict[str, Any]:
 
 def _read_jsonl(stream: TextIO, algorithm: Algorithm | None, _delimiter: str) -> _RowOutcome:
     for number, raw in enumerate(stream, start=1):
-        if not raw.strip():
-            continue
-        try:
-            obj = json.loads(raw)
-        except json.JSONDecodeError as exc:
-            yield number, InvalidRow(f"not valid JSON: {exc.msg}")
-            continue
-        if not isinstance(obj, dict):
-            yield number, InvalidRow("each line must be a JSON object")
-            continue
-        fields = {target: None for target in _COLUMN_ALIASES}
-        metadata: dict[str, Any] = {}
-        for key, value in obj.items():
-            target = next(
-                (name for name, aliases in _COLUMN_ALIASES.items() if key.lower() in aliases), None
-            )
-            if target is not None and fields[target] is None:
-                fields[target] = value
-            else:
-                metadata[key] = value
-        try:
-            nested = fields["metadata"]
-            if nested is not None and not isinstance(nested, dict):
-                raise InvalidRow("metadata must be a JSON object")
-            for name in ("algorithm", "hash"):
-                if fields[name] is not None and not isinstance(fields[name], str):
-                    raise InvalidRow(f"{name} must be a string")
-            yield number, _entry(
-                algorithm=fields["algorithm"],
-                value=fields["hash"],
-                default_algorithm=algorithm,
-                entry_id=fields["entry_id"],
-                category=fields["category"],
-                metadata={**metadata, **(nested or {})},
-            )
-        except InvalidRow as exc:
-            yield number, exc
+        if raw.strip():
+            try:
+                yield number, _jsonl_entry(raw, algorithm)
+            except InvalidRow as exc:
+                yield number, exc
+
+
+def _jsonl_entry(raw: str, algorithm: Algorithm | None) -> BankEntry:
+    try:
+        obj = json.loads(raw)
+    except json.JSONDecodeError as exc:
+        raise InvalidRow(f"not valid JSON: {exc.msg}") from None
+    if not isinstance(obj, dict):
+        raise InvalidRow("each line must be a JSON object")
+    fields = dict.fromkeys(_COLUMN_ALIASES)
+    metadata: dict[str, Any] = {}
+    for key, value in obj.items():
+        target = next(
+            (name for name, aliases in _COLUMN_ALIASES.items() if key.lower() in aliases), None
+        )
+        if target is not None and fields[target] is None:
+            fields[target] = value
+        else:
+            metadata[key] = value
+    nested = fields["metadata"]
+    if nested is not None and not isinstance(nested, dict):
+        raise InvalidRow("metadata must be a JSON object")
+    for name in ("algorithm", "hash"):
+        if fields[name] is not None and not isinstance(fields[name], str):
+            raise InvalidRow(f"{name} must be a string")
+    return _entry(
+        algorithm=fields["algorithm"],
+        value=fields["hash"],
+        default_algorithm=algorithm,
+        entry_id=fields["entry_id"],
+        category=fields["category"],
+        metadata={**metadata, **(nested or {})},
+    )

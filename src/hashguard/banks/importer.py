@@ -59,7 +59,11 @@ def import_list(
         )
     if not exists and create is not None:
         store.create(
-            bank, kind=create.kind, pdq_threshold=create.pdq_threshold, source=source, licence=licence
+            bank,
+            kind=create.kind,
+            pdq_threshold=create.pdq_threshold,
+            source=source,
+            licence=licence,
         )
     report = store.replace_entries(
         bank,

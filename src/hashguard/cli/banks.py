@@ -51,7 +51,9 @@ def _bank_json(bank: Bank) -> dict[str, object]:
 def create(
     ctx: typer.Context,
     name: str,
-    kind: Annotated[BankKind, typer.Option(help="known: content to find; allow: vetted false positives.")] = BankKind.KNOWN,
+    kind: Annotated[
+        BankKind, typer.Option(help="known: content to find; allow: vetted false positives.")
+    ] = BankKind.KNOWN,
     threshold: Threshold = DEFAULT_PDQ_THRESHOLD,
     source: Annotated[str | None, typer.Option(help="Where the list comes from.")] = None,
     licence: Annotated[str | None, typer.Option(help="Terms the list is held under.")] = None,
@@ -61,7 +63,12 @@ def create(
     with store_of(ctx) as store:
         try:
             store.banks.create(
-                name, kind=kind, pdq_threshold=threshold, enabled=not disabled, source=source, licence=licence
+                name,
+                kind=kind,
+                pdq_threshold=threshold,
+                enabled=not disabled,
+                source=source,
+                licence=licence,
             )
         except BankExists as exc:
             raise fail(str(exc)) from None
@@ -78,17 +85,22 @@ def import_command(
     ] = None,
     algorithm: Annotated[
         Algorithm | None,
-        typer.Option(help="Algorithm of rows that name none (plain files of 64-hex hashes need it)."),
+        typer.Option(
+            help="Algorithm of rows that name none (plain files of 64-hex hashes need it)."
+        ),
     ] = None,
     source: Annotated[str | None, typer.Option(help="Where the list comes from.")] = None,
     licence: Annotated[str | None, typer.Option(help="Terms the list is held under.")] = None,
     version: Annotated[
-        str | None, typer.Option("--list-version", help="The list's version; default: import number.")
+        str | None,
+        typer.Option("--list-version", help="The list's version; default: import number."),
     ] = None,
     skip_invalid: Annotated[
         bool, typer.Option("--skip-invalid", help="Import the valid rows even if some are invalid.")
     ] = False,
-    kind: Annotated[BankKind, typer.Option(help="Kind of a bank this import creates.")] = BankKind.KNOWN,
+    kind: Annotated[
+        BankKind, typer.Option(help="Kind of a bank this import creates.")
+    ] = BankKind.KNOWN,
     threshold: Threshold = DEFAULT_PDQ_THRESHOLD,
 ) -> None:
     """Import a list file as the bank's new version.
@@ -185,9 +197,12 @@ def show(
 def set_settings(
     ctx: typer.Context,
     name: str,
-    enabled: Annotated[bool | None, typer.Option("--enabled/--disabled", help="Switch matching on or off.")] = None,
+    enabled: Annotated[
+        bool | None, typer.Option("--enabled/--disabled", help="Switch matching on or off.")
+    ] = None,
     threshold: Annotated[
-        int | None, typer.Option("--threshold", min=0, max=MAX_PDQ_THRESHOLD, help="PDQ distance threshold.")
+        int | None,
+        typer.Option("--threshold", min=0, max=MAX_PDQ_THRESHOLD, help="PDQ distance threshold."),
     ] = None,
     kind: Annotated[BankKind | None, typer.Option(help="known or allow.")] = None,
 ) -> None:

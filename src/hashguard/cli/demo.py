@@ -23,7 +23,9 @@ from hashguard.store import open_store
 
 def demo(
     ctx: typer.Context,
-    directory: Annotated[Path, typer.Option("--dir", help="Folder to (re)create for the demo.")] = Path("demo"),
+    directory: Annotated[
+        Path, typer.Option("--dir", help="Folder to (re)create for the demo.")
+    ] = Path("demo"),
 ) -> None:
     """Generate benign images, make a demo bank of four, scan edited copies and distractors.
 
@@ -73,10 +75,14 @@ def demo(
             false_hits.append(name)
         best = effective[0] if effective else None
         detail = (
-            f"{best.algorithm} d={best.distance} {best.transform}" if best else (result.reason or "")
+            f"{best.algorithm} d={best.distance} {best.transform}"
+            if best
+            else (result.reason or "")
         )
         style = "green" if found == expected else "red"
-        table.add_row(name, "yes" if expected else "no", f"[{style}]{result.outcome}[/{style}]", detail)
+        table.add_row(
+            name, "yes" if expected else "no", f"[{style}]{result.outcome}[/{style}]", detail
+        )
     out.print(table)
     copies = sum(layout.expected.values())
     dihedral = sum(1 for name, exp in layout.expected.items() if exp and needs_dihedral(name))

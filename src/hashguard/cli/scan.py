@@ -13,7 +13,7 @@ from typing import Annotated
 
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-from rich.table import Table
+from rich.table import Column, Table
 
 from hashguard.cli.context import err, fail, out, settings_of, store_of
 from hashguard.cli.render import csv_header, csv_row, result_json, summary_json
@@ -71,7 +71,9 @@ def scan(
         bool, typer.Option("--json", help="One JSON object per file, then a summary, on stdout.")
     ] = False,
     as_csv: Annotated[bool, typer.Option("--csv", help="CSV rows on stdout.")] = False,
-    workers: Annotated[int | None, typer.Option(help="Hashing processes (default: cores).", min=1)] = None,
+    workers: Annotated[
+        int | None, typer.Option(help="Hashing processes (default: cores).", min=1)
+    ] = None,
     rescan: Annotated[
         bool, typer.Option("--rescan", help="Start afresh instead of resuming an unfinished run.")
     ] = False,
@@ -151,7 +153,9 @@ def scan(
                 run = scanner.run(run, on_planned=planned, on_result=on_result)
         except KeyboardInterrupt:
             sys.stdout.flush()
-            err.print(f"interrupted: run `hashguard scan` on the same paths again to resume #{run.id}")
+            err.print(
+                f"interrupted: run `hashguard scan` on the same paths again to resume #{run.id}"
+            )
             raise typer.Exit(EXIT_INTERRUPTED) from None
         code = exit_code(run)
         if output is OutputFormat.JSON:
@@ -178,9 +182,13 @@ def _detail(result: FileResult) -> str:
 
 def _files_table(results: Iterable[FileResult], *, only: Outcome | None) -> Table:
     """Files worth a look: every outcome but no_match, unless one outcome is asked for."""
-    table = Table("path", "outcome", "matches / reason")
+    table = Table(
+        Column("path", overflow="fold"), "outcome", Column("matches / reason", overflow="fold")
+    )
     for result in results:
-        wanted = result.outcome is only if only is not None else result.outcome is not Outcome.NO_MATCH
+        wanted = (
+            result.outcome is only if only is not None else result.outcome is not Outcome.NO_MATCH
+        )
         if wanted:
             table.add_row(result.path, str(result.outcome), _detail(result))
     return table
@@ -201,14 +209,22 @@ def list_runs(
             markup=False,
         )
         return
-    table = Table("run", "status", "started", "files", *(str(o) for o in Outcome), "roots")
+    shown = (Outcome.MATCHED, Outcome.UNDECODABLE, Outcome.ERROR)
+    table = Table(
+        "run",
+        Column("status", no_wrap=True),
+        Column("started (UTC)", no_wrap=True),
+        "files",
+        *(str(o) for o in shown),
+        Column("roots", overflow="fold"),
+    )
     for r in runs:
         table.add_row(
             str(r.id),
             str(r.status),
-            r.started_at.strftime("%Y-%m-%d %H:%M:%S"),
+            r.started_at.strftime("%Y-%m-%d %H:%M"),
             str(r.total),
-            *(str(r.counts.get(o, 0)) for o in Outcome),
+            *(str(r.counts.get(o, 0)) for o in shown),
             " ".join(r.roots),
         )
     out.print(table)
@@ -218,7 +234,9 @@ def list_runs(
 def show_run(
     ctx: typer.Context,
     run_id: int,
-    as_json: Annotated[bool, typer.Option("--json", help="Every file's result as JSON lines.")] = False,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Every file's result as JSON lines.")
+    ] = False,
     outcome: Annotated[Outcome | None, typer.Option(help="Only files with this outcome.")] = None,
 ) -> None:
     """One run: its summary, and its files (all, or those with one outcome)."""
@@ -230,7 +248,9 @@ def show_run(
         if as_json:
             for result in store.scans.results(run_id, outcome=outcome):
                 _emit(result, OutputFormat.JSON)
-            sys.stdout.write(json.dumps(summary_json(run, resumed=False, exit_code=exit_code(run))) + "\n")
+            sys.stdout.write(
+                json.dumps(summary_json(run, resumed=False, exit_code=exit_code(run))) + "\n"
+            )
             return
         out.print(_summary_table(run))
         out.print(_files_table(store.scans.results(run_id, outcome=outcome), only=outcome))

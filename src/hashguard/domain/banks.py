@@ -13,6 +13,7 @@ from hashguard.domain.signals import Algorithm
 DEFAULT_PDQ_THRESHOLD = 31
 MAX_PDQ_THRESHOLD = 128
 
+
 class BankKind(StrEnum):
     """``known``: content to find. ``allow``: vetted false positives that suppress matches."""
 

@@ -124,8 +124,10 @@ def decode(data: bytes, *, max_pixels: int, max_frames: int = 1) -> Decoded:
         raise DecodeError(f"decompression bomb refused: {exc}") from exc
     except MemoryError as exc:
         raise DecodeError("decoding exceeded the worker's memory limit") from exc
-    except Exception as exc:  # noqa: BLE001 - any failure of a decoder on hostile input
-        raise DecodeError(f"{image_format} could not be decoded: {type(exc).__name__}: {exc}") from exc
+    except Exception as exc:
+        raise DecodeError(
+            f"{image_format} could not be decoded: {type(exc).__name__}: {exc}"
+        ) from exc
     return Decoded(image_format=image_format, width=width, height=height, frames=tuple(frames))
 
 

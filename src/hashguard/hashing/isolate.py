@@ -85,10 +85,11 @@ class HashingPool:
         self.close(wait=exc_type is None)
 
     def close(self, *, wait: bool = True) -> None:
+        # pebble leaves these two unannotated.
         if wait:
-            self._pool.close()
+            self._pool.close()  # type: ignore[no-untyped-call]
         else:
-            self._pool.stop()
+            self._pool.stop()  # type: ignore[no-untyped-call]
         self._pool.join()
 
     def submit(self, path: str) -> Future[HashOutput]:
@@ -102,17 +103,19 @@ class HashingPool:
 
     def _settle(self, done: Future[HashOutput], path: str, outer: Future[HashOutput]) -> None:
         try:
-            outer.set_result(done.result())
-            return
+            result = done.result()
         except TimeoutError:
             reason = f"decoding took longer than {self.timeout:g} s"
         except ProcessExpired as exc:
             reason = _death_reason(exc)
-        except Exception as exc:  # noqa: BLE001 - the pool itself failed on this file
+        except Exception as exc:
             reason = f"hashing failed: {type(exc).__name__}: {exc}"
+        else:
+            outer.set_result(result)
+            return
         try:
             fallback = self._pool.schedule(exact_only, args=(path,), timeout=self.timeout)
-        except Exception:  # noqa: BLE001 - pool already stopping
+        except Exception:
             outer.set_result(HashOutput(signals=None, problem=Outcome.ERROR, reason=reason))
             return
         fallback.add_done_callback(lambda again: _settle_fallback(again, reason, outer))
@@ -121,7 +124,7 @@ class HashingPool:
 def _settle_fallback(done: Future[HashOutput], reason: str, outer: Future[HashOutput]) -> None:
     try:
         exact = done.result()
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:
         outer.set_result(
             HashOutput(signals=None, problem=Outcome.ERROR, reason=f"{reason}; then {exc}")
         )

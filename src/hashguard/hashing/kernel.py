@@ -52,7 +52,9 @@ def hash_path(path: str, options: HashOptions) -> HashOutput:
         # O_NONBLOCK: opening a FIFO must not hang; it has no effect on regular files.
         fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
     except OSError as exc:
-        return HashOutput(signals=None, problem=Outcome.ERROR, reason=f"cannot open: {exc.strerror}")
+        return HashOutput(
+            signals=None, problem=Outcome.ERROR, reason=f"cannot open: {exc.strerror}"
+        )
     try:
         with os.fdopen(fd, "rb") as stream:
             info = os.fstat(stream.fileno())
@@ -82,7 +84,9 @@ def hash_path(path: str, options: HashOptions) -> HashOutput:
                 )
             data = head + stream.read()
     except OSError as exc:
-        return HashOutput(signals=None, problem=Outcome.ERROR, reason=f"cannot read: {exc.strerror}")
+        return HashOutput(
+            signals=None, problem=Outcome.ERROR, reason=f"cannot read: {exc.strerror}"
+        )
     return hash_data(data, options)
 
 
@@ -104,10 +108,8 @@ def hash_data(data: bytes, options: HashOptions) -> HashOutput:
         return HashOutput(
             signals=exact, problem=Outcome.UNDECODABLE, reason="hashing exceeded the memory limit"
         )
-    except Exception as exc:  # noqa: BLE001 - a PDQ failure on odd pixels costs this file only
-        return HashOutput(
-            signals=exact, problem=Outcome.UNDECODABLE, reason=f"PDQ failed: {exc}"
-        )
+    except Exception as exc:
+        return HashOutput(signals=exact, problem=Outcome.UNDECODABLE, reason=f"PDQ failed: {exc}")
     return HashOutput(
         signals=FileSignals(
             size=exact.size,
@@ -128,4 +130,6 @@ def exact_only(path: str) -> HashOutput:
         with open(path, "rb") as stream:
             return HashOutput(signals=_signals(hash_stream(stream)))
     except OSError as exc:
-        return HashOutput(signals=None, problem=Outcome.ERROR, reason=f"cannot read: {exc.strerror}")
+        return HashOutput(
+            signals=None, problem=Outcome.ERROR, reason=f"cannot read: {exc.strerror}"
+        )

@@ -24,6 +24,8 @@ def pdq_hash(pixels: npt.NDArray[np.uint8], *, frame: int = 0, dihedral: bool = 
     if dihedral:
         vectors, quality = pdqhash.compute_dihedral(pixels)
         hashes = [_to_hex(v) for v in vectors]
-        return PdqHash(value=hashes[0], quality=int(quality), frame=frame, dihedral=tuple(hashes[1:]))
+        return PdqHash(
+            value=hashes[0], quality=int(quality), frame=frame, dihedral=tuple(hashes[1:])
+        )
     vector, quality = pdqhash.compute(pixels)
     return PdqHash(value=_to_hex(vector), quality=int(quality), frame=frame)

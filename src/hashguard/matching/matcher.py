@@ -58,7 +58,9 @@ class Matcher:
         else:
             self._exact.add(entry.algorithm, entry.value, ref)
 
-    def _match(self, ref: int, algorithm: Algorithm, distance: int, frame: int, transform: str) -> Match:
+    def _match(
+        self, ref: int, algorithm: Algorithm, distance: int, frame: int, transform: str
+    ) -> Match:
         target = self._refs[ref]
         return Match(
             bank=target.bank.name,
@@ -102,11 +104,10 @@ def _suppress(matches: list[Match]) -> tuple[Match, ...]:
     frame_allow = {m.frame: m for m in allow if m.algorithm is Algorithm.PDQ}
     result = []
     for match in matches:
+        by = None
         if match.bank_kind is BankKind.KNOWN:
             by = exact_allow
             if by is None and match.algorithm is Algorithm.PDQ:
                 by = frame_allow.get(match.frame)
-            if by is not None:
-                match = replace(match, suppressed_by=by.bank)
-        result.append(match)
+        result.append(match if by is None else replace(match, suppressed_by=by.bank))
     return tuple(result)

@@ -40,7 +40,9 @@ class PdqIndex:
             self._thresholds = np.concatenate(
                 [self._thresholds, np.asarray(self._pending_thresholds, dtype=np.int16)]
             )
-            self._refs = np.concatenate([self._refs, np.asarray(self._pending_refs, dtype=np.int64)])
+            self._refs = np.concatenate(
+                [self._refs, np.asarray(self._pending_refs, dtype=np.int64)]
+            )
             self._pending_hashes.clear()
             self._pending_thresholds.clear()
             self._pending_refs.clear()

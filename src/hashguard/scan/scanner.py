@@ -166,7 +166,10 @@ class Scanner:
             nonlocal last_flush
             buffer.append(result)
             on_result(result)
-            if len(buffer) >= self._flush_rows or time.monotonic() - last_flush >= self._flush_seconds:
+            if (
+                len(buffer) >= self._flush_rows
+                or time.monotonic() - last_flush >= self._flush_seconds
+            ):
                 self._store.add_results(run.id, buffer)
                 buffer.clear()
                 last_flush = time.monotonic()
@@ -178,16 +181,22 @@ class Scanner:
             exhausted = False
             while True:
                 while not exhausted and len(in_flight) < window:
-                    item = next(queue, None)
-                    if item is None:
+                    upcoming = next(queue, None)
+                    if upcoming is None:
                         exhausted = True
-                    elif item.problem is not None:
-                        record(FileResult(path=item.path, outcome=item.problem, reason=item.reason))
+                    elif upcoming.problem is not None:
+                        record(
+                            FileResult(
+                                path=upcoming.path, outcome=upcoming.problem, reason=upcoming.reason
+                            )
+                        )
                     else:
-                        in_flight[self._pool.submit(item.path)] = item.path
+                        in_flight[self._pool.submit(upcoming.path)] = upcoming.path
                 if not in_flight:
                     break
-                finished, _ = wait(in_flight, timeout=self._flush_seconds, return_when=FIRST_COMPLETED)
+                finished, _ = wait(
+                    in_flight, timeout=self._flush_seconds, return_when=FIRST_COMPLETED
+                )
                 for future in finished:
                     path = in_flight.pop(future)
                     output = future.result()

@@ -1,4 +1,4 @@
-"""The only package that touches SQLAlchemy: schema, migrations and stores returning domain types."""
+"""The only package that touches SQLAlchemy: schema, migrations, stores of domain types."""
 
 from hashguard.store.banks import BankStore, UnknownBank
 from hashguard.store.database import Store, open_store

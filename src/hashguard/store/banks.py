@@ -184,7 +184,10 @@ class BankStore:
         with self._engine.connect() as conn:
             for algorithm, value, entry_id, category in conn.execute(query):
                 yield BankEntry(
-                    algorithm=Algorithm(algorithm), value=value, entry_id=entry_id, category=category
+                    algorithm=Algorithm(algorithm),
+                    value=value,
+                    entry_id=entry_id,
+                    category=category,
                 )
 
     def replace_entries(
@@ -217,7 +220,7 @@ class BankStore:
                     select(func.count()).where(bank_imports.c.bank_id == bank_id)
                 ).scalar_one()
                 version = str(previous + 1)
-            existing: dict[tuple[str, str], Row[Any]] = {
+            existing: dict[tuple[str, str], Any] = {
                 (row.algorithm, row.value): row
                 for row in conn.execute(
                     select(
@@ -253,13 +256,19 @@ class BankStore:
                     )
                 elif row.removed_at is not None:
                     restored += 1
-                    to_update.append({"b_id": row.id, "removed_at": None, "removed_version": None, **attrs})
+                    to_update.append(
+                        {"b_id": row.id, "removed_at": None, "removed_version": None, **attrs}
+                    )
                 elif (row.entry_id, row.category, row.meta) != tuple(attrs.values()):
-                    to_update.append({"b_id": row.id, "removed_at": None, "removed_version": None, **attrs})
+                    to_update.append(
+                        {"b_id": row.id, "removed_at": None, "removed_version": None, **attrs}
+                    )
                 else:
                     unchanged += 1
             to_remove = [
-                row.id for key, row in existing.items() if row.removed_at is None and key not in seen
+                row.id
+                for key, row in existing.items()
+                if row.removed_at is None and key not in seen
             ]
             for batch in chunked(to_add):
                 conn.execute(insert(bank_entries), list(batch))

@@ -163,7 +163,9 @@ class ScanStore:
             conn.execute(
                 update(scan_runs)
                 .where(scan_runs.c.id == run_id)
-                .values(status=str(status), finished_at=now() if status is RunStatus.COMPLETED else None)
+                .values(
+                    status=str(status), finished_at=now() if status is RunStatus.COMPLETED else None
+                )
             )
 
     def done_paths(self, run_id: int) -> set[str]:

@@ -109,7 +109,10 @@ def upgrade() -> None:
         sa.Column("scanned_at", Stamp, nullable=False),
         sa.PrimaryKeyConstraint("id", name="pk_scan_results"),
         sa.ForeignKeyConstraint(
-            ["run_id"], ["scan_runs.id"], name="fk_scan_results_run_id_scan_runs", ondelete="CASCADE"
+            ["run_id"],
+            ["scan_runs.id"],
+            name="fk_scan_results_run_id_scan_runs",
+            ondelete="CASCADE",
         ),
         sa.UniqueConstraint("run_id", "path_key", name="uq_scan_results_path"),
     )

@@ -1,0 +1,44 @@
+# The same commands people and CI run. Everything lives in .venv, created on first use.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+RUNTIME := $(VENV)/.installed
+DEV := $(VENV)/.installed-dev
+
+.PHONY: demo test lint format bench clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+
+$(RUNTIME): pyproject.toml | $(BIN)/python
+	$(BIN)/pip install --quiet --editable .
+	touch $@
+
+$(DEV): pyproject.toml | $(BIN)/python
+	$(BIN)/pip install --quiet --editable ".[dev]"
+	touch $@ $(RUNTIME)
+
+## demo: install, generate a benign corpus and demo bank in ./demo, scan it, show what was found
+demo: $(RUNTIME)
+	$(BIN)/hashguard demo --dir demo
+
+## test: the whole suite, on SQLite and on a throwaway PostgreSQL from the local binaries
+test: $(DEV)
+	$(BIN)/pytest
+
+## lint: formatting, lint rules, strict typing
+lint: $(DEV)
+	$(BIN)/ruff format --check src tests bench
+	$(BIN)/ruff check src tests bench
+	$(BIN)/mypy src
+
+format: $(DEV)
+	$(BIN)/ruff format src tests bench
+	$(BIN)/ruff check --fix src tests bench
+
+## bench: throughput against HMA's path and list import, measured in one run (BENCH_SCALE=full for the large corpus)
+bench: $(DEV)
+	$(BIN)/python -m bench
+
+clean:
+	rm -rf $(VENV) demo bench/out .pytest_cache .mypy_cache .ruff_cache .hypothesis

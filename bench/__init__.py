@@ -1,0 +1,1 @@
+"""Benchmark suite for hashguard: ``python -m bench`` prints one table of measured figures."""

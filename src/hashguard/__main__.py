@@ -1,0 +1,5 @@
+"""``python -m hashguard``: the same as the ``hashguard`` command."""
+
+from hashguard.cli import main
+
+main()

@@ -1,0 +1,83 @@
+"""Fixtures: real SQLite and a real PostgreSQL, settings pointing at a temp home, images."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+
+from hashguard.settings import Settings
+from hashguard.store import Store, open_store
+from tests.postgres import find_bin, temporary_cluster
+
+POSTGRES_ENV = "HASHGUARD_TEST_POSTGRES_URL"
+REQUIRE_ENV = "HASHGUARD_REQUIRE_POSTGRES"
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[str]:
+    """URL of a PostgreSQL server: the one CI names, else one started here."""
+    given = os.environ.get(POSTGRES_ENV)
+    if given:
+        yield given
+        return
+    bindir = find_bin()
+    if bindir is None:
+        if os.environ.get(REQUIRE_ENV):
+            pytest.fail("PostgreSQL binaries not found and PostgreSQL tests are required")
+        pytest.skip("no PostgreSQL binaries on this machine")
+    with temporary_cluster(bindir) as url:
+        yield url
+
+
+def _fresh_postgres_database(server: str) -> str:
+    name = f"t_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(server, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    admin.dispose()
+    return make_url(server).set(database=name).render_as_string(hide_password=False)
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A fresh, empty database on each engine."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'hashguard.db'}"
+    server = request.getfixturevalue("postgres_server")
+    return _fresh_postgres_database(server)
+
+
+@pytest.fixture
+def store(db_url: str) -> Iterator[Store]:
+    opened = open_store(db_url, migrate=True)
+    yield opened
+    opened.close()
+
+
+@pytest.fixture
+def sqlite_store(tmp_path: Path) -> Iterator[Store]:
+    opened = open_store(f"sqlite:///{tmp_path / 'hashguard.db'}")
+    yield opened
+    opened.close()
+
+
+@pytest.fixture
+def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A private HASHGUARD_HOME for CLI runs; no other HASHGUARD_* setting leaks in."""
+    for name in list(os.environ):
+        if name.startswith("HASHGUARD_"):
+            monkeypatch.delenv(name)
+    path = tmp_path / "home"
+    monkeypatch.setenv("HASHGUARD_HOME", str(path))
+    return path
+
+
+@pytest.fixture
+def settings(home: Path) -> Settings:
+    return Settings(workers=2)

@@ -1,0 +1,77 @@
+"""Isolation: a crash, a hang or an out-of-memory decode costs one file, never the batch."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import signal
+import time
+from pathlib import Path
+
+from hashguard.demo.corpus import Kind, encode, generate
+from hashguard.domain.scans import Outcome
+from hashguard.hashing.isolate import HashingPool
+from hashguard.hashing.kernel import HashOptions
+
+OPTIONS = HashOptions(max_pixels=50_000_000)
+
+
+def _write(folder: Path, name: str, width: int, height: int) -> Path:
+    path = folder / name
+    path.write_bytes(encode(generate(Kind.PHOTO, seed=width, width=width, height=height), "JPEG"))
+    return path
+
+
+def _busiest_worker() -> int:
+    """The worker holding the most memory: the one decoding the big image.
+
+    Only that one is killed, as a real decoder crash would: killing an idle worker
+    while it waits for work is not a decoder crash (and may hold the pool's lock).
+    """
+    workers = {}
+    for children in Path("/proc/self/task").glob("*/children"):
+        for pid in children.read_text().split():
+            if b"spawn_main" in Path(f"/proc/{pid}/cmdline").read_bytes():
+                status = Path(f"/proc/{pid}/status").read_text()
+                workers[int(pid)] = int(status.split("VmRSS:")[1].split()[0])
+    return max(workers, key=workers.__getitem__)
+
+
+def test_a_hang_becomes_undecodable_with_exact_hashes(tmp_path: Path) -> None:
+    big = _write(tmp_path, "big.jpg", 6000, 5000)
+    small = _write(tmp_path, "small.jpg", 300, 200)
+    with HashingPool(workers=1, options=OPTIONS, timeout=0.3, memory_mb=3072) as pool:
+        slow, fine = pool.submit(str(big)), pool.submit(str(small))
+        output = slow.result(timeout=60)
+        assert output.problem is Outcome.UNDECODABLE
+        assert "longer than 0.3 s" in (output.reason or "")
+        assert output.signals is not None
+        assert output.signals.md5 == hashlib.md5(big.read_bytes()).hexdigest()
+        assert fine.result(timeout=60).problem is None
+
+
+def test_out_of_memory_costs_one_file(tmp_path: Path) -> None:
+    big = _write(tmp_path, "big.jpg", 6000, 5000)
+    small = _write(tmp_path, "small.jpg", 300, 200)
+    with HashingPool(workers=1, options=OPTIONS, timeout=60, memory_mb=512) as pool:
+        output = pool.hash(str(big))
+        assert output.problem is Outcome.UNDECODABLE
+        assert "memory" in (output.reason or "")
+        assert output.signals is not None
+        assert pool.hash(str(small)).problem is None
+
+
+def test_a_crashed_decoder_costs_one_file(tmp_path: Path) -> None:
+    big = _write(tmp_path, "big.jpg", 6000, 5000)
+    small = _write(tmp_path, "small.jpg", 300, 200)
+    with HashingPool(workers=2, options=OPTIONS, timeout=60, memory_mb=3072) as pool:
+        assert pool.hash(str(small)).problem is None  # workers are up
+        doomed = pool.submit(str(big))
+        time.sleep(0.5)  # the worker is inside the decoder or pdqhash now
+        os.kill(_busiest_worker(), signal.SIGSEGV)
+        output = doomed.result(timeout=60)
+        assert output.problem is Outcome.UNDECODABLE
+        assert "SIGSEGV" in (output.reason or "")
+        assert output.signals is not None
+        assert output.signals.sha256 == hashlib.sha256(big.read_bytes()).hexdigest()
+        assert [pool.hash(str(small)).problem for _ in range(4)] == [None] * 4
