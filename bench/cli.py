@@ -1,4 +1,4 @@
-"""Running the real ``hashguard`` command as a subprocess, against a store of the caller's choice."""
+"""Running the real ``hashguard`` command as a subprocess, against a store of our choosing."""
 
 from __future__ import annotations
 

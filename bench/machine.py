@@ -55,7 +55,11 @@ def command() -> str:
     knobs = [f"BENCH_SCALE={os.environ.get('BENCH_SCALE', 'small')}"]
     if os.environ.get("BENCH_POSTGRES_URL"):
         knobs.append("BENCH_POSTGRES_URL=<set>")
-    python = os.path.relpath(sys.executable) if sys.executable.startswith(os.getcwd()) else sys.executable
+    python = (
+        os.path.relpath(sys.executable)
+        if sys.executable.startswith(os.getcwd())
+        else sys.executable
+    )
     return " ".join([*knobs, shlex.join([python, "-m", "bench", *sys.argv[1:]])])
 
 

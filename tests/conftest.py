@@ -44,13 +44,18 @@ def _fresh_postgres_database(server: str) -> str:
     return make_url(server).set(database=name).render_as_string(hide_password=False)
 
 
+@pytest.fixture
+def postgres_database(postgres_server: str) -> str:
+    """A fresh, empty PostgreSQL database."""
+    return _fresh_postgres_database(postgres_server)
+
+
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     """A fresh, empty database on each engine."""
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path / 'hashguard.db'}"
-    server = request.getfixturevalue("postgres_server")
-    return _fresh_postgres_database(server)
+    return str(request.getfixturevalue("postgres_database"))
 
 
 @pytest.fixture

@@ -37,13 +37,13 @@ def test_migrations_match_the_schema(store: Store) -> None:
     assert diff == []
 
 
-def test_postgres_is_not_migrated_implicitly(db_url: str) -> None:
-    if db_url.startswith("sqlite"):
-        pytest.skip("SQLite, the embedded store, migrates itself")
+@pytest.mark.postgres
+def test_postgres_is_not_migrated_implicitly(postgres_database: str) -> None:
+    """SQLite, the embedded store, migrates itself; shared PostgreSQL needs `db upgrade`."""
     with pytest.raises(SchemaOutOfDate):
-        open_store(db_url)
-    open_store(db_url, migrate=True).close()
-    open_store(db_url).close()
+        open_store(postgres_database)
+    open_store(postgres_database, migrate=True).close()
+    open_store(postgres_database).close()
 
 
 def test_bank_lifecycle(store: Store) -> None:

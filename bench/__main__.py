@@ -1,0 +1,53 @@
+"""Entry point of ``python -m bench``: runs every figure, prints one table, writes results.json."""
+
+from __future__ import annotations
+
+from rich.console import Console
+
+from bench.banks import import_rows
+from bench.cli import BenchError
+from bench.config import REPEATS, RESULTS_FILE, postgres_url, scale_from_env
+from bench.corpus import build_corpora
+from bench.exact import exact_rows
+from bench.machine import describe
+from bench.report import FAIL, Row, table, write_json
+
+
+def main() -> int:
+    scale = scale_from_env()
+    out, progress = Console(), Console(stderr=True)
+    machine = describe(scale)
+    out.print(f"machine: nproc {machine['nproc']}, {machine['cpu_model']}", highlight=False)
+    out.print(f"hashguard {machine['hashguard']}, Python {machine['python']}", highlight=False)
+    out.print(f"command: {machine['command']}", highlight=False, markup=False)
+
+    progress.print(f"corpus ({scale.name}): {scale.files_1mp} x 1 MP, {scale.files_12mp} x 12 MP")
+    corpora = build_corpora(scale)
+    rows: list[Row] = []
+    try:
+        from bench.scan import scan_rows  # noqa: PLC0415 - threatexchange is slow to import
+
+        rows += scan_rows(
+            corpora, lambda index: progress.print(f"scans: round {index + 1}/{REPEATS}")
+        )
+        progress.print(f"bank import: {scale.bank_rows:,} rows, SQLite")
+        rows += import_rows(scale.bank_rows)
+        url = postgres_url()
+        if url is not None:
+            progress.print(f"bank import: {scale.bank_rows:,} rows, PostgreSQL")
+            rows += import_rows(scale.bank_rows, backend="PostgreSQL", database_url=url)
+        progress.print("exact hashing")
+        rows += exact_rows()
+    except BenchError as exc:
+        progress.print(f"[red]benchmark aborted:[/red] {exc}", highlight=False, markup=True)
+        return 2
+
+    title = f"hashguard benchmark ({scale.name}; medians of {REPEATS} round-robin runs)"
+    out.print(table(rows, title))
+    write_json(RESULTS_FILE, rows, machine)
+    out.print(f"results: {RESULTS_FILE}", highlight=False)
+    return 1 if any(row.verdict == FAIL for row in rows) else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
