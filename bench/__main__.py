@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+
 from rich.console import Console
 
 from bench.banks import import_rows
@@ -15,7 +17,9 @@ from bench.report import FAIL, Row, table, write_json
 
 def main() -> int:
     scale = scale_from_env()
-    out, progress = Console(), Console(stderr=True)
+    # Piped output (make bench | tee) gets a width that fits the table instead of 80.
+    out = Console() if sys.stdout.isatty() else Console(width=150)
+    progress = Console(stderr=True)
     machine = describe(scale)
     out.print(f"machine: nproc {machine['nproc']}, {machine['cpu_model']}", highlight=False)
     out.print(f"hashguard {machine['hashguard']}, Python {machine['python']}", highlight=False)

@@ -67,7 +67,7 @@ def _row(figure: str, done: Finished, rows: int, expected: tuple[int, ...]) -> R
         figure=figure,
         value=done.seconds,
         unit="s",
-        note=f"{rows / done.seconds:,.0f} rows/s",
+        extra={"rows/s": rows / done.seconds},
         target="completes",
         verdict=PASS if completed else FAIL,
         samples=[done.seconds],

@@ -22,8 +22,8 @@ class Row:
     ratio: float | None = None
     target: str = "info"
     verdict: str = INFO
-    #: Shown after the value in the table, e.g. the rate that goes with a duration.
-    note: str = ""
+    #: Further numbers shown after the value, by unit, e.g. the rate that goes with a duration.
+    extra: dict[str, float] = field(default_factory=dict)
     #: Raw seconds of every repeat, for the JSON only.
     samples: list[float] = field(default_factory=list)
 
@@ -48,7 +48,9 @@ _STYLES = {PASS: "green", FAIL: "bold red", INFO: "dim"}
 def table(rows: list[Row], title: str) -> Table:
     result = Table("figure", "value", "baseline", "ratio", "target", "verdict", title=title)
     for row in rows:
-        value = f"{number(row.value)} {row.unit}" + (f" ({row.note})" if row.note else "")
+        value = f"{number(row.value)} {row.unit}"
+        if row.extra:
+            value += " (" + ", ".join(f"{number(v)} {unit}" for unit, v in row.extra.items()) + ")"
         baseline = f"{number(row.baseline)} {row.unit}" if row.baseline is not None else "—"
         ratio = f"{row.ratio:.2f}" if row.ratio is not None else "—"
         style = _STYLES.get(row.verdict, "")

@@ -8,15 +8,16 @@ from collections.abc import Callable, Hashable, Mapping
 from typing import TypeVar
 
 K = TypeVar("K", bound=Hashable)
+T = TypeVar("T")
 
 
 def round_robin(
-    measures: Mapping[K, Callable[[], float]],
+    measures: Mapping[K, Callable[[], T]],
     repeats: int,
     on_round: Callable[[int], None] = lambda index: None,
-) -> dict[K, list[float]]:
-    """Run every measure once per round, ``repeats`` rounds; each measure returns seconds."""
-    samples: dict[K, list[float]] = {key: [] for key in measures}
+) -> dict[K, list[T]]:
+    """Run every measure once per round, ``repeats`` rounds; return each one's results."""
+    samples: dict[K, list[T]] = {key: [] for key in measures}
     for index in range(repeats):
         on_round(index)
         for key, measure in measures.items():

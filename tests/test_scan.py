@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import os
 import signal
 import subprocess
@@ -113,28 +114,26 @@ def test_exit_codes_and_csv(tmp_path: Path) -> None:
     assert '"exit_code": 2' in listing
 
 
-@pytest.mark.usefixtures("home")
-def test_kill_9_then_resume_gives_every_file_exactly_one_outcome(
-    tmp_path: Path, home: Path
-) -> None:
-    uploads = tmp_path / "uploads"
-    uploads.mkdir()
-    # Large enough (2 MP) that the scan takes seconds; copies share content, not names.
-    count = 200
+def _slow_corpus(folder: Path, count: int) -> None:
+    """Files large enough (2 MP) that scanning them takes seconds; copies share content."""
+    folder.mkdir()
     images = [encode(generate(Kind.PHOTO, seed, 1600, 1200)) for seed in range(10)]
     for index in range(count):
-        (uploads / f"{index:03d}.jpg").write_bytes(images[index % 10])
+        (folder / f"{index:03d}.jpg").write_bytes(images[index % 10])
+
+
+def _recorded(home: Path) -> int:
     engine = create_engine(f"sqlite:///{home / 'hashguard.db'}")
+    try:
+        with engine.connect() as conn:
+            return int(conn.execute(select(func.count()).select_from(scan_results)).scalar_one())
+    except Exception:  # noqa: BLE001 - the store may not exist yet
+        return 0
+    finally:
+        engine.dispose()
 
-    def recorded() -> int:
-        try:
-            with engine.connect() as conn:
-                return int(
-                    conn.execute(select(func.count()).select_from(scan_results)).scalar_one()
-                )
-        except Exception:  # the table may not exist yet
-            return 0
 
+def _start_scan_and_wait(uploads: Path, home: Path, results: int) -> subprocess.Popen[bytes]:
     scan = subprocess.Popen(
         command("scan", str(uploads), "--json", "--workers", "2"),
         stdout=subprocess.DEVNULL,
@@ -142,24 +141,54 @@ def test_kill_9_then_resume_gives_every_file_exactly_one_outcome(
         start_new_session=True,
     )
     deadline = time.monotonic() + 120
-    while recorded() < 40 and time.monotonic() < deadline:
+    while _recorded(home) < results and time.monotonic() < deadline:
         time.sleep(0.05)
+    return scan
+
+
+@pytest.mark.usefixtures("home")
+def test_kill_9_then_resume_gives_every_file_exactly_one_outcome(
+    tmp_path: Path, home: Path
+) -> None:
+    uploads = tmp_path / "uploads"
+    count = 200
+    _slow_corpus(uploads, count)
+    scan = _start_scan_and_wait(uploads, home, 40)
     os.killpg(scan.pid, signal.SIGKILL)  # the scanner and its workers, without warning
     scan.wait()
-    before = recorded()
-    assert 40 <= before < count
+    assert 40 <= _recorded(home) < count
 
     done = hashguard("scan", str(uploads), "--json", "--workers", "2", check=0)
     files, summary = json_lines(done.stdout)
     assert summary["resumed"] is True
     assert summary["total"] == count
     assert sorted(Path(f["path"]).name for f in files) == sorted(p.name for p in uploads.iterdir())
-    assert recorded() == count
+    assert _recorded(home) == count
     assert "resuming scan" in done.stderr
     # A completed run is not resumed: the next scan is a new run, --rescan forces one too.
     again = json_lines(hashguard("scan", str(uploads), "--json", "--rescan", check=0).stdout)[1]
     assert (again["run"], again["resumed"]) == (summary["run"] + 1, False)
-    engine.dispose()
+
+
+@pytest.mark.usefixtures("home")
+def test_sigterm_saves_finished_work_and_stops_the_workers(tmp_path: Path, home: Path) -> None:
+    uploads = tmp_path / "uploads"
+    _slow_corpus(uploads, 200)
+    scan = _start_scan_and_wait(uploads, home, 20)
+    scan.send_signal(signal.SIGTERM)  # the scanner only: it must stop its own workers
+    assert scan.wait(timeout=60) == 130
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:  # exited workers are reaped shortly after
+        try:
+            os.killpg(scan.pid, 0)
+        except ProcessLookupError:
+            break
+        time.sleep(0.1)
+    else:
+        pytest.fail("worker processes outlived the interrupted scan")
+    listed = json.loads(hashguard("scans", "list", "--json").stdout)
+    assert [(r["status"], r["total"] == _recorded(home)) for r in listed] == [("interrupted", True)]
+    assert 20 <= listed[0]["total"] < 200
 
 
 @pytest.mark.usefixtures("home")

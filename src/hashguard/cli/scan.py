@@ -185,12 +185,13 @@ def _files_table(results: Iterable[FileResult], *, only: Outcome | None) -> Tabl
     table = Table(
         Column("path", overflow="fold"), "outcome", Column("matches / reason", overflow="fold")
     )
-    for result in results:
-        wanted = (
-            result.outcome is only if only is not None else result.outcome is not Outcome.NO_MATCH
-        )
-        if wanted:
-            table.add_row(result.path, str(result.outcome), _detail(result))
+    wanted = [
+        result
+        for result in results
+        if (result.outcome is only if only is not None else result.outcome is not Outcome.NO_MATCH)
+    ]
+    for result in sorted(wanted, key=lambda r: r.path):
+        table.add_row(result.path, str(result.outcome), _detail(result))
     return table
 
 

@@ -108,14 +108,14 @@ class HashingPool:
             reason = f"decoding took longer than {self.timeout:g} s"
         except ProcessExpired as exc:
             reason = _death_reason(exc)
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - the pool failed on this one file
             reason = f"hashing failed: {type(exc).__name__}: {exc}"
         else:
             outer.set_result(result)
             return
         try:
             fallback = self._pool.schedule(exact_only, args=(path,), timeout=self.timeout)
-        except Exception:
+        except Exception:  # noqa: BLE001 - the pool is already shutting down
             outer.set_result(HashOutput(signals=None, problem=Outcome.ERROR, reason=reason))
             return
         fallback.add_done_callback(lambda again: _settle_fallback(again, reason, outer))
@@ -124,7 +124,7 @@ class HashingPool:
 def _settle_fallback(done: Future[HashOutput], reason: str, outer: Future[HashOutput]) -> None:
     try:
         exact = done.result()
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - even the exact-only retry failed
         outer.set_result(
             HashOutput(signals=None, problem=Outcome.ERROR, reason=f"{reason}; then {exc}")
         )
