@@ -24,8 +24,9 @@ class Row:
     verdict: str = INFO
     #: Further numbers shown after the value, by unit, e.g. the rate that goes with a duration.
     extra: dict[str, float] = field(default_factory=dict)
-    #: Raw seconds of every repeat, for the JSON only.
+    #: Raw result of every repeat, for the JSON only, in ``samples_unit``.
     samples: list[float] = field(default_factory=list)
+    samples_unit: str = "s"
 
 
 def at_least(ratio: float, target: float) -> str:

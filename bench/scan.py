@@ -7,8 +7,8 @@ spawning of hashing workers. Steady state is reported two ways:
 - ``wall - start-up``: start-up is a scan of one tiny file, timed on its own (a scan of
   an empty folder never starts the worker pool, so it would miss the spawning). The
   >= 1.0 verdict is judged on this one.
-- in-run: the rate between the first and the last result line of the same scan, which
-  needs no subtraction of two noisy timings; a cross-check.
+- in-run: the rate from the first results to the last result line of the same scan,
+  timed as the lines arrive; it needs no subtraction of two noisy timings (a cross-check).
 """
 
 from __future__ import annotations
@@ -34,12 +34,14 @@ WORKERS = (1, 2)
 TARGET_RATIO = 1.0
 #: 2 workers should be this much faster than 1 (informational until its own issue).
 TARGET_SCALING = 1.8
+#: How ``hashguard scan --json`` starts the line of each file's result.
+_FILE_LINE = '{"type": "file"'
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
 class Sample:
     seconds: float
-    #: Files per second between the first and the last result (hashguard only).
+    #: Files/s from the first results (one per worker) to the last; hashguard only.
     in_run: float | None = None
 
 
@@ -56,9 +58,12 @@ def hma_path(files: tuple[Path, ...]) -> Sample:
 
 def _summary(done: Finished) -> dict[str, object] | None:
     for line in reversed(done.stdout):
-        shown = json.loads(line)
-        if shown.get("type") == "summary":
-            return shown  # type: ignore[no-any-return]
+        try:
+            shown = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        if isinstance(shown, dict) and shown.get("type") == "summary":
+            return shown
     return None
 
 
@@ -80,7 +85,11 @@ def _check_all_no_match(done: Finished, expected: int, what: str) -> None:
 
 def _in_run_rate(done: Finished, workers: int) -> float | None:
     """Files/s from result ``workers`` to the last; results arrive ``workers`` at a time."""
-    arrivals = [t for t, line in zip(done.arrivals, done.stdout, strict=True) if '"file"' in line]
+    arrivals = [
+        at
+        for at, line in zip(done.arrivals, done.stdout, strict=True)
+        if line.startswith(_FILE_LINE)
+    ]
     if len(arrivals) <= workers or arrivals[-1] <= arrivals[workers - 1]:
         return None
     return (len(arrivals) - workers) / (arrivals[-1] - arrivals[workers - 1])
@@ -197,6 +206,7 @@ def _worker_rows(name: str, rates: Rates, hma: float, *, judged: bool) -> list[R
             baseline=hma,
             ratio=rates.in_run / hma if rates.in_run is not None else None,
             samples=rates.in_run_samples,
+            samples_unit="files/s",
         ),
     ]
 

@@ -29,12 +29,20 @@ def _busiest_worker() -> int:
     while it waits for work is not a decoder crash (and may hold the pool's lock).
     """
     workers = {}
-    for children in Path("/proc/self/task").glob("*/children"):
-        for pid in children.read_text().split():
-            if b"spawn_main" in Path(f"/proc/{pid}/cmdline").read_bytes():
+    for server in _children("self"):  # workers are forked from multiprocessing's forkserver
+        if b"forkserver" in Path(f"/proc/{server}/cmdline").read_bytes():
+            for pid in _children(server):
                 status = Path(f"/proc/{pid}/status").read_text()
-                workers[int(pid)] = int(status.split("VmRSS:")[1].split()[0])
+                workers[pid] = int(status.split("VmRSS:")[1].split()[0])
     return max(workers, key=workers.__getitem__)
+
+
+def _children(pid: int | str) -> list[int]:
+    return [
+        int(child)
+        for listing in Path(f"/proc/{pid}/task").glob("*/children")
+        for child in listing.read_text().split()
+    ]
 
 
 def test_a_hang_becomes_undecodable_with_exact_hashes(tmp_path: Path) -> None:

@@ -34,7 +34,7 @@ class Settings(BaseSettings):
 
     home: Path = Field(default_factory=_default_home)
     database_url: SecretStr | None = None
-    workers: int = Field(default_factory=lambda: os.cpu_count() or 1, ge=1, le=256)
+    workers: int = Field(default_factory=lambda: len(os.sched_getaffinity(0)), ge=1, le=256)
     max_pixels: int = Field(default=50_000_000, ge=1)
     max_frames: int = Field(default=1, ge=1, le=10_000)
     decode_timeout: float = Field(default=30.0, gt=0)

@@ -25,6 +25,15 @@ from hashguard.hashing.kernel import HashOptions, HashOutput, exact_only, hash_p
 MAX_TASKS_PER_WORKER = 2000
 
 
+def _worker_context() -> multiprocessing.context.BaseContext:
+    """Workers fork from a clean server process that has already imported the decoders,
+    so replacing a crashed or recycled worker costs milliseconds, not a fresh interpreter;
+    and they never inherit the parent's threads, as plain fork would."""
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload(["hashguard.hashing.kernel"])
+    return context
+
+
 def _init_worker(memory_bytes: int) -> None:
     resource.setrlimit(resource.RLIMIT_AS, (memory_bytes, memory_bytes))
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
@@ -70,7 +79,7 @@ class HashingPool:
             max_tasks=max_tasks,
             initializer=_init_worker,
             initargs=(memory_mb * 1024 * 1024,),
-            context=multiprocessing.get_context("spawn"),
+            context=_worker_context(),
         )
 
     def __enter__(self) -> Self:

@@ -82,7 +82,8 @@ def hash_path(path: str, options: HashOptions) -> HashOutput:
                     reason=f"image file of {info.st_size} bytes is over the "
                     f"{options.max_image_bytes} byte decode limit",
                 )
-            data = head + stream.read()
+            stream.seek(0)  # one read into one buffer: no second copy of a large file
+            data = stream.read()
     except OSError as exc:
         return HashOutput(
             signals=None, problem=Outcome.ERROR, reason=f"cannot read: {exc.strerror}"

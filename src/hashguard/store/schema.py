@@ -54,7 +54,7 @@ bank_entries = Table(
     Column("value", String(64), nullable=False),
     Column("entry_id", Text),
     Column("category", Text),
-    Column("meta", JSON),
+    Column("meta", JSON(none_as_null=True)),
     Column("added_at", DateTime(timezone=True), nullable=False),
     Column("added_version", Text),
     Column("removed_at", DateTime(timezone=True)),
