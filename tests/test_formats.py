@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import string
 from pathlib import Path
 
 import pytest
@@ -152,7 +151,9 @@ valid_rows = algorithms.flatmap(lambda a: st.tuples(st.just(str(a)), _valid_valu
 invalid_rows = st.one_of(
     st.tuples(st.sampled_from(["crc32", "md6", "phash"]), st.just(MD5)),
     st.tuples(st.just("md5"), st.text(alphabet="0123456789abcdef", min_size=0, max_size=31)),
-    st.tuples(st.just("sha1"), st.text(alphabet=string.ascii_letters, min_size=40, max_size=40)),
+    st.tuples(
+        st.just("sha1"), st.text(alphabet="ghijklmnopqrstuvwxyzG-", min_size=40, max_size=40)
+    ),
     st.tuples(st.just("pdq"), st.just("0" * 64)),
 )
 

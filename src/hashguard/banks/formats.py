@@ -257,16 +257,18 @@ def _read_delimited(stream: TextIO, algorithm: Algorithm | None, delimiter: str)
             yield line, exc
 
 
-def _metadata(text: str | None) -> dict[str, Any]:
-    if text is None or not text.strip():
-        return {}
+def _json_object(text: str, what: str) -> dict[str, Any]:
     try:
         value = json.loads(text)
     except json.JSONDecodeError as exc:
-        raise InvalidRow(f"metadata is not valid JSON: {exc.msg}") from None
+        raise InvalidRow(f"{what} is not valid JSON: {exc.msg}") from None
     if not isinstance(value, dict):
-        raise InvalidRow("metadata must be a JSON object")
+        raise InvalidRow(f"{what} must be a JSON object")
     return value
+
+
+def _metadata(text: str | None) -> dict[str, Any]:
+    return _json_object(text, "metadata") if text is not None and text.strip() else {}
 
 
 def _read_jsonl(stream: TextIO, algorithm: Algorithm | None, _delimiter: str) -> _RowOutcome:
@@ -279,12 +281,7 @@ def _read_jsonl(stream: TextIO, algorithm: Algorithm | None, _delimiter: str) ->
 
 
 def _jsonl_entry(raw: str, algorithm: Algorithm | None) -> BankEntry:
-    try:
-        obj = json.loads(raw)
-    except json.JSONDecodeError as exc:
-        raise InvalidRow(f"not valid JSON: {exc.msg}") from None
-    if not isinstance(obj, dict):
-        raise InvalidRow("each line must be a JSON object")
+    obj = _json_object(raw, "the line")
     fields = dict.fromkeys(_COLUMN_ALIASES)
     metadata: dict[str, Any] = {}
     for key, value in obj.items():

@@ -52,7 +52,7 @@ def demo(
         results: dict[str, FileResult] = {}
         with HashingPool(
             workers=settings.workers,
-            options=HashOptions(max_pixels=options.max_pixels, dihedral=True),
+            options=HashOptions.for_scan(options),
             timeout=settings.decode_timeout,
             memory_mb=settings.worker_memory_mb,
         ) as pool:

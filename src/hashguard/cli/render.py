@@ -6,7 +6,7 @@ import csv
 import io
 from typing import Any
 
-from hashguard.domain.matches import Match
+from hashguard.domain.matches import match_to_json
 from hashguard.domain.scans import FileResult, Outcome, ScanRun, printable_path
 from hashguard.domain.signals import DIHEDRAL_NAMES, FileSignals
 
@@ -38,20 +38,6 @@ def signals_json(signals: FileSignals, *, dihedral: bool = False) -> dict[str, A
     }
 
 
-def match_json(match: Match) -> dict[str, Any]:
-    return {
-        "bank": match.bank,
-        "bank_kind": str(match.bank_kind),
-        "algorithm": str(match.algorithm),
-        "distance": match.distance,
-        "entry_id": match.entry_id,
-        "category": match.category,
-        "frame": match.frame,
-        "transform": match.transform,
-        "suppressed_by": match.suppressed_by,
-    }
-
-
 def result_json(result: FileResult) -> dict[str, Any]:
     return {
         "type": "file",
@@ -59,7 +45,7 @@ def result_json(result: FileResult) -> dict[str, Any]:
         "outcome": str(result.outcome),
         "reason": result.reason,
         **(signals_json(result.signals) if result.signals else {}),
-        "matches": [match_json(match) for match in result.matches],
+        "matches": [match_to_json(match) for match in result.matches],
     }
 
 

@@ -117,11 +117,6 @@ def scan(
             sys.stdout.write(csv_header())
         for earlier in store.scans.results(run.id):
             _emit(earlier, output)
-        hash_options = HashOptions(
-            max_pixels=run.options.max_pixels,
-            max_frames=run.options.max_frames,
-            dihedral=run.options.dihedral,
-        )
         progress = Progress(
             TextColumn("[progress.description]{task.description}"),
             BarColumn(),
@@ -136,7 +131,7 @@ def scan(
                 progress,
                 HashingPool(
                     workers=workers or settings.workers,
-                    options=hash_options,
+                    options=HashOptions.for_scan(run.options),
                     timeout=settings.decode_timeout,
                     memory_mb=settings.worker_memory_mb,
                 ) as pool,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from hashguard.domain.banks import BankKind
 from hashguard.domain.signals import Algorithm
@@ -32,3 +33,32 @@ class Match:
     def effective(self) -> bool:
         """A match that counts: from a known bank and not suppressed by an allow bank."""
         return self.bank_kind is BankKind.KNOWN and self.suppressed_by is None
+
+
+def match_to_json(match: Match) -> dict[str, Any]:
+    """The JSON shape of a match, used by every output and by the store."""
+    return {
+        "bank": match.bank,
+        "bank_kind": str(match.bank_kind),
+        "algorithm": str(match.algorithm),
+        "distance": match.distance,
+        "entry_id": match.entry_id,
+        "category": match.category,
+        "frame": match.frame,
+        "transform": match.transform,
+        "suppressed_by": match.suppressed_by,
+    }
+
+
+def match_from_json(data: dict[str, Any]) -> Match:
+    return Match(
+        bank=data["bank"],
+        bank_kind=BankKind(data["bank_kind"]),
+        algorithm=Algorithm(data["algorithm"]),
+        distance=data["distance"],
+        entry_id=data["entry_id"],
+        category=data["category"],
+        frame=data["frame"],
+        transform=data["transform"],
+        suppressed_by=data["suppressed_by"],
+    )

@@ -10,7 +10,7 @@ import os
 import stat
 from dataclasses import dataclass
 
-from hashguard.domain.scans import Outcome
+from hashguard.domain.scans import Outcome, ScanOptions
 from hashguard.domain.signals import FileSignals
 from hashguard.hashing.decode import SNIFF_BYTES, DecodeError, UnsupportedFormat, decode, sniff
 from hashguard.hashing.exact import ExactHashes, hash_bytes, hash_stream
@@ -26,6 +26,12 @@ class HashOptions:
     max_frames: int = 1
     dihedral: bool = False
     max_image_bytes: int = DEFAULT_MAX_IMAGE_BYTES
+
+    @classmethod
+    def for_scan(cls, options: ScanOptions) -> HashOptions:
+        return cls(
+            max_pixels=options.max_pixels, max_frames=options.max_frames, dihedral=options.dihedral
+        )
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)

@@ -8,8 +8,7 @@ from typing import Any
 
 from sqlalchemy import Engine, Row, func, insert, select, update
 
-from hashguard.domain.banks import BankKind
-from hashguard.domain.matches import Match
+from hashguard.domain.matches import match_from_json, match_to_json
 from hashguard.domain.scans import (
     FileResult,
     Outcome,
@@ -18,7 +17,7 @@ from hashguard.domain.scans import (
     ScanRun,
     printable_path,
 )
-from hashguard.domain.signals import Algorithm, FileSignals, PdqHash
+from hashguard.domain.signals import FileSignals, PdqHash
 from hashguard.store._util import aware, now
 from hashguard.store.schema import scan_results, scan_runs
 
@@ -31,34 +30,6 @@ class UnknownRun(LookupError):
 
 def path_key(path: str) -> str:
     return hashlib.sha256(path.encode("utf-8", "surrogateescape")).hexdigest()
-
-
-def _match_json(match: Match) -> dict[str, Any]:
-    return {
-        "bank": match.bank,
-        "bank_kind": str(match.bank_kind),
-        "algorithm": str(match.algorithm),
-        "distance": match.distance,
-        "entry_id": match.entry_id,
-        "category": match.category,
-        "frame": match.frame,
-        "transform": match.transform,
-        "suppressed_by": match.suppressed_by,
-    }
-
-
-def _match(data: dict[str, Any]) -> Match:
-    return Match(
-        bank=data["bank"],
-        bank_kind=BankKind(data["bank_kind"]),
-        algorithm=Algorithm(data["algorithm"]),
-        distance=data["distance"],
-        entry_id=data["entry_id"],
-        category=data["category"],
-        frame=data["frame"],
-        transform=data["transform"],
-        suppressed_by=data["suppressed_by"],
-    )
 
 
 def _result_row(run_id: int, result: FileResult) -> dict[str, Any]:
@@ -80,7 +51,7 @@ def _result_row(run_id: int, result: FileResult) -> dict[str, Any]:
         "image_format": signals.image_format if signals else None,
         "width": signals.width if signals else None,
         "height": signals.height if signals else None,
-        "matches": [_match_json(match) for match in result.matches],
+        "matches": [match_to_json(match) for match in result.matches],
         "scanned_at": now(),
     }
 
@@ -106,7 +77,7 @@ def _result(row: Row[Any]) -> FileResult:
         outcome=Outcome(row.outcome),
         reason=row.reason,
         signals=signals,
-        matches=tuple(_match(item) for item in row.matches or ()),
+        matches=tuple(match_from_json(item) for item in row.matches or ()),
     )
 
 
