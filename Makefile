@@ -5,17 +5,17 @@ BIN := $(VENV)/bin
 RUNTIME := $(VENV)/.installed
 DEV := $(VENV)/.installed-dev
 
-.PHONY: demo test lint format bench clean
+.PHONY: demo test lint format bench constraints clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 
-$(RUNTIME): pyproject.toml | $(BIN)/python
-	$(BIN)/pip install --quiet --editable .
+$(RUNTIME): pyproject.toml constraints.txt | $(BIN)/python
+	$(BIN)/pip install --quiet --constraint constraints.txt --editable .
 	touch $@
 
-$(DEV): pyproject.toml | $(BIN)/python
-	$(BIN)/pip install --quiet --editable ".[dev]"
+$(DEV): pyproject.toml constraints.txt | $(BIN)/python
+	$(BIN)/pip install --quiet --constraint constraints.txt --editable ".[dev]"
 	touch $@ $(RUNTIME)
 
 ## demo: install, generate a benign corpus and demo bank in ./demo, scan it, show what was found
@@ -39,6 +39,13 @@ format: $(DEV)
 ## bench: throughput against HMA's path and list import, measured in one run (BENCH_SCALE=full for the large corpus)
 bench: $(DEV)
 	$(BIN)/python -m bench
+
+## constraints: re-pin constraints.txt from a fresh venv with the newest allowed versions
+constraints:
+	rm -rf build/constraints-venv && $(PYTHON) -m venv build/constraints-venv
+	build/constraints-venv/bin/pip install --quiet --editable ".[dev]"
+	{ sed -n '1,3p' constraints.txt; build/constraints-venv/bin/pip freeze --exclude-editable | grep -v '^-e'; } > constraints.new
+	mv constraints.new constraints.txt && rm -rf build/constraints-venv
 
 clean:
 	rm -rf $(VENV) demo bench/out .pytest_cache .mypy_cache .ruff_cache .hypothesis

@@ -23,18 +23,30 @@ def _write(folder: Path, name: str, width: int, height: int) -> Path:
 
 
 def _busiest_worker() -> int:
-    """The worker holding the most memory: the one decoding the big image.
+    """The worker decoding the big image, once it holds its pixels (> 200 MB resident).
 
     Only that one is killed, as a real decoder crash would: killing an idle worker
     while it waits for work is not a decoder crash (and may hold the pool's lock).
     """
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        workers = _worker_rss()
+        busiest = max(workers, key=workers.__getitem__, default=None)
+        if busiest is not None and workers[busiest] > 200_000:
+            return busiest
+        time.sleep(0.02)
+    raise AssertionError("no worker started decoding the big image")
+
+
+def _worker_rss() -> dict[int, int]:
+    """Resident kB of each hashing worker."""
     workers = {}
     for server in _children("self"):  # workers are forked from multiprocessing's forkserver
         if b"forkserver" in Path(f"/proc/{server}/cmdline").read_bytes():
             for pid in _children(server):
                 status = Path(f"/proc/{pid}/status").read_text()
                 workers[pid] = int(status.split("VmRSS:")[1].split()[0])
-    return max(workers, key=workers.__getitem__)
+    return workers
 
 
 def _children(pid: int | str) -> list[int]:
@@ -75,7 +87,6 @@ def test_a_crashed_decoder_costs_one_file(tmp_path: Path) -> None:
     with HashingPool(workers=2, options=OPTIONS, timeout=60, memory_mb=3072) as pool:
         assert pool.hash(str(small)).problem is None  # workers are up
         doomed = pool.submit(str(big))
-        time.sleep(0.5)  # the worker is inside the decoder or pdqhash now
         os.kill(_busiest_worker(), signal.SIGSEGV)
         output = doomed.result(timeout=60)
         assert output.problem is Outcome.UNDECODABLE
