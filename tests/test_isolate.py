@@ -10,10 +10,13 @@ from pathlib import Path
 
 from hashguard.demo.corpus import Kind, encode, generate
 from hashguard.domain.scans import Outcome
+from hashguard.domain.signals import PdqMode
 from hashguard.hashing.isolate import HashingPool
 from hashguard.hashing.kernel import HashOptions
 
-OPTIONS = HashOptions(max_pixels=50_000_000)
+# Reference mode: full-resolution PDQ of a 30 MP image takes seconds and over 1 GB,
+# which is what these tests need (the fast path hashes it in a fraction of a second).
+OPTIONS = HashOptions(max_pixels=50_000_000, pdq_mode=PdqMode.REFERENCE)
 
 
 def _write(folder: Path, name: str, width: int, height: int) -> Path:

@@ -15,6 +15,7 @@ import pytest
 from sqlalchemy import create_engine, func, select
 
 from hashguard.demo.corpus import Kind, edited_copy, encode, generate
+from hashguard.domain.signals import PdqMode
 from hashguard.hashing.kernel import HashOptions, hash_data
 from hashguard.store.schema import scan_results
 from tests import hostile
@@ -25,7 +26,8 @@ def _known(tmp_path: Path) -> tuple[bytes, Path]:
     """A known image and a list (md5 + pdq of it) imported into bank ``known``."""
     original = generate(Kind.PHOTO, seed=42, width=640, height=480)
     data = encode(original)
-    signals = hash_data(data, HashOptions(max_pixels=10**8)).signals
+    # Built as HMA would build the list: reference PDQ of the full image.
+    signals = hash_data(data, HashOptions(max_pixels=10**8, pdq_mode=PdqMode.REFERENCE)).signals
     assert signals is not None
     listing = write_known_list(
         tmp_path / "known.csv",

@@ -15,6 +15,8 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from hashguard.domain.signals import PdqMode
+
 CONFIG_ENV = "HASHGUARD_CONFIG"
 
 
@@ -37,6 +39,7 @@ class Settings(BaseSettings):
     workers: int = Field(default_factory=lambda: len(os.sched_getaffinity(0)), ge=1, le=256)
     max_pixels: int = Field(default=50_000_000, ge=1)
     max_frames: int = Field(default=1, ge=1, le=10_000)
+    pdq_mode: PdqMode = PdqMode.FAST
     decode_timeout: float = Field(default=30.0, gt=0)
     worker_memory_mb: int = Field(default=3072, ge=256)
 

@@ -11,6 +11,12 @@ from rich.console import Console
 from hashguard.settings import Settings
 from hashguard.store import Store, open_store
 
+PDQ_MODE_OPTION = typer.Option(
+    "--pdq-mode",
+    help="fast: reduced luma before PDQ (default, held to the fidelity gate); "
+    "reference: full pixels, bit-identical to HMA.",
+)
+
 #: Human output goes to stderr so stdout carries only machine-readable results.
 err = Console(stderr=True)
 out = Console(highlight=False, soft_wrap=True)

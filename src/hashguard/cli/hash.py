@@ -8,9 +8,10 @@ from typing import Annotated
 
 import typer
 
-from hashguard.cli.context import fail, out, settings_of
+from hashguard.cli.context import PDQ_MODE_OPTION, fail, out, settings_of
 from hashguard.cli.render import signals_json
 from hashguard.domain.scans import printable_path
+from hashguard.domain.signals import PdqMode
 from hashguard.hashing.isolate import HashingPool
 from hashguard.hashing.kernel import HashOptions
 
@@ -24,6 +25,7 @@ def hash_files(
     frames: Annotated[
         int | None, typer.Option(help="Hash up to this many frames of animated images.", min=1)
     ] = None,
+    pdq_mode: Annotated[PdqMode | None, PDQ_MODE_OPTION] = None,
 ) -> None:
     """Print MD5, SHA-1, SHA-256 and PDQ (with quality) of each file as JSON.
 
@@ -34,6 +36,7 @@ def hash_files(
         max_pixels=settings.max_pixels,
         max_frames=frames or settings.max_frames,
         dihedral=dihedral,
+        pdq_mode=pdq_mode or settings.pdq_mode,
     )
     failed = False
     with HashingPool(

@@ -15,9 +15,10 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Column, Table
 
-from hashguard.cli.context import err, fail, out, settings_of, store_of
+from hashguard.cli.context import PDQ_MODE_OPTION, err, fail, out, settings_of, store_of
 from hashguard.cli.render import csv_header, csv_row, result_json, summary_json
 from hashguard.domain.scans import FileResult, Outcome, ScanOptions, ScanRun
+from hashguard.domain.signals import PdqMode
 from hashguard.hashing.isolate import HashingPool
 from hashguard.hashing.kernel import HashOptions
 from hashguard.matching.matcher import Matcher
@@ -86,6 +87,7 @@ def scan(
     max_pixels: Annotated[
         int | None, typer.Option(help="Refuse images declaring more pixels than this.", min=1)
     ] = None,
+    pdq_mode: Annotated[PdqMode | None, PDQ_MODE_OPTION] = None,
 ) -> None:
     """Scan files and directories against every enabled bank.
 
@@ -100,6 +102,7 @@ def scan(
         max_pixels=max_pixels or settings.max_pixels,
         max_frames=frames or settings.max_frames,
         dihedral=dihedral,
+        pdq_mode=pdq_mode or settings.pdq_mode,
     )
     signal.signal(signal.SIGTERM, _terminate_as_interrupt)
     with store_of(ctx) as store:

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from hashguard.demo.corpus import DIHEDRAL_EDITS, EDITS, Kind, edited_copy, encode, generate
+from hashguard.domain.signals import PdqMode
 from hashguard.hashing.kernel import HashOptions, hash_data
 
 KNOWN = 4
@@ -31,7 +32,8 @@ def build(root: Path) -> DemoLayout:
     uploads.mkdir(parents=True, exist_ok=True)
     lists.mkdir(parents=True, exist_ok=True)
     expected: dict[str, bool] = {}
-    options = HashOptions(max_pixels=50_000_000)
+    # The list is built the way HMA builds one (full-resolution reference PDQ).
+    options = HashOptions(max_pixels=50_000_000, pdq_mode=PdqMode.REFERENCE)
     rows = []
     for index in range(KNOWN):
         # Photo-like, not textures: on noise-like textures even a 1 % crop moves PDQ past 31.

@@ -8,7 +8,7 @@ from datetime import datetime
 from enum import StrEnum
 
 from hashguard.domain.matches import Match
-from hashguard.domain.signals import FileSignals
+from hashguard.domain.signals import FileSignals, PdqMode
 
 
 def printable_path(path: str) -> str:
@@ -44,6 +44,7 @@ class ScanOptions:
     max_pixels: int
     max_frames: int = 1
     dihedral: bool = False
+    pdq_mode: PdqMode = PdqMode.FAST
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)

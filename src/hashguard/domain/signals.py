@@ -9,6 +9,19 @@ from enum import StrEnum
 PDQ_MIN_QUALITY = 50
 
 
+class PdqMode(StrEnum):
+    """How pixels reach PDQ. Persisted with each scan run; never rename a value.
+
+    ``reference``: full-resolution pixels exactly as threatexchange/HMA feed pdqhash
+    (bit-identical hashes). ``fast``: luma decoded at reduced size (JPEG DCT scaling)
+    before the same reference PDQ code, held to the fidelity gate in
+    ``hashguard.hashing.fidelity``.
+    """
+
+    FAST = "fast"
+    REFERENCE = "reference"
+
+
 class Algorithm(StrEnum):
     """Persisted algorithm names; never rename a member's value."""
 

@@ -1,9 +1,11 @@
 """Safe decoding of untrusted image bytes: a format allowlist, a pixel cap, no truncated images.
 
-This module decides *whether* pixels may be produced and produces them exactly as
-threatexchange's ``PdqSignal`` feeds them to ``pdqhash``, so our PDQ hashes are
-bit-identical to HMA's for the same file. It holds no process isolation: callers run
-it in worker processes with memory and time limits (see ``hashguard.hashing.isolate``).
+This module decides *whether* pixels may be produced, and produces them for PDQ in one
+of two modes. ``reference``: exactly the pixels threatexchange's ``PdqSignal`` feeds
+``pdqhash``, so hashes are bit-identical to HMA's. ``fast``: luma only, at reduced size
+(JPEG's DCT scaling decodes less; other formats are box-reduced after decoding), with
+the short side kept at ``FAST_MIN_SIDE`` or more. It holds no process isolation: callers
+run it in worker processes with memory and time limits (``hashguard.hashing.isolate``).
 """
 
 from __future__ import annotations
@@ -17,6 +19,8 @@ import numpy as np
 import numpy.typing as npt
 import pillow_heif
 from PIL import Image, ImageFile
+
+from hashguard.domain.signals import PdqMode
 
 pillow_heif.register_heif_opener()
 
@@ -52,6 +56,11 @@ SNIFF_BYTES = 16
 
 #: Modes threatexchange hands to pdqhash as they are (L is stacked to three channels).
 _AS_IS_MODES = {"RGB", "RGBA", "L"}
+
+#: The fast mode keeps the short side at least this long. PDQ's Jarosz filter window is
+#: ceil(side / 128); at 256 px textures drift past 31 bits from the reference hash on
+#: 12 MP input, at 384 (JPEG DCT scale 1/4 for 12 MP, 1/2 for 1 MP) they stay under 20.
+FAST_MIN_SIDE = 384
 
 
 class DecodeError(Exception):
@@ -93,8 +102,11 @@ def sniff(head: bytes) -> ImageFormat | None:
     return None
 
 
-def decode(data: bytes, *, max_pixels: int, max_frames: int = 1) -> Decoded:
-    """Decode up to ``max_frames`` frames of an allowed image into pdqhash-ready arrays.
+def decode(
+    data: bytes, *, max_pixels: int, max_frames: int = 1, mode: PdqMode = PdqMode.REFERENCE
+) -> Decoded:
+    """Decode up to ``max_frames`` frames of an allowed image into PDQ-ready arrays:
+    H x W x C uint8 in ``reference`` mode, 2-D uint8 luma in ``fast`` mode.
 
     Raises ``UnsupportedFormat`` for anything outside the allowlist and ``DecodeError``
     for an allowed format that is truncated, corrupt, or declares more than
@@ -111,13 +123,19 @@ def decode(data: bytes, *, max_pixels: int, max_frames: int = 1) -> Decoded:
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             with Image.open(io.BytesIO(data), formats=_PILLOW_PLUGINS[image_format]) as image:
                 width, height = image.size
-                frames = [_checked_pixels(image, max_pixels)]
+                _check_size(width, height, max_pixels)
+                pixels = _fast_luma if mode is PdqMode.FAST else pdq_input
+                if mode is PdqMode.FAST and image_format is ImageFormat.JPEG:
+                    # DCT-domain scaling: the decoder itself produces fewer pixels.
+                    image.draft("L", (FAST_MIN_SIDE, FAST_MIN_SIDE))
+                frames = [pixels(image)]
                 for index in range(1, max_frames):
                     try:
                         image.seek(index)
                     except EOFError:
                         break
-                    frames.append(_checked_pixels(image, max_pixels))
+                    _check_size(*image.size, max_pixels)
+                    frames.append(pixels(image))
     except DecodeError:
         raise
     except Image.DecompressionBombError as exc:
@@ -131,8 +149,7 @@ def decode(data: bytes, *, max_pixels: int, max_frames: int = 1) -> Decoded:
     return Decoded(image_format=image_format, width=width, height=height, frames=tuple(frames))
 
 
-def _checked_pixels(image: Image.Image, max_pixels: int) -> npt.NDArray[np.uint8]:
-    width, height = image.size
+def _check_size(width: int, height: int, max_pixels: int) -> None:
     if width <= 0 or height <= 0:
         raise DecodeError(f"image declares an empty size {width}x{height}")
     if width * height > max_pixels:
@@ -140,7 +157,16 @@ def _checked_pixels(image: Image.Image, max_pixels: int) -> npt.NDArray[np.uint8
             f"image declares {width}x{height} = {width * height / 1e6:.1f} MP, "
             f"over the {max_pixels / 1e6:g} MP cap"
         )
-    return pdq_input(image)
+
+
+def _fast_luma(image: Image.Image) -> npt.NDArray[np.uint8]:
+    """Luma (ITU-R 601, PDQ's own weights) with the short side reduced toward FAST_MIN_SIDE
+    by an integer box factor; JPEG frames arrive already DCT-scaled by ``draft``."""
+    grey = image if image.mode == "L" else image.convert("L")
+    factor = min(grey.size) // FAST_MIN_SIDE
+    if factor >= 2:
+        grey = grey.reduce(factor)
+    return np.asarray(grey)
 
 
 def pdq_input(image: Image.Image) -> npt.NDArray[np.uint8]:

@@ -11,10 +11,10 @@ import stat
 from dataclasses import dataclass
 
 from hashguard.domain.scans import Outcome, ScanOptions
-from hashguard.domain.signals import FileSignals
+from hashguard.domain.signals import FileSignals, PdqMode
 from hashguard.hashing.decode import SNIFF_BYTES, DecodeError, UnsupportedFormat, decode, sniff
 from hashguard.hashing.exact import ExactHashes, hash_bytes, hash_stream
-from hashguard.hashing.pdq import pdq_hash
+from hashguard.hashing.pdq import pdq_hash, pdq_hash_grey
 
 #: Image files larger than this are exact-hashed but never decoded.
 DEFAULT_MAX_IMAGE_BYTES = 256 * 1024 * 1024
@@ -25,12 +25,16 @@ class HashOptions:
     max_pixels: int
     max_frames: int = 1
     dihedral: bool = False
+    pdq_mode: PdqMode = PdqMode.FAST
     max_image_bytes: int = DEFAULT_MAX_IMAGE_BYTES
 
     @classmethod
     def for_scan(cls, options: ScanOptions) -> HashOptions:
         return cls(
-            max_pixels=options.max_pixels, max_frames=options.max_frames, dihedral=options.dihedral
+            max_pixels=options.max_pixels,
+            max_frames=options.max_frames,
+            dihedral=options.dihedral,
+            pdq_mode=options.pdq_mode,
         )
 
 
@@ -101,9 +105,15 @@ def hash_data(data: bytes, options: HashOptions) -> HashOutput:
     """Hash an upload held in memory: exact hashes always, PDQ when it decodes."""
     exact = _signals(hash_bytes(data))
     try:
-        decoded = decode(data, max_pixels=options.max_pixels, max_frames=options.max_frames)
+        decoded = decode(
+            data,
+            max_pixels=options.max_pixels,
+            max_frames=options.max_frames,
+            mode=options.pdq_mode,
+        )
+        hasher = pdq_hash_grey if options.pdq_mode is PdqMode.FAST else pdq_hash
         pdq = tuple(
-            pdq_hash(frame, frame=index, dihedral=options.dihedral)
+            hasher(frame, frame=index, dihedral=options.dihedral)
             for index, frame in enumerate(decoded.frames)
         )
     except UnsupportedFormat as exc:

@@ -33,6 +33,7 @@ def resume_key(roots: Sequence[str], options: ScanOptions) -> str:
             "max_pixels": options.max_pixels,
             "max_frames": options.max_frames,
             "dihedral": options.dihedral,
+            "pdq_mode": str(options.pdq_mode),
         },
         sort_keys=True,
     )

@@ -17,7 +17,7 @@ from hashguard.domain.scans import (
     ScanRun,
     printable_path,
 )
-from hashguard.domain.signals import FileSignals, PdqHash
+from hashguard.domain.signals import FileSignals, PdqHash, PdqMode
 from hashguard.store._util import aware, now
 from hashguard.store.schema import scan_results, scan_runs
 
@@ -81,6 +81,15 @@ def _result(row: Row[Any]) -> FileResult:
     )
 
 
+def _options(stored: dict[str, Any]) -> ScanOptions:
+    return ScanOptions(
+        max_pixels=stored["max_pixels"],
+        max_frames=stored["max_frames"],
+        dihedral=stored["dihedral"],
+        pdq_mode=PdqMode(stored["pdq_mode"]),
+    )
+
+
 class ScanStore:
     def __init__(self, engine: Engine) -> None:
         self._engine = engine
@@ -98,6 +107,7 @@ class ScanStore:
                         "max_pixels": options.max_pixels,
                         "max_frames": options.max_frames,
                         "dihedral": options.dihedral,
+                        "pdq_mode": str(options.pdq_mode),
                     },
                     status=str(RunStatus.RUNNING),
                     started_at=now(),
@@ -171,7 +181,7 @@ class ScanStore:
         return ScanRun(
             id=row.id,
             roots=tuple(row.roots),
-            options=ScanOptions(**row.options),
+            options=_options(row.options),
             status=RunStatus(row.status),
             started_at=started,
             finished_at=aware(row.finished_at),

@@ -1,0 +1,114 @@
+"""Direct calls into Meta's reference PDQ C++ as pdqhash compiles it, on float luma we supply.
+
+pdqhash's Python wrapper turns every input into float64 RGB-weighted luma with numpy
+and the hash bits into a Python list; on a small greyscale frame that wrapper costs
+about twice the hash itself. The C++ entry points it wraps are exported by the same
+extension module, so the fast path calls them with ctypes on a float32 luma buffer.
+This is Meta's code running, not ours: no step of PDQ is re-implemented here.
+
+If the symbols are missing (another pdqhash build), ``load()`` gives None, and
+``hashguard.hashing.pdq`` also refuses a binding whose hashes differ from pdqhash's
+wrapper on a probe frame; either way the wrapper is used, with the same hashes.
+"""
+
+from __future__ import annotations
+
+import ctypes
+
+import numpy as np
+import numpy.typing as npt
+import pdqhash
+
+_HASH = "_ZN8facebook3pdq7hashing23pdqHash256FromFloatLumaEPfS2_iiPA64_fS4_PA16_fRNS1_7Hash256ERi"
+_DIHEDRAL = (
+    "_ZN8facebook3pdq7hashing33pdqDihedralHash256esFromFloatLuma"
+    "EPfS2_iiPA64_fS4_PA16_fS6_PNS1_7Hash256ES8_S8_S8_S8_S8_S8_S8_Ri"
+)
+_P = ctypes.c_void_p
+_INT = ctypes.c_int
+_WORDS = 16  # a Hash256 is sixteen uint16 words, least significant first
+
+
+class Core:
+    def __init__(self, library: ctypes.CDLL) -> None:
+        self.hash = getattr(library, _HASH)
+        self.hash.restype = None
+        self.hash.argtypes = [_P, _P, _INT, _INT, _P, _P, _P, _P, _P]
+        self.dihedral = getattr(library, _DIHEDRAL)
+        self.dihedral.restype = None
+        self.dihedral.argtypes = [_P, _P, _INT, _INT, _P, _P, _P, _P, *([_P] * 8), _P]
+
+
+def _hex(words: npt.NDArray[np.uint16]) -> str:
+    # Word 0 holds bits 0-15; threatexchange's hex string is the 256-bit number big-endian.
+    return words.astype("<u2").tobytes()[::-1].hex()
+
+
+def _scratch(luma: npt.NDArray[np.float32]) -> tuple[npt.NDArray[np.float32], ...]:
+    return (
+        np.empty_like(luma),
+        np.empty((64, 64), np.float32),
+        np.empty((16, 64), np.float32),
+        np.empty((16, 16), np.float32),
+    )
+
+
+def _call_hash(core: Core, luma: npt.NDArray[np.float32]) -> tuple[str, int]:
+    work = np.array(luma, dtype=np.float32, order="C")  # PDQ filters the buffer in place
+    second, b64, b16x64, b16 = _scratch(work)
+    words = np.zeros(_WORDS, np.uint16)
+    quality = ctypes.c_int()
+    core.hash(
+        work.ctypes.data,
+        second.ctypes.data,
+        work.shape[0],
+        work.shape[1],
+        b64.ctypes.data,
+        b16x64.ctypes.data,
+        b16.ctypes.data,
+        words.ctypes.data,
+        ctypes.byref(quality),
+    )
+    return _hex(words), quality.value
+
+
+def _call_dihedral(core: Core, luma: npt.NDArray[np.float32]) -> tuple[list[str], int]:
+    work = np.array(luma, dtype=np.float32, order="C")
+    second, b64, b16x64, b16 = _scratch(work)
+    aux = np.empty((16, 16), np.float32)
+    words = np.zeros((8, _WORDS), np.uint16)
+    quality = ctypes.c_int()
+    core.dihedral(
+        work.ctypes.data,
+        second.ctypes.data,
+        work.shape[0],
+        work.shape[1],
+        b64.ctypes.data,
+        b16x64.ctypes.data,
+        b16.ctypes.data,
+        aux.ctypes.data,
+        *(words[index].ctypes.data for index in range(8)),
+        ctypes.byref(quality),
+    )
+    return [_hex(words[index]) for index in range(8)], quality.value
+
+
+def load() -> Core | None:
+    """The C++ entry points inside pdqhash's extension, or None if this build lacks them.
+
+    Callers must still check results against ``pdqhash.compute`` once (see ``pdq.py``).
+    """
+    try:
+        return Core(ctypes.CDLL(pdqhash.bindings.__file__))
+    except (OSError, AttributeError):
+        return None
+
+
+def hash_luma(core: Core, luma: npt.NDArray[np.float32]) -> tuple[str, int]:
+    """PDQ hash (hex) and quality of a 2-D float luma frame."""
+    return _call_hash(core, luma)
+
+
+def dihedral_luma(core: Core, luma: npt.NDArray[np.float32]) -> tuple[list[str], int]:
+    """The eight dihedral PDQ hashes, in pdqhash's order, and the quality."""
+    return _call_dihedral(core, luma)
