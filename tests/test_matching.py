@@ -1,141 +1,149 @@
-"""Matching: the indexes return exactly the oracle's set; allow banks suppress; dihedral."""
+"""The Matcher over a real store: matches, suppression, dihedral, live updates, snapshots."""
 
 from __future__ import annotations
 
 import random
-from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 
-from hashguard.domain import Algorithm, Bank, BankEntry, BankKind
+from hashguard.domain import Algorithm, BankEntry, BankKind
 from hashguard.domain.signals import FileSignals, PdqHash
-from hashguard.matching.matcher import Matcher
-from hashguard.matching.pdq import PdqIndex
+from hashguard.matching import snapshot
+from hashguard.matching.matcher import Matcher, load_or_build
+from hashguard.store import Store, open_store
 
-NOW = datetime(2026, 1, 1, tzinfo=UTC)
-
-
-def bank(
-    bank_id: int,
-    name: str,
-    *,
-    kind: BankKind = BankKind.KNOWN,
-    threshold: int = 31,
-    enabled: bool = True,
-) -> Bank:
-    return Bank(
-        id=bank_id,
-        name=name,
-        kind=kind,
-        enabled=enabled,
-        pdq_threshold=threshold,
-        source=None,
-        licence=None,
-        version=None,
-        created_at=NOW,
-        imported_at=None,
-    )
+rng = random.Random(11)
 
 
-def flip(value: str, bits: int, rng: random.Random) -> str:
+def random_pdq() -> str:
+    return f"{rng.getrandbits(256):064x}"
+
+
+def flip(value: str, bits: int) -> str:
     number = int(value, 16)
     for position in rng.sample(range(256), bits):
         number ^= 1 << position
     return f"{number:064x}"
 
 
-def distance(a: str, b: str) -> int:
-    return (int(a, 16) ^ int(b, 16)).bit_count()
+def pdq(value: str, **kw: int) -> BankEntry:
+    return BankEntry(algorithm=Algorithm.PDQ, value=value, **kw)  # type: ignore[arg-type]
 
 
-@pytest.mark.parametrize("seed", range(5))
-def test_pdq_index_returns_exactly_the_brute_force_set(seed: int) -> None:
-    rng = random.Random(seed)
-    entries = [(f"{rng.getrandbits(256):064x}", rng.choice([0, 10, 31, 40])) for _ in range(2000)]
-    planted = [flip(entries[rng.randrange(2000)][0], rng.randrange(0, 45), rng) for _ in range(50)]
-    queries = planted + [f"{rng.getrandbits(256):064x}" for _ in range(20)]
-    index = PdqIndex()
-    for ref, (value, threshold) in enumerate(entries):
-        index.add(value, threshold=threshold, ref=ref)
-    for query in queries:
-        oracle = {
-            (ref, distance(query, value))
-            for ref, (value, threshold) in enumerate(entries)
-            if distance(query, value) <= threshold
-        }
-        assert set(index.search(query)) == oracle
+def md5(value: str, **kw: str) -> BankEntry:
+    return BankEntry(algorithm=Algorithm.MD5, value=value, **kw)  # type: ignore[arg-type]
 
 
-def signals(md5: str = "0" * 32, pdq: tuple[PdqHash, ...] = ()) -> FileSignals:
-    return FileSignals(size=1, md5=md5, sha1="1" * 40, sha256="2" * 64, pdq=pdq)
+def signals(md5_value: str = "0" * 32, frames: tuple[PdqHash, ...] = ()) -> FileSignals:
+    return FileSignals(size=1, md5=md5_value, sha1="1" * 40, sha256="2" * 64, pdq=frames)
 
 
-def test_matches_carry_bank_entry_and_distance_and_skip_disabled_banks() -> None:
-    rng = random.Random(1)
-    known_pdq = f"{rng.getrandbits(256):064x}"
-    banks = [bank(1, "ngo"), bank(2, "off", enabled=False), bank(3, "strict", threshold=5)]
-    entries = {
-        1: [
-            BankEntry(algorithm=Algorithm.PDQ, value=known_pdq, entry_id="n1", category="A1"),
-            BankEntry(algorithm=Algorithm.MD5, value="a" * 32, entry_id="n2"),
-        ],
-        2: [BankEntry(algorithm=Algorithm.MD5, value="a" * 32)],
-        3: [BankEntry(algorithm=Algorithm.PDQ, value=known_pdq, entry_id="s1")],
-    }
-    matcher = Matcher.build(banks, lambda bank_id: entries[bank_id])
-    near = flip(known_pdq, 12, rng)
+def load(store: Store, name: str, entries: list[BankEntry], **kw: object) -> None:
+    if store.banks.find(name) is None:
+        store.banks.create(name, **kw)  # type: ignore[arg-type]
+    store.banks.replace_entries(name, entries, version=None, filename="test", rows=len(entries))
+
+
+def test_matches_name_bank_entry_and_distance(store: Store) -> None:
+    known = random_pdq()
+    load(store, "ngo", [pdq(known, entry_id="n1", category="A1"), md5("a" * 32, entry_id="n2")])
+    load(store, "off", [md5("a" * 32)], enabled=False)
+    load(store, "strict", [pdq(known, entry_id="s1")], pdq_threshold=5)
+    matcher = Matcher.build(store.banks)
+    near = flip(known, 12)
     found = matcher.match(signals("a" * 32, (PdqHash(value=near, quality=90),)))
-    assert [(m.bank, m.algorithm, m.distance, m.entry_id) for m in found] == [
-        ("ngo", Algorithm.MD5, 0, "n2"),
-        ("ngo", Algorithm.PDQ, 12, "n1"),
+    assert [(m.bank, m.algorithm, m.distance, m.entry_id, m.category) for m in found] == [
+        ("ngo", Algorithm.MD5, 0, "n2", None),
+        ("ngo", Algorithm.PDQ, 12, "n1", "A1"),
     ]
-    assert found[1].category == "A1"
     assert all(m.effective for m in found)
-    low = matcher.match(signals(pdq=(PdqHash(value=known_pdq, quality=40),)))
-    assert low == ()
+    assert matcher.match(signals(frames=(PdqHash(value=known, quality=40),))) == ()
+    assert [b.name for b in matcher.banks] == ["ngo", "strict"]
 
 
-def test_allow_banks_suppress_matches_of_the_same_content() -> None:
-    rng = random.Random(2)
-    stock = f"{rng.getrandbits(256):064x}"
-    banks = [bank(1, "national"), bank(2, "stock-photos", kind=BankKind.ALLOW, threshold=10)]
-    entries = {
-        1: [
-            BankEntry(algorithm=Algorithm.PDQ, value=stock),
-            BankEntry(algorithm=Algorithm.MD5, value="b" * 32),
-        ],
-        2: [
-            BankEntry(algorithm=Algorithm.PDQ, value=stock),
-            BankEntry(algorithm=Algorithm.MD5, value="c" * 32),
-        ],
-    }
-    matcher = Matcher.build(banks, lambda bank_id: entries[bank_id])
-    near = (PdqHash(value=flip(stock, 4, rng), quality=100),)
-    suppressed = matcher.match(signals(pdq=near))
+def test_allow_banks_suppress_matches_of_the_same_content(store: Store) -> None:
+    stock = random_pdq()
+    load(store, "national", [pdq(stock), md5("b" * 32)])
+    load(store, "stock-photos", [pdq(stock), md5("c" * 32)], kind=BankKind.ALLOW, pdq_threshold=10)
+    matcher = Matcher.build(store.banks)
+    close = (PdqHash(value=flip(stock, 4), quality=100),)
+    suppressed = matcher.match(signals(frames=close))
     assert not any(m.effective for m in suppressed)
     assert {m.suppressed_by for m in suppressed if m.bank_kind is BankKind.KNOWN} == {
         "stock-photos"
     }
-    # The exact bytes are on the known list: a PDQ-similar allow entry does not excuse them.
-    exact_known = matcher.match(signals("b" * 32, near))
-    assert [m.algorithm for m in exact_known if m.effective] == [Algorithm.MD5]
+    # The exact bytes are on the known list: looking like an allowed image is no excuse.
+    assert [m.algorithm for m in matcher.match(signals("b" * 32, close)) if m.effective] == [
+        Algorithm.MD5
+    ]
     # The exact bytes are on the allow list: every match of the file is suppressed.
-    exact_allowed = matcher.match(signals("c" * 32, near))
-    assert not any(m.effective for m in exact_allowed)
-    # Beyond the allow bank's own threshold, nothing is suppressed.
-    far = (PdqHash(value=flip(stock, 20, rng), quality=100),)
-    assert [m.bank for m in matcher.match(signals(pdq=far)) if m.effective] == ["national"]
+    assert not any(m.effective for m in matcher.match(signals("c" * 32, close)))
+    # Beyond the allow bank's own threshold nothing is suppressed.
+    far = (PdqHash(value=flip(stock, 20), quality=100),)
+    assert [m.bank for m in matcher.match(signals(frames=far)) if m.effective] == ["national"]
 
 
-def test_dihedral_variants_find_rotated_copies_and_name_the_transform() -> None:
-    rng = random.Random(3)
-    original = f"{rng.getrandbits(256):064x}"
-    matcher = Matcher.build(
-        [bank(1, "b")], lambda _: [BankEntry(algorithm=Algorithm.PDQ, value=original)]
-    )
-    variants = tuple(f"{rng.getrandbits(256):064x}" for _ in range(7))
-    rotated = (*variants[:2], flip(original, 3, rng), *variants[3:])
-    (match,) = matcher.match(
-        signals(pdq=(PdqHash(value=variants[0], quality=100, dihedral=rotated),))
-    )
+def test_dihedral_variants_find_rotated_copies(store: Store) -> None:
+    original = random_pdq()
+    load(store, "b", [pdq(original)])
+    matcher = Matcher.build(store.banks)
+    variants = [random_pdq() for _ in range(7)]
+    variants[2] = flip(original, 3)  # the file, turned by 270 degrees, is the listed image
+    frame = PdqHash(value=random_pdq(), quality=100, dihedral=tuple(variants))
+    (match,) = matcher.match(signals(frames=(frame,)))
     assert (match.distance, match.transform) == (3, "rotate270")
+
+
+def test_bank_changes_reach_a_live_matcher_without_a_rebuild(store: Store) -> None:
+    first, second = random_pdq(), random_pdq()
+    load(store, "list", [pdq(first, entry_id="v1")])
+    matcher = Matcher.build(store.banks)
+    look_first = signals(frames=(PdqHash(value=first, quality=100),))
+    look_second = signals(frames=(PdqHash(value=flip(second, 20), quality=100),))
+    assert len(matcher.match(look_first)) == 1
+    load(store, "list", [pdq(second, entry_id="v2")])  # new version: first removed
+    load(store, "late", [md5("d" * 32)])  # a bank created after the matcher
+    assert matcher.refresh() == 3  # one removed, two added
+    assert matcher.match(look_first) == ()
+    assert [m.entry_id for m in matcher.match(look_second)] == ["v2"]
+    assert [m.bank for m in matcher.match(signals("d" * 32))] == ["late"]
+    store.banks.configure("list", pdq_threshold=10)  # settings apply at query time
+    matcher.refresh()
+    assert matcher.match(look_second) == ()
+    load(store, "list", [pdq(first, entry_id="v1"), pdq(second, entry_id="v2")])  # restored
+    matcher.refresh()
+    assert [m.entry_id for m in matcher.match(look_first)] == ["v1"]
+    store.banks.delete("late")
+    matcher.refresh()
+    assert matcher.match(signals("d" * 32)) == ()
+
+
+def test_snapshots_load_catch_up_and_belong_to_one_store(store: Store, tmp_path: Path) -> None:
+    value = random_pdq()
+    load(store, "list", [pdq(value, entry_id="e1")])
+    path = tmp_path / "matcher.snapshot"
+    built = load_or_build(store.banks, path)
+    assert path.is_file()
+    look = signals(frames=(PdqHash(value=value, quality=100),))
+    assert [m.entry_id for m in Matcher.load(path, store.banks).match(look)] == ["e1"]
+    load(store, "list", [])  # removed after the snapshot was saved
+    assert Matcher.load(path, store.banks).match(look) == ()
+    assert built.refresh() == 1
+    damaged = bytearray(path.read_bytes())
+    damaged[-1] ^= 1
+    path.write_bytes(damaged)
+    with pytest.raises(snapshot.SnapshotError):
+        Matcher.load(path, store.banks)
+    assert load_or_build(store.banks, path).match(look) == ()  # rebuilt and saved again
+    Matcher.load(path, store.banks)
+
+
+def test_a_snapshot_of_another_store_is_refused(tmp_path: Path, store: Store) -> None:
+    other = open_store(f"sqlite:///{tmp_path / 'other.db'}")
+    load(other, "other", [pdq(random_pdq())])
+    path = tmp_path / "m.snapshot"
+    Matcher.build(other.banks).save(path)
+    other.close()
+    with pytest.raises(snapshot.SnapshotError, match="another store"):
+        Matcher.load(path, store.banks)

@@ -91,8 +91,13 @@ def test_reimport_upserts_tombstones_and_restores(store: Store) -> None:
         "list", [entry(v) for v in MD5S[:4]], version="v3", filename="c.csv", rows=4
     )
     assert third.restored == 1
-    live = {e.value: e.entry_id for e in store.banks.active_entries(stats.bank.id)}
-    assert live == dict.fromkeys(MD5S[:4])
+    live = [value for rows in store.banks.index_rows() for value in rows.values]
+    assert sorted(live) == MD5S[:4]
+    # Every change carried a change number; the index catches up from the last one it saw.
+    changes = store.banks.changes_since(0)
+    assert changes.seq == store.banks.change_seq() == 3
+    assert sorted(changes.live.values) == MD5S[:4]
+    assert store.banks.changes_since(changes.seq).live.ids == []
 
 
 def test_import_is_all_or_nothing(store: Store, tmp_path: Path) -> None:

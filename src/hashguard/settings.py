@@ -49,6 +49,11 @@ class Settings(BaseSettings):
         return value.expanduser()
 
     @property
+    def index_path(self) -> Path:
+        """The match-index snapshot of this installation (a cache of the store's banks)."""
+        return self.home / "index" / "matcher.snapshot"
+
+    @property
     def resolved_database_url(self) -> str:
         if self.database_url is not None:
             return self.database_url.get_secret_value()

@@ -16,8 +16,9 @@ from hashguard.demo.run import build, needs_dihedral
 from hashguard.domain.scans import FileResult, Outcome, ScanOptions
 from hashguard.hashing.isolate import HashingPool
 from hashguard.hashing.kernel import HashOptions
-from hashguard.matching.matcher import Matcher
+from hashguard.matching.matcher import load_or_build
 from hashguard.scan.scanner import Scanner, prepare_run
+from hashguard.settings import Settings
 from hashguard.store import open_store
 
 
@@ -36,7 +37,8 @@ def demo(
     started = time.monotonic()
     shutil.rmtree(directory, ignore_errors=True)
     layout = build(directory)
-    store = open_store(f"sqlite:///{(directory / 'home' / 'hashguard.db').resolve()}")
+    demo_home = Settings(home=(directory / "home").resolve(), workers=settings.workers)
+    store = open_store(demo_home.resolved_database_url)
     try:
         report = import_list(
             store.banks,
@@ -56,7 +58,7 @@ def demo(
             timeout=settings.decode_timeout,
             memory_mb=settings.worker_memory_mb,
         ) as pool:
-            matcher = Matcher.build(store.banks.list(), store.banks.active_entries)
+            matcher = load_or_build(store.banks, demo_home.index_path)
             run = Scanner(store=store.scans, matcher=matcher, pool=pool).run(
                 prepared.run, on_result=lambda r: results.__setitem__(Path(r.path).name, r)
             )

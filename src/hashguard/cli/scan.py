@@ -21,7 +21,7 @@ from hashguard.domain.scans import FileResult, Outcome, ScanOptions, ScanRun
 from hashguard.domain.signals import PdqMode
 from hashguard.hashing.isolate import HashingPool
 from hashguard.hashing.kernel import HashOptions
-from hashguard.matching.matcher import Matcher
+from hashguard.matching.matcher import load_or_build
 from hashguard.scan.scanner import ScanAlreadyRunning, Scanner, prepare_run
 from hashguard.store.scans import UnknownRun
 
@@ -113,7 +113,7 @@ def scan(
         run = prepared.run
         if prepared.resumed:
             err.print(f"resuming scan #{run.id} ({run.total} files already done)")
-        matcher = Matcher.build(store.banks.list(), store.banks.active_entries)
+        matcher = load_or_build(store.banks, settings.index_path)
         if not matcher.banks:
             err.print("[yellow]warning:[/yellow] no enabled bank; nothing can match")
         if output is OutputFormat.CSV:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
@@ -44,6 +44,31 @@ class BankEntry:
     entry_id: str | None = None
     category: str | None = None
     metadata: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class IndexRows:
+    """Live bank entries in bulk, for building match indexes: parallel sequences.
+
+    ``ids`` are the store's row ids (the indexes' payloads), never shown to anyone.
+    """
+
+    ids: Sequence[int]
+    bank_ids: Sequence[int]
+    algorithms: Sequence[Algorithm]
+    values: Sequence[str]
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class EntryChanges:
+    """Entries added, changed or removed after a change sequence number."""
+
+    seq: int
+    live: IndexRows
+    removed: Sequence[int]
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)

@@ -1,99 +1,314 @@
-"""The Matcher: one file's signals against every enabled bank, with allow-list suppression."""
+"""The Matcher: one file's signals against every enabled bank, with allow-list suppression.
+
+It holds an exact-hash index and a PDQ index over the live entries of every bank, each
+entry known only by its store row id (the payload) and bank number. Bank settings
+(enabled, kind, threshold) are applied at query time, so changing them needs no
+rebuild; entry changes are applied incrementally from the store's change sequence
+(``refresh``), and the whole matcher can be saved to and loaded from a snapshot.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Protocol
 
-from hashguard.domain.banks import Bank, BankEntry, BankKind
+import numpy as np
+import numpy.typing as npt
+
+from hashguard.domain.banks import DEFAULT_PDQ_THRESHOLD, Bank, BankKind, EntryChanges, IndexRows
 from hashguard.domain.matches import Match
 from hashguard.domain.signals import DIHEDRAL_NAMES, EXACT_ALGORITHMS, Algorithm, FileSignals
-from hashguard.matching.exact import ExactIndex
-from hashguard.matching.pdq import PdqIndex
+from hashguard.matching import snapshot
+from hashguard.matching.exact import CODES, ExactIndex, digests
+from hashguard.matching.pdq import PdqIndex, pack
+
+SNAPSHOT_VERSION = 1
+#: Fold pending changes into fresh indexes once they exceed this share of the entries.
+COMPACT_SHARE = 0.02
+COMPACT_MIN = 10_000
+
+
+class EntrySource(Protocol):
+    """What the matcher reads from the store (``BankStore`` provides it)."""
+
+    def list(self) -> list[Bank]: ...
+    def store_id(self) -> str: ...
+    def change_seq(self) -> int: ...
+    def index_rows(self, batch: int = ...) -> Iterator[IndexRows]: ...
+    def changes_since(self, seq: int) -> EntryChanges: ...
+    def describe(self, ids: Iterable[int]) -> dict[int, tuple[str | None, str | None]]: ...
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
-class _Ref:
-    bank: Bank
-    entry_id: str | None
-    category: str | None
+class _Found:
+    payload: int
+    bank: int
+    algorithm: Algorithm
+    distance: int
+    frame: int = 0
+    transform: str = "original"
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class _Columns:
+    """Index input as arrays, split into PDQ and exact entries."""
+
+    pdq_hashes: npt.NDArray[np.uint64]
+    pdq_payloads: npt.NDArray[np.int64]
+    pdq_banks: npt.NDArray[np.uint16]
+    exact_codes: npt.NDArray[np.uint8]
+    exact_digests: npt.NDArray[np.uint8]
+    exact_payloads: npt.NDArray[np.int64]
+    exact_banks: npt.NDArray[np.uint16]
 
 
 class Matcher:
-    """Matches against a snapshot of the enabled banks taken when it was built.
+    """Matches signals against a store's banks; see the module docstring."""
 
-    Suppression by allow banks: an exact-hash allow match means this very file was
-    vetted as a false positive, so it suppresses every known match of the file. A PDQ
-    allow match suppresses the PDQ known matches of the same frame only: a file whose
-    exact bytes are on a known list is not excused by looking like an allowed image.
-    Low-quality PDQ hashes (quality < 50) are not used for distance matching.
-    """
-
-    def __init__(self) -> None:
-        self._refs: list[_Ref] = []
-        self._exact = ExactIndex()
-        self._pdq = PdqIndex()
+    def __init__(
+        self,
+        source: EntrySource,
+        *,
+        store_id: str,
+        seq: int,
+        bank_ids: Sequence[int],
+        exact: ExactIndex,
+        pdq: PdqIndex,
+    ) -> None:
+        self._source = source
+        self.store_id = store_id
+        self.seq = seq
+        self._bank_ids = list(bank_ids)
+        self._numbers = {bank_id: number for number, bank_id in enumerate(self._bank_ids)}
+        self._exact = exact
+        self._pdq = pdq
+        self._by_number: list[Bank | None] = []
+        self._thresholds = np.empty(0, np.int16)
         self.banks: tuple[Bank, ...] = ()
+        self._use_banks(source.list())
+
+    # -- building, refreshing, saving ----------------------------------------------------
 
     @classmethod
-    def build(
-        cls, banks: Iterable[Bank], entries_of: Callable[[int], Iterable[BankEntry]]
-    ) -> Matcher:
-        matcher = cls()
-        enabled = tuple(bank for bank in banks if bank.enabled)
-        for bank in enabled:
-            for entry in entries_of(bank.id):
-                matcher._add(bank, entry)
-        matcher.banks = enabled
+    def build(cls, source: EntrySource) -> Matcher:
+        """Index every live entry of the store, then catch up with changes made meanwhile."""
+        store_id, seq, banks = source.store_id(), source.change_seq(), source.list()
+        bank_ids = [bank.id for bank in banks]
+        numbers = {bank_id: number for number, bank_id in enumerate(bank_ids)}
+        columns = _columns(source.index_rows(), numbers)
+        threshold = max([DEFAULT_PDQ_THRESHOLD, *(bank.pdq_threshold for bank in banks)])
+        matcher = cls(
+            source,
+            store_id=store_id,
+            seq=seq,
+            bank_ids=bank_ids,
+            exact=ExactIndex(
+                columns.exact_codes,
+                columns.exact_digests,
+                columns.exact_payloads,
+                columns.exact_banks,
+            ),
+            pdq=PdqIndex(
+                columns.pdq_hashes, columns.pdq_payloads, columns.pdq_banks, threshold=threshold
+            ),
+        )
+        matcher.refresh()
         return matcher
 
-    def __len__(self) -> int:
-        return len(self._refs)
+    def refresh(self) -> int:
+        """Apply bank settings and entry changes committed since this matcher's ``seq``;
+        returns the number of entries added, changed or removed."""
+        changes = self._source.changes_since(self.seq)
+        self._use_banks(self._source.list())
+        touched = np.asarray([*changes.removed, *changes.live.ids], dtype=np.int64)
+        if len(touched):
+            self._pdq.remove(touched)
+            self._exact.remove(touched)
+            columns = _columns([changes.live], self._numbers)
+            self._pdq.add(columns.pdq_hashes, columns.pdq_payloads, columns.pdq_banks)
+            self._exact.add(
+                columns.exact_codes,
+                columns.exact_digests,
+                columns.exact_payloads,
+                columns.exact_banks,
+            )
+        self.seq = changes.seq
+        return len(touched)
 
-    def _add(self, bank: Bank, entry: BankEntry) -> None:
-        ref = len(self._refs)
-        self._refs.append(_Ref(bank=bank, entry_id=entry.entry_id, category=entry.category))
-        if entry.algorithm is Algorithm.PDQ:
-            self._pdq.add(entry.value, threshold=bank.pdq_threshold, ref=ref)
-        else:
-            self._exact.add(entry.algorithm, entry.value, ref)
+    @property
+    def pending(self) -> int:
+        """Changes held outside the main indexes (searched by brute force until compacted)."""
+        return self._pdq.pending + self._exact.pending
 
-    def _match(
-        self, ref: int, algorithm: Algorithm, distance: int, frame: int, transform: str
-    ) -> Match:
-        target = self._refs[ref]
-        return Match(
-            bank=target.bank.name,
-            bank_kind=target.bank.kind,
-            algorithm=algorithm,
-            distance=distance,
-            entry_id=target.entry_id,
-            category=target.category,
-            frame=frame,
-            transform=transform,
+    def compacted(self) -> Matcher:
+        threshold = max([self._pdq.layout.threshold, *(b.pdq_threshold for b in self.banks)])
+        return Matcher(
+            self._source,
+            store_id=self.store_id,
+            seq=self.seq,
+            bank_ids=self._bank_ids,
+            exact=self._exact.compacted(),
+            pdq=self._pdq.compacted(threshold),
         )
 
-    def match(self, signals: FileSignals) -> tuple[Match, ...]:
-        exact = [
-            self._match(ref, algorithm, 0, 0, "original")
-            for algorithm in EXACT_ALGORITHMS
-            for ref in self._exact.lookup(algorithm, signals.exact(algorithm))
-        ]
-        pdq: list[Match] = []
-        for frame_hash in signals.pdq:
-            if frame_hash.low_quality:
-                continue
-            best: dict[int, tuple[int, int]] = {}  # ref -> (distance, variant)
-            variants = (frame_hash.value, *frame_hash.dihedral)
-            for variant, value in enumerate(variants):
-                for ref, distance in self._pdq.search(value):
-                    if ref not in best or distance < best[ref][0]:
-                        best[ref] = (distance, variant)
-            pdq.extend(
-                self._match(ref, Algorithm.PDQ, distance, frame_hash.frame, DIHEDRAL_NAMES[variant])
-                for ref, (distance, variant) in sorted(best.items(), key=lambda item: item[1])
+    def save(self, path: Path) -> None:
+        arrays = {f"pdq.{k}": v for k, v in self._pdq.arrays().items()}
+        arrays |= {f"exact.{k}": v for k, v in self._exact.arrays().items()}
+        meta = {
+            "version": SNAPSHOT_VERSION,
+            "store_id": self.store_id,
+            "seq": self.seq,
+            "bank_ids": self._bank_ids,
+            "pdq_threshold": self._pdq.layout.threshold,
+        }
+        snapshot.write(path, arrays, meta)
+
+    @classmethod
+    def load(cls, path: Path, source: EntrySource) -> Matcher:
+        """A saved matcher, checked to belong to ``source``'s store, then refreshed."""
+        arrays, meta = snapshot.read(path)
+        if meta.get("version") != SNAPSHOT_VERSION or meta.get("store_id") != source.store_id():
+            raise snapshot.SnapshotError(f"{path} was saved from another store or version")
+        try:
+            pdq = PdqIndex.from_arrays(
+                {k[4:]: v for k, v in arrays.items() if k.startswith("pdq.")},
+                threshold=int(meta["pdq_threshold"]),
             )
-        return _suppress([*exact, *pdq])
+            exact = ExactIndex.from_arrays(
+                {k[6:]: v for k, v in arrays.items() if k.startswith("exact.")}
+            )
+            matcher = cls(
+                source,
+                store_id=str(meta["store_id"]),
+                seq=int(meta["seq"]),
+                bank_ids=[int(b) for b in meta["bank_ids"]],
+                exact=exact,
+                pdq=pdq,
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            raise snapshot.SnapshotError(f"{path} has an inconsistent index: {exc}") from exc
+        matcher.refresh()
+        return matcher
+
+    def _use_banks(self, banks: Sequence[Bank]) -> None:
+        for bank in banks:
+            if bank.id not in self._numbers:
+                self._numbers[bank.id] = len(self._bank_ids)
+                self._bank_ids.append(bank.id)
+        by_id = {bank.id: bank for bank in banks}
+        self._by_number = [by_id.get(bank_id) for bank_id in self._bank_ids]
+        self._thresholds = np.array(
+            [b.pdq_threshold if b is not None and b.enabled else -1 for b in self._by_number],
+            dtype=np.int16,
+        )
+        self.banks = tuple(b for b in self._by_number if b is not None and b.enabled)
+
+    def __len__(self) -> int:
+        return len(self._pdq) + len(self._exact)
+
+    # -- matching ------------------------------------------------------------------------
+
+    def match(self, signals: FileSignals) -> tuple[Match, ...]:
+        """Every match of the file, allow-bank suppression applied.
+
+        Suppression: an exact-hash allow match means this very file was vetted as a
+        false positive, so it suppresses every known match of the file. A PDQ allow
+        match suppresses the PDQ known matches of the same frame only: a file whose
+        exact bytes are on a known list is not excused by looking like an allowed
+        image. Low-quality PDQ hashes (quality < 50) are not used for distance matching.
+        """
+        found = [
+            _Found(payload=hit.payload, bank=hit.bank, algorithm=hit.algorithm, distance=0)
+            for hit in self._exact.lookup([(a, signals.exact(a)) for a in EXACT_ALGORITHMS])
+            if self._enabled(hit.bank)
+        ]
+        for frame_hash in signals.pdq:
+            if not frame_hash.low_quality:
+                found.extend(
+                    self._pdq_matches(frame_hash.frame, (frame_hash.value, *frame_hash.dihedral))
+                )
+        if not found:
+            return ()
+        described = self._source.describe(f.payload for f in found)
+        matches = []
+        for item in found:
+            bank = self._by_number[item.bank]
+            assert bank is not None
+            entry_id, category = described.get(item.payload, (None, None))
+            matches.append(
+                Match(
+                    bank=bank.name,
+                    bank_kind=bank.kind,
+                    algorithm=item.algorithm,
+                    distance=item.distance,
+                    entry_id=entry_id,
+                    category=category,
+                    frame=item.frame,
+                    transform=item.transform,
+                )
+            )
+        return _suppress(matches)
+
+    def _enabled(self, bank: int) -> bool:
+        return bank < len(self._thresholds) and self._thresholds[bank] >= 0
+
+    def _pdq_matches(self, frame: int, variants: Sequence[str]) -> list[_Found]:
+        best: dict[int, tuple[int, int, int]] = {}  # payload -> (distance, variant, bank)
+        for variant, value in enumerate(variants):
+            hits = self._pdq.search(pack([value])[0], self._thresholds)
+            for payload, bank, distance in zip(
+                hits.payloads.tolist(), hits.banks.tolist(), hits.distances.tolist(), strict=True
+            ):
+                if payload not in best or distance < best[payload][0]:
+                    best[payload] = (distance, variant, bank)
+        return [
+            _Found(
+                payload=payload,
+                bank=bank,
+                algorithm=Algorithm.PDQ,
+                distance=distance,
+                frame=frame,
+                transform=DIHEDRAL_NAMES[variant],
+            )
+            for payload, (distance, variant, bank) in sorted(best.items(), key=lambda i: i[1])
+        ]
+
+
+def _columns(batches: Iterable[IndexRows], numbers: dict[int, int]) -> _Columns:
+    pdq_values: list[str] = []
+    pdq_payloads: list[int] = []
+    pdq_banks: list[int] = []
+    exact_values: list[str] = []
+    exact_codes: list[int] = []
+    exact_payloads: list[int] = []
+    exact_banks: list[int] = []
+    for rows in batches:
+        for row_id, bank_id, algorithm, value in zip(
+            rows.ids, rows.bank_ids, rows.algorithms, rows.values, strict=True
+        ):
+            number = numbers.get(bank_id)
+            if number is None:
+                continue  # a bank created after the bank list was read: the next refresh
+            if algorithm is Algorithm.PDQ:
+                pdq_values.append(value)
+                pdq_payloads.append(row_id)
+                pdq_banks.append(number)
+            else:
+                exact_values.append(value)
+                exact_codes.append(CODES[algorithm])
+                exact_payloads.append(row_id)
+                exact_banks.append(number)
+    return _Columns(
+        pdq_hashes=pack(pdq_values),
+        pdq_payloads=np.asarray(pdq_payloads, dtype=np.int64),
+        pdq_banks=np.asarray(pdq_banks, dtype=np.uint16),
+        exact_codes=np.asarray(exact_codes, dtype=np.uint8),
+        exact_digests=digests(exact_values),
+        exact_payloads=np.asarray(exact_payloads, dtype=np.int64),
+        exact_banks=np.asarray(exact_banks, dtype=np.uint16),
+    )
 
 
 def _suppress(matches: list[Match]) -> tuple[Match, ...]:
@@ -111,3 +326,21 @@ def _suppress(matches: list[Match]) -> tuple[Match, ...]:
                 by = frame_allow.get(match.frame)
         result.append(match if by is None else replace(match, suppressed_by=by.bank))
     return tuple(result)
+
+
+def load_or_build(source: EntrySource, path: Path) -> Matcher:
+    """The store's matcher from the snapshot at ``path`` when it is valid (then caught up
+    with the store), else built afresh; the snapshot is rewritten when that saves work
+    next time (after a build, or once pending changes are worth compacting)."""
+    try:
+        matcher = Matcher.load(path, source)
+    except snapshot.SnapshotError:
+        matcher = Matcher.build(source)
+        rebuilt = True
+    else:
+        rebuilt = False
+    if rebuilt or matcher.pending > max(COMPACT_MIN, COMPACT_SHARE * len(matcher)):
+        if matcher.pending:
+            matcher = matcher.compacted()
+        matcher.save(path)
+    return matcher

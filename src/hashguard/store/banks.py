@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import Engine, Row, bindparam, func, insert, select, update
+from sqlalchemy import Connection, Engine, Row, bindparam, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from hashguard.domain.banks import (
@@ -14,12 +14,14 @@ from hashguard.domain.banks import (
     BankEntry,
     BankKind,
     BankStats,
+    EntryChanges,
     ImportReport,
+    IndexRows,
     RowError,
 )
 from hashguard.domain.signals import Algorithm
 from hashguard.store._util import aware, chunked, now
-from hashguard.store.schema import bank_entries, bank_imports, banks
+from hashguard.store.schema import bank_entries, bank_imports, bank_state, banks
 
 
 class UnknownBank(LookupError):
@@ -49,6 +51,36 @@ def _bank(row: Row[Any]) -> Bank:
         created_at=created,
         imported_at=aware(row.imported_at),
     )
+
+
+def _next_seq(conn: Connection) -> int:
+    """Take the next change number. The row lock it holds until commit orders concurrent
+    bank changes, so a reader never sees number n+1 committed before n."""
+    return int(
+        conn.execute(
+            update(bank_state)
+            .where(bank_state.c.id == 1)
+            .values(change_seq=bank_state.c.change_seq + 1)
+            .returning(bank_state.c.change_seq)
+        ).scalar_one()
+    )
+
+
+def _index_rows(rows: Sequence[Any]) -> IndexRows:
+    return IndexRows(
+        ids=[row.id for row in rows],
+        bank_ids=[row.bank_id for row in rows],
+        algorithms=[Algorithm(row.algorithm) for row in rows],
+        values=[row.value for row in rows],
+    )
+
+
+_INDEX_COLUMNS = (
+    bank_entries.c.id,
+    bank_entries.c.bank_id,
+    bank_entries.c.algorithm,
+    bank_entries.c.value,
+)
 
 
 def _entry_attrs(entry: BankEntry) -> dict[str, Any]:
@@ -144,6 +176,7 @@ class BankStore:
             if bank_id is None:
                 raise UnknownBank(name)
             # Delete children explicitly: SQLite only cascades with foreign_keys=ON.
+            _next_seq(conn)
             conn.execute(bank_entries.delete().where(bank_entries.c.bank_id == bank_id))
             conn.execute(bank_imports.delete().where(bank_imports.c.bank_id == bank_id))
             conn.execute(banks.delete().where(banks.c.id == bank_id))
@@ -169,26 +202,57 @@ class BankStore:
             ).scalar_one()
         return BankStats(bank=bank, active=active, removed=removed, imports=imports)
 
-    def active_entries(self, bank_id: int) -> Iterator[BankEntry]:
-        """Every live entry of one bank, streamed; for building match indexes only."""
+    def store_id(self) -> str:
+        """This database's identity, so a saved index is never applied to another store."""
+        with self._engine.connect() as conn:
+            return str(conn.execute(select(bank_state.c.store_id)).scalar_one())
+
+    def change_seq(self) -> int:
+        with self._engine.connect() as conn:
+            return int(conn.execute(select(bank_state.c.change_seq)).scalar_one())
+
+    def index_rows(self, batch: int = 200_000) -> Iterator[IndexRows]:
+        """Every live entry of every bank, in id order and in batches: the match indexes'
+        input (read ``change_seq()`` first, then catch up with ``changes_since``)."""
         query = (
-            select(
-                bank_entries.c.algorithm,
-                bank_entries.c.value,
-                bank_entries.c.entry_id,
-                bank_entries.c.category,
-            )
-            .where(bank_entries.c.bank_id == bank_id, bank_entries.c.removed_at.is_(None))
-            .execution_options(yield_per=50_000)
+            select(*_INDEX_COLUMNS)
+            .where(bank_entries.c.removed_at.is_(None))
+            .order_by(bank_entries.c.id)
+            .execution_options(yield_per=batch)
         )
         with self._engine.connect() as conn:
-            for algorithm, value, entry_id, category in conn.execute(query):
-                yield BankEntry(
-                    algorithm=Algorithm(algorithm),
-                    value=value,
-                    entry_id=entry_id,
-                    category=category,
+            for rows in conn.execute(query).partitions():
+                yield _index_rows(rows)
+
+    def changes_since(self, seq: int) -> EntryChanges:
+        """Entries added, changed, restored or removed by transactions after ``seq``."""
+        with self._engine.connect() as conn:
+            current = int(conn.execute(select(bank_state.c.change_seq)).scalar_one())
+            rows = list(
+                conn.execute(
+                    select(*_INDEX_COLUMNS, bank_entries.c.removed_at)
+                    .where(bank_entries.c.change_seq > seq)
+                    .order_by(bank_entries.c.id)
                 )
+            )
+        return EntryChanges(
+            seq=current,
+            live=_index_rows([row for row in rows if row.removed_at is None]),
+            removed=[row.id for row in rows if row.removed_at is not None],
+        )
+
+    def describe(self, ids: Iterable[int]) -> dict[int, tuple[str | None, str | None]]:
+        """The list's own entry id and category of matched rows, by row id."""
+        wanted = sorted(set(ids))
+        found: dict[int, tuple[str | None, str | None]] = {}
+        with self._engine.connect() as conn:
+            for chunk in chunked(wanted):
+                query = select(
+                    bank_entries.c.id, bank_entries.c.entry_id, bank_entries.c.category
+                ).where(bank_entries.c.id.in_(chunk))
+                for row_id, entry_id, category in conn.execute(query):
+                    found[row_id] = (entry_id, category)
+        return found
 
     def replace_entries(
         self,
@@ -270,6 +334,9 @@ class BankStore:
                 for key, row in existing.items()
                 if row.removed_at is None and key not in seen
             ]
+            seq = _next_seq(conn) if to_add or to_update or to_remove else 0
+            for item in to_add:
+                item["change_seq"] = seq
             for batch in chunked(to_add):
                 conn.execute(insert(bank_entries), list(batch))
             if to_update:
@@ -282,6 +349,7 @@ class BankStore:
                         meta=bindparam("meta"),
                         removed_at=bindparam("removed_at"),
                         removed_version=bindparam("removed_version"),
+                        change_seq=seq,
                     )
                 )
                 for batch in chunked(to_update):
@@ -290,7 +358,7 @@ class BankStore:
                 conn.execute(
                     update(bank_entries)
                     .where(bank_entries.c.id.in_(ids))
-                    .values(removed_at=stamp, removed_version=version)
+                    .values(removed_at=stamp, removed_version=version, change_seq=seq)
                 )
             report = ImportReport(
                 bank=name,

@@ -59,8 +59,23 @@ bank_entries = Table(
     Column("added_version", Text),
     Column("removed_at", DateTime(timezone=True)),
     Column("removed_version", Text),
+    # The bank_state.change_seq of the transaction that last added, changed or removed
+    # the entry: match indexes catch up with "change_seq > what I have seen".
+    Column("change_seq", BigInteger, nullable=False, server_default="0"),
     UniqueConstraint("bank_id", "algorithm", "value", name="uq_bank_entries_signal"),
     Index("ix_bank_entries_lookup", "algorithm", "value"),
+    Index("ix_bank_entries_change_seq", "change_seq"),
+)
+
+#: One row. ``change_seq`` is bumped (row-locked) by every transaction that changes bank
+#: entries, so sequence numbers become visible in commit order; ``store_id`` names this
+#: database, so an index snapshot is never applied to another one.
+bank_state = Table(
+    "bank_state",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("store_id", String(36), nullable=False),
+    Column("change_seq", BigInteger, nullable=False),
 )
 
 bank_imports = Table(
