@@ -11,6 +11,7 @@ from bench.cli import BenchError
 from bench.config import REPEATS, RESULTS_FILE, postgres_url, scale_from_env
 from bench.corpus import build_corpora
 from bench.exact import exact_rows
+from bench.index import index_rows
 from bench.machine import describe
 from bench.report import FAIL, Row, table, write_json
 
@@ -42,6 +43,7 @@ def main() -> int:
             rows += import_rows(scale.bank_rows, backend="PostgreSQL", database_url=url)
         progress.print("exact hashing")
         rows += exact_rows()
+        rows += index_rows(scale, progress.print)
     except BenchError as exc:
         progress.print(f"[red]benchmark aborted:[/red] {exc}", highlight=False, markup=True)
         return 2

@@ -27,8 +27,8 @@ class Scale:
 
 
 SCALES = {
-    "small": Scale(name="small", files_1mp=60, files_12mp=6, bank_rows=100_000),
-    "full": Scale(name="full", files_1mp=300, files_12mp=30, bank_rows=1_000_000),
+    "small": Scale(name="small", files_1mp=100, files_12mp=6, bank_rows=100_000),
+    "full": Scale(name="full", files_1mp=1000, files_12mp=30, bank_rows=1_000_000),
 }
 
 

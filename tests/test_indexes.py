@@ -163,8 +163,8 @@ def test_snapshots_round_trip_and_refuse_tampering(tmp_path: Path) -> None:
         snapshot.read(path)
     # A structurally wrong snapshot with a valid digest is refused by the index itself.
     bad = dict(index.arrays())
-    bad["starts0"] = bad["starts0"].copy()
-    bad["starts0"][5] = 10**9
+    bad["starts"] = bad["starts"].copy()
+    bad["starts"][5] = 10**9
     snapshot.write(path, bad, {"threshold": 31})
     arrays, _ = snapshot.read(path)
     with pytest.raises(ValueError, match="offset table"):

@@ -145,13 +145,21 @@ class PdqIndex:
         self._payloads = np.ascontiguousarray(payloads, dtype=np.int64)
         self._banks = np.ascontiguousarray(banks, dtype=np.uint16)
         self._alive = np.ones(len(payloads), dtype=bool)
-        self._masks = [_flip_masks(w, self.layout.radius) for w in self.layout.widths]
-        self._orders: list[npt.NDArray[np.uint32]] = []
-        self._starts: list[npt.NDArray[np.uint32]] = []
+        # All chunks' probe masks in one array, so a query is one vectorised pass.
+        masks = [_flip_masks(w, self.layout.radius) for w in self.layout.widths]
+        sizes = [(1 << w) + 1 for w in self.layout.widths]
+        self._table_base = np.cumsum([0, *sizes], dtype=np.int64)[:-1]
+        self._probe_masks = np.concatenate([np.empty(0, np.uint32), *masks])
+        self._probe_chunk = np.repeat(np.arange(len(masks)), [len(m) for m in masks])
+        self._probe_base = self._table_base[self._probe_chunk]
+        # ``order``: for each chunk in turn, the rows sorted by that chunk's value;
+        # ``starts``: for each chunk in turn, where each bucket begins in ``order``.
+        positions = len(payloads) * len(self.layout.widths)
+        self._position_type = np.uint32 if positions < 2**32 else np.uint64
         if structure is None:
-            self._build()
+            self._order, self._starts = self._build()
         else:
-            self._adopt(structure)
+            self._order, self._starts = self._adopt(structure, sizes)
         self._delta_hashes = np.empty((0, WORDS), np.uint64)
         self._delta_payloads = np.empty(0, np.int64)
         self._delta_banks = np.empty(0, np.uint16)
@@ -176,29 +184,38 @@ class PdqIndex:
             threshold=threshold,
         )
 
-    def _build(self) -> None:
-        for offset, width in zip(self.layout.offsets, self.layout.widths, strict=True):
-            values = _chunk_values(self._hashes, offset, width)
-            self._orders.append(np.argsort(values, kind="stable").astype(np.uint32))
-            starts = np.zeros((1 << width) + 1, dtype=np.uint32)
-            np.cumsum(np.bincount(values, minlength=1 << width), out=starts[1:])
-            self._starts.append(starts)
-
-    def _adopt(self, structure: Mapping[str, npt.NDArray[Any]]) -> None:
+    def _build(self) -> tuple[npt.NDArray[np.unsignedinteger], npt.NDArray[np.unsignedinteger]]:
         count = len(self._payloads)
-        for index, width in enumerate(self.layout.widths):
-            order = structure[f"order{index}"]
-            starts = structure[f"starts{index}"]
-            if order.dtype != np.uint32 or order.shape != (count,):
-                raise ValueError(f"chunk {index}: order array has the wrong type or length")
-            if starts.dtype != np.uint32 or starts.shape != ((1 << width) + 1,):
-                raise ValueError(f"chunk {index}: offset table has the wrong type or length")
-            if starts[0] != 0 or starts[-1] != count or np.any(starts[1:] < starts[:-1]):
-                raise ValueError(f"chunk {index}: offset table is not a valid partition")
-            if count and int(order.max()) >= count:
-                raise ValueError(f"chunk {index}: order array points outside the index")
-            self._orders.append(order)
-            self._starts.append(starts)
+        orders, starts = [], []
+        for chunk, (offset, width) in enumerate(
+            zip(self.layout.offsets, self.layout.widths, strict=True)
+        ):
+            values = _chunk_values(self._hashes, offset, width)
+            orders.append(np.argsort(values, kind="stable").astype(np.uint32))
+            table = np.zeros((1 << width) + 1, dtype=np.int64)
+            np.cumsum(np.bincount(values, minlength=1 << width), out=table[1:])
+            starts.append((table + chunk * count).astype(self._position_type))
+        empty = np.empty(0, self._position_type)
+        return np.concatenate([np.empty(0, np.uint32), *orders]), np.concatenate([empty, *starts])
+
+    def _adopt(
+        self, structure: Mapping[str, npt.NDArray[Any]], sizes: list[int]
+    ) -> tuple[npt.NDArray[np.unsignedinteger], npt.NDArray[np.unsignedinteger]]:
+        count, chunks = len(self._payloads), len(sizes)
+        order, starts = structure["order"], structure["starts"]
+        if order.dtype != np.uint32 or order.shape != (count * chunks,):
+            raise ValueError("order array has the wrong type or length")
+        if starts.dtype != self._position_type or starts.shape != (sum(sizes),):
+            raise ValueError("offset table has the wrong type or length for this layout")
+        if order.size and int(order.max()) >= count:
+            raise ValueError("order array points outside the index")
+        for chunk, base in enumerate(self._table_base.tolist()):
+            table = starts[base : base + sizes[chunk]]
+            if table[0] != chunk * count or table[-1] != (chunk + 1) * count:
+                raise ValueError(f"chunk {chunk}: offset table is not a valid partition")
+            if np.any(table[1:] < table[:-1]):
+                raise ValueError(f"chunk {chunk}: offset table is not a valid partition")
+        return order, starts
 
     # -- size and contents -------------------------------------------------------------
 
@@ -214,15 +231,13 @@ class PdqIndex:
         """Everything a snapshot needs; call on a compacted index (no pending changes)."""
         if self.pending:
             raise ValueError("compact the index before saving it")
-        named: dict[str, npt.NDArray[np.generic]] = {
+        return {
             "hashes": self._hashes,
             "payloads": self._payloads,
             "banks": self._banks,
+            "order": self._order,
+            "starts": self._starts,
         }
-        for index, (order, starts) in enumerate(zip(self._orders, self._starts, strict=True)):
-            named[f"order{index}"] = order
-            named[f"starts{index}"] = starts
-        return named
 
     # -- updates -----------------------------------------------------------------------
 
@@ -289,26 +304,22 @@ class PdqIndex:
 
     def _candidates(self, query: U64) -> npt.NDArray[np.intp]:
         number = int.from_bytes(query.astype("<u8").tobytes(), "little")
-        parts = []
-        for offset, width, masks, order, starts in zip(
-            self.layout.offsets,
-            self.layout.widths,
-            self._masks,
-            self._orders,
-            self._starts,
-            strict=True,
-        ):
-            keys = masks ^ np.uint32((number >> offset) & ((1 << width) - 1))
-            begin = starts[keys].astype(np.int64)
-            lengths = starts[keys + 1].astype(np.int64) - begin
-            total = int(lengths.sum())
-            if total:
-                # The concatenation of order[begin[i]:begin[i]+lengths[i]] for every probe.
-                shift = np.repeat(begin - (np.cumsum(lengths) - lengths), lengths)
-                parts.append(order[shift + np.arange(total)])
-        if not parts:
+        chunks = np.array(
+            [
+                (number >> offset) & ((1 << width) - 1)
+                for offset, width in zip(self.layout.offsets, self.layout.widths, strict=True)
+            ],
+            dtype=np.uint32,
+        )
+        keys = (self._probe_masks ^ chunks[self._probe_chunk]).astype(np.int64) + self._probe_base
+        begin = self._starts[keys].astype(np.int64)
+        lengths = self._starts[keys + 1].astype(np.int64) - begin
+        total = int(lengths.sum())
+        if not total:
             return np.empty(0, dtype=np.intp)
-        return np.concatenate(parts).astype(np.intp)
+        # The concatenation of order[begin[i] : begin[i] + lengths[i]] over every probe.
+        shift = np.repeat(begin - (np.cumsum(lengths) - lengths), lengths)
+        return self._order[shift + np.arange(total)].astype(np.intp)
 
     def _search_delta(self, query: U64, thresholds: I16) -> Hits:
         distances = _distances(self._delta_hashes, query)
