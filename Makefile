@@ -30,7 +30,7 @@ test: $(DEV)
 lint: $(DEV)
 	$(BIN)/ruff format --check src tests bench
 	$(BIN)/ruff check src tests bench
-	$(BIN)/mypy src
+	$(BIN)/mypy src bench
 
 format: $(DEV)
 	$(BIN)/ruff format src tests bench

@@ -11,6 +11,7 @@ from bench.cli import BenchError
 from bench.config import REPEATS, RESULTS_FILE, postgres_url, scale_from_env
 from bench.corpus import build_corpora
 from bench.exact import exact_rows
+from bench.fidelity import fidelity_rows
 from bench.index import index_rows
 from bench.machine import describe
 from bench.report import FAIL, Row, table, write_json
@@ -35,6 +36,8 @@ def main() -> int:
         rows += scan_rows(
             corpora, lambda index: progress.print(f"scans: round {index + 1}/{REPEATS}")
         )
+        progress.print("fidelity gate: every scan file hashed in fast and reference mode")
+        rows += fidelity_rows(corpora)
         progress.print(f"bank import: {scale.bank_rows:,} rows, SQLite")
         rows += import_rows(scale.bank_rows)
         url = postgres_url()

@@ -19,6 +19,8 @@ from typing import Any
 import numpy as np
 
 THRESHOLD = 31
+#: (query, source row or -1, planted distance or -1)
+Planned = list[tuple[np.ndarray, int, int]]
 QUERIES_PLANTED, QUERIES_FAR, QUERIES_RANDOM = 700, 100, 200
 ORACLE_QUERIES = 40
 
@@ -51,7 +53,7 @@ def flipped(row: np.ndarray, bits: int, rng: np.random.Generator) -> np.ndarray:
     return raw.view(np.uint64)
 
 
-def queries(hashes: np.ndarray, seed: int) -> list[tuple[np.ndarray, int, int]]:
+def queries(hashes: np.ndarray, seed: int) -> Planned:
     """(query, source row or -1, planted distance)."""
     rng = np.random.default_rng(seed + 1)
     planned = []
@@ -69,7 +71,7 @@ def hex_of(words: np.ndarray) -> str:
 
 
 def check(
-    hashes: np.ndarray, planned: list, results: list[list[tuple[int, int]]]
+    hashes: np.ndarray, planned: Planned, results: list[list[tuple[int, int]]]
 ) -> dict[str, Any]:
     """Recall on planted queries, reports beyond the threshold, and an oracle sample."""
     recalled = planted = beyond = wrong = 0
@@ -95,7 +97,7 @@ def check(
     }
 
 
-def timed_queries(search: Any, planned: list) -> tuple[list[float], list[list[tuple[int, int]]]]:
+def timed_queries(search: Any, planned: Planned) -> tuple[list[float], list[list[tuple[int, int]]]]:
     seconds, results = [], []
     for query, _, _ in planned:
         start = time.perf_counter()
@@ -105,7 +107,7 @@ def timed_queries(search: Any, planned: list) -> tuple[list[float], list[list[tu
     return seconds, results
 
 
-def run_pdqindex(hashes: np.ndarray, planned: list) -> dict[str, Any]:
+def run_pdqindex(hashes: np.ndarray, planned: Planned) -> dict[str, Any]:
     from threatexchange.signal_type.pdq.pdq_index import PDQIndex  # noqa: PLC0415
 
     before = rss_mib()
@@ -126,7 +128,7 @@ def run_pdqindex(hashes: np.ndarray, planned: list) -> dict[str, Any]:
     }
 
 
-def run_ours(hashes: np.ndarray, planned: list, seed: int) -> dict[str, Any]:
+def run_ours(hashes: np.ndarray, planned: Planned, seed: int) -> dict[str, Any]:
     from hashguard.matching import snapshot  # noqa: PLC0415
     from hashguard.matching.pdq import PdqIndex  # noqa: PLC0415
 

@@ -13,10 +13,14 @@ PASS, FAIL, INFO = "pass", "fail", "info"
 
 @dataclass(frozen=True, kw_only=True, slots=True)
 class Row:
-    """One figure. ``baseline`` is in the same unit as ``value``; ``ratio`` is value/baseline."""
+    """One figure. ``baseline`` is in the same unit as ``value``; ``ratio`` is value/baseline.
+
+    ``value`` is text for a figure made of several numbers (then ``unit`` is empty and
+    the numbers go in ``details``).
+    """
 
     figure: str
-    value: float | None
+    value: float | str | None
     unit: str
     baseline: float | None = None
     ratio: float | None = None
@@ -27,6 +31,8 @@ class Row:
     #: Raw result of every repeat, for the JSON only, in ``samples_unit``.
     samples: list[float] = field(default_factory=list)
     samples_unit: str = "s"
+    #: Named numbers behind a text ``value``, for the JSON only.
+    details: dict[str, float] = field(default_factory=dict)
 
 
 def at_least(ratio: float, target: float) -> str:
@@ -49,7 +55,7 @@ _STYLES = {PASS: "green", FAIL: "bold red", INFO: "dim"}
 def table(rows: list[Row], title: str) -> Table:
     result = Table("figure", "value", "baseline", "ratio", "target", "verdict", title=title)
     for row in rows:
-        value = f"{number(row.value)} {row.unit}"
+        value = row.value if isinstance(row.value, str) else f"{number(row.value)} {row.unit}"
         if row.extra:
             value += " (" + ", ".join(f"{number(v)} {unit}" for unit, v in row.extra.items()) + ")"
         baseline = f"{number(row.baseline)} {row.unit}" if row.baseline is not None else "—"

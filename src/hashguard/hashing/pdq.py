@@ -50,10 +50,9 @@ def _core() -> pdqcore.Core | None:
         return None
     probe = np.random.default_rng(20261128).integers(0, 256, (48, 64), dtype=np.uint8)
     expected = pdq_hash(np.stack([probe] * 3, axis=2), dihedral=True)
-    luma = probe.astype(np.float32)
-    hashes, quality = pdqcore.dihedral_luma(core, luma)
+    hashes, quality = pdqcore.dihedral_grey(core, probe)
     agrees = (
-        pdqcore.hash_luma(core, luma) == (expected.value, expected.quality)
+        pdqcore.hash_grey(core, probe) == (expected.value, expected.quality)
         and hashes == [expected.value, *expected.dihedral]
         and quality == expected.quality
     )
@@ -72,9 +71,8 @@ def pdq_hash_grey(
     core = _core()
     if core is None:
         return pdq_hash(np.stack([grey] * 3, axis=2), frame=frame, dihedral=dihedral)
-    luma = grey.astype(np.float32)
     if dihedral:
-        hashes, quality = pdqcore.dihedral_luma(core, luma)
+        hashes, quality = pdqcore.dihedral_grey(core, grey)
         return PdqHash(value=hashes[0], quality=quality, frame=frame, dihedral=tuple(hashes[1:]))
-    value, quality = pdqcore.hash_luma(core, luma)
+    value, quality = pdqcore.hash_grey(core, grey)
     return PdqHash(value=value, quality=quality, frame=frame)

@@ -4,7 +4,8 @@ pdqhash's Python wrapper turns every input into float64 RGB-weighted luma with n
 and the hash bits into a Python list; on a small greyscale frame that wrapper costs
 about twice the hash itself. The C++ entry points it wraps are exported by the same
 extension module, so the fast path calls them with ctypes on a float32 luma buffer.
-This is Meta's code running, not ours: no step of PDQ is re-implemented here.
+This is Meta's code running, not ours: no step of PDQ is re-implemented here. The
+float buffers are reused per thread (see ``_Arena``).
 
 If the symbols are missing (another pdqhash build), ``load()`` gives None, and
 ``hashguard.hashing.pdq`` also refuses a binding whose hashes differ from pdqhash's
@@ -14,6 +15,7 @@ wrapper on a probe frame; either way the wrapper is used, with the same hashes.
 from __future__ import annotations
 
 import ctypes
+import threading
 
 import numpy as np
 import numpy.typing as npt
@@ -44,18 +46,36 @@ def _hex(words: npt.NDArray[np.uint16]) -> str:
     return words.astype("<u2").tobytes()[::-1].hex()
 
 
-def _scratch(luma: npt.NDArray[np.float32]) -> tuple[npt.NDArray[np.float32], ...]:
-    return (
-        np.empty_like(luma),
-        np.empty((64, 64), np.float32),
-        np.empty((16, 64), np.float32),
-        np.empty((16, 16), np.float32),
-    )
+class _Arena(threading.local):
+    """Per-thread buffers reused from one frame to the next.
+
+    Fresh megabyte-sized buffers per frame come from mmap and cost a page fault per
+    4 KiB page, which measured as much time as PDQ's own arithmetic.
+    """
+
+    def __init__(self) -> None:
+        self.flat = np.empty(0, np.float32)
+        self.b64 = np.empty((64, 64), np.float32)
+        self.b16x64 = np.empty((16, 64), np.float32)
+        self.b16 = np.empty((16, 16), np.float32)
+        self.aux = np.empty((16, 16), np.float32)
+
+    def luma(self, grey: npt.NDArray[np.uint8]) -> tuple[npt.NDArray[np.float32], ...]:
+        """The frame as float32 in a work buffer, and a second buffer of the same shape."""
+        size = grey.size
+        if self.flat.size < 2 * size:
+            self.flat = np.empty(2 * size, np.float32)
+        work = self.flat[:size].reshape(grey.shape)
+        np.copyto(work, grey, casting="safe")  # PDQ filters this buffer in place
+        return work, self.flat[size : 2 * size].reshape(grey.shape)
 
 
-def _call_hash(core: Core, luma: npt.NDArray[np.float32]) -> tuple[str, int]:
-    work = np.array(luma, dtype=np.float32, order="C")  # PDQ filters the buffer in place
-    second, b64, b16x64, b16 = _scratch(work)
+_ARENA = _Arena()
+
+
+def hash_grey(core: Core, grey: npt.NDArray[np.uint8]) -> tuple[str, int]:
+    """PDQ hash (hex) and quality of a 2-D uint8 luma frame."""
+    work, second = _ARENA.luma(grey)
     words = np.zeros(_WORDS, np.uint16)
     quality = ctypes.c_int()
     core.hash(
@@ -63,19 +83,18 @@ def _call_hash(core: Core, luma: npt.NDArray[np.float32]) -> tuple[str, int]:
         second.ctypes.data,
         work.shape[0],
         work.shape[1],
-        b64.ctypes.data,
-        b16x64.ctypes.data,
-        b16.ctypes.data,
+        _ARENA.b64.ctypes.data,
+        _ARENA.b16x64.ctypes.data,
+        _ARENA.b16.ctypes.data,
         words.ctypes.data,
         ctypes.byref(quality),
     )
     return _hex(words), quality.value
 
 
-def _call_dihedral(core: Core, luma: npt.NDArray[np.float32]) -> tuple[list[str], int]:
-    work = np.array(luma, dtype=np.float32, order="C")
-    second, b64, b16x64, b16 = _scratch(work)
-    aux = np.empty((16, 16), np.float32)
+def dihedral_grey(core: Core, grey: npt.NDArray[np.uint8]) -> tuple[list[str], int]:
+    """The eight dihedral PDQ hashes, in pdqhash's order, and the quality."""
+    work, second = _ARENA.luma(grey)
     words = np.zeros((8, _WORDS), np.uint16)
     quality = ctypes.c_int()
     core.dihedral(
@@ -83,10 +102,10 @@ def _call_dihedral(core: Core, luma: npt.NDArray[np.float32]) -> tuple[list[str]
         second.ctypes.data,
         work.shape[0],
         work.shape[1],
-        b64.ctypes.data,
-        b16x64.ctypes.data,
-        b16.ctypes.data,
-        aux.ctypes.data,
+        _ARENA.b64.ctypes.data,
+        _ARENA.b16x64.ctypes.data,
+        _ARENA.b16.ctypes.data,
+        _ARENA.aux.ctypes.data,
         *(words[index].ctypes.data for index in range(8)),
         ctypes.byref(quality),
     )
@@ -102,13 +121,3 @@ def load() -> Core | None:
         return Core(ctypes.CDLL(pdqhash.bindings.__file__))
     except (OSError, AttributeError):
         return None
-
-
-def hash_luma(core: Core, luma: npt.NDArray[np.float32]) -> tuple[str, int]:
-    """PDQ hash (hex) and quality of a 2-D float luma frame."""
-    return _call_hash(core, luma)
-
-
-def dihedral_luma(core: Core, luma: npt.NDArray[np.float32]) -> tuple[list[str], int]:
-    """The eight dihedral PDQ hashes, in pdqhash's order, and the quality."""
-    return _call_dihedral(core, luma)
