@@ -43,7 +43,7 @@ def _prefixes(digest_rows: U8) -> npt.NDArray[np.uint64]:
     return np.ascontiguousarray(digest_rows[:, :8]).view(">u8").reshape(-1).astype(np.uint64)
 
 
-def _view(array: npt.NDArray[Any], fmt: Literal["B", "H", "q", "Q"]) -> memoryview[int]:
+def _view(array: npt.NDArray[Any], fmt: Literal["B", "H", "I", "q", "Q"]) -> memoryview[int]:
     """A flat memoryview of ``array`` read as ``fmt`` (empty arrays included)."""
     raw = np.ascontiguousarray(array).reshape(-1).view(np.uint8)
     return (raw.data if raw.size else memoryview(b"")).cast(fmt)
@@ -74,6 +74,15 @@ class ExactIndex:
         # Memoryviews give plain Python ints and bytes per element, which the lookup
         # loop compares far faster than numpy scalars.
         self._prefix_view = _view(self._prefixes, "Q")
+        # Bucket table over the top bits of the prefix (about one entry per bucket): a
+        # lookup is two list reads and a short scan, with no numpy call at all.
+        self._shift = 64 - max(1, min(24, len(order).bit_length()))
+        buckets = np.zeros((1 << (64 - self._shift)) + 1, dtype=np.int64)
+        np.cumsum(
+            np.bincount(self._prefixes >> np.uint64(self._shift), minlength=len(buckets) - 1),
+            out=buckets[1:],
+        )
+        self._bucket_view = _view(buckets.astype(np.uint32), "I")
         self._digest_view = _view(self._digests, "B")
         self._code_view = _view(self._algorithms, "B")
         self._alive_view = _view(self._alive, "B")
@@ -152,16 +161,14 @@ class ExactIndex:
     def lookup(self, queries: Sequence[tuple[Algorithm, str]]) -> list[ExactHit]:
         """Every live entry equal to one of the (algorithm, hex digest) queries."""
         hits: list[ExactHit] = []
-        if not queries:
-            return hits
-        keys = [int(value[:16], 16) for _, value in queries]
-        wanted = np.array(keys, dtype=np.uint64)
-        starts = self._prefixes.searchsorted(wanted).tolist() if len(self._prefixes) else []
-        for index, (algorithm, value) in enumerate(queries):
+        for algorithm, value in queries:
             code = CODES[algorithm]
             raw = bytes.fromhex(value).ljust(DIGEST_BYTES, b"\0")
-            position = starts[index] if starts else 0
-            while position < len(self._prefix_view) and self._prefix_view[position] == keys[index]:
+            key = int(value[:16], 16)
+            bucket = key >> self._shift
+            for position in range(self._bucket_view[bucket], self._bucket_view[bucket + 1]):
+                if self._prefix_view[position] != key:
+                    continue
                 start = position * DIGEST_BYTES
                 if (
                     self._alive_view[position]
@@ -175,7 +182,6 @@ class ExactIndex:
                             algorithm=algorithm,
                         )
                     )
-                position += 1
             for payload, bank in self._delta.get((code, raw), ()):
                 hits.append(ExactHit(payload=payload, bank=bank, algorithm=algorithm))
         return hits
