@@ -10,7 +10,7 @@ from hashguard.demo.corpus import Kind, encode, generate
 from hashguard.domain.signals import PdqMode
 from hashguard.hashing.decode import FAST_MIN_SIDE, decode
 from hashguard.hashing.fidelity import evaluate
-from hashguard.hashing.pdq import core_available, pdq_hash_grey
+from hashguard.hashing.pdq import core_available, pdq_hash
 
 
 def _samples(
@@ -40,7 +40,7 @@ def test_the_c_core_and_the_wrapper_agree_bit_for_bit() -> None:
     for shape in [(432, 576), (31, 17), (750, 1000)]:
         grey = generate(Kind.PHOTO, int(rng.integers(1000)), shape[1], shape[0]).convert("L")
         pixels = np.asarray(grey)
-        ours = pdq_hash_grey(pixels, dihedral=True)
+        ours = pdq_hash(pixels, dihedral=True)
         vectors, quality = pdqhash.compute_dihedral(np.stack([pixels] * 3, axis=2))
         wrapper = [np.packbits(v.astype(np.uint8)).tobytes().hex() for v in vectors]
         assert [ours.value, *ours.dihedral] == wrapper

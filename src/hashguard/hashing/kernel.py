@@ -14,7 +14,7 @@ from hashguard.domain.scans import Outcome, ScanOptions
 from hashguard.domain.signals import FileSignals, PdqMode
 from hashguard.hashing.decode import SNIFF_BYTES, DecodeError, UnsupportedFormat, decode, sniff
 from hashguard.hashing.exact import ExactHashes, hash_bytes, hash_stream
-from hashguard.hashing.pdq import pdq_hash, pdq_hash_grey
+from hashguard.hashing.pdq import pdq_hash
 
 #: Image files larger than this are exact-hashed but never decoded.
 DEFAULT_MAX_IMAGE_BYTES = 256 * 1024 * 1024
@@ -111,9 +111,8 @@ def hash_data(data: bytes, options: HashOptions) -> HashOutput:
             max_frames=options.max_frames,
             mode=options.pdq_mode,
         )
-        hasher = pdq_hash_grey if options.pdq_mode is PdqMode.FAST else pdq_hash
         pdq = tuple(
-            hasher(frame, frame=index, dihedral=options.dihedral)
+            pdq_hash(frame, frame=index, dihedral=options.dihedral)
             for index, frame in enumerate(decoded.frames)
         )
     except UnsupportedFormat as exc:

@@ -1,12 +1,9 @@
-"""PDQ through Meta's reference code: pdqhash as threatexchange drives it, or its C++ core directly.
+"""PDQ through Meta's reference code, as threatexchange drives it.
 
-Two entry points, two contracts:
-
-- ``pdq_hash`` takes the H x W x C pixels threatexchange would give ``pdqhash.compute``
-  and returns the identical hash (the ``reference`` mode).
-- ``pdq_hash_grey`` takes a 2-D luma frame (the ``fast`` mode's reduced frame) and returns
-  what ``pdqhash.compute`` would give for it, through the C++ entry point when the
-  binding in ``pdqcore`` is present and agrees with the wrapper on a probe frame.
+``pdq_hash`` takes what ``pdqhash.compute`` takes (H x W x C uint8 pixels, or a 2-D luma
+frame, which pdqhash would see stacked to three channels) and returns pdqhash's hash
+bit for bit. It calls PDQ's C++ entry points directly when the binding in ``pdqcore``
+is present and agrees with pdqhash's wrapper on probe frames; otherwise the wrapper.
 """
 
 from __future__ import annotations
@@ -27,12 +24,9 @@ def _to_hex(bits: npt.NDArray[np.integer]) -> str:
     return np.packbits(bits.astype(np.uint8)).tobytes().hex()
 
 
-def pdq_hash(pixels: npt.NDArray[np.uint8], *, frame: int = 0, dihedral: bool = False) -> PdqHash:
-    """Hash an H x W x C (C >= 3) uint8 array; with ``dihedral`` also its 7 rotations/mirrors.
-
-    pdqhash computes the dihedral variants from the same DCT, so they cost little
-    more than the single hash, and the first variant equals the plain hash.
-    """
+def _wrapper(pixels: npt.NDArray[np.uint8], *, frame: int, dihedral: bool) -> PdqHash:
+    if pixels.ndim == 2:
+        pixels = np.stack([pixels] * 3, axis=2)
     if dihedral:
         vectors, quality = pdqhash.compute_dihedral(pixels)
         hashes = [_to_hex(v) for v in vectors]
@@ -48,31 +42,35 @@ def _core() -> pdqcore.Core | None:
     core = pdqcore.load()
     if core is None:
         return None
-    probe = np.random.default_rng(20261128).integers(0, 256, (48, 64), dtype=np.uint8)
-    expected = pdq_hash(np.stack([probe] * 3, axis=2), dihedral=True)
-    hashes, quality = pdqcore.dihedral_grey(core, probe)
-    agrees = (
-        pdqcore.hash_grey(core, probe) == (expected.value, expected.quality)
-        and hashes == [expected.value, *expected.dihedral]
-        and quality == expected.quality
+    rng = np.random.default_rng(20261128)
+    probes = (
+        rng.integers(0, 256, (48, 64), dtype=np.uint8),
+        rng.integers(0, 256, (40, 56, 3), dtype=np.uint8),
+        rng.integers(0, 256, (33, 29, 4), dtype=np.uint8),
     )
-    return core if agrees else None
+    for probe in probes:
+        expected = _wrapper(probe, frame=0, dihedral=True)
+        hashes, quality = pdqcore.dihedral_pixels(core, probe)
+        if pdqcore.hash_pixels(core, probe) != (expected.value, expected.quality) or (
+            hashes != [expected.value, *expected.dihedral] or quality != expected.quality
+        ):
+            return None
+    return core
 
 
 def core_available() -> bool:
-    """True when the fast path calls PDQ's C++ directly rather than through the wrapper."""
+    """True when PDQ's C++ is called directly rather than through pdqhash's wrapper."""
     return _core() is not None
 
 
-def pdq_hash_grey(
-    grey: npt.NDArray[np.uint8], *, frame: int = 0, dihedral: bool = False
-) -> PdqHash:
-    """Hash a 2-D uint8 luma frame: the same hash as ``pdq_hash`` of it stacked to RGB."""
+def pdq_hash(pixels: npt.NDArray[np.uint8], *, frame: int = 0, dihedral: bool = False) -> PdqHash:
+    """Hash pixels (H x W x C, C >= 3) or a luma frame (H x W); with ``dihedral`` also the
+    7 rotations/mirrors, which PDQ derives from the same DCT (the first equals the hash)."""
     core = _core()
     if core is None:
-        return pdq_hash(np.stack([grey] * 3, axis=2), frame=frame, dihedral=dihedral)
+        return _wrapper(pixels, frame=frame, dihedral=dihedral)
     if dihedral:
-        hashes, quality = pdqcore.dihedral_grey(core, grey)
+        hashes, quality = pdqcore.dihedral_pixels(core, pixels)
         return PdqHash(value=hashes[0], quality=quality, frame=frame, dihedral=tuple(hashes[1:]))
-    value, quality = pdqcore.hash_grey(core, grey)
+    value, quality = pdqcore.hash_pixels(core, pixels)
     return PdqHash(value=value, quality=quality, frame=frame)

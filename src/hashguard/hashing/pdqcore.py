@@ -1,9 +1,10 @@
 """Direct calls into Meta's reference PDQ C++ as pdqhash compiles it, on float luma we supply.
 
-pdqhash's Python wrapper turns every input into float64 RGB-weighted luma with numpy
-and the hash bits into a Python list; on a small greyscale frame that wrapper costs
-about twice the hash itself. The C++ entry points it wraps are exported by the same
-extension module, so the fast path calls them with ctypes on a float32 luma buffer.
+pdqhash's Python wrapper turns every input into float64 RGB-weighted luma in fresh
+numpy arrays and the hash bits into a Python list; on a small frame that wrapper
+costs about as much as the hash itself. The C++ entry points it wraps are exported by
+the same extension module, so we call them with ctypes on a float32 luma buffer that
+we fill exactly as the wrapper would.
 This is Meta's code running, not ours: no step of PDQ is re-implemented here. The
 float buffers are reused per thread (see ``_Arena``).
 
@@ -55,27 +56,46 @@ class _Arena(threading.local):
 
     def __init__(self) -> None:
         self.flat = np.empty(0, np.float32)
+        self.wide = np.empty(0, np.float64)
         self.b64 = np.empty((64, 64), np.float32)
         self.b16x64 = np.empty((16, 64), np.float32)
         self.b16 = np.empty((16, 16), np.float32)
         self.aux = np.empty((16, 16), np.float32)
 
-    def luma(self, grey: npt.NDArray[np.uint8]) -> tuple[npt.NDArray[np.float32], ...]:
-        """The frame as float32 in a work buffer, and a second buffer of the same shape."""
-        size = grey.size
+    def luma(self, pixels: npt.NDArray[np.uint8]) -> tuple[npt.NDArray[np.float32], ...]:
+        """The frame's float32 luma in a work buffer (PDQ filters it in place), and a
+        second buffer of the same shape.
+
+        A 2-D frame is luma already. For H x W x C pixels the luma is computed with
+        exactly the float64 arithmetic of pdqhash's wrapper, in the same order, then
+        rounded to float32 as it does, so the hash is the wrapper's bit for bit.
+        """
+        shape = pixels.shape[:2]
+        size = shape[0] * shape[1]
         if self.flat.size < 2 * size:
             self.flat = np.empty(2 * size, np.float32)
-        work = self.flat[:size].reshape(grey.shape)
-        np.copyto(work, grey, casting="safe")  # PDQ filters this buffer in place
-        return work, self.flat[size : 2 * size].reshape(grey.shape)
+        work = self.flat[:size].reshape(shape)
+        if pixels.ndim == 2:
+            np.copyto(work, pixels, casting="safe")
+        else:
+            if self.wide.size < 2 * size:
+                self.wide = np.empty(2 * size, np.float64)
+            total, term = self.wide[:size].reshape(shape), self.wide[size : 2 * size].reshape(shape)
+            np.multiply(pixels[:, :, 0], 0.299, out=total)
+            np.multiply(pixels[:, :, 1], 0.587, out=term)
+            np.add(total, term, out=total)
+            np.multiply(pixels[:, :, 2], 0.114, out=term)
+            np.add(total, term, out=total)
+            np.copyto(work, total, casting="same_kind")
+        return work, self.flat[size : 2 * size].reshape(shape)
 
 
 _ARENA = _Arena()
 
 
-def hash_grey(core: Core, grey: npt.NDArray[np.uint8]) -> tuple[str, int]:
-    """PDQ hash (hex) and quality of a 2-D uint8 luma frame."""
-    work, second = _ARENA.luma(grey)
+def hash_pixels(core: Core, pixels: npt.NDArray[np.uint8]) -> tuple[str, int]:
+    """PDQ hash (hex) and quality of a 2-D luma frame or H x W x C pixels."""
+    work, second = _ARENA.luma(pixels)
     words = np.zeros(_WORDS, np.uint16)
     quality = ctypes.c_int()
     core.hash(
@@ -92,9 +112,9 @@ def hash_grey(core: Core, grey: npt.NDArray[np.uint8]) -> tuple[str, int]:
     return _hex(words), quality.value
 
 
-def dihedral_grey(core: Core, grey: npt.NDArray[np.uint8]) -> tuple[list[str], int]:
+def dihedral_pixels(core: Core, pixels: npt.NDArray[np.uint8]) -> tuple[list[str], int]:
     """The eight dihedral PDQ hashes, in pdqhash's order, and the quality."""
-    work, second = _ARENA.luma(grey)
+    work, second = _ARENA.luma(pixels)
     words = np.zeros((8, _WORDS), np.uint16)
     quality = ctypes.c_int()
     core.dihedral(
