@@ -15,8 +15,13 @@ import pytest
 from sqlalchemy import create_engine, func, select
 
 from hashguard.demo.corpus import Kind, edited_copy, encode, generate
+from hashguard.domain.scans import Outcome, ScanOptions
 from hashguard.domain.signals import PdqMode
+from hashguard.hashing.isolate import HashingPool
 from hashguard.hashing.kernel import HashOptions, hash_data
+from hashguard.matching.matcher import Matcher
+from hashguard.scan.scanner import Scanner, prepare_run
+from hashguard.store import Store
 from hashguard.store.schema import scan_results
 from tests import hostile
 from tests.cli import command, hashguard, json_lines, write_known_list
@@ -208,3 +213,32 @@ def test_scans_show_and_list(tmp_path: Path) -> None:
     assert summary["counts"]["matched"] == 1
     assert "completed" in hashguard("scans", "list").stdout
     hashguard("scans", "show", "99", check=2)
+
+
+def test_every_walked_file_gets_one_outcome_whatever_the_batching(
+    tmp_path: Path, sqlite_store: Store
+) -> None:
+    """More files than the in-flight window, batches that do not divide it, and walk-settled
+    items in between: nothing may be lost or recorded twice."""
+    folder = tmp_path / "many"
+    folder.mkdir()
+    image = encode(generate(Kind.PHOTO, 3, 64, 48))
+    for index in range(61):
+        (folder / f"{index:02d}.jpg").write_bytes(image)
+        if index % 10 == 0:
+            (folder / f"{index:02d}-loop").symlink_to(folder)
+    options = ScanOptions(max_pixels=10**6)
+    prepared = prepare_run(sqlite_store.scans, [str(folder)], options)
+    matcher = Matcher.build(sqlite_store.banks)
+    seen: list[str] = []
+    with HashingPool(
+        workers=1, options=HashOptions.for_scan(options), timeout=30, memory_mb=2048
+    ) as pool:
+        scanner = Scanner(
+            store=sqlite_store.scans, matcher=matcher, pool=pool, batch=4, flush_rows=7
+        )
+        run = scanner.run(prepared.run, on_result=lambda r: seen.append(Path(r.path).name))
+    expected = sorted(p.name for p in folder.iterdir())
+    assert sorted(seen) == expected
+    assert run.total == len(expected) == 68
+    assert run.counts[Outcome.UNSUPPORTED] == 7  # the walk settled the loops

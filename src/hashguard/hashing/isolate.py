@@ -13,6 +13,7 @@ import multiprocessing
 import os
 import resource
 import signal
+from collections.abc import Sequence
 from concurrent.futures import Future, TimeoutError
 from types import TracebackType
 from typing import Self
@@ -21,6 +22,24 @@ from pebble import ProcessExpired, ProcessPool
 
 from hashguard.domain.scans import Outcome
 from hashguard.hashing.kernel import HashOptions, HashOutput, exact_only, hash_path
+
+
+def hash_batch(paths: list[str], options: HashOptions, seconds: float) -> list[HashOutput]:
+    """Hash files one after another inside a worker, each under its own wall-time limit.
+
+    The limit is a kernel timer whose signal's default action ends the process, so a
+    decoder stuck in C code still stops after ``seconds``; the pool then retries the
+    batch file by file (see ``HashingPool.submit_batch``).
+    """
+    results = []
+    for path in paths:
+        signal.setitimer(signal.ITIMER_REAL, seconds)
+        try:
+            results.append(hash_path(path, options))
+        finally:
+            signal.setitimer(signal.ITIMER_REAL, 0)
+    return results
+
 
 #: Recycle each worker after this many files, bounding allocator fragmentation.
 MAX_TASKS_PER_WORKER = 2000
@@ -121,9 +140,51 @@ class HashingPool:
 
     def submit(self, path: str) -> Future[HashOutput]:
         outer: Future[HashOutput] = Future()
+        self._schedule(path, outer)
+        return outer
+
+    def submit_batch(self, paths: Sequence[str]) -> list[Future[HashOutput]]:
+        """Hash several files in one task: less inter-process traffic per file.
+
+        If the task fails (a decoder crashed, hung or ran out of memory on one of the
+        files), every file of the batch is hashed again on its own, so the failure
+        still costs that one file only.
+        """
+        outers: list[Future[HashOutput]] = [Future() for _ in paths]
+        if len(paths) == 1:
+            self._schedule(paths[0], outers[0])
+            return outers
+        inner = self._pool.schedule(
+            hash_batch,
+            args=(list(paths), self.options, self.timeout),
+            timeout=self.timeout * len(paths),
+        )
+        inner.add_done_callback(lambda done: self._settle_batch(done, paths, outers))
+        return outers
+
+    def _schedule(self, path: str, outer: Future[HashOutput]) -> None:
         inner = self._pool.schedule(hash_path, args=(path, self.options), timeout=self.timeout)
         inner.add_done_callback(lambda done: self._settle(done, path, outer))
-        return outer
+
+    def _settle_batch(
+        self,
+        done: Future[list[HashOutput]],
+        paths: Sequence[str],
+        outers: list[Future[HashOutput]],
+    ) -> None:
+        try:
+            results = done.result()
+        except Exception:  # noqa: BLE001 - one file broke the batch: retry each on its own
+            for path, outer in zip(paths, outers, strict=True):
+                try:
+                    self._schedule(path, outer)
+                except Exception:  # noqa: BLE001 - the pool is already shutting down
+                    outer.set_result(
+                        HashOutput(signals=None, problem=Outcome.ERROR, reason="scan stopped")
+                    )
+            return
+        for outer, result in zip(outers, results, strict=True):
+            outer.set_result(result)
 
     def hash(self, path: str) -> HashOutput:
         return self.submit(path).result()

@@ -7,9 +7,11 @@ import json
 import os
 import socket
 import time
-from collections.abc import Callable, Sequence
-from concurrent.futures import FIRST_COMPLETED, Future, wait
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future
 from dataclasses import dataclass
+from functools import partial
+from queue import Empty, SimpleQueue
 
 from hashguard.domain.matches import Match
 from hashguard.domain.scans import FileResult, Outcome, RunStatus, ScanOptions, ScanRun
@@ -113,12 +115,42 @@ def _no_match_note(output: HashOutput, matches: tuple[Match, ...]) -> str | None
     return None
 
 
+class _Recorder:
+    """Collects outcomes and commits them in batches: every ``rows`` results or ``seconds``."""
+
+    def __init__(
+        self,
+        store: ScanStore,
+        run_id: int,
+        on_result: Callable[[FileResult], None],
+        *,
+        seconds: float,
+        rows: int,
+    ) -> None:
+        self._store, self._run_id, self._on_result = store, run_id, on_result
+        self._seconds, self._rows = seconds, rows
+        self._buffer: list[FileResult] = []
+        self._last = time.monotonic()
+
+    def add(self, result: FileResult) -> None:
+        self._buffer.append(result)
+        self._on_result(result)
+        if len(self._buffer) >= self._rows or time.monotonic() - self._last >= self._seconds:
+            self.flush()
+
+    def flush(self) -> None:
+        self._store.add_results(self._run_id, self._buffer)
+        self._buffer.clear()
+        self._last = time.monotonic()
+
+
 class Scanner:
     """Runs a prepared scan: walks, hashes in the pool, matches, writes results in batches.
 
     Results are committed at least every ``flush_seconds``; a run killed at any moment
     loses at most the uncommitted batch, whose files are hashed again on resume. The
-    unique (run, path) key means no file is ever recorded twice.
+    unique (run, path) key means no file is ever recorded twice. Files go to the
+    workers ``batch`` at a time, and completed hashes come back through a queue.
     """
 
     def __init__(
@@ -129,12 +161,15 @@ class Scanner:
         pool: HashingPool,
         flush_seconds: float = 0.5,
         flush_rows: int = 500,
+        batch: int = 8,
     ) -> None:
         self._store = store
         self._matcher = matcher
         self._pool = pool
         self._flush_seconds = flush_seconds
         self._flush_rows = flush_rows
+        self._batch = batch
+        self._finished: SimpleQueue[tuple[str, Future[HashOutput]]] = SimpleQueue()
 
     def run(
         self,
@@ -150,67 +185,72 @@ class Scanner:
         the finished results are saved, the run is marked interrupted, and the
         interrupt propagates.
         """
+        items = self._unfinished(run)
+        on_planned(run.total + len(items), run.total)
+        recorder = _Recorder(
+            self._store, run.id, on_result, seconds=self._flush_seconds, rows=self._flush_rows
+        )
+        try:
+            self._hash_all(items, recorder)
+        except BaseException:
+            recorder.flush()
+            self._store.finish(run.id, RunStatus.INTERRUPTED)
+            raise
+        recorder.flush()
+        self._store.finish(run.id, RunStatus.COMPLETED)
+        return self._store.get(run.id)
+
+    def _unfinished(self, run: ScanRun) -> list[WalkItem]:
         done = self._store.done_paths(run.id)
-        items: list[WalkItem] = []
+        items = []
         for item in walk(list(run.roots)):
             key = path_key(item.path)
             if key not in done:
                 done.add(key)
                 items.append(item)
-        already = run.total
-        on_planned(already + len(items), already)
+        return items
 
-        buffer: list[FileResult] = []
-        last_flush = time.monotonic()
+    def _hash_all(self, items: list[WalkItem], recorder: _Recorder) -> None:
+        window = self._pool.workers * self._batch * 3
+        in_flight = 0
+        pending = iter(items)
+        exhausted = False
+        while True:
+            while not exhausted and in_flight < window:
+                batch, exhausted = self._next_batch(pending, recorder)
+                if batch:
+                    self._submit(batch)
+                    in_flight += len(batch)
+            if not in_flight:
+                return
+            try:
+                path, future = self._finished.get(timeout=self._flush_seconds)
+            except Empty:
+                recorder.flush()  # nothing finished lately: commit what we have
+                continue
+            in_flight -= 1
+            output = future.result()
+            matches = self._matcher.match(output.signals) if output.signals else ()
+            recorder.add(classify(path, output, matches))
 
-        def record(result: FileResult) -> None:
-            nonlocal last_flush
-            buffer.append(result)
-            on_result(result)
-            if (
-                len(buffer) >= self._flush_rows
-                or time.monotonic() - last_flush >= self._flush_seconds
-            ):
-                self._store.add_results(run.id, buffer)
-                buffer.clear()
-                last_flush = time.monotonic()
+    def _next_batch(
+        self, pending: Iterator[WalkItem], recorder: _Recorder
+    ) -> tuple[list[str], bool]:
+        """Up to ``batch`` paths to hash (recording what the walk settled on the way),
+        and whether the walk is exhausted."""
+        batch: list[str] = []
+        for item in pending:
+            if item.problem is not None:
+                recorder.add(FileResult(path=item.path, outcome=item.problem, reason=item.reason))
+                continue
+            batch.append(item.path)
+            if len(batch) == self._batch:
+                return batch, False
+        return batch, True
 
-        window = self._pool.workers * 4
-        in_flight: dict[Future[HashOutput], str] = {}
-        try:
-            queue = iter(items)
-            exhausted = False
-            while True:
-                while not exhausted and len(in_flight) < window:
-                    upcoming = next(queue, None)
-                    if upcoming is None:
-                        exhausted = True
-                    elif upcoming.problem is not None:
-                        record(
-                            FileResult(
-                                path=upcoming.path, outcome=upcoming.problem, reason=upcoming.reason
-                            )
-                        )
-                    else:
-                        in_flight[self._pool.submit(upcoming.path)] = upcoming.path
-                if not in_flight:
-                    break
-                finished, _ = wait(
-                    in_flight, timeout=self._flush_seconds, return_when=FIRST_COMPLETED
-                )
-                for future in finished:
-                    path = in_flight.pop(future)
-                    output = future.result()
-                    matches = self._matcher.match(output.signals) if output.signals else ()
-                    record(classify(path, output, matches))
-                if not finished and buffer:
-                    self._store.add_results(run.id, buffer)
-                    buffer.clear()
-                    last_flush = time.monotonic()
-        except BaseException:
-            self._store.add_results(run.id, buffer)
-            self._store.finish(run.id, RunStatus.INTERRUPTED)
-            raise
-        self._store.add_results(run.id, buffer)
-        self._store.finish(run.id, RunStatus.COMPLETED)
-        return self._store.get(run.id)
+    def _submit(self, paths: list[str]) -> None:
+        for path, future in zip(paths, self._pool.submit_batch(paths), strict=True):
+            future.add_done_callback(partial(self._done, path))
+
+    def _done(self, path: str, future: Future[HashOutput]) -> None:
+        self._finished.put((path, future))
