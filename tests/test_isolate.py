@@ -97,3 +97,14 @@ def test_a_crashed_decoder_costs_one_file(tmp_path: Path) -> None:
         assert output.signals is not None
         assert output.signals.sha256 == hashlib.sha256(big.read_bytes()).hexdigest()
         assert [pool.hash(str(small)).problem for _ in range(4)] == [None] * 4
+
+
+def test_a_batch_broken_by_one_file_is_retried_file_by_file(tmp_path: Path) -> None:
+    big = _write(tmp_path, "big.jpg", 6000, 5000)
+    small = [_write(tmp_path, f"small{i}.jpg", 300 + i, 200) for i in range(3)]
+    paths = [str(small[0]), str(big), str(small[1]), str(small[2])]
+    with HashingPool(workers=1, options=OPTIONS, timeout=0.5, memory_mb=3072) as pool:
+        outputs = [future.result(timeout=120) for future in pool.submit_batch(paths)]
+    assert [o.problem for o in outputs] == [None, Outcome.UNDECODABLE, None, None]
+    assert "longer than 0.5 s" in (outputs[1].reason or "")
+    assert outputs[1].signals is not None  # exact hashes still recorded
