@@ -8,7 +8,7 @@ from rich.console import Console
 
 from bench.banks import import_rows
 from bench.cli import BenchError
-from bench.config import REPEATS, RESULTS_FILE, postgres_url, scale_from_env
+from bench.config import REPEATS, RESULTS_FILE, postgres_url, scale_from_env, sections_from_env
 from bench.corpus import build_corpora
 from bench.exact import exact_rows
 from bench.fidelity import fidelity_rows
@@ -30,23 +30,29 @@ def main() -> int:
     progress.print(f"corpus ({scale.name}): {scale.files_1mp} x 1 MP, {scale.files_12mp} x 12 MP")
     corpora = build_corpora(scale)
     rows: list[Row] = []
+    wanted = sections_from_env()
     try:
-        from bench.scan import scan_rows  # noqa: PLC0415 - threatexchange is slow to import
+        if "scan" in wanted:
+            from bench.scan import scan_rows  # noqa: PLC0415 - threatexchange is slow to import
 
-        rows += scan_rows(
-            corpora, lambda index: progress.print(f"scans: round {index + 1}/{REPEATS}")
-        )
-        progress.print("fidelity gate: every scan file hashed in fast and reference mode")
-        rows += fidelity_rows(corpora)
-        progress.print(f"bank import: {scale.bank_rows:,} rows, SQLite")
-        rows += import_rows(scale.bank_rows)
-        url = postgres_url()
-        if url is not None:
-            progress.print(f"bank import: {scale.bank_rows:,} rows, PostgreSQL")
-            rows += import_rows(scale.bank_rows, backend="PostgreSQL", database_url=url)
-        progress.print("exact hashing")
-        rows += exact_rows()
-        rows += index_rows(scale, progress.print)
+            rows += scan_rows(
+                corpora, lambda index: progress.print(f"scans: round {index + 1}/{REPEATS}")
+            )
+        if "fidelity" in wanted:
+            progress.print("fidelity gate: every scan file hashed in fast and reference mode")
+            rows += fidelity_rows(corpora)
+        if "import" in wanted:
+            progress.print(f"bank import: {scale.bank_rows:,} rows, SQLite")
+            rows += import_rows(scale.bank_rows)
+            url = postgres_url()
+            if url is not None:
+                progress.print(f"bank import: {scale.bank_rows:,} rows, PostgreSQL")
+                rows += import_rows(scale.bank_rows, backend="PostgreSQL", database_url=url)
+        if "exact" in wanted:
+            progress.print("exact hashing")
+            rows += exact_rows()
+        if "index" in wanted:
+            rows += index_rows(scale, progress.print)
     except BenchError as exc:
         progress.print(f"[red]benchmark aborted:[/red] {exc}", highlight=False, markup=True)
         return 2

@@ -28,7 +28,7 @@ class Scale:
 
 SCALES = {
     "small": Scale(name="small", files_1mp=100, files_12mp=6, bank_rows=100_000),
-    "full": Scale(name="full", files_1mp=1000, files_12mp=30, bank_rows=1_000_000),
+    "full": Scale(name="full", files_1mp=1000, files_12mp=90, bank_rows=1_000_000),
 }
 
 
@@ -38,6 +38,21 @@ def scale_from_env() -> Scale:
         return SCALES[name]
     except KeyError:
         raise SystemExit(f"BENCH_SCALE must be one of {', '.join(SCALES)}, not {name!r}") from None
+
+
+SECTIONS = ("scan", "fidelity", "import", "exact", "index")
+
+
+def sections_from_env() -> frozenset[str]:
+    """``BENCH_ONLY=scan,index`` runs only those sections (default: all of them)."""
+    named = os.environ.get("BENCH_ONLY")
+    if not named:
+        return frozenset(SECTIONS)
+    chosen = frozenset(part.strip() for part in named.split(",") if part.strip())
+    unknown = chosen - set(SECTIONS)
+    if unknown:
+        raise SystemExit(f"BENCH_ONLY names unknown sections {sorted(unknown)}; use {SECTIONS}")
+    return chosen
 
 
 def postgres_url() -> str | None:

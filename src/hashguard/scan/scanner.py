@@ -22,6 +22,9 @@ from hashguard.matching.matcher import Matcher
 from hashguard.scan.walk import WalkItem, walk
 from hashguard.store.scans import ScanStore, path_key
 
+#: Files per worker task: enough to amortise the inter-process traffic on small images.
+BATCH = 8
+
 
 class ScanAlreadyRunning(RuntimeError):
     pass
@@ -161,7 +164,7 @@ class Scanner:
         pool: HashingPool,
         flush_seconds: float = 0.5,
         flush_rows: int = 500,
-        batch: int = 8,
+        batch: int = BATCH,
     ) -> None:
         self._store = store
         self._matcher = matcher
