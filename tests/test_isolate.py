@@ -8,10 +8,12 @@ import signal
 import time
 from pathlib import Path
 
+import pytest
+
 from hashguard.demo.corpus import Kind, encode, generate
 from hashguard.domain.scans import Outcome
 from hashguard.domain.signals import PdqMode
-from hashguard.hashing.isolate import HashingPool
+from hashguard.hashing.isolate import HashingPool, PoolStopped
 from hashguard.hashing.kernel import HashOptions
 
 # Reference mode: full-resolution PDQ of a 30 MP image takes seconds and over 1 GB,
@@ -108,3 +110,15 @@ def test_a_batch_broken_by_one_file_is_retried_file_by_file(tmp_path: Path) -> N
     assert [o.problem for o in outputs] == [None, Outcome.UNDECODABLE, None, None]
     assert "longer than 0.5 s" in (outputs[1].reason or "")
     assert outputs[1].signals is not None  # exact hashes still recorded
+
+
+def test_a_stopped_pool_blames_no_file(tmp_path: Path) -> None:
+    """Stopping the pool is not a file's fault: no outcome is invented, the caller is told."""
+    big = _write(tmp_path, "big.jpg", 6000, 5000)
+    small = _write(tmp_path, "small.jpg", 300, 200)
+    pool = HashingPool(workers=1, options=OPTIONS, timeout=60, memory_mb=3072)
+    futures = pool.submit_batch([str(big), str(small)])
+    pool.close(wait=False)
+    for future in [*futures, pool.submit(str(small))]:
+        with pytest.raises(PoolStopped):
+            future.result(timeout=60)

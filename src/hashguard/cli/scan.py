@@ -19,7 +19,7 @@ from hashguard.cli.context import PDQ_MODE_OPTION, err, fail, out, settings_of, 
 from hashguard.cli.render import csv_header, csv_row, result_json, summary_json
 from hashguard.domain.scans import FileResult, Outcome, ScanOptions, ScanRun
 from hashguard.domain.signals import PdqMode
-from hashguard.hashing.isolate import HashingPool
+from hashguard.hashing.isolate import HashingPool, PoolStopped
 from hashguard.hashing.kernel import HashOptions
 from hashguard.matching.matcher import load_or_build
 from hashguard.scan.scanner import ScanAlreadyRunning, Scanner, prepare_run
@@ -155,6 +155,12 @@ def scan(
                 f"interrupted: run `hashguard scan` on the same paths again to resume #{run.id}"
             )
             raise typer.Exit(EXIT_INTERRUPTED) from None
+        except PoolStopped as exc:
+            sys.stdout.flush()
+            raise fail(
+                f"the hashing workers stopped ({exc}); scan #{run.id} is saved as far as it "
+                "got: run the same command again to resume it"
+            ) from None
         code = exit_code(run)
         if output is OutputFormat.JSON:
             sys.stdout.write(

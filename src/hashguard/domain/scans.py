@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
+from typing import Any
 
 from hashguard.domain.matches import Match
 from hashguard.domain.signals import FileSignals, PdqMode
@@ -45,6 +46,23 @@ class ScanOptions:
     max_frames: int = 1
     dihedral: bool = False
     pdq_mode: PdqMode = PdqMode.FAST
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "max_pixels": self.max_pixels,
+            "max_frames": self.max_frames,
+            "dihedral": self.dihedral,
+            "pdq_mode": str(self.pdq_mode),
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> ScanOptions:
+        return cls(
+            max_pixels=int(data["max_pixels"]),
+            max_frames=int(data["max_frames"]),
+            dihedral=bool(data["dihedral"]),
+            pdq_mode=PdqMode(data["pdq_mode"]),
+        )
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)

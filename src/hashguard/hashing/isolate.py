@@ -13,12 +13,15 @@ import multiprocessing
 import os
 import resource
 import signal
+import threading
 from collections.abc import Sequence
-from concurrent.futures import Future, TimeoutError
+from concurrent.futures import Future, InvalidStateError, TimeoutError
+from contextlib import suppress
 from types import TracebackType
 from typing import Self
 
 from pebble import ProcessExpired, ProcessPool
+from pebble.common.types import RemoteTraceback
 
 from hashguard.domain.scans import Outcome
 from hashguard.hashing.kernel import HashOptions, HashOutput, exact_only, hash_path
@@ -78,6 +81,32 @@ def _init_worker(memory_bytes: int) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
+def _resolve(future: Future[HashOutput], result: HashOutput) -> None:
+    with suppress(InvalidStateError):  # already failed by a stop
+        future.set_result(result)
+
+
+def _fail(future: Future[HashOutput], error: BaseException) -> None:
+    with suppress(InvalidStateError):  # already resolved
+        future.set_exception(error)
+
+
+class PoolStopped(RuntimeError):
+    """The worker pool itself stopped or broke. No file is to blame, so none gets an
+    outcome: a scan stops (and resumes later) instead of recording false errors."""
+
+
+def _file_failure(exc: BaseException) -> str | None:
+    """Why hashing this file failed, when the file is to blame; None for pool failures."""
+    if isinstance(exc, TimeoutError):
+        return "decoding took longer than the time limit"
+    if isinstance(exc, ProcessExpired):
+        return _death_reason(exc)
+    if isinstance(exc, Exception) and isinstance(exc.__cause__, RemoteTraceback):
+        return f"hashing failed: {type(exc).__name__}: {exc}"
+    return None
+
+
 def _death_reason(exc: ProcessExpired) -> str:
     code = exc.exitcode
     if code is not None and code < 0:
@@ -111,6 +140,8 @@ class HashingPool:
         # Native libraries must not start thread pools inside a memory-capped worker.
         for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
             os.environ.setdefault(name, "1")
+        self._lock = threading.Lock()
+        self._outstanding: set[Future[HashOutput]] = set()
         self._pool = ProcessPool(
             max_workers=workers,
             max_tasks=max_tasks,
@@ -131,17 +162,38 @@ class HashingPool:
         self.close(wait=exc_type is None)
 
     def close(self, *, wait: bool = True) -> None:
+        """Finish the queued work (``wait``) or stop at once, failing what is left with
+        ``PoolStopped`` (pebble drops the futures of tasks it never ran)."""
         # pebble leaves these two unannotated.
         if wait:
             self._pool.close()  # type: ignore[no-untyped-call]
         else:
             self._pool.stop()  # type: ignore[no-untyped-call]
         self._pool.join()
+        with self._lock:
+            left = list(self._outstanding)
+        for future in left:
+            _fail(future, PoolStopped("the worker pool was stopped"))
 
     def submit(self, path: str) -> Future[HashOutput]:
-        outer: Future[HashOutput] = Future()
+        outer = self._future()
         self._schedule(path, outer)
         return outer
+
+    def hash(self, path: str) -> HashOutput:
+        return self.submit(path).result()
+
+    def _future(self) -> Future[HashOutput]:
+        """A future for the caller, failed with ``PoolStopped`` if the pool stops first."""
+        future: Future[HashOutput] = Future()
+        with self._lock:
+            self._outstanding.add(future)
+        future.add_done_callback(self._forget)
+        return future
+
+    def _forget(self, future: Future[HashOutput]) -> None:
+        with self._lock:
+            self._outstanding.discard(future)
 
     def submit_batch(self, paths: Sequence[str]) -> list[Future[HashOutput]]:
         """Hash several files in one task: less inter-process traffic per file.
@@ -150,20 +202,29 @@ class HashingPool:
         files), every file of the batch is hashed again on its own, so the failure
         still costs that one file only.
         """
-        outers: list[Future[HashOutput]] = [Future() for _ in paths]
+        outers = [self._future() for _ in paths]
         if len(paths) == 1:
             self._schedule(paths[0], outers[0])
             return outers
-        inner = self._pool.schedule(
-            hash_batch,
-            args=(list(paths), self.options, self.timeout),
-            timeout=self.timeout * len(paths),
-        )
+        try:
+            inner = self._pool.schedule(
+                hash_batch,
+                args=(list(paths), self.options, self.timeout),
+                timeout=self.timeout * len(paths),
+            )
+        except RuntimeError as exc:  # pebble: the pool is not running any more
+            for outer in outers:
+                _fail(outer, PoolStopped(str(exc)))
+            return outers
         inner.add_done_callback(lambda done: self._settle_batch(done, paths, outers))
         return outers
 
     def _schedule(self, path: str, outer: Future[HashOutput]) -> None:
-        inner = self._pool.schedule(hash_path, args=(path, self.options), timeout=self.timeout)
+        try:
+            inner = self._pool.schedule(hash_path, args=(path, self.options), timeout=self.timeout)
+        except RuntimeError as exc:  # pebble: the pool is not running any more
+            _fail(outer, PoolStopped(str(exc)))
+            return
         inner.add_done_callback(lambda done: self._settle(done, path, outer))
 
     def _settle_batch(
@@ -174,37 +235,34 @@ class HashingPool:
     ) -> None:
         try:
             results = done.result()
-        except Exception:  # noqa: BLE001 - one file broke the batch: retry each on its own
-            for path, outer in zip(paths, outers, strict=True):
-                try:
+        except BaseException as exc:  # noqa: BLE001 - decided below, per kind of failure
+            if _file_failure(exc) is None:
+                for outer in outers:
+                    _fail(outer, PoolStopped(f"hashing stopped: {exc!r}"))
+            else:  # one file broke the batch: retry each on its own
+                for path, outer in zip(paths, outers, strict=True):
                     self._schedule(path, outer)
-                except Exception:  # noqa: BLE001 - the pool is already shutting down
-                    outer.set_result(
-                        HashOutput(signals=None, problem=Outcome.ERROR, reason="scan stopped")
-                    )
             return
         for outer, result in zip(outers, results, strict=True):
-            outer.set_result(result)
-
-    def hash(self, path: str) -> HashOutput:
-        return self.submit(path).result()
+            _resolve(outer, result)
 
     def _settle(self, done: Future[HashOutput], path: str, outer: Future[HashOutput]) -> None:
         try:
             result = done.result()
-        except TimeoutError:
-            reason = f"decoding took longer than {self.timeout:g} s"
-        except ProcessExpired as exc:
-            reason = _death_reason(exc)
-        except Exception as exc:  # noqa: BLE001 - the pool failed on this one file
-            reason = f"hashing failed: {type(exc).__name__}: {exc}"
+        except BaseException as exc:  # noqa: BLE001 - decided below, per kind of failure
+            reason = _file_failure(exc)
+            if reason is None:
+                _fail(outer, PoolStopped(f"hashing stopped: {exc!r}"))
+                return
         else:
-            outer.set_result(result)
+            _resolve(outer, result)
             return
+        if reason.startswith("decoding took longer"):
+            reason = f"decoding took longer than {self.timeout:g} s"
         try:
             fallback = self._pool.schedule(exact_only, args=(path,), timeout=self.timeout)
-        except Exception:  # noqa: BLE001 - the pool is already shutting down
-            outer.set_result(HashOutput(signals=None, problem=Outcome.ERROR, reason=reason))
+        except RuntimeError as exc:
+            _fail(outer, PoolStopped(str(exc)))
             return
         fallback.add_done_callback(lambda again: _settle_fallback(again, reason, outer))
 
@@ -212,12 +270,16 @@ class HashingPool:
 def _settle_fallback(done: Future[HashOutput], reason: str, outer: Future[HashOutput]) -> None:
     try:
         exact = done.result()
-    except Exception as exc:  # noqa: BLE001 - even the exact-only retry failed
-        outer.set_result(
-            HashOutput(signals=None, problem=Outcome.ERROR, reason=f"{reason}; then {exc}")
-        )
+    except BaseException as exc:  # noqa: BLE001 - decided below, per kind of failure
+        if _file_failure(exc) is None:
+            _fail(outer, PoolStopped(f"hashing stopped: {exc!r}"))
+        else:
+            _resolve(
+                outer,
+                HashOutput(signals=None, problem=Outcome.ERROR, reason=f"{reason}; then {exc}"),
+            )
         return
     if exact.signals is None:
-        outer.set_result(exact)
+        _resolve(outer, exact)
         return
-    outer.set_result(HashOutput(signals=exact.signals, problem=Outcome.UNDECODABLE, reason=reason))
+    _resolve(outer, HashOutput(signals=exact.signals, problem=Outcome.UNDECODABLE, reason=reason))

@@ -32,16 +32,7 @@ class ScanAlreadyRunning(RuntimeError):
 
 def resume_key(roots: Sequence[str], options: ScanOptions) -> str:
     """Runs over the same roots with the same options are one run, resumable."""
-    canonical = json.dumps(
-        {
-            "roots": sorted(roots),
-            "max_pixels": options.max_pixels,
-            "max_frames": options.max_frames,
-            "dihedral": options.dihedral,
-            "pdq_mode": str(options.pdq_mode),
-        },
-        sort_keys=True,
-    )
+    canonical = json.dumps({"roots": sorted(roots), **options.as_json()}, sort_keys=True)
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 

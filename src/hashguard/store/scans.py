@@ -17,7 +17,7 @@ from hashguard.domain.scans import (
     ScanRun,
     printable_path,
 )
-from hashguard.domain.signals import FileSignals, PdqHash, PdqMode
+from hashguard.domain.signals import FileSignals, PdqHash
 from hashguard.store._util import aware, now
 from hashguard.store.schema import scan_results, scan_runs
 
@@ -81,15 +81,6 @@ def _result(row: Row[Any]) -> FileResult:
     )
 
 
-def _options(stored: dict[str, Any]) -> ScanOptions:
-    return ScanOptions(
-        max_pixels=stored["max_pixels"],
-        max_frames=stored["max_frames"],
-        dihedral=stored["dihedral"],
-        pdq_mode=PdqMode(stored["pdq_mode"]),
-    )
-
-
 class ScanStore:
     def __init__(self, engine: Engine) -> None:
         self._engine = engine
@@ -103,12 +94,7 @@ class ScanStore:
                 .values(
                     roots=list(roots),
                     resume_key=resume_key,
-                    options={
-                        "max_pixels": options.max_pixels,
-                        "max_frames": options.max_frames,
-                        "dihedral": options.dihedral,
-                        "pdq_mode": str(options.pdq_mode),
-                    },
+                    options=options.as_json(),
                     status=str(RunStatus.RUNNING),
                     started_at=now(),
                     pid=pid,
@@ -181,7 +167,7 @@ class ScanStore:
         return ScanRun(
             id=row.id,
             roots=tuple(row.roots),
-            options=_options(row.options),
+            options=ScanOptions.from_json(row.options),
             status=RunStatus(row.status),
             started_at=started,
             finished_at=aware(row.finished_at),
