@@ -8,7 +8,7 @@ import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 
-from hashguard.banks.importer import NewBank, import_list
+from hashguard.banks.importer import ImportOptions, NewBank, import_list
 from hashguard.domain import (
     Algorithm,
     BankEntry,
@@ -103,14 +103,17 @@ def test_reimport_upserts_tombstones_and_restores(store: Store) -> None:
 def test_import_is_all_or_nothing(store: Store, tmp_path: Path) -> None:
     path = tmp_path / "list.csv"
     path.write_text(f"algorithm,hash\nmd5,{MD5S[0]}\nmd5,nothex\nsha1,{'a' * 40}\n")
-    refused = import_list(store.banks, "new", path, create=NewBank())
+    refused = import_list(store.banks, "new", path, options=ImportOptions(create=NewBank()))
     assert not refused.applied
     assert [str(e) for e in refused.errors] == ["list.csv:3: md5 hash is not hexadecimal"]
     assert store.banks.find("new") is None  # not even created
     with pytest.raises(UnknownBank):
         import_list(store.banks, "new", path)
     applied = import_list(
-        store.banks, "new", path, skip_invalid=True, create=NewBank(pdq_threshold=12)
+        store.banks,
+        "new",
+        path,
+        options=ImportOptions(skip_invalid=True, create=NewBank(pdq_threshold=12)),
     )
     assert (applied.applied, applied.added, len(applied.errors)) == (True, 2, 1)
     assert store.banks.get("new").pdq_threshold == 12

@@ -43,6 +43,24 @@ class Settings(BaseSettings):
     decode_timeout: float = Field(default=30.0, gt=0)
     worker_memory_mb: int = Field(default=3072, ge=256)
 
+    # -- the service (hashguard serve) --
+    host: str = "127.0.0.1"
+    port: int = Field(default=8080, ge=1, le=65535)
+    max_upload_mb: float = Field(default=50, gt=0)
+    #: hashing requests admitted at once per worker; beyond that, 503 at once
+    queue_per_worker: int = Field(default=4, ge=1)
+    #: hashing requests one token may have in flight; beyond that, 429
+    token_concurrency: int = Field(default=16, ge=1)
+    #: hashes one token may look up per minute through /v1/lookup (anti-enumeration)
+    lookup_rate_per_minute: int = Field(default=6_000, ge=1)
+    lookup_max_batch: int = Field(default=1_000, ge=1, le=100_000)
+    #: how often a server checks the store for bank changes
+    index_refresh_seconds: float = Field(default=1.0, gt=0)
+    #: folders that scan runs started through the API may read (none: runs refused)
+    scan_roots: tuple[Path, ...] = ()
+    #: hashing processes for scan runs started through the API
+    run_workers: int = Field(default=1, ge=1)
+
     @field_validator("home")
     @classmethod
     def _expand(cls, value: Path) -> Path:

@@ -7,13 +7,14 @@ never stops at the first bad row, so an operator sees all problems at once.
 from __future__ import annotations
 
 import csv
+import io
 import json
 import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, BinaryIO, TextIO
 
 from hashguard.domain.banks import BankEntry, RowError
 from hashguard.domain.signals import Algorithm
@@ -161,10 +162,18 @@ def parse_list(
     algorithm: Algorithm | None = None,
 ) -> ParsedList:
     """Read and validate every row of ``path``. ``algorithm`` applies where a row names none."""
+    with path.open("rb") as raw:
+        return parse_stream(raw, path.name, list_format, algorithm=algorithm)
+
+
+def parse_stream(
+    raw: BinaryIO, name: str, list_format: ListFormat, *, algorithm: Algorithm | None = None
+) -> ParsedList:
+    """``parse_list`` for an open binary stream (an uploaded list); ``name`` labels errors."""
     parsed = ParsedList()
     # utf-8-sig: spreadsheet exports often start with a byte-order mark. Undecodable
     # bytes become U+FFFD and fail validation on their own line, not the whole file.
-    with path.open(encoding="utf-8-sig", errors="replace", newline="") as stream:
+    with io.TextIOWrapper(raw, encoding="utf-8-sig", errors="replace", newline="") as stream:
         reader = {
             ListFormat.CSV: _read_delimited,
             ListFormat.TSV: _read_delimited,
@@ -175,7 +184,7 @@ def parse_list(
         for line, outcome in reader(stream, algorithm, delimiter):
             parsed.rows += 1
             if isinstance(outcome, InvalidRow):
-                parsed.errors.append(RowError(file=path.name, line=line, reason=str(outcome)))
+                parsed.errors.append(RowError(file=name, line=line, reason=str(outcome)))
             else:
                 parsed.add(outcome)
     return parsed

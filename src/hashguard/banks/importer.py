@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import BinaryIO
 
-from hashguard.banks.formats import ListFormat, detect_format, parse_list
+from hashguard.banks.formats import ListFormat, detect_format, parse_stream
 from hashguard.domain.banks import DEFAULT_PDQ_THRESHOLD, BankKind, ImportReport
 from hashguard.domain.signals import Algorithm
 from hashguard.store.banks import BankStore, UnknownBank
@@ -19,34 +20,55 @@ class NewBank:
     pdq_threshold: int = DEFAULT_PDQ_THRESHOLD
 
 
+@dataclass(frozen=True, kw_only=True, slots=True)
+class ImportOptions:
+    algorithm: Algorithm | None = None
+    version: str | None = None
+    source: str | None = None
+    licence: str | None = None
+    skip_invalid: bool = False
+    create: NewBank | None = None
+
+
 def import_list(
     store: BankStore,
     bank: str,
     path: Path,
     *,
     list_format: ListFormat | None = None,
-    algorithm: Algorithm | None = None,
-    version: str | None = None,
-    source: str | None = None,
-    licence: str | None = None,
-    skip_invalid: bool = False,
-    create: NewBank | None = None,
+    options: ImportOptions = ImportOptions(),
 ) -> ImportReport:
-    """Replace ``bank``'s entries with the rows of ``path`` (a new version of the list).
+    """Import the list file at ``path`` (format from its extension unless given)."""
+    with path.open("rb") as raw:
+        return import_stream(
+            store, bank, raw, path.name, list_format or detect_format(path), options=options
+        )
+
+
+def import_stream(
+    store: BankStore,
+    bank: str,
+    raw: BinaryIO,
+    name: str,
+    list_format: ListFormat,
+    *,
+    options: ImportOptions = ImportOptions(),
+) -> ImportReport:
+    """Replace ``bank``'s entries with the rows of the list (a new version of the list).
 
     With any invalid row and without ``skip_invalid``, nothing is imported (and no
     bank is created) and the report, with ``applied=False``, names every bad row.
-    A missing bank is created only when ``create`` is given.
+    A missing bank is created only when ``options.create`` is given.
     """
     exists = store.find(bank) is not None
-    if not exists and create is None:
+    if not exists and options.create is None:
         raise UnknownBank(bank)
-    parsed = parse_list(path, list_format or detect_format(path), algorithm=algorithm)
+    parsed = parse_stream(raw, name, list_format, algorithm=options.algorithm)
     errors = tuple(parsed.errors)
-    if errors and not skip_invalid:
+    if errors and not options.skip_invalid:
         return ImportReport(
             bank=bank,
-            version=version,
+            version=options.version,
             rows=parsed.rows,
             added=0,
             updated=0,
@@ -57,22 +79,22 @@ def import_list(
             applied=False,
             duplicates=parsed.duplicates,
         )
-    if not exists and create is not None:
+    if not exists and options.create is not None:
         store.create(
             bank,
-            kind=create.kind,
-            pdq_threshold=create.pdq_threshold,
-            source=source,
-            licence=licence,
+            kind=options.create.kind,
+            pdq_threshold=options.create.pdq_threshold,
+            source=options.source,
+            licence=options.licence,
         )
     report = store.replace_entries(
         bank,
         parsed.entries.values(),
-        version=version,
-        filename=path.name,
+        version=options.version,
+        filename=name,
         rows=parsed.rows,
         errors=errors,
-        source=source,
-        licence=licence,
+        source=options.source,
+        licence=options.licence,
     )
     return replace(report, duplicates=parsed.duplicates)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from hashguard.cli import banks, db, demo, hash, scan
+from hashguard.cli import banks, config, db, demo, hash, scan, serve, tokens
 
 app = typer.Typer(
     name="hashguard",
@@ -16,6 +16,9 @@ app = typer.Typer(
 app.add_typer(banks.app, name="banks")
 app.add_typer(scan.runs_app, name="scans")
 app.add_typer(db.app, name="db")
+app.add_typer(tokens.app, name="tokens")
+app.add_typer(config.app, name="config")
+app.command("serve")(serve.serve)
 app.command("hash")(hash.hash_files)
 app.command("scan")(scan.scan)
 app.command("demo")(demo.demo)

@@ -14,7 +14,7 @@ import typer
 from rich.table import Table
 
 from hashguard.banks.formats import ListFormat
-from hashguard.banks.importer import NewBank, import_list
+from hashguard.banks.importer import ImportOptions, NewBank, import_list
 from hashguard.cli.context import err, fail, out, store_of
 from hashguard.domain.banks import DEFAULT_PDQ_THRESHOLD, MAX_PDQ_THRESHOLD, Bank, BankKind
 from hashguard.domain.signals import Algorithm
@@ -115,12 +115,14 @@ def import_command(
                 name,
                 file,
                 list_format=list_format,
-                algorithm=algorithm,
-                version=version,
-                source=source,
-                licence=licence,
-                skip_invalid=skip_invalid,
-                create=NewBank(kind=kind, pdq_threshold=threshold),
+                options=ImportOptions(
+                    algorithm=algorithm,
+                    version=version,
+                    source=source,
+                    licence=licence,
+                    skip_invalid=skip_invalid,
+                    create=NewBank(kind=kind, pdq_threshold=threshold),
+                ),
             )
         except ValueError as exc:
             raise fail(str(exc)) from None

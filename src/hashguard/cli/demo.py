@@ -10,7 +10,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from hashguard.banks.importer import NewBank, import_list
+from hashguard.banks.importer import ImportOptions, NewBank, import_list
 from hashguard.cli.context import err, out, settings_of
 from hashguard.demo.run import build, needs_dihedral
 from hashguard.domain.scans import FileResult, Outcome, ScanOptions
@@ -44,9 +44,9 @@ def demo(
             store.banks,
             "demo-known",
             layout.known_list,
-            source="hashguard demo (generated images)",
-            licence="test only",
-            create=NewBank(),
+            options=ImportOptions(
+                source="hashguard demo (generated images)", licence="test only", create=NewBank()
+            ),
         )
         err.print(f"bank demo-known: {report.added} entries from {layout.known_list}")
         options = ScanOptions(max_pixels=settings.max_pixels, dihedral=True)

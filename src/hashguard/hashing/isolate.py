@@ -24,7 +24,9 @@ from pebble import ProcessExpired, ProcessPool
 from pebble.common.types import RemoteTraceback
 
 from hashguard.domain.scans import Outcome
-from hashguard.hashing.kernel import HashOptions, HashOutput, exact_only, hash_path
+from hashguard.domain.signals import FileSignals
+from hashguard.hashing.exact import hash_bytes
+from hashguard.hashing.kernel import HashOptions, HashOutput, exact_only, hash_data, hash_path
 
 
 def hash_batch(paths: list[str], options: HashOptions, seconds: float) -> list[HashOutput]:
@@ -96,10 +98,10 @@ class PoolStopped(RuntimeError):
     outcome: a scan stops (and resumes later) instead of recording false errors."""
 
 
-def _file_failure(exc: BaseException) -> str | None:
+def _file_failure(exc: BaseException, timeout: float) -> str | None:
     """Why hashing this file failed, when the file is to blame; None for pool failures."""
     if isinstance(exc, TimeoutError):
-        return "decoding took longer than the time limit"
+        return f"decoding took longer than {timeout:g} s"
     if isinstance(exc, ProcessExpired):
         return _death_reason(exc)
     if isinstance(exc, Exception) and isinstance(exc.__cause__, RemoteTraceback):
@@ -183,6 +185,39 @@ class HashingPool:
     def hash(self, path: str) -> HashOutput:
         return self.submit(path).result()
 
+    def submit_data(self, data: bytes) -> Future[HashOutput]:
+        """Hash an upload held in memory, under the same limits as a file.
+
+        If decoding kills or hangs the worker, the exact hashes are computed here
+        (hashing bytes cannot crash or hang) and the upload is ``undecodable``.
+        """
+        outer = self._future()
+        try:
+            inner = self._pool.schedule(hash_data, args=(data, self.options), timeout=self.timeout)
+        except RuntimeError as exc:  # pebble: the pool is not running any more
+            _fail(outer, PoolStopped(str(exc)))
+            return outer
+        inner.add_done_callback(lambda done: self._settle_data(done, data, outer))
+        return outer
+
+    def _settle_data(
+        self, done: Future[HashOutput], data: bytes, outer: Future[HashOutput]
+    ) -> None:
+        try:
+            result = done.result()
+        except BaseException as exc:  # noqa: BLE001 - decided below, per kind of failure
+            reason = _file_failure(exc, self.timeout)
+            if reason is None:
+                _fail(outer, PoolStopped(f"hashing stopped: {exc!r}"))
+                return
+            exact = hash_bytes(data)
+            signals = FileSignals(
+                size=exact.size, md5=exact.md5, sha1=exact.sha1, sha256=exact.sha256
+            )
+            _resolve(outer, HashOutput(signals=signals, problem=Outcome.UNDECODABLE, reason=reason))
+        else:
+            _resolve(outer, result)
+
     def _future(self) -> Future[HashOutput]:
         """A future for the caller, failed with ``PoolStopped`` if the pool stops first."""
         future: Future[HashOutput] = Future()
@@ -236,7 +271,7 @@ class HashingPool:
         try:
             results = done.result()
         except BaseException as exc:  # noqa: BLE001 - decided below, per kind of failure
-            if _file_failure(exc) is None:
+            if _file_failure(exc, self.timeout) is None:
                 for outer in outers:
                     _fail(outer, PoolStopped(f"hashing stopped: {exc!r}"))
             else:  # one file broke the batch: retry each on its own
@@ -250,36 +285,37 @@ class HashingPool:
         try:
             result = done.result()
         except BaseException as exc:  # noqa: BLE001 - decided below, per kind of failure
-            reason = _file_failure(exc)
+            reason = _file_failure(exc, self.timeout)
             if reason is None:
                 _fail(outer, PoolStopped(f"hashing stopped: {exc!r}"))
                 return
         else:
             _resolve(outer, result)
             return
-        if reason.startswith("decoding took longer"):
-            reason = f"decoding took longer than {self.timeout:g} s"
         try:
             fallback = self._pool.schedule(exact_only, args=(path,), timeout=self.timeout)
         except RuntimeError as exc:
             _fail(outer, PoolStopped(str(exc)))
             return
-        fallback.add_done_callback(lambda again: _settle_fallback(again, reason, outer))
+        fallback.add_done_callback(lambda again: self._settle_fallback(again, reason, outer))
 
-
-def _settle_fallback(done: Future[HashOutput], reason: str, outer: Future[HashOutput]) -> None:
-    try:
-        exact = done.result()
-    except BaseException as exc:  # noqa: BLE001 - decided below, per kind of failure
-        if _file_failure(exc) is None:
-            _fail(outer, PoolStopped(f"hashing stopped: {exc!r}"))
-        else:
-            _resolve(
-                outer,
-                HashOutput(signals=None, problem=Outcome.ERROR, reason=f"{reason}; then {exc}"),
-            )
-        return
-    if exact.signals is None:
-        _resolve(outer, exact)
-        return
-    _resolve(outer, HashOutput(signals=exact.signals, problem=Outcome.UNDECODABLE, reason=reason))
+    def _settle_fallback(
+        self, done: Future[HashOutput], reason: str, outer: Future[HashOutput]
+    ) -> None:
+        try:
+            exact = done.result()
+        except BaseException as exc:  # noqa: BLE001 - decided below, per kind of failure
+            if _file_failure(exc, self.timeout) is None:
+                _fail(outer, PoolStopped(f"hashing stopped: {exc!r}"))
+            else:
+                problem = HashOutput(
+                    signals=None, problem=Outcome.ERROR, reason=f"{reason}; then {exc}"
+                )
+                _resolve(outer, problem)
+            return
+        if exact.signals is None:
+            _resolve(outer, exact)
+            return
+        _resolve(
+            outer, HashOutput(signals=exact.signals, problem=Outcome.UNDECODABLE, reason=reason)
+        )

@@ -120,8 +120,17 @@ class Matcher:
     def refresh(self) -> int:
         """Apply bank settings and entry changes committed since this matcher's ``seq``;
         returns the number of entries added, changed or removed."""
-        changes = self._source.changes_since(self.seq)
-        self._use_banks(self._source.list())
+        return self.apply(*self.pull())
+
+    def pull(self) -> tuple[EntryChanges, list[Bank]]:
+        """Read what changed in the store (I/O only; ``apply`` changes the indexes)."""
+        return self._source.changes_since(self.seq), self._source.list()
+
+    def apply(self, changes: EntryChanges, banks: list[Bank]) -> int:
+        """Apply pulled changes; a pull older than this matcher's state is ignored."""
+        if changes.seq < self.seq:
+            return 0
+        self._use_banks(banks)
         touched = np.asarray([*changes.removed, *changes.live.ids], dtype=np.int64)
         if len(touched):
             self._pdq.remove(touched)
@@ -219,37 +228,58 @@ class Matcher:
         exact bytes are on a known list is not excused by looking like an allowed
         image. Low-quality PDQ hashes (quality < 50) are not used for distance matching.
         """
-        found = [
-            _Found(payload=hit.payload, bank=hit.bank, algorithm=hit.algorithm, distance=0)
-            for hit in self._exact.lookup([(a, signals.exact(a)) for a in EXACT_ALGORITHMS])
-            if self._enabled(hit.bank)
-        ]
+        found = self._exact_matches([(a, signals.exact(a)) for a in EXACT_ALGORITHMS])
         for frame_hash in signals.pdq:
             if not frame_hash.low_quality:
                 found.extend(
                     self._pdq_matches(frame_hash.frame, (frame_hash.value, *frame_hash.dihedral))
                 )
-        if not found:
-            return ()
-        described = self._source.describe(f.payload for f in found)
-        matches = []
-        for item in found:
-            bank = self._by_number[item.bank]
-            assert bank is not None
-            entry_id, category = described.get(item.payload, (None, None))
-            matches.append(
-                Match(
-                    bank=bank.name,
-                    bank_kind=bank.kind,
-                    algorithm=item.algorithm,
-                    distance=item.distance,
-                    entry_id=entry_id,
-                    category=category,
-                    frame=item.frame,
-                    transform=item.transform,
-                )
-            )
+        (matches,) = self._described([found])
         return _suppress(matches)
+
+    def lookup(self, queries: Sequence[tuple[Algorithm, str]]) -> list[tuple[Match, ...]]:
+        """Matches of hashes computed elsewhere, one tuple per query, each suppressed
+        on its own (an allow match of the same hash suppresses the known ones)."""
+        found = [
+            self._pdq_matches(0, (value,))
+            if algorithm is Algorithm.PDQ
+            else self._exact_matches([(algorithm, value)])
+            for algorithm, value in queries
+        ]
+        return [_suppress(matches) for matches in self._described(found)]
+
+    def _exact_matches(self, queries: Sequence[tuple[Algorithm, str]]) -> list[_Found]:
+        return [
+            _Found(payload=hit.payload, bank=hit.bank, algorithm=hit.algorithm, distance=0)
+            for hit in self._exact.lookup(queries)
+            if self._enabled(hit.bank)
+        ]
+
+    def _described(self, groups: Sequence[list[_Found]]) -> list[list[Match]]:
+        """Matches with the list's entry id and category, fetched in one store query."""
+        payloads = [item.payload for group in groups for item in group]
+        described = self._source.describe(payloads) if payloads else {}
+        result = []
+        for group in groups:
+            matches = []
+            for item in group:
+                bank = self._by_number[item.bank]
+                assert bank is not None
+                entry_id, category = described.get(item.payload, (None, None))
+                matches.append(
+                    Match(
+                        bank=bank.name,
+                        bank_kind=bank.kind,
+                        algorithm=item.algorithm,
+                        distance=item.distance,
+                        entry_id=entry_id,
+                        category=category,
+                        frame=item.frame,
+                        transform=item.transform,
+                    )
+                )
+            result.append(matches)
+        return result
 
     def _enabled(self, bank: int) -> bool:
         return bank < len(self._thresholds) and self._thresholds[bank] >= 0

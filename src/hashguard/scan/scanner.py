@@ -12,18 +12,24 @@ from concurrent.futures import Future
 from dataclasses import dataclass
 from functools import partial
 from queue import Empty, SimpleQueue
+from typing import Protocol
 
 from hashguard.domain.matches import Match
 from hashguard.domain.scans import FileResult, Outcome, RunStatus, ScanOptions, ScanRun
-from hashguard.domain.signals import PDQ_MIN_QUALITY
+from hashguard.domain.signals import PDQ_MIN_QUALITY, FileSignals
 from hashguard.hashing.isolate import HashingPool
 from hashguard.hashing.kernel import HashOutput
-from hashguard.matching.matcher import Matcher
 from hashguard.scan.walk import WalkItem, walk
 from hashguard.store.scans import ScanStore, path_key
 
 #: Files per worker task: enough to amortise the inter-process traffic on small images.
 BATCH = 8
+
+
+class SignalMatcher(Protocol):
+    """What the scanner needs of a matcher (a ``Matcher`` or a server's ``MatcherService``)."""
+
+    def match(self, signals: FileSignals) -> tuple[Match, ...]: ...
 
 
 class ScanAlreadyRunning(RuntimeError):
@@ -151,7 +157,7 @@ class Scanner:
         self,
         *,
         store: ScanStore,
-        matcher: Matcher,
+        matcher: SignalMatcher,
         pool: HashingPool,
         flush_seconds: float = 0.5,
         flush_rows: int = 500,

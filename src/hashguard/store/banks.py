@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Connection, Engine, Row, bindparam, func, insert, select, update
@@ -275,100 +277,22 @@ class BankStore:
         """
         stamp = now()
         with self._engine.begin() as conn:
-            bank_row = conn.execute(select(banks).where(banks.c.name == name)).first()
-            if bank_row is None:
-                raise UnknownBank(name)
-            bank_id = bank_row.id
+            bank_id = self._bank_id(conn, name)
             if version is None:
                 previous = conn.execute(
                     select(func.count()).where(bank_imports.c.bank_id == bank_id)
                 ).scalar_one()
                 version = str(previous + 1)
-            existing: dict[tuple[str, str], Any] = {
-                (row.algorithm, row.value): row
-                for row in conn.execute(
-                    select(
-                        bank_entries.c.id,
-                        bank_entries.c.algorithm,
-                        bank_entries.c.value,
-                        bank_entries.c.entry_id,
-                        bank_entries.c.category,
-                        bank_entries.c.meta,
-                        bank_entries.c.removed_at,
-                    ).where(bank_entries.c.bank_id == bank_id)
-                )
-            }
-            to_add: list[dict[str, Any]] = []
-            to_update: list[dict[str, Any]] = []
-            restored = unchanged = 0
-            seen: set[tuple[str, str]] = set()
-            for entry in entries:
-                key = (str(entry.algorithm), entry.value)
-                seen.add(key)
-                attrs = _entry_attrs(entry)
-                row = existing.get(key)
-                if row is None:
-                    to_add.append(
-                        {
-                            "bank_id": bank_id,
-                            "algorithm": key[0],
-                            "value": key[1],
-                            "added_at": stamp,
-                            "added_version": version,
-                            **attrs,
-                        }
-                    )
-                elif row.removed_at is not None:
-                    restored += 1
-                    to_update.append(
-                        {"b_id": row.id, "removed_at": None, "removed_version": None, **attrs}
-                    )
-                elif (row.entry_id, row.category, row.meta) != tuple(attrs.values()):
-                    to_update.append(
-                        {"b_id": row.id, "removed_at": None, "removed_version": None, **attrs}
-                    )
-                else:
-                    unchanged += 1
-            to_remove = [
-                row.id
-                for key, row in existing.items()
-                if row.removed_at is None and key not in seen
-            ]
-            seq = _next_seq(conn) if to_add or to_update or to_remove else 0
-            for item in to_add:
-                item["change_seq"] = seq
-            for batch in chunked(to_add):
-                conn.execute(insert(bank_entries), list(batch))
-            if to_update:
-                statement = (
-                    update(bank_entries)
-                    .where(bank_entries.c.id == bindparam("b_id"))
-                    .values(
-                        entry_id=bindparam("entry_id"),
-                        category=bindparam("category"),
-                        meta=bindparam("meta"),
-                        removed_at=bindparam("removed_at"),
-                        removed_version=bindparam("removed_version"),
-                        change_seq=seq,
-                    )
-                )
-                for batch in chunked(to_update):
-                    conn.execute(statement, list(batch))
-            for ids in chunked(to_remove):
-                conn.execute(
-                    update(bank_entries)
-                    .where(bank_entries.c.id.in_(ids))
-                    .values(removed_at=stamp, removed_version=version, change_seq=seq)
-                )
+            counts = _upsert(conn, bank_id, entries, stamp=stamp, version=version, exclusive=True)
             report = ImportReport(
                 bank=name,
                 version=version,
                 rows=rows,
-                added=len(to_add),
-                updated=len(to_update) - restored,
-                unchanged=unchanged,
-                removed=len(to_remove),
-                restored=restored,
+                added=counts.added,
+                updated=counts.updated,
+                unchanged=counts.unchanged,
+                removed=counts.removed,
+                restored=counts.restored,
                 errors=errors,
                 applied=True,
             )
@@ -381,9 +305,9 @@ class BankStore:
                     rows=rows,
                     added=report.added,
                     updated=report.updated,
-                    unchanged=unchanged,
+                    unchanged=report.unchanged,
                     removed=report.removed,
-                    restored=restored,
+                    restored=report.restored,
                     invalid=len(errors),
                 )
             )
@@ -395,3 +319,145 @@ class BankStore:
             }
             conn.execute(update(banks).where(banks.c.id == bank_id).values(**provenance))
         return report
+
+    def add_entries(self, name: str, entries: Iterable[BankEntry]) -> EntryCounts:
+        """Add or update entries without touching the bank's other entries (an exchange
+        delta, an API call); a tombstoned entry that is added again is restored."""
+        with self._engine.begin() as conn:
+            bank_id = self._bank_id(conn, name)
+            return _upsert(conn, bank_id, entries, stamp=now(), version=None, exclusive=False)
+
+    def remove_entries(self, name: str, signals: Iterable[tuple[Algorithm, str]]) -> int:
+        """Tombstone the live entries with these (algorithm, value) signals; returns how many."""
+        wanted = {(str(algorithm), value) for algorithm, value in signals}
+        if not wanted:
+            return 0
+        with self._engine.begin() as conn:
+            bank_id = self._bank_id(conn, name)
+            ids = [
+                row.id
+                for row in conn.execute(
+                    select(bank_entries.c.id, bank_entries.c.algorithm, bank_entries.c.value).where(
+                        bank_entries.c.bank_id == bank_id,
+                        bank_entries.c.removed_at.is_(None),
+                        bank_entries.c.value.in_(sorted({value for _, value in wanted})),
+                    )
+                )
+                if (row.algorithm, row.value) in wanted
+            ]
+            if ids:
+                seq = _next_seq(conn)
+                for chunk in chunked(ids):
+                    conn.execute(
+                        update(bank_entries)
+                        .where(bank_entries.c.id.in_(chunk))
+                        .values(removed_at=now(), change_seq=seq)
+                    )
+        return len(ids)
+
+    @staticmethod
+    def _bank_id(conn: Connection, name: str) -> int:
+        bank_id = conn.execute(select(banks.c.id).where(banks.c.name == name)).scalar()
+        if bank_id is None:
+            raise UnknownBank(name)
+        return int(bank_id)
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class EntryCounts:
+    added: int
+    updated: int
+    unchanged: int
+    removed: int
+    restored: int
+
+
+def _upsert(
+    conn: Connection,
+    bank_id: int,
+    entries: Iterable[BankEntry],
+    *,
+    stamp: datetime,
+    version: str | None,
+    exclusive: bool,
+) -> EntryCounts:
+    """Write ``entries`` into the bank; with ``exclusive``, tombstone every other live entry."""
+    existing: dict[tuple[str, str], Any] = {
+        (row.algorithm, row.value): row
+        for row in conn.execute(
+            select(
+                bank_entries.c.id,
+                bank_entries.c.algorithm,
+                bank_entries.c.value,
+                bank_entries.c.entry_id,
+                bank_entries.c.category,
+                bank_entries.c.meta,
+                bank_entries.c.removed_at,
+            ).where(bank_entries.c.bank_id == bank_id)
+        )
+    }
+    to_add: list[dict[str, Any]] = []
+    to_update: list[dict[str, Any]] = []
+    restored = unchanged = 0
+    seen: set[tuple[str, str]] = set()
+    for entry in entries:
+        key = (str(entry.algorithm), entry.value)
+        seen.add(key)
+        attrs = _entry_attrs(entry)
+        row = existing.get(key)
+        if row is None:
+            to_add.append(
+                {
+                    "bank_id": bank_id,
+                    "algorithm": key[0],
+                    "value": key[1],
+                    "added_at": stamp,
+                    "added_version": version,
+                    **attrs,
+                }
+            )
+        elif row.removed_at is not None:
+            restored += 1
+            to_update.append({"b_id": row.id, "removed_at": None, "removed_version": None, **attrs})
+        elif (row.entry_id, row.category, row.meta) != tuple(attrs.values()):
+            to_update.append({"b_id": row.id, "removed_at": None, "removed_version": None, **attrs})
+        else:
+            unchanged += 1
+    to_remove = (
+        [row.id for key, row in existing.items() if row.removed_at is None and key not in seen]
+        if exclusive
+        else []
+    )
+    seq = _next_seq(conn) if to_add or to_update or to_remove else 0
+    for item in to_add:
+        item["change_seq"] = seq
+    for batch in chunked(to_add):
+        conn.execute(insert(bank_entries), list(batch))
+    if to_update:
+        statement = (
+            update(bank_entries)
+            .where(bank_entries.c.id == bindparam("b_id"))
+            .values(
+                entry_id=bindparam("entry_id"),
+                category=bindparam("category"),
+                meta=bindparam("meta"),
+                removed_at=bindparam("removed_at"),
+                removed_version=bindparam("removed_version"),
+                change_seq=seq,
+            )
+        )
+        for batch in chunked(to_update):
+            conn.execute(statement, list(batch))
+    for ids in chunked(to_remove):
+        conn.execute(
+            update(bank_entries)
+            .where(bank_entries.c.id.in_(ids))
+            .values(removed_at=stamp, removed_version=version, change_seq=seq)
+        )
+    return EntryCounts(
+        added=len(to_add),
+        updated=len(to_update) - restored,
+        unchanged=unchanged,
+        removed=len(to_remove),
+        restored=restored,
+    )

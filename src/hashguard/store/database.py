@@ -17,6 +17,7 @@ from sqlalchemy.pool import NullPool
 
 from hashguard.store.banks import BankStore
 from hashguard.store.scans import ScanStore
+from hashguard.store.tokens import TokenStore
 
 MIGRATIONS = str(Path(__file__).with_name("migrations"))
 
@@ -70,9 +71,15 @@ class Store:
     engine: Engine
     banks: BankStore
     scans: ScanStore
+    tokens: TokenStore
 
     def close(self) -> None:
         self.engine.dispose()
+
+    def ping(self) -> None:
+        """Raise if the database cannot be reached."""
+        with self.engine.connect() as conn:
+            conn.exec_driver_sql("SELECT 1")
 
 
 def open_store(url: str, *, migrate: bool | None = None) -> Store:
@@ -93,4 +100,9 @@ def open_store(url: str, *, migrate: bool | None = None) -> Store:
         raise SchemaOutOfDate(
             "the database schema is not at this version's head: run `hashguard db upgrade`"
         )
-    return Store(engine=engine, banks=BankStore(engine), scans=ScanStore(engine))
+    return Store(
+        engine=engine,
+        banks=BankStore(engine),
+        scans=ScanStore(engine),
+        tokens=TokenStore(engine),
+    )

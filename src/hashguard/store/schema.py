@@ -67,6 +67,20 @@ bank_entries = Table(
     Index("ix_bank_entries_change_seq", "change_seq"),
 )
 
+api_tokens = Table(
+    "api_tokens",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("name", String(100), nullable=False),
+    # SHA-256 of the secret: tokens are 256-bit random, so a fast hash is enough.
+    Column("secret_sha256", String(64), nullable=False, unique=True),
+    Column("scopes", JSON, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("expires_at", DateTime(timezone=True)),
+    Column("revoked_at", DateTime(timezone=True)),
+    Column("last_used_at", DateTime(timezone=True)),
+)
+
 #: One row. ``change_seq`` is bumped (row-locked) by every transaction that changes bank
 #: entries, so sequence numbers become visible in commit order; ``store_id`` names this
 #: database, so an index snapshot is never applied to another one.

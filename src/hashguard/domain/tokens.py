@@ -1,0 +1,34 @@
+"""API tokens: scopes, and the record kept of a token (never its secret)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+
+
+class Scope(StrEnum):
+    """Persisted scope names. ``admin`` grants every scope."""
+
+    SCAN = "scan"
+    LOOKUP = "lookup"
+    BANKS_READ = "banks:read"
+    BANKS_WRITE = "banks:write"
+    ADMIN = "admin"
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Token:
+    id: int
+    name: str
+    scopes: frozenset[Scope]
+    created_at: datetime
+    expires_at: datetime | None
+    revoked_at: datetime | None
+    last_used_at: datetime | None
+
+    def allows(self, scope: Scope) -> bool:
+        return scope in self.scopes or Scope.ADMIN in self.scopes
+
+    def usable(self, now: datetime) -> bool:
+        return self.revoked_at is None and (self.expires_at is None or now < self.expires_at)

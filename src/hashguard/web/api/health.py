@@ -1,0 +1,58 @@
+"""Liveness, readiness and Prometheus metrics (the only routes without a token)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends
+from fastapi.responses import JSONResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST
+
+from hashguard.web.deps import services
+from hashguard.web.schemas import Health
+from hashguard.web.services import Services
+
+router = APIRouter(tags=["health"])
+
+Svc = Annotated[Services, Depends(services)]
+#: Ready only while the index has caught up with the store this recently (in refresh intervals).
+FRESH_INTERVALS = 5
+
+
+@router.get("/healthz", response_model=Health)
+def healthz() -> Health:
+    """The process is alive."""
+    return Health(status="ok")
+
+
+@router.get("/readyz", response_model=Health, responses={503: {"model": Health}})
+def readyz(svc: Svc) -> JSONResponse:
+    """Ready to scan: the store answers, the match index is loaded and fresh."""
+    detail: dict[str, object] = {}
+    problems = []
+    try:
+        svc.store.ping()
+    except Exception as exc:  # noqa: BLE001 - any store failure means not ready
+        problems.append(f"store unreachable: {type(exc).__name__}")
+    if svc.ready_error:
+        problems.append(svc.ready_error)
+    if not svc.matcher.loaded:
+        problems.append("match index loading")
+    else:
+        state = svc.matcher.state()
+        limit = FRESH_INTERVALS * svc.settings.index_refresh_seconds
+        detail |= {"index_entries": state.entries, "index_age_seconds": round(state.age, 3)}
+        if state.age > limit:
+            problems.append(f"match index not refreshed for {state.age:.0f} s")
+    if problems:
+        detail["problems"] = problems
+        return JSONResponse(Health(status="not ready", detail=detail).model_dump(), status_code=503)
+    return JSONResponse(Health(status="ready", detail=detail).model_dump())
+
+
+@router.get(
+    "/metrics", response_class=Response, responses={200: {"content": {CONTENT_TYPE_LATEST: {}}}}
+)
+def metrics(svc: Svc) -> Response:
+    """Prometheus metrics: requests, latency, outcomes, matches, index, queue, refusals."""
+    return Response(svc.metrics.render(svc.refresh_metrics), media_type=CONTENT_TYPE_LATEST)

@@ -1,0 +1,98 @@
+"""POST /v1/scan: hash an upload in an isolated worker and match it, before it is published."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Query, Request
+from starlette.concurrency import run_in_threadpool
+
+from hashguard.domain.scans import Outcome
+from hashguard.domain.tokens import Scope, Token
+from hashguard.hashing.isolate import PoolStopped
+from hashguard.matching.service import NotLoaded
+from hashguard.scan.scanner import classify
+from hashguard.web.deps import require, services
+from hashguard.web.problems import ProblemError, problem_responses, request_id_of
+from hashguard.web.schemas import ContentMeta, Decision, MatchOut, ScanOut, SignalsOut
+from hashguard.web.services import Services
+from hashguard.web.uploads import read_upload
+
+router = APIRouter(prefix="/v1", tags=["scan"])
+
+_UPLOAD_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object",
+                    "required": ["file"],
+                    "properties": {
+                        "file": {"type": "string", "format": "binary"},
+                        "content_id": {"type": "string"},
+                        "uploader_id": {"type": "string"},
+                        "url": {"type": "string"},
+                    },
+                }
+            },
+            "application/octet-stream": {"schema": {"type": "string", "format": "binary"}},
+        },
+    }
+}
+
+RULE = "matched: an enabled known bank matched and no allow bank suppressed it"
+
+
+@router.post(
+    "/scan",
+    response_model=ScanOut,
+    openapi_extra=_UPLOAD_BODY,
+    responses=problem_responses(400, 401, 403, 413, 429, 503),
+    summary="Scan one upload",
+)
+async def scan(
+    request: Request,
+    token: Annotated[Token, Depends(require(Scope.SCAN))],
+    svc: Annotated[Services, Depends(services)],
+    content_id: Annotated[str | None, Query(max_length=500)] = None,
+    uploader_id: Annotated[str | None, Query(max_length=500)] = None,
+    url: Annotated[str | None, Query(max_length=4000)] = None,
+) -> ScanOut:
+    """Hash the upload (the raw body, or the ``file`` part of multipart/form-data) with
+    the vetted hashers in an isolated worker, match it against every enabled bank, and
+    answer with its one typed outcome. Nothing of the upload is stored.
+
+    Decoding problems are outcomes, answered with 200 (``undecodable``,
+    ``unsupported``); 503 means the server is at capacity right now (retry after
+    ``Retry-After``), never that the upload was checked.
+    """
+    with svc.admission.slot(token.id):
+        upload = await read_upload(request, svc.upload_limit)
+        try:
+            output = await asyncio.wrap_future(svc.pool.submit_data(upload.data))
+            matches = (
+                await run_in_threadpool(svc.matcher.match, output.signals) if output.signals else ()
+            )
+        except (PoolStopped, NotLoaded) as exc:
+            raise ProblemError(503, "Not ready", str(exc), {"Retry-After": "5"}) from None
+    result = classify("upload", output, matches)
+    svc.metrics.outcomes.labels(str(result.outcome)).inc()
+    for match in result.matches:
+        if match.effective:
+            svc.metrics.matches.labels(match.bank, str(match.algorithm)).inc()
+    meta = ContentMeta(
+        content_id=upload.fields.get("content_id", content_id),
+        uploader_id=upload.fields.get("uploader_id", uploader_id),
+        url=upload.fields.get("url", url),
+    )
+    return ScanOut(
+        request_id=request_id_of(request),
+        outcome=result.outcome,
+        reason=result.reason,
+        decision=Decision(matched=result.outcome is Outcome.MATCHED, rule=RULE),
+        content=meta,
+        signals=SignalsOut.of(result.signals) if result.signals else None,
+        matches=[MatchOut.of(m) for m in result.matches],
+    )

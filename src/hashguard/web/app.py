@@ -1,0 +1,70 @@
+"""The FastAPI application: built from explicit settings, with its services in app.state."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+
+from fastapi import FastAPI
+from starlette.concurrency import run_in_threadpool
+
+from hashguard import __version__
+from hashguard.settings import Settings
+from hashguard.store import open_store
+from hashguard.web import problems
+from hashguard.web.api import banks, health, lookup, runs, scan
+from hashguard.web.metrics import Metrics, MetricsMiddleware
+from hashguard.web.services import Services
+
+log = logging.getLogger("hashguard.web")
+
+
+async def _keep_index_fresh(svc: Services) -> None:
+    """Load the match index, then catch up with the store every refresh interval."""
+    try:
+        await run_in_threadpool(svc.matcher.load)
+    except Exception as exc:
+        svc.ready_error = f"match index failed to load: {exc}"
+        log.exception("match index failed to load")
+        return
+    while True:
+        await asyncio.sleep(svc.settings.index_refresh_seconds)
+        try:
+            await run_in_threadpool(svc.matcher.refresh)
+        except Exception:  # the store may be briefly unreachable: readiness shows the age
+            log.exception("match index refresh failed")
+
+
+def create_app(settings: Settings) -> FastAPI:
+    """A new app; nothing is opened until it starts (uvicorn runs its lifespan)."""
+    metrics = Metrics()
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        store = open_store(settings.resolved_database_url)
+        svc = Services.start(settings, store, metrics)
+        app.state.services = svc
+        refresher = asyncio.create_task(_keep_index_fresh(svc))
+        try:
+            yield
+        finally:
+            refresher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await refresher
+            await run_in_threadpool(svc.close)
+            store.close()
+
+    app = FastAPI(
+        title="hashguard",
+        version=__version__,
+        summary="Find known CSAM on your own service with vetted hashes and lists.",
+        lifespan=lifespan,
+    )
+    problems.install(app)
+    for router in (scan.router, lookup.router, banks.router, runs.router, health.router):
+        app.include_router(router)
+
+    app.add_middleware(MetricsMiddleware, metrics=metrics)
+    return app

@@ -1,0 +1,79 @@
+"""Bearer tokens: every route except health needs one, with the right scope."""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from hashguard.domain.tokens import Scope, Token
+from hashguard.store.tokens import TokenStore, digest
+from hashguard.web.problems import ProblemError
+
+#: A verified token is trusted this long before the store is asked again (so a
+#: revocation takes effect within this many seconds on every server).
+CACHE_SECONDS = 2.0
+#: last_used_at is written at most this often per token.
+TOUCH_SECONDS = 60.0
+
+
+def _unauthorized(detail: str) -> ProblemError:
+    return ProblemError(401, "Not authenticated", detail, {"WWW-Authenticate": "Bearer"})
+
+
+@dataclass(frozen=True, slots=True)
+class _Cached:
+    token: Token | None
+    until: float
+
+
+class Authenticator:
+    """Turns an Authorization header into a usable token, or a 401/403 problem."""
+
+    def __init__(self, tokens: TokenStore) -> None:
+        self._tokens = tokens
+        self._lock = threading.Lock()
+        self._cache: dict[str, _Cached] = {}
+        self._touched: dict[int, float] = {}
+
+    def authenticate(self, header: str | None, scope: Scope) -> Token:
+        if not header:
+            raise _unauthorized("missing bearer token (Authorization: Bearer <token>)")
+        kind, _, secret = header.partition(" ")
+        if kind.lower() != "bearer" or not secret.strip():
+            raise _unauthorized("the Authorization header must be 'Bearer <token>'")
+        token = self._lookup(secret.strip())
+        now = datetime.now(UTC)
+        if token is None:
+            raise _unauthorized("unknown token")
+        if token.revoked_at is not None:
+            raise _unauthorized("this token was revoked")
+        if not token.usable(now):
+            raise _unauthorized("this token has expired")
+        if not token.allows(scope):
+            raise ProblemError(403, "Not allowed", f"this token lacks the '{scope}' scope")
+        self._touch(token)
+        return token
+
+    def _lookup(self, secret: str) -> Token | None:
+        key = digest(secret)
+        now = time.monotonic()
+        with self._lock:
+            cached = self._cache.get(key)
+        if cached is not None and cached.until > now:
+            return cached.token
+        token = self._tokens.by_secret(secret)
+        with self._lock:
+            if len(self._cache) > 10_000:
+                self._cache.clear()
+            self._cache[key] = _Cached(token, now + CACHE_SECONDS)
+        return token
+
+    def _touch(self, token: Token) -> None:
+        now = time.monotonic()
+        with self._lock:
+            if now - self._touched.get(token.id, -TOUCH_SECONDS) < TOUCH_SECONDS:
+                return
+            self._touched[token.id] = now
+        self._tokens.touch(token.id, datetime.now(UTC))

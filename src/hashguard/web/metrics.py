@@ -1,0 +1,85 @@
+"""Prometheus metrics of one app, in its own registry (no process-global state)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.25, 0.5, 1, 2.5, 5, 10)
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        r = self.registry
+        self.requests = Counter(
+            "hashguard_http_requests", "HTTP requests", ["method", "route", "status"], registry=r
+        )
+        self.latency = Histogram(
+            "hashguard_http_request_seconds",
+            "HTTP request latency",
+            ["route"],
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.outcomes = Counter(
+            "hashguard_scan_outcomes", "Outcomes of /v1/scan uploads", ["outcome"], registry=r
+        )
+        self.matches = Counter(
+            "hashguard_matches", "Effective matches", ["bank", "algorithm"], registry=r
+        )
+        self.rejected = Counter(
+            "hashguard_rejected", "Requests refused before any work", ["reason"], registry=r
+        )
+        self.index_entries = Gauge(
+            "hashguard_index_entries", "Entries in the match index", registry=r
+        )
+        self.index_pending = Gauge(
+            "hashguard_index_pending", "Index changes not yet compacted", registry=r
+        )
+        self.index_age = Gauge(
+            "hashguard_index_age_seconds", "Seconds since the index last caught up", registry=r
+        )
+        self.queue_depth = Gauge(
+            "hashguard_hashing_in_flight", "Uploads being decoded and hashed", registry=r
+        )
+
+    def render(self, refresh: Callable[[Metrics], None]) -> bytes:
+        refresh(self)
+        return generate_latest(self.registry)
+
+
+class MetricsMiddleware:
+    """Counts and times every HTTP request by route template, not by raw path."""
+
+    def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
+        self.app = app
+        self.metrics = metrics
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = 500
+
+        async def record_status(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, record_status)
+        finally:
+            route = scope.get("route")
+            template = getattr(route, "path", "unmatched")
+            self.metrics.requests.labels(scope["method"], template, str(status)).inc()
+            self.metrics.latency.labels(template).observe(time.perf_counter() - started)
+            if status == 503:
+                self.metrics.rejected.labels("overload").inc()
+            elif status in (413, 429):
+                self.metrics.rejected.labels("too_large" if status == 413 else "token_limit").inc()

@@ -1,0 +1,271 @@
+"""The JSON shapes of the API (pydantic models, which also make the OpenAPI document)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+from hashguard.domain.banks import MAX_PDQ_THRESHOLD, Bank, BankKind, BankStats, ImportReport
+from hashguard.domain.matches import Match
+from hashguard.domain.scans import Outcome, RunStatus, ScanRun
+from hashguard.domain.signals import DIHEDRAL_NAMES, Algorithm, FileSignals
+
+
+class PdqOut(BaseModel):
+    hash: str
+    quality: int
+    low_quality: bool
+    frame: int
+
+
+class SignalsOut(BaseModel):
+    """The upload's own hashes (never a bank's)."""
+
+    size: int
+    md5: str
+    sha1: str
+    sha256: str
+    format: str | None
+    width: int | None
+    height: int | None
+    pdq: list[PdqOut]
+
+    @classmethod
+    def of(cls, signals: FileSignals) -> SignalsOut:
+        return cls(
+            size=signals.size,
+            md5=signals.md5,
+            sha1=signals.sha1,
+            sha256=signals.sha256,
+            format=signals.image_format,
+            width=signals.width,
+            height=signals.height,
+            pdq=[
+                PdqOut(hash=p.value, quality=p.quality, low_quality=p.low_quality, frame=p.frame)
+                for p in signals.pdq
+            ],
+        )
+
+
+class MatchOut(BaseModel):
+    bank: str
+    bank_kind: BankKind
+    algorithm: Algorithm
+    distance: int
+    entry_id: str | None
+    category: str | None
+    frame: int
+    transform: str = Field(description=f"one of {', '.join(DIHEDRAL_NAMES)}")
+    suppressed_by: str | None
+
+    @classmethod
+    def of(cls, match: Match) -> MatchOut:
+        return cls(
+            bank=match.bank,
+            bank_kind=match.bank_kind,
+            algorithm=match.algorithm,
+            distance=match.distance,
+            entry_id=match.entry_id,
+            category=match.category,
+            frame=match.frame,
+            transform=match.transform,
+            suppressed_by=match.suppressed_by,
+        )
+
+
+class Decision(BaseModel):
+    """What the policy decided. Until per-bank policies exist: matched or not."""
+
+    matched: bool
+    rule: str
+
+
+class ContentMeta(BaseModel):
+    content_id: str | None = None
+    uploader_id: str | None = None
+    url: str | None = None
+
+
+class ScanOut(BaseModel):
+    request_id: str | None
+    outcome: Outcome
+    reason: str | None
+    decision: Decision
+    content: ContentMeta
+    signals: SignalsOut | None
+    matches: list[MatchOut]
+
+
+class LookupItem(BaseModel):
+    algorithm: Algorithm
+    hash: str = Field(min_length=1, max_length=64)
+
+
+class LookupIn(BaseModel):
+    hashes: list[LookupItem] = Field(min_length=1, max_length=100_000)
+
+
+class LookupResult(BaseModel):
+    algorithm: Algorithm
+    hash: str
+    valid: bool
+    reason: str | None = None
+    matches: list[MatchOut]
+
+
+class LookupOut(BaseModel):
+    results: list[LookupResult]
+
+
+class BankIn(BaseModel):
+    name: str = Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+    kind: BankKind = BankKind.KNOWN
+    enabled: bool = True
+    pdq_threshold: int = Field(default=31, ge=0, le=MAX_PDQ_THRESHOLD)
+    source: str | None = Field(default=None, max_length=1000)
+    licence: str | None = Field(default=None, max_length=1000)
+
+
+class BankPatch(BaseModel):
+    kind: BankKind | None = None
+    enabled: bool | None = None
+    pdq_threshold: int | None = Field(default=None, ge=0, le=MAX_PDQ_THRESHOLD)
+    source: str | None = Field(default=None, max_length=1000)
+    licence: str | None = Field(default=None, max_length=1000)
+
+
+class BankOut(BaseModel):
+    """Counts, provenance and settings: never the bank's hashes."""
+
+    name: str
+    kind: BankKind
+    enabled: bool
+    pdq_threshold: int
+    source: str | None
+    licence: str | None
+    version: str | None
+    created_at: datetime
+    imported_at: datetime | None
+    entries: dict[str, int]
+    removed_entries: int
+    imports: int
+
+    @classmethod
+    def of(cls, stats: BankStats) -> BankOut:
+        bank: Bank = stats.bank
+        return cls(
+            name=bank.name,
+            kind=bank.kind,
+            enabled=bank.enabled,
+            pdq_threshold=bank.pdq_threshold,
+            source=bank.source,
+            licence=bank.licence,
+            version=bank.version,
+            created_at=bank.created_at,
+            imported_at=bank.imported_at,
+            entries={str(a): n for a, n in sorted(stats.active.items())},
+            removed_entries=stats.removed,
+            imports=stats.imports,
+        )
+
+
+class EntryIn(BaseModel):
+    algorithm: Algorithm
+    hash: str = Field(min_length=1, max_length=64)
+    entry_id: str | None = Field(default=None, max_length=200)
+    category: str | None = Field(default=None, max_length=200)
+    metadata: dict[str, Any] = Field(default_factory=dict)
+
+
+class EntriesIn(BaseModel):
+    entries: list[EntryIn] = Field(min_length=1, max_length=100_000)
+
+
+class SignalIn(BaseModel):
+    algorithm: Algorithm
+    hash: str = Field(min_length=1, max_length=64)
+
+
+class RemoveIn(BaseModel):
+    entries: list[SignalIn] = Field(min_length=1, max_length=100_000)
+
+
+class EntriesOut(BaseModel):
+    added: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    restored: int = 0
+    removed: int = 0
+
+
+class RowErrorOut(BaseModel):
+    file: str
+    line: int
+    reason: str
+
+
+class ImportOut(BaseModel):
+    bank: str
+    version: str | None
+    applied: bool
+    rows: int
+    added: int
+    updated: int
+    unchanged: int
+    removed: int
+    restored: int
+    duplicates: int
+    errors: list[RowErrorOut]
+
+    @classmethod
+    def of(cls, report: ImportReport) -> ImportOut:
+        return cls(
+            bank=report.bank,
+            version=report.version,
+            applied=report.applied,
+            rows=report.rows,
+            added=report.added,
+            updated=report.updated,
+            unchanged=report.unchanged,
+            removed=report.removed,
+            restored=report.restored,
+            duplicates=report.duplicates,
+            errors=[RowErrorOut(file=e.file, line=e.line, reason=e.reason) for e in report.errors],
+        )
+
+
+class RunIn(BaseModel):
+    paths: list[str] = Field(min_length=1, max_length=100)
+    dihedral: bool = False
+    rescan: bool = False
+
+
+class RunOut(BaseModel):
+    id: int
+    status: RunStatus
+    active: bool
+    roots: list[str]
+    started_at: datetime
+    finished_at: datetime | None
+    total: int
+    counts: dict[str, int]
+
+    @classmethod
+    def of(cls, run: ScanRun, *, active: bool) -> RunOut:
+        return cls(
+            id=run.id,
+            status=run.status,
+            active=active,
+            roots=list(run.roots),
+            started_at=run.started_at,
+            finished_at=run.finished_at,
+            total=run.total,
+            counts={str(o): run.counts.get(o, 0) for o in Outcome},
+        )
+
+
+class Health(BaseModel):
+    status: str
+    detail: dict[str, Any] = Field(default_factory=dict)

@@ -1,0 +1,152 @@
+"""Everything a running server holds, built from the settings; and server-side scan runs."""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from dataclasses import dataclass, field
+
+from hashguard.domain.scans import ScanOptions, ScanRun
+from hashguard.hashing.isolate import HashingPool
+from hashguard.hashing.kernel import HashOptions
+from hashguard.matching.service import MatcherService
+from hashguard.scan.scanner import Scanner, prepare_run
+from hashguard.settings import Settings
+from hashguard.store import Store
+from hashguard.web.auth import Authenticator
+from hashguard.web.limits import Admission, LookupLimiter
+from hashguard.web.metrics import Metrics
+from hashguard.web.problems import ProblemError
+
+log = logging.getLogger("hashguard.web")
+
+
+class RunManager:
+    """Scan runs of server-side folders, one thread each, confined to ``scan_roots``."""
+
+    def __init__(self, settings: Settings, store: Store, matcher: MatcherService) -> None:
+        self._settings = settings
+        self._store = store
+        self._matcher = matcher
+        self._roots = [os.path.realpath(root) for root in settings.scan_roots]
+        self._lock = threading.Lock()
+        self._active: dict[int, threading.Thread] = {}
+        self._stopping = threading.Event()
+
+    def start(self, paths: list[str], *, dihedral: bool, rescan: bool) -> ScanRun:
+        if not self._roots:
+            raise ProblemError(403, "Not allowed", "no scan roots are configured on this server")
+        for path in paths:
+            real = os.path.realpath(path)
+            if not os.path.isabs(path) or not any(
+                real == root or real.startswith(root + os.sep) for root in self._roots
+            ):
+                raise ProblemError(
+                    403, "Not allowed", f"{path} is not an absolute path under a scan root"
+                )
+        options = ScanOptions(
+            max_pixels=self._settings.max_pixels,
+            max_frames=self._settings.max_frames,
+            dihedral=dihedral,
+            pdq_mode=self._settings.pdq_mode,
+        )
+        try:
+            prepared = prepare_run(self._store.scans, paths, options, rescan=rescan)
+        except RuntimeError as exc:  # ScanAlreadyRunning
+            raise ProblemError(409, "Conflict", str(exc)) from None
+        thread = threading.Thread(
+            target=self._run, args=(prepared.run,), name=f"scan-run-{prepared.run.id}", daemon=True
+        )
+        with self._lock:
+            self._active[prepared.run.id] = thread
+        thread.start()
+        return prepared.run
+
+    def active(self, run_id: int) -> bool:
+        with self._lock:
+            return run_id in self._active
+
+    def _run(self, run: ScanRun) -> None:
+        try:
+            with HashingPool(
+                workers=self._settings.run_workers,
+                options=HashOptions.for_scan(run.options),
+                timeout=self._settings.decode_timeout,
+                memory_mb=self._settings.worker_memory_mb,
+            ) as pool:
+                scanner = Scanner(store=self._store.scans, matcher=self._matcher, pool=pool)
+                scanner.run(run, on_result=self._check_stop)
+        except Exception:
+            log.exception("scan run %s stopped", run.id)
+        finally:
+            with self._lock:
+                self._active.pop(run.id, None)
+
+    def _check_stop(self, _result: object) -> None:
+        if self._stopping.is_set():
+            raise KeyboardInterrupt  # the scanner saves its work and marks the run interrupted
+
+    def stop(self) -> None:
+        self._stopping.set()
+        with self._lock:
+            threads = list(self._active.values())
+        for thread in threads:
+            thread.join(timeout=30)
+
+
+@dataclass(kw_only=True)
+class Services:
+    settings: Settings
+    store: Store
+    pool: HashingPool
+    matcher: MatcherService
+    authenticator: Authenticator
+    admission: Admission
+    lookups: LookupLimiter
+    metrics: Metrics
+    runs: RunManager
+    ready_error: str | None = field(default=None)
+
+    @classmethod
+    def start(cls, settings: Settings, store: Store, metrics: Metrics) -> Services:
+        pool = HashingPool(
+            workers=settings.workers,
+            options=HashOptions(
+                max_pixels=settings.max_pixels,
+                max_frames=settings.max_frames,
+                pdq_mode=settings.pdq_mode,
+            ),
+            timeout=settings.decode_timeout,
+            memory_mb=settings.worker_memory_mb,
+        )
+        matcher = MatcherService(store.banks, settings.index_path)
+        return cls(
+            settings=settings,
+            store=store,
+            pool=pool,
+            matcher=matcher,
+            authenticator=Authenticator(store.tokens),
+            admission=Admission(
+                settings.workers * settings.queue_per_worker, settings.token_concurrency
+            ),
+            lookups=LookupLimiter(settings.lookup_rate_per_minute),
+            metrics=metrics,
+            runs=RunManager(settings, store, matcher),
+        )
+
+    @property
+    def upload_limit(self) -> int:
+        return int(self.settings.max_upload_mb * 1024 * 1024)
+
+    def close(self) -> None:
+        self.runs.stop()
+        self.pool.close(wait=False)
+
+    def refresh_metrics(self, metrics: Metrics) -> None:
+        metrics.queue_depth.set(self.admission.in_flight)
+        if self.matcher.loaded:
+            state = self.matcher.state()
+            metrics.index_entries.set(state.entries)
+            metrics.index_pending.set(state.pending)
+            metrics.index_age.set(state.age)

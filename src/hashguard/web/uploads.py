@@ -1,0 +1,104 @@
+"""Reading an upload into memory, under a size limit, never onto disk.
+
+Uploads may be abusive material: nothing of a non-matching upload may be stored, so
+the body is streamed into memory (refused past the limit) and multipart is parsed
+there with python-multipart, instead of spooling file parts to temporary files.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from fastapi import Request
+from python_multipart.exceptions import MultipartParseError
+from python_multipart.multipart import MultipartParser, parse_options_header
+
+from hashguard.web.problems import ProblemError
+
+TEXT_FIELD_LIMIT = 4096
+
+
+@dataclass(kw_only=True, slots=True)
+class Upload:
+    data: bytes
+    fields: dict[str, str] = field(default_factory=dict)
+
+
+def _too_large(limit: int) -> ProblemError:
+    return ProblemError(413, "Request body too large", f"the limit is {limit} bytes")
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise _too_large(limit)
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise _too_large(limit)
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+async def read_upload(request: Request, limit: int, *, file_field: str = "file") -> Upload:
+    """The uploaded bytes and text fields: multipart/form-data with a ``file`` part, or
+    the raw body of any other content type."""
+    body = await read_body(request, limit)
+    content_type, options = parse_options_header(request.headers.get("content-type"))
+    if content_type != b"multipart/form-data":
+        return Upload(data=body)
+    boundary = options.get(b"boundary")
+    if not boundary:
+        raise ProblemError(400, "Bad request", "multipart body without a boundary")
+    return _parse_multipart(body, boundary, file_field)
+
+
+def _parse_multipart(body: bytes, boundary: bytes, file_field: str) -> Upload:
+    parts: list[tuple[dict[bytes, bytes], bytearray]] = []
+    header_name, header_value = bytearray(), bytearray()
+
+    def part_begin() -> None:
+        parts.append(({}, bytearray()))
+
+    def header_field(data: bytes, start: int, end: int) -> None:
+        header_name.extend(data[start:end])
+
+    def header_data(data: bytes, start: int, end: int) -> None:
+        header_value.extend(data[start:end])
+
+    def header_end() -> None:
+        parts[-1][0][bytes(header_name).lower()] = bytes(header_value)
+        header_name.clear()
+        header_value.clear()
+
+    def part_data(data: bytes, start: int, end: int) -> None:
+        parts[-1][1].extend(data[start:end])
+
+    parser = MultipartParser(
+        boundary,
+        {
+            "on_part_begin": part_begin,
+            "on_header_field": header_field,
+            "on_header_value": header_data,
+            "on_header_end": header_end,
+            "on_part_data": part_data,
+        },
+    )
+    try:
+        parser.write(body)
+        parser.finalize()
+    except (MultipartParseError, ValueError) as exc:
+        raise ProblemError(400, "Bad request", f"malformed multipart body: {exc}") from None
+    upload = Upload(data=b"")
+    found = False
+    for headers, content in parts:
+        _, disposition = parse_options_header(headers.get(b"content-disposition"))
+        name = disposition.get(b"name", b"").decode("utf-8", "replace")
+        if name == file_field and not found:
+            upload.data, found = bytes(content), True
+        elif name and len(content) <= TEXT_FIELD_LIMIT:
+            upload.fields[name] = bytes(content).decode("utf-8", "replace")
+    if not found:
+        raise ProblemError(400, "Bad request", f"multipart body without a '{file_field}' part")
+    return upload
