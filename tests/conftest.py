@@ -86,3 +86,19 @@ def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 @pytest.fixture
 def settings(home: Path) -> Settings:
     return Settings(workers=2)
+
+
+@pytest.fixture
+def api_settings(db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Settings:
+    """Server settings on a fresh database of each engine, with a private home."""
+    for name in list(os.environ):
+        if name.startswith("HASHGUARD_"):
+            monkeypatch.delenv(name)
+    opened = open_store(db_url, migrate=True)  # PostgreSQL is never migrated by a server
+    opened.close()
+    return Settings(
+        home=tmp_path / "home",
+        database_url=db_url,
+        workers=2,
+        index_refresh_seconds=0.2,
+    )
