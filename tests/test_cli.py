@@ -90,3 +90,27 @@ def test_hash_prints_the_files_signals(tmp_path: Path) -> None:
     assert [json.loads(line).get("problem") for line in lines] == [None, "unsupported"]
     missing = hashguard("hash", str(tmp_path / "missing.jpg"), check=2)
     assert json.loads(missing.stdout)["problem"] == "error"
+
+
+@pytest.mark.usefixtures("home")
+def test_tokens_are_shown_once_and_stored_as_a_hash(home: Path) -> None:
+    created = hashguard("tokens", "create", "uploader", "--scope", "scan", "--expires", "30d")
+    secret = created.stdout.strip()
+    assert secret.startswith("hgt_")
+    assert "not kept" in created.stderr
+    listed = json.loads(hashguard("tokens", "list", "--json").stdout)
+    assert [(t["name"], t["scopes"], t["revoked_at"]) for t in listed] == [("uploader", ["scan"], None)]
+    assert listed[0]["expires_at"] is not None
+    assert secret not in (home / "hashguard.db").read_bytes().decode("latin-1")
+    hashguard("tokens", "revoke", str(listed[0]["id"]))
+    assert json.loads(hashguard("tokens", "list", "--json").stdout)[0]["revoked_at"]
+    hashguard("tokens", "revoke", "99", check=2)
+    hashguard("tokens", "create", "x", "--scope", "scan", "--expires", "soon", check=2)
+
+
+@pytest.mark.usefixtures("home")
+def test_config_show_masks_secrets(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HASHGUARD_DATABASE_URL", "postgresql+psycopg://u:hunter2@db/hg")
+    shown = hashguard("config", "show").stdout
+    assert "hunter2" not in shown
+    assert json.loads(shown)["database_url"] == "**********"
