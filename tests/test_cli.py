@@ -99,7 +99,9 @@ def test_tokens_are_shown_once_and_stored_as_a_hash(home: Path) -> None:
     assert secret.startswith("hgt_")
     assert "not kept" in created.stderr
     listed = json.loads(hashguard("tokens", "list", "--json").stdout)
-    assert [(t["name"], t["scopes"], t["revoked_at"]) for t in listed] == [("uploader", ["scan"], None)]
+    assert [(t["name"], t["scopes"], t["revoked_at"]) for t in listed] == [
+        ("uploader", ["scan"], None)
+    ]
     assert listed[0]["expires_at"] is not None
     assert secret not in (home / "hashguard.db").read_bytes().decode("latin-1")
     hashguard("tokens", "revoke", str(listed[0]["id"]))
