@@ -8,7 +8,7 @@ import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 
-from hashguard.banks.importer import ImportOptions, NewBank, import_list
+from hashguard.banks.importer import EmptyList, ImportOptions, NewBank, import_list
 from hashguard.domain import (
     Algorithm,
     BankEntry,
@@ -20,7 +20,7 @@ from hashguard.domain import (
 )
 from hashguard.domain.signals import FileSignals, PdqHash
 from hashguard.store import Store, UnknownBank
-from hashguard.store.banks import BankExists
+from hashguard.store.banks import BankExists, InvalidBankName
 from hashguard.store.database import SchemaOutOfDate, make_engine, open_store
 from hashguard.store.schema import metadata
 
@@ -161,3 +161,46 @@ def test_sqlite_store_uses_wal(tmp_path: Path) -> None:
     with engine.connect() as conn:
         assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
     engine.dispose()
+
+
+def test_a_list_without_valid_entries_empties_a_bank_only_when_asked(
+    store: Store, tmp_path: Path
+) -> None:
+    store.banks.create("kept")
+    store.banks.add_entries("kept", [entry(value) for value in MD5S])
+    empty = tmp_path / "empty.txt"
+    empty.write_text("# a truncated download: comments only\n")
+    with pytest.raises(EmptyList, match="would remove every entry"):
+        import_list(store.banks, "kept", empty)
+    assert store.banks.stats("kept").total_active == len(MD5S)
+    report = import_list(store.banks, "kept", empty, options=ImportOptions(allow_empty=True))
+    assert report.removed == len(MD5S)
+    # an empty bank may take an empty list: nothing would be lost
+    assert import_list(store.banks, "kept", empty).applied
+
+
+def test_bank_names_are_safe_in_urls_and_labels(store: Store) -> None:
+    for bad in ("", "-x", "a b", "a/b", "a\0b", "x" * 101):
+        with pytest.raises(InvalidBankName):
+            store.banks.create(bad)
+    store.banks.create("NCMEC.industry_2026-11")
+
+
+def test_rows_a_database_cannot_keep_are_invalid_rows(store: Store, tmp_path: Path) -> None:
+    """PostgreSQL text has no NUL and JSON has no NaN: refused at parse time on both engines."""
+    path = tmp_path / "list.jsonl"
+    path.write_text(
+        f'{{"hash": "{MD5S[0]}", "id": "a\\u0000b"}}\n'
+        f'{{"hash": "{MD5S[1]}", "metadata": {{"score": NaN}}}}\n'
+        f'{{"hash": "{MD5S[2]}", "metadata": {{"k\\u0000": 1}}}}\n'
+        f'{{"hash": "{MD5S[3]}", "category": "fine"}}\n'
+    )
+    report = import_list(
+        store.banks, "nul", path, options=ImportOptions(create=NewBank(), skip_invalid=True)
+    )
+    assert [(e.line, e.reason) for e in report.errors] == [
+        (1, "entry id contains a NUL character"),
+        (2, "metadata contains a non-finite number (nan)"),
+        (3, "metadata contains a NUL character"),
+    ]
+    assert report.added == 1

@@ -46,12 +46,16 @@ class Settings(BaseSettings):
     # -- the service (hashguard serve) --
     host: str = "127.0.0.1"
     port: int = Field(default=8080, ge=1, le=65535)
+    #: largest request body (uploads and JSON); beyond it, 413
     max_upload_mb: float = Field(default=50, gt=0)
+    #: largest list file imported through POST /v1/banks/{name}/import
+    max_list_mb: float = Field(default=2048, gt=0)
     #: hashing requests admitted at once per worker; beyond that, 503 at once
     queue_per_worker: int = Field(default=4, ge=1)
     #: hashing requests one token may have in flight; beyond that, 429
     token_concurrency: int = Field(default=16, ge=1)
-    #: hashes one token may look up per minute through /v1/lookup (anti-enumeration)
+    #: hashes one token may look up per minute through /v1/lookup (anti-enumeration);
+    #: a token may burst up to the larger of this and lookup_max_batch
     lookup_rate_per_minute: int = Field(default=6_000, ge=1)
     lookup_max_batch: int = Field(default=1_000, ge=1, le=100_000)
     #: how often a server checks the store for bank changes

@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import math
 import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
@@ -95,6 +96,24 @@ def normalise_hash(algorithm: Algorithm, text: str) -> str:
     return value
 
 
+def check_storable(value: Any, what: str = "metadata") -> None:
+    """Refuse what no store can keep: NUL characters (PostgreSQL text cannot hold them)
+    and non-finite numbers (JSON has none), anywhere in a value, its keys included."""
+    if isinstance(value, str):
+        if "\x00" in value:
+            raise InvalidRow(f"{what} contains a NUL character")
+    elif isinstance(value, float):
+        if not math.isfinite(value):
+            raise InvalidRow(f"{what} contains a non-finite number ({value})")
+    elif isinstance(value, Mapping):
+        for key, item in value.items():
+            check_storable(key, what)
+            check_storable(item, what)
+    elif isinstance(value, list | tuple):
+        for item in value:
+            check_storable(item, what)
+
+
 def _infer_algorithm(value: str) -> Algorithm:
     found = _BY_LENGTH.get(len(value.strip()))
     if found is None:
@@ -139,13 +158,17 @@ def _entry(
         chosen = default_algorithm
     else:
         chosen = _infer_algorithm(value)
-    return BankEntry(
+    entry = BankEntry(
         algorithm=chosen,
         value=normalise_hash(chosen, value),
         entry_id=_optional_text(entry_id),
         category=_optional_text(category),
         metadata=dict(metadata or {}),
     )
+    check_storable(entry.entry_id, "entry id")
+    check_storable(entry.category, "category")
+    check_storable(entry.metadata)
+    return entry
 
 
 def _optional_text(value: Any) -> str | None:

@@ -28,6 +28,17 @@ class ImportOptions:
     licence: str | None = None
     skip_invalid: bool = False
     create: NewBank | None = None
+    #: an import without a single valid entry removes every entry of the bank: only
+    #: when the operator says so (a truncated or wrong file must not empty a bank)
+    allow_empty: bool = False
+
+
+class EmptyList(ValueError):
+    def __init__(self, bank: str, name: str) -> None:
+        super().__init__(
+            f"{name} has no valid entries: importing it would remove every entry of bank "
+            f"{bank!r}; allow an empty list explicitly if that is meant"
+        )
 
 
 def import_list(
@@ -79,6 +90,8 @@ def import_stream(
             applied=False,
             duplicates=parsed.duplicates,
         )
+    if not parsed.entries and exists and not options.allow_empty and store.stats(bank).active:
+        raise EmptyList(bank, name)
     if not exists and options.create is not None:
         store.create(
             bank,

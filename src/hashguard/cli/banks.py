@@ -18,7 +18,7 @@ from hashguard.banks.importer import ImportOptions, NewBank, import_list
 from hashguard.cli.context import err, fail, out, store_of
 from hashguard.domain.banks import DEFAULT_PDQ_THRESHOLD, MAX_PDQ_THRESHOLD, Bank, BankKind
 from hashguard.domain.signals import Algorithm
-from hashguard.store.banks import BankExists, UnknownBank
+from hashguard.store.banks import BankExists, InvalidBankName, UnknownBank
 
 app = typer.Typer(help="Hash banks: named, versioned lists with provenance.", no_args_is_help=True)
 
@@ -70,7 +70,7 @@ def create(
                 source=source,
                 licence=licence,
             )
-        except BankExists as exc:
+        except (BankExists, InvalidBankName) as exc:
             raise fail(str(exc)) from None
     err.print(f"created bank {name!r} ({kind})")
 
@@ -98,6 +98,12 @@ def import_command(
     skip_invalid: Annotated[
         bool, typer.Option("--skip-invalid", help="Import the valid rows even if some are invalid.")
     ] = False,
+    allow_empty: Annotated[
+        bool,
+        typer.Option(
+            "--allow-empty", help="Accept a list without valid entries (it empties the bank)."
+        ),
+    ] = False,
     kind: Annotated[
         BankKind, typer.Option(help="Kind of a bank this import creates.")
     ] = BankKind.KNOWN,
@@ -106,7 +112,8 @@ def import_command(
     """Import a list file as the bank's new version.
 
     Entries missing from the new version are tombstoned; nothing at all is imported
-    when any row is invalid, unless --skip-invalid.
+    when any row is invalid, unless --skip-invalid, and a list without a valid entry
+    is refused unless --allow-empty.
     """
     with store_of(ctx) as store:
         try:
@@ -122,6 +129,7 @@ def import_command(
                     licence=licence,
                     skip_invalid=skip_invalid,
                     create=NewBank(kind=kind, pdq_threshold=threshold),
+                    allow_empty=allow_empty,
                 ),
             )
         except ValueError as exc:

@@ -35,6 +35,10 @@ class Bank:
     imported_at: datetime | None
 
 
+#: Bank names: safe in URLs, file names and metric labels.
+BANK_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$"
+
+
 @dataclass(frozen=True, kw_only=True, slots=True)
 class BankEntry:
     """One hash of a list. ``entry_id`` is the list's own identifier for it, if any."""

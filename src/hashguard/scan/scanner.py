@@ -151,6 +151,7 @@ class Scanner:
     loses at most the uncommitted batch, whose files are hashed again on resume. The
     unique (run, path) key means no file is ever recorded twice. Files go to the
     workers ``batch`` at a time, and completed hashes come back through a queue.
+    With ``confine`` (real folder paths), nothing outside those folders is read.
     """
 
     def __init__(
@@ -162,8 +163,10 @@ class Scanner:
         flush_seconds: float = 0.5,
         flush_rows: int = 500,
         batch: int = BATCH,
+        confine: Sequence[str] | None = None,
     ) -> None:
         self._store = store
+        self._confine = confine
         self._matcher = matcher
         self._pool = pool
         self._flush_seconds = flush_seconds
@@ -203,7 +206,7 @@ class Scanner:
     def _unfinished(self, run: ScanRun) -> list[WalkItem]:
         done = self._store.done_paths(run.id)
         items = []
-        for item in walk(list(run.roots)):
+        for item in walk(list(run.roots), confine=self._confine):
             key = path_key(item.path)
             if key not in done:
                 done.add(key)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -11,6 +12,7 @@ from sqlalchemy import Connection, Engine, Row, bindparam, func, insert, select,
 from sqlalchemy.exc import IntegrityError
 
 from hashguard.domain.banks import (
+    BANK_NAME_PATTERN,
     DEFAULT_PDQ_THRESHOLD,
     Bank,
     BankEntry,
@@ -30,6 +32,14 @@ class UnknownBank(LookupError):
     def __init__(self, name: str) -> None:
         super().__init__(f"no bank named {name!r}")
         self.name = name
+
+
+class InvalidBankName(ValueError):
+    def __init__(self, name: str) -> None:
+        super().__init__(
+            f"{name!r} is not a bank name: up to 100 letters, digits, '.', '_' or '-', "
+            "starting with a letter or digit"
+        )
 
 
 class BankExists(ValueError):
@@ -110,6 +120,8 @@ class BankStore:
         source: str | None = None,
         licence: str | None = None,
     ) -> Bank:
+        if not re.fullmatch(BANK_NAME_PATTERN, name):
+            raise InvalidBankName(name)
         try:
             with self._engine.begin() as conn:
                 conn.execute(

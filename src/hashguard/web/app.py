@@ -13,8 +13,9 @@ from starlette.concurrency import run_in_threadpool
 from hashguard import __version__
 from hashguard.settings import Settings
 from hashguard.store import open_store
-from hashguard.web import problems
+from hashguard.web import openapi, problems
 from hashguard.web.api import banks, health, lookup, runs, scan
+from hashguard.web.gate import GateMiddleware
 from hashguard.web.metrics import Metrics, MetricsMiddleware
 from hashguard.web.services import Services
 
@@ -62,9 +63,11 @@ def create_app(settings: Settings) -> FastAPI:
         summary="Find known CSAM on your own service with vetted hashes and lists.",
         lifespan=lifespan,
     )
-    problems.install(app)
     for router in (scan.router, lookup.router, banks.router, runs.router, health.router):
         app.include_router(router)
+    app.add_middleware(GateMiddleware, metrics=metrics)  # inside the request id's
+    problems.install(app)
+    app.openapi = lambda: openapi.document(app)  # type: ignore[method-assign]
 
     app.add_middleware(MetricsMiddleware, metrics=metrics)
     return app

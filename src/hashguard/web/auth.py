@@ -37,7 +37,8 @@ class Authenticator:
         self._cache: dict[str, _Cached] = {}
         self._touched: dict[int, float] = {}
 
-    def authenticate(self, header: str | None, scope: Scope) -> Token:
+    def identify(self, header: str | None) -> Token:
+        """The usable token named by an Authorization header, or a 401 problem."""
         if not header:
             raise _unauthorized("missing bearer token (Authorization: Bearer <token>)")
         kind, _, secret = header.partition(" ")
@@ -51,9 +52,14 @@ class Authenticator:
             raise _unauthorized("this token was revoked")
         if not token.usable(now):
             raise _unauthorized("this token has expired")
+        self._touch(token)
+        return token
+
+    @staticmethod
+    def check(token: Token, scope: Scope) -> Token:
+        """``token`` if it has ``scope``, else a 403 problem."""
         if not token.allows(scope):
             raise ProblemError(403, "Not allowed", f"this token lacks the '{scope}' scope")
-        self._touch(token)
         return token
 
     def _lookup(self, secret: str) -> Token | None:

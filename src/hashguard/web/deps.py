@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from fastapi import Depends, Header, Request
+from fastapi import Request
 
 from hashguard.domain.tokens import Scope, Token
+from hashguard.web.auth import Authenticator
 from hashguard.web.services import Services
 
 
@@ -16,12 +17,10 @@ def services(request: Request) -> Services:
 
 
 def require(scope: Scope) -> Callable[..., Token]:
-    """A dependency that authenticates the bearer token and checks ``scope``."""
+    """A dependency: the request's token (authenticated by the gate) if it has ``scope``."""
 
-    def authenticated(
-        svc: Services = Depends(services),  # noqa: B008 - FastAPI's dependency idiom
-        authorization: str | None = Header(default=None, include_in_schema=False),
-    ) -> Token:
-        return svc.authenticator.authenticate(authorization, scope)
+    def authenticated(request: Request) -> Token:
+        token: Token = request.state.token  # left there by the gate (gate.py)
+        return Authenticator.check(token, scope)
 
     return authenticated

@@ -10,7 +10,7 @@ import math
 import threading
 import time
 from collections import defaultdict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 from hashguard.web.problems import ProblemError
@@ -19,13 +19,13 @@ from hashguard.web.problems import ProblemError
 class Admission:
     """At most ``capacity`` hashing requests at once, and ``per_token`` for any one token."""
 
-    def __init__(self, capacity: int, per_token: int) -> None:
+    def __init__(self, capacity: int, per_token: int, *, on_refusal: Callable[[str], None]) -> None:
         self.capacity = capacity
         self.per_token = per_token
+        self._on_refusal = on_refusal
         self._lock = threading.Lock()
         self._total = 0
         self._by_token: defaultdict[int, int] = defaultdict(int)
-        self.refused = 0
 
     @property
     def in_flight(self) -> int:
@@ -35,7 +35,7 @@ class Admission:
     def slot(self, token_id: int) -> Iterator[None]:
         with self._lock:
             if self._total >= self.capacity:
-                self.refused += 1
+                self._on_refusal("overload")
                 raise ProblemError(
                     503,
                     "Overloaded",
@@ -43,6 +43,7 @@ class Admission:
                     {"Retry-After": "1"},
                 )
             if self._by_token[token_id] >= self.per_token:
+                self._on_refusal("token_limit")
                 raise ProblemError(
                     429,
                     "Too many requests for this token",
@@ -60,13 +61,16 @@ class Admission:
 
 
 class LookupLimiter:
-    """A token bucket per token: ``per_minute`` hashes a minute, bursts up to that many.
+    """A token bucket per token: ``per_minute`` hashes a minute, bursts up to ``burst``
+    (at least the largest batch, so that every allowed call can eventually pass).
 
     Looking up hashes is how a list could be enumerated by brute force; this bounds it.
     """
 
-    def __init__(self, per_minute: int) -> None:
+    def __init__(self, per_minute: int, *, burst: int, on_refusal: Callable[[str], None]) -> None:
         self.per_minute = per_minute
+        self.burst = burst
+        self._on_refusal = on_refusal
         self._lock = threading.Lock()
         self._buckets: dict[int, tuple[float, float]] = {}  # token -> (tokens, updated)
 
@@ -74,10 +78,11 @@ class LookupLimiter:
         rate = self.per_minute / 60.0
         now = time.monotonic()
         with self._lock:
-            tokens, updated = self._buckets.get(token_id, (float(self.per_minute), now))
-            tokens = min(float(self.per_minute), tokens + (now - updated) * rate)
+            tokens, updated = self._buckets.get(token_id, (float(self.burst), now))
+            tokens = min(float(self.burst), tokens + (now - updated) * rate)
             if count > tokens:
                 self._buckets[token_id] = (tokens, now)
+                self._on_refusal("token_limit")
                 wait = math.ceil((count - tokens) / rate)
                 raise ProblemError(
                     429,

@@ -79,7 +79,3 @@ class MetricsMiddleware:
             template = getattr(route, "path", "unmatched")
             self.metrics.requests.labels(scope["method"], template, str(status)).inc()
             self.metrics.latency.labels(template).observe(time.perf_counter() - started)
-            if status == 503:
-                self.metrics.rejected.labels("overload").inc()
-            elif status in (413, 429):
-                self.metrics.rejected.labels("too_large" if status == 413 else "token_limit").inc()

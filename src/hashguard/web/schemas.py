@@ -3,11 +3,19 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, BeforeValidator, Field
+from typing_extensions import TypeAliasType
 
-from hashguard.domain.banks import MAX_PDQ_THRESHOLD, Bank, BankKind, BankStats, ImportReport
+from hashguard.domain.banks import (
+    BANK_NAME_PATTERN,
+    MAX_PDQ_THRESHOLD,
+    Bank,
+    BankKind,
+    BankStats,
+    ImportReport,
+)
 from hashguard.domain.matches import Match
 from hashguard.domain.scans import Outcome, RunStatus, ScanRun
 from hashguard.domain.signals import DIHEDRAL_NAMES, Algorithm, FileSignals
@@ -82,6 +90,36 @@ class Decision(BaseModel):
     rule: str
 
 
+#: Text that is stored: PostgreSQL cannot keep a NUL character.
+NO_NUL = r"^[^\x00]*$"
+
+
+def Text(max_length: int) -> Any:
+    return Field(default=None, max_length=max_length, pattern=NO_NUL)
+
+
+StoredText = Annotated[str, Field(pattern=NO_NUL)]
+#: Free metadata, any JSON a store can keep (JSON itself has no NaN; Python's parser does).
+MetaValue = TypeAliasType(
+    "MetaValue",
+    "StoredText | int | Annotated[float, Field(allow_inf_nan=False)] | bool"
+    " | list[MetaValue] | dict[StoredText, MetaValue] | None",
+)
+Metadata = dict[StoredText, MetaValue]
+
+
+def _not_a_boolean(value: Any) -> Any:
+    if isinstance(value, bool):
+        raise ValueError("a boolean is not an integer")  # noqa: TRY004 - pydantic wants ValueError
+    return value
+
+
+#: JSON booleans are not integers here (pydantic would otherwise read true as 1).
+Threshold = Annotated[int, Field(ge=0, le=MAX_PDQ_THRESHOLD), BeforeValidator(_not_a_boolean)]
+Flag = Annotated[bool, Field(strict=True)]
+_HEX = "^[0-9A-Fa-f]*$"
+
+
 class ContentMeta(BaseModel):
     content_id: str | None = None
     uploader_id: str | None = None
@@ -120,20 +158,20 @@ class LookupOut(BaseModel):
 
 
 class BankIn(BaseModel):
-    name: str = Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+    name: str = Field(pattern=BANK_NAME_PATTERN)
     kind: BankKind = BankKind.KNOWN
-    enabled: bool = True
-    pdq_threshold: int = Field(default=31, ge=0, le=MAX_PDQ_THRESHOLD)
-    source: str | None = Field(default=None, max_length=1000)
-    licence: str | None = Field(default=None, max_length=1000)
+    enabled: Flag = True
+    pdq_threshold: Threshold = 31
+    source: str | None = Text(1000)
+    licence: str | None = Text(1000)
 
 
 class BankPatch(BaseModel):
     kind: BankKind | None = None
-    enabled: bool | None = None
-    pdq_threshold: int | None = Field(default=None, ge=0, le=MAX_PDQ_THRESHOLD)
-    source: str | None = Field(default=None, max_length=1000)
-    licence: str | None = Field(default=None, max_length=1000)
+    enabled: Flag | None = None
+    pdq_threshold: Threshold | None = None
+    source: str | None = Text(1000)
+    licence: str | None = Text(1000)
 
 
 class BankOut(BaseModel):
@@ -171,21 +209,67 @@ class BankOut(BaseModel):
         )
 
 
-class EntryIn(BaseModel):
-    algorithm: Algorithm
-    hash: str = Field(min_length=1, max_length=64)
-    entry_id: str | None = Field(default=None, max_length=200)
-    category: str | None = Field(default=None, max_length=200)
-    metadata: dict[str, Any] = Field(default_factory=dict)
+# A bank's entries are described exactly, per algorithm, so that a client (and the
+# OpenAPI document) knows a valid hash before sending it.
+
+
+class Md5In(BaseModel):
+    algorithm: Literal["md5"]
+    hash: str = Field(min_length=32, max_length=32, pattern=_HEX)
+
+
+class Sha1In(BaseModel):
+    algorithm: Literal["sha1"]
+    hash: str = Field(min_length=40, max_length=40, pattern=_HEX)
+
+
+class Sha256In(BaseModel):
+    algorithm: Literal["sha256"]
+    hash: str = Field(min_length=64, max_length=64, pattern=_HEX)
+
+
+class PdqIn(BaseModel):
+    algorithm: Literal["pdq"]
+    hash: str = Field(
+        min_length=64,
+        max_length=64,
+        pattern="^[0-9A-Fa-f]*[1-9A-Fa-f][0-9A-Fa-f]*$",
+        description="not all zeros (the hash of a blank image would match noise)",
+    )
+
+
+SignalIn = Annotated[Md5In | Sha1In | Sha256In | PdqIn, Field(discriminator="algorithm")]
+
+
+class EntryFields(BaseModel):
+    entry_id: str | None = Text(200)
+    category: str | None = Text(200)
+    metadata: Metadata = Field(default_factory=dict)
+
+
+class Md5EntryIn(Md5In, EntryFields):
+    pass
+
+
+class Sha1EntryIn(Sha1In, EntryFields):
+    pass
+
+
+class Sha256EntryIn(Sha256In, EntryFields):
+    pass
+
+
+class PdqEntryIn(PdqIn, EntryFields):
+    pass
+
+
+EntryIn = Annotated[
+    Md5EntryIn | Sha1EntryIn | Sha256EntryIn | PdqEntryIn, Field(discriminator="algorithm")
+]
 
 
 class EntriesIn(BaseModel):
     entries: list[EntryIn] = Field(min_length=1, max_length=100_000)
-
-
-class SignalIn(BaseModel):
-    algorithm: Algorithm
-    hash: str = Field(min_length=1, max_length=64)
 
 
 class RemoveIn(BaseModel):
@@ -237,9 +321,11 @@ class ImportOut(BaseModel):
 
 
 class RunIn(BaseModel):
-    paths: list[str] = Field(min_length=1, max_length=100)
-    dihedral: bool = False
-    rescan: bool = False
+    paths: list[Annotated[str, Field(min_length=1, max_length=4096, pattern=NO_NUL)]] = Field(
+        min_length=1, max_length=100
+    )
+    dihedral: Flag = False
+    rescan: Flag = False
 
 
 class RunOut(BaseModel):

@@ -11,7 +11,7 @@ from hashguard.domain.scans import ScanOptions, ScanRun
 from hashguard.hashing.isolate import HashingPool
 from hashguard.hashing.kernel import HashOptions
 from hashguard.matching.service import MatcherService
-from hashguard.scan.scanner import Scanner, prepare_run
+from hashguard.scan.scanner import ScanAlreadyRunning, Scanner, prepare_run
 from hashguard.settings import Settings
 from hashguard.store import Store
 from hashguard.web.auth import Authenticator
@@ -51,17 +51,20 @@ class RunManager:
             dihedral=dihedral,
             pdq_mode=self._settings.pdq_mode,
         )
-        try:
-            prepared = prepare_run(self._store.scans, paths, options, rescan=rescan)
-        except RuntimeError as exc:  # ScanAlreadyRunning
-            raise ProblemError(409, "Conflict", str(exc)) from None
-        thread = threading.Thread(
-            target=self._run, args=(prepared.run,), name=f"scan-run-{prepared.run.id}", daemon=True
-        )
-        with self._lock:
-            self._active[prepared.run.id] = thread
+        with self._lock:  # one thread per run: a run active here is not resumed twice
+            try:
+                prepared = prepare_run(self._store.scans, paths, options, rescan=rescan)
+            except ScanAlreadyRunning as exc:  # by another process
+                raise ProblemError(409, "Conflict", str(exc)) from None
+            run = prepared.run
+            if run.id in self._active:
+                raise ProblemError(409, "Conflict", f"scan run #{run.id} is already running here")
+            thread = threading.Thread(
+                target=self._run, args=(run,), name=f"scan-run-{run.id}", daemon=True
+            )
+            self._active[run.id] = thread
         thread.start()
-        return prepared.run
+        return run
 
     def active(self, run_id: int) -> bool:
         with self._lock:
@@ -75,7 +78,12 @@ class RunManager:
                 timeout=self._settings.decode_timeout,
                 memory_mb=self._settings.worker_memory_mb,
             ) as pool:
-                scanner = Scanner(store=self._store.scans, matcher=self._matcher, pool=pool)
+                scanner = Scanner(
+                    store=self._store.scans,
+                    matcher=self._matcher,
+                    pool=pool,
+                    confine=self._roots,
+                )
                 scanner.run(run, on_result=self._check_stop)
         except Exception:
             log.exception("scan run %s stopped", run.id)
@@ -121,6 +129,10 @@ class Services:
             memory_mb=settings.worker_memory_mb,
         )
         matcher = MatcherService(store.banks, settings.index_path)
+
+        def refused(reason: str) -> None:
+            metrics.rejected.labels(reason).inc()
+
         return cls(
             settings=settings,
             store=store,
@@ -128,9 +140,15 @@ class Services:
             matcher=matcher,
             authenticator=Authenticator(store.tokens),
             admission=Admission(
-                settings.workers * settings.queue_per_worker, settings.token_concurrency
+                settings.workers * settings.queue_per_worker,
+                settings.token_concurrency,
+                on_refusal=refused,
             ),
-            lookups=LookupLimiter(settings.lookup_rate_per_minute),
+            lookups=LookupLimiter(
+                settings.lookup_rate_per_minute,
+                burst=max(settings.lookup_rate_per_minute, settings.lookup_max_batch),
+                on_refusal=refused,
+            ),
             metrics=metrics,
             runs=RunManager(settings, store, matcher),
         )
@@ -138,6 +156,10 @@ class Services:
     @property
     def upload_limit(self) -> int:
         return int(self.settings.max_upload_mb * 1024 * 1024)
+
+    @property
+    def list_limit(self) -> int:
+        return int(self.settings.max_list_mb * 1024 * 1024)
 
     def close(self) -> None:
         self.runs.stop()

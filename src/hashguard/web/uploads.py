@@ -24,27 +24,10 @@ class Upload:
     fields: dict[str, str] = field(default_factory=dict)
 
 
-def _too_large(limit: int) -> ProblemError:
-    return ProblemError(413, "Request body too large", f"the limit is {limit} bytes")
-
-
-async def read_body(request: Request, limit: int) -> bytes:
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise _too_large(limit)
-    chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise _too_large(limit)
-        chunks.append(chunk)
-    return b"".join(chunks)
-
-
-async def read_upload(request: Request, limit: int, *, file_field: str = "file") -> Upload:
+async def read_upload(request: Request, *, file_field: str = "file") -> Upload:
     """The uploaded bytes and text fields: multipart/form-data with a ``file`` part, or
-    the raw body of any other content type."""
-    body = await read_body(request, limit)
+    the raw body of any other content type. The size limit is the gate's (gate.py)."""
+    body = await request.body()
     content_type, options = parse_options_header(request.headers.get("content-type"))
     if content_type != b"multipart/form-data":
         return Upload(data=body)
@@ -57,6 +40,10 @@ async def read_upload(request: Request, limit: int, *, file_field: str = "file")
 def _parse_multipart(body: bytes, boundary: bytes, file_field: str) -> Upload:
     parts: list[tuple[dict[bytes, bytes], bytearray]] = []
     header_name, header_value = bytearray(), bytearray()
+    ended = []  # python-multipart's finalize() does not check that the body was complete
+
+    def end() -> None:
+        ended.append(True)
 
     def part_begin() -> None:
         parts.append(({}, bytearray()))
@@ -83,6 +70,7 @@ def _parse_multipart(body: bytes, boundary: bytes, file_field: str) -> Upload:
             "on_header_value": header_data,
             "on_header_end": header_end,
             "on_part_data": part_data,
+            "on_end": end,
         },
     )
     try:
@@ -90,6 +78,8 @@ def _parse_multipart(body: bytes, boundary: bytes, file_field: str) -> Upload:
         parser.finalize()
     except (MultipartParseError, ValueError) as exc:
         raise ProblemError(400, "Bad request", f"malformed multipart body: {exc}") from None
+    if not ended:
+        raise ProblemError(400, "Bad request", "multipart body ends before its closing boundary")
     upload = Upload(data=b"")
     found = False
     for headers, content in parts:

@@ -8,15 +8,16 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Path, Query, Request, Response
 from starlette.concurrency import run_in_threadpool
 
-from hashguard.banks.formats import InvalidRow, ListFormat, normalise_hash
-from hashguard.banks.importer import ImportOptions, NewBank, import_stream
-from hashguard.domain.banks import MAX_PDQ_THRESHOLD, BankEntry, BankKind
+from hashguard.banks.formats import ListFormat
+from hashguard.banks.importer import EmptyList, ImportOptions, NewBank, import_stream
+from hashguard.domain.banks import BANK_NAME_PATTERN, MAX_PDQ_THRESHOLD, BankEntry, BankKind
 from hashguard.domain.signals import Algorithm
 from hashguard.domain.tokens import Scope, Token
 from hashguard.store.banks import BankExists, UnknownBank
 from hashguard.web.deps import require, services
 from hashguard.web.problems import ProblemError, problem_responses
 from hashguard.web.schemas import (
+    NO_NUL,
     BankIn,
     BankOut,
     BankPatch,
@@ -33,9 +34,8 @@ router = APIRouter(prefix="/v1/banks", tags=["banks"])
 Reader = Annotated[Token, Depends(require(Scope.BANKS_READ))]
 Writer = Annotated[Token, Depends(require(Scope.BANKS_WRITE))]
 Svc = Annotated[Services, Depends(services)]
-BankName = Annotated[str, Path(min_length=1, max_length=100)]
-#: Lists are bigger than uploads; they are the operator's own files.
-LIST_LIMIT = 2 * 1024 * 1024 * 1024
+BankName = Annotated[str, Path(pattern=BANK_NAME_PATTERN)]
+Note = Annotated[str | None, Query(max_length=1000, pattern=NO_NUL)]
 
 _LIST_BODY = {
     "requestBody": {
@@ -45,11 +45,12 @@ _LIST_BODY = {
                 "schema": {
                     "type": "object",
                     "required": ["file"],
-                    "properties": {"file": {"type": "string", "format": "binary"}},
+                    "properties": {"file": {"type": "string", "format": "binary", "minLength": 1}},
                 }
             },
-            "text/csv": {"schema": {"type": "string"}},
-            "application/octet-stream": {"schema": {"type": "string", "format": "binary"}},
+            "application/octet-stream": {
+                "schema": {"type": "string", "format": "binary", "minLength": 1}
+            },
         },
     }
 }
@@ -59,15 +60,13 @@ def _unknown(exc: UnknownBank) -> ProblemError:
     return ProblemError(404, "Not found", str(exc))
 
 
-@router.get("", response_model=list[BankOut], responses=problem_responses(401, 403))
+@router.get("", response_model=list[BankOut])
 def list_banks(_: Reader, svc: Svc) -> list[BankOut]:
     """Every bank with its settings, provenance and live entry counts."""
     return [BankOut.of(svc.store.banks.stats(bank.name)) for bank in svc.store.banks.list()]
 
 
-@router.post(
-    "", response_model=BankOut, status_code=201, responses=problem_responses(401, 403, 409)
-)
+@router.post("", response_model=BankOut, status_code=201, responses=problem_responses(409))
 def create_bank(body: BankIn, _: Writer, svc: Svc) -> BankOut:
     try:
         svc.store.banks.create(
@@ -83,7 +82,7 @@ def create_bank(body: BankIn, _: Writer, svc: Svc) -> BankOut:
     return BankOut.of(svc.store.banks.stats(body.name))
 
 
-@router.get("/{name}", response_model=BankOut, responses=problem_responses(401, 403, 404))
+@router.get("/{name}", response_model=BankOut, responses=problem_responses(404))
 def show_bank(name: BankName, _: Reader, svc: Svc) -> BankOut:
     """Counts, provenance and settings of one bank (never its hashes)."""
     try:
@@ -92,7 +91,7 @@ def show_bank(name: BankName, _: Reader, svc: Svc) -> BankOut:
         raise _unknown(exc) from None
 
 
-@router.patch("/{name}", response_model=BankOut, responses=problem_responses(401, 403, 404))
+@router.patch("/{name}", response_model=BankOut, responses=problem_responses(404))
 def configure_bank(name: BankName, body: BankPatch, _: Writer, svc: Svc) -> BankOut:
     """Change settings; matching uses them at once, on every server within seconds."""
     try:
@@ -109,7 +108,7 @@ def configure_bank(name: BankName, body: BankPatch, _: Writer, svc: Svc) -> Bank
         raise _unknown(exc) from None
 
 
-@router.delete("/{name}", status_code=204, responses=problem_responses(401, 403, 404))
+@router.delete("/{name}", status_code=204, responses=problem_responses(404))
 def delete_bank(name: BankName, _: Writer, svc: Svc) -> Response:
     try:
         svc.store.banks.delete(name)
@@ -122,7 +121,7 @@ def delete_bank(name: BankName, _: Writer, svc: Svc) -> Response:
     "/{name}/import",
     response_model=ImportOut,
     openapi_extra=_LIST_BODY,
-    responses=problem_responses(400, 401, 403, 404, 413),
+    responses=problem_responses(404),
 )
 async def import_bank(
     request: Request,
@@ -131,24 +130,30 @@ async def import_bank(
     svc: Svc,
     list_format: Annotated[ListFormat, Query(alias="format")],
     algorithm: Algorithm | None = None,
-    version: Annotated[str | None, Query(max_length=200)] = None,
-    source: Annotated[str | None, Query(max_length=1000)] = None,
-    licence: Annotated[str | None, Query(max_length=1000)] = None,
+    version: Annotated[str | None, Query(max_length=200, pattern=NO_NUL)] = None,
+    source: Note = None,
+    licence: Note = None,
     skip_invalid: bool = False,
+    allow_empty: bool = False,
     create: bool = False,
     kind: BankKind = BankKind.KNOWN,
     threshold: Annotated[int, Query(ge=0, le=MAX_PDQ_THRESHOLD)] = 31,
 ) -> ImportOut:
     """Import a list file as the bank's new version: entries missing from it are
     tombstoned. With any invalid row, nothing is imported (``applied: false``, every
-    bad row named by line) unless ``skip_invalid``. ``create`` makes a missing bank."""
-    upload = await read_upload(request, LIST_LIMIT)
+    bad row named by line) unless ``skip_invalid``. A list without a valid entry would
+    empty the bank: it is refused with 409 unless ``allow_empty``. ``create`` makes a
+    missing bank."""
+    upload = await read_upload(request)
+    if not upload.data:
+        raise ProblemError(400, "Bad request", "the request carries no list file")
     options = ImportOptions(
         algorithm=algorithm,
         version=version,
         source=source,
         licence=licence,
         skip_invalid=skip_invalid,
+        allow_empty=allow_empty,
         create=NewBank(kind=kind, pdq_threshold=threshold) if create else None,
     )
     filename = upload.fields.get("filename", f"upload.{list_format}")
@@ -164,31 +169,25 @@ async def import_bank(
         )
     except UnknownBank as exc:
         raise _unknown(exc) from None
+    except EmptyList as exc:
+        raise ProblemError(409, "Conflict", str(exc)) from None
     return ImportOut.of(report)
 
 
 def _entries(body: EntriesIn) -> list[BankEntry]:
-    entries = []
-    for number, item in enumerate(body.entries):
-        try:
-            value = normalise_hash(item.algorithm, item.hash)
-        except InvalidRow as exc:
-            raise ProblemError(422, "Invalid request", f"entries.{number}: {exc}") from None
-        entries.append(
-            BankEntry(
-                algorithm=item.algorithm,
-                value=value,
-                entry_id=item.entry_id,
-                category=item.category,
-                metadata=item.metadata,
-            )
+    return [
+        BankEntry(
+            algorithm=Algorithm(item.algorithm),
+            value=item.hash.lower(),
+            entry_id=item.entry_id,
+            category=item.category,
+            metadata=item.metadata,
         )
-    return entries
+        for item in body.entries
+    ]
 
 
-@router.post(
-    "/{name}/entries", response_model=EntriesOut, responses=problem_responses(401, 403, 404)
-)
+@router.post("/{name}/entries", response_model=EntriesOut, responses=problem_responses(404))
 def add_entries(name: BankName, body: EntriesIn, _: Writer, svc: Svc) -> EntriesOut:
     """Add or update entries, leaving the bank's other entries as they are."""
     entries = _entries(body)
@@ -207,16 +206,11 @@ def add_entries(name: BankName, body: EntriesIn, _: Writer, svc: Svc) -> Entries
 @router.post(
     "/{name}/entries/remove",
     response_model=EntriesOut,
-    responses=problem_responses(401, 403, 404),
+    responses=problem_responses(404),
 )
 def remove_entries(name: BankName, body: RemoveIn, _: Writer, svc: Svc) -> EntriesOut:
     """Tombstone entries (kept on record as removed, no longer matched)."""
-    signals = []
-    for number, item in enumerate(body.entries):
-        try:
-            signals.append((item.algorithm, normalise_hash(item.algorithm, item.hash)))
-        except InvalidRow as exc:
-            raise ProblemError(422, "Invalid request", f"entries.{number}: {exc}") from None
+    signals = [(Algorithm(item.algorithm), item.hash.lower()) for item in body.entries]
     try:
         return EntriesOut(removed=svc.store.banks.remove_entries(name, signals))
     except UnknownBank as exc:

@@ -21,7 +21,7 @@ router = APIRouter(prefix="/v1", tags=["lookup"])
 @router.post(
     "/lookup",
     response_model=LookupOut,
-    responses=problem_responses(401, 403, 413, 429, 503),
+    responses=problem_responses(429, 503),
     summary="Look up hashes",
 )
 def lookup(
@@ -34,6 +34,7 @@ def lookup(
     so a list cannot be enumerated by brute force. An invalid hash gets ``valid: false``
     with the reason; it does not fail the others."""
     if len(body.hashes) > svc.settings.lookup_max_batch:
+        svc.metrics.rejected.labels("too_large").inc()
         raise ProblemError(
             413, "Request body too large", f"at most {svc.settings.lookup_max_batch} hashes a call"
         )

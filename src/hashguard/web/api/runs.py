@@ -19,7 +19,7 @@ Admin = Annotated[Token, Depends(require(Scope.ADMIN))]
 Svc = Annotated[Services, Depends(services)]
 
 
-@router.post("", response_model=RunOut, status_code=202, responses=problem_responses(401, 403, 409))
+@router.post("", response_model=RunOut, status_code=202, responses=problem_responses(409))
 def start_run(body: RunIn, _: Admin, svc: Svc) -> RunOut:
     """Start (or resume) a scan of absolute paths under the server's scan roots; poll
     ``GET /v1/runs/{id}`` for progress. Outcomes are as in ``hashguard scan``."""
@@ -27,12 +27,12 @@ def start_run(body: RunIn, _: Admin, svc: Svc) -> RunOut:
     return RunOut.of(run, active=svc.runs.active(run.id))
 
 
-@router.get("", response_model=list[RunOut], responses=problem_responses(401, 403))
+@router.get("", response_model=list[RunOut])
 def list_runs(_: Admin, svc: Svc, limit: Annotated[int, Query(ge=1, le=500)] = 50) -> list[RunOut]:
     return [RunOut.of(r, active=svc.runs.active(r.id)) for r in svc.store.scans.list_runs(limit)]
 
 
-@router.get("/{run_id}", response_model=RunOut, responses=problem_responses(401, 403, 404))
+@router.get("/{run_id}", response_model=RunOut, responses=problem_responses(404))
 def show_run(run_id: Annotated[int, Path(ge=1, le=2**62)], _: Admin, svc: Svc) -> RunOut:
     try:
         run = svc.store.scans.get(run_id)

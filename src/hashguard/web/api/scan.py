@@ -23,7 +23,8 @@ router = APIRouter(prefix="/v1", tags=["scan"])
 
 _UPLOAD_BODY = {
     "requestBody": {
-        "required": True,
+        # an empty body is scanned like any empty file: outcome unsupported, with 200
+        "required": False,
         "content": {
             "multipart/form-data": {
                 "schema": {
@@ -31,9 +32,10 @@ _UPLOAD_BODY = {
                     "required": ["file"],
                     "properties": {
                         "file": {"type": "string", "format": "binary"},
-                        "content_id": {"type": "string"},
-                        "uploader_id": {"type": "string"},
-                        "url": {"type": "string"},
+                        # multipart fields are text whatever they hold: no type to violate
+                        "content_id": {"description": "your id of the content (text)"},
+                        "uploader_id": {"description": "your id of the uploader (text)"},
+                        "url": {"description": "where the content is or would be (text)"},
                     },
                 }
             },
@@ -49,7 +51,7 @@ RULE = "matched: an enabled known bank matched and no allow bank suppressed it"
     "/scan",
     response_model=ScanOut,
     openapi_extra=_UPLOAD_BODY,
-    responses=problem_responses(400, 401, 403, 413, 429, 503),
+    responses=problem_responses(429, 503),
     summary="Scan one upload",
 )
 async def scan(
@@ -69,7 +71,7 @@ async def scan(
     ``Retry-After``), never that the upload was checked.
     """
     with svc.admission.slot(token.id):
-        upload = await read_upload(request, svc.upload_limit)
+        upload = await read_upload(request)
         try:
             output = await asyncio.wrap_future(svc.pool.submit_data(upload.data))
             matches = (

@@ -1,0 +1,71 @@
+"""What every /v1 request passes before a byte of its body is read: a token, a size.
+
+FastAPI reads (and parses) a JSON body before it solves a route's dependencies, so a
+check made there would let a client without a token make the server buffer and parse
+any body it likes. This middleware answers 401 for a missing or unusable token and
+413 for a declared length over the route's limit at once, and counts the body as it
+arrives (413 past the limit). The scope a route needs is checked by the route's own
+dependency (``deps.require``), on the token left here in the request state.
+"""
+
+from __future__ import annotations
+
+import re
+
+from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from hashguard.web.metrics import Metrics
+from hashguard.web.problems import ProblemError, problem_response
+
+_LIST_IMPORT = re.compile(r"/v1/banks/[^/]+/import")
+TOO_LARGE = "Request body too large"
+
+
+class GateMiddleware:
+    def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
+        self.app = app
+        self.metrics = metrics
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        path = scope.get("path", "")
+        if scope["type"] != "http" or not (path == "/v1" or path.startswith("/v1/")):
+            await self.app(scope, receive, send)
+            return
+        request = Request(scope)
+        svc = scope["app"].state.services
+        limit = svc.list_limit if _LIST_IMPORT.fullmatch(path) else svc.upload_limit
+        try:
+            token = await run_in_threadpool(
+                svc.authenticator.identify, request.headers.get("authorization")
+            )
+            self._check_declared_length(request, limit)
+        except ProblemError as exc:
+            response = problem_response(request, exc.status, exc.title, exc.detail, exc.headers)
+            await response(scope, receive, send)
+            return
+        scope.setdefault("state", {})["token"] = token
+        received = 0
+
+        async def counted() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > limit:
+                    raise self._too_large(limit)
+            return message
+
+        await self.app(scope, counted, send)
+
+    def _check_declared_length(self, request: Request, limit: int) -> None:
+        declared = request.headers.get("content-length", "")
+        if declared.isdigit() and int(declared) > limit:
+            raise ProblemError(413, TOO_LARGE, self._too_large(limit).detail)
+
+    def _too_large(self, limit: int) -> HTTPException:
+        """An HTTPException, so that FastAPI's body reading passes it on as it is."""
+        self.metrics.rejected.labels("too_large").inc()
+        return HTTPException(413, f"the limit for this route is {limit} bytes")
