@@ -65,6 +65,22 @@ class Settings(BaseSettings):
     #: hashing processes for scan runs started through the API
     run_workers: int = Field(default=1, ge=1)
 
+    # -- vetted services --
+    #: base64 of 32 random bytes (`hashguard keys generate`); seals exchange credentials
+    master_key: SecretStr | None = None
+    #: a file holding the master key instead (default: $HASHGUARD_HOME/master.key, created)
+    master_key_file: Path | None = None
+    #: adapters that may be used, by name (None: every built-in; plugins must be named)
+    adapters: tuple[str, ...] | None = None
+    #: how often `hashguard serve` syncs each enabled exchange (0: never), +-10 % jitter
+    exchange_sync_minutes: float = Field(default=60, ge=0)
+    #: remote matchers consulted on every scan, by adapter name, with their settings
+    #: (their credentials come from remote_secrets)
+    remote: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    remote_secrets: dict[str, dict[str, SecretStr]] = Field(default_factory=dict)
+    #: time all remote matchers together may take for one file
+    remote_budget_seconds: float = Field(default=10.0, gt=0, le=300)
+
     @field_validator("home")
     @classmethod
     def _expand(cls, value: Path) -> Path:
@@ -74,6 +90,10 @@ class Settings(BaseSettings):
     def index_path(self) -> Path:
         """The match-index snapshot of this installation (a cache of the store's banks)."""
         return self.home / "index" / "matcher.snapshot"
+
+    @property
+    def default_master_key_file(self) -> Path:
+        return self.home / "master.key"
 
     @property
     def resolved_database_url(self) -> str:
@@ -102,6 +122,10 @@ class Settings(BaseSettings):
         for name, value in self:
             if isinstance(value, SecretStr):
                 shown[name] = "**********"
+        shown["remote_secrets"] = {
+            adapter: dict.fromkeys(values, "**********")
+            for adapter, values in self.remote_secrets.items()
+        }
         return shown
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from hashguard.cli import banks, config, db, demo, hash, scan, serve, tokens
+from hashguard.cli import banks, config, db, demo, exchanges, hash, plugins, scan, serve, tokens
 
 app = typer.Typer(
     name="hashguard",
@@ -18,6 +18,9 @@ app.add_typer(scan.runs_app, name="scans")
 app.add_typer(db.app, name="db")
 app.add_typer(tokens.app, name="tokens")
 app.add_typer(config.app, name="config")
+app.add_typer(exchanges.app, name="exchanges")
+app.add_typer(plugins.app, name="plugins")
+app.add_typer(plugins.keys_app, name="keys")
 app.command("serve")(serve.serve)
 app.command("hash")(hash.hash_files)
 app.command("scan")(scan.scan)

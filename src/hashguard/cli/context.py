@@ -8,6 +8,8 @@ from contextlib import contextmanager
 import typer
 from rich.console import Console
 
+from hashguard.keys import MasterKey, MasterKeyError
+from hashguard.plugins import PluginError, Registry
 from hashguard.settings import Settings
 from hashguard.store import Store, open_store
 
@@ -42,3 +44,30 @@ def store_of(ctx: typer.Context) -> Iterator[Store]:
 def fail(message: str, code: int = 2) -> typer.Exit:
     err.print(f"[red]error:[/red] {message}", highlight=False)
     return typer.Exit(code)
+
+
+def registry_of(ctx: typer.Context) -> Registry:
+    try:
+        return Registry.load(settings_of(ctx).adapters)
+    except PluginError as exc:
+        raise fail(str(exc)) from None
+
+
+def master_key_of(ctx: typer.Context) -> MasterKey:
+    settings = settings_of(ctx)
+    try:
+        key, created = MasterKey.load(
+            value=settings.master_key.get_secret_value() if settings.master_key else None,
+            file=settings.master_key_file,
+            default_file=settings.default_master_key_file,
+        )
+    except MasterKeyError as exc:
+        raise fail(str(exc)) from None
+    if created:
+        err.print(
+            f"[yellow]created a master key in {settings.default_master_key_file}[/yellow]: "
+            "it seals exchange credentials. Keep a copy apart from the database; in "
+            "production set HASHGUARD_MASTER_KEY_FILE to a key kept elsewhere.",
+            highlight=False,
+        )
+    return key

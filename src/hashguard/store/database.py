@@ -16,6 +16,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.pool import NullPool
 
 from hashguard.store.banks import BankStore
+from hashguard.store.exchanges import ExchangeStore
 from hashguard.store.scans import ScanStore
 from hashguard.store.tokens import TokenStore
 
@@ -72,6 +73,7 @@ class Store:
     banks: BankStore
     scans: ScanStore
     tokens: TokenStore
+    exchanges: ExchangeStore
 
     def close(self) -> None:
         self.engine.dispose()
@@ -105,4 +107,5 @@ def open_store(url: str, *, migrate: bool | None = None) -> Store:
         banks=BankStore(engine),
         scans=ScanStore(engine),
         tokens=TokenStore(engine),
+        exchanges=ExchangeStore(engine),
     )

@@ -11,6 +11,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Table,
@@ -79,6 +80,32 @@ api_tokens = Table(
     Column("expires_at", DateTime(timezone=True)),
     Column("revoked_at", DateTime(timezone=True)),
     Column("last_used_at", DateTime(timezone=True)),
+)
+
+#: Configured exchanges: the adapter, its settings, its credentials sealed with the
+#: master key (bound to the exchange's name), its checkpoint and its sync lease.
+exchanges = Table(
+    "exchanges",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("name", String(100), nullable=False, unique=True),
+    Column("adapter", String(40), nullable=False),
+    Column("bank_id", Id, ForeignKey("banks.id", ondelete="CASCADE"), nullable=False),
+    Column("settings", JSON, nullable=False),
+    Column("credential_names", JSON, nullable=False),
+    Column("credentials", LargeBinary),
+    Column("enabled", Boolean, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("checkpoint", Text),
+    Column("last_started_at", DateTime(timezone=True)),
+    Column("last_success_at", DateTime(timezone=True)),
+    Column("last_error", Text),
+    Column("upserted", BigInteger, nullable=False),
+    Column("removed", BigInteger, nullable=False),
+    Column("skipped", BigInteger, nullable=False),
+    # one sync at a time across every process: whoever holds an unexpired lease
+    Column("lease_owner", String(200)),
+    Column("lease_until", DateTime(timezone=True)),
 )
 
 #: One row. ``change_seq`` is bumped (row-locked) by every transaction that changes bank

@@ -1,0 +1,132 @@
+"""Keeping a bank in sync with its exchange: batches stored, then their checkpoint.
+
+A sync takes the exchange's lease (one sync at a time across every process sharing
+the store), reads batches from the adapter from the stored checkpoint, stores each
+batch's upserts and tombstones, and only then records the batch's checkpoint. A crash
+at any point resumes from the last recorded checkpoint; the batches read again are
+applied again, which changes nothing (upserts and tombstones are idempotent).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import socket
+from collections.abc import Mapping
+from dataclasses import replace
+
+from pydantic import SecretStr
+
+from hashguard.banks.exchanges.base import ExchangeError, ListSource
+from hashguard.domain.exchanges import Exchange, SyncReport
+from hashguard.keys import MasterKey, MasterKeyError
+from hashguard.plugins import AdapterKind, Registry
+from hashguard.store import Store
+
+log = logging.getLogger("hashguard.exchanges")
+
+#: a sync renews its lease with every batch; a crashed syncer's lease runs out after this
+LEASE_SECONDS = 600.0
+#: skipped records named in a report (all are counted)
+REASONS_KEPT = 20
+
+
+def credentials_context(exchange: str) -> str:
+    """What sealed credentials are bound to: copied onto another exchange, they fail."""
+    return f"hashguard exchange credentials: {exchange}"
+
+
+def seal_credentials(key: MasterKey, exchange: str, values: Mapping[str, str]) -> bytes:
+    return key.seal(json.dumps(dict(values)).encode(), context=credentials_context(exchange))
+
+
+def open_credentials(
+    key: MasterKey | None, exchange: str, sealed: bytes | None
+) -> dict[str, SecretStr]:
+    if sealed is None:
+        return {}
+    if key is None:
+        raise MasterKeyError(f"exchange {exchange} has sealed credentials: a master key is needed")
+    values = json.loads(key.open(sealed, context=credentials_context(exchange)))
+    return {name: SecretStr(value) for name, value in values.items()}
+
+
+def build_source(
+    registry: Registry, store: Store, key: MasterKey | None, exchange: Exchange
+) -> ListSource:
+    """The configured adapter of ``exchange``, with its credentials opened."""
+    adapter = registry.get(exchange.adapter, AdapterKind.LIST_SOURCE)
+    secrets = open_credentials(
+        key, exchange.name, store.exchanges.sealed_credentials(exchange.name)
+    )
+    source = adapter.configure(exchange.settings, secrets)
+    assert isinstance(source, ListSource)
+    return source
+
+
+def lease_owner() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def _dead_here(owner: str | None) -> bool:
+    """A lease held by a process of this host that no longer exists (killed mid-sync)."""
+    host, _, pid = (owner or "").rpartition(":")
+    if host != socket.gethostname() or not pid.isdigit() or int(pid) == os.getpid():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
+
+
+def sync_exchange(store: Store, exchange: Exchange, source: ListSource) -> SyncReport:
+    """Sync ``exchange``'s bank from ``source``; never raises for what the exchange does
+    (the report carries the error, and the checkpoint stays where it was)."""
+    owner = lease_owner()
+    report = SyncReport(exchange=exchange.name)
+    holder = store.exchanges.lease_owner(exchange.name)
+    if _dead_here(holder):
+        assert holder is not None
+        store.exchanges.release_lease(exchange.name, holder)
+    if not store.exchanges.acquire_lease(exchange.name, owner, LEASE_SECONDS):
+        return replace(report, error="another process is syncing this exchange")
+    store.exchanges.record_started(exchange.name)
+    reasons: list[str] = []
+    try:
+        for batch in source.fetch(store.exchanges.state(exchange.name).checkpoint):
+            upserted = removed = 0
+            if batch.upserts:
+                counts = store.banks.add_entries(exchange.bank, batch.upserts)
+                upserted = counts.added + counts.updated + counts.restored
+            if batch.removals:
+                removed = store.banks.remove_entries(exchange.bank, batch.removals)
+            store.exchanges.record_batch(
+                exchange.name,
+                checkpoint=batch.checkpoint,
+                upserted=upserted,
+                removed=removed,
+                skipped=len(batch.skipped),
+            )
+            store.exchanges.acquire_lease(exchange.name, owner, LEASE_SECONDS)
+            reasons += batch.skipped[: max(0, REASONS_KEPT - len(reasons))]
+            report = replace(
+                report,
+                batches=report.batches + 1,
+                upserted=report.upserted + upserted,
+                removed=report.removed + removed,
+                skipped=report.skipped + len(batch.skipped),
+            )
+    except ExchangeError as exc:
+        report = replace(report, error=str(exc))
+    except Exception as exc:  # a broken adapter costs this sync, not the caller
+        log.exception("exchange %s: sync failed", exchange.name)
+        report = replace(report, error=f"{type(exc).__name__} in adapter {exchange.adapter}")
+    finally:
+        source.close()
+        store.exchanges.record_finished(exchange.name, error=report.error)
+        store.exchanges.release_lease(exchange.name, owner)
+    return replace(report, skipped_reasons=tuple(reasons))

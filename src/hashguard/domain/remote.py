@@ -1,0 +1,33 @@
+"""What a remote matcher (PhotoDNA Cloud, Arachnid Shield) answered about one file."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+
+class RemoteStatus(StrEnum):
+    """A timeout or a refusal is ``not_answered``, never ``no_match``."""
+
+    MATCHED = "matched"
+    NO_MATCH = "no_match"
+    NOT_ANSWERED = "not_answered"
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class RemoteResult:
+    """One service's answer. ``raw`` is the service's response body, kept with a match
+    as evidence; ``classification`` is the service's own label (``test`` in test mode),
+    ``tracking_id`` its id for the call, ``match_type`` exact or near."""
+
+    service: str
+    status: RemoteStatus
+    method: str  # "media" or "hash": whether user content left the platform
+    classification: str | None = None
+    match_type: str | None = None
+    distance: int | None = None
+    source: str | None = None
+    tracking_id: str | None = None
+    reason: str | None = None
+    raw: str | None = None
+    seconds: float = 0.0

@@ -1,0 +1,1 @@
+"""Adapters for vetted remote matching services (PhotoDNA Cloud, Arachnid Shield)."""

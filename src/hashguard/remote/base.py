@@ -1,0 +1,52 @@
+"""The remote-matcher adapter kind: a vetted service asked about one file."""
+
+from __future__ import annotations
+
+from abc import abstractmethod
+from typing import ClassVar
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from hashguard.domain.remote import RemoteResult
+from hashguard.domain.signals import FileSignals
+from hashguard.plugins import Adapter, AdapterKind
+
+
+class RemoteSettings(BaseModel):
+    """Settings every remote matcher has; adapters extend them."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    base_url: str
+    #: whether the user's media may be sent to the service at all (hash-only otherwise)
+    allow_media: bool = False
+    timeout_seconds: float = Field(default=5.0, gt=0, le=120)
+    retries: int = Field(default=2, ge=0, le=10)
+    #: client-side quota, matching the service's
+    requests_per_second: float = Field(default=5.0, gt=0)
+    #: test mode: the service's test source or sandbox, on by default
+    test_mode: bool = True
+
+
+class RemoteMatcher(Adapter):
+    """A service that matches a file against lists we cannot hold.
+
+    Every call ends in a ``RemoteResult``; a timeout, a refusal or an error is
+    ``not_answered`` (never ``no_match``), and nothing raises. ``match`` prefers a
+    hash-only lookup (no user content leaves the platform) and sends the media only
+    when the operator allowed it with ``allow_media``.
+    """
+
+    kind: ClassVar[AdapterKind] = AdapterKind.REMOTE_MATCHER
+    Settings: ClassVar[type[BaseModel]] = RemoteSettings
+
+    @property
+    def options(self) -> RemoteSettings:
+        assert isinstance(self.settings, RemoteSettings)
+        return self.settings
+
+    @abstractmethod
+    def match(self, data: bytes, signals: FileSignals) -> RemoteResult: ...
+
+    def close(self) -> None:
+        """Release connections."""

@@ -1,0 +1,171 @@
+"""Contract tests every adapter must pass, ours or a plugin's.
+
+Subclass the contract for your adapter's kind in a pytest module (name the subclass
+``Test...``) and implement its one factory method; every ``test_`` method below then
+runs against your adapter::
+
+    class TestMyExchange(ListSourceContract):
+        def source(self) -> ListSource: ...   # connected to a fake of the service
+"""
+
+from __future__ import annotations
+
+import re
+from abc import ABC, abstractmethod
+
+from pydantic import ValidationError
+
+from hashguard.banks.exchanges.base import ListSource
+from hashguard.domain.exchanges import SyncBatch
+from hashguard.domain.remote import RemoteResult, RemoteStatus
+from hashguard.domain.signals import Algorithm, FileSignals
+from hashguard.hashing.hasher import Hasher
+from hashguard.plugins import Adapter
+from hashguard.remote.base import RemoteMatcher
+
+_NAME = re.compile(r"[a-z][a-z0-9_]{0,39}")
+
+
+def _check_declaration(adapter: type[Adapter]) -> None:
+    assert _NAME.fullmatch(adapter.name), adapter.name
+    assert adapter.description.strip(), "an adapter describes itself"
+    try:
+        adapter.Settings.model_validate({"surely_not_a_setting": 1})
+    except ValidationError:
+        pass
+    else:
+        raise AssertionError("unknown settings must be refused (extra='forbid')")
+
+
+class HasherContract(ABC):
+    @abstractmethod
+    def hasher(self) -> Hasher: ...
+
+    @abstractmethod
+    def sample(self) -> bytes:
+        """Bytes the algorithm applies to (an image for a perceptual hash)."""
+
+    def test_declares_itself(self) -> None:
+        _check_declaration(type(self.hasher()))
+
+    def test_canonical_and_deterministic(self) -> None:
+        hasher = self.hasher()
+        first = hasher.hash(self.sample())
+        assert first, "the sample must produce a value"
+        assert first == hasher.hash(self.sample())
+        for value in first:
+            assert re.fullmatch("[0-9a-f]+", value), value
+            assert len(value) == hasher.algorithm.hex_length
+
+    def test_never_raises_on_garbage(self) -> None:
+        hasher = self.hasher()
+        for junk in (b"", b"\x00" * 10, b"GIF89a" + b"\xff" * 100):
+            hasher.hash(junk)
+
+
+class ListSourceContract(ABC):
+    """The source must be connected to a fake holding at least two batches' worth of
+    entries, some removals, and at least one malformed record."""
+
+    @abstractmethod
+    def source(self) -> ListSource: ...
+
+    def _final_state(
+        self, checkpoint: str | None, known: set[tuple[Algorithm, str]]
+    ) -> tuple[set[tuple[Algorithm, str]], list[SyncBatch]]:
+        source = self.source()
+        try:
+            batches = list(source.fetch(checkpoint))
+        finally:
+            source.close()
+        for batch in batches:
+            known |= {(e.algorithm, e.value) for e in batch.upserts}
+            known -= set(batch.removals)
+        return known, batches
+
+    def test_declares_itself(self) -> None:
+        source = type(self.source())
+        _check_declaration(source)
+        assert source.algorithms, "a source names the algorithms it carries"
+
+    def test_batches_hold_only_declared_canonical_hashes(self) -> None:
+        source = type(self.source())
+        _, batches = self._final_state(None, set())
+        assert batches
+        assert sum(len(b.skipped) for b in batches) >= 1, "the fake must hold a bad record"
+        for batch in batches:
+            for entry in batch.upserts:
+                assert entry.algorithm in source.algorithms
+                assert re.fullmatch("[0-9a-f]+", entry.value)
+                assert len(entry.value) == entry.algorithm.hex_length
+
+    def test_resuming_from_any_checkpoint_loses_and_doubles_nothing(self) -> None:
+        """A sync killed after any stored batch, resumed from the checkpoint it had
+        stored, ends with the same entries as one uninterrupted sync."""
+        full, batches = self._final_state(None, set())
+        checkpoint: str | None = None
+        applied: set[tuple[Algorithm, str]] = set()
+        for batch in batches:
+            applied |= {(e.algorithm, e.value) for e in batch.upserts}
+            applied -= set(batch.removals)
+            if batch.checkpoint is not None:
+                checkpoint = batch.checkpoint
+            resumed, _ = self._final_state(checkpoint, set(applied))
+            assert resumed == full
+
+    def test_a_second_sync_from_the_last_checkpoint_changes_nothing(self) -> None:
+        full, batches = self._final_state(None, set())
+        last = [b.checkpoint for b in batches if b.checkpoint is not None]
+        assert last, "a complete sync must leave a checkpoint"
+        again, _ = self._final_state(last[-1], set(full))
+        assert again == full
+
+
+class RemoteMatcherContract(ABC):
+    """``matcher(behaviour)`` returns the adapter connected to a fake that behaves so:
+    ``match``, ``no_match``, ``timeout``, ``unauthorized``, ``rate_limited`` (429 on
+    every call), ``server_error`` (5xx on every call), ``malformed`` (a 200 with a body
+    that is not the service's format)."""
+
+    BEHAVIOURS = (
+        "match",
+        "no_match",
+        "timeout",
+        "unauthorized",
+        "rate_limited",
+        "server_error",
+        "malformed",
+    )
+
+    @abstractmethod
+    def matcher(self, behaviour: str) -> RemoteMatcher: ...
+
+    @abstractmethod
+    def sample(self) -> tuple[bytes, FileSignals]: ...
+
+    def _ask(self, behaviour: str) -> RemoteResult:
+        matcher = self.matcher(behaviour)
+        try:
+            data, signals = self.sample()
+            return matcher.match(data, signals)
+        finally:
+            matcher.close()
+
+    def test_declares_itself(self) -> None:
+        _check_declaration(type(self.matcher("no_match")))
+
+    def test_a_match_carries_its_evidence(self) -> None:
+        result = self._ask("match")
+        assert result.status is RemoteStatus.MATCHED, result
+        assert result.service == type(self.matcher("match")).name
+        assert result.raw, "the raw response is kept as evidence"
+        assert result.classification
+
+    def test_no_match(self) -> None:
+        assert self._ask("no_match").status is RemoteStatus.NO_MATCH
+
+    def test_failures_are_not_answered_never_no_match(self) -> None:
+        for behaviour in ("timeout", "unauthorized", "rate_limited", "server_error", "malformed"):
+            result = self._ask(behaviour)
+            assert result.status is RemoteStatus.NOT_ANSWERED, (behaviour, result)
+            assert result.reason, behaviour
