@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from importlib.metadata import EntryPoint
 from pathlib import Path
 
+import httpx
 import pytest
 from sqlalchemy import text
 
@@ -21,11 +22,15 @@ from hashguard.banks.exchanges.localfile import LocalFileExchange
 from hashguard.banks.exchanges.sync import build_source, seal_credentials, sync_exchange
 from hashguard.domain.exchanges import Exchange, SyncBatch
 from hashguard.domain.signals import Algorithm
+from hashguard.domain.tokens import Scope
 from hashguard.keys import MasterKey, MasterKeyError, generate
 from hashguard.plugins import GROUP, Registry
+from hashguard.settings import Settings
 from hashguard.store import Store, open_store
 from hashguard.testing import ListSourceContract
+from tests.api_support import bearer, make_token, metric, wait_until
 from tests.cli import command, hashguard
+from tests.server import running_server
 
 
 def _md5(n: int) -> str:
@@ -273,3 +278,31 @@ def test_credentials_are_sealed_in_the_store_and_bound_to_their_exchange(
         )
     with pytest.raises(MasterKeyError, match="belongs to another record"):
         build_source(registry, store, key, store.exchanges.get("b"))
+
+
+def test_a_server_syncs_its_exchanges_and_matches_what_they_bring(
+    api_settings: Settings, tmp_path: Path
+) -> None:
+    path = write_feed(tmp_path / "feed.jsonl", range(1, 4))
+    store = open_store(api_settings.resolved_database_url)
+    try:
+        _exchange(store, path)
+    finally:
+        store.close()
+    settings = api_settings.model_copy(update={"exchange_sync_minutes": 0.005})
+    auth = bearer(make_token(settings, Scope.LOOKUP))
+    query = {"hashes": [{"algorithm": "md5", "hash": _md5(2)}]}
+    with running_server(settings) as base, httpx.Client(base_url=base, headers=auth) as http:
+        found = wait_until(
+            lambda: http.post("/v1/lookup", json=query).json()["results"][0]["matches"],
+            bool,
+        )
+        assert found[0]["bank"] == "feed"
+        assert found[0]["entry_id"] == "e2"
+        syncs = metric(
+            http.get("/metrics").text,
+            "hashguard_exchange_syncs_total",
+            exchange="feed",
+            result="ok",
+        )
+        assert syncs >= 1

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
 from collections.abc import AsyncIterator
 
 from fastapi import FastAPI
@@ -13,29 +12,11 @@ from starlette.concurrency import run_in_threadpool
 from hashguard import __version__
 from hashguard.settings import Settings
 from hashguard.store import open_store
-from hashguard.web import openapi, problems
+from hashguard.web import openapi, problems, tasks
 from hashguard.web.api import banks, health, lookup, runs, scan
 from hashguard.web.gate import GateMiddleware
 from hashguard.web.metrics import Metrics, MetricsMiddleware
 from hashguard.web.services import Services
-
-log = logging.getLogger("hashguard.web")
-
-
-async def _keep_index_fresh(svc: Services) -> None:
-    """Load the match index, then catch up with the store every refresh interval."""
-    try:
-        await run_in_threadpool(svc.matcher.load)
-    except Exception as exc:
-        svc.ready_error = f"match index failed to load: {exc}"
-        log.exception("match index failed to load")
-        return
-    while True:
-        await asyncio.sleep(svc.settings.index_refresh_seconds)
-        try:
-            await run_in_threadpool(svc.matcher.refresh)
-        except Exception:  # the store may be briefly unreachable: readiness shows the age
-            log.exception("match index refresh failed")
 
 
 def create_app(settings: Settings) -> FastAPI:
@@ -47,13 +28,16 @@ def create_app(settings: Settings) -> FastAPI:
         store = open_store(settings.resolved_database_url)
         svc = Services.start(settings, store, metrics)
         app.state.services = svc
-        refresher = asyncio.create_task(_keep_index_fresh(svc))
+        background = [asyncio.create_task(tasks.keep_index_fresh(svc))]
+        if settings.exchange_sync_minutes > 0:
+            background.append(asyncio.create_task(tasks.sync_exchanges_periodically(svc)))
         try:
             yield
         finally:
-            refresher.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await refresher
+            for task in background:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
             await run_in_threadpool(svc.close)
             store.close()
 

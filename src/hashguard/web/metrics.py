@@ -43,6 +43,9 @@ class Metrics:
         self.index_age = Gauge(
             "hashguard_index_age_seconds", "Seconds since the index last caught up", registry=r
         )
+        self.exchange_syncs = Counter(
+            "hashguard_exchange_syncs", "Exchange syncs", ["exchange", "result"], registry=r
+        )
         self.queue_depth = Gauge(
             "hashguard_hashing_in_flight", "Uploads being decoded and hashed", registry=r
         )

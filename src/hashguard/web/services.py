@@ -10,7 +10,9 @@ from dataclasses import dataclass, field
 from hashguard.domain.scans import ScanOptions, ScanRun
 from hashguard.hashing.isolate import HashingPool
 from hashguard.hashing.kernel import HashOptions
+from hashguard.keys import MasterKey
 from hashguard.matching.service import MatcherService
+from hashguard.plugins import Registry
 from hashguard.scan.scanner import ScanAlreadyRunning, Scanner, prepare_run
 from hashguard.settings import Settings
 from hashguard.store import Store
@@ -114,6 +116,7 @@ class Services:
     lookups: LookupLimiter
     metrics: Metrics
     runs: RunManager
+    registry: Registry
     ready_error: str | None = field(default=None)
 
     @classmethod
@@ -151,7 +154,17 @@ class Services:
             ),
             metrics=metrics,
             runs=RunManager(settings, store, matcher),
+            registry=Registry.load(settings.adapters),
         )
+
+    def master_key(self) -> MasterKey:
+        """The key that opens exchange credentials (created by `hashguard exchanges add`)."""
+        key, _ = MasterKey.load(
+            value=self.settings.master_key.get_secret_value() if self.settings.master_key else None,
+            file=self.settings.master_key_file,
+            default_file=self.settings.default_master_key_file,
+        )
+        return key
 
     @property
     def upload_limit(self) -> int:

@@ -1,0 +1,70 @@
+"""What a server does in the background: keep its match index fresh, sync exchanges."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+
+from starlette.concurrency import run_in_threadpool
+
+from hashguard.banks.exchanges.sync import build_source, sync_exchange
+from hashguard.keys import MasterKey
+from hashguard.web.services import Services
+
+log = logging.getLogger("hashguard.web")
+
+
+async def keep_index_fresh(svc: Services) -> None:
+    """Load the match index, then catch up with the store every refresh interval."""
+    try:
+        await run_in_threadpool(svc.matcher.load)
+    except Exception as exc:
+        svc.ready_error = f"match index failed to load: {exc}"
+        log.exception("match index failed to load")
+        return
+    while True:
+        await asyncio.sleep(svc.settings.index_refresh_seconds)
+        try:
+            await run_in_threadpool(svc.matcher.refresh)
+        except Exception:  # the store may be briefly unreachable: readiness shows the age
+            log.exception("match index refresh failed")
+
+
+def _sync_enabled_exchanges(svc: Services) -> None:
+    key: MasterKey | None = None
+    for exchange in svc.store.exchanges.list():
+        if not exchange.enabled:
+            continue
+        try:
+            if exchange.credential_names and key is None:
+                key = svc.master_key()
+            source = build_source(svc.registry, svc.store, key, exchange)
+        except Exception as exc:  # noqa: BLE001 - one exchange's configuration, not the loop
+            log.error("exchange %s cannot sync: %s", exchange.name, exc)  # noqa: TRY400
+            svc.metrics.exchange_syncs.labels(exchange.name, "error").inc()
+            continue
+        report = sync_exchange(svc.store, exchange, source)
+        if report.ok:
+            log.info(
+                "exchange %s: +%d -%d (%d skipped)",
+                exchange.name,
+                report.upserted,
+                report.removed,
+                report.skipped,
+            )
+        else:
+            log.warning("exchange %s: %s", exchange.name, report.error)
+        svc.metrics.exchange_syncs.labels(exchange.name, "ok" if report.ok else "error").inc()
+
+
+async def sync_exchanges_periodically(svc: Services) -> None:
+    """Every ``exchange_sync_minutes`` (+-10 % jitter, so servers sharing a store spread
+    out; the sync lease lets only one of them sync an exchange at a time)."""
+    interval = svc.settings.exchange_sync_minutes * 60
+    while True:
+        await asyncio.sleep(interval * random.uniform(0.9, 1.1))
+        try:
+            await run_in_threadpool(_sync_enabled_exchanges, svc)
+        except Exception:  # the store may be briefly unreachable: try again next time
+            log.exception("exchange sync failed")
