@@ -288,6 +288,7 @@ def test_runs_api(api_settings: Settings, tmp_path: Path) -> None:
             "undecodable": 0,
             "unsupported": 1,
             "error": 0,
+            "not_answered": 0,
         }
         assert [r["id"] for r in http.get("/v1/runs").json()] == [run["id"]]
 

@@ -99,6 +99,7 @@ def test_hostile_batch_every_file_gets_its_typed_outcome(tmp_path: Path) -> None
         "undecodable": 6,
         "unsupported": 3,
         "error": 2,
+        "not_answered": 0,
     }
     assert summary["exit_code"] == 1
     assert summary["status"] == "completed"

@@ -7,6 +7,7 @@ import io
 from typing import Any
 
 from hashguard.domain.matches import match_to_json
+from hashguard.domain.remote import RemoteResult, RemoteStatus, remote_to_json
 from hashguard.domain.scans import FileResult, Outcome, ScanRun, printable_path
 from hashguard.domain.signals import DIHEDRAL_NAMES, FileSignals
 
@@ -46,7 +47,13 @@ def result_json(result: FileResult) -> dict[str, Any]:
         "reason": result.reason,
         **(signals_json(result.signals) if result.signals else {}),
         "matches": [match_to_json(match) for match in result.matches],
+        "remote": [remote_json(r) for r in result.remote],
     }
+
+
+def remote_json(result: RemoteResult) -> dict[str, Any]:
+    """A remote answer as shown: the raw response only where it is a match's evidence."""
+    return remote_to_json(result, keep_raw=result.status is RemoteStatus.MATCHED)
 
 
 def summary_json(run: ScanRun, *, resumed: bool, exit_code: int) -> dict[str, Any]:
@@ -83,6 +90,11 @@ def csv_row(result: FileResult) -> str:
         f"{m.bank}:{m.algorithm}:{m.distance}:{m.entry_id or ''}"
         + (f":suppressed_by={m.suppressed_by}" if m.suppressed_by else "")
         for m in result.matches
+    )
+    matches += "".join(
+        f";remote:{r.service}:{r.classification or ''}:{r.tracking_id or ''}"
+        for r in result.remote
+        if r.status is RemoteStatus.MATCHED
     )
     buffer = io.StringIO()
     csv.writer(buffer, lineterminator="\n").writerow(

@@ -214,7 +214,7 @@ def list_runs(
             markup=False,
         )
         return
-    shown = (Outcome.MATCHED, Outcome.UNDECODABLE, Outcome.ERROR)
+    shown = (Outcome.MATCHED, Outcome.UNDECODABLE, Outcome.ERROR, Outcome.NOT_ANSWERED)
     table = Table(
         "run",
         Column("status", no_wrap=True),

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from enum import StrEnum
+from typing import Any
 
 
 class RemoteStatus(StrEnum):
@@ -31,3 +32,16 @@ class RemoteResult:
     reason: str | None = None
     raw: str | None = None
     seconds: float = 0.0
+
+
+def remote_to_json(result: RemoteResult, *, keep_raw: bool) -> dict[str, Any]:
+    """The JSON shape of a remote answer; ``raw`` is kept only where it is evidence."""
+    shown = asdict(result)
+    shown["status"] = str(result.status)
+    if not keep_raw:
+        shown["raw"] = None
+    return shown
+
+
+def remote_from_json(data: dict[str, Any]) -> RemoteResult:
+    return RemoteResult(**{**data, "status": RemoteStatus(data["status"])})

@@ -9,6 +9,7 @@ from enum import StrEnum
 from typing import Any
 
 from hashguard.domain.matches import Match
+from hashguard.domain.remote import RemoteResult
 from hashguard.domain.signals import FileSignals, PdqMode
 
 
@@ -25,11 +26,13 @@ class Outcome(StrEnum):
     UNDECODABLE = "undecodable"
     UNSUPPORTED = "unsupported"
     ERROR = "error"
+    #: a remote matcher that should have been asked did not answer (timeout, refusal)
+    NOT_ANSWERED = "not_answered"
 
     @property
     def incomplete(self) -> bool:
-        """True when the file could not be checked as fully as an image should be."""
-        return self in (Outcome.UNDECODABLE, Outcome.ERROR)
+        """True when the file could not be checked as fully as it should be."""
+        return self in (Outcome.UNDECODABLE, Outcome.ERROR, Outcome.NOT_ANSWERED)
 
 
 class RunStatus(StrEnum):
@@ -77,6 +80,8 @@ class FileResult:
     reason: str | None = None
     signals: FileSignals | None = None
     matches: tuple[Match, ...] = ()
+    #: what the remote matchers (PhotoDNA, Arachnid Shield...) answered, if any were asked
+    remote: tuple[RemoteResult, ...] = ()
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)

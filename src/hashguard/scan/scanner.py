@@ -15,6 +15,7 @@ from queue import Empty, SimpleQueue
 from typing import Protocol
 
 from hashguard.domain.matches import Match
+from hashguard.domain.remote import RemoteResult, RemoteStatus
 from hashguard.domain.scans import FileResult, Outcome, RunStatus, ScanOptions, ScanRun
 from hashguard.domain.signals import PDQ_MIN_QUALITY, FileSignals
 from hashguard.hashing.isolate import HashingPool
@@ -86,18 +87,35 @@ def prepare_run(
     return PreparedRun(run=run, resumed=False)
 
 
-def classify(path: str, output: HashOutput, matches: tuple[Match, ...]) -> FileResult:
-    """The one outcome of a file: a match wins, then the hashing problem, then no_match."""
+def classify(
+    path: str,
+    output: HashOutput,
+    matches: tuple[Match, ...],
+    remote: tuple[RemoteResult, ...] = (),
+) -> FileResult:
+    """The one outcome of a file: a match (local or remote) wins, then the hashing
+    problem, then a remote matcher that did not answer, then no_match."""
     if output.signals is None:
         return FileResult(path=path, outcome=Outcome.ERROR, reason=output.reason)
-    if any(match.effective for match in matches):
+    silent = [r for r in remote if r.status is RemoteStatus.NOT_ANSWERED]
+    if any(match.effective for match in matches) or any(
+        r.status is RemoteStatus.MATCHED for r in remote
+    ):
         outcome, reason = Outcome.MATCHED, output.reason
     elif output.problem is not None:
         outcome, reason = output.problem, output.reason
+    elif silent:
+        outcome = Outcome.NOT_ANSWERED
+        reason = "; ".join(f"{r.service}: {r.reason}" for r in silent)
     else:
         outcome, reason = Outcome.NO_MATCH, _no_match_note(output, matches)
     return FileResult(
-        path=path, outcome=outcome, reason=reason, signals=output.signals, matches=matches
+        path=path,
+        outcome=outcome,
+        reason=reason,
+        signals=output.signals,
+        matches=matches,
+        remote=remote,
     )
 
 

@@ -9,6 +9,7 @@ from typing import Any
 from sqlalchemy import Engine, Row, func, insert, select, update
 
 from hashguard.domain.matches import match_from_json, match_to_json
+from hashguard.domain.remote import RemoteStatus, remote_from_json, remote_to_json
 from hashguard.domain.scans import (
     FileResult,
     Outcome,
@@ -52,6 +53,10 @@ def _result_row(run_id: int, result: FileResult) -> dict[str, Any]:
         "width": signals.width if signals else None,
         "height": signals.height if signals else None,
         "matches": [match_to_json(match) for match in result.matches],
+        "remote": [
+            remote_to_json(r, keep_raw=r.status is RemoteStatus.MATCHED) for r in result.remote
+        ]
+        or None,
         "scanned_at": now(),
     }
 
@@ -78,6 +83,7 @@ def _result(row: Row[Any]) -> FileResult:
         reason=row.reason,
         signals=signals,
         matches=tuple(match_from_json(item) for item in row.matches or ()),
+        remote=tuple(remote_from_json(item) for item in row.remote or ()),
     )
 
 

@@ -169,6 +169,8 @@ scan_results = Table(
     Column("width", Integer),
     Column("height", Integer),
     Column("matches", JSON),
+    # remote matchers' answers; a match's raw response is kept as evidence
+    Column("remote", JSON),
     Column("scanned_at", DateTime(timezone=True), nullable=False),
     UniqueConstraint("run_id", "path_key", name="uq_scan_results_path"),
     Index("ix_scan_results_run_outcome", "run_id", "outcome"),

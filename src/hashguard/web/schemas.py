@@ -17,6 +17,7 @@ from hashguard.domain.banks import (
     ImportReport,
 )
 from hashguard.domain.matches import Match
+from hashguard.domain.remote import RemoteResult, RemoteStatus, remote_to_json
 from hashguard.domain.scans import Outcome, RunStatus, ScanRun
 from hashguard.domain.signals import DIHEDRAL_NAMES, Algorithm, FileSignals
 
@@ -83,6 +84,28 @@ class MatchOut(BaseModel):
         )
 
 
+class RemoteOut(BaseModel):
+    """A remote matcher's answer; ``raw`` (the service's response) only for a match."""
+
+    service: str
+    status: RemoteStatus
+    method: str
+    classification: str | None
+    match_type: str | None
+    distance: int | None
+    source: str | None
+    tracking_id: str | None
+    reason: str | None
+    raw: str | None
+    seconds: float
+
+    @classmethod
+    def of(cls, result: RemoteResult) -> RemoteOut:
+        return cls.model_validate(
+            remote_to_json(result, keep_raw=result.status is RemoteStatus.MATCHED)
+        )
+
+
 class Decision(BaseModel):
     """What the policy decided. Until per-bank policies exist: matched or not."""
 
@@ -134,6 +157,7 @@ class ScanOut(BaseModel):
     content: ContentMeta
     signals: SignalsOut | None
     matches: list[MatchOut]
+    remote: list[RemoteOut] = Field(default_factory=list)
 
 
 class LookupItem(BaseModel):

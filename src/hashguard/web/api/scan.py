@@ -15,7 +15,14 @@ from hashguard.matching.service import NotLoaded
 from hashguard.scan.scanner import classify
 from hashguard.web.deps import require, services
 from hashguard.web.problems import ProblemError, problem_responses, request_id_of
-from hashguard.web.schemas import ContentMeta, Decision, MatchOut, ScanOut, SignalsOut
+from hashguard.web.schemas import (
+    ContentMeta,
+    Decision,
+    MatchOut,
+    RemoteOut,
+    ScanOut,
+    SignalsOut,
+)
 from hashguard.web.services import Services
 from hashguard.web.uploads import read_upload
 
@@ -97,4 +104,5 @@ async def scan(
         content=meta,
         signals=SignalsOut.of(result.signals) if result.signals else None,
         matches=[MatchOut.of(m) for m in result.matches],
+        remote=[RemoteOut.of(r) for r in result.remote],
     )
