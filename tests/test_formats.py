@@ -98,6 +98,42 @@ def test_jsonl_and_plain(tmp_path: Path) -> None:
     assert len(with_algorithm.errors) == 2  # now the md5 and sha1 have the wrong length
 
 
+def test_threatexchange_signal_files_and_names(tmp_path: Path) -> None:
+    # python-threatexchange's local-file exchange and `dataset -P --print-signals-only`
+    # write "signal_type signal" lines; video_md5 is the MD5 of the file's bytes.
+    path = write(
+        tmp_path,
+        "signals.txt",
+        f"pdq {PDQ}\nvideo_md5\t{MD5.upper()}\n{SHA1}\n"
+        f"url_md5 {MD5}\n{MD5} extra words\nsha256 {SHA256} more\n",
+    )
+    parsed = parse_list(path, ListFormat.PLAIN)
+    assert set(parsed.entries) == {
+        (Algorithm.PDQ, PDQ),
+        (Algorithm.MD5, MD5),
+        (Algorithm.SHA1, SHA1),
+    }
+    assert [(e.line, e.reason) for e in parsed.errors] == [
+        (4, "unknown algorithm 'url_md5'"),  # the MD5 of a URL is not a file's
+        (5, "text after the hash (a plain list has one hash a line)"),
+        (6, "sha256 hash is not hexadecimal"),
+    ]
+    csv_export = write(tmp_path, "te.csv", f"signal_type,signal_str\nvideo_sha256,{SHA256}\n")
+    (entry,) = parse_list(csv_export, ListFormat.CSV).entries.values()
+    assert (entry.algorithm, entry.value) == (Algorithm.SHA256, SHA256)
+
+
+def test_drop_unmapped_keeps_unknown_columns_out_of_metadata(tmp_path: Path) -> None:
+    path = write(tmp_path, "l.csv", f'hash,category,note,metadata\n{MD5},A,x,"{{""k"": 1}}"\n')
+    (kept,) = parse_list(path, ListFormat.CSV).entries.values()
+    assert kept.metadata == {"note": "x", "k": 1}
+    (dropped,) = parse_list(path, ListFormat.CSV, drop_unmapped=True).entries.values()
+    assert (dropped.category, dropped.metadata) == ("A", {"k": 1})
+    jsonl = write(tmp_path, "l.jsonl", json.dumps({"hash": MD5, "note": "x", "meta": {"k": 1}}))
+    (dropped,) = parse_list(jsonl, ListFormat.JSONL, drop_unmapped=True).entries.values()
+    assert dropped.metadata == {"k": 1}
+
+
 def test_duplicates_keep_the_first_row(tmp_path: Path) -> None:
     path = write(tmp_path, "d.csv", f"hash,id\n{MD5},a\n{MD5.upper()},b\n")
     parsed = parse_list(path, ListFormat.CSV)

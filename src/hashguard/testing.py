@@ -63,9 +63,29 @@ class HasherContract(ABC):
             hasher.hash(junk)
 
 
+Signal = tuple[Algorithm, str]
+
+
+def _apply(known: set[Signal], batch: SyncBatch, ids: dict[str, set[Signal]]) -> set[Signal]:
+    """What a bank holds after ``batch`` (as the sync engine stores it)."""
+    for entry in batch.upserts:
+        if entry.entry_id is not None:
+            ids.setdefault(entry.entry_id, set()).add((entry.algorithm, entry.value))
+    known = (known | {(e.algorithm, e.value) for e in batch.upserts}) - set(batch.removals)
+    for entry_id in batch.removed_entry_ids:
+        known -= ids.get(entry_id, set())
+    return known
+
+
 class ListSourceContract(ABC):
     """The source must be connected to a fake holding at least two batches' worth of
     entries, some removals, and at least one malformed record."""
+
+    #: entry id -> signals, as upserts named them (for removals by entry id)
+    _ids: dict[str, set[Signal]]
+
+    def setup_method(self) -> None:
+        self._ids = {}
 
     @abstractmethod
     def source(self) -> ListSource: ...
@@ -79,8 +99,7 @@ class ListSourceContract(ABC):
         finally:
             source.close()
         for batch in batches:
-            known |= {(e.algorithm, e.value) for e in batch.upserts}
-            known -= set(batch.removals)
+            known = _apply(known, batch, self._ids)
         return known, batches
 
     def test_declares_itself(self) -> None:
@@ -106,8 +125,7 @@ class ListSourceContract(ABC):
         checkpoint: str | None = None
         applied: set[tuple[Algorithm, str]] = set()
         for batch in batches:
-            applied |= {(e.algorithm, e.value) for e in batch.upserts}
-            applied -= set(batch.removals)
+            applied = _apply(applied, batch, self._ids)
             if batch.checkpoint is not None:
                 checkpoint = batch.checkpoint
             resumed, _ = self._final_state(checkpoint, set(applied))

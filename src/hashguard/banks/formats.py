@@ -1,7 +1,10 @@
-"""Reading hash lists: CSV/TSV with a header, JSON Lines, and plain one-hash-per-line files.
+"""Reading hash lists: CSV/TSV with a header (or by column position), JSON Lines, and
+plain one-hash-per-line files.
 
 Every row is validated; every bad row is reported with its file and line. Parsing
-never stops at the first bad row, so an operator sees all problems at once.
+never stops at the first bad row, so an operator sees all problems at once. A column
+mapping (columns.py) that cannot apply to a file is one ``ColumnMappingError`` for
+the whole file, raised before the parse returns, so nothing can be imported.
 """
 
 from __future__ import annotations
@@ -17,6 +20,14 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any, BinaryIO, TextIO
 
+from hashguard.banks.columns import (
+    Column,
+    ColumnMap,
+    ColumnMappingError,
+    describe,
+    resolve,
+    shown,
+)
 from hashguard.domain.banks import BankEntry, RowError
 from hashguard.domain.signals import Algorithm
 
@@ -45,12 +56,17 @@ _ALGORITHM_ALIASES = {
     "sha256": Algorithm.SHA256,
     "sha-256": Algorithm.SHA256,
     "pdq": Algorithm.PDQ,
+    # python-threatexchange's signal types for a digest of a video file's bytes: the
+    # same digest as ours of any file (its url_md5, a digest of a URL, is not).
+    "video_md5": Algorithm.MD5,
+    "video_sha256": Algorithm.SHA256,
 }
 
-#: Header names we understand, by the field they fill. Other columns become metadata.
+#: Header names we understand, by the field they fill (columns.FIELDS, in that order).
+#: Other columns become metadata.
 _COLUMN_ALIASES: dict[str, tuple[str, ...]] = {
     "algorithm": ("algorithm", "algo", "hash_type", "signal_type", "type"),
-    "hash": ("hash", "value", "signal", "signal_value", "hash_value"),
+    "hash": ("hash", "value", "signal", "signal_value", "hash_value", "signal_str"),
     "entry_id": ("entry_id", "id", "entry", "external_id"),
     "category": ("category", "classification", "label"),
     "metadata": ("metadata", "meta"),
@@ -77,7 +93,7 @@ def parse_algorithm(text: str) -> Algorithm:
     try:
         return _ALGORITHM_ALIASES[text.strip().lower()]
     except KeyError:
-        raise InvalidRow(f"unknown algorithm {text.strip()!r}") from None
+        raise InvalidRow(f"unknown algorithm {shown(text.strip())}") from None
 
 
 def normalise_hash(algorithm: Algorithm, text: str) -> str:
@@ -124,6 +140,9 @@ def _infer_algorithm(value: str) -> Algorithm:
     return found
 
 
+# -- reading ---------------------------------------------------------------------------
+
+
 @dataclass(kw_only=True, slots=True)
 class ParsedList:
     """Valid entries keyed by signal (first occurrence wins), and every rejected row."""
@@ -139,6 +158,18 @@ class ParsedList:
             self.duplicates += 1
         else:
             self.entries[key] = entry
+
+
+def _common(
+    entry_id: Any, category: Any, metadata: Mapping[str, Any] | None
+) -> tuple[str | None, str | None, dict[str, Any]]:
+    """A row's entry id, category and metadata, as stored, or ``InvalidRow``."""
+    entry_id, category = _optional_text(entry_id), _optional_text(category)
+    check_storable(entry_id, "entry id")
+    check_storable(category, "category")
+    kept = dict(metadata or {})
+    check_storable(kept)
+    return entry_id, category, kept
 
 
 def _entry(
@@ -158,17 +189,50 @@ def _entry(
         chosen = default_algorithm
     else:
         chosen = _infer_algorithm(value)
-    entry = BankEntry(
-        algorithm=chosen,
-        value=normalise_hash(chosen, value),
-        entry_id=_optional_text(entry_id),
-        category=_optional_text(category),
-        metadata=dict(metadata or {}),
+    normalised = normalise_hash(chosen, value)
+    entry_id, category, kept = _common(entry_id, category, metadata)
+    return BankEntry(
+        algorithm=chosen, value=normalised, entry_id=entry_id, category=category, metadata=kept
     )
-    check_storable(entry.entry_id, "entry id")
-    check_storable(entry.category, "category")
-    check_storable(entry.metadata)
-    return entry
+
+
+def _entries_per_algorithm(
+    cells: list[tuple[Algorithm, str, Any]],
+    *,
+    entry_id: Any,
+    category: Any,
+    metadata: Mapping[str, Any],
+) -> list[BankEntry]:
+    """One entry per non-empty (algorithm, label, value) cell of a row, or ``InvalidRow``
+    naming every bad cell: a row is imported whole or not at all."""
+    entry_id, category, kept = _common(entry_id, category, metadata)
+    entries: list[BankEntry] = []
+    problems: list[str] = []
+    for algorithm, label, value in cells:
+        if value is None or (isinstance(value, str) and not value.strip()):
+            continue
+        if not isinstance(value, str):
+            problems.append(f"{label}: a hash must be a string")
+            continue
+        try:
+            normalised = normalise_hash(algorithm, value)
+        except InvalidRow as exc:
+            problems.append(f"{label}: {exc}")
+            continue
+        entries.append(
+            BankEntry(
+                algorithm=algorithm,
+                value=normalised,
+                entry_id=entry_id,
+                category=category,
+                metadata=dict(kept),
+            )
+        )
+    if problems:
+        raise InvalidRow("; ".join(problems))
+    if not entries:
+        raise InvalidRow(f"no hash in {', '.join(label for _, label, _ in cells)}")
+    return entries
 
 
 def _optional_text(value: Any) -> str | None:
@@ -178,21 +242,68 @@ def _optional_text(value: Any) -> str | None:
     return text or None
 
 
+@dataclass(frozen=True, kw_only=True, slots=True)
+class _Reading:
+    """What every reader needs besides the text: the file's name for errors, options."""
+
+    name: str
+    algorithm: Algorithm | None
+    delimiter: str
+    columns: ColumnMap | None
+    drop_unmapped: bool
+
+
 def parse_list(
     path: Path,
     list_format: ListFormat,
     *,
     algorithm: Algorithm | None = None,
+    columns: ColumnMap | None = None,
+    drop_unmapped: bool = False,
 ) -> ParsedList:
     """Read and validate every row of ``path``. ``algorithm`` applies where a row names none."""
     with path.open("rb") as raw:
-        return parse_stream(raw, path.name, list_format, algorithm=algorithm)
+        return parse_stream(
+            raw,
+            path.name,
+            list_format,
+            algorithm=algorithm,
+            columns=columns,
+            drop_unmapped=drop_unmapped,
+        )
 
 
 def parse_stream(
-    raw: BinaryIO, name: str, list_format: ListFormat, *, algorithm: Algorithm | None = None
+    raw: BinaryIO,
+    name: str,
+    list_format: ListFormat,
+    *,
+    algorithm: Algorithm | None = None,
+    columns: ColumnMap | None = None,
+    drop_unmapped: bool = False,
 ) -> ParsedList:
-    """``parse_list`` for an open binary stream (an uploaded list); ``name`` labels errors."""
+    """``parse_list`` for an open binary stream (an uploaded list); ``name`` labels errors.
+
+    ``columns`` replaces header-name (or key-name) detection; ``drop_unmapped`` keeps
+    columns that fill no field out of the metadata. ``ColumnMappingError`` when the
+    mapping cannot apply to this file.
+    """
+    if columns is not None:
+        if list_format is ListFormat.PLAIN:
+            raise ColumnMappingError(f"{name}: a plain list has no columns to map")
+        if not columns.header and list_format is ListFormat.JSONL:
+            raise ColumnMappingError(f"{name}: JSON Lines are mapped by key, not by position")
+        if columns.hashes and algorithm is not None:
+            raise ColumnMappingError(
+                "a default algorithm does not apply: each hash column names its algorithm"
+            )
+    reading = _Reading(
+        name=name,
+        algorithm=algorithm,
+        delimiter="\t" if list_format is ListFormat.TSV else ",",
+        columns=columns,
+        drop_unmapped=drop_unmapped,
+    )
     parsed = ParsedList()
     # utf-8-sig: spreadsheet exports often start with a byte-order mark. Undecodable
     # bytes become U+FFFD and fail validation on their own line, not the whole file.
@@ -203,28 +314,50 @@ def parse_stream(
             ListFormat.JSONL: _read_jsonl,
             ListFormat.PLAIN: _read_plain,
         }[list_format]
-        delimiter = "\t" if list_format is ListFormat.TSV else ","
-        for line, outcome in reader(stream, algorithm, delimiter):
+        for line, outcome in reader(stream, reading):
             parsed.rows += 1
             if isinstance(outcome, InvalidRow):
                 parsed.errors.append(RowError(file=name, line=line, reason=str(outcome)))
             else:
-                parsed.add(outcome)
+                for entry in outcome:
+                    parsed.add(entry)
     return parsed
 
 
-_RowOutcome = Iterator[tuple[int, "BankEntry | InvalidRow"]]
+_RowOutcome = Iterator[tuple[int, "list[BankEntry] | InvalidRow"]]
 
 
-def _read_plain(stream: TextIO, algorithm: Algorithm | None, _delimiter: str) -> _RowOutcome:
+def _read_plain(stream: TextIO, reading: _Reading) -> _RowOutcome:
     for number, raw in enumerate(stream, start=1):
         text = raw.strip()
-        if not text or text.startswith("#"):
-            continue
-        try:
-            yield number, _entry(algorithm=None, value=text, default_algorithm=algorithm)
-        except InvalidRow as exc:
-            yield number, exc
+        if text and not text.startswith("#"):
+            try:
+                yield number, [_plain_entry(text, reading.algorithm)]
+            except InvalidRow as exc:
+                yield number, exc
+
+
+def _plain_entry(text: str, algorithm: Algorithm | None) -> BankEntry:
+    # python-threatexchange's signal files (its local-file exchange, `dataset -P
+    # --print-signals-only`) put the signal type before the hash: "pdq 5e3a…".
+    parts = text.split(maxsplit=1)
+    if len(parts) == 1:
+        return _entry(algorithm=None, value=text, default_algorithm=algorithm)
+    if _HEX.fullmatch(parts[0].lower()):
+        raise InvalidRow("text after the hash (a plain list has one hash a line)")
+    return _entry(algorithm=parts[0], value=parts[1], default_algorithm=algorithm)
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class _Layout:
+    """Where a delimited file's fields are: indexes of ``fields`` (FIELDS names), hash
+    columns as (algorithm, index, label), metadata columns by index. ``extra=None``:
+    every column not in ``mapped`` is metadata, named by its position."""
+
+    fields: dict[str, int]
+    hashes: tuple[tuple[Algorithm, int, str], ...] = ()
+    extra: dict[int, str] | None = None
+    mapped: frozenset[int] = frozenset()
 
 
 def _header_map(header: list[str]) -> tuple[dict[str, int], dict[int, str]]:
@@ -242,51 +375,108 @@ def _header_map(header: list[str]) -> tuple[dict[str, int], dict[int, str]]:
     return known, extra
 
 
-def _read_delimited(stream: TextIO, algorithm: Algorithm | None, delimiter: str) -> _RowOutcome:
-    reader = csv.reader(stream, delimiter=delimiter)
-    header = next(reader, None)
-    if header is None:
-        return
-    known, extra = _header_map(header)
-    if "hash" not in known:
-        yield (
-            reader.line_num,
-            InvalidRow(
-                "the header names no hash column (hash, value or signal); "
-                "a file of bare hashes should be imported with --format plain"
-            ),
-        )
-        return
+def _mapped_layout(header: list[str] | None, columns: ColumnMap, reading: _Reading) -> _Layout:
+    """Where ``columns`` are in a file with ``header`` (by name), or without one."""
+    names = None if header is None else [name.strip() for name in header]
+
+    def index(column: Column, target: str) -> int:
+        if isinstance(column, int):
+            return column
+        assert names is not None  # parse_columns gives positions exactly without a header
+        return resolve(names, column, target, reading.name)
+
+    fields = {target: index(column, target) for target, column in columns.fields}
+    hashes = tuple(
+        (algorithm, index(column, str(algorithm)), describe(column))
+        for algorithm, column in columns.hashes
+    )
+    mapped = [*fields.values(), *(position for _, position, _ in hashes)]
+    if len(set(mapped)) < len(mapped):
+        raise ColumnMappingError(f"{reading.name}: two fields are mapped to the same column")
+    extra: dict[int, str] | None = None  # without a header: every other column, by position
+    if reading.drop_unmapped:
+        extra = {}
+    elif names is not None:
+        extra = {i: name for i, name in enumerate(names) if name and i not in mapped}
+    return _Layout(fields=fields, hashes=hashes, extra=extra, mapped=frozenset(mapped))
+
+
+def _read_delimited(stream: TextIO, reading: _Reading) -> _RowOutcome:
+    reader = csv.reader(stream, delimiter=reading.delimiter)
+    columns = reading.columns
+    width: int | None = None  # rows longer than the header are refused
+    if columns is not None and not columns.header:
+        layout = _mapped_layout(None, columns, reading)
+    else:
+        header = next(reader, None)
+        if header is None:
+            return
+        width = len(header)
+        if columns is not None:
+            layout = _mapped_layout(header, columns, reading)
+        else:
+            known, extra = _header_map(header)
+            if "hash" not in known:
+                yield (
+                    reader.line_num,
+                    InvalidRow(
+                        "the header names no hash column (hash, value or signal); "
+                        "a file of bare hashes should be imported with --format plain"
+                    ),
+                )
+                return
+            layout = _Layout(fields=known, extra={} if reading.drop_unmapped else extra)
+    widest = 0
     for row in reader:
         line = reader.line_num
         if not any(cell.strip() for cell in row):
             continue
-        if len(row) > len(header):
-            yield line, InvalidRow(f"{len(row)} fields, but the header has {len(header)}")
+        widest = max(widest, len(row))
+        if width is not None and len(row) > width:
+            yield line, InvalidRow(f"{len(row)} fields, but the header has {width}")
             continue
-
-        def cell(target: str, row: list[str] = row) -> str | None:
-            index = known.get(target)
-            return row[index] if index is not None and index < len(row) else None
-
         try:
-            metadata = _metadata(cell("metadata"))
-            for index, name in extra.items():
-                if index < len(row) and row[index].strip():
-                    metadata.setdefault(name, row[index].strip())
-            yield (
-                line,
-                _entry(
-                    algorithm=cell("algorithm"),
-                    value=cell("hash"),
-                    default_algorithm=algorithm,
-                    entry_id=cell("entry_id"),
-                    category=cell("category"),
-                    metadata=metadata,
-                ),
-            )
+            yield line, _row_entries(row, layout, reading)
         except InvalidRow as exc:
             yield line, exc
+    beyond = sorted(index + 1 for index in layout.mapped if index >= widest)
+    if width is None and widest and beyond:
+        raise ColumnMappingError(
+            f"{reading.name}: no row has a column {beyond[0]} (the widest has {widest})"
+        )
+
+
+def _row_entries(row: list[str], layout: _Layout, reading: _Reading) -> list[BankEntry]:
+    def cell(target: str) -> str | None:
+        index = layout.fields.get(target)
+        return row[index] if index is not None and index < len(row) else None
+
+    metadata = _metadata(cell("metadata"))
+    if layout.extra is None:
+        extra = {i: f"column_{i + 1}" for i in range(len(row)) if i not in layout.mapped}
+    else:
+        extra = layout.extra
+    for index, name in extra.items():
+        if index < len(row) and row[index].strip():
+            metadata.setdefault(name, row[index].strip())
+    if layout.hashes:
+        cells = [
+            (algorithm, label, row[index] if index < len(row) else None)
+            for algorithm, index, label in layout.hashes
+        ]
+        return _entries_per_algorithm(
+            cells, entry_id=cell("entry_id"), category=cell("category"), metadata=metadata
+        )
+    return [
+        _entry(
+            algorithm=cell("algorithm"),
+            value=cell("hash"),
+            default_algorithm=reading.algorithm,
+            entry_id=cell("entry_id"),
+            category=cell("category"),
+            metadata=metadata,
+        )
+    ]
 
 
 def _json_object(text: str, what: str) -> dict[str, Any]:
@@ -303,17 +493,39 @@ def _metadata(text: str | None) -> dict[str, Any]:
     return _json_object(text, "metadata") if text is not None and text.strip() else {}
 
 
-def _read_jsonl(stream: TextIO, algorithm: Algorithm | None, _delimiter: str) -> _RowOutcome:
+def _read_jsonl(stream: TextIO, reading: _Reading) -> _RowOutcome:
+    columns = reading.columns
+    seen: set[Column] = set()  # mapped keys found on some line
+    objects = 0
     for number, raw in enumerate(stream, start=1):
-        if raw.strip():
-            try:
-                yield number, _jsonl_entry(raw, algorithm)
-            except InvalidRow as exc:
-                yield number, exc
+        if not raw.strip():
+            continue
+        try:
+            obj = _json_object(raw, "the line")
+            objects += 1
+            if columns is None:
+                yield number, [_jsonl_entry(obj, reading)]
+            else:
+                yield number, _jsonl_mapped(obj, columns, reading, seen)
+        except InvalidRow as exc:
+            yield number, exc
+    if columns is not None and objects:
+        missing = [(target, key) for target, key in columns.targets if key not in seen]
+        if missing:
+            target, key = missing[0]
+            raise ColumnMappingError(
+                f"{reading.name}: no line has the key {key!r} (mapped to {target})"
+            )
 
 
-def _jsonl_entry(raw: str, algorithm: Algorithm | None) -> BankEntry:
-    obj = _json_object(raw, "the line")
+def _merged_metadata(nested: Any, metadata: dict[str, Any]) -> dict[str, Any]:
+    """Keys that fill no field, with a nested metadata object (which wins) merged in."""
+    if nested is not None and not isinstance(nested, dict):
+        raise InvalidRow("metadata must be a JSON object")
+    return {**metadata, **(nested or {})}
+
+
+def _jsonl_entry(obj: dict[str, Any], reading: _Reading) -> BankEntry:
     fields = dict.fromkeys(_COLUMN_ALIASES)
     metadata: dict[str, Any] = {}
     for key, value in obj.items():
@@ -322,19 +534,55 @@ def _jsonl_entry(raw: str, algorithm: Algorithm | None) -> BankEntry:
         )
         if target is not None and fields[target] is None:
             fields[target] = value
-        else:
+        elif not reading.drop_unmapped:
             metadata[key] = value
-    nested = fields["metadata"]
-    if nested is not None and not isinstance(nested, dict):
-        raise InvalidRow("metadata must be a JSON object")
+    return _jsonl_single(fields, _merged_metadata(fields["metadata"], metadata), reading)
+
+
+def _jsonl_single(
+    fields: Mapping[str, Any], metadata: dict[str, Any], reading: _Reading
+) -> BankEntry:
     for name in ("algorithm", "hash"):
-        if fields[name] is not None and not isinstance(fields[name], str):
+        if fields.get(name) is not None and not isinstance(fields[name], str):
             raise InvalidRow(f"{name} must be a string")
     return _entry(
-        algorithm=fields["algorithm"],
-        value=fields["hash"],
-        default_algorithm=algorithm,
-        entry_id=fields["entry_id"],
-        category=fields["category"],
-        metadata={**metadata, **(nested or {})},
+        algorithm=fields.get("algorithm"),
+        value=fields.get("hash"),
+        default_algorithm=reading.algorithm,
+        entry_id=fields.get("entry_id"),
+        category=fields.get("category"),
+        metadata=metadata,
     )
+
+
+def _jsonl_mapped(
+    obj: dict[str, Any], columns: ColumnMap, reading: _Reading, seen: set[Column]
+) -> list[BankEntry]:
+    used: set[str] = set()
+
+    def take(column: Column) -> Any:
+        assert isinstance(column, str)
+        key = column
+        if key not in obj:
+            folded = [k for k in obj if k.casefold() == column.casefold()]
+            if len(folded) > 1:
+                raise InvalidRow(f"{len(folded)} keys match {column!r} when case is ignored")
+            if not folded:
+                return None
+            key = folded[0]
+        seen.add(column)
+        used.add(key)
+        return obj[key]
+
+    fields = {target: take(column) for target, column in columns.fields}
+    cells = [(algorithm, f"key {c!r}", take(c)) for algorithm, c in columns.hashes]
+    unmapped = {} if reading.drop_unmapped else {k: v for k, v in obj.items() if k not in used}
+    metadata = _merged_metadata(fields.get("metadata"), unmapped)
+    if cells:
+        return _entries_per_algorithm(
+            cells,
+            entry_id=fields.get("entry_id"),
+            category=fields.get("category"),
+            metadata=metadata,
+        )
+    return [_jsonl_single(fields, metadata, reading)]

@@ -6,6 +6,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import BinaryIO
 
+from hashguard.banks.columns import ColumnMap
 from hashguard.banks.formats import ListFormat, detect_format, parse_stream
 from hashguard.domain.banks import DEFAULT_PDQ_THRESHOLD, BankKind, ImportReport
 from hashguard.domain.signals import Algorithm
@@ -31,6 +32,10 @@ class ImportOptions:
     #: an import without a single valid entry removes every entry of the bank: only
     #: when the operator says so (a truncated or wrong file must not empty a bank)
     allow_empty: bool = False
+    #: which column fills which field (columns.column_map), instead of header names
+    columns: ColumnMap | None = None
+    #: columns that fill no field are kept as metadata unless this is set
+    drop_unmapped: bool = False
 
 
 class EmptyList(ValueError):
@@ -69,12 +74,21 @@ def import_stream(
 
     With any invalid row and without ``skip_invalid``, nothing is imported (and no
     bank is created) and the report, with ``applied=False``, names every bad row.
-    A missing bank is created only when ``options.create`` is given.
+    A missing bank is created only when ``options.create`` is given. A column mapping
+    that does not fit the file raises ``ColumnMappingError``, ``skip_invalid`` or not,
+    before anything is written.
     """
     exists = store.find(bank) is not None
     if not exists and options.create is None:
         raise UnknownBank(bank)
-    parsed = parse_stream(raw, name, list_format, algorithm=options.algorithm)
+    parsed = parse_stream(
+        raw,
+        name,
+        list_format,
+        algorithm=options.algorithm,
+        columns=options.columns,
+        drop_unmapped=options.drop_unmapped,
+    )
     errors = tuple(parsed.errors)
     if errors and not options.skip_invalid:
         return ImportReport(

@@ -11,8 +11,10 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
+from hashguard.banks.columns import ColumnMappingError, Preset, column_map
 from hashguard.banks.formats import ListFormat
 from hashguard.banks.importer import ImportOptions, NewBank, import_list
 from hashguard.cli.context import err, fail, out, store_of
@@ -108,13 +110,40 @@ def import_command(
         BankKind, typer.Option(help="Kind of a bank this import creates.")
     ] = BankKind.KNOWN,
     threshold: Threshold = DEFAULT_PDQ_THRESHOLD,
+    columns: Annotated[
+        str | None,
+        typer.Option(
+            help="Which column fills which field, instead of header names: "
+            "field=COLUMN,... with fields algorithm, hash, entry_id, category, metadata, "
+            "or md5/sha1/sha256/pdq for a column of that algorithm's hashes "
+            "(see docs/list-formats.md).",
+        ),
+    ] = None,
+    preset: Annotated[
+        Preset | None, typer.Option(help="The column mapping of a known export format.")
+    ] = None,
+    no_header: Annotated[
+        bool,
+        typer.Option(
+            "--no-header", help="The CSV/TSV file has no header row: --columns gives positions."
+        ),
+    ] = False,
+    drop_unmapped: Annotated[
+        bool,
+        typer.Option("--drop-unmapped", help="Do not keep columns that fill no field as metadata."),
+    ] = False,
 ) -> None:
     """Import a list file as the bank's new version.
 
     Entries missing from the new version are tombstoned; nothing at all is imported
     when any row is invalid, unless --skip-invalid, and a list without a valid entry
-    is refused unless --allow-empty.
+    is refused unless --allow-empty. A column mapping that does not fit the file is
+    one error, and nothing is imported.
     """
+    try:
+        mapping = column_map(columns, preset=preset, header=not no_header)
+    except ColumnMappingError as exc:
+        raise fail(escape(str(exc))) from None
     with store_of(ctx) as store:
         try:
             report = import_list(
@@ -130,15 +159,17 @@ def import_command(
                     skip_invalid=skip_invalid,
                     create=NewBank(kind=kind, pdq_threshold=threshold),
                     allow_empty=allow_empty,
+                    columns=mapping,
+                    drop_unmapped=drop_unmapped,
                 ),
             )
-        except ValueError as exc:
-            raise fail(str(exc)) from None
+        except ValueError as exc:  # header names and file text in messages are not markup
+            raise fail(escape(str(exc))) from None
     for error in report.errors:
-        err.print(f"[yellow]invalid[/yellow] {error}", highlight=False)
+        err.print(f"[yellow]invalid[/yellow] {escape(str(error))}", highlight=False)
     if not report.applied:
         raise fail(
-            f"{len(report.errors)} invalid row(s) in {file.name}; nothing imported "
+            f"{len(report.errors)} invalid row(s) in {escape(file.name)}; nothing imported "
             "(fix them, or pass --skip-invalid to import the valid rows)",
             code=1,
         )

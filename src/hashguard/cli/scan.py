@@ -15,14 +15,25 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Column, Table
 
-from hashguard.cli.context import PDQ_MODE_OPTION, err, fail, out, settings_of, store_of
+from hashguard.cli.context import (
+    PDQ_MODE_OPTION,
+    err,
+    fail,
+    out,
+    registry_of,
+    settings_of,
+    store_of,
+)
 from hashguard.cli.render import csv_header, csv_row, result_json, summary_json
 from hashguard.domain.scans import FileResult, Outcome, ScanOptions, ScanRun
 from hashguard.domain.signals import PdqMode
 from hashguard.hashing.isolate import HashingPool, PoolStopped
 from hashguard.hashing.kernel import HashOptions
-from hashguard.matching.matcher import load_or_build
+from hashguard.matching.matcher import Matcher, load_or_build
+from hashguard.plugins import PluginError
+from hashguard.remote.service import RemoteMatching, remote_matching
 from hashguard.scan.scanner import ScanAlreadyRunning, Scanner, prepare_run
+from hashguard.store import Store
 from hashguard.store.scans import UnknownRun
 
 runs_app = typer.Typer(help="Past and unfinished scan runs.", no_args_is_help=True)
@@ -113,9 +124,7 @@ def scan(
         run = prepared.run
         if prepared.resumed:
             err.print(f"resuming scan #{run.id} ({run.total} files already done)")
-        matcher = load_or_build(store.banks, settings.index_path)
-        if not matcher.banks:
-            err.print("[yellow]warning:[/yellow] no enabled bank; nothing can match")
+        matcher, remote = _matchers(ctx, store)
         if output is OutputFormat.CSV:
             sys.stdout.write(csv_header())
         for earlier in store.scans.results(run.id):
@@ -139,7 +148,7 @@ def scan(
                     memory_mb=settings.worker_memory_mb,
                 ) as pool,
             ):
-                scanner = Scanner(store=store.scans, matcher=matcher, pool=pool)
+                scanner = Scanner(store=store.scans, matcher=matcher, pool=pool, remote=remote)
 
                 def planned(total: int, done: int) -> None:
                     progress.update(task, total=total, completed=done)
@@ -161,6 +170,9 @@ def scan(
                 f"the hashing workers stopped ({exc}); scan #{run.id} is saved as far as it "
                 "got: run the same command again to resume it"
             ) from None
+        finally:
+            if remote is not None:
+                remote.close()
         code = exit_code(run)
         if output is OutputFormat.JSON:
             sys.stdout.write(
@@ -170,6 +182,18 @@ def scan(
         if output is OutputFormat.TABLE:
             out.print(_files_table(store.scans.results(run.id), only=None))
     raise typer.Exit(code)
+
+
+def _matchers(ctx: typer.Context, store: Store) -> tuple[Matcher, RemoteMatching | None]:
+    """The local banks' index, and the remote matchers the settings configure."""
+    settings = settings_of(ctx)
+    matcher = load_or_build(store.banks, settings.index_path)
+    if not matcher.banks:
+        err.print("[yellow]warning:[/yellow] no enabled bank; nothing can match")
+    try:
+        return matcher, remote_matching(settings, registry_of(ctx))
+    except PluginError as exc:
+        raise fail(str(exc)) from None
 
 
 def _detail(result: FileResult) -> str:

@@ -14,9 +14,10 @@ from hashguard.domain.signals import Algorithm
 
 @dataclass(frozen=True, kw_only=True, slots=True)
 class SyncBatch:
-    """What one page of an exchange brings: entries to upsert, entries to tombstone,
-    records skipped as malformed (counted, with a reason each), and the checkpoint to
-    resume from once this batch is stored (``None``: keep the previous one).
+    """What one page of an exchange brings: entries to upsert, entries to tombstone (by
+    signal, or by the exchange's entry id when its deletions name only that), records
+    skipped as malformed (counted, with a reason each), and the checkpoint to resume
+    from once this batch is stored (``None``: keep the previous one).
 
     An adapter emits a checkpoint only where resuming from it can neither lose nor
     double an entry (NCMEC's entries are not in time order, so its time checkpoint
@@ -25,6 +26,7 @@ class SyncBatch:
 
     upserts: tuple[BankEntry, ...] = ()
     removals: tuple[tuple[Algorithm, str], ...] = ()
+    removed_entry_ids: tuple[str, ...] = ()
     skipped: tuple[str, ...] = ()
     checkpoint: str | None = None
 

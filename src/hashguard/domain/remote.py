@@ -23,7 +23,9 @@ class RemoteResult:
 
     service: str
     status: RemoteStatus
-    method: str  # "media" or "hash": whether user content left the platform
+    #: "media" or "hash": whether user content left the platform ("unknown" when the
+    #: call was still in flight at the end of the time budget, or the adapter failed)
+    method: str
     classification: str | None = None
     match_type: str | None = None
     distance: int | None = None

@@ -22,6 +22,8 @@ class RemoteSettings(BaseModel):
     allow_media: bool = False
     timeout_seconds: float = Field(default=5.0, gt=0, le=120)
     retries: int = Field(default=2, ge=0, le=10)
+    #: first retry waits about this long (doubling, jittered) unless Retry-After says
+    backoff_seconds: float = Field(default=0.5, ge=0, le=30)
     #: client-side quota, matching the service's
     requests_per_second: float = Field(default=5.0, gt=0)
     #: test mode: the service's test source or sandbox, on by default

@@ -7,7 +7,7 @@ from __future__ import annotations
 import random
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -126,6 +126,14 @@ class ServiceClient:
 
     def close(self) -> None:
         self._client.close()
+
+
+def redact(text: str, secrets: Iterable[str]) -> str:
+    """``text`` with every secret value blanked (for a service's echo of our request)."""
+    for value in secrets:
+        if value:
+            text = text.replace(value, "[redacted]")
+    return text
 
 
 def _retry_after(response: httpx.Response) -> float | None:

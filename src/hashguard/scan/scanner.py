@@ -8,11 +8,11 @@ import os
 import socket
 import time
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import Future
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import partial
 from queue import Empty, SimpleQueue
-from typing import Protocol
+from typing import Any, Protocol
 
 from hashguard.domain.matches import Match
 from hashguard.domain.remote import RemoteResult, RemoteStatus
@@ -20,6 +20,7 @@ from hashguard.domain.scans import FileResult, Outcome, RunStatus, ScanOptions, 
 from hashguard.domain.signals import PDQ_MIN_QUALITY, FileSignals
 from hashguard.hashing.isolate import HashingPool
 from hashguard.hashing.kernel import HashOutput
+from hashguard.remote.service import RemoteMatching
 from hashguard.scan.walk import WalkItem, walk
 from hashguard.store.scans import ScanStore, path_key
 
@@ -169,7 +170,9 @@ class Scanner:
     loses at most the uncommitted batch, whose files are hashed again on resume. The
     unique (run, path) key means no file is ever recorded twice. Files go to the
     workers ``batch`` at a time, and completed hashes come back through a queue.
-    With ``confine`` (real folder paths), nothing outside those folders is read.
+    With ``confine`` (real folder paths), nothing outside those folders is read. With
+    ``remote``, every hashed file is also put to the remote matchers, several files at
+    a time, each within the remote time budget.
     """
 
     def __init__(
@@ -182,15 +185,18 @@ class Scanner:
         flush_rows: int = 500,
         batch: int = BATCH,
         confine: Sequence[str] | None = None,
+        remote: RemoteMatching | None = None,
     ) -> None:
         self._store = store
         self._confine = confine
+        self._remote = remote
         self._matcher = matcher
         self._pool = pool
         self._flush_seconds = flush_seconds
         self._flush_rows = flush_rows
         self._batch = batch
-        self._finished: SimpleQueue[tuple[str, Future[HashOutput]]] = SimpleQueue()
+        # (path, hashing future) or (path, future of the file's final result)
+        self._finished: SimpleQueue[tuple[str, Future[Any]]] = SimpleQueue()
 
     def run(
         self,
@@ -212,7 +218,8 @@ class Scanner:
             self._store, run.id, on_result, seconds=self._flush_seconds, rows=self._flush_rows
         )
         try:
-            self._hash_all(items, recorder)
+            with ThreadPoolExecutor(REMOTE_CALLS, thread_name_prefix="remote-scan") as calls:
+                self._hash_all(items, recorder, calls)
         except BaseException:
             recorder.flush()
             self._store.finish(run.id, RunStatus.INTERRUPTED)
@@ -231,7 +238,9 @@ class Scanner:
                 items.append(item)
         return items
 
-    def _hash_all(self, items: list[WalkItem], recorder: _Recorder) -> None:
+    def _hash_all(
+        self, items: list[WalkItem], recorder: _Recorder, remote_calls: ThreadPoolExecutor
+    ) -> None:
         window = self._pool.workers * self._batch * 3
         in_flight = 0
         pending = iter(items)
@@ -249,10 +258,28 @@ class Scanner:
             except Empty:
                 recorder.flush()  # nothing finished lately: commit what we have
                 continue
+            result = future.result()
+            if isinstance(result, HashOutput):
+                matches = self._matcher.match(result.signals) if result.signals else ()
+                if self._remote is not None and result.signals is not None:
+                    self._consult(remote_calls, path, result, matches)
+                    continue  # comes back through the queue as the file's result
+                result = classify(path, result, matches)
             in_flight -= 1
-            output = future.result()
-            matches = self._matcher.match(output.signals) if output.signals else ()
-            recorder.add(classify(path, output, matches))
+            recorder.add(result)
+
+    def _consult(
+        self, calls: ThreadPoolExecutor, path: str, output: HashOutput, matches: tuple[Match, ...]
+    ) -> None:
+        remote, signals = self._remote, output.signals
+        assert remote is not None
+        assert signals is not None
+
+        def ask() -> FileResult:
+            data = _media(path, signals.size) if remote.wants_media else b""
+            return classify(path, output, matches, remote.match(data, signals))
+
+        calls.submit(ask).add_done_callback(partial(self._done, path))
 
     def _next_batch(
         self, pending: Iterator[WalkItem], recorder: _Recorder
@@ -273,5 +300,23 @@ class Scanner:
         for path, future in zip(paths, self._pool.submit_batch(paths), strict=True):
             future.add_done_callback(partial(self._done, path))
 
-    def _done(self, path: str, future: Future[HashOutput]) -> None:
+    def _done(self, path: str, future: Future[Any]) -> None:
         self._finished.put((path, future))
+
+
+#: files put to the remote matchers at once (each call waits on the network)
+REMOTE_CALLS = 16
+#: files larger than this are not sent to remote matchers (PhotoDNA takes 4 MB at most)
+REMOTE_MEDIA_LIMIT = 32 * 1024 * 1024
+
+
+def _media(path: str, size: int) -> bytes:
+    """The file's bytes for a remote matcher that may send media (none past the limit;
+    the matcher then answers not_answered for want of them)."""
+    if size > REMOTE_MEDIA_LIMIT:
+        return b""
+    try:
+        with open(path, "rb") as handle:
+            return handle.read(REMOTE_MEDIA_LIMIT)
+    except OSError:
+        return b""

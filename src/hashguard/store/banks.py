@@ -348,23 +348,39 @@ class BankStore:
             bank_id = self._bank_id(conn, name)
             ids = [
                 row.id
+                for chunk in chunked(sorted({value for _, value in wanted}))
                 for row in conn.execute(
                     select(bank_entries.c.id, bank_entries.c.algorithm, bank_entries.c.value).where(
                         bank_entries.c.bank_id == bank_id,
                         bank_entries.c.removed_at.is_(None),
-                        bank_entries.c.value.in_(sorted({value for _, value in wanted})),
+                        bank_entries.c.value.in_(chunk),
                     )
                 )
                 if (row.algorithm, row.value) in wanted
             ]
-            if ids:
-                seq = _next_seq(conn)
-                for chunk in chunked(ids):
-                    conn.execute(
-                        update(bank_entries)
-                        .where(bank_entries.c.id.in_(chunk))
-                        .values(removed_at=now(), change_seq=seq)
+            _tombstone(conn, ids)
+        return len(ids)
+
+    def remove_entries_by_id(self, name: str, entry_ids: Iterable[str]) -> int:
+        """Tombstone the live entries with these entry ids (an exchange's deletions that
+        name only the entry); returns how many."""
+        wanted = sorted(set(entry_ids))
+        if not wanted:
+            return 0
+        with self._engine.begin() as conn:
+            bank_id = self._bank_id(conn, name)
+            ids = [
+                row.id
+                for chunk in chunked(wanted)
+                for row in conn.execute(
+                    select(bank_entries.c.id).where(
+                        bank_entries.c.bank_id == bank_id,
+                        bank_entries.c.removed_at.is_(None),
+                        bank_entries.c.entry_id.in_(chunk),
                     )
+                )
+            ]
+            _tombstone(conn, ids)
         return len(ids)
 
     @staticmethod
@@ -384,6 +400,17 @@ class EntryCounts:
     restored: int
 
 
+def _tombstone(conn: Connection, ids: Sequence[int]) -> None:
+    if ids:
+        seq = _next_seq(conn)
+        for chunk in chunked(ids):
+            conn.execute(
+                update(bank_entries)
+                .where(bank_entries.c.id.in_(chunk))
+                .values(removed_at=now(), change_seq=seq)
+            )
+
+
 def _upsert(
     conn: Connection,
     bank_id: int,
@@ -393,28 +420,35 @@ def _upsert(
     version: str | None,
     exclusive: bool,
 ) -> EntryCounts:
-    """Write ``entries`` into the bank; with ``exclusive``, tombstone every other live entry."""
-    existing: dict[tuple[str, str], Any] = {
-        (row.algorithm, row.value): row
-        for row in conn.execute(
-            select(
-                bank_entries.c.id,
-                bank_entries.c.algorithm,
-                bank_entries.c.value,
-                bank_entries.c.entry_id,
-                bank_entries.c.category,
-                bank_entries.c.meta,
-                bank_entries.c.removed_at,
-            ).where(bank_entries.c.bank_id == bank_id)
-        )
-    }
+    """Write ``entries`` into the bank; with ``exclusive``, tombstone every other live entry.
+
+    A signal given twice is written once (the last one wins). Only an exclusive write
+    (a whole list version) reads the bank's every entry; a delta reads the ones it names.
+    """
+    wanted = {(str(entry.algorithm), entry.value): entry for entry in entries}
+    query = select(
+        bank_entries.c.id,
+        bank_entries.c.algorithm,
+        bank_entries.c.value,
+        bank_entries.c.entry_id,
+        bank_entries.c.category,
+        bank_entries.c.meta,
+        bank_entries.c.removed_at,
+    ).where(bank_entries.c.bank_id == bank_id)
+    if exclusive:
+        rows = list(conn.execute(query))
+    else:
+        values = sorted({value for _, value in wanted})
+        rows = [
+            row
+            for chunk in chunked(values)
+            for row in conn.execute(query.where(bank_entries.c.value.in_(chunk)))
+        ]
+    existing: dict[tuple[str, str], Any] = {(row.algorithm, row.value): row for row in rows}
     to_add: list[dict[str, Any]] = []
     to_update: list[dict[str, Any]] = []
     restored = unchanged = 0
-    seen: set[tuple[str, str]] = set()
-    for entry in entries:
-        key = (str(entry.algorithm), entry.value)
-        seen.add(key)
+    for key, entry in wanted.items():
         attrs = _entry_attrs(entry)
         row = existing.get(key)
         if row is None:
@@ -436,7 +470,7 @@ def _upsert(
         else:
             unchanged += 1
     to_remove = (
-        [row.id for key, row in existing.items() if row.removed_at is None and key not in seen]
+        [row.id for key, row in existing.items() if row.removed_at is None and key not in wanted]
         if exclusive
         else []
     )

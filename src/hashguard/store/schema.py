@@ -66,6 +66,8 @@ bank_entries = Table(
     UniqueConstraint("bank_id", "algorithm", "value", name="uq_bank_entries_signal"),
     Index("ix_bank_entries_lookup", "algorithm", "value"),
     Index("ix_bank_entries_change_seq", "change_seq"),
+    # an exchange's deletion may name only its entry id
+    Index("ix_bank_entries_bank_id", "bank_id", "entry_id"),
 )
 
 api_tokens = Table(

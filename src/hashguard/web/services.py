@@ -13,6 +13,7 @@ from hashguard.hashing.kernel import HashOptions
 from hashguard.keys import MasterKey
 from hashguard.matching.service import MatcherService
 from hashguard.plugins import Registry
+from hashguard.remote.service import RemoteMatching, remote_matching
 from hashguard.scan.scanner import ScanAlreadyRunning, Scanner, prepare_run
 from hashguard.settings import Settings
 from hashguard.store import Store
@@ -27,10 +28,17 @@ log = logging.getLogger("hashguard.web")
 class RunManager:
     """Scan runs of server-side folders, one thread each, confined to ``scan_roots``."""
 
-    def __init__(self, settings: Settings, store: Store, matcher: MatcherService) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        store: Store,
+        matcher: MatcherService,
+        remote: RemoteMatching | None,
+    ) -> None:
         self._settings = settings
         self._store = store
         self._matcher = matcher
+        self._remote = remote
         self._roots = [os.path.realpath(root) for root in settings.scan_roots]
         self._lock = threading.Lock()
         self._active: dict[int, threading.Thread] = {}
@@ -85,6 +93,7 @@ class RunManager:
                     matcher=self._matcher,
                     pool=pool,
                     confine=self._roots,
+                    remote=self._remote,
                 )
                 scanner.run(run, on_result=self._check_stop)
         except Exception:
@@ -117,6 +126,7 @@ class Services:
     metrics: Metrics
     runs: RunManager
     registry: Registry
+    remote: RemoteMatching | None
     ready_error: str | None = field(default=None)
 
     @classmethod
@@ -136,6 +146,9 @@ class Services:
         def refused(reason: str) -> None:
             metrics.rejected.labels(reason).inc()
 
+        registry = Registry.load(settings.adapters)
+        remote = remote_matching(settings, registry)
+
         return cls(
             settings=settings,
             store=store,
@@ -153,8 +166,9 @@ class Services:
                 on_refusal=refused,
             ),
             metrics=metrics,
-            runs=RunManager(settings, store, matcher),
-            registry=Registry.load(settings.adapters),
+            runs=RunManager(settings, store, matcher, remote),
+            registry=registry,
+            remote=remote,
         )
 
     def master_key(self) -> MasterKey:
@@ -177,6 +191,8 @@ class Services:
     def close(self) -> None:
         self.runs.stop()
         self.pool.close(wait=False)
+        if self.remote is not None:
+            self.remote.close()
 
     def refresh_metrics(self, metrics: Metrics) -> None:
         metrics.queue_depth.set(self.admission.in_flight)

@@ -104,6 +104,8 @@ def sync_exchange(store: Store, exchange: Exchange, source: ListSource) -> SyncR
                 upserted = counts.added + counts.updated + counts.restored
             if batch.removals:
                 removed = store.banks.remove_entries(exchange.bank, batch.removals)
+            if batch.removed_entry_ids:
+                removed += store.banks.remove_entries_by_id(exchange.bank, batch.removed_entry_ids)
             store.exchanges.record_batch(
                 exchange.name,
                 checkpoint=batch.checkpoint,

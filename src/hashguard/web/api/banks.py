@@ -8,6 +8,13 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Path, Query, Request, Response
 from starlette.concurrency import run_in_threadpool
 
+from hashguard.banks.columns import (
+    COLUMNS_MAX_LENGTH,
+    COLUMNS_PATTERN,
+    ColumnMappingError,
+    Preset,
+    column_map,
+)
 from hashguard.banks.formats import ListFormat
 from hashguard.banks.importer import EmptyList, ImportOptions, NewBank, import_stream
 from hashguard.domain.banks import BANK_NAME_PATTERN, MAX_PDQ_THRESHOLD, BankEntry, BankKind
@@ -138,12 +145,28 @@ async def import_bank(
     create: bool = False,
     kind: BankKind = BankKind.KNOWN,
     threshold: Annotated[int, Query(ge=0, le=MAX_PDQ_THRESHOLD)] = 31,
+    columns: Annotated[
+        str | None, Query(max_length=COLUMNS_MAX_LENGTH, pattern=COLUMNS_PATTERN)
+    ] = None,
+    preset: Preset | None = None,
+    no_header: bool = False,
+    drop_unmapped: bool = False,
 ) -> ImportOut:
     """Import a list file as the bank's new version: entries missing from it are
     tombstoned. With any invalid row, nothing is imported (``applied: false``, every
     bad row named by line) unless ``skip_invalid``. A list without a valid entry would
     empty the bank: it is refused with 409 unless ``allow_empty``. ``create`` makes a
-    missing bank."""
+    missing bank.
+
+    ``columns`` (``field=COLUMN,…``, as ``hashguard banks import --columns``) or
+    ``preset`` say which column fills which field instead of header names; with
+    ``no_header`` the CSV/TSV has no header row and columns are 1-based positions;
+    ``drop_unmapped`` keeps other columns out of the metadata. A mapping that cannot
+    apply to the list is refused with 422 and nothing is imported."""
+    try:
+        mapping = column_map(columns, preset=preset, header=not no_header)
+    except ColumnMappingError as exc:
+        raise ProblemError(422, "Invalid request", str(exc)) from None
     upload = await read_upload(request)
     if not upload.data:
         raise ProblemError(400, "Bad request", "the request carries no list file")
@@ -155,6 +178,8 @@ async def import_bank(
         skip_invalid=skip_invalid,
         allow_empty=allow_empty,
         create=NewBank(kind=kind, pdq_threshold=threshold) if create else None,
+        columns=mapping,
+        drop_unmapped=drop_unmapped,
     )
     filename = upload.fields.get("filename", f"upload.{list_format}")
     try:
@@ -171,6 +196,8 @@ async def import_bank(
         raise _unknown(exc) from None
     except EmptyList as exc:
         raise ProblemError(409, "Conflict", str(exc)) from None
+    except ColumnMappingError as exc:
+        raise ProblemError(422, "Invalid request", str(exc)) from None
     return ImportOut.of(report)
 
 

@@ -86,7 +86,12 @@ async def scan(
             )
         except (PoolStopped, NotLoaded) as exc:
             raise ProblemError(503, "Not ready", str(exc), {"Retry-After": "5"}) from None
-    result = classify("upload", output, matches)
+        remote = (
+            await run_in_threadpool(svc.remote.match, upload.data, output.signals)
+            if svc.remote is not None and output.signals is not None
+            else ()
+        )
+    result = classify("upload", output, matches, remote)
     svc.metrics.outcomes.labels(str(result.outcome)).inc()
     for match in result.matches:
         if match.effective:

@@ -1,0 +1,171 @@
+"""Remote matching for one file: every configured service asked at once, within a budget.
+
+A service that has not answered when the budget is spent is ``not_answered`` for this
+file; its call goes on in the background until its own timeout, and a late answer is
+handed to ``on_late`` (a late match must not be lost) and logged.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor, wait
+from typing import Any
+
+from pydantic import SecretStr
+
+from hashguard.domain.remote import RemoteResult, RemoteStatus
+from hashguard.domain.signals import FileSignals
+from hashguard.plugins import AdapterKind, PluginError, Registry
+from hashguard.remote.base import RemoteMatcher
+from hashguard.settings import Settings
+
+log = logging.getLogger(__name__)
+
+#: calls still running past a budget keep their thread; this many spare per matcher
+#: lets the next files start at once
+_THREADS_PER_MATCHER = 4
+
+
+class RemoteMatching:
+    """The configured remote matchers, consulted concurrently for one file.
+
+    ``match`` returns one result per matcher, in the matchers' order, and never blocks
+    longer than ``budget_seconds``. Thread-safe: several files may be matched at once.
+    """
+
+    def __init__(
+        self,
+        matchers: Sequence[RemoteMatcher],
+        budget_seconds: float,
+        *,
+        on_late: Callable[[RemoteResult], None] | None = None,
+    ) -> None:
+        if budget_seconds <= 0:
+            raise ValueError("budget_seconds must be positive")
+        self.matchers = tuple(matchers)
+        self.budget_seconds = budget_seconds
+        self._on_late = on_late
+        self._closed = threading.Event()
+        self._executor = ThreadPoolExecutor(
+            max_workers=max(1, _THREADS_PER_MATCHER * len(self.matchers)),
+            thread_name_prefix="hashguard-remote",
+        )
+
+    @property
+    def wants_media(self) -> bool:
+        """Whether any matcher may send a file's bytes (else hashes are enough)."""
+        return any(m.options.allow_media for m in self.matchers)
+
+    def match(self, data: bytes, signals: FileSignals) -> tuple[RemoteResult, ...]:
+        if not self.matchers:
+            return ()
+        if self._closed.is_set():
+            raise RuntimeError("RemoteMatching is closed")
+        started = time.monotonic()
+        futures = [self._executor.submit(_ask, m, data, signals) for m in self.matchers]
+        wait(futures, timeout=self.budget_seconds)
+        results = []
+        for matcher, future in zip(self.matchers, futures, strict=True):
+            if future.done():
+                results.append(future.result())  # _ask never raises
+                continue
+            future.add_done_callback(self._late)
+            results.append(
+                RemoteResult(
+                    service=matcher.name,
+                    status=RemoteStatus.NOT_ANSWERED,
+                    # the call is in flight: whether media left is the adapter's choice
+                    method="unknown",
+                    reason=f"time budget of {self.budget_seconds:g} s spent",
+                    seconds=time.monotonic() - started,
+                )
+            )
+        return tuple(results)
+
+    def close(self) -> None:
+        """Stop taking files and release the matchers' connections; calls still in
+        flight end with their matcher's client."""
+        self._closed.set()
+        self._executor.shutdown(wait=False, cancel_futures=True)
+        for matcher in self.matchers:
+            try:
+                matcher.close()
+            except Exception as exc:  # noqa: BLE001 - closing one must not stop the rest
+                log.warning(
+                    "closing remote matcher %s failed (%s)", matcher.name, type(exc).__name__
+                )
+
+    def __enter__(self) -> RemoteMatching:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _late(self, future: Future[RemoteResult]) -> None:
+        if future.cancelled():
+            return
+        result = future.result()
+        level = logging.WARNING if result.status is RemoteStatus.MATCHED else logging.INFO
+        log.log(level, "%s answered %s after the time budget", result.service, result.status)
+        if self._on_late is not None and not self._closed.is_set():
+            try:
+                self._on_late(result)
+            except Exception:
+                log.exception("the late-answer handler failed")
+
+
+def _ask(matcher: RemoteMatcher, data: bytes, signals: FileSignals) -> RemoteResult:
+    """The matcher's answer; an adapter that breaks its no-raise contract is
+    ``not_answered`` (named by exception type only: a message may carry a secret)."""
+    started = time.monotonic()
+    try:
+        return matcher.match(data, signals)
+    except Exception as exc:  # noqa: BLE001 - one broken adapter costs its own answer only
+        log.warning("remote matcher %s raised %s", matcher.name, type(exc).__name__)
+        return RemoteResult(
+            service=matcher.name,
+            status=RemoteStatus.NOT_ANSWERED,
+            method="unknown",
+            reason=f"{matcher.name} failed ({type(exc).__name__})",
+            seconds=time.monotonic() - started,
+        )
+
+
+def configure_remote(
+    registry: Registry,
+    configs: Mapping[str, Mapping[str, Any]],
+    secrets: Mapping[str, Mapping[str, SecretStr]],
+) -> list[RemoteMatcher]:
+    """One configured matcher per entry of ``configs`` (adapter name -> its settings),
+    built through the registry, so an adapter that is not installed or not enabled is
+    refused with ``PluginError``, as are invalid settings and missing credentials."""
+    matchers: list[RemoteMatcher] = []
+    try:
+        for name, settings in configs.items():
+            matchers.append(_build(registry, name, settings, secrets.get(name, {})))
+    except BaseException:
+        for built in matchers:
+            built.close()
+        raise
+    return matchers
+
+
+def _build(
+    registry: Registry, name: str, settings: Mapping[str, Any], secrets: Mapping[str, SecretStr]
+) -> RemoteMatcher:
+    matcher = registry.get(name, AdapterKind.REMOTE_MATCHER).configure(settings, secrets)
+    if not isinstance(matcher, RemoteMatcher):
+        raise PluginError(f"{name}: not a remote matcher")
+    return matcher
+
+
+def remote_matching(settings: Settings, registry: Registry) -> RemoteMatching | None:
+    """The remote matchers the settings configure (``remote``, ``remote_secrets``), or
+    None when there are none. ``PluginError`` names a misconfigured one."""
+    if not settings.remote:
+        return None
+    matchers = configure_remote(registry, settings.remote, settings.remote_secrets)
+    return RemoteMatching(matchers, settings.remote_budget_seconds)

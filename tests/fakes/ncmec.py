@@ -1,0 +1,433 @@
+"""A loopback fake of NCMEC's hash-sharing API v2, written from its documented contract.
+
+The shapes follow NCMEC's documentation as python-threatexchange reproduces it
+(``threatexchange/exchanges/clients/ncmec/hash_api.py`` and its test data): namespace
+``https://hashsharing.ncmec.org/hashsharing/v2``; ``GET /v2/entries?from&to`` answers a
+``queryResult`` whose ``images``/``videos`` hold ``image``, ``video``, ``deletedImage``
+and ``deletedVideo`` elements, not in time order, with ``paging/next`` carrying the
+window's own ``from``/``to`` plus ``start``/``size``/``max``; ``GET /v2/status``;
+``GET /v2/feedback/{TYPE}/reasons``; ``PUT /v2/entries/{esp}/{id}/{TYPE}/feedback``.
+HTTP Basic auth on every call.
+
+Every value is made up (random hex from a seeded generator); nothing here is a real hash.
+The fake's window is ``from <= timestamp < to``.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import random
+import threading
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from enum import StrEnum
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from types import TracebackType
+from typing import Any
+from urllib.parse import parse_qs, quote, unquote, urlsplit
+from xml.etree import ElementTree as ET
+
+NAMESPACE = "https://hashsharing.ncmec.org/hashsharing/v2"
+_TIME = "%Y-%m-%dT%H:%M:%SZ"
+
+
+@dataclass(frozen=True, kw_only=True)
+class FakeEntry:
+    """One entry as NCMEC lists it. ``None`` member or id omits the element (a
+    malformed entry); ``large`` names fingerprints served from their own endpoint."""
+
+    member_id: int | None
+    entry_id: str | None
+    timestamp: datetime
+    media: str = "image"
+    classification: str | None = "A1"
+    fingerprints: Mapping[str, str] = field(default_factory=dict)
+    large: tuple[str, ...] = ()
+    deleted: bool = False
+
+    def element(self) -> ET.Element:
+        tag = ("deleted" + self.media.capitalize()) if self.deleted else self.media
+        entry = ET.Element(tag)
+        member = ET.SubElement(entry, "member")
+        member.text = f"Member {self.member_id}"
+        if self.member_id is not None:
+            member.set("id", str(self.member_id))
+        ET.SubElement(entry, "timestamp").text = self.timestamp.strftime(_TIME)
+        if self.entry_id is not None:
+            ET.SubElement(entry, "id").text = self.entry_id
+        if self.classification is not None and not self.deleted:
+            ET.SubElement(entry, "classification").text = self.classification
+        if self.fingerprints or self.large:
+            prints = ET.SubElement(entry, "fingerprints")
+            for name, value in self.fingerprints.items():
+                ET.SubElement(prints, name).text = value
+            for name in self.large:
+                ET.SubElement(
+                    prints,
+                    name,
+                    rel="self",
+                    href=f"/v2/entries/{self.entry_id}/fingerprints/{name.upper()}",
+                )
+        return entry
+
+
+@dataclass(frozen=True, kw_only=True)
+class Recorded:
+    method: str
+    path: str
+    query: Mapping[str, Sequence[str]]
+    body: bytes
+    authorised: bool
+
+
+class Failure(StrEnum):
+    UNAUTHORIZED = "unauthorized"
+    RATE_LIMITED = "rate_limited"
+    SERVER_ERROR = "server_error"
+    TIMEOUT = "timeout"
+    MALFORMED_XML = "malformed_xml"
+    DTD = "dtd"
+
+
+_DTD_BODY = b"""<?xml version="1.0"?>
+<!DOCTYPE queryResult [<!ENTITY a "aaaaaaaaaa"><!ENTITY b "&a;&a;&a;&a;&a;&a;">]>
+<queryResult xmlns="https://hashsharing.ncmec.org/hashsharing/v2"><paging><next>&b;</next>
+</paging></queryResult>"""
+_MALFORMED_BODY = (
+    b'<?xml version="1.0"?><queryResult xmlns="' + NAMESPACE.encode() + b'"><images count="1">'
+)
+
+DEFAULT_REASONS = {
+    "Not CSAM": "0b6a7f32-6d0e-4d8e-9a55-0c1b2d3e4f50",
+    "Wrong classification": "1c7b8043-7e1f-4e9f-8b66-1d2c3e4f5a61",
+}
+
+
+class FakeNcmec:
+    """The fake, serving on 127.0.0.1 while open. ``fail(kind, times)`` makes the next
+    ``times`` calls (every call with ``None``) fail so. ``requests`` records every call;
+    ``feedback`` every accepted feedback submission (path parts, parsed body)."""
+
+    def __init__(
+        self,
+        entries: Sequence[FakeEntry],
+        *,
+        username: str = "hashguard-test",
+        password: str = "not-a-real-password",
+        page_size: int = 3,
+        reasons: Mapping[str, str] = DEFAULT_REASONS,
+        member_id: int = 7,
+        delay_seconds: float = 1.0,
+    ) -> None:
+        self.entries = list(entries)
+        self.page_size = page_size
+        self.reasons = dict(reasons)
+        self.member_id = member_id
+        self.delay_seconds = delay_seconds
+        self.requests: list[Recorded] = []
+        self.feedback: list[tuple[tuple[str, ...], ET.Element]] = []
+        self._auth = "Basic " + base64.b64encode(f"{username}:{password}".encode()).decode()
+        self._failure: Failure | None = None
+        self._failures_left: int | None = None
+        self._lock = threading.Lock()
+        self._server: ThreadingHTTPServer | None = None
+        self._thread: threading.Thread | None = None
+
+    # -- lifecycle ----------------------------------------------------------------------
+
+    def __enter__(self) -> FakeNcmec:
+        fake = self
+
+        class Handler(_Handler):
+            owner = fake
+
+        server = _Server(("127.0.0.1", 0), Handler)
+        self._server = server
+        self._thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        assert self._server is not None
+        assert self._thread is not None
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join(timeout=10)
+
+    @property
+    def url(self) -> str:
+        assert self._server is not None
+        host, port = self._server.server_address[:2]
+        return f"http://{host!s}:{port}"
+
+    def fail(self, failure: Failure | str | None, times: int | None = None) -> None:
+        with self._lock:
+            self._failure = Failure(failure) if failure is not None else None
+            self._failures_left = times
+
+    def paths(self, method: str = "GET") -> list[str]:
+        return [r.path for r in self.requests if r.method == method]
+
+    # -- serving ------------------------------------------------------------------------
+
+    def _take_failure(self) -> Failure | None:
+        with self._lock:
+            failure = self._failure
+            if failure is not None and self._failures_left is not None:
+                self._failures_left -= 1
+                if self._failures_left <= 0:
+                    self._failure, self._failures_left = None, None
+            return failure
+
+    def handle(self, request: _Handler, method: str) -> tuple[int, dict[str, str], bytes]:
+        parts = urlsplit(request.path)
+        length = int(request.headers.get("Content-Length") or 0)
+        body = request.rfile.read(length) if length else b""
+        authorised = request.headers.get("Authorization") == self._auth
+        with self._lock:
+            self.requests.append(
+                Recorded(
+                    method=method,
+                    path=parts.path,
+                    query=parse_qs(parts.query),
+                    body=body,
+                    authorised=authorised,
+                )
+            )
+        failure = self._take_failure()
+        if failure is Failure.UNAUTHORIZED or not authorised:
+            return 401, {"WWW-Authenticate": 'Basic realm="hashsharing"'}, b""
+        if failure is Failure.RATE_LIMITED:
+            return 429, {"Retry-After": "0"}, b""
+        if failure is Failure.SERVER_ERROR:
+            return 500, {"Retry-After": "0"}, b"<error>internal</error>"
+        if failure is Failure.TIMEOUT:
+            time.sleep(self.delay_seconds)
+        if failure is Failure.MALFORMED_XML:
+            return 200, {}, _MALFORMED_BODY
+        if failure is Failure.DTD:
+            return 200, {}, _DTD_BODY
+        segments = tuple(unquote(s) for s in parts.path.split("/")[1:])
+        query = parse_qs(parts.query)
+        if method == "GET" and segments == ("v2", "status"):
+            return 200, {}, self._status()
+        if method == "GET" and segments == ("v2", "entries"):
+            return self._entries(query)
+        if method == "GET" and segments[:2] == ("v2", "feedback") and segments[3:] == ("reasons",):
+            return 200, {}, self._reasons(segments[2])
+        if method == "PUT" and len(segments) == 6 and segments[:2] == ("v2", "entries"):
+            return self._feedback(segments[2:5], body)
+        return 404, {}, b""
+
+    def _status(self) -> bytes:
+        root = ET.Element("status", xmlns=NAMESPACE)
+        ET.SubElement(root, "ipAddress").text = "127.0.0.1"
+        ET.SubElement(root, "username").text = "hashguard-test"
+        ET.SubElement(root, "member", id=str(self.member_id)).text = "Fake ESP"
+        return _xml(root)
+
+    def _entries(self, query: Mapping[str, list[str]]) -> tuple[int, dict[str, str], bytes]:
+        try:
+            start_time = _time(query["from"][0])
+            end_time = _time(query["to"][0])
+            start = int(query.get("start", ["1"])[0])
+            size = int(query.get("size", [str(self.page_size)])[0])
+        except (KeyError, ValueError):
+            return 400, {}, b""
+        selected = [e for e in self.entries if start_time <= e.timestamp < end_time]
+        # NCMEC's order is not time order: the fake orders by a hash of the id
+        selected.sort(key=lambda e: hashlib.sha256(repr(e).encode()).hexdigest())
+        page = selected[start - 1 : start - 1 + size]
+        root = ET.Element("queryResult", xmlns=NAMESPACE)
+        for media, container in (("image", "images"), ("video", "videos")):
+            chosen = [e for e in page if e.media == media]
+            if chosen:
+                latest = max(e.timestamp for e in chosen).strftime(_TIME)
+                holder = ET.SubElement(root, container, count=str(len(chosen)), maxTimestamp=latest)
+                holder.extend(e.element() for e in chosen)
+        if start - 1 + size < len(selected):
+            window = (
+                f"from={quote(_doc_time(start_time), safe='')}"
+                f"&to={quote(_doc_time(end_time), safe='')}"
+            )
+            paging = ET.SubElement(root, "paging")
+            ET.SubElement(
+                paging, "next"
+            ).text = f"/v2/entries?{window}&start={start + size}&size={size}&max={len(selected)}"
+        return 200, {}, _xml(root)
+
+    def _reasons(self, kind: str) -> bytes:
+        root = ET.Element("availableFeedbackReasons", xmlns=NAMESPACE)
+        for name, guid in self.reasons.items():
+            ET.SubElement(root, "reason", guid=guid, name=name, type=kind.capitalize())
+        return _xml(root)
+
+    def _feedback(self, where: tuple[str, ...], body: bytes) -> tuple[int, dict[str, str], bytes]:
+        try:
+            parsed = ET.fromstring(body)
+        except ET.ParseError:
+            return 400, {}, b""
+        if parsed.tag != f"{{{NAMESPACE}}}feedbackSubmission":
+            return 400, {}, b""
+        with self._lock:
+            self.feedback.append((where, parsed))
+        return 200, {}, _xml(ET.Element("submissionResult", xmlns=NAMESPACE))
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    block_on_close = False
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        pass  # a client that hung up (the timeout test) is not an error here
+
+
+class _Handler(BaseHTTPRequestHandler):
+    owner: FakeNcmec
+    protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True  # else each answer waits for a delayed ACK
+
+    def do_GET(self) -> None:
+        self._answer("GET")
+
+    def do_PUT(self) -> None:
+        self._answer("PUT")
+
+    def _answer(self, method: str) -> None:
+        status, headers, body = self.owner.handle(self, method)
+        try:
+            self.send_response(status)
+            for name, value in headers.items():
+                self.send_header(name, value)
+            self.send_header("Content-Type", "application/xml; charset=utf-8")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+        except OSError:
+            pass  # the client gave up (a timeout test)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+def _xml(root: ET.Element) -> bytes:
+    return ET.tostring(root, encoding="utf-8", xml_declaration=True)
+
+
+def _time(text: str) -> datetime:
+    moment = datetime.fromisoformat(text)
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def _doc_time(moment: datetime) -> str:
+    """NCMEC's documented ``next`` links carry milliseconds."""
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.000Z")
+
+
+# -- the default data set ---------------------------------------------------------------
+
+
+def _hex(rng: random.Random, digits: int) -> str:
+    return f"{rng.getrandbits(4 * digits):0{digits}x}"
+
+
+def _made_up(rng: random.Random) -> dict[str, str]:
+    """An image's fingerprints: random hex, and random bytes as stand-in PhotoDNA."""
+    return {
+        "md5": _hex(rng, 32),
+        "sha1": _hex(rng, 40).upper(),
+        "pdq": _hex(rng, 64),
+        "pdna": base64.b64encode(rng.randbytes(144)).decode(),
+    }
+
+
+def sample_entries(now: datetime, *, seed: int = 2258) -> list[FakeEntry]:
+    """Benign made-up entries over the 40 days before ``now``: images with every
+    fingerprint type, videos with large fingerprints, deletions (documented: id only;
+    and one carrying fingerprints), and malformed entries."""
+    rng = random.Random(seed)
+    day = timedelta(days=1)
+    entries: list[FakeEntry] = []
+    # seven images in one week (several pages), three more spread out
+    offsets = [30.1, 30.5, 31.2, 32.0, 33.3, 34.4, 35.6, 20.0, 12.5, 3.0]
+    for number, offset in enumerate(offsets, start=1):
+        prints = _made_up(rng)
+        if number % 3 == 0:
+            prints["netclean"] = _hex(rng, 48)
+        entries.append(
+            FakeEntry(
+                member_id=42,
+                entry_id=f"img-{number:02d}",
+                timestamp=now - offset * day,
+                classification=("A1", "A2", "B1", "B2")[number % 4],
+                fingerprints=prints,
+            )
+        )
+    for number, offset in enumerate((31.7, 18.0, 2.5), start=1):
+        entries.append(
+            FakeEntry(
+                member_id=43,
+                entry_id=f"vid-{number:02d}",
+                media="video",
+                timestamp=now - offset * day,
+                classification=None if number == 2 else "A1",
+                fingerprints={"md5": _hex(rng, 32), "sha1": _hex(rng, 40)},
+                large=("tmk-pdqf", "videntifier"),
+            )
+        )
+    entries += [
+        FakeEntry(member_id=42, entry_id="img-gone", timestamp=now - 33.9 * day, deleted=True),
+        FakeEntry(
+            member_id=43,
+            entry_id="vid-gone",
+            media="video",
+            timestamp=now - 10 * day,
+            deleted=True,
+        ),
+        # not in NCMEC's documented examples; the adapter accepts it all the same
+        FakeEntry(
+            member_id=44,
+            entry_id="img-withdrawn",
+            timestamp=now - 5 * day,
+            deleted=True,
+            fingerprints={"md5": _hex(rng, 32), "sha1": _hex(rng, 40)},
+        ),
+        # malformed: a bad md5 beside a good sha1; no id; no member id; blank PDQ
+        FakeEntry(
+            member_id=42,
+            entry_id="img-badhex",
+            timestamp=now - 32.5 * day,
+            fingerprints={"md5": "zz" * 16, "sha1": _hex(rng, 40)},
+        ),
+        FakeEntry(
+            member_id=42, entry_id=None, timestamp=now - 15 * day, fingerprints=_made_up(rng)
+        ),
+        FakeEntry(
+            member_id=None,
+            entry_id="img-nomember",
+            timestamp=now - 14 * day,
+            fingerprints=_made_up(rng),
+        ),
+        FakeEntry(
+            member_id=45,
+            entry_id="img-blankpdq",
+            timestamp=now - 7 * day,
+            fingerprints={"pdq": "0" * 64, "pdna": "AAAA"},
+        ),
+        # too fresh: stamped inside the adapter's settling time
+        FakeEntry(
+            member_id=42,
+            entry_id="img-fresh",
+            timestamp=now - timedelta(minutes=1),
+            fingerprints=_made_up(rng),
+        ),
+    ]
+    return entries
