@@ -21,8 +21,9 @@ calls. Entries of the last five minutes wait for the next sync (late commits).
 
 **Deletions.** NCMEC documents ``deletedImage``/``deletedVideo`` with member, id and
 timestamp only. Fingerprints a deletion does carry become tombstones (unless a live
-entry of the page lists the hash); a deletion naming only its entry is reported in
-``skipped``, and its hashes stay, until the sync can tombstone by entry id.
+entry of the page lists the hash); a deletion naming only its entry tombstones the
+bank's entries of that entry id. (A bank keeps one entry id per hash: a hash that two
+members listed goes with the deletion of the entry that wrote it last.)
 
 **Feedback.** CONFIRMED is ``affirmative``. FALSE_POSITIVE needs one of NCMEC's reason
 GUIDs: ``metadata["reason_id"]``, else the reason named ``Feedback.reason``, else the
@@ -111,6 +112,8 @@ class NcmecSettings(BaseModel):
     timeout_seconds: float = Field(default=60.0, gt=0, le=600)
     retries: int = Field(default=3, ge=0, le=10)
     requests_per_second: float = Field(default=2.0, gt=0, le=1000)
+    #: entries this recent wait for the next sync (NCMEC may still commit older stamps)
+    settle_seconds: float = Field(default=SETTLE.total_seconds(), ge=0, le=86_400)
 
     @field_validator("base_url")
     @classmethod
@@ -367,15 +370,12 @@ def _batch(page: _Page, environment: str, checkpoint: str) -> SyncBatch:
                 ),
             )
     removals: dict[tuple[Algorithm, str], None] = {}
-    skipped = list(page.skipped)
+    removed_ids: list[str] = []
     for entry in latest.values():
         if not entry.deleted:
             continue
         if not entry.fingerprints:
-            skipped.append(
-                f"deleted {entry.media} {entry.key}: NCMEC names no fingerprints, so its "
-                "hashes stay in the bank until deletions by entry id are supported"
-            )
+            removed_ids.append(entry.key)
         for signal in entry.fingerprints:
             if signal not in upserts:  # another live entry still lists the hash
                 removals[signal] = None
@@ -385,7 +385,8 @@ def _batch(page: _Page, environment: str, checkpoint: str) -> SyncBatch:
     return SyncBatch(
         upserts=tuple(upserts.values()),
         removals=tuple(removals),
-        skipped=tuple(skipped),
+        removed_entry_ids=tuple(removed_ids),
+        skipped=tuple(page.skipped),
         checkpoint=checkpoint,
     )
 
@@ -450,7 +451,7 @@ class NcmecExchange(ListSource):
 
     def fetch(self, checkpoint: str | None) -> Iterator[SyncBatch]:
         now = self._clock().astimezone(UTC).replace(microsecond=0)
-        until = now - SETTLE
+        until = now - timedelta(seconds=self.options.settle_seconds)
         window = timedelta(hours=self.options.window_hours)
         span = window
         if checkpoint is None:
