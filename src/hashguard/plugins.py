@@ -43,6 +43,8 @@ class Adapter(ABC):
     Settings: ClassVar[type[BaseModel]] = NoSettings
     #: names of the credentials it needs (held encrypted, never logged)
     secrets: ClassVar[tuple[str, ...]] = ()
+    #: credentials it can use when given (e.g. a key for sending feedback)
+    optional_secrets: ClassVar[tuple[str, ...]] = ()
     #: who may use it and under which terms (shown by ``hashguard plugins list``)
     terms: ClassVar[str] = ""
 

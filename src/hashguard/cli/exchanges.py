@@ -12,11 +12,17 @@ import typer
 from pydantic import SecretStr
 from rich.table import Table
 
-from hashguard.banks.exchanges.base import ListSource
-from hashguard.banks.exchanges.sync import build_source, seal_credentials, sync_exchange
+from hashguard.banks.exchanges.base import ExchangeError, FeedbackUnsupported, ListSource
+from hashguard.banks.exchanges.sync import (
+    build_source,
+    seal_credentials,
+    send_feedback,
+    sync_exchange,
+)
 from hashguard.cli.context import err, fail, master_key_of, out, registry_of, store_of
 from hashguard.domain.banks import BankKind
-from hashguard.domain.exchanges import Exchange, ExchangeState, SyncReport
+from hashguard.domain.exchanges import Exchange, ExchangeState, Feedback, SyncReport, Verdict
+from hashguard.domain.signals import Algorithm
 from hashguard.keys import MasterKeyError
 from hashguard.plugins import AdapterKind, PluginError
 from hashguard.store.banks import InvalidBankName
@@ -98,10 +104,15 @@ def add(
         raise fail(str(exc)) from None
     settings = {k: _setting_value(v) for k, v in _pairs(setting or [], "--setting").items()}
     given = _pairs(credential or [], "--credential")
-    unknown = set(given) - set(kind.secrets)
+    unknown = set(given) - set(kind.secrets) - set(kind.optional_secrets)
     if unknown:
         raise fail(f"{adapter} takes no credential named {sorted(unknown)}")
     secrets = {secret: _credential(secret, given.get(secret)) for secret in kind.secrets}
+    secrets |= {
+        secret: _credential(secret, given[secret])
+        for secret in kind.optional_secrets
+        if secret in given
+    }
     try:
         kind.configure(settings, {k: SecretStr(v) for k, v in secrets.items()})
     except PluginError as exc:
@@ -254,6 +265,42 @@ def sync(
             err.print(f"  [yellow]skipped[/yellow] {reason}", highlight=False)
     if any(not r.ok for r in reports):
         raise typer.Exit(1)
+
+
+@app.command()
+def feedback(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(help="The exchange the entry came from.")],
+    entry_id: Annotated[str, typer.Option(help="The entry's id, as the bank shows it.")],
+    algorithm: Annotated[Algorithm, typer.Option(help="The matched hash's algorithm.")],
+    value: Annotated[str, typer.Option("--hash", help="The matched hash.")],
+    verdict: Annotated[Verdict, typer.Option(help="What review concluded.")],
+    reason: Annotated[str | None, typer.Option(help="Why (a false positive's reason).")] = None,
+) -> None:
+    """Tell the exchange what review concluded about one of its entries."""
+    registry = registry_of(ctx)
+    with store_of(ctx) as store:
+        try:
+            exchange = store.exchanges.get(name)
+            key = master_key_of(ctx) if exchange.credential_names else None
+            send_feedback(
+                registry,
+                store,
+                key,
+                exchange,
+                Feedback(
+                    entry_id=entry_id,
+                    algorithm=algorithm,
+                    value=value.strip().lower(),
+                    verdict=verdict,
+                    reason=reason,
+                ),
+            )
+        except (UnknownExchange, PluginError, MasterKeyError, FeedbackUnsupported) as exc:
+            raise fail(str(exc)) from None
+        except ExchangeError as exc:
+            raise fail(f"{name}: {exc}", code=1) from None
+    err.print(f"{name}: feedback {verdict} sent for entry {entry_id}")
 
 
 def _set_enabled(ctx: typer.Context, name: str, enabled: bool) -> None:

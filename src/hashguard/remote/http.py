@@ -4,12 +4,14 @@ credential (only the method, the path, the status and the exception's type)."""
 
 from __future__ import annotations
 
+import ipaddress
 import random
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 
@@ -126,6 +128,28 @@ class ServiceClient:
 
     def close(self) -> None:
         self._client.close()
+
+
+def check_base_url(value: str) -> str:
+    """A base URL that credentials may be sent to: https, or plain http to a loopback
+    address (a local fake or proxy); no credentials, query or fragment in it."""
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError("must be an http(s) URL")
+    if parts.username is not None or parts.password is not None:
+        raise ValueError("must not hold credentials (they are secrets)")
+    if parts.query or parts.fragment:
+        raise ValueError("must not have a query or a fragment")
+    if parts.scheme == "http" and not _loopback(parts.hostname):
+        raise ValueError("must use https (plain http only on loopback: credentials go with it)")
+    return value.rstrip("/")
+
+
+def _loopback(host: str) -> bool:
+    try:
+        return host == "localhost" or ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def redact(text: str, secrets: Iterable[str]) -> str:

@@ -32,7 +32,6 @@ only reason offered; otherwise ``ExchangeError`` lists the reasons' names.
 
 from __future__ import annotations
 
-import ipaddress
 import json
 import logging
 import re
@@ -52,7 +51,7 @@ from hashguard.banks.formats import InvalidRow, check_storable, normalise_hash
 from hashguard.domain.banks import BankEntry
 from hashguard.domain.exchanges import Feedback, SyncBatch, Verdict
 from hashguard.domain.signals import Algorithm
-from hashguard.remote.http import Retry, ServiceClient, ServiceError
+from hashguard.remote.http import Retry, ServiceClient, ServiceError, check_base_url
 
 log = logging.getLogger("hashguard.exchanges.ncmec")
 
@@ -118,18 +117,7 @@ class NcmecSettings(BaseModel):
     @field_validator("base_url")
     @classmethod
     def _check_base_url(cls, value: str | None) -> str | None:
-        if value is None:
-            return None
-        parts = urlsplit(value)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise ValueError("must be an http(s) URL")
-        if parts.username is not None or parts.password is not None:
-            raise ValueError("must not hold credentials (they are secrets)")
-        if parts.query or parts.fragment:
-            raise ValueError("must not have a query or a fragment")
-        if parts.scheme == "http" and not _is_loopback(parts.hostname):
-            raise ValueError("plain http is allowed on loopback only (credentials go with it)")
-        return value.rstrip("/")
+        return None if value is None else check_base_url(value)
 
     @field_validator("start")
     @classmethod
@@ -141,13 +129,6 @@ class NcmecSettings(BaseModel):
     @property
     def url(self) -> str:
         return self.base_url or ENVIRONMENTS[self.environment]
-
-
-def _is_loopback(host: str) -> bool:
-    try:
-        return host == "localhost" or ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 # -- checkpoint -------------------------------------------------------------------------

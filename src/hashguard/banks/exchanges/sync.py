@@ -19,7 +19,7 @@ from dataclasses import replace
 from pydantic import SecretStr
 
 from hashguard.banks.exchanges.base import ExchangeError, ListSource
-from hashguard.domain.exchanges import Exchange, SyncReport
+from hashguard.domain.exchanges import Exchange, Feedback, SyncReport
 from hashguard.keys import MasterKey, MasterKeyError
 from hashguard.plugins import AdapterKind, Registry
 from hashguard.store import Store
@@ -63,6 +63,19 @@ def build_source(
     source = adapter.configure(exchange.settings, secrets)
     assert isinstance(source, ListSource)
     return source
+
+
+def send_feedback(
+    registry: Registry, store: Store, key: MasterKey | None, exchange: Exchange, feedback: Feedback
+) -> None:
+    """Tell ``exchange`` what a reviewer concluded about one of its entries (NCMEC:
+    affirmative/negative; StopNCII: Blocked/NotBlocked). Raises ``FeedbackUnsupported``
+    or ``ExchangeError``; the review workflow calls this on a decision."""
+    source = build_source(registry, store, key, exchange)
+    try:
+        source.send_feedback(feedback)
+    finally:
+        source.close()
 
 
 def lease_owner() -> str:
