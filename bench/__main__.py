@@ -53,6 +53,10 @@ def main() -> int:
             rows += exact_rows()
         if "index" in wanted:
             rows += index_rows(scale, progress.print)
+        if "service" in wanted:
+            from bench.service import service_rows  # noqa: PLC0415 - uvloop, httpx: only when asked
+
+            rows += service_rows(corpora, scale, progress.print)
     except BenchError as exc:
         progress.print(f"[red]benchmark aborted:[/red] {exc}", highlight=False, markup=True)
         return 2

@@ -51,7 +51,7 @@ class Settings(BaseSettings):
     #: largest list file imported through POST /v1/banks/{name}/import
     max_list_mb: float = Field(default=2048, gt=0)
     #: hashing requests admitted at once per worker; beyond that, 503 at once
-    queue_per_worker: int = Field(default=4, ge=1)
+    queue_per_worker: int = Field(default=8, ge=1)
     #: hashing requests one token may have in flight; beyond that, 429
     token_concurrency: int = Field(default=16, ge=1)
     #: hashes one token may look up per minute through /v1/lookup (anti-enumeration);

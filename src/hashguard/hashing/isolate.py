@@ -51,11 +51,12 @@ MAX_TASKS_PER_WORKER = 2000
 
 
 def _worker_context() -> multiprocessing.context.BaseContext:
-    """Workers fork from a clean server process that has already imported the decoders,
-    so replacing a crashed or recycled worker costs milliseconds, not a fresh interpreter;
-    and they never inherit the parent's threads, as plain fork would."""
+    """Workers fork from a clean server process that has already imported the decoders
+    and hashed a few images (``warmup``), so replacing a crashed or recycled worker costs
+    milliseconds, not a fresh interpreter; and they never inherit the parent's threads,
+    as plain fork would."""
     context = multiprocessing.get_context("forkserver")
-    context.set_forkserver_preload(["hashguard.hashing.kernel"])
+    context.set_forkserver_preload(["hashguard.hashing.warmup"])
     return context
 
 
@@ -75,7 +76,9 @@ def _keep_freed_memory() -> None:
     libc.mallopt(m_trim_threshold, 256 << 20)
 
 
-def _init_worker(memory_bytes: int) -> None:
+def _init_worker(memory_bytes: int, niceness: int) -> None:
+    if niceness:
+        os.nice(niceness)
     _keep_freed_memory()
     resource.setrlimit(resource.RLIMIT_AS, (memory_bytes, memory_bytes))
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
@@ -135,7 +138,10 @@ class HashingPool:
         timeout: float,
         memory_mb: int,
         max_tasks: int = MAX_TASKS_PER_WORKER,
+        niceness: int = 0,
     ) -> None:
+        """``niceness`` lowers the workers' CPU priority: a server's event loop must get
+        the CPU to admit, refuse and answer requests while its workers are busy."""
         self.workers = workers
         self.options = options
         self.timeout = timeout
@@ -148,7 +154,7 @@ class HashingPool:
             max_workers=workers,
             max_tasks=max_tasks,
             initializer=_init_worker,
-            initargs=(memory_mb * 1024 * 1024,),
+            initargs=(memory_mb * 1024 * 1024, niceness),
             context=_worker_context(),
         )
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 from fastapi import Request
 
@@ -11,15 +11,15 @@ from hashguard.web.auth import Authenticator
 from hashguard.web.services import Services
 
 
-def services(request: Request) -> Services:
+async def services(request: Request) -> Services:
     found: Services = request.app.state.services
     return found
 
 
-def require(scope: Scope) -> Callable[..., Token]:
+def require(scope: Scope) -> Callable[..., Awaitable[Token]]:
     """A dependency: the request's token (authenticated by the gate) if it has ``scope``."""
 
-    def authenticated(request: Request) -> Token:
+    async def authenticated(request: Request) -> Token:
         token: Token = request.state.token  # left there by the gate (gate.py)
         return Authenticator.check(token, scope)
 

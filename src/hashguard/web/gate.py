@@ -4,8 +4,10 @@ FastAPI reads (and parses) a JSON body before it solves a route's dependencies, 
 check made there would let a client without a token make the server buffer and parse
 any body it likes. This middleware answers 401 for a missing or unusable token and
 413 for a declared length over the route's limit at once, and counts the body as it
-arrives (413 past the limit). The scope a route needs is checked by the route's own
-dependency (``deps.require``), on the token left here in the request state.
+arrives (413 past the limit). An upload to /v1/scan is admitted here too (503/429 at
+once when the hashing slots are full), before any dependency is solved. The scope a
+route needs is checked by the route's own dependency (``deps.require``), on the token
+left here in the request state.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from hashguard.web.metrics import Metrics
 from hashguard.web.problems import ProblemError, problem_response
 
 _LIST_IMPORT = re.compile(r"/v1/banks/[^/]+/import")
+SCAN = "/v1/scan"
 TOO_LARGE = "Request body too large"
 
 
@@ -37,11 +40,16 @@ class GateMiddleware:
         request = Request(scope)
         svc = scope["app"].state.services
         limit = svc.list_limit if _LIST_IMPORT.fullmatch(path) else svc.upload_limit
+        header = request.headers.get("authorization")
         try:
-            token = await run_in_threadpool(
-                svc.authenticator.identify, request.headers.get("authorization")
+            token = svc.authenticator.identify_cached(header) or await run_in_threadpool(
+                svc.authenticator.identify, header
             )
             self._check_declared_length(request, limit)
+            # an upload holds a hashing slot from before its body is read until answered
+            admitted = path == SCAN and scope["method"] == "POST"
+            if admitted:
+                svc.admission.acquire(token.id)
         except ProblemError as exc:
             response = problem_response(request, exc.status, exc.title, exc.detail, exc.headers)
             await response(scope, receive, send)
@@ -58,7 +66,11 @@ class GateMiddleware:
                     raise self._too_large(limit)
             return message
 
-        await self.app(scope, counted, send)
+        try:
+            await self.app(scope, counted, send)
+        finally:
+            if admitted:
+                svc.admission.release(token.id)
 
     def _check_declared_length(self, request: Request, limit: int) -> None:
         declared = request.headers.get("content-length", "")

@@ -10,8 +10,7 @@ import math
 import threading
 import time
 from collections import defaultdict
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 
 from hashguard.web.problems import ProblemError
 
@@ -31,8 +30,8 @@ class Admission:
     def in_flight(self) -> int:
         return self._total
 
-    @contextmanager
-    def slot(self, token_id: int) -> Iterator[None]:
+    def acquire(self, token_id: int) -> None:
+        """Take a slot for ``token_id`` or raise the 503/429 problem; ``release`` it."""
         with self._lock:
             if self._total >= self.capacity:
                 self._on_refusal("overload")
@@ -52,12 +51,11 @@ class Admission:
                 )
             self._total += 1
             self._by_token[token_id] += 1
-        try:
-            yield
-        finally:
-            with self._lock:
-                self._total -= 1
-                self._by_token[token_id] -= 1
+
+    def release(self, token_id: int) -> None:
+        with self._lock:
+            self._total -= 1
+            self._by_token[token_id] -= 1
 
 
 class LookupLimiter:

@@ -8,6 +8,8 @@ from collections.abc import Callable
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from hashguard.web.routes import matching
+
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.25, 0.5, 1, 2.5, 5, 10)
 
 
@@ -78,7 +80,13 @@ class MetricsMiddleware:
         try:
             await self.app(scope, receive, record_status)
         finally:
-            route = scope.get("route")
-            template = getattr(route, "path", "unmatched")
+            template = _template(scope)
             self.metrics.requests.labels(scope["method"], template, str(status)).inc()
             self.metrics.latency.labels(template).observe(time.perf_counter() - started)
+
+
+def _template(scope: Scope) -> str:
+    """The route template of a request, also for one answered before routing (by the
+    gate: 401, 413, an overload 503), so that label sets stay small and meaningful."""
+    route = scope.get("route") or next(iter(matching(scope)), None)
+    return str(getattr(route, "path", "unmatched"))

@@ -12,8 +12,9 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.routing import BaseRoute, Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from hashguard.web.routes import matching
 
 PROBLEM_JSON = "application/problem+json"
 REQUEST_ID = "X-Request-ID"
@@ -121,9 +122,8 @@ def install(app: FastAPI) -> None:
 def _allowed_methods(request: Request) -> list[str]:
     """Every method of every route on this path (Starlette names only the first route's)."""
     methods: set[str] = set()
-    for route in request.app.routes:
-        if isinstance(route, BaseRoute) and route.matches(request.scope)[0] is not Match.NONE:
-            methods |= getattr(route, "methods", None) or set()
+    for route in matching(request.scope):
+        methods |= getattr(route, "methods", None) or set()
     return sorted(methods)
 
 

@@ -24,6 +24,9 @@ from hashguard.web.problems import ProblemError
 
 log = logging.getLogger("hashguard.web")
 
+#: upload workers run below the server's priority, so it stays responsive under load
+WORKER_NICENESS = 10
+
 
 class RunManager:
     """Scan runs of server-side folders, one thread each, confined to ``scan_roots``."""
@@ -140,6 +143,7 @@ class Services:
             ),
             timeout=settings.decode_timeout,
             memory_mb=settings.worker_memory_mb,
+            niceness=WORKER_NICENESS,
         )
         matcher = MatcherService(store.banks, settings.index_path)
 

@@ -32,6 +32,7 @@ from hashguard.web.schemas import (
     EntriesOut,
     ImportOut,
     RemoveIn,
+    RowErrorOut,
 )
 from hashguard.web.services import Services
 from hashguard.web.uploads import read_upload
@@ -162,14 +163,16 @@ async def import_bank(
     ``preset`` say which column fills which field instead of header names; with
     ``no_header`` the CSV/TSV has no header row and columns are 1-based positions;
     ``drop_unmapped`` keeps other columns out of the metadata. A mapping that cannot
-    apply to the list is refused with 422 and nothing is imported."""
-    try:
-        mapping = column_map(columns, preset=preset, header=not no_header)
-    except ColumnMappingError as exc:
-        raise ProblemError(422, "Invalid request", str(exc)) from None
+    apply to the list imports nothing, like an invalid row: ``applied: false`` and the
+    reason as an error of line 0."""
     upload = await read_upload(request)
     if not upload.data:
         raise ProblemError(400, "Bad request", "the request carries no list file")
+    filename = upload.fields.get("filename", f"upload.{list_format}")
+    try:
+        mapping = column_map(columns, preset=preset, header=not no_header)
+    except ColumnMappingError as exc:
+        return _not_applied(name, version, filename, str(exc))
     options = ImportOptions(
         algorithm=algorithm,
         version=version,
@@ -181,7 +184,6 @@ async def import_bank(
         columns=mapping,
         drop_unmapped=drop_unmapped,
     )
-    filename = upload.fields.get("filename", f"upload.{list_format}")
     try:
         report = await run_in_threadpool(
             import_stream,
@@ -197,8 +199,24 @@ async def import_bank(
     except EmptyList as exc:
         raise ProblemError(409, "Conflict", str(exc)) from None
     except ColumnMappingError as exc:
-        raise ProblemError(422, "Invalid request", str(exc)) from None
+        return _not_applied(name, version, filename, str(exc))
     return ImportOut.of(report)
+
+
+def _not_applied(bank: str, version: str | None, filename: str, reason: str) -> ImportOut:
+    return ImportOut(
+        bank=bank,
+        version=version,
+        applied=False,
+        rows=0,
+        added=0,
+        updated=0,
+        unchanged=0,
+        removed=0,
+        restored=0,
+        duplicates=0,
+        errors=[RowErrorOut(file=filename, line=0, reason=reason)],
+    )
 
 
 def _entries(body: EntriesIn) -> list[BankEntry]:

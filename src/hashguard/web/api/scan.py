@@ -77,20 +77,19 @@ async def scan(
     ``unsupported``); 503 means the server is at capacity right now (retry after
     ``Retry-After``), never that the upload was checked.
     """
-    with svc.admission.slot(token.id):
-        upload = await read_upload(request)
-        try:
-            output = await asyncio.wrap_future(svc.pool.submit_data(upload.data))
-            matches = (
-                await run_in_threadpool(svc.matcher.match, output.signals) if output.signals else ()
-            )
-        except (PoolStopped, NotLoaded) as exc:
-            raise ProblemError(503, "Not ready", str(exc), {"Retry-After": "5"}) from None
-        remote = (
-            await run_in_threadpool(svc.remote.match, upload.data, output.signals)
-            if svc.remote is not None and output.signals is not None
-            else ()
+    upload = await read_upload(request)
+    try:
+        output = await asyncio.wrap_future(svc.pool.submit_data(upload.data))
+        matches = (
+            await run_in_threadpool(svc.matcher.match, output.signals) if output.signals else ()
         )
+    except (PoolStopped, NotLoaded) as exc:
+        raise ProblemError(503, "Not ready", str(exc), {"Retry-After": "5"}) from None
+    remote = (
+        await run_in_threadpool(svc.remote.match, upload.data, output.signals)
+        if svc.remote is not None and output.signals is not None
+        else ()
+    )
     result = classify("upload", output, matches, remote)
     svc.metrics.outcomes.labels(str(result.outcome)).inc()
     for match in result.matches:
