@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from concurrent.futures import Future, InvalidStateError, TimeoutError
 from contextlib import suppress
 from types import TracebackType
-from typing import Self
+from typing import Any, Self
 
 from pebble import ProcessExpired, ProcessPool
 from pebble.common.types import RemoteTraceback
@@ -48,6 +48,8 @@ def hash_batch(paths: list[str], options: HashOptions, seconds: float) -> list[H
 
 #: Recycle each worker after this many files, bounding allocator fragmentation.
 MAX_TASKS_PER_WORKER = 2000
+#: Workers are split over at most this many pools, recycled at staggered points.
+MAX_GROUPS = 4
 
 
 def _worker_context() -> multiprocessing.context.BaseContext:
@@ -150,13 +152,38 @@ class HashingPool:
             os.environ.setdefault(name, "1")
         self._lock = threading.Lock()
         self._outstanding: set[Future[HashOutput]] = set()
-        self._pool = ProcessPool(
-            max_workers=workers,
-            max_tasks=max_tasks,
-            initializer=_init_worker,
-            initargs=(memory_mb * 1024 * 1024, niceness),
-            context=_worker_context(),
-        )
+        # Workers recycled at the same moment stall every request at once (measured:
+        # 150-400 ms with all slots waiting). So the workers are split over a few pools
+        # whose recycling points are staggered, and each task goes to the least busy.
+        groups = min(workers, MAX_GROUPS)
+        self._pools = [
+            ProcessPool(
+                max_workers=workers // groups + (index < workers % groups),
+                max_tasks=max_tasks + max_tasks * index // groups,
+                initializer=_init_worker,
+                initargs=(memory_mb * 1024 * 1024, niceness),
+                context=_worker_context(),
+            )
+            for index in range(groups)
+        ]
+        self._load = [0] * groups
+
+    def _schedule_task(self, function: Any, args: tuple[Any, ...], timeout: float) -> Future[Any]:
+        """``function(*args)`` on the least busy pool (pebble's RuntimeError if stopped)."""
+        with self._lock:
+            index = min(range(len(self._pools)), key=self._load.__getitem__)
+            self._load[index] += 1
+        try:
+            task: Future[Any] = self._pools[index].schedule(function, args=args, timeout=timeout)
+        except BaseException:
+            self._done_on(index)
+            raise
+        task.add_done_callback(lambda _: self._done_on(index))
+        return task
+
+    def _done_on(self, index: int) -> None:
+        with self._lock:
+            self._load[index] -= 1
 
     def __enter__(self) -> Self:
         return self
@@ -173,11 +200,13 @@ class HashingPool:
         """Finish the queued work (``wait``) or stop at once, failing what is left with
         ``PoolStopped`` (pebble drops the futures of tasks it never ran)."""
         # pebble leaves these two unannotated.
-        if wait:
-            self._pool.close()  # type: ignore[no-untyped-call]
-        else:
-            self._pool.stop()  # type: ignore[no-untyped-call]
-        self._pool.join()
+        for pool in self._pools:
+            if wait:
+                pool.close()  # type: ignore[no-untyped-call]
+            else:
+                pool.stop()  # type: ignore[no-untyped-call]
+        for pool in self._pools:
+            pool.join()
         with self._lock:
             left = list(self._outstanding)
         for future in left:
@@ -199,7 +228,7 @@ class HashingPool:
         """
         outer = self._future()
         try:
-            inner = self._pool.schedule(hash_data, args=(data, self.options), timeout=self.timeout)
+            inner = self._schedule_task(hash_data, (data, self.options), self.timeout)
         except RuntimeError as exc:  # pebble: the pool is not running any more
             _fail(outer, PoolStopped(str(exc)))
             return outer
@@ -248,10 +277,8 @@ class HashingPool:
             self._schedule(paths[0], outers[0])
             return outers
         try:
-            inner = self._pool.schedule(
-                hash_batch,
-                args=(list(paths), self.options, self.timeout),
-                timeout=self.timeout * len(paths),
+            inner = self._schedule_task(
+                hash_batch, (list(paths), self.options, self.timeout), self.timeout * len(paths)
             )
         except RuntimeError as exc:  # pebble: the pool is not running any more
             for outer in outers:
@@ -262,7 +289,7 @@ class HashingPool:
 
     def _schedule(self, path: str, outer: Future[HashOutput]) -> None:
         try:
-            inner = self._pool.schedule(hash_path, args=(path, self.options), timeout=self.timeout)
+            inner = self._schedule_task(hash_path, (path, self.options), self.timeout)
         except RuntimeError as exc:  # pebble: the pool is not running any more
             _fail(outer, PoolStopped(str(exc)))
             return
@@ -299,7 +326,7 @@ class HashingPool:
             _resolve(outer, result)
             return
         try:
-            fallback = self._pool.schedule(exact_only, args=(path,), timeout=self.timeout)
+            fallback = self._schedule_task(exact_only, (path,), self.timeout)
         except RuntimeError as exc:
             _fail(outer, PoolStopped(str(exc)))
             return
