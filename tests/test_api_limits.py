@@ -342,3 +342,19 @@ def test_readiness_503s_are_not_counted_as_overload(api_settings: Settings) -> N
         assert http.get("/readyz").status_code == 503
         metrics = http.get("/metrics").text
         assert metric(metrics, "hashguard_rejected_total", reason="overload") == 0
+
+
+def test_clients_as_many_as_the_slots_are_never_refused(api_settings: Settings) -> None:
+    """A slot frees before its answer leaves: a client that sends its next upload as
+    soon as it has an answer finds its slot free (no 503 from a slot still held)."""
+    settings = api_settings.model_copy(update={"workers": 1, "queue_per_worker": 2})
+    auth = bearer(make_token(settings, Scope.SCAN))
+    with running_server(settings) as base:
+
+        def client(_: int) -> list[int]:
+            with httpx.Client(base_url=base, headers=auth, timeout=30) as http:
+                return [http.post("/v1/scan", content=SMALL).status_code for _ in range(25)]
+
+        with ThreadPoolExecutor(2) as pool:
+            statuses = [status for answers in pool.map(client, range(2)) for status in answers]
+    assert statuses == [200] * 50, statuses

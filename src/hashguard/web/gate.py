@@ -66,11 +66,25 @@ class GateMiddleware:
                     raise self._too_large(limit)
             return message
 
-        try:
-            await self.app(scope, counted, send)
-        finally:
-            if admitted:
+        held = admitted
+
+        def release() -> None:
+            nonlocal held
+            if held:
+                held = False
                 svc.admission.release(token.id)
+
+        async def answering(message: Message) -> None:
+            # the slot frees before the answer leaves: a client that sends its next
+            # upload as soon as it has this answer must find the slot free again
+            if message["type"] == "http.response.start":
+                release()
+            await send(message)
+
+        try:
+            await self.app(scope, counted, answering)
+        finally:
+            release()
 
     def _check_declared_length(self, request: Request, limit: int) -> None:
         declared = request.headers.get("content-length", "")
