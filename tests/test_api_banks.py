@@ -97,6 +97,10 @@ def test_banks_api(api_settings: Settings) -> None:
             "entries": {},
             "removed_entries": 0,
             "imports": 0,
+            "auto_max_distance": 10,
+            "review_max_distance": None,
+            "exact_action": "act",
+            "shadow": False,
         }
         assert_problem(call("POST", "/v1/banks", json={"name": "ngo-list"}), 409)
         for bad in ("", "-leading-dash", "has space", "slash/name", "n" * 101, "ünïcode"):

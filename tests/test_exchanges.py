@@ -299,10 +299,12 @@ def test_a_server_syncs_its_exchanges_and_matches_what_they_bring(
         )
         assert found[0]["bank"] == "feed"
         assert found[0]["entry_id"] == "e2"
-        syncs = metric(
-            http.get("/metrics").text,
-            "hashguard_exchange_syncs_total",
-            exchange="feed",
-            result="ok",
+        wait_until(  # the metric counts a sync once it has finished
+            lambda: metric(
+                http.get("/metrics").text,
+                "hashguard_exchange_syncs_total",
+                exchange="feed",
+                result="ok",
+            ),
+            lambda syncs: syncs >= 1,
         )
-        assert syncs >= 1

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import platformdirs
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, PositiveInt, SecretStr, field_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -80,6 +80,20 @@ class Settings(BaseSettings):
     remote_secrets: dict[str, dict[str, SecretStr]] = Field(default_factory=dict)
     #: time all remote matchers together may take for one file
     remote_budget_seconds: float = Field(default=10.0, gt=0, le=300)
+
+    # -- evidence --
+    #: days matched content is kept in the evidence vault where no jurisdiction rule
+    #: applies: one year, the US preservation period after a CyberTipline report
+    #: (18 U.S.C. 2258A(h) since the REPORT Act)
+    evidence_retention_days: int = Field(default=365, ge=1, le=36_500)
+    #: days by jurisdiction code, e.g. {"US": 365, "EU": 365}. The EU interim Regulation
+    #: 2021/1232 caps keeping data at 12 months in general, so an EU rule should not
+    #: exceed 365; the US one-year preservation is a minimum after a report
+    evidence_retention_by_jurisdiction: dict[str, PositiveInt] = Field(default_factory=dict)
+    #: the jurisdiction whose rule applies when a caller names none (the provider's own)
+    evidence_jurisdiction: str = Field(default="US", min_length=1, max_length=16)
+    #: where encrypted evidence files live (default: $HASHGUARD_HOME/evidence)
+    evidence_dir: Path | None = None
 
     @field_validator("home")
     @classmethod

@@ -5,6 +5,8 @@ from __future__ import annotations
 import typer
 
 from hashguard.cli import banks, config, db, demo, exchanges, hash, plugins, scan, serve, tokens
+from hashguard.cli.audit import app as audit_app
+from hashguard.cli.evidence import app as evidence_app
 
 app = typer.Typer(
     name="hashguard",
@@ -21,6 +23,8 @@ app.add_typer(config.app, name="config")
 app.add_typer(exchanges.app, name="exchanges")
 app.add_typer(plugins.app, name="plugins")
 app.add_typer(plugins.keys_app, name="keys")
+app.add_typer(audit_app, name="audit")
+app.add_typer(evidence_app, name="evidence")
 app.command("serve")(serve.serve)
 app.command("hash")(hash.hash_files)
 app.command("scan")(scan.scan)

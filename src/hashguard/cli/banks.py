@@ -7,6 +7,7 @@ their licences. ``show`` gives counts, provenance and settings only.
 from __future__ import annotations
 
 import json
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
@@ -14,13 +15,21 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
+from hashguard.audit import bank_details, cli_actor, import_details, record
 from hashguard.banks.columns import ColumnMappingError, Preset, column_map
 from hashguard.banks.formats import ListFormat
 from hashguard.banks.importer import ImportOptions, NewBank, import_list
 from hashguard.cli.context import err, fail, out, store_of
 from hashguard.domain.banks import DEFAULT_PDQ_THRESHOLD, MAX_PDQ_THRESHOLD, Bank, BankKind
+from hashguard.domain.policy import Action, InvalidPolicy
 from hashguard.domain.signals import Algorithm
-from hashguard.store.banks import BankExists, InvalidBankName, UnknownBank
+from hashguard.store.banks import KEEP, BankExists, InvalidBankName, UnknownBank
+
+
+class ExactAction(StrEnum):
+    ACT = "act"
+    REVIEW = "review"
+
 
 app = typer.Typer(help="Hash banks: named, versioned lists with provenance.", no_args_is_help=True)
 
@@ -46,7 +55,26 @@ def _bank_json(bank: Bank) -> dict[str, object]:
         "version": bank.version,
         "created_at": bank.created_at.isoformat(),
         "imported_at": bank.imported_at.isoformat() if bank.imported_at else None,
+        "policy": {
+            "auto_max_distance": bank.policy.auto_max_distance,
+            "review_max_distance": bank.policy.review_max_distance,
+            "exact_action": str(bank.policy.exact_action),
+            "shadow": bank.policy.shadow,
+        },
     }
+
+
+def _distance(value: str | None) -> int | None:
+    """A policy distance from the command line: a number, or ``none``."""
+    if value is None or value.lower() == "none":
+        return None
+    try:
+        distance = int(value)
+    except ValueError:
+        raise typer.BadParameter(f"{value!r} is not a number or 'none'") from None
+    if not 0 <= distance <= MAX_PDQ_THRESHOLD:
+        raise typer.BadParameter(f"must be between 0 and {MAX_PDQ_THRESHOLD}, or 'none'")
+    return distance
 
 
 @app.command()
@@ -74,6 +102,7 @@ def create(
             )
         except (BankExists, InvalidBankName) as exc:
             raise fail(str(exc)) from None
+        record(store, cli_actor(), "bank.created", f"bank:{name}", kind=str(kind))
     err.print(f"created bank {name!r} ({kind})")
 
 
@@ -165,6 +194,8 @@ def import_command(
             )
         except ValueError as exc:  # header names and file text in messages are not markup
             raise fail(escape(str(exc))) from None
+        if report.applied:
+            record(store, cli_actor(), "bank.imported", f"bank:{name}", **import_details(report))
     for error in report.errors:
         err.print(f"[yellow]invalid[/yellow] {escape(str(error))}", highlight=False)
     if not report.applied:
@@ -230,6 +261,7 @@ def show(
     if as_json:
         out.print(json.dumps(shown), markup=False)
         return
+    shown["policy"] = stats.bank.policy.describe()
     for key, value in shown.items():
         out.print(f"{key:>16}: {value}", markup=False)
 
@@ -246,16 +278,59 @@ def set_settings(
         typer.Option("--threshold", min=0, max=MAX_PDQ_THRESHOLD, help="PDQ distance threshold."),
     ] = None,
     kind: Annotated[BankKind | None, typer.Option(help="known or allow.")] = None,
+    auto_max_distance: Annotated[
+        str | None,
+        typer.Option(
+            "--auto-max-distance",
+            metavar="N|none",
+            help="Policy band A: PDQ matches up to this distance act automatically "
+            "('none': PDQ never acts on its own).",
+        ),
+    ] = None,
+    review_max_distance: Annotated[
+        str | None,
+        typer.Option(
+            "--review-max-distance",
+            metavar="N|none",
+            help="Policy band B: PDQ matches up to this distance go to human review; "
+            "farther ones are ignored ('none': up to the threshold).",
+        ),
+    ] = None,
+    exact_action: Annotated[
+        ExactAction | None,
+        typer.Option("--exact-action", help="What an exact-hash match leads to."),
+    ] = None,
+    shadow: Annotated[
+        bool | None,
+        typer.Option(
+            "--shadow/--live",
+            help="Shadow mode: record and count the bank's decisions, act on none of them.",
+        ),
+    ] = None,
 ) -> None:
-    """Change a bank's settings."""
+    """Change a bank's settings and policy."""
     with store_of(ctx) as store:
         try:
-            bank = store.banks.configure(name, enabled=enabled, pdq_threshold=threshold, kind=kind)
-        except UnknownBank as exc:
+            bank = store.banks.configure(
+                name,
+                enabled=enabled,
+                pdq_threshold=threshold,
+                kind=kind,
+                auto_max_distance=KEEP
+                if auto_max_distance is None
+                else _distance(auto_max_distance),
+                review_max_distance=KEEP
+                if review_max_distance is None
+                else _distance(review_max_distance),
+                exact_action=Action(exact_action) if exact_action is not None else None,
+                shadow=shadow,
+            )
+        except (UnknownBank, InvalidPolicy) as exc:
             raise fail(str(exc)) from None
+        record(store, cli_actor(), "bank.configured", f"bank:{name}", **bank_details(bank))
     err.print(
         f"bank {bank.name!r}: {bank.kind}, {'enabled' if bank.enabled else 'disabled'}, "
-        f"threshold {bank.pdq_threshold}"
+        f"threshold {bank.pdq_threshold}; policy {bank.policy.describe()}"
     )
 
 
@@ -273,4 +348,5 @@ def delete(
             store.banks.delete(name)
         except UnknownBank as exc:
             raise fail(str(exc)) from None
+        record(store, cli_actor(), "bank.deleted", f"bank:{name}")
     err.print(f"deleted bank {name!r}")

@@ -12,6 +12,7 @@ import typer
 from pydantic import SecretStr
 from rich.table import Table
 
+from hashguard.audit import cli_actor, record
 from hashguard.banks.exchanges.base import ExchangeError, FeedbackUnsupported, ListSource
 from hashguard.banks.exchanges.sync import (
     build_source,
@@ -126,6 +127,7 @@ def add(
                 store.banks.create(bank, kind=BankKind.KNOWN, source=f"exchange {name} ({adapter})")
             except InvalidBankName as exc:
                 raise fail(str(exc)) from None
+            record(store, cli_actor(), "bank.created", f"bank:{bank}", kind="known", exchange=name)
         elif not share_bank and (
             store.banks.stats(bank).total_active or store.exchanges.users_of_bank(bank)
         ):
@@ -144,6 +146,16 @@ def add(
             )
         except ExchangeExists as exc:
             raise fail(str(exc)) from None
+        record(
+            store,
+            cli_actor(),
+            "exchange.added",
+            f"exchange:{name}",
+            adapter=adapter,
+            bank=bank,
+            settings=settings,
+            credential_names=sorted(secrets),
+        )
     err.print(f"exchange {name!r} ({adapter}) syncs into bank {bank!r}; run `exchanges sync`")
 
 
@@ -249,7 +261,7 @@ def sync(
                 reports.append(SyncReport(exchange=exchange.name, error=str(exc)))
                 continue
             err.print(f"syncing {exchange.name} ({exchange.adapter}) into {exchange.bank}...")
-            reports.append(sync_exchange(store, exchange, source))
+            reports.append(sync_exchange(store, exchange, source, actor=cli_actor()))
     if as_json:
         out.print(json.dumps([_report_json(r) for r in reports]), markup=False)
     for report in reports:
@@ -309,6 +321,12 @@ def _set_enabled(ctx: typer.Context, name: str, enabled: bool) -> None:
             store.exchanges.set_enabled(name, enabled)
         except UnknownExchange as exc:
             raise fail(str(exc)) from None
+        record(
+            store,
+            cli_actor(),
+            f"exchange.{'enabled' if enabled else 'disabled'}",
+            f"exchange:{name}",
+        )
     err.print(f"exchange {name!r} {'enabled' if enabled else 'disabled'}")
 
 
@@ -332,4 +350,5 @@ def remove(ctx: typer.Context, name: Annotated[str, typer.Argument()]) -> None:
             store.exchanges.delete(name)
         except UnknownExchange as exc:
             raise fail(str(exc)) from None
+        record(store, cli_actor(), "exchange.removed", f"exchange:{name}")
     err.print(f"exchange {name!r} removed")

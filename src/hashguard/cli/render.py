@@ -7,6 +7,7 @@ import io
 from typing import Any
 
 from hashguard.domain.matches import match_to_json
+from hashguard.domain.policy import Action, decision_to_json
 from hashguard.domain.remote import RemoteResult, RemoteStatus, remote_to_json
 from hashguard.domain.scans import FileResult, Outcome, ScanRun, printable_path
 from hashguard.domain.signals import DIHEDRAL_NAMES, FileSignals
@@ -48,6 +49,7 @@ def result_json(result: FileResult) -> dict[str, Any]:
         **(signals_json(result.signals) if result.signals else {}),
         "matches": [match_to_json(match) for match in result.matches],
         "remote": [remote_json(r) for r in result.remote],
+        "decision": decision_to_json(result.decision),
     }
 
 
@@ -65,6 +67,9 @@ def summary_json(run: ScanRun, *, resumed: bool, exit_code: int) -> dict[str, An
         "roots": list(run.roots),
         "total": run.total,
         "counts": {str(outcome): run.counts.get(outcome, 0) for outcome in Outcome},
+        # files per decided action; files per strongest action a shadow bank would take
+        "actions": {str(action): run.actions.get(action, 0) for action in Action},
+        "shadow_actions": {str(action): run.shadow_actions.get(action, 0) for action in Action},
         "exit_code": exit_code,
     }
 
@@ -80,6 +85,9 @@ CSV_COLUMNS = (
     "pdq",
     "pdq_quality",
     "matches",
+    "action",
+    "rule",
+    "shadow_action",
 )
 
 
@@ -109,6 +117,9 @@ def csv_row(result: FileResult) -> str:
             first.value if first else "",
             first.quality if first else "",
             matches,
+            str(result.decision.action),
+            result.decision.rule,
+            str(result.decision.shadow_action) if result.decision.shadow_decisions else "",
         ]
     )
     return buffer.getvalue()

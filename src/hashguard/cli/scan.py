@@ -25,6 +25,7 @@ from hashguard.cli.context import (
     store_of,
 )
 from hashguard.cli.render import csv_header, csv_row, result_json, summary_json
+from hashguard.domain.policy import Action
 from hashguard.domain.scans import FileResult, Outcome, ScanOptions, ScanRun
 from hashguard.domain.signals import PdqMode
 from hashguard.hashing.isolate import HashingPool, PoolStopped
@@ -69,6 +70,12 @@ def _summary_table(run: ScanRun) -> Table:
     for outcome in Outcome:
         table.add_row(str(outcome), str(run.counts.get(outcome, 0)))
     table.add_row("total", str(run.total), style="bold")
+    for action in Action:
+        shadow = run.shadow_actions.get(action, 0) if action is not Action.IGNORE else 0
+        table.add_row(
+            f"decision: {action}",
+            str(run.actions.get(action, 0)) + (f" (+{shadow} in shadow)" if shadow else ""),
+        )
     return table
 
 

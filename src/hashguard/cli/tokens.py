@@ -10,6 +10,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
+from hashguard.audit import cli_actor, record
 from hashguard.cli.context import err, fail, out, store_of
 from hashguard.domain.tokens import Scope, Token
 from hashguard.store.tokens import UnknownToken
@@ -52,6 +53,7 @@ def create(
     """Create a token. The secret is printed once, on stdout, and cannot be shown again."""
     with store_of(ctx) as store:
         token, secret = store.tokens.create(name, scope, expires_at=_expiry(expires))
+        record(store, cli_actor(), "token.created", f"token:{token.id}", **_token_json(token))
     err.print(
         f"token #{token.id} {token.name!r} with scopes {', '.join(sorted(map(str, token.scopes)))}"
         + (f", expires {token.expires_at:%Y-%m-%d %H:%M} UTC" if token.expires_at else "")
@@ -92,4 +94,5 @@ def revoke(
             token = store.tokens.revoke(token_id)
         except UnknownToken as exc:
             raise fail(str(exc)) from None
+        record(store, cli_actor(), "token.revoked", f"token:{token.id}", name=token.name)
     err.print(f"token #{token.id} {token.name!r} revoked")

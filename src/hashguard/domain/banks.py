@@ -8,6 +8,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
+from hashguard.domain.policy import BankPolicy
 from hashguard.domain.signals import Algorithm
 
 DEFAULT_PDQ_THRESHOLD = 31
@@ -33,6 +34,8 @@ class Bank:
     version: str | None
     created_at: datetime
     imported_at: datetime | None
+    #: what the bank's matches lead to (bands, shadow mode); see ``domain.policy``
+    policy: BankPolicy = field(default_factory=BankPolicy)
 
 
 #: Bank names: safe in URLs, file names and metric labels.

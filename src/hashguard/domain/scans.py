@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
 from hashguard.domain.matches import Match
+from hashguard.domain.policy import NO_MATCH, Action, Decision
 from hashguard.domain.remote import RemoteResult
 from hashguard.domain.signals import FileSignals, PdqMode
 
@@ -82,6 +83,8 @@ class FileResult:
     matches: tuple[Match, ...] = ()
     #: what the remote matchers (PhotoDNA, Arachnid Shield...) answered, if any were asked
     remote: tuple[RemoteResult, ...] = ()
+    #: what the policy decided (act, review, ignore) and the rule that decided it
+    decision: Decision = NO_MATCH
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -95,6 +98,10 @@ class ScanRun:
     counts: Mapping[Outcome, int]
     pid: int | None = None
     host: str | None = None
+    #: files per decided action, and files per strongest action a shadow bank would
+    #: have taken (recorded, never acted on)
+    actions: Mapping[Action, int] = field(default_factory=dict)
+    shadow_actions: Mapping[Action, int] = field(default_factory=dict)
 
     @property
     def total(self) -> int:

@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from hashguard.domain.banks import Bank
 from hashguard.domain.matches import Match
 from hashguard.domain.signals import Algorithm, FileSignals
 from hashguard.matching.matcher import (
@@ -78,6 +79,12 @@ class MatcherService:
     def lookup(self, queries: Sequence[tuple[Algorithm, str]]) -> list[tuple[Match, ...]]:
         with self._lock:
             return self._current().lookup(queries)
+
+    @property
+    def banks(self) -> tuple[Bank, ...]:
+        """The enabled banks as of the last refresh (their policies decide on matches)."""
+        with self._lock:
+            return self._current().banks
 
     @property
     def loaded(self) -> bool:

@@ -7,19 +7,22 @@ import json
 import os
 import socket
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import partial
 from queue import Empty, SimpleQueue
 from typing import Any, Protocol
 
+from hashguard.domain.banks import Bank
 from hashguard.domain.matches import Match
+from hashguard.domain.policy import Action, BankPolicy, Decision
 from hashguard.domain.remote import RemoteResult, RemoteStatus
 from hashguard.domain.scans import FileResult, Outcome, RunStatus, ScanOptions, ScanRun
 from hashguard.domain.signals import PDQ_MIN_QUALITY, FileSignals
 from hashguard.hashing.isolate import HashingPool
 from hashguard.hashing.kernel import HashOutput
+from hashguard.policy import decide
 from hashguard.remote.service import RemoteMatching
 from hashguard.scan.walk import WalkItem, walk
 from hashguard.store.scans import ScanStore, path_key
@@ -32,6 +35,16 @@ class SignalMatcher(Protocol):
     """What the scanner needs of a matcher (a ``Matcher`` or a server's ``MatcherService``)."""
 
     def match(self, signals: FileSignals) -> tuple[Match, ...]: ...
+
+    @property
+    def banks(self) -> tuple[Bank, ...]:
+        """The enabled banks, whose policies decide what a match leads to."""
+        ...
+
+
+def policies_of(banks: Sequence[Bank]) -> dict[str, BankPolicy]:
+    """The policy of each bank, by name, as ``policy.decide`` takes them."""
+    return {bank.name: bank.policy for bank in banks}
 
 
 class ScanAlreadyRunning(RuntimeError):
@@ -93,11 +106,21 @@ def classify(
     output: HashOutput,
     matches: tuple[Match, ...],
     remote: tuple[RemoteResult, ...] = (),
+    policies: Mapping[str, BankPolicy] | None = None,
 ) -> FileResult:
     """The one outcome of a file: a match (local or remote) wins, then the hashing
-    problem, then a remote matcher that did not answer, then no_match."""
+    problem, then a remote matcher that did not answer, then no_match. The policy's
+    decision (``policies`` by bank name; default policies when not given) goes with it:
+    the outcome says what matched, the decision what is to be done about it."""
     if output.signals is None:
-        return FileResult(path=path, outcome=Outcome.ERROR, reason=output.reason)
+        return FileResult(
+            path=path,
+            outcome=Outcome.ERROR,
+            reason=output.reason,
+            decision=Decision(
+                action=Action.IGNORE, rule="ignore: the file could not be read, nothing matched"
+            ),
+        )
     silent = [r for r in remote if r.status is RemoteStatus.NOT_ANSWERED]
     if any(match.effective for match in matches) or any(
         r.status is RemoteStatus.MATCHED for r in remote
@@ -117,6 +140,7 @@ def classify(
         signals=output.signals,
         matches=matches,
         remote=remote,
+        decision=decide(matches, remote, policies or {}),
     )
 
 
@@ -264,7 +288,7 @@ class Scanner:
                 if self._remote is not None and result.signals is not None:
                     self._consult(remote_calls, path, result, matches)
                     continue  # comes back through the queue as the file's result
-                result = classify(path, result, matches)
+                result = classify(path, result, matches, policies=self._policies())
             in_flight -= 1
             recorder.add(result)
 
@@ -277,9 +301,13 @@ class Scanner:
 
         def ask() -> FileResult:
             data = _media(path, signals.size) if remote.wants_media else b""
-            return classify(path, output, matches, remote.match(data, signals))
+            answers = remote.match(data, signals)
+            return classify(path, output, matches, answers, policies=self._policies())
 
         calls.submit(ask).add_done_callback(partial(self._done, path))
+
+    def _policies(self) -> dict[str, BankPolicy]:
+        return policies_of(self._matcher.banks)
 
     def _next_batch(
         self, pending: Iterator[WalkItem], recorder: _Recorder

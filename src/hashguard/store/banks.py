@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
@@ -23,6 +23,7 @@ from hashguard.domain.banks import (
     IndexRows,
     RowError,
 )
+from hashguard.domain.policy import Action, BankPolicy
 from hashguard.domain.signals import Algorithm
 from hashguard.store._util import aware, chunked, now
 from hashguard.store.schema import bank_entries, bank_imports, bank_state, banks
@@ -62,7 +63,33 @@ def _bank(row: Row[Any]) -> Bank:
         version=row.version,
         created_at=created,
         imported_at=aware(row.imported_at),
+        policy=BankPolicy(
+            auto_max_distance=row.auto_max_distance,
+            review_max_distance=row.review_max_distance,
+            exact_action=Action(row.exact_action),
+            shadow=row.shadow,
+        ),
     )
+
+
+class _Keep:
+    """``configure``'s "leave as it is" for settings where ``None`` is a value."""
+
+    def __repr__(self) -> str:
+        return "KEEP"
+
+
+#: Leave a nullable policy setting unchanged (``None`` clears it).
+KEEP: Any = _Keep()
+
+
+def _policy_values(policy: BankPolicy) -> dict[str, Any]:
+    return {
+        "auto_max_distance": policy.auto_max_distance,
+        "review_max_distance": policy.review_max_distance,
+        "exact_action": str(policy.exact_action),
+        "shadow": policy.shadow,
+    }
 
 
 def _next_seq(conn: Connection) -> int:
@@ -119,7 +146,9 @@ class BankStore:
         pdq_threshold: int = DEFAULT_PDQ_THRESHOLD,
         source: str | None = None,
         licence: str | None = None,
+        policy: BankPolicy | None = None,
     ) -> Bank:
+        """A new, empty bank; ``policy`` defaults to ``BankPolicy()``."""
         if not re.fullmatch(BANK_NAME_PATTERN, name):
             raise InvalidBankName(name)
         try:
@@ -133,6 +162,7 @@ class BankStore:
                         source=source,
                         licence=licence,
                         created_at=now(),
+                        **_policy_values(policy or BankPolicy()),
                     )
                 )
         except IntegrityError as exc:
@@ -165,7 +195,15 @@ class BankStore:
         kind: BankKind | None = None,
         source: str | None = None,
         licence: str | None = None,
+        auto_max_distance: int | None = KEEP,
+        review_max_distance: int | None = KEEP,
+        exact_action: Action | None = None,
+        shadow: bool | None = None,
     ) -> Bank:
+        """Change the settings given; ``None`` leaves a setting as it is, except for the
+        two distances, where ``None`` is a value (no PDQ auto band; review up to the
+        threshold) and ``KEEP`` (the default) leaves them. An inconsistent policy raises
+        ``InvalidPolicy`` and changes nothing."""
         changes: dict[str, Any] = {
             key: value
             for key, value in {
@@ -177,11 +215,29 @@ class BankStore:
             }.items()
             if value is not None
         }
-        if changes:
+        policy_changes: dict[str, Any] = {
+            key: value
+            for key, value in {
+                "auto_max_distance": auto_max_distance,
+                "review_max_distance": review_max_distance,
+                "exact_action": exact_action,
+                "shadow": shadow,
+            }.items()
+            if value is not KEEP and (value is not None or key.endswith("distance"))
+        }
+        if changes or policy_changes:
             with self._engine.begin() as conn:
-                result = conn.execute(update(banks).where(banks.c.name == name).values(**changes))
-            if result.rowcount == 0:
-                raise UnknownBank(name)
+                row = conn.execute(
+                    select(banks).where(banks.c.name == name).with_for_update()
+                ).first()
+                if row is None:
+                    raise UnknownBank(name)
+                if policy_changes:  # checked as a whole: raises InvalidPolicy
+                    policy = replace(_bank(row).policy, **policy_changes)
+                    changes |= _policy_values(policy)
+                conn.execute(update(banks).where(banks.c.id == row.id).values(**changes))
+        elif self.find(name) is None:
+            raise UnknownBank(name)
         return self.get(name)
 
     def delete(self, name: str) -> None:

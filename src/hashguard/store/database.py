@@ -15,7 +15,9 @@ from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.pool import NullPool
 
+from hashguard.store.audit import AuditStore
 from hashguard.store.banks import BankStore
+from hashguard.store.evidence import EvidenceStore
 from hashguard.store.exchanges import ExchangeStore
 from hashguard.store.scans import ScanStore
 from hashguard.store.tokens import TokenStore
@@ -74,6 +76,8 @@ class Store:
     scans: ScanStore
     tokens: TokenStore
     exchanges: ExchangeStore
+    audit: AuditStore
+    evidence: EvidenceStore
 
     def close(self) -> None:
         self.engine.dispose()
@@ -108,4 +112,6 @@ def open_store(url: str, *, migrate: bool | None = None) -> Store:
         scans=ScanStore(engine),
         tokens=TokenStore(engine),
         exchanges=ExchangeStore(engine),
+        audit=AuditStore(engine),
+        evidence=EvidenceStore(engine),
     )

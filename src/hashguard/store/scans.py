@@ -9,6 +9,13 @@ from typing import Any
 from sqlalchemy import Engine, Row, func, insert, select, update
 
 from hashguard.domain.matches import match_from_json, match_to_json
+from hashguard.domain.policy import (
+    NO_MATCH,
+    Action,
+    Decision,
+    decision_from_json,
+    decision_to_json,
+)
 from hashguard.domain.remote import RemoteStatus, remote_from_json, remote_to_json
 from hashguard.domain.scans import (
     FileResult,
@@ -58,7 +65,21 @@ def _result_row(run_id: int, result: FileResult) -> dict[str, Any]:
         ]
         or None,
         "scanned_at": now(),
+        "decision": decision_to_json(result.decision),
+        "action": str(result.decision.action),
     }
+
+
+#: Results recorded before policies existed: a match goes to a person.
+LEGACY_MATCH = Decision(
+    action=Action.REVIEW, rule="review: matched before per-bank policies were recorded"
+)
+
+
+def _decision(row: Row[Any]) -> Decision:
+    if row.decision is not None:
+        return decision_from_json(row.decision)
+    return LEGACY_MATCH if row.outcome == str(Outcome.MATCHED) else NO_MATCH
 
 
 def _result(row: Row[Any]) -> FileResult:
@@ -84,6 +105,7 @@ def _result(row: Row[Any]) -> FileResult:
         signals=signals,
         matches=tuple(match_from_json(item) for item in row.matches or ()),
         remote=tuple(remote_from_json(item) for item in row.remote or ()),
+        decision=_decision(row),
     )
 
 
@@ -168,6 +190,21 @@ class ScanStore:
                     .group_by(scan_results.c.outcome)
                 )
             }
+            actions = dict.fromkeys(Action, 0)
+            shadow_actions = dict.fromkeys(Action, 0)
+            # Only matched files can have a decision other than ignore (or a shadow one).
+            for decision in conn.execute(
+                select(scan_results.c.decision).where(
+                    scan_results.c.run_id == run_id,
+                    scan_results.c.outcome == str(Outcome.MATCHED),
+                )
+            ).scalars():
+                decided = decision_from_json(decision) if decision is not None else LEGACY_MATCH
+                actions[decided.action] += 1
+                shadow_actions[decided.shadow_action] += 1
+        unmatched = sum(n for o, n in counts.items() if o != Outcome.MATCHED)
+        actions[Action.IGNORE] += unmatched
+        shadow_actions[Action.IGNORE] += unmatched
         started = aware(row.started_at)
         assert started is not None
         return ScanRun(
@@ -180,6 +217,8 @@ class ScanStore:
             counts={outcome: counts.get(outcome, 0) for outcome in Outcome},
             pid=row.pid,
             host=row.host,
+            actions=actions,
+            shadow_actions=shadow_actions,
         )
 
     def list_runs(self, limit: int = 50) -> list[ScanRun]:

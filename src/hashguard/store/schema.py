@@ -17,6 +17,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    false,
 )
 
 # SQLite only auto-increments an INTEGER PRIMARY KEY; PostgreSQL gets a BIGINT identity.
@@ -44,6 +45,12 @@ banks = Table(
     Column("version", Text),
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("imported_at", DateTime(timezone=True)),
+    # policy (domain.policy.BankPolicy): NULL auto = PDQ never acts on its own,
+    # NULL review = the bank's pdq_threshold
+    Column("auto_max_distance", Integer, server_default="10"),
+    Column("review_max_distance", Integer),
+    Column("exact_action", String(16), nullable=False, server_default="act"),
+    Column("shadow", Boolean, nullable=False, server_default=false()),
 )
 
 bank_entries = Table(
@@ -174,6 +181,58 @@ scan_results = Table(
     # remote matchers' answers; a match's raw response is kept as evidence
     Column("remote", JSON),
     Column("scanned_at", DateTime(timezone=True), nullable=False),
+    # the policy's decision (domain.policy.Decision as JSON) and its action, for counting
+    Column("decision", JSON),
+    Column("action", String(16)),
     UniqueConstraint("run_id", "path_key", name="uq_scan_results_path"),
     Index("ix_scan_results_run_outcome", "run_id", "outcome"),
+)
+
+#: The audit log: append-only, each entry chained to the one before by its hash.
+audit_events = Table(
+    "audit_events",
+    metadata,
+    Column("seq", BigInteger, primary_key=True, autoincrement=False),
+    Column("at", DateTime(timezone=True), nullable=False),
+    Column("actor", String(200), nullable=False),
+    Column("action", String(100), nullable=False),
+    Column("subject", String(300)),
+    Column("details", JSON, nullable=False),
+    Column("prev_hash", String(64), nullable=False),
+    Column("hash", String(64), nullable=False),
+)
+
+#: One row: the audit log's head. Appenders lock it (so the chain never forks) and
+#: move it with every append (so a truncated tail shows).
+audit_state = Table(
+    "audit_state",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("seq", BigInteger, nullable=False),
+    Column("head_hash", String(64), nullable=False),
+)
+
+#: Evidence vault items: clear metadata, the context sealed with the item's data key, and
+#: that data key wrapped by the master key (bound to the item id). The encrypted bytes
+#: live in files, never here. Destroying an item erases ``data_key`` and ``context``
+#: (crypto-erasure) and keeps the metadata as the record that it existed.
+evidence_items = Table(
+    "evidence_items",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("retain_until", DateTime(timezone=True), nullable=False),
+    Column("jurisdiction", String(16), nullable=False),
+    Column("legal_hold", Boolean, nullable=False),
+    Column("hold_reason", Text),
+    Column("held_at", DateTime(timezone=True)),
+    Column("size", BigInteger, nullable=False),
+    Column("sha256", String(64), nullable=False),
+    Column("summary", JSON, nullable=False),
+    Column("data_key", LargeBinary),
+    Column("context", LargeBinary),
+    Column("destroyed_at", DateTime(timezone=True)),
+    Column("destroyed_by", Text),
+    Column("destroy_reason", Text),
+    Index("ix_evidence_items_retain_until", "retain_until"),
 )

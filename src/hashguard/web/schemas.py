@@ -17,6 +17,8 @@ from hashguard.domain.banks import (
     ImportReport,
 )
 from hashguard.domain.matches import Match
+from hashguard.domain.policy import DEFAULT_AUTO_MAX_DISTANCE, Action
+from hashguard.domain.policy import Decision as PolicyDecision
 from hashguard.domain.remote import RemoteResult, RemoteStatus, remote_to_json
 from hashguard.domain.scans import Outcome, RunStatus, ScanRun
 from hashguard.domain.signals import DIHEDRAL_NAMES, Algorithm, FileSignals
@@ -106,11 +108,43 @@ class RemoteOut(BaseModel):
         )
 
 
-class Decision(BaseModel):
-    """What the policy decided. Until per-bank policies exist: matched or not."""
+class ShadowDecisionOut(BaseModel):
+    """What a bank in shadow mode would have decided: recorded, never acted on."""
 
-    matched: bool
+    action: Action
     rule: str
+    bank: str | None
+
+
+class Decision(BaseModel):
+    """What the policy decided and the rule (bank and band) that decided it.
+
+    ``action``: ``act`` (automatically), ``review`` (by a person) or ``ignore``.
+    ``shadow``: only banks in shadow mode matched (the action is then ``ignore``).
+    ``matched`` is kept for older clients: the outcome is ``matched`` (a match beyond
+    a bank's review band, or of a shadow bank, is matched but ignored: key on
+    ``action``)."""
+
+    action: Action
+    rule: str
+    bank: str | None = None
+    shadow: bool = False
+    shadow_decisions: list[ShadowDecisionOut] = Field(default_factory=list)
+    matched: bool
+
+    @classmethod
+    def of(cls, decision: PolicyDecision, *, matched: bool) -> Decision:
+        return cls(
+            action=decision.action,
+            rule=decision.rule,
+            bank=decision.bank,
+            shadow=decision.shadow,
+            shadow_decisions=[
+                ShadowDecisionOut(action=d.action, rule=d.rule, bank=d.bank)
+                for d in decision.shadow_decisions
+            ],
+            matched=matched,
+        )
 
 
 #: Text that is stored: PostgreSQL cannot keep a NUL character.
@@ -140,6 +174,10 @@ def _not_a_boolean(value: Any) -> Any:
 #: JSON booleans are not integers here (pydantic would otherwise read true as 1).
 Threshold = Annotated[int, Field(ge=0, le=MAX_PDQ_THRESHOLD), BeforeValidator(_not_a_boolean)]
 Flag = Annotated[bool, Field(strict=True)]
+#: A policy distance; ``null`` means "none" (see BankIn).
+Distance = Threshold | None
+#: What an exact-hash match leads to.
+ExactAction = Literal["act", "review"]
 _HEX = "^[0-9A-Fa-f]*$"
 
 
@@ -182,20 +220,36 @@ class LookupOut(BaseModel):
 
 
 class BankIn(BaseModel):
+    """A new bank. Policy: exact matches take ``exact_action``; PDQ matches act at
+    distance <= ``auto_max_distance`` (null: never automatically), go to review at
+    distance <= ``review_max_distance`` (null: up to ``pdq_threshold``) and are ignored
+    beyond; ``shadow`` records and counts the bank's decisions without acting on them."""
+
     name: str = Field(pattern=BANK_NAME_PATTERN)
     kind: BankKind = BankKind.KNOWN
     enabled: Flag = True
     pdq_threshold: Threshold = 31
     source: str | None = Text(1000)
     licence: str | None = Text(1000)
+    auto_max_distance: Distance = DEFAULT_AUTO_MAX_DISTANCE
+    review_max_distance: Distance = None
+    exact_action: ExactAction = "act"
+    shadow: Flag = False
 
 
 class BankPatch(BaseModel):
+    """Settings to change; a field left out is unchanged (for the two distances, an
+    explicit null is a value: see BankIn)."""
+
     kind: BankKind | None = None
     enabled: Flag | None = None
     pdq_threshold: Threshold | None = None
     source: str | None = Text(1000)
     licence: str | None = Text(1000)
+    auto_max_distance: Distance = None
+    review_max_distance: Distance = None
+    exact_action: ExactAction | None = None
+    shadow: Flag | None = None
 
 
 class BankOut(BaseModel):
@@ -213,6 +267,10 @@ class BankOut(BaseModel):
     entries: dict[str, int]
     removed_entries: int
     imports: int
+    auto_max_distance: int | None
+    review_max_distance: int | None
+    exact_action: Action
+    shadow: bool
 
     @classmethod
     def of(cls, stats: BankStats) -> BankOut:
@@ -230,6 +288,10 @@ class BankOut(BaseModel):
             entries={str(a): n for a, n in sorted(stats.active.items())},
             removed_entries=stats.removed,
             imports=stats.imports,
+            auto_max_distance=bank.policy.auto_max_distance,
+            review_max_distance=bank.policy.review_max_distance,
+            exact_action=bank.policy.exact_action,
+            shadow=bank.policy.shadow,
         )
 
 

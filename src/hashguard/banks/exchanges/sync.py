@@ -18,6 +18,7 @@ from dataclasses import replace
 
 from pydantic import SecretStr
 
+from hashguard.audit import record
 from hashguard.banks.exchanges.base import ExchangeError, ListSource
 from hashguard.domain.exchanges import Exchange, Feedback, SyncReport
 from hashguard.keys import MasterKey, MasterKeyError
@@ -96,7 +97,9 @@ def _dead_here(owner: str | None) -> bool:
     return False
 
 
-def sync_exchange(store: Store, exchange: Exchange, source: ListSource) -> SyncReport:
+def sync_exchange(
+    store: Store, exchange: Exchange, source: ListSource, *, actor: str = "system:sync"
+) -> SyncReport:
     """Sync ``exchange``'s bank from ``source``; never raises for what the exchange does
     (the report carries the error, and the checkpoint stays where it was)."""
     owner = lease_owner()
@@ -144,4 +147,17 @@ def sync_exchange(store: Store, exchange: Exchange, source: ListSource) -> SyncR
         source.close()
         store.exchanges.record_finished(exchange.name, error=report.error)
         store.exchanges.release_lease(exchange.name, owner)
+    record(
+        store,
+        actor,
+        "exchange.synced",
+        f"exchange:{exchange.name}",
+        bank=exchange.bank,
+        ok=report.ok,
+        batches=report.batches,
+        upserted=report.upserted,
+        removed=report.removed,
+        skipped=report.skipped,
+        error=report.error,
+    )
     return replace(report, skipped_reasons=tuple(reasons))

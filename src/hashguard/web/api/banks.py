@@ -8,6 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Path, Query, Request, Response
 from starlette.concurrency import run_in_threadpool
 
+from hashguard.audit import bank_details, import_details, record, token_actor
 from hashguard.banks.columns import (
     COLUMNS_MAX_LENGTH,
     COLUMNS_PATTERN,
@@ -18,9 +19,10 @@ from hashguard.banks.columns import (
 from hashguard.banks.formats import ListFormat
 from hashguard.banks.importer import EmptyList, ImportOptions, NewBank, import_stream
 from hashguard.domain.banks import BANK_NAME_PATTERN, MAX_PDQ_THRESHOLD, BankEntry, BankKind
+from hashguard.domain.policy import Action, BankPolicy, InvalidPolicy
 from hashguard.domain.signals import Algorithm
 from hashguard.domain.tokens import Scope, Token
-from hashguard.store.banks import BankExists, UnknownBank
+from hashguard.store.banks import KEEP, BankExists, UnknownBank
 from hashguard.web.deps import require, services
 from hashguard.web.problems import ProblemError, problem_responses
 from hashguard.web.schemas import (
@@ -68,6 +70,10 @@ def _unknown(exc: UnknownBank) -> ProblemError:
     return ProblemError(404, "Not found", str(exc))
 
 
+def _invalid(exc: InvalidPolicy) -> ProblemError:
+    return ProblemError(422, "Invalid request", str(exc))
+
+
 @router.get("", response_model=list[BankOut])
 def list_banks(_: Reader, svc: Svc) -> list[BankOut]:
     """Every bank with its settings, provenance and live entry counts."""
@@ -75,8 +81,14 @@ def list_banks(_: Reader, svc: Svc) -> list[BankOut]:
 
 
 @router.post("", response_model=BankOut, status_code=201, responses=problem_responses(409))
-def create_bank(body: BankIn, _: Writer, svc: Svc) -> BankOut:
+def create_bank(body: BankIn, token: Writer, svc: Svc) -> BankOut:
     try:
+        policy = BankPolicy(
+            auto_max_distance=body.auto_max_distance,
+            review_max_distance=body.review_max_distance,
+            exact_action=Action(body.exact_action),
+            shadow=body.shadow,
+        )
         svc.store.banks.create(
             body.name,
             kind=body.kind,
@@ -84,9 +96,13 @@ def create_bank(body: BankIn, _: Writer, svc: Svc) -> BankOut:
             pdq_threshold=body.pdq_threshold,
             source=body.source,
             licence=body.licence,
+            policy=policy,
         )
     except BankExists as exc:
         raise ProblemError(409, "Conflict", str(exc)) from None
+    except InvalidPolicy as exc:
+        raise _invalid(exc) from None
+    record(svc.store, token_actor(token), "bank.created", f"bank:{body.name}", kind=str(body.kind))
     return BankOut.of(svc.store.banks.stats(body.name))
 
 
@@ -100,8 +116,11 @@ def show_bank(name: BankName, _: Reader, svc: Svc) -> BankOut:
 
 
 @router.patch("/{name}", response_model=BankOut, responses=problem_responses(404))
-def configure_bank(name: BankName, body: BankPatch, _: Writer, svc: Svc) -> BankOut:
-    """Change settings; matching uses them at once, on every server within seconds."""
+def configure_bank(name: BankName, body: BankPatch, token: Writer, svc: Svc) -> BankOut:
+    """Change settings; matching and the policy use them at once, on every server within
+    seconds. For ``auto_max_distance`` and ``review_max_distance``, an explicit null is
+    a value (no automatic PDQ band; review up to the threshold)."""
+    given = body.model_fields_set
     try:
         svc.store.banks.configure(
             name,
@@ -110,18 +129,35 @@ def configure_bank(name: BankName, body: BankPatch, _: Writer, svc: Svc) -> Bank
             kind=body.kind,
             source=body.source,
             licence=body.licence,
+            auto_max_distance=body.auto_max_distance if "auto_max_distance" in given else KEEP,
+            review_max_distance=(
+                body.review_max_distance if "review_max_distance" in given else KEEP
+            ),
+            exact_action=Action(body.exact_action) if body.exact_action else None,
+            shadow=body.shadow,
         )
-        return BankOut.of(svc.store.banks.stats(name))
+        stats = svc.store.banks.stats(name)
+        record(
+            svc.store,
+            token_actor(token),
+            "bank.configured",
+            f"bank:{name}",
+            **bank_details(stats.bank),
+        )
+        return BankOut.of(stats)
     except UnknownBank as exc:
         raise _unknown(exc) from None
+    except InvalidPolicy as exc:
+        raise _invalid(exc) from None
 
 
 @router.delete("/{name}", status_code=204, responses=problem_responses(404))
-def delete_bank(name: BankName, _: Writer, svc: Svc) -> Response:
+def delete_bank(name: BankName, token: Writer, svc: Svc) -> Response:
     try:
         svc.store.banks.delete(name)
     except UnknownBank as exc:
         raise _unknown(exc) from None
+    record(svc.store, token_actor(token), "bank.deleted", f"bank:{name}")
     return Response(status_code=204)
 
 
@@ -134,7 +170,7 @@ def delete_bank(name: BankName, _: Writer, svc: Svc) -> Response:
 async def import_bank(
     request: Request,
     name: BankName,
-    _: Writer,
+    token: Writer,
     svc: Svc,
     list_format: Annotated[ListFormat, Query(alias="format")],
     algorithm: Algorithm | None = None,
@@ -200,6 +236,11 @@ async def import_bank(
         raise ProblemError(409, "Conflict", str(exc)) from None
     except ColumnMappingError as exc:
         return _not_applied(name, version, filename, str(exc))
+    if report.applied:
+        details = import_details(report)
+        await run_in_threadpool(
+            record, svc.store, token_actor(token), "bank.imported", f"bank:{name}", **details
+        )
     return ImportOut.of(report)
 
 
@@ -233,13 +274,14 @@ def _entries(body: EntriesIn) -> list[BankEntry]:
 
 
 @router.post("/{name}/entries", response_model=EntriesOut, responses=problem_responses(404))
-def add_entries(name: BankName, body: EntriesIn, _: Writer, svc: Svc) -> EntriesOut:
+def add_entries(name: BankName, body: EntriesIn, token: Writer, svc: Svc) -> EntriesOut:
     """Add or update entries, leaving the bank's other entries as they are."""
     entries = _entries(body)
     try:
         counts = svc.store.banks.add_entries(name, entries)
     except UnknownBank as exc:
         raise _unknown(exc) from None
+    record(svc.store, token_actor(token), "bank.entries_added", f"bank:{name}", count=len(entries))
     return EntriesOut(
         added=counts.added,
         updated=counts.updated,
@@ -253,10 +295,12 @@ def add_entries(name: BankName, body: EntriesIn, _: Writer, svc: Svc) -> Entries
     response_model=EntriesOut,
     responses=problem_responses(404),
 )
-def remove_entries(name: BankName, body: RemoveIn, _: Writer, svc: Svc) -> EntriesOut:
+def remove_entries(name: BankName, body: RemoveIn, token: Writer, svc: Svc) -> EntriesOut:
     """Tombstone entries (kept on record as removed, no longer matched)."""
     signals = [(Algorithm(item.algorithm), item.hash.lower()) for item in body.entries]
     try:
-        return EntriesOut(removed=svc.store.banks.remove_entries(name, signals))
+        removed = svc.store.banks.remove_entries(name, signals)
     except UnknownBank as exc:
         raise _unknown(exc) from None
+    record(svc.store, token_actor(token), "bank.entries_removed", f"bank:{name}", count=removed)
+    return EntriesOut(removed=removed)

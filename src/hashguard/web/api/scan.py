@@ -12,7 +12,7 @@ from hashguard.domain.scans import Outcome
 from hashguard.domain.tokens import Scope, Token
 from hashguard.hashing.isolate import PoolStopped
 from hashguard.matching.service import NotLoaded
-from hashguard.scan.scanner import classify
+from hashguard.scan.scanner import classify, policies_of
 from hashguard.web.deps import require, services
 from hashguard.web.problems import ProblemError, problem_responses, request_id_of
 from hashguard.web.schemas import (
@@ -51,8 +51,6 @@ _UPLOAD_BODY = {
     }
 }
 
-RULE = "matched: an enabled known bank matched and no allow bank suppressed it"
-
 
 @router.post(
     "/scan",
@@ -90,7 +88,9 @@ async def scan(
         if svc.remote is not None and output.signals is not None
         else ()
     )
-    result = classify("upload", output, matches, remote)
+    # the policies are read only when something matched (rarely: no lock wait otherwise)
+    policies = policies_of(svc.matcher.banks) if matches else None
+    result = classify("upload", output, matches, remote, policies=policies)
     svc.metrics.outcomes.labels(str(result.outcome)).inc()
     for match in result.matches:
         if match.effective:
@@ -104,7 +104,7 @@ async def scan(
         request_id=request_id_of(request),
         outcome=result.outcome,
         reason=result.reason,
-        decision=Decision(matched=result.outcome is Outcome.MATCHED, rule=RULE),
+        decision=Decision.of(result.decision, matched=result.outcome is Outcome.MATCHED),
         content=meta,
         signals=SignalsOut.of(result.signals) if result.signals else None,
         matches=[MatchOut.of(m) for m in result.matches],

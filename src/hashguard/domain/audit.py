@@ -1,0 +1,118 @@
+"""Audit events and what verifying their hash chain found. Entries never change."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+#: The ``prev_hash`` of the first entry.
+GENESIS_HASH = "0" * 64
+
+#: Persisted action names: dotted, lowercase, never renamed.
+ACTION_PATTERN = r"^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)+$"
+#: Who acted: ``kind:name`` (``cli:root``, ``token:3``, ``user:alice``, ``system:sync``).
+ACTOR_PATTERN = r"^[a-z][a-z0-9_]*:\S{1,190}$"
+
+
+class AuditAction(StrEnum):
+    """The action names in use. Others may be recorded if they follow ``ACTION_PATTERN``;
+    add them here so the list stays the one place to read them."""
+
+    BANK_CREATED = "bank.created"
+    BANK_CONFIGURED = "bank.configured"
+    BANK_IMPORTED = "bank.imported"
+    BANK_DELETED = "bank.deleted"
+    BANK_ENTRIES_ADDED = "bank.entries_added"
+    BANK_ENTRIES_REMOVED = "bank.entries_removed"
+    TOKEN_CREATED = "token.created"  # noqa: S105 (an action name)
+    TOKEN_REVOKED = "token.revoked"  # noqa: S105 (an action name)
+    EXCHANGE_ADDED = "exchange.added"
+    EXCHANGE_ENABLED = "exchange.enabled"
+    EXCHANGE_DISABLED = "exchange.disabled"
+    EXCHANGE_REMOVED = "exchange.removed"
+    EXCHANGE_SYNCED = "exchange.synced"
+    SCAN_DECISION = "scan.decision"
+    CONTENT_REVEALED = "content.revealed"
+    EVIDENCE_KEPT = "evidence.kept"
+    EVIDENCE_REVEALED = "evidence.revealed"
+    EVIDENCE_HELD = "evidence.held"
+    EVIDENCE_RELEASED = "evidence.released"
+    EVIDENCE_DESTROYED = "evidence.destroyed"
+    EVIDENCE_RETENTION_RUN = "evidence.retention_run"
+    LOGIN = "login"
+
+
+def valid_action(action: str) -> bool:
+    return action == AuditAction.LOGIN or re.fullmatch(ACTION_PATTERN, action) is not None
+
+
+def valid_actor(actor: str) -> bool:
+    return re.fullmatch(ACTOR_PATTERN, actor) is not None
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class AuditEvent:
+    """One entry of the log. ``hash`` is SHA-256 over ``prev_hash`` and the entry's
+    canonical JSON (every field but ``hash``); see ``hashguard.audit``. ``details`` is a
+    JSON object that never holds a hash list's contents or a secret."""
+
+    seq: int
+    at: datetime
+    actor: str
+    action: str
+    subject: str | None
+    details: Mapping[str, Any]
+    prev_hash: str
+    hash: str
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class AuditHead:
+    """The last entry's sequence number and hash (``0`` and ``GENESIS_HASH`` when empty).
+    Kept somewhere the database's writers cannot reach, it proves later that nothing up
+    to it was truncated or rewritten."""
+
+    seq: int
+    hash: str
+
+    def __str__(self) -> str:
+        return f"{self.seq}:{self.hash}"
+
+
+class Problem(StrEnum):
+    """What is wrong with the first broken entry (persisted in JSON output)."""
+
+    #: its contents no longer match its own hash
+    EDITED = "edited"
+    #: its sequence number is missing from the log
+    MISSING = "missing"
+    #: it does not follow the entry before it (deleted, reordered or rewritten before it)
+    BROKEN_LINK = "broken_link"
+    #: its sequence number is not above the one before it
+    OUT_OF_ORDER = "out_of_order"
+    #: the log ends before an anchor's entry
+    TRUNCATED = "truncated"
+    #: the entry at an anchor's sequence number has another hash (rewritten)
+    ANCHOR_MISMATCH = "anchor_mismatch"
+    #: entries after the recorded head that hashguard did not append
+    UNANCHORED = "unanchored"
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class VerifyReport:
+    """``checked`` entries were verified up to ``head``; when broken, ``broken_seq`` is
+    the first broken entry's sequence number and ``problem``/``message`` say why."""
+
+    checked: int
+    head: AuditHead
+    problem: Problem | None = None
+    broken_seq: int | None = None
+    message: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return self.problem is None

@@ -1,0 +1,188 @@
+"""Evidence persistence: item metadata, the sealed context and the wrapped data key.
+
+The store never sees an item's bytes or a key in clear: the vault hands it sealed
+values. Destroying an item erases both sealed values in the same conditional update
+that checks the item is neither held nor within retention, so a hold placed a moment
+earlier always wins.
+"""
+
+from __future__ import annotations
+
+import builtins
+from collections.abc import Iterable
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import Connection, Engine, Row, insert, select, update
+
+from hashguard.domain.evidence import EvidenceItem
+from hashguard.store._util import aware, chunked
+from hashguard.store.schema import evidence_items
+
+
+class UnknownEvidence(LookupError):
+    def __init__(self, item_id: str) -> None:
+        super().__init__(f"no evidence item {item_id!r}")
+        self.item_id = item_id
+
+
+def _utc(value: datetime) -> datetime:
+    return value.astimezone(UTC)
+
+
+def _stamp(value: datetime | None) -> datetime:
+    stamped = aware(value)
+    assert stamped is not None
+    return stamped
+
+
+def _item(row: Row[Any]) -> EvidenceItem:
+    return EvidenceItem(
+        id=row.id,
+        created_at=_stamp(row.created_at),
+        retain_until=_stamp(row.retain_until),
+        jurisdiction=row.jurisdiction,
+        legal_hold=bool(row.legal_hold),
+        hold_reason=row.hold_reason,
+        held_at=aware(row.held_at),
+        size=row.size,
+        sha256=row.sha256,
+        summary=dict(row.summary),
+        destroyed_at=aware(row.destroyed_at),
+        destroyed_by=row.destroyed_by,
+        destroy_reason=row.destroy_reason,
+    )
+
+
+_METADATA = tuple(c for c in evidence_items.c if c.name not in ("data_key", "context"))
+
+
+class EvidenceStore:
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+
+    def insert(self, item: EvidenceItem, *, data_key: bytes, context: bytes) -> None:
+        """``data_key`` is wrapped by the master key and ``context`` sealed with the data
+        key: neither is readable from the database alone."""
+        with self._engine.begin() as conn:
+            conn.execute(
+                insert(evidence_items).values(
+                    id=item.id,
+                    created_at=_utc(item.created_at),
+                    retain_until=_utc(item.retain_until),
+                    jurisdiction=item.jurisdiction,
+                    legal_hold=item.legal_hold,
+                    hold_reason=item.hold_reason,
+                    held_at=item.held_at,
+                    size=item.size,
+                    sha256=item.sha256,
+                    summary=dict(item.summary),
+                    data_key=data_key,
+                    context=context,
+                )
+            )
+
+    def get(self, item_id: str) -> EvidenceItem:
+        with self._engine.connect() as conn:
+            row = conn.execute(select(*_METADATA).where(evidence_items.c.id == item_id)).first()
+        if row is None:
+            raise UnknownEvidence(item_id)
+        return _item(row)
+
+    def sealed(self, item_id: str) -> tuple[bytes | None, bytes | None]:
+        """The wrapped data key and the sealed context (``None`` once destroyed)."""
+        query = select(evidence_items.c.data_key, evidence_items.c.context).where(
+            evidence_items.c.id == item_id
+        )
+        with self._engine.connect() as conn:
+            row = conn.execute(query).first()
+        if row is None:
+            raise UnknownEvidence(item_id)
+        return (
+            None if row.data_key is None else bytes(row.data_key),
+            None if row.context is None else bytes(row.context),
+        )
+
+    def list(self, *, include_destroyed: bool = False) -> builtins.list[EvidenceItem]:
+        query = select(*_METADATA).order_by(evidence_items.c.created_at, evidence_items.c.id)
+        if not include_destroyed:
+            query = query.where(evidence_items.c.destroyed_at.is_(None))
+        with self._engine.connect() as conn:
+            return [_item(row) for row in conn.execute(query)]
+
+    def expired(self, now: datetime) -> builtins.list[EvidenceItem]:
+        """Live items whose retention has ended, held or not, oldest first."""
+        query = (
+            select(*_METADATA)
+            .where(
+                evidence_items.c.destroyed_at.is_(None),
+                evidence_items.c.retain_until <= _utc(now),
+            )
+            .order_by(evidence_items.c.retain_until, evidence_items.c.id)
+        )
+        with self._engine.connect() as conn:
+            return [_item(row) for row in conn.execute(query)]
+
+    def live(self, item_ids: Iterable[str]) -> set[str]:
+        """Those of ``item_ids`` that name an item not yet destroyed."""
+        ids = sorted(set(item_ids))
+        found: set[str] = set()
+        with self._engine.connect() as conn:
+            for chunk in chunked(ids, 500):
+                query = select(evidence_items.c.id).where(
+                    evidence_items.c.id.in_(chunk), evidence_items.c.destroyed_at.is_(None)
+                )
+                found.update(conn.execute(query).scalars())
+        return found
+
+    def set_hold(self, item_id: str, *, reason: str | None, at: datetime) -> bool:
+        """Place (``reason`` given) or release a legal hold on a live item; False when the
+        item is destroyed."""
+        with self._engine.begin() as conn:
+            changed = conn.execute(
+                update(evidence_items)
+                .where(evidence_items.c.id == item_id, evidence_items.c.destroyed_at.is_(None))
+                .values(
+                    legal_hold=reason is not None,
+                    hold_reason=reason,
+                    held_at=_utc(at) if reason is not None else None,
+                )
+            ).rowcount
+            if not changed:
+                self._require(conn, item_id)
+        return bool(changed)
+
+    def destroy(self, item_id: str, *, at: datetime, actor: str, reason: str) -> bool:
+        """Erase the wrapped data key and the sealed context (crypto-erasure) if the item
+        is live, not held and past its retention; False (nothing changed) otherwise."""
+        with self._engine.begin() as conn:
+            if conn.dialect.name == "sqlite":
+                # Freed cells are zeroed rather than left in the file's free space.
+                conn.exec_driver_sql("PRAGMA secure_delete=ON")
+            changed = conn.execute(
+                update(evidence_items)
+                .where(
+                    evidence_items.c.id == item_id,
+                    evidence_items.c.destroyed_at.is_(None),
+                    evidence_items.c.legal_hold.is_(False),
+                    evidence_items.c.retain_until <= _utc(at),
+                )
+                .values(
+                    data_key=None,
+                    context=None,
+                    destroyed_at=_utc(at),
+                    destroyed_by=actor,
+                    destroy_reason=reason,
+                )
+            ).rowcount
+            if not changed:
+                self._require(conn, item_id)
+        return bool(changed)
+
+    @staticmethod
+    def _require(conn: Connection, item_id: str) -> None:
+        found = conn.execute(
+            select(evidence_items.c.id).where(evidence_items.c.id == item_id)
+        ).first()
+        if found is None:
+            raise UnknownEvidence(item_id)
