@@ -185,10 +185,13 @@ class ContentMeta(BaseModel):
     content_id: str | None = None
     uploader_id: str | None = None
     url: str | None = None
+    uploader_ip: str | None = None
 
 
 class ScanOut(BaseModel):
     request_id: str | None
+    #: the encrypted copy kept when the policy acts on or reviews the upload
+    evidence_id: str | None = None
     outcome: Outcome
     reason: str | None
     decision: Decision

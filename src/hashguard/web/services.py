@@ -8,6 +8,7 @@ import threading
 from dataclasses import dataclass, field
 
 from hashguard.domain.scans import ScanOptions, ScanRun
+from hashguard.evidence import Vault, open_vault
 from hashguard.hashing.isolate import HashingPool
 from hashguard.hashing.kernel import HashOptions
 from hashguard.keys import MasterKey
@@ -131,6 +132,8 @@ class Services:
     registry: Registry
     remote: RemoteMatching | None
     ready_error: str | None = field(default=None)
+    _vault: Vault | None = field(default=None, repr=False)
+    _vault_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     @classmethod
     def start(cls, settings: Settings, store: Store, metrics: Metrics) -> Services:
@@ -174,6 +177,13 @@ class Services:
             registry=registry,
             remote=remote,
         )
+
+    def vault(self) -> Vault:
+        """The evidence vault (opened on first use: it needs the master key)."""
+        with self._vault_lock:
+            if self._vault is None:
+                self._vault = open_vault(self.settings, self.store, self.master_key())
+            return self._vault
 
     def master_key(self) -> MasterKey:
         """The key that opens exchange credentials (created by `hashguard exchanges add`)."""

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+from functools import partial
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request
 from starlette.concurrency import run_in_threadpool
 
+from hashguard.audit import token_actor
 from hashguard.domain.scans import Outcome
 from hashguard.domain.tokens import Scope, Token
+from hashguard.evidence.capture import evidence_context, keeps_evidence
 from hashguard.hashing.isolate import PoolStopped
 from hashguard.matching.service import NotLoaded
 from hashguard.scan.scanner import classify, policies_of
@@ -43,6 +46,7 @@ _UPLOAD_BODY = {
                         "content_id": {"description": "your id of the content (text)"},
                         "uploader_id": {"description": "your id of the uploader (text)"},
                         "url": {"description": "where the content is or would be (text)"},
+                        "uploader_ip": {"description": "the uploader's IP address (text)"},
                     },
                 }
             },
@@ -66,10 +70,13 @@ async def scan(
     content_id: Annotated[str | None, Query(max_length=500)] = None,
     uploader_id: Annotated[str | None, Query(max_length=500)] = None,
     url: Annotated[str | None, Query(max_length=4000)] = None,
+    uploader_ip: Annotated[str | None, Query(max_length=64)] = None,
 ) -> ScanOut:
     """Hash the upload (the raw body, or the ``file`` part of multipart/form-data) with
     the vetted hashers in an isolated worker, match it against every enabled bank, and
-    answer with its one typed outcome. Nothing of the upload is stored.
+    answer with its one typed outcome. Nothing of a non-matching upload is stored; a
+    matched upload that the policy acts on or sends to review is kept, encrypted, in the
+    evidence vault (``evidence_id``).
 
     Decoding problems are outcomes, answered with 200 (``undecodable``,
     ``unsupported``); 503 means the server is at capacity right now (retry after
@@ -99,8 +106,23 @@ async def scan(
         content_id=upload.fields.get("content_id", content_id),
         uploader_id=upload.fields.get("uploader_id", uploader_id),
         url=upload.fields.get("url", url),
+        uploader_ip=upload.fields.get("uploader_ip", uploader_ip),
     )
+    evidence_id = None
+    if keeps_evidence(result):
+        context = evidence_context(result, request_id=request_id_of(request), **meta.model_dump())
+        item = await run_in_threadpool(
+            partial(
+                svc.vault().put,
+                upload.data,
+                context,
+                jurisdiction=svc.settings.evidence_jurisdiction,
+                actor=token_actor(token),
+            )
+        )
+        evidence_id = item.id
     return ScanOut(
+        evidence_id=evidence_id,
         request_id=request_id_of(request),
         outcome=result.outcome,
         reason=result.reason,

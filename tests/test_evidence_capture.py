@@ -1,0 +1,52 @@
+"""/v1/scan keeps a matched upload that the policy acts on, encrypted, and nothing else."""
+
+from __future__ import annotations
+
+import time
+
+import httpx
+
+from hashguard.demo.corpus import Kind, encode, generate
+from hashguard.domain.tokens import Scope
+from hashguard.evidence import open_vault
+from hashguard.keys import MasterKey
+from hashguard.settings import Settings
+from hashguard.store import open_store
+from tests.api_support import bearer, make_token
+from tests.server import running_server
+
+
+def test_a_matched_upload_becomes_evidence_and_a_clean_one_does_not(
+    api_settings: Settings,
+) -> None:
+    known = encode(generate(Kind.PHOTO, 31, 320, 240))
+    clean = encode(generate(Kind.PHOTO, 32, 320, 240))
+    auth = bearer(make_token(api_settings, Scope.ADMIN))
+    with running_server(api_settings) as base, httpx.Client(base_url=base, headers=auth) as http:
+        assert http.post("/v1/banks", json={"name": "known"}).status_code == 201
+        md5 = http.post("/v1/scan", content=known).json()["signals"]["md5"]
+        entry = {"algorithm": "md5", "hash": md5, "entry_id": "e-1"}
+        assert http.post("/v1/banks/known/entries", json={"entries": [entry]}).is_success
+        deadline = time.monotonic() + 10
+        while (answer := http.post(
+            "/v1/scan", content=known, params={"content_id": "c-1", "uploader_ip": "192.0.2.7"}
+        ).json())["outcome"] != "matched":  # fmt: skip
+            assert time.monotonic() < deadline
+            time.sleep(0.1)
+        assert answer["decision"]["action"] == "act"
+        evidence_id = answer["evidence_id"]
+        assert evidence_id
+        assert http.post("/v1/scan", content=clean).json()["evidence_id"] is None
+    store = open_store(api_settings.resolved_database_url)
+    try:
+        items = store.evidence.list()
+        assert [item.id for item in items] == [evidence_id]
+        key, _ = MasterKey.load(
+            value=None, file=None, default_file=api_settings.default_master_key_file
+        )
+        data, context = open_vault(api_settings, store, key).get(evidence_id, actor="cli:test")
+    finally:
+        store.close()
+    assert data == known
+    assert (context["content_id"], context["uploader_ip"]) == ("c-1", "192.0.2.7")
+    assert context["matches"][0]["entry_id"] == "e-1"
