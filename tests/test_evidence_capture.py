@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import time
+from pathlib import Path
 
 import httpx
 
@@ -13,6 +16,7 @@ from hashguard.keys import MasterKey
 from hashguard.settings import Settings
 from hashguard.store import open_store
 from tests.api_support import bearer, make_token
+from tests.cli import hashguard, write_known_list
 from tests.server import running_server
 
 
@@ -50,3 +54,19 @@ def test_a_matched_upload_becomes_evidence_and_a_clean_one_does_not(
     assert data == known
     assert (context["content_id"], context["uploader_ip"]) == ("c-1", "192.0.2.7")
     assert context["matches"][0]["entry_id"] == "e-1"
+
+
+def test_a_scan_of_local_storage_keeps_what_it_acts_on(home: Path, tmp_path: Path) -> None:
+    known = encode(generate(Kind.PHOTO, 33, 320, 240))
+    (tmp_path / "up").mkdir()
+    (tmp_path / "up" / "known.jpg").write_bytes(known)
+    (tmp_path / "up" / "clean.jpg").write_bytes(encode(generate(Kind.PHOTO, 34, 320, 240)))
+    md5 = hashlib.md5(known).hexdigest()
+    listed = write_known_list(tmp_path / "list.csv", [("md5", md5, "e-9")])
+    hashguard("banks", "import", "known", str(listed))
+    hashguard("scan", str(tmp_path / "up"), "--no-keep-evidence", check=1)
+    assert json.loads(hashguard("evidence", "list", "--json").stdout) == []
+    hashguard("scan", str(tmp_path / "up"), "--rescan", check=1)
+    (item,) = json.loads(hashguard("evidence", "list", "--json").stdout)
+    assert item["size"] == len(known)
+    assert item["sha256"] == hashlib.sha256(known).hexdigest()

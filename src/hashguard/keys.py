@@ -15,9 +15,13 @@ import binascii
 import os
 import secrets
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+if TYPE_CHECKING:
+    from hashguard.settings import Settings
 
 VERSION = b"\x01"
 NONCE_BYTES = 12
@@ -87,3 +91,12 @@ class MasterKey:
                 f"the sealed value of {context} does not open with this master key "
                 "(wrong key, or the value belongs to another record)"
             ) from None
+
+
+def master_key_for(settings: Settings) -> tuple[MasterKey, bool]:
+    """The installation's master key as the settings name it (see ``MasterKey.load``)."""
+    return MasterKey.load(
+        value=settings.master_key.get_secret_value() if settings.master_key else None,
+        file=settings.master_key_file,
+        default_file=settings.default_master_key_file,
+    )

@@ -8,7 +8,7 @@ from contextlib import contextmanager
 import typer
 from rich.console import Console
 
-from hashguard.keys import MasterKey, MasterKeyError
+from hashguard.keys import MasterKey, MasterKeyError, master_key_for
 from hashguard.plugins import PluginError, Registry
 from hashguard.settings import Settings
 from hashguard.store import Store, open_store
@@ -56,11 +56,7 @@ def registry_of(ctx: typer.Context) -> Registry:
 def master_key_of(ctx: typer.Context) -> MasterKey:
     settings = settings_of(ctx)
     try:
-        key, created = MasterKey.load(
-            value=settings.master_key.get_secret_value() if settings.master_key else None,
-            file=settings.master_key_file,
-            default_file=settings.default_master_key_file,
-        )
+        key, created = master_key_for(settings)
     except MasterKeyError as exc:
         raise fail(str(exc)) from None
     if created:

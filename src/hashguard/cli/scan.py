@@ -15,10 +15,12 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Column, Table
 
+from hashguard.audit import cli_actor
 from hashguard.cli.context import (
     PDQ_MODE_OPTION,
     err,
     fail,
+    master_key_of,
     out,
     registry_of,
     settings_of,
@@ -28,6 +30,8 @@ from hashguard.cli.render import csv_header, csv_row, result_json, summary_json
 from hashguard.domain.policy import Action
 from hashguard.domain.scans import FileResult, Outcome, ScanOptions, ScanRun
 from hashguard.domain.signals import PdqMode
+from hashguard.evidence import open_vault
+from hashguard.evidence.capture import file_keeper
 from hashguard.hashing.isolate import HashingPool, PoolStopped
 from hashguard.hashing.kernel import HashOptions
 from hashguard.matching.matcher import Matcher, load_or_build
@@ -106,6 +110,12 @@ def scan(
         int | None, typer.Option(help="Refuse images declaring more pixels than this.", min=1)
     ] = None,
     pdq_mode: Annotated[PdqMode | None, PDQ_MODE_OPTION] = None,
+    keep_evidence: Annotated[
+        bool,
+        typer.Option(
+            help="Keep an encrypted copy of each matched file the policy acts on or reviews."
+        ),
+    ] = True,
 ) -> None:
     """Scan files and directories against every enabled bank.
 
@@ -155,7 +165,19 @@ def scan(
                     memory_mb=settings.worker_memory_mb,
                 ) as pool,
             ):
-                scanner = Scanner(store=store.scans, matcher=matcher, pool=pool, remote=remote)
+                scanner = Scanner(
+                    store=store.scans,
+                    matcher=matcher,
+                    pool=pool,
+                    remote=remote,
+                    keep_evidence=file_keeper(
+                        lambda: open_vault(settings, store, master_key_of(ctx)),
+                        jurisdiction=settings.evidence_jurisdiction,
+                        actor=cli_actor(),
+                    )
+                    if keep_evidence
+                    else None,
+                )
 
                 def planned(total: int, done: int) -> None:
                     progress.update(task, total=total, completed=done)

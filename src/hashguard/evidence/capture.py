@@ -7,13 +7,18 @@ report or a case needs later, and that a platform must preserve after a report.
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
 from hashguard.domain.matches import match_to_json
 from hashguard.domain.policy import Action
 from hashguard.domain.remote import RemoteStatus, remote_to_json
-from hashguard.domain.scans import FileResult, Outcome
+from hashguard.domain.scans import FileResult, Outcome, printable_path
+from hashguard.evidence.vault import Vault
+
+log = logging.getLogger("hashguard.evidence")
 
 
 def keeps_evidence(result: FileResult) -> bool:
@@ -48,3 +53,28 @@ def evidence_context(result: FileResult, **given: str | None) -> dict[str, Any]:
         "decision": {"action": str(result.decision.action), "rule": result.decision.rule},
         **{name: value for name, value in given.items() if value},
     }
+
+
+def file_keeper(
+    vault_of: Callable[[], Vault], *, jurisdiction: str, actor: str
+) -> Callable[[FileResult], None]:
+    """What a scan of local storage calls for each result: a matched file the policy acts
+    on or reviews is read and kept (the vault is opened at the first one: it needs the
+    master key). A file that vanished since hashing is logged; the scan goes on (its
+    result still says matched)."""
+    opened: list[Vault] = []
+
+    def keep(result: FileResult) -> None:
+        if not keeps_evidence(result):
+            return
+        try:
+            with open(result.path, "rb") as handle:
+                data = handle.read()
+        except OSError as exc:
+            log.warning("evidence of %s not kept: %s", printable_path(result.path), exc.strerror)
+            return
+        if not opened:
+            opened.append(vault_of())
+        opened[0].put(data, evidence_context(result), jurisdiction=jurisdiction, actor=actor)
+
+    return keep

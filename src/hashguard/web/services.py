@@ -9,9 +9,10 @@ from dataclasses import dataclass, field
 
 from hashguard.domain.scans import ScanOptions, ScanRun
 from hashguard.evidence import Vault, open_vault
+from hashguard.evidence.capture import file_keeper
 from hashguard.hashing.isolate import HashingPool
 from hashguard.hashing.kernel import HashOptions
-from hashguard.keys import MasterKey
+from hashguard.keys import MasterKey, master_key_for
 from hashguard.matching.service import MatcherService
 from hashguard.plugins import Registry
 from hashguard.remote.service import RemoteMatching, remote_matching
@@ -43,6 +44,11 @@ class RunManager:
         self._store = store
         self._matcher = matcher
         self._remote = remote
+        self._keep_evidence = file_keeper(
+            lambda: open_vault(settings, store, master_key_for(settings)[0]),
+            jurisdiction=settings.evidence_jurisdiction,
+            actor="system:scan_run",
+        )
         self._roots = [os.path.realpath(root) for root in settings.scan_roots]
         self._lock = threading.Lock()
         self._active: dict[int, threading.Thread] = {}
@@ -98,6 +104,7 @@ class RunManager:
                     pool=pool,
                     confine=self._roots,
                     remote=self._remote,
+                    keep_evidence=self._keep_evidence,
                 )
                 scanner.run(run, on_result=self._check_stop)
         except Exception:
@@ -186,13 +193,8 @@ class Services:
             return self._vault
 
     def master_key(self) -> MasterKey:
-        """The key that opens exchange credentials (created by `hashguard exchanges add`)."""
-        key, _ = MasterKey.load(
-            value=self.settings.master_key.get_secret_value() if self.settings.master_key else None,
-            file=self.settings.master_key_file,
-            default_file=self.settings.default_master_key_file,
-        )
-        return key
+        """The key that opens exchange credentials and evidence data keys."""
+        return master_key_for(self.settings)[0]
 
     @property
     def upload_limit(self) -> int:
