@@ -40,11 +40,15 @@ def test_a_matched_upload_becomes_evidence_and_a_clean_one_does_not(
         assert answer["decision"]["action"] == "act"
         evidence_id = answer["evidence_id"]
         assert evidence_id
-        assert http.post("/v1/scan", content=clean).json()["evidence_id"] is None
+        assert answer["case_id"] is not None
+        clean_answer = http.post("/v1/scan", content=clean).json()
+        assert (clean_answer["evidence_id"], clean_answer["case_id"]) == (None, None)
     store = open_store(api_settings.resolved_database_url)
     try:
         items = store.evidence.list()
         assert [item.id for item in items] == [evidence_id]
+        case = store.cases.get(answer["case_id"])
+        assert (case.evidence_id, case.state) == (evidence_id, "open")
         key, _ = MasterKey.load(
             value=None, file=None, default_file=api_settings.default_master_key_file
         )
@@ -70,3 +74,5 @@ def test_a_scan_of_local_storage_keeps_what_it_acts_on(home: Path, tmp_path: Pat
     (item,) = json.loads(hashguard("evidence", "list", "--json").stdout)
     assert item["size"] == len(known)
     assert item["sha256"] == hashlib.sha256(known).hexdigest()
+    (case,) = json.loads(hashguard("cases", "list", "--json").stdout)
+    assert case["evidence_id"] == item["id"], "the case was opened by the scan itself"

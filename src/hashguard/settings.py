@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import platformdirs
-from pydantic import Field, PositiveInt, SecretStr, field_validator
+from pydantic import BaseModel, ConfigDict, Field, PositiveInt, SecretStr, field_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -15,6 +15,7 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from hashguard.domain.actions import EventType
 from hashguard.domain.signals import PdqMode
 
 CONFIG_ENV = "HASHGUARD_CONFIG"
@@ -22,6 +23,18 @@ CONFIG_ENV = "HASHGUARD_CONFIG"
 
 def _default_home() -> Path:
     return platformdirs.user_data_path("hashguard", appauthor=False)
+
+
+class WebhookEndpointSettings(BaseModel):
+    """One webhook endpoint. ``secret`` is a Standard Webhooks secret: ``whsec_`` and the
+    base64 of 24 to 64 random bytes. ``events`` empty: every event."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    name: str = Field(pattern=r"^[a-z0-9][a-z0-9_.-]{0,99}$")
+    url: str = Field(pattern=r"^https?://")
+    secret: SecretStr
+    events: tuple[EventType, ...] = ()
 
 
 class Settings(BaseSettings):
@@ -95,6 +108,30 @@ class Settings(BaseSettings):
     #: where encrypted evidence files live (default: $HASHGUARD_HOME/evidence)
     evidence_dir: Path | None = None
 
+    # -- review --
+    #: a case counts as confirmed (and may be reported) only once two different people
+    #: confirmed it; turn off only where one reviewer's word is enough by law and policy
+    review_second_confirmation: bool = True
+
+    # -- actions --
+    #: webhook endpoints, e.g. HASHGUARD_WEBHOOKS='[{"name": "ops", "url": "https://...",
+    #: "secret": "whsec_...", "events": ["match.detected"]}]'
+    webhooks: tuple[WebhookEndpointSettings, ...] = ()
+    #: move files the scanner matched (action "act") on local disk into quarantine
+    quarantine_local: bool = False
+    #: where quarantined files go, mode 0700 (default: $HASHGUARD_HOME/quarantine)
+    quarantine_dir: Path | None = None
+    #: how long the dispatcher keeps retrying an action before it becomes a dead letter
+    actions_retry_hours: float = Field(default=24, gt=0, le=24 * 90)
+    #: backoff: a random wait up to min(max, base * 2**attempts) ("full jitter")
+    actions_backoff_base_seconds: float = Field(default=10, gt=0)
+    actions_backoff_max_seconds: float = Field(default=3600, gt=0)
+    #: one webhook delivery's timeout; a dispatcher's lease on an action must outlast it
+    webhook_timeout_seconds: float = Field(default=10, gt=0, le=300)
+    actions_lease_seconds: float = Field(default=60, gt=0)
+    #: how often an idle dispatcher looks for due actions
+    actions_poll_seconds: float = Field(default=1.0, gt=0)
+
     @field_validator("home")
     @classmethod
     def _expand(cls, value: Path) -> Path:
@@ -108,6 +145,10 @@ class Settings(BaseSettings):
     @property
     def default_master_key_file(self) -> Path:
         return self.home / "master.key"
+
+    @property
+    def resolved_quarantine_dir(self) -> Path:
+        return self.quarantine_dir or self.home / "quarantine"
 
     @property
     def resolved_database_url(self) -> str:

@@ -5,7 +5,9 @@ from __future__ import annotations
 import typer
 
 from hashguard.cli import banks, config, db, demo, exchanges, hash, plugins, scan, serve, tokens
+from hashguard.cli.actions import app as actions_app
 from hashguard.cli.audit import app as audit_app
+from hashguard.cli.cases import app as cases_app
 from hashguard.cli.evidence import app as evidence_app
 
 app = typer.Typer(
@@ -25,6 +27,8 @@ app.add_typer(plugins.app, name="plugins")
 app.add_typer(plugins.keys_app, name="keys")
 app.add_typer(audit_app, name="audit")
 app.add_typer(evidence_app, name="evidence")
+app.add_typer(actions_app, name="actions")
+app.add_typer(cases_app, name="cases")
 app.command("serve")(serve.serve)
 app.command("hash")(hash.hash_files)
 app.command("scan")(scan.scan)

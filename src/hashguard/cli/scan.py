@@ -37,6 +37,7 @@ from hashguard.hashing.kernel import HashOptions
 from hashguard.matching.matcher import Matcher, load_or_build
 from hashguard.plugins import PluginError
 from hashguard.remote.service import RemoteMatching, remote_matching
+from hashguard.review.intake import after_scan_decision
 from hashguard.scan.scanner import ScanAlreadyRunning, Scanner, prepare_run
 from hashguard.store import Store
 from hashguard.store.scans import UnknownRun
@@ -170,13 +171,18 @@ def scan(
                     matcher=matcher,
                     pool=pool,
                     remote=remote,
-                    keep_evidence=file_keeper(
-                        lambda: open_vault(settings, store, master_key_of(ctx)),
-                        jurisdiction=settings.evidence_jurisdiction,
+                    on_decided=after_scan_decision(
+                        store,
+                        run.id,
+                        file_keeper(
+                            lambda: open_vault(settings, store, master_key_of(ctx)),
+                            jurisdiction=settings.evidence_jurisdiction,
+                            actor=cli_actor(),
+                        )
+                        if keep_evidence
+                        else None,
                         actor=cli_actor(),
-                    )
-                    if keep_evidence
-                    else None,
+                    ),
                 )
 
                 def planned(total: int, done: int) -> None:

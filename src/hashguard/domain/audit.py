@@ -43,6 +43,15 @@ class AuditAction(StrEnum):
     EVIDENCE_RELEASED = "evidence.released"
     EVIDENCE_DESTROYED = "evidence.destroyed"
     EVIDENCE_RETENTION_RUN = "evidence.retention_run"
+    CASE_OPENED = "case.opened"
+    CASE_SEEN_AGAIN = "case.seen_again"
+    CASE_ASSIGNED = "case.assigned"
+    CASE_CONFIRMED = "case.confirmed"
+    CASE_FALSE_POSITIVE = "case.false_positive"
+    CASE_ESCALATED = "case.escalated"
+    ACTION_RETRIED = "action.retried"
+    CONTENT_QUARANTINED = "content.quarantined"
+    CONTENT_RESTORED = "content.restored"
     LOGIN = "login"
 
 

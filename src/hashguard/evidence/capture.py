@@ -57,24 +57,25 @@ def evidence_context(result: FileResult, **given: str | None) -> dict[str, Any]:
 
 def file_keeper(
     vault_of: Callable[[], Vault], *, jurisdiction: str, actor: str
-) -> Callable[[FileResult], None]:
+) -> Callable[[FileResult], str | None]:
     """What a scan of local storage calls for each result: a matched file the policy acts
-    on or reviews is read and kept (the vault is opened at the first one: it needs the
-    master key). A file that vanished since hashing is logged; the scan goes on (its
-    result still says matched)."""
+    on or reviews is read and kept, and its evidence id returned (the vault is opened at
+    the first one: it needs the master key). A file that vanished since hashing is
+    logged; the scan goes on (its result still says matched)."""
     opened: list[Vault] = []
 
-    def keep(result: FileResult) -> None:
+    def keep(result: FileResult) -> str | None:
         if not keeps_evidence(result):
-            return
+            return None
         try:
             with open(result.path, "rb") as handle:
                 data = handle.read()
         except OSError as exc:
             log.warning("evidence of %s not kept: %s", printable_path(result.path), exc.strerror)
-            return
+            return None
         if not opened:
             opened.append(vault_of())
-        opened[0].put(data, evidence_context(result), jurisdiction=jurisdiction, actor=actor)
+        context = evidence_context(result)
+        return opened[0].put(data, context, jurisdiction=jurisdiction, actor=actor).id
 
     return keep

@@ -196,8 +196,8 @@ class Scanner:
     workers ``batch`` at a time, and completed hashes come back through a queue.
     With ``confine`` (real folder paths), nothing outside those folders is read. With
     ``remote``, every hashed file is also put to the remote matchers, several files at
-    a time, each within the remote time budget. ``keep_evidence`` sees every result
-    before it is recorded (the evidence vault keeps what the policy acts on).
+    a time, each within the remote time budget. ``on_decided`` sees every result before
+    it is recorded (evidence is kept and cases are opened for what the policy acts on).
     """
 
     def __init__(
@@ -211,10 +211,10 @@ class Scanner:
         batch: int = BATCH,
         confine: Sequence[str] | None = None,
         remote: RemoteMatching | None = None,
-        keep_evidence: Callable[[FileResult], None] | None = None,
+        on_decided: Callable[[FileResult], None] | None = None,
     ) -> None:
         self._store = store
-        self._keep_evidence = keep_evidence
+        self._on_decided = on_decided
         self._confine = confine
         self._remote = remote
         self._matcher = matcher
@@ -293,8 +293,8 @@ class Scanner:
                     continue  # comes back through the queue as the file's result
                 result = classify(path, result, matches, policies=self._policies())
             in_flight -= 1
-            if self._keep_evidence is not None:
-                self._keep_evidence(result)
+            if self._on_decided is not None:
+                self._on_decided(result)
             recorder.add(result)
 
     def _consult(

@@ -15,8 +15,10 @@ from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.pool import NullPool
 
+from hashguard.store.actions import ActionStore
 from hashguard.store.audit import AuditStore
 from hashguard.store.banks import BankStore
+from hashguard.store.cases import CaseStore
 from hashguard.store.evidence import EvidenceStore
 from hashguard.store.exchanges import ExchangeStore
 from hashguard.store.scans import ScanStore
@@ -78,6 +80,8 @@ class Store:
     exchanges: ExchangeStore
     audit: AuditStore
     evidence: EvidenceStore
+    cases: CaseStore
+    actions: ActionStore
 
     def close(self) -> None:
         self.engine.dispose()
@@ -114,4 +118,6 @@ def open_store(url: str, *, migrate: bool | None = None) -> Store:
         exchanges=ExchangeStore(engine),
         audit=AuditStore(engine),
         evidence=EvidenceStore(engine),
+        cases=CaseStore(engine),
+        actions=ActionStore(engine),
     )

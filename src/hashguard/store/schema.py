@@ -236,3 +236,91 @@ evidence_items = Table(
     Column("destroy_reason", Text),
     Index("ix_evidence_items_retain_until", "retain_until"),
 )
+
+#: Review cases: one per content item (``content_key``, the SHA-256 of its bytes) with
+#: every match of it. ``version`` grows with each change (optimistic concurrency).
+cases = Table(
+    "cases",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("content_key", String(64), nullable=False, unique=True),
+    Column("content_id", Text),
+    Column("uploader_id", Text),
+    Column("url", Text),
+    Column("sources", JSON, nullable=False),
+    Column("signals", JSON),
+    Column("matches", JSON, nullable=False),
+    Column("remote", JSON, nullable=False),
+    Column("decision", JSON, nullable=False),
+    Column("state", String(32), nullable=False),
+    Column("assignee", String(200)),
+    Column("confirmers", JSON, nullable=False),
+    Column("evidence_id", String(36)),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    Column("version", Integer, nullable=False),
+    Index("ix_cases_state", "state", "id"),
+    Index("ix_cases_assignee", "assignee"),
+)
+
+#: Each case's history: who changed what, when, from which state to which, and why.
+case_events = Table(
+    "case_events",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("case_id", Id, ForeignKey("cases.id", ondelete="CASCADE"), nullable=False, index=True),
+    Column("at", DateTime(timezone=True), nullable=False),
+    Column("actor", String(200), nullable=False),
+    Column("kind", String(32), nullable=False),
+    Column("from_state", String(32)),
+    Column("to_state", String(32)),
+    Column("reason", Text),
+    Column("details", JSON, nullable=False),
+)
+
+#: The transactional outbox: actions written in the same transaction as the decision that
+#: caused them, delivered at least once by the dispatcher (hashguard.actions).
+action_outbox = Table(
+    "action_outbox",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("kind", String(16), nullable=False),
+    Column("event", String(64)),
+    Column("target", String(100)),
+    Column("idempotency_key", String(100), nullable=False, unique=True),
+    Column("subject", String(300)),
+    Column("payload", JSON, nullable=False),
+    Column("state", String(16), nullable=False),
+    Column("attempts", Integer, nullable=False),
+    Column("next_attempt_at", DateTime(timezone=True), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("last_error", Text),
+    Column("delivered_at", DateTime(timezone=True)),
+    Column("dead_at", DateTime(timezone=True)),
+    #: set when a dead entry is put back: the retry horizon counts from here
+    Column("retried_at", DateTime(timezone=True)),
+    Column("lease_owner", String(200)),
+    Column("lease_until", DateTime(timezone=True)),
+    Index("ix_action_outbox_due", "state", "next_attempt_at"),
+)
+
+#: Files moved into quarantine: where from (exact bytes and printable), where to, and the
+#: file's hash, size, mode and owner, so it can be restored after a false positive.
+quarantine_records = Table(
+    "quarantine_records",
+    metadata,
+    Column("action_id", Id, ForeignKey("action_outbox.id"), primary_key=True),
+    Column("state", String(16), nullable=False),
+    Column("original_path", Text, nullable=False),
+    Column("original_path_raw", LargeBinary, nullable=False),
+    Column("quarantine_path", Text, nullable=False),
+    Column("sha256", String(64), nullable=False),
+    Column("size", BigInteger, nullable=False),
+    Column("mode", Integer, nullable=False),
+    Column("uid", Integer, nullable=False),
+    Column("gid", Integer, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("quarantined_at", DateTime(timezone=True)),
+    Column("restored_at", DateTime(timezone=True)),
+    Column("restored_by", Text),
+)

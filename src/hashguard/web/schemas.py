@@ -192,6 +192,8 @@ class ScanOut(BaseModel):
     request_id: str | None
     #: the encrypted copy kept when the policy acts on or reviews the upload
     evidence_id: str | None = None
+    #: the review case of this content, opened or updated when the policy acts or reviews
+    case_id: int | None = None
     outcome: Outcome
     reason: str | None
     decision: Decision

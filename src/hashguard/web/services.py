@@ -16,6 +16,7 @@ from hashguard.keys import MasterKey, master_key_for
 from hashguard.matching.service import MatcherService
 from hashguard.plugins import Registry
 from hashguard.remote.service import RemoteMatching, remote_matching
+from hashguard.review.intake import after_scan_decision
 from hashguard.scan.scanner import ScanAlreadyRunning, Scanner, prepare_run
 from hashguard.settings import Settings
 from hashguard.store import Store
@@ -28,6 +29,7 @@ log = logging.getLogger("hashguard.web")
 
 #: upload workers run below the server's priority, so it stays responsive under load
 WORKER_NICENESS = 10
+RUN_ACTOR = "system:scan_run"
 
 
 class RunManager:
@@ -44,10 +46,10 @@ class RunManager:
         self._store = store
         self._matcher = matcher
         self._remote = remote
-        self._keep_evidence = file_keeper(
+        self._keep = file_keeper(
             lambda: open_vault(settings, store, master_key_for(settings)[0]),
             jurisdiction=settings.evidence_jurisdiction,
-            actor="system:scan_run",
+            actor=RUN_ACTOR,
         )
         self._roots = [os.path.realpath(root) for root in settings.scan_roots]
         self._lock = threading.Lock()
@@ -104,7 +106,9 @@ class RunManager:
                     pool=pool,
                     confine=self._roots,
                     remote=self._remote,
-                    keep_evidence=self._keep_evidence,
+                    on_decided=after_scan_decision(
+                        self._store, run.id, self._keep, actor=RUN_ACTOR
+                    ),
                 )
                 scanner.run(run, on_result=self._check_stop)
         except Exception:

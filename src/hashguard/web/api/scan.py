@@ -10,11 +10,13 @@ from fastapi import APIRouter, Depends, Query, Request
 from starlette.concurrency import run_in_threadpool
 
 from hashguard.audit import token_actor
+from hashguard.domain.cases import CaseSource, ContentRef, SourceKind
 from hashguard.domain.scans import Outcome
 from hashguard.domain.tokens import Scope, Token
 from hashguard.evidence.capture import evidence_context, keeps_evidence
 from hashguard.hashing.isolate import PoolStopped
 from hashguard.matching.service import NotLoaded
+from hashguard.review.cases import open_from_result, should_open
 from hashguard.scan.scanner import classify, policies_of
 from hashguard.web.deps import require, services
 from hashguard.web.problems import ProblemError, problem_responses, request_id_of
@@ -121,7 +123,25 @@ async def scan(
             )
         )
         evidence_id = item.id
+    opened = (
+        await run_in_threadpool(
+            partial(
+                open_from_result,
+                svc.store,
+                result,
+                CaseSource(kind=SourceKind.UPLOAD, ref=request_id_of(request) or "-"),
+                actor=token_actor(token),
+                content=ContentRef(
+                    content_id=meta.content_id, uploader_id=meta.uploader_id, url=meta.url
+                ),
+                evidence_id=evidence_id,
+            )
+        )
+        if should_open(result)
+        else None
+    )
     return ScanOut(
+        case_id=opened[0].id if opened else None,
         evidence_id=evidence_id,
         request_id=request_id_of(request),
         outcome=result.outcome,

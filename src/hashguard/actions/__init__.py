@@ -1,0 +1,1 @@
+"""Actions on decisions: the transactional outbox, signed webhooks and quarantine."""

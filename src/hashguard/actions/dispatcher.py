@@ -1,0 +1,176 @@
+"""The dispatcher: takes due outbox entries, delivers them at least once, backs off, gives up.
+
+Each round leases due entries (so several dispatchers can run; a killed one's entries
+come back when its lease runs out), delivers them and records the outcome. A failure
+is retried after a random wait of up to ``min(cap, base * 2**attempts)`` ("full
+jitter", so retries from many entries do not arrive in step) until the entry has been
+failing for longer than the horizon (24 hours by default, counted from its creation or
+from a manual retry); then, or at once for a failure retrying cannot fix, it becomes a
+dead letter (``hashguard actions dead``, ``hashguard actions retry ID``).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import random
+import socket
+import threading
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+from hashguard.actions.delivery import Delivered, Deliverer, Outcome, Permanent, Retry
+from hashguard.actions.outbox import endpoints_of
+from hashguard.actions.quarantine import QuarantineDeliverer
+from hashguard.actions.webhooks import WebhookDeliverer
+from hashguard.domain.actions import ActionKind, OutboxAction
+from hashguard.settings import Settings
+from hashguard.store.actions import ActionStore, LeaseLost
+
+log = logging.getLogger(__name__)
+
+#: the actor of audit events the dispatcher records
+ACTOR = "system:dispatcher"
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Backoff:
+    base: timedelta = timedelta(seconds=10)
+    cap: timedelta = timedelta(hours=1)
+    horizon: timedelta = timedelta(hours=24)
+
+    def delay(self, attempts: int, rng: random.Random) -> timedelta:
+        """The wait after the ``attempts``-th failed attempt (1 for the first)."""
+        ceiling = min(self.cap.total_seconds(), self.base.total_seconds() * 2 ** min(attempts, 40))
+        return timedelta(seconds=rng.uniform(0, ceiling))
+
+
+@dataclass(kw_only=True, slots=True)
+class RoundReport:
+    delivered: list[int] = field(default_factory=list)
+    retried: list[int] = field(default_factory=list)
+    dead: list[int] = field(default_factory=list)
+    lost: list[int] = field(default_factory=list)
+
+    @property
+    def handled(self) -> int:
+        return len(self.delivered) + len(self.retried) + len(self.dead) + len(self.lost)
+
+
+def default_owner() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+class Dispatcher:
+    def __init__(
+        self,
+        store: ActionStore,
+        deliverers: Mapping[ActionKind, Deliverer],
+        *,
+        backoff: Backoff | None = None,
+        lease: timedelta = timedelta(seconds=60),
+        batch: int = 20,
+        owner: str | None = None,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        rng: random.Random | None = None,
+    ) -> None:
+        self._store = store
+        self._deliverers = dict(deliverers)
+        self._backoff = backoff or Backoff()
+        self._lease = lease
+        self._batch = batch
+        self.owner = owner or default_owner()
+        self._clock = clock
+        self._rng = rng or random.Random()
+
+    def run_once(self, now: datetime | None = None) -> RoundReport:
+        """One round: every entry due at ``now`` (the clock's time by default) is tried
+        once, in batches of ``batch``."""
+        at = now or self._clock()
+        report = RoundReport()
+        while True:
+            claimed = self._store.claim_due(self.owner, at, limit=self._batch, lease=self._lease)
+            if not claimed:
+                return report
+            for action in claimed:
+                self._handle(action, at if now is not None else self._clock(), report)
+
+    def run_forever(self, stop: threading.Event, *, poll_seconds: float = 1.0) -> None:
+        while not stop.is_set():
+            try:
+                report = self.run_once()
+            except Exception:
+                # the database went away for a moment: keep the loop, try again later
+                log.exception("dispatch round failed")
+                report = RoundReport()
+            if report.handled == 0:
+                stop.wait(poll_seconds)
+
+    def _outcome(self, action: OutboxAction) -> Outcome:
+        deliverer = self._deliverers.get(action.kind)
+        if deliverer is None:
+            return Retry(f"no deliverer for {action.kind} actions in this dispatcher")
+        try:
+            return deliverer.deliver(action)
+        except Exception as exc:  # a bug or an unexpected failure: retry, keep the type
+            log.exception("delivering action %s failed", action.id)
+            return Retry(f"{type(exc).__name__} while delivering")
+
+    def _handle(self, action: OutboxAction, at: datetime, report: RoundReport) -> None:
+        outcome = self._outcome(action)
+        if isinstance(outcome, Delivered):
+            if action.kind is ActionKind.QUARANTINE:
+                try:
+                    self._store.complete_quarantine(
+                        action.id, self.owner, at, followups=outcome.followups, actor=ACTOR
+                    )
+                    done = True
+                except LeaseLost:
+                    done = False
+            else:
+                done = self._store.mark_delivered(action.id, self.owner, at)
+            (report.delivered if done else report.lost).append(action.id)
+            return
+        if isinstance(outcome, Permanent):
+            done = self._store.mark_dead(action.id, self.owner, outcome.error, at)
+            (report.dead if done else report.lost).append(action.id)
+            return
+        since = action.retried_at or action.created_at
+        next_at = at + self._backoff.delay(action.attempts + 1, self._rng)
+        if at - since >= self._backoff.horizon:
+            error = f"{outcome.error} (gave up after {action.attempts + 1} attempts)"
+            done = self._store.mark_dead(action.id, self.owner, error, at)
+            (report.dead if done else report.lost).append(action.id)
+        else:
+            done = self._store.mark_failed(action.id, self.owner, outcome.error, next_at)
+            (report.retried if done else report.lost).append(action.id)
+
+
+def dispatcher_from_settings(
+    settings: Settings, store: ActionStore, *, owner: str | None = None
+) -> tuple[Dispatcher, WebhookDeliverer]:
+    """A dispatcher for webhooks and quarantine as ``settings`` configure them, and its
+    webhook deliverer (close it when done)."""
+    endpoints = {e.name: e for e in endpoints_of(settings)}
+    webhooks = WebhookDeliverer(endpoints, timeout=settings.webhook_timeout_seconds)
+    deliverers: dict[ActionKind, Deliverer] = {
+        ActionKind.WEBHOOK: webhooks,
+        ActionKind.QUARANTINE: QuarantineDeliverer(
+            store, settings.resolved_quarantine_dir, endpoints
+        ),
+    }
+    backoff = Backoff(
+        base=timedelta(seconds=settings.actions_backoff_base_seconds),
+        cap=timedelta(seconds=settings.actions_backoff_max_seconds),
+        horizon=timedelta(hours=settings.actions_retry_hours),
+    )
+    dispatcher = Dispatcher(
+        store,
+        deliverers,
+        backoff=backoff,
+        lease=timedelta(seconds=settings.actions_lease_seconds),
+        owner=owner,
+    )
+    return dispatcher, webhooks

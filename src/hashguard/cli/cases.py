@@ -1,0 +1,270 @@
+"""``hashguard cases``: the review queue — list and show cases, assign, confirm, escalate,
+mark false positives, and open the cases of a recorded scan run.
+
+Each step is recorded in the case's history and the audit log under the person who runs
+the command (``cli:<login>``). ``--as NAME`` is for delegated use: an operator entering
+a reviewer's decision (made elsewhere, e.g. on paper in a secure room) on their behalf.
+The audit log then names both (``cli:<login>/as:NAME``) and the two-person rule counts
+NAME as the reviewer.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Annotated, Any
+
+import typer
+from rich.table import Table
+
+from hashguard.audit import cli_actor
+from hashguard.cli.context import err, fail, out, settings_of, store_of
+from hashguard.domain.cases import Case, CaseEvent, CaseState
+from hashguard.domain.matches import match_to_json
+from hashguard.domain.policy import decision_to_json
+from hashguard.review import cases as review
+from hashguard.store import Store
+from hashguard.store.cases import signals_to_json
+from hashguard.store.scans import UnknownRun
+
+app = typer.Typer(help="Cases and the review workflow.", no_args_is_help=True)
+
+JSON_OPTION = typer.Option("--json", help="JSON output.")
+CASE = typer.Argument(help="The case's id.")
+REASON = typer.Option("--reason", help="Why (required; kept in the case's history).")
+AS_OPTION = typer.Option(
+    "--as",
+    help="Delegated use: enter this reviewer's decision on their behalf (both are audited).",
+)
+VERSION_OPTION = typer.Option(
+    "--version",
+    help="The case version you reviewed; refused if the case changed since (default: current).",
+)
+
+#: Exit code of a step refused because the case changed meanwhile: look again, retry.
+STALE_EXIT = 3
+
+
+def _actor(as_user: str | None) -> str:
+    if as_user is None:
+        return cli_actor()
+    try:
+        return review.delegated_actor(cli_actor(), as_user)
+    except review.ReviewError as exc:
+        raise fail(str(exc)) from None
+
+
+@contextmanager
+def _step(ctx: typer.Context) -> Iterator[Store]:
+    """The store, with the workflow's refusals turned into clear errors."""
+    with store_of(ctx) as store:
+        try:
+            yield store
+        except review.StaleCase as exc:
+            raise fail(str(exc), STALE_EXIT) from None
+        except (review.UnknownCase, review.ReviewError) as exc:
+            raise fail(str(exc)) from None
+
+
+def case_json(case: Case) -> dict[str, Any]:
+    return {
+        "id": case.id,
+        "state": str(case.state),
+        "reportable": case.reportable,
+        "assignee": case.assignee,
+        "confirmers": list(case.confirmers),
+        "version": case.version,
+        "content_key": case.content_key,
+        "content_id": case.content.content_id,
+        "uploader_id": case.content.uploader_id,
+        "url": case.content.url,
+        "sources": [s.as_json() for s in case.sources],
+        "banks": list(case.banks),
+        "decision": decision_to_json(case.decision),
+        "matches": [match_to_json(m) for m in case.matches],
+        "remote": [{"service": r.service, "status": str(r.status)} for r in case.remote],
+        "signals": signals_to_json(case.signals) if case.signals else None,
+        "evidence_id": case.evidence_id,
+        "created_at": case.created_at.isoformat(),
+        "updated_at": case.updated_at.isoformat(),
+    }
+
+
+def event_json(event: CaseEvent) -> dict[str, Any]:
+    return {
+        "at": event.at.isoformat(),
+        "actor": event.actor,
+        "kind": str(event.kind),
+        "from_state": str(event.from_state) if event.from_state else None,
+        "to_state": str(event.to_state) if event.to_state else None,
+        "reason": event.reason,
+        "details": dict(event.details),
+    }
+
+
+@app.command("list")
+def list_cases(
+    ctx: typer.Context,
+    state: Annotated[CaseState | None, typer.Option(help="Only cases in this state.")] = None,
+    assignee: Annotated[str | None, typer.Option(help="Only cases assigned to this.")] = None,
+    limit: Annotated[int, typer.Option(min=1, help="At most this many.")] = 100,
+    as_json: Annotated[bool, JSON_OPTION] = False,
+) -> None:
+    """Cases, oldest first."""
+    with store_of(ctx) as store:
+        found = store.cases.list(state=state, assignee=assignee, limit=limit)
+    if as_json:
+        out.print(json.dumps([case_json(c) for c in found]), markup=False)
+        return
+    table = Table("id", "state", "assignee", "action", "banks", "sources", "updated (UTC)")
+    for case in found:
+        table.add_row(
+            str(case.id),
+            str(case.state),
+            case.assignee or "-",
+            str(case.decision.action),
+            " ".join(case.banks),
+            str(len(case.sources)),
+            f"{case.updated_at:%Y-%m-%d %H:%M}",
+        )
+    out.print(table)
+
+
+@app.command()
+def show(
+    ctx: typer.Context,
+    case_id: Annotated[int, CASE],
+    as_json: Annotated[bool, JSON_OPTION] = False,
+) -> None:
+    """One case (its matches, sources and decision; never the content) and its history."""
+    with _step(ctx) as store:
+        case = store.cases.get(case_id)
+        history = store.cases.history(case_id)
+    if as_json:
+        shown = case_json(case) | {"history": [event_json(e) for e in history]}
+        out.print(json.dumps(shown), markup=False)
+        return
+    shown = case_json(case)
+    for name in ("id", "state", "version", "assignee", "confirmers", "banks", "evidence_id"):
+        out.print(f"{name}: {shown[name] if shown[name] not in (None, []) else '-'}", markup=False)
+    out.print(f"decision: {case.decision.rule}", markup=False)
+    for source in case.sources:
+        out.print(f"source: {source}", markup=False)
+    out.print("history:", markup=False)
+    for event in history:
+        move = f" {event.from_state or ''}->{event.to_state}" if event.to_state else ""
+        why = f": {event.reason}" if event.reason else ""
+        out.print(
+            f"  {event.at:%Y-%m-%d %H:%M:%S} {event.actor} {event.kind}{move}{why}", markup=False
+        )
+
+
+@app.command()
+def assign(
+    ctx: typer.Context,
+    case_id: Annotated[int, CASE],
+    user: Annotated[str, typer.Argument(help="The reviewer to give it to.")],
+    reason: Annotated[str | None, typer.Option(help="Why (optional).")] = None,
+    as_user: Annotated[str | None, AS_OPTION] = None,
+    version: Annotated[int | None, VERSION_OPTION] = None,
+) -> None:
+    """Give a case to a reviewer."""
+    actor = _actor(as_user)
+    with _step(ctx) as store:
+        case = review.assign(store, case_id, user, actor=actor, reason=reason, version=version)
+    err.print(f"case {case.id} assigned to {user}", highlight=False)
+
+
+@app.command()
+def confirm(
+    ctx: typer.Context,
+    case_id: Annotated[int, CASE],
+    reason: Annotated[str, REASON],
+    as_user: Annotated[str | None, AS_OPTION] = None,
+    version: Annotated[int | None, VERSION_OPTION] = None,
+) -> None:
+    """Confirm the match. With review_second_confirmation (the default) a second,
+    different person must confirm too before the case is confirmed and reportable."""
+    actor = _actor(as_user)
+    second = settings_of(ctx).review_second_confirmation
+    with _step(ctx) as store:
+        case = review.confirm(
+            store, case_id, actor=actor, reason=reason, second_confirmation=second, version=version
+        )
+    if case.state is CaseState.CONFIRMED_ONCE:
+        err.print(
+            f"case {case.id} confirmed once: a second, different reviewer must confirm it",
+            highlight=False,
+        )
+    else:
+        err.print(f"case {case.id} confirmed", highlight=False)
+
+
+@app.command("false-positive")
+def false_positive(
+    ctx: typer.Context,
+    case_id: Annotated[int, CASE],
+    reason: Annotated[str, REASON],
+    allow_bank: Annotated[
+        str, typer.Option("--allow-bank", help="The allow bank that gets the content's hashes.")
+    ],
+    as_user: Annotated[str | None, AS_OPTION] = None,
+    version: Annotated[int | None, VERSION_OPTION] = None,
+) -> None:
+    """Close a case as a false positive; the content's hashes go to an allow bank (created
+    if missing) so it no longer matches."""
+    actor = _actor(as_user)
+    with _step(ctx) as store:
+        case = review.mark_false_positive(
+            store, case_id, actor=actor, reason=reason, allow_bank=allow_bank, version=version
+        )
+    err.print(
+        f"case {case.id} is a false positive; its hashes are in allow bank {allow_bank} "
+        "(rebuild or refresh the match index for scans to see them)",
+        highlight=False,
+    )
+
+
+@app.command()
+def escalate(
+    ctx: typer.Context,
+    case_id: Annotated[int, CASE],
+    reason: Annotated[str, REASON],
+    as_user: Annotated[str | None, AS_OPTION] = None,
+    version: Annotated[int | None, VERSION_OPTION] = None,
+) -> None:
+    """Hand a case to someone senior."""
+    actor = _actor(as_user)
+    with _step(ctx) as store:
+        case = review.escalate(store, case_id, actor=actor, reason=reason, version=version)
+    err.print(f"case {case.id} escalated", highlight=False)
+
+
+@app.command("open-from-run")
+def open_from_run(
+    ctx: typer.Context,
+    run_id: Annotated[int, typer.Argument(help="The scan run's id.")],
+    as_json: Annotated[bool, JSON_OPTION] = False,
+) -> None:
+    """Open cases for a scan run's results that the policy sends to act or review
+    (idempotent: running it again changes nothing)."""
+    with store_of(ctx) as store:
+        try:
+            report = review.open_cases_for_run(store, run_id, actor=cli_actor())
+        except UnknownRun as exc:
+            raise fail(str(exc)) from None
+    if as_json:
+        shown = {
+            "run": run_id,
+            "opened": report.opened,
+            "seen_again": report.seen_again,
+            "unchanged": report.unchanged,
+        }
+        out.print(json.dumps(shown), markup=False)
+        return
+    err.print(
+        f"run {run_id}: {report.opened} case(s) opened, {report.seen_again} existing "
+        f"case(s) updated, {report.unchanged} already up to date",
+        highlight=False,
+    )

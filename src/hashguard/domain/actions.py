@@ -1,0 +1,120 @@
+"""Actions: outbox entries (webhooks, quarantine), webhook endpoints and quarantine records."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+
+class ActionKind(StrEnum):
+    """What an outbox entry does. Persisted names."""
+
+    WEBHOOK = "webhook"
+    QUARANTINE = "quarantine"
+
+
+class EventType(StrEnum):
+    """The webhook events hashguard sends. Persisted names, never renamed."""
+
+    MATCH_DETECTED = "match.detected"
+    CASE_CONFIRMED = "case.confirmed"
+    CASE_FALSE_POSITIVE = "case.false_positive"
+    CONTENT_QUARANTINED = "content.quarantined"
+
+
+class ActionState(StrEnum):
+    """``pending`` until delivered; ``dead`` once it failed for longer than the horizon
+    (or failed in a way retrying cannot fix). A dead entry can be put back to pending."""
+
+    PENDING = "pending"
+    DELIVERED = "delivered"
+    DEAD = "dead"
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class OutboxAction:
+    """One action to carry out at least once.
+
+    ``idempotency_key`` is stable across retries (it is a webhook's ``webhook-id``), so a
+    receiver applies each action once however often it arrives. ``target`` is the webhook
+    endpoint's name (``None`` for quarantine). ``payload`` is JSON that never holds file
+    bytes or hash-list contents beyond the matched content's own hashes.
+    """
+
+    id: int
+    kind: ActionKind
+    event: EventType | None
+    target: str | None
+    idempotency_key: str
+    subject: str | None
+    payload: Mapping[str, Any]
+    state: ActionState
+    attempts: int
+    next_attempt_at: datetime
+    created_at: datetime
+    last_error: str | None = None
+    delivered_at: datetime | None = None
+    dead_at: datetime | None = None
+    #: when a dead entry was last put back to pending (the retry horizon restarts there)
+    retried_at: datetime | None = None
+    lease_owner: str | None = None
+    lease_until: datetime | None = None
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class WebhookEndpoint:
+    """Where webhooks go. ``secret`` is a Standard Webhooks secret (``whsec_`` + base64);
+    it is never shown (not in ``repr``). ``events`` empty: every event."""
+
+    name: str
+    url: str
+    secret: str = field(repr=False)
+    events: frozenset[EventType] = frozenset()
+
+    def wants(self, event: EventType) -> bool:
+        return not self.events or event in self.events
+
+
+class QuarantineState(StrEnum):
+    #: recorded, the move may not have happened yet (a crash in between is resumed)
+    MOVING = "moving"
+    QUARANTINED = "quarantined"
+    RESTORED = "restored"
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class QuarantineRecord:
+    """Where a quarantined file came from and went. ``original_path`` is printable;
+    ``original_path_raw`` holds the exact bytes of the name (file names need not be
+    UTF-8)."""
+
+    action_id: int
+    state: QuarantineState
+    original_path: str
+    original_path_raw: bytes
+    quarantine_path: str
+    sha256: str
+    size: int
+    mode: int
+    uid: int
+    gid: int
+    created_at: datetime
+    quarantined_at: datetime | None = None
+    restored_at: datetime | None = None
+    restored_by: str | None = None
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class NewAction:
+    """An action to put in the outbox. Enqueueing one whose ``idempotency_key`` is already
+    there does nothing, so a retried transaction never doubles an action."""
+
+    kind: ActionKind
+    idempotency_key: str
+    payload: Mapping[str, Any]
+    event: EventType | None = None
+    target: str | None = None
+    subject: str | None = None

@@ -1,0 +1,433 @@
+"""The review workflow's rules: which results open cases, and who may move a case where.
+
+Every function takes the store it works on and the acting person (an audit actor such
+as ``cli:alice``, ``user:bob`` or ``cli:root/as:carol`` for a step an operator enters on
+a reviewer's behalf) and records each change in the case's history and the audit log.
+A change is made against the version of the case the reviewer saw (``version``; the
+current one when not given): if the case changed meanwhile, ``StaleCase`` is raised and
+nothing changes.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from hashguard.audit import record
+from hashguard.domain.audit import AuditAction
+from hashguard.domain.banks import BankEntry, BankKind
+from hashguard.domain.cases import (
+    Case,
+    CaseEventKind,
+    CaseSource,
+    CaseState,
+    ContentRef,
+    SourceKind,
+    allowed,
+)
+from hashguard.domain.policy import Action
+from hashguard.domain.scans import FileResult, Outcome
+from hashguard.domain.signals import Algorithm
+from hashguard.store import Store
+from hashguard.store.banks import BankExists
+from hashguard.store.cases import StaleCase, UnknownCase
+
+__all__ = [
+    "InvalidTransition",
+    "NotAnAllowBank",
+    "OpenReport",
+    "ReasonRequired",
+    "ReviewError",
+    "SameReviewer",
+    "StaleCase",
+    "UnknownCase",
+    "assign",
+    "confirm",
+    "delegated_actor",
+    "escalate",
+    "mark_false_positive",
+    "open_cases_for_run",
+    "open_from_result",
+    "reviewer_of",
+    "should_open",
+]
+
+#: Who opens cases from recorded results when no person does.
+SYSTEM_ACTOR = "system:review"
+#: Reviewer and assignee names: what a login or an account name looks like.
+NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,99}$"
+
+
+class ReviewError(ValueError):
+    """A review step that the workflow's rules refuse."""
+
+
+class InvalidTransition(ReviewError):
+    def __init__(self, case: Case, to_state: CaseState | str) -> None:
+        super().__init__(f"case #{case.id} is {case.state}: it cannot become {to_state}")
+        self.case = case
+
+
+class ReasonRequired(ReviewError):
+    def __init__(self) -> None:
+        super().__init__("a reason is required")
+
+
+class SameReviewer(ReviewError):
+    def __init__(self, case: Case, reviewer: str) -> None:
+        super().__init__(
+            f"case #{case.id} was already confirmed by {reviewer}: the second "
+            "confirmation must come from a different person"
+        )
+        self.case = case
+
+
+class NotAnAllowBank(ReviewError):
+    def __init__(self, name: str) -> None:
+        super().__init__(f"bank {name!r} is not an allow bank")
+
+
+class InvalidName(ReviewError):
+    def __init__(self, name: str) -> None:
+        super().__init__(
+            f"{name!r} is not a reviewer name: up to 100 letters, digits, '.', '_', '@' or '-'"
+        )
+
+
+def _check_name(name: str) -> str:
+    if not re.fullmatch(NAME_PATTERN, name):
+        raise InvalidName(name)
+    return name
+
+
+def delegated_actor(operator: str, reviewer: str) -> str:
+    """The actor of a step an operator enters for ``reviewer``: both stay on record."""
+    return f"{operator}/as:{_check_name(reviewer)}"
+
+
+def reviewer_of(actor: str) -> str:
+    """The person behind an actor, for the two-person rule: ``cli:alice`` and
+    ``user:alice`` are both ``alice``; ``cli:root/as:bob`` is ``bob``; other kinds
+    (``token:3``) are themselves."""
+    if "/as:" in actor:
+        return actor.rsplit("/as:", 1)[1]
+    kind, _, name = actor.partition(":")
+    return name if kind in ("cli", "user") else actor
+
+
+def _reason(reason: str | None) -> str:
+    text = (reason or "").strip()
+    if not text:
+        raise ReasonRequired
+    return text
+
+
+# -- opening cases --------------------------------------------------------------------
+
+
+def should_open(result: FileResult) -> bool:
+    """A case is opened for matched content the policy sends to act or to review;
+    never for a shadow bank's would-be decision or an ignored match."""
+    return (
+        result.outcome is Outcome.MATCHED
+        and result.signals is not None
+        and not result.decision.shadow
+        and result.decision.action in (Action.ACT, Action.REVIEW)
+    )
+
+
+def open_from_result(
+    store: Store,
+    result: FileResult,
+    source: CaseSource,
+    *,
+    actor: str = SYSTEM_ACTOR,
+    content: ContentRef | None = None,
+    evidence_id: str | None = None,
+) -> tuple[Case, CaseEventKind | None] | None:
+    """Open the case of ``result``'s content, or add this sighting to its case.
+
+    Returns ``None`` when the result opens no case (see ``should_open``), else the case
+    and what happened (``OPENED``, ``SEEN_AGAIN``, or ``None`` when the case already
+    held this sighting: calling twice is harmless).
+    """
+    if not should_open(result):
+        return None
+    assert result.signals is not None
+    case, change = store.cases.open_or_update(
+        content_key=result.signals.sha256,
+        source=source,
+        signals=result.signals,
+        matches=result.matches,
+        remote=result.remote,
+        decision=result.decision,
+        actor=actor,
+        content=content,
+        evidence_id=evidence_id,
+    )
+    if change is not None:
+        action = (
+            AuditAction.CASE_OPENED
+            if change is CaseEventKind.OPENED
+            else AuditAction.CASE_SEEN_AGAIN
+        )
+        record(
+            store,
+            actor,
+            action,
+            f"case:{case.id}",
+            source=source.as_json(),
+            decided=str(result.decision.action),
+            rule=result.decision.rule,
+            banks=list(case.banks),
+        )
+    return case, change
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class OpenReport:
+    opened: int = 0
+    seen_again: int = 0
+    unchanged: int = 0
+
+
+def open_cases_for_run(store: Store, run_id: int, *, actor: str = SYSTEM_ACTOR) -> OpenReport:
+    """Open (or add to) the cases of a scan run's recorded results that need a person.
+    Idempotent: running it again changes nothing. Raises ``UnknownRun``."""
+    store.scans.get(run_id)
+    # Read them all first: matched files are few, and no read stays open across writes.
+    matched = [r for r in store.scans.results(run_id, outcome=Outcome.MATCHED) if should_open(r)]
+    counts = {"opened": 0, "seen_again": 0, "unchanged": 0}
+    for result in matched:
+        source = CaseSource(kind=SourceKind.SCAN, ref=str(run_id), path=result.path)
+        opened = open_from_result(store, result, source, actor=actor)
+        assert opened is not None
+        change = opened[1]
+        key = "unchanged" if change is None else str(change)
+        counts[key] += 1
+    return OpenReport(**counts)
+
+
+# -- the reviewers' steps -----------------------------------------------------------
+
+
+def _current(store: Store, case_id: int, version: int | None) -> tuple[Case, int]:
+    case = store.cases.get(case_id)
+    return case, case.version if version is None else version
+
+
+def _audit(
+    store: Store, actor: str, action: AuditAction, case: Case, before: Case, **details: Any
+) -> None:
+    record(
+        store,
+        actor,
+        action,
+        f"case:{case.id}",
+        from_state=str(before.state),
+        to_state=str(case.state),
+        version=case.version,
+        **details,
+    )
+
+
+def assign(
+    store: Store,
+    case_id: int,
+    assignee: str | None,
+    *,
+    actor: str,
+    reason: str | None = None,
+    version: int | None = None,
+) -> Case:
+    """Give an open case to ``assignee`` (``None``: unassign). A final case has no one
+    to work on it."""
+    if assignee is not None:
+        _check_name(assignee)
+    case, version = _current(store, case_id, version)
+    if case.state.final:
+        raise InvalidTransition(case, "assigned")
+    text = (reason or "").strip() or None
+    changed = store.cases.transition(
+        case_id,
+        expected_version=version,
+        actor=actor,
+        kind=CaseEventKind.ASSIGNED,
+        reason=text,
+        assignee=assignee,
+        details={"assignee": assignee, "previous": case.assignee},
+    )
+    _audit(
+        store,
+        actor,
+        AuditAction.CASE_ASSIGNED,
+        changed,
+        case,
+        assignee=assignee,
+        previous=case.assignee,
+        reason=text,
+    )
+    return changed
+
+
+def confirm(
+    store: Store,
+    case_id: int,
+    *,
+    actor: str,
+    reason: str,
+    second_confirmation: bool,
+    version: int | None = None,
+) -> Case:
+    """Confirm that the content is what the match says.
+
+    With ``second_confirmation`` (the setting, on by default) the first confirmation
+    leaves the case ``confirmed_once`` and a second one by a different person makes it
+    ``confirmed``; nobody confirms the same case twice. Only ``confirmed`` content is
+    ever reported.
+    """
+    text = _reason(reason)
+    case, version = _current(store, case_id, version)
+    reviewer = reviewer_of(actor)
+    if reviewer in case.confirmers:
+        raise SameReviewer(case, reviewer)
+    confirmers = (*case.confirmers, reviewer)
+    needed = 2 if second_confirmation else 1
+    target = CaseState.CONFIRMED if len(confirmers) >= needed else CaseState.CONFIRMED_ONCE
+    if not allowed(case.state, target):
+        raise InvalidTransition(case, target)
+    changed = store.cases.transition(
+        case_id,
+        expected_version=version,
+        actor=actor,
+        kind=CaseEventKind.CONFIRMED,
+        to_state=target,
+        reason=text,
+        confirmers=confirmers,
+        details={"confirmations": len(confirmers), "needed": needed},
+    )
+    _audit(
+        store,
+        actor,
+        AuditAction.CASE_CONFIRMED,
+        changed,
+        case,
+        reason=text,
+        confirmations=len(confirmers),
+        needed=needed,
+    )
+    return changed
+
+
+def escalate(
+    store: Store, case_id: int, *, actor: str, reason: str, version: int | None = None
+) -> Case:
+    """Hand a case to someone senior (legal, a lead reviewer)."""
+    text = _reason(reason)
+    case, version = _current(store, case_id, version)
+    if not allowed(case.state, CaseState.ESCALATED):
+        raise InvalidTransition(case, CaseState.ESCALATED)
+    changed = store.cases.transition(
+        case_id,
+        expected_version=version,
+        actor=actor,
+        kind=CaseEventKind.ESCALATED,
+        to_state=CaseState.ESCALATED,
+        reason=text,
+    )
+    _audit(store, actor, AuditAction.CASE_ESCALATED, changed, case, reason=text)
+    return changed
+
+
+def _allow_entries(case: Case, *, actor: str, reason: str) -> list[BankEntry]:
+    """The content's exact hashes and its good-quality PDQ hashes (low-quality ones
+    would suppress unrelated images)."""
+    signals = case.signals
+    if signals is None:
+        return []
+    meta = {"case_id": case.id, "by": actor, "reason": reason}
+    common: dict[str, Any] = {
+        "entry_id": f"case-{case.id}",
+        "category": "false_positive",
+        "metadata": meta,
+    }
+    entries = [
+        BankEntry(algorithm=algorithm, value=signals.exact(algorithm), **common)
+        for algorithm in (Algorithm.MD5, Algorithm.SHA1, Algorithm.SHA256)
+    ]
+    entries += [
+        BankEntry(algorithm=Algorithm.PDQ, value=pdq.value, **common)
+        for pdq in signals.pdq
+        if not pdq.low_quality
+    ]
+    return entries
+
+
+def _allow_bank(store: Store, name: str, actor: str) -> None:
+    """Make sure ``name`` is an allow bank, creating it if missing."""
+    bank = store.banks.find(name)
+    if bank is None:
+        try:
+            bank = store.banks.create(name, kind=BankKind.ALLOW)
+            record(store, actor, AuditAction.BANK_CREATED, f"bank:{name}", kind=str(bank.kind))
+        except BankExists:
+            bank = store.banks.get(name)
+    if bank.kind is not BankKind.ALLOW:
+        raise NotAnAllowBank(name)
+
+
+def mark_false_positive(
+    store: Store,
+    case_id: int,
+    *,
+    actor: str,
+    reason: str,
+    allow_bank: str,
+    version: int | None = None,
+) -> Case:
+    """Close the case as a false positive and add the content's hashes to the allow
+    bank ``allow_bank`` (created as an allow bank if missing), with the case, who and
+    why as each entry's metadata, so the same content no longer matches.
+
+    The bank is checked before the case changes; the entries are added right after
+    the (version-checked) change, so a refused change adds nothing.
+    """
+    text = _reason(reason)
+    case, version = _current(store, case_id, version)
+    if not allowed(case.state, CaseState.FALSE_POSITIVE):
+        raise InvalidTransition(case, CaseState.FALSE_POSITIVE)
+    _allow_bank(store, allow_bank, actor)
+    entries = _allow_entries(case, actor=actor, reason=text)
+    changed = store.cases.transition(
+        case_id,
+        expected_version=version,
+        actor=actor,
+        kind=CaseEventKind.FALSE_POSITIVE,
+        to_state=CaseState.FALSE_POSITIVE,
+        reason=text,
+        details={"allow_bank": allow_bank, "hashes": len(entries)},
+    )
+    counts = store.banks.add_entries(allow_bank, entries)
+    record(
+        store,
+        actor,
+        AuditAction.BANK_ENTRIES_ADDED,
+        f"bank:{allow_bank}",
+        case=case.id,
+        added=counts.added,
+        updated=counts.updated,
+        restored=counts.restored,
+        unchanged=counts.unchanged,
+    )
+    _audit(
+        store,
+        actor,
+        AuditAction.CASE_FALSE_POSITIVE,
+        changed,
+        case,
+        reason=text,
+        allow_bank=allow_bank,
+        hashes=len(entries),
+    )
+    return changed

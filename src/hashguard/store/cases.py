@@ -1,0 +1,366 @@
+"""Review cases and their history: one case per content item, changed only at a known version."""
+
+from __future__ import annotations
+
+import builtins
+import json
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from sqlalchemy import Connection, Engine, Row, insert, select, update
+from sqlalchemy.exc import IntegrityError
+
+from hashguard.domain.cases import (
+    Case,
+    CaseEvent,
+    CaseEventKind,
+    CaseSource,
+    CaseState,
+    ContentRef,
+)
+from hashguard.domain.matches import Match, match_from_json, match_to_json
+from hashguard.domain.policy import Decision, decision_from_json, decision_to_json
+from hashguard.domain.remote import RemoteResult, RemoteStatus, remote_from_json, remote_to_json
+from hashguard.domain.signals import FileSignals, PdqHash
+from hashguard.store._util import aware, now
+from hashguard.store.schema import case_events, cases
+
+
+class UnknownCase(LookupError):
+    def __init__(self, case_id: int) -> None:
+        super().__init__(f"no case #{case_id}")
+        self.case_id = case_id
+
+
+class StaleCase(RuntimeError):
+    """The case changed since the caller read it: read it again and decide again."""
+
+    def __init__(self, case_id: int, expected: int, actual: int) -> None:
+        super().__init__(
+            f"case #{case_id} changed meanwhile (version {actual}, not {expected}): "
+            "look at it again before deciding"
+        )
+        self.case_id = case_id
+        self.expected = expected
+        self.actual = actual
+
+
+def signals_to_json(signals: FileSignals) -> dict[str, Any]:
+    return {
+        "size": signals.size,
+        "md5": signals.md5,
+        "sha1": signals.sha1,
+        "sha256": signals.sha256,
+        "pdq": [{"value": p.value, "quality": p.quality, "frame": p.frame} for p in signals.pdq],
+        "image_format": signals.image_format,
+        "width": signals.width,
+        "height": signals.height,
+    }
+
+
+def signals_from_json(data: Mapping[str, Any]) -> FileSignals:
+    return FileSignals(
+        size=data["size"],
+        md5=data["md5"],
+        sha1=data["sha1"],
+        sha256=data["sha256"],
+        pdq=tuple(
+            PdqHash(value=p["value"], quality=p["quality"], frame=p["frame"])
+            for p in data.get("pdq", ())
+        ),
+        image_format=data.get("image_format"),
+        width=data.get("width"),
+        height=data.get("height"),
+    )
+
+
+def _remote_json(result: RemoteResult) -> dict[str, Any]:
+    return remote_to_json(result, keep_raw=result.status is RemoteStatus.MATCHED)
+
+
+def _key(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, default=str)
+
+
+def _union(old: Sequence[Any], new: Sequence[Any]) -> list[Any]:
+    """``old`` followed by the items of ``new`` it does not hold yet (JSON values)."""
+    seen = {_key(item) for item in old}
+    merged = list(old)
+    for item in new:
+        if _key(item) not in seen:
+            seen.add(_key(item))
+            merged.append(item)
+    return merged
+
+
+def _case(row: Row[Any]) -> Case:
+    created, updated = aware(row.created_at), aware(row.updated_at)
+    assert created is not None
+    assert updated is not None
+    return Case(
+        id=row.id,
+        content_key=row.content_key,
+        content=ContentRef(content_id=row.content_id, uploader_id=row.uploader_id, url=row.url),
+        sources=tuple(CaseSource.from_json(s) for s in row.sources),
+        signals=signals_from_json(row.signals) if row.signals is not None else None,
+        matches=tuple(match_from_json(m) for m in row.matches),
+        remote=tuple(remote_from_json(r) for r in row.remote),
+        decision=decision_from_json(row.decision),
+        state=CaseState(row.state),
+        assignee=row.assignee,
+        confirmers=tuple(row.confirmers),
+        created_at=created,
+        updated_at=updated,
+        version=row.version,
+        evidence_id=row.evidence_id,
+    )
+
+
+def _event(row: Row[Any]) -> CaseEvent:
+    at = aware(row.at)
+    assert at is not None
+    return CaseEvent(
+        case_id=row.case_id,
+        at=at,
+        actor=row.actor,
+        kind=CaseEventKind(row.kind),
+        from_state=CaseState(row.from_state) if row.from_state else None,
+        to_state=CaseState(row.to_state) if row.to_state else None,
+        reason=row.reason,
+        details=row.details,
+    )
+
+
+class _Keep:
+    def __repr__(self) -> str:
+        return "KEEP"
+
+
+#: ``transition``'s "leave the assignee as it is" (``None`` unassigns).
+KEEP: Any = _Keep()
+
+
+class CaseStore:
+    """Cases and their history. The workflow's rules (which transitions, who may
+    confirm) live in ``hashguard.review``; this store keeps one case per content item
+    and refuses any change made against a version that is no longer current."""
+
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+
+    def open_or_update(
+        self,
+        *,
+        content_key: str,
+        source: CaseSource,
+        signals: FileSignals | None,
+        matches: Sequence[Match],
+        remote: Sequence[RemoteResult],
+        decision: Decision,
+        actor: str,
+        content: ContentRef | None = None,
+        evidence_id: str | None = None,
+    ) -> tuple[Case, CaseEventKind | None]:
+        """The case of ``content_key``, opened (``OPENED``) or with this sighting's
+        matches added to it (``SEEN_AGAIN``); ``None`` when it already held them all."""
+        content = content or ContentRef()
+        values = {
+            "sources": [source.as_json()],
+            "signals": signals_to_json(signals) if signals else None,
+            "matches": [match_to_json(m) for m in matches],
+            "remote": [_remote_json(r) for r in remote],
+            "decision": decision_to_json(decision),
+            "content_id": content.content_id,
+            "uploader_id": content.uploader_id,
+            "url": content.url,
+            "evidence_id": evidence_id,
+        }
+        for _attempt in range(3):
+            with self._engine.begin() as conn:
+                row = conn.execute(
+                    select(cases).where(cases.c.content_key == content_key).with_for_update()
+                ).first()
+                if row is not None:
+                    return self._add_sighting(conn, row, values, decision, actor)
+            try:
+                with self._engine.begin() as conn:
+                    stamp = now()
+                    case_id = conn.execute(
+                        insert(cases)
+                        .values(
+                            content_key=content_key,
+                            state=str(CaseState.OPEN),
+                            confirmers=[],
+                            created_at=stamp,
+                            updated_at=stamp,
+                            version=1,
+                            **values,
+                        )
+                        .returning(cases.c.id)
+                    ).scalar_one()
+                    _append_event(
+                        conn,
+                        case_id,
+                        actor=actor,
+                        kind=CaseEventKind.OPENED,
+                        from_state=None,
+                        to_state=CaseState.OPEN,
+                        reason=decision.rule,
+                        details={"source": source.as_json()},
+                    )
+                return self.get(case_id), CaseEventKind.OPENED
+            except IntegrityError:
+                continue  # opened by someone else meanwhile: add to theirs
+        raise RuntimeError(f"could not open or update the case of {content_key}")
+
+    def _add_sighting(
+        self,
+        conn: Connection,
+        row: Row[Any],
+        values: dict[str, Any],
+        decision: Decision,
+        actor: str,
+    ) -> tuple[Case, CaseEventKind | None]:
+        old = decision_from_json(row.decision)
+        changes: dict[str, Any] = {
+            "sources": _union(row.sources, values["sources"]),
+            "matches": _union(row.matches, values["matches"]),
+            "remote": _union(row.remote, values["remote"]),
+        }
+        if decision.action.strength > old.action.strength:
+            changes["decision"] = values["decision"]
+        for name in ("signals", "content_id", "uploader_id", "url", "evidence_id"):
+            if getattr(row, name) is None and values[name] is not None:
+                changes[name] = values[name]
+        changed = {k: v for k, v in changes.items() if _key(v) != _key(getattr(row, k))}
+        if not changed:
+            return _case(row), None
+        conn.execute(
+            update(cases)
+            .where(cases.c.id == row.id)
+            .values(**changed, updated_at=now(), version=row.version + 1)
+        )
+        _append_event(
+            conn,
+            row.id,
+            actor=actor,
+            kind=CaseEventKind.SEEN_AGAIN,
+            from_state=None,
+            to_state=None,
+            reason=decision.rule,
+            details={"source": values["sources"][0], "changed": sorted(changed)},
+        )
+        fresh = conn.execute(select(cases).where(cases.c.id == row.id)).one()
+        return _case(fresh), CaseEventKind.SEEN_AGAIN
+
+    def get(self, case_id: int) -> Case:
+        with self._engine.connect() as conn:
+            row = conn.execute(select(cases).where(cases.c.id == case_id)).first()
+        if row is None:
+            raise UnknownCase(case_id)
+        return _case(row)
+
+    def find(self, content_key: str) -> Case | None:
+        with self._engine.connect() as conn:
+            row = conn.execute(select(cases).where(cases.c.content_key == content_key)).first()
+        return None if row is None else _case(row)
+
+    def list(
+        self,
+        *,
+        state: CaseState | None = None,
+        assignee: str | None = None,
+        limit: int = 100,
+    ) -> list[Case]:
+        """Cases, oldest first (the review queue's order)."""
+        query = select(cases).order_by(cases.c.id).limit(limit)
+        if state is not None:
+            query = query.where(cases.c.state == str(state))
+        if assignee is not None:
+            query = query.where(cases.c.assignee == assignee)
+        with self._engine.connect() as conn:
+            return [_case(row) for row in conn.execute(query)]
+
+    def transition(
+        self,
+        case_id: int,
+        *,
+        expected_version: int,
+        actor: str,
+        kind: CaseEventKind,
+        to_state: CaseState | None = None,
+        reason: str | None = None,
+        assignee: str | None = KEEP,
+        confirmers: Sequence[str] | None = None,
+        details: Mapping[str, Any] | None = None,
+    ) -> Case:
+        """Change the case (state, assignee, confirmers) and record the event, in one
+        transaction, only if the case is still at ``expected_version``; else raise
+        ``StaleCase``. ``to_state`` ``None`` keeps the state."""
+        with self._engine.begin() as conn:
+            row = conn.execute(
+                select(cases.c.version, cases.c.state).where(cases.c.id == case_id)
+            ).first()
+            if row is None:
+                raise UnknownCase(case_id)
+            values: dict[str, Any] = {"updated_at": now(), "version": expected_version + 1}
+            if to_state is not None:
+                values["state"] = str(to_state)
+            if assignee is not KEEP:
+                values["assignee"] = assignee
+            if confirmers is not None:
+                values["confirmers"] = list(confirmers)
+            done = conn.execute(
+                update(cases)
+                .where(cases.c.id == case_id, cases.c.version == expected_version)
+                .values(**values)
+            )
+            if done.rowcount != 1:
+                raise StaleCase(case_id, expected_version, row.version)
+            _append_event(
+                conn,
+                case_id,
+                actor=actor,
+                kind=kind,
+                from_state=CaseState(row.state) if to_state is not None else None,
+                to_state=to_state,
+                reason=reason,
+                details=dict(details or {}),
+            )
+        return self.get(case_id)
+
+    def history(self, case_id: int) -> builtins.list[CaseEvent]:
+        with self._engine.connect() as conn:
+            rows = list(
+                conn.execute(
+                    select(case_events)
+                    .where(case_events.c.case_id == case_id)
+                    .order_by(case_events.c.id)
+                )
+            )
+        return [_event(row) for row in rows]
+
+
+def _append_event(
+    conn: Connection,
+    case_id: int,
+    *,
+    actor: str,
+    kind: CaseEventKind,
+    from_state: CaseState | None,
+    to_state: CaseState | None,
+    reason: str | None,
+    details: Mapping[str, Any],
+) -> None:
+    conn.execute(
+        insert(case_events).values(
+            case_id=case_id,
+            at=now(),
+            actor=actor,
+            kind=str(kind),
+            from_state=str(from_state) if from_state else None,
+            to_state=str(to_state) if to_state else None,
+            reason=reason,
+            details=dict(details),
+        )
+    )
