@@ -14,7 +14,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import os
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
@@ -184,3 +184,21 @@ def enqueue_for_decision(
             at=at,
         ),
     )
+
+
+def scan_planner(settings: Settings, run_id: int) -> Callable[[FileResult], list[NewAction]]:
+    """What each result of scan run ``run_id`` leads to, as the settings configure it
+    (webhook endpoints, quarantine of local files)."""
+    endpoints = endpoints_of(settings)
+    quarantine = settings.quarantine_local
+
+    def plan(result: FileResult) -> list[NewAction]:
+        return plan_for_decision(
+            result,
+            endpoints=endpoints,
+            quarantine_local=quarantine,
+            key=f"scan:{run_id}:{result.path}",
+            scan_run=run_id,
+        )
+
+    return plan

@@ -15,6 +15,7 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Column, Table
 
+from hashguard.actions.outbox import scan_planner
 from hashguard.audit import cli_actor
 from hashguard.cli.context import (
     PDQ_MODE_OPTION,
@@ -183,6 +184,7 @@ def scan(
                         else None,
                         actor=cli_actor(),
                     ),
+                    plan_actions=scan_planner(settings, run.id),
                 )
 
                 def planned(total: int, done: int) -> None:

@@ -14,6 +14,7 @@ from functools import partial
 from queue import Empty, SimpleQueue
 from typing import Any, Protocol
 
+from hashguard.domain.actions import NewAction
 from hashguard.domain.banks import Bank
 from hashguard.domain.matches import Match
 from hashguard.domain.policy import Action, BankPolicy, Decision
@@ -173,17 +174,20 @@ class _Recorder:
         self._store, self._run_id, self._on_result = store, run_id, on_result
         self._seconds, self._rows = seconds, rows
         self._buffer: list[FileResult] = []
+        self._actions: list[NewAction] = []
         self._last = time.monotonic()
 
-    def add(self, result: FileResult) -> None:
+    def add(self, result: FileResult, actions: Sequence[NewAction] = ()) -> None:
         self._buffer.append(result)
+        self._actions.extend(actions)
         self._on_result(result)
         if len(self._buffer) >= self._rows or time.monotonic() - self._last >= self._seconds:
             self.flush()
 
     def flush(self) -> None:
-        self._store.add_results(self._run_id, self._buffer)
+        self._store.add_results(self._run_id, self._buffer, self._actions)
         self._buffer.clear()
+        self._actions.clear()
         self._last = time.monotonic()
 
 
@@ -197,7 +201,9 @@ class Scanner:
     With ``confine`` (real folder paths), nothing outside those folders is read. With
     ``remote``, every hashed file is also put to the remote matchers, several files at
     a time, each within the remote time budget. ``on_decided`` sees every result before
-    it is recorded (evidence is kept and cases are opened for what the policy acts on).
+    it is recorded (evidence is kept and cases are opened for what the policy acts on);
+    ``plan_actions(result)`` gives the actions (webhooks, quarantine) stored in
+    the outbox in the same transaction as the result.
     """
 
     def __init__(
@@ -212,9 +218,11 @@ class Scanner:
         confine: Sequence[str] | None = None,
         remote: RemoteMatching | None = None,
         on_decided: Callable[[FileResult], None] | None = None,
+        plan_actions: Callable[[FileResult], list[NewAction]] | None = None,
     ) -> None:
         self._store = store
         self._on_decided = on_decided
+        self._plan_actions = plan_actions
         self._confine = confine
         self._remote = remote
         self._matcher = matcher
@@ -295,7 +303,8 @@ class Scanner:
             in_flight -= 1
             if self._on_decided is not None:
                 self._on_decided(result)
-            recorder.add(result)
+            planned = self._plan_actions(result) if self._plan_actions else []
+            recorder.add(result, planned)
 
     def _consult(
         self, calls: ThreadPoolExecutor, path: str, output: HashOutput, matches: tuple[Match, ...]

@@ -8,6 +8,7 @@ from typing import Any
 
 from sqlalchemy import Engine, Row, func, insert, select, update
 
+from hashguard.domain.actions import NewAction
 from hashguard.domain.matches import match_from_json, match_to_json
 from hashguard.domain.policy import (
     NO_MATCH,
@@ -27,6 +28,7 @@ from hashguard.domain.scans import (
 )
 from hashguard.domain.signals import FileSignals, PdqHash
 from hashguard.store._util import aware, now
+from hashguard.store.actions import enqueue
 from hashguard.store.schema import scan_results, scan_runs
 
 
@@ -172,10 +174,16 @@ class ScanStore:
                 .all()
             )
 
-    def add_results(self, run_id: int, results: Sequence[FileResult]) -> None:
+    def add_results(
+        self, run_id: int, results: Sequence[FileResult], actions: Sequence[NewAction] = ()
+    ) -> None:
+        """Record ``results`` and put ``actions`` (what their decisions lead to) in the
+        outbox, in one transaction: a decision is never stored without its actions."""
         if results:
             with self._engine.begin() as conn:
                 conn.execute(insert(scan_results), [_result_row(run_id, r) for r in results])
+                for action in actions:
+                    enqueue(conn, action)
 
     def get(self, run_id: int) -> ScanRun:
         with self._engine.connect() as conn:

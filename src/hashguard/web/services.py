@@ -7,6 +7,8 @@ import os
 import threading
 from dataclasses import dataclass, field
 
+from hashguard.actions.outbox import endpoints_of, scan_planner
+from hashguard.domain.actions import WebhookEndpoint
 from hashguard.domain.scans import ScanOptions, ScanRun
 from hashguard.evidence import Vault, open_vault
 from hashguard.evidence.capture import file_keeper
@@ -109,6 +111,7 @@ class RunManager:
                     on_decided=after_scan_decision(
                         self._store, run.id, self._keep, actor=RUN_ACTOR
                     ),
+                    plan_actions=scan_planner(self._settings, run.id),
                 )
                 scanner.run(run, on_result=self._check_stop)
         except Exception:
@@ -195,6 +198,10 @@ class Services:
             if self._vault is None:
                 self._vault = open_vault(self.settings, self.store, self.master_key())
             return self._vault
+
+    @property
+    def endpoints(self) -> tuple[WebhookEndpoint, ...]:
+        return endpoints_of(self.settings)
 
     def master_key(self) -> MasterKey:
         """The key that opens exchange credentials and evidence data keys."""

@@ -9,6 +9,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query, Request
 from starlette.concurrency import run_in_threadpool
 
+from hashguard.actions.outbox import plan_for_decision
 from hashguard.audit import token_actor
 from hashguard.domain.cases import CaseSource, ContentRef, SourceKind
 from hashguard.domain.scans import Outcome
@@ -140,6 +141,14 @@ async def scan(
         if should_open(result)
         else None
     )
+    planned = plan_for_decision(
+        result,
+        endpoints=svc.endpoints,
+        quarantine_local=False,  # an upload is the platform's to hold back, not a file here
+        key=f"upload:{result.signals.sha256 if result.signals else ''}:{request_id_of(request)}",
+    )
+    for action in planned:
+        await run_in_threadpool(svc.store.actions.enqueue, action)
     return ScanOut(
         case_id=opened[0].id if opened else None,
         evidence_id=evidence_id,
