@@ -15,7 +15,6 @@ import pytest
 from hashguard.demo.corpus import Kind, encode, generate
 from hashguard.domain.tokens import Scope
 from hashguard.settings import Settings, WebhookEndpointSettings
-from hashguard.store import open_store
 from tests.api_support import bearer, make_token, wait_until
 from tests.cli import hashguard, write_known_list
 from tests.fakes.webhook_receiver import WebhookReceiver
@@ -61,24 +60,25 @@ def test_a_scan_that_acts_notifies_and_quarantines(
     assert record["original_path"].endswith("known.jpg")
 
 
-def test_an_upload_the_policy_acts_on_is_announced(api_settings: Settings) -> None:
+def test_an_upload_the_policy_acts_on_is_announced_by_the_server(api_settings: Settings) -> None:
     known = encode(generate(Kind.PHOTO, 43, 320, 240))
     md5 = hashlib.md5(known).hexdigest()
-    endpoint = WebhookEndpointSettings(name="ops", url="http://127.0.0.1:9/hooks", secret=SECRET)
-    settings = api_settings.model_copy(update={"webhooks": (endpoint,)})
-    auth = bearer(make_token(settings, Scope.ADMIN))
-    with running_server(settings) as base, httpx.Client(base_url=base, headers=auth) as http:
-        assert http.post("/v1/banks", json={"name": "known"}).status_code == 201
-        entry = {"algorithm": "md5", "hash": md5}
-        assert http.post("/v1/banks/known/entries", json={"entries": [entry]}).is_success
-        answer = wait_until(
-            lambda: http.post("/v1/scan", content=known).json(),
-            lambda got: got["outcome"] == "matched",
+    with WebhookReceiver(SECRET) as receiver:
+        endpoint = WebhookEndpointSettings(name="ops", url=receiver.url, secret=SECRET)
+        settings = api_settings.model_copy(
+            update={"webhooks": (endpoint,), "actions_poll_seconds": 0.1}
         )
-    assert answer["decision"]["action"] == "act"
-    store = open_store(settings.resolved_database_url)
-    try:
-        queued = store.actions.list()
-    finally:
-        store.close()
-    assert [(str(a.kind), str(a.event)) for a in queued] == [("webhook", "match.detected")]
+        auth = bearer(make_token(settings, Scope.ADMIN))
+        with running_server(settings) as base, httpx.Client(base_url=base, headers=auth) as http:
+            assert http.post("/v1/banks", json={"name": "known"}).status_code == 201
+            entry = {"algorithm": "md5", "hash": md5}
+            assert http.post("/v1/banks/known/entries", json={"entries": [entry]}).is_success
+            answer = wait_until(
+                lambda: http.post("/v1/scan", content=known).json(),
+                lambda got: got["outcome"] == "matched",
+            )
+            assert answer["decision"]["action"] == "act"
+            # the server's own dispatcher delivers it, signed
+            (payload,) = wait_until(lambda: list(receiver.applied.values()), bool)
+    assert payload["type"] == "match.detected"
+    assert payload["data"]["content"]["md5"] == md5

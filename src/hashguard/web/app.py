@@ -37,7 +37,8 @@ def create_app(settings: Settings) -> FastAPI:
         if settings.exchange_sync_minutes > 0:
             background.append(asyncio.create_task(tasks.sync_exchanges_periodically(svc)))
         try:
-            yield
+            with tasks.dispatching(svc):
+                yield
         finally:
             for task in background:
                 task.cancel()

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import random
+import threading
+from collections.abc import Iterator
 
 from starlette.concurrency import run_in_threadpool
 
+from hashguard.actions.dispatcher import dispatcher_from_settings
 from hashguard.banks.exchanges.sync import build_source, sync_exchange
 from hashguard.keys import MasterKey
 from hashguard.web.services import Services
@@ -68,3 +72,29 @@ async def sync_exchanges_periodically(svc: Services) -> None:
             await run_in_threadpool(_sync_enabled_exchanges, svc)
         except Exception:  # the store may be briefly unreachable: try again next time
             log.exception("exchange sync failed")
+
+
+@contextlib.contextmanager
+def dispatching(svc: Services) -> Iterator[None]:
+    """The outbox dispatcher in a thread of the server while it runs, when there is
+    anything to deliver to (webhook endpoints, or quarantine for scan runs). Several
+    servers may each run one: actions are leased, so each is delivered by one of them."""
+    if not (svc.settings.webhooks or svc.settings.quarantine_local):
+        yield
+        return
+    dispatcher, webhooks = dispatcher_from_settings(svc.settings, svc.store.actions)
+    stop = threading.Event()
+    thread = threading.Thread(
+        target=dispatcher.run_forever,
+        args=(stop,),
+        kwargs={"poll_seconds": svc.settings.actions_poll_seconds},
+        name="outbox-dispatcher",
+        daemon=True,
+    )
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join(timeout=30)
+        webhooks.close()
