@@ -59,6 +59,17 @@ def test_a_scan_that_acts_notifies_and_quarantines(
     (record,) = _lines(hashguard("actions", "quarantined", "--json").stdout)
     assert record["original_path"].endswith("known.jpg")
 
+    # review finds it a false positive: the file comes back, and the endpoint is told
+    (case,) = json.loads(hashguard("cases", "list", "--json").stdout)
+    done = hashguard(
+        "cases", "false-positive", str(case["id"]), "--reason", "our own logo",
+        "--allow-bank", "ours",
+    )  # fmt: skip
+    assert "restored from quarantine" in done.stderr
+    assert (uploads / "known.jpg").read_bytes() == known
+    events = sorted(str(a["event"]) for a in _lines(hashguard("actions", "list", "--json").stdout))
+    assert events == ["None", "case.false_positive", "content.quarantined", "match.detected"]
+
 
 def test_an_upload_the_policy_acts_on_is_announced_by_the_server(api_settings: Settings) -> None:
     known = encode(generate(Kind.PHOTO, 43, 320, 240))

@@ -18,12 +18,15 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
+from hashguard.actions.outbox import endpoints_of
 from hashguard.audit import cli_actor
 from hashguard.cli.context import err, fail, out, settings_of, store_of
+from hashguard.domain.actions import EventType
 from hashguard.domain.cases import Case, CaseEvent, CaseState
 from hashguard.domain.matches import match_to_json
 from hashguard.domain.policy import decision_to_json
 from hashguard.review import cases as review
+from hashguard.review.effects import announce, restore_quarantined
 from hashguard.store import Store
 from hashguard.store.cases import signals_to_json
 from hashguard.store.scans import UnknownRun
@@ -192,6 +195,8 @@ def confirm(
         case = review.confirm(
             store, case_id, actor=actor, reason=reason, second_confirmation=second, version=version
         )
+        if case.state is CaseState.CONFIRMED:
+            announce(store, case, EventType.CASE_CONFIRMED, endpoints_of(settings_of(ctx)))
     if case.state is CaseState.CONFIRMED_ONCE:
         err.print(
             f"case {case.id} confirmed once: a second, different reviewer must confirm it",
@@ -219,6 +224,9 @@ def false_positive(
         case = review.mark_false_positive(
             store, case_id, actor=actor, reason=reason, allow_bank=allow_bank, version=version
         )
+        announce(store, case, EventType.CASE_FALSE_POSITIVE, endpoints_of(settings_of(ctx)))
+        for line in restore_quarantined(store, case, actor=actor):
+            err.print(line, highlight=False, markup=False)
     err.print(
         f"case {case.id} is a false positive; its hashes are in allow bank {allow_bank} "
         "(rebuild or refresh the match index for scans to see them)",
