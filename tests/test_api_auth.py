@@ -15,6 +15,7 @@ from fastapi.routing import iter_route_contexts
 from hashguard.demo.corpus import Kind, encode, generate
 from hashguard.domain.tokens import Scope
 from hashguard.settings import Settings
+from hashguard.store import open_store
 from hashguard.web.app import create_app
 from tests.api_support import assert_problem, bearer, make_token
 from tests.server import running_server
@@ -253,3 +254,18 @@ def test_a_request_without_a_token_is_refused_before_its_body_is_read(
             except TimeoutError:
                 head = b"(no answer within 2 s: the server waits for the 500 MB body)"
         assert head.startswith(b"HTTP/1.1 401"), head
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+def test_a_store_that_cannot_be_reached_is_a_503_problem_not_a_500(api_settings: Settings) -> None:
+    with running_server(api_settings) as base:
+        store = open_store(api_settings.resolved_database_url)
+        try:
+            with store.engine.begin() as conn:
+                conn.exec_driver_sql("DROP TABLE api_tokens")  # the token lookup now fails
+        finally:
+            store.close()
+        answer = httpx.get(base + "/v1/banks", headers={"Authorization": "Bearer hgt_unknown"})
+    assert answer.status_code == 503
+    assert answer.headers["content-type"] == "application/problem+json"
+    assert answer.headers["retry-after"] == "5"

@@ -12,6 +12,7 @@ left here in the request state.
 
 from __future__ import annotations
 
+import logging
 import re
 
 from starlette.concurrency import run_in_threadpool
@@ -22,6 +23,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from hashguard.web.metrics import Metrics
 from hashguard.web.problems import ProblemError, problem_response
 
+log = logging.getLogger("hashguard.web")
 _LIST_IMPORT = re.compile(r"/v1/banks/[^/]+/import")
 SCAN = "/v1/scan"
 TOO_LARGE = "Request body too large"
@@ -52,6 +54,13 @@ class GateMiddleware:
                 svc.admission.acquire(token.id)
         except ProblemError as exc:
             response = problem_response(request, exc.status, exc.title, exc.detail, exc.headers)
+            await response(scope, receive, send)
+            return
+        except Exception:  # the store is unreachable: not ready, never a bare 500
+            log.exception("authenticating a request failed")
+            response = problem_response(
+                request, 503, "Not ready", "the store cannot be reached", {"Retry-After": "5"}
+            )
             await response(scope, receive, send)
             return
         scope.setdefault("state", {})["token"] = token
