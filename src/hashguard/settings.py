@@ -16,6 +16,7 @@ from pydantic_settings import (
 )
 
 from hashguard.domain.actions import EventType
+from hashguard.domain.people import Role
 from hashguard.domain.signals import PdqMode
 
 CONFIG_ENV = "HASHGUARD_CONFIG"
@@ -112,6 +113,40 @@ class Settings(BaseSettings):
     #: a case counts as confirmed (and may be reported) only once two different people
     #: confirmed it; turn off only where one reviewer's word is enough by law and policy
     review_second_confirmation: bool = True
+    #: the allow bank that gets a false positive's hashes when the reviewer names none
+    review_allow_bank: str = Field(
+        default="false-positives", pattern=r"^[a-z0-9][a-z0-9_.-]{0,99}$"
+    )
+    #: a reviewer who revealed this many originals within review_break_window_minutes is
+    #: reminded to take a break before the next one (0: never)
+    review_break_after_reveals: int = Field(default=10, ge=0)
+    review_break_window_minutes: float = Field(default=60, gt=0)
+    #: how long a reveal lets the reviewer's session fetch the original
+    review_reveal_seconds: float = Field(default=300, gt=0, le=3600)
+
+    # -- the review UI: sessions, sign-in --
+    #: a session ends after this long without a request, and this long after sign-in
+    ui_session_idle_minutes: float = Field(default=30, gt=0)
+    ui_session_absolute_hours: float = Field(default=12, gt=0)
+    #: session cookies carry Secure (browsers keep them over https and on localhost);
+    #: turn off only for a plain-http test set-up on another host name
+    ui_secure_cookies: bool = True
+    #: sign-in rate limit: this many failures per account or per address within
+    #: login_lockout_minutes lock further tries until the window passes
+    login_max_failures: int = Field(default=5, ge=1)
+    login_lockout_minutes: float = Field(default=15, gt=0)
+    #: OpenID Connect (all three needed to offer it): the issuer URL (its
+    #: /.well-known/openid-configuration is read), the client, and this server's
+    #: external URL of /ui/oidc/callback as registered with the provider
+    oidc_issuer: str | None = Field(default=None, pattern=r"^https?://")
+    oidc_client_id: str | None = None
+    oidc_client_secret: SecretStr | None = None
+    oidc_redirect_url: str | None = Field(default=None, pattern=r"^https?://")
+    oidc_scopes: str = "openid email profile"
+    #: a claim listing the person's groups, and which group gives which role; without
+    #: it, only people added beforehand (``hashguard users add --email``) may sign in
+    oidc_roles_claim: str | None = None
+    oidc_role_map: dict[str, Role] = Field(default_factory=dict)
 
     # -- actions --
     #: webhook endpoints, e.g. HASHGUARD_WEBHOOKS='[{"name": "ops", "url": "https://...",

@@ -21,12 +21,11 @@ from rich.table import Table
 from hashguard.actions.outbox import endpoints_of
 from hashguard.audit import cli_actor
 from hashguard.cli.context import err, fail, out, settings_of, store_of
-from hashguard.domain.actions import EventType
 from hashguard.domain.cases import Case, CaseEvent, CaseState
 from hashguard.domain.matches import match_to_json
 from hashguard.domain.policy import decision_to_json
 from hashguard.review import cases as review
-from hashguard.review.effects import announce, restore_quarantined
+from hashguard.review.decide import Decided, Verdict, decide
 from hashguard.store import Store
 from hashguard.store.cases import signals_to_json
 from hashguard.store.scans import UnknownRun
@@ -68,6 +67,30 @@ def _step(ctx: typer.Context) -> Iterator[Store]:
             raise fail(str(exc), STALE_EXIT) from None
         except (review.UnknownCase, review.ReviewError) as exc:
             raise fail(str(exc)) from None
+
+
+def _decide(
+    ctx: typer.Context,
+    store: Store,
+    case_id: int,
+    verdict: Verdict,
+    actor: str,
+    reason: str,
+    version: int | None,
+    allow_bank: str | None = None,
+) -> Decided:
+    settings = settings_of(ctx)
+    return decide(
+        store,
+        case_id,
+        verdict,
+        actor=actor,
+        reason=reason,
+        second_confirmation=settings.review_second_confirmation,
+        allow_bank=allow_bank or settings.review_allow_bank,
+        endpoints=endpoints_of(settings),
+        version=version,
+    )
 
 
 def case_json(case: Case) -> dict[str, Any]:
@@ -190,13 +213,8 @@ def confirm(
     """Confirm the match. With review_second_confirmation (the default) a second,
     different person must confirm too before the case is confirmed and reportable."""
     actor = _actor(as_user)
-    second = settings_of(ctx).review_second_confirmation
     with _step(ctx) as store:
-        case = review.confirm(
-            store, case_id, actor=actor, reason=reason, second_confirmation=second, version=version
-        )
-        if case.state is CaseState.CONFIRMED:
-            announce(store, case, EventType.CASE_CONFIRMED, endpoints_of(settings_of(ctx)))
+        case = _decide(ctx, store, case_id, Verdict.CONFIRM, actor, reason, version).case
     if case.state is CaseState.CONFIRMED_ONCE:
         err.print(
             f"case {case.id} confirmed once: a second, different reviewer must confirm it",
@@ -212,8 +230,12 @@ def false_positive(
     case_id: Annotated[int, CASE],
     reason: Annotated[str, REASON],
     allow_bank: Annotated[
-        str, typer.Option("--allow-bank", help="The allow bank that gets the content's hashes.")
-    ],
+        str | None,
+        typer.Option(
+            "--allow-bank",
+            help="The allow bank that gets the content's hashes (default: review_allow_bank).",
+        ),
+    ] = None,
     as_user: Annotated[str | None, AS_OPTION] = None,
     version: Annotated[int | None, VERSION_OPTION] = None,
 ) -> None:
@@ -221,14 +243,15 @@ def false_positive(
     if missing) so it no longer matches."""
     actor = _actor(as_user)
     with _step(ctx) as store:
-        case = review.mark_false_positive(
-            store, case_id, actor=actor, reason=reason, allow_bank=allow_bank, version=version
+        decided = _decide(
+            ctx, store, case_id, Verdict.FALSE_POSITIVE, actor, reason, version, allow_bank
         )
-        announce(store, case, EventType.CASE_FALSE_POSITIVE, endpoints_of(settings_of(ctx)))
-        for line in restore_quarantined(store, case, actor=actor):
-            err.print(line, highlight=False, markup=False)
+    case = decided.case
+    for line in decided.notes:
+        err.print(line, highlight=False, markup=False)
     err.print(
-        f"case {case.id} is a false positive; its hashes are in allow bank {allow_bank} "
+        f"case {case.id} is a false positive; its hashes are in allow bank "
+        f"{allow_bank or settings_of(ctx).review_allow_bank} "
         "(rebuild or refresh the match index for scans to see them)",
         highlight=False,
     )
@@ -245,7 +268,7 @@ def escalate(
     """Hand a case to someone senior."""
     actor = _actor(as_user)
     with _step(ctx) as store:
-        case = review.escalate(store, case_id, actor=actor, reason=reason, version=version)
+        case = _decide(ctx, store, case_id, Verdict.ESCALATE, actor, reason, version).case
     err.print(f"case {case.id} escalated", highlight=False)
 
 

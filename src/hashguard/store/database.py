@@ -21,6 +21,7 @@ from hashguard.store.banks import BankStore
 from hashguard.store.cases import CaseStore
 from hashguard.store.evidence import EvidenceStore
 from hashguard.store.exchanges import ExchangeStore
+from hashguard.store.people import PeopleStore
 from hashguard.store.scans import ScanStore
 from hashguard.store.tokens import TokenStore
 
@@ -82,6 +83,7 @@ class Store:
     evidence: EvidenceStore
     cases: CaseStore
     actions: ActionStore
+    people: PeopleStore
 
     def close(self) -> None:
         self.engine.dispose()
@@ -120,4 +122,5 @@ def open_store(url: str, *, migrate: bool | None = None) -> Store:
         evidence=EvidenceStore(engine),
         cases=CaseStore(engine),
         actions=ActionStore(engine),
+        people=PeopleStore(engine),
     )

@@ -89,6 +89,8 @@ api_tokens = Table(
     Column("expires_at", DateTime(timezone=True)),
     Column("revoked_at", DateTime(timezone=True)),
     Column("last_used_at", DateTime(timezone=True)),
+    #: the person a token acts for (case decisions need one); none: a service token
+    Column("user_id", Id, ForeignKey("users.id")),
 )
 
 #: Configured exchanges: the adapter, its settings, its credentials sealed with the
@@ -323,4 +325,69 @@ quarantine_records = Table(
     Column("quarantined_at", DateTime(timezone=True)),
     Column("restored_at", DateTime(timezone=True)),
     Column("restored_by", Text),
+)
+
+#: People who sign in to the review UI (and own API tokens that decide cases). The
+#: password is an argon2 hash; ``oidc_subject`` is ``<issuer> <sub>``.
+users = Table(
+    "users",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("name", String(100), nullable=False, unique=True),
+    Column("role", String(16), nullable=False),
+    Column("email", String(320), unique=True),
+    Column("display_name", String(200)),
+    Column("password_hash", Text),
+    Column("oidc_subject", String(600), unique=True),
+    Column("disabled", Boolean, nullable=False, server_default=false()),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+)
+
+#: Signed-in browsers: the SHA-256 of the cookie's secret, never the secret.
+ui_sessions = Table(
+    "ui_sessions",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("user_id", Id, ForeignKey("users.id"), nullable=False, index=True),
+    Column("csrf_token", String(64), nullable=False),
+    Column("method", String(16), nullable=False),
+    Column("ip", String(64)),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("last_seen_at", DateTime(timezone=True), nullable=False),
+    Column("revoked_at", DateTime(timezone=True)),
+)
+
+#: Failed sign-ins by key (``user:<name>``, ``ip:<address>``), for the login rate limit.
+login_failures = Table(
+    "login_failures",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("key", String(200), nullable=False),
+    Column("at", DateTime(timezone=True), nullable=False),
+    Index("ix_login_failures_key_at", "key", "at"),
+)
+
+#: OpenID Connect sign-ins under way: state, nonce and PKCE verifier, used once.
+oidc_pending = Table(
+    "oidc_pending",
+    metadata,
+    Column("state", String(100), primary_key=True),
+    Column("nonce", String(100), nullable=False),
+    Column("code_verifier", String(200), nullable=False),
+    Column("return_to", String(500)),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)
+
+#: Every reveal of a case's original bytes, for exposure counts and break reminders
+#: (the audit log holds the same fact, chained).
+reveals = Table(
+    "reveals",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("user_id", Id, ForeignKey("users.id"), nullable=False),
+    Column("case_id", Id, ForeignKey("cases.id"), nullable=False),
+    Column("session_id", String(64)),
+    Column("at", DateTime(timezone=True), nullable=False),
+    Index("ix_reveals_user_at", "user_id", "at"),
 )

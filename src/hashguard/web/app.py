@@ -8,12 +8,13 @@ import gc
 from collections.abc import AsyncIterator
 
 from fastapi import FastAPI
+from fastapi.staticfiles import StaticFiles
 from starlette.concurrency import run_in_threadpool
 
 from hashguard import __version__
 from hashguard.settings import Settings
 from hashguard.store import open_store
-from hashguard.web import openapi, problems, tasks
+from hashguard.web import openapi, problems, tasks, ui
 from hashguard.web.api import banks, health, lookup, runs, scan
 from hashguard.web.gate import GateMiddleware
 from hashguard.web.metrics import Metrics, MetricsMiddleware
@@ -55,6 +56,8 @@ def create_app(settings: Settings) -> FastAPI:
     )
     for router in (scan.router, lookup.router, banks.router, runs.router, health.router):
         app.include_router(router)
+    app.include_router(ui.router)
+    app.mount("/ui/static", StaticFiles(directory=ui.STATIC, check_dir=True), name="ui-static")
     app.add_middleware(GateMiddleware, metrics=metrics)  # inside the request id's
     problems.install(app)
     app.openapi = lambda: openapi.document(app)  # type: ignore[method-assign]

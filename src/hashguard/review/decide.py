@@ -1,0 +1,70 @@
+"""A reviewer's decision and everything it sets off, the same from the CLI, the UI and
+the API: the case's state change (``review.cases``), then its webhooks and, for a false
+positive, the files a scan quarantined put back."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+
+from hashguard.domain.actions import EventType, WebhookEndpoint
+from hashguard.domain.cases import Case, CaseState
+from hashguard.review import cases as review
+from hashguard.review.effects import announce, restore_quarantined
+from hashguard.store import Store
+
+
+class Verdict(StrEnum):
+    CONFIRM = "confirm"
+    FALSE_POSITIVE = "false_positive"
+    ESCALATE = "escalate"
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Decided:
+    case: Case
+    #: what else happened, one line each (files restored from quarantine)
+    notes: tuple[str, ...] = ()
+
+
+def confirms_finally(case: Case, *, second_confirmation: bool) -> bool:
+    """Whether one more confirmation makes ``case`` confirmed (reportable): the step
+    that needs the ``case.confirm_final`` permission."""
+    return len(case.confirmers) + 1 >= (2 if second_confirmation else 1)
+
+
+def decide(
+    store: Store,
+    case_id: int,
+    verdict: Verdict,
+    *,
+    actor: str,
+    reason: str,
+    second_confirmation: bool,
+    allow_bank: str,
+    endpoints: Sequence[WebhookEndpoint],
+    version: int | None = None,
+) -> Decided:
+    """Apply ``verdict`` to the case (raises ``review.ReviewError``, ``StaleCase``,
+    ``UnknownCase`` as the workflow does) and set off its effects."""
+    if verdict is Verdict.CONFIRM:
+        case = review.confirm(
+            store,
+            case_id,
+            actor=actor,
+            reason=reason,
+            second_confirmation=second_confirmation,
+            version=version,
+        )
+        if case.state is CaseState.CONFIRMED:
+            announce(store, case, EventType.CASE_CONFIRMED, endpoints)
+        return Decided(case=case)
+    if verdict is Verdict.FALSE_POSITIVE:
+        case = review.mark_false_positive(
+            store, case_id, actor=actor, reason=reason, allow_bank=allow_bank, version=version
+        )
+        announce(store, case, EventType.CASE_FALSE_POSITIVE, endpoints)
+        return Decided(case=case, notes=tuple(restore_quarantined(store, case, actor=actor)))
+    case = review.escalate(store, case_id, actor=actor, reason=reason, version=version)
+    return Decided(case=case)

@@ -1,0 +1,7 @@
+"""Sign-in and sign-out: local accounts and OpenID Connect. (Being written.)"""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+router = APIRouter()
