@@ -53,6 +53,12 @@ class AuditAction(StrEnum):
     CONTENT_QUARANTINED = "content.quarantined"
     CONTENT_RESTORED = "content.restored"
     LOGIN = "login"
+    LOGIN_FAILED = "login.failed"
+    LOGIN_LOCKED = "login.locked"
+    SESSION_ENDED = "session.ended"
+    USER_CREATED = "user.created"
+    USER_UPDATED = "user.updated"
+    REVIEW_BREAK_REMINDED = "review.break_reminded"
 
 
 def valid_action(action: str) -> bool:

@@ -36,6 +36,8 @@ class Permission(StrEnum):
     CASE_ASSIGN = "case.assign"
     #: dead letters: see them, retry them
     ACTIONS_MANAGE = "actions.manage"
+    #: reveals per reviewer (exposure), to look after the team
+    EXPOSURE_VIEW = "exposure.view"
     AUDIT_READ = "audit.read"
     USERS_MANAGE = "users.manage"
 
@@ -46,12 +48,18 @@ ROLE_PERMISSIONS: Mapping[Role, frozenset[Permission]] = {
     Role.VIEWER: frozenset({Permission.QUEUE_VIEW}),
     Role.REVIEWER: _REVIEWER,
     Role.LEAD: _REVIEWER
-    | {Permission.CASE_CONFIRM_FINAL, Permission.CASE_ASSIGN, Permission.ACTIONS_MANAGE},
+    | {
+        Permission.CASE_CONFIRM_FINAL,
+        Permission.CASE_ASSIGN,
+        Permission.ACTIONS_MANAGE,
+        Permission.EXPOSURE_VIEW,
+    },
     Role.ADMIN: frozenset(
         {
             Permission.QUEUE_VIEW,
             Permission.CASE_ASSIGN,
             Permission.ACTIONS_MANAGE,
+            Permission.EXPOSURE_VIEW,
             Permission.AUDIT_READ,
             Permission.USERS_MANAGE,
         }
