@@ -22,6 +22,7 @@ from hashguard.hashing.isolate import HashingPool
 from hashguard.hashing.kernel import HashOptions, hash_data
 from hashguard.matching.matcher import Matcher
 from hashguard.review import cases as review
+from hashguard.review.intake import after_scan_decision
 from hashguard.scan.scanner import Scanner, prepare_run
 from hashguard.store import Store
 from tests.cli import hashguard, json_lines, write_known_list
@@ -409,3 +410,30 @@ def test_cli_review_flow(tmp_path: Path) -> None:
     hashguard("cases", "show", "999", check=2)
     audit = hashguard("audit", "list", "--json").stdout
     assert audit.count('"case.confirmed"') == 2
+
+
+def test_a_scan_audits_every_matched_files_decision(store: Store, tmp_path: Path) -> None:
+    folder = tmp_path / "files"
+    _banks(store, _images(folder))
+    prepared = prepare_run(store.scans, [str(folder)], OPTIONS)
+    with HashingPool(
+        workers=1, options=HashOptions.for_scan(OPTIONS), timeout=60, memory_mb=2048
+    ) as pool:
+        Scanner(
+            store=store.scans,
+            matcher=Matcher.build(store.banks),
+            pool=pool,
+            on_decided=after_scan_decision(store, prepared.run.id, None, actor="system:test"),
+        ).run(prepared.run)
+    decided = {
+        Path(e.details["source"]["path"]).stem: (e.details["decided"], e.details["shadow"])
+        for e in store.audit.events()
+        if e.action == "scan.decision"
+    }
+    # the clean file is counted, not logged; the shadow bank's match is logged as ignored
+    assert decided == {
+        "act": ("act", False),
+        "review": ("review", False),
+        "trial": ("ignore", True),
+    }
+    assert {a for a, _, _ in _audited(store)} == {"case.opened"}

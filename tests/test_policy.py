@@ -396,3 +396,14 @@ def test_decision_is_a_frozen_value() -> None:
     decision = Decision(action=Action.ACT, rule="act: x")
     with pytest.raises(AttributeError):
         decision.action = Action.IGNORE  # type: ignore[misc]
+
+
+def test_an_allow_bank_in_shadow_mode_suppresses_nothing_and_says_what_it_would() -> None:
+    policies = {"live": POLICY, "fp-trial": BankPolicy(shadow=True)}
+    decision = decide([pdq("live", 3, suppressed_by="fp-trial")], [], policies)
+    assert (decision.action, decision.bank, decision.shadow) == (Action.ACT, "live", False)
+    (would,) = decision.shadow_decisions
+    assert (would.action, would.bank, would.shadow) == (Action.IGNORE, "fp-trial", True)
+    assert "would be suppressed by allow bank fp-trial" in would.rule
+    # a live allow bank still suppresses
+    assert decide([pdq("live", 3, suppressed_by="ok")], [], policies).action is Action.IGNORE

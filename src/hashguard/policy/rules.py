@@ -11,7 +11,9 @@ How a file's decision is made (``decide``): the strongest action of a non-shadow
 wins (act > review > ignore; on a tie, an exact match before a PDQ match, then the
 smaller distance, then the bank name, so the same matches always give the same rule).
 Shadow banks' would-be decisions are kept in ``shadow_decisions``, one per bank, and
-never change the action. A remote service's match goes to review (``REMOTE_ACTION``):
+never change the action. An allow bank in shadow mode suppresses nothing: the match it
+would have suppressed is judged as usual and the allow bank's would-be "ignore" is
+recorded among the shadow decisions. A remote service's match goes to review (``REMOTE_ACTION``):
 its list and its threshold are the service's, not a bank we have vetted and banded.
 A bank missing from ``policies`` gets the default ``BankPolicy()``.
 """
@@ -95,6 +97,22 @@ def _judged(match: Match, policy: BankPolicy) -> _Judged:
     )
 
 
+def _would_suppress(match: Match) -> _Judged:
+    return _Judged(
+        decision=Decision(
+            action=Action.IGNORE,
+            rule=(
+                f"ignore: bank {match.bank}'s match would be suppressed by allow bank "
+                f"{match.suppressed_by} (shadow bank: recorded, not acted on)"
+            ),
+            bank=match.suppressed_by,
+            shadow=True,
+        ),
+        exact=match.algorithm.is_exact,
+        distance=match.distance,
+    )
+
+
 def _remote(result: RemoteResult) -> _Judged:
     return _Judged(
         decision=Decision(
@@ -126,10 +144,14 @@ def decide(
     for match in matches:
         if match.bank_kind is not BankKind.KNOWN:
             continue
-        if match.suppressed_by is not None:
-            suppressed.setdefault(match.suppressed_by, set()).add(match.bank)
-            continue
         policy = policies.get(match.bank, _DEFAULT)
+        if match.suppressed_by is not None:
+            if not policies.get(match.suppressed_by, _DEFAULT).shadow:
+                suppressed.setdefault(match.suppressed_by, set()).add(match.bank)
+                continue
+            # an allow bank on trial: it records what it would suppress, and the
+            # match is judged as if it were not there
+            shadow.setdefault(match.suppressed_by, []).append(_would_suppress(match))
         judged = _judged(match, policy)
         if policy.shadow:
             shadow.setdefault(match.bank, []).append(judged)

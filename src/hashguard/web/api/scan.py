@@ -18,6 +18,7 @@ from hashguard.evidence.capture import evidence_context, keeps_evidence
 from hashguard.hashing.isolate import PoolStopped
 from hashguard.matching.service import NotLoaded
 from hashguard.review.cases import open_from_result, should_open
+from hashguard.review.intake import audit_decision
 from hashguard.scan.scanner import classify, policies_of
 from hashguard.web.deps import require, services
 from hashguard.web.problems import ProblemError, problem_responses, request_id_of
@@ -124,13 +125,18 @@ async def scan(
             )
         )
         evidence_id = item.id
+    source = CaseSource(kind=SourceKind.UPLOAD, ref=request_id_of(request) or "-")
+    if result.outcome is Outcome.MATCHED:
+        await run_in_threadpool(
+            partial(audit_decision, svc.store, result, source, actor=token_actor(token))
+        )
     opened = (
         await run_in_threadpool(
             partial(
                 open_from_result,
                 svc.store,
                 result,
-                CaseSource(kind=SourceKind.UPLOAD, ref=request_id_of(request) or "-"),
+                source,
                 actor=token_actor(token),
                 content=ContentRef(
                     content_id=meta.content_id, uploader_id=meta.uploader_id, url=meta.url
