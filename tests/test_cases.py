@@ -13,6 +13,7 @@ import pytest
 
 from hashguard.audit import verify
 from hashguard.demo.corpus import Kind, encode, generate
+from hashguard.domain.actions import EventType, WebhookEndpoint
 from hashguard.domain.banks import BankEntry, BankKind
 from hashguard.domain.cases import TRANSITIONS, CaseEventKind, CaseSource, CaseState, SourceKind
 from hashguard.domain.policy import Action, BankPolicy
@@ -437,3 +438,38 @@ def test_a_scan_audits_every_matched_files_decision(store: Store, tmp_path: Path
         "trial": ("ignore", True),
     }
     assert {a for a, _, _ in _audited(store)} == {"case.opened"}
+
+
+def test_a_final_decisions_webhook_commits_with_it_or_not_at_all(
+    scanned: tuple[Store, Path, int], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store, _, run_id = scanned
+    review.open_cases_for_run(store, run_id)
+    case_id = _by_name(store)["review"]
+    hook = [WebhookEndpoint(name="ops", url="http://127.0.0.1:9/h", secret="whsec_" + "A" * 32)]
+    review.confirm(
+        store, case_id, actor=ALICE, reason="yes", second_confirmation=True, endpoints=hook
+    )
+    assert store.actions.list() == []  # confirmed once: nothing to announce yet
+
+    def broken(*_args: object, **_kw: object) -> int:
+        raise RuntimeError("outbox unavailable")
+
+    monkeypatch.setattr("hashguard.store.cases.enqueue", broken)
+    with pytest.raises(RuntimeError):
+        review.confirm(
+            store, case_id, actor=BOB, reason="agree", second_confirmation=True, endpoints=hook
+        )
+    assert store.cases.get(case_id).state is CaseState.CONFIRMED_ONCE  # rolled back
+    monkeypatch.undo()
+    case = review.confirm(
+        store, case_id, actor=BOB, reason="agree", second_confirmation=True, endpoints=hook
+    )
+    assert case.state is CaseState.CONFIRMED
+    (action,) = store.actions.list()
+    assert (action.event, action.target, action.subject) == (
+        EventType.CASE_CONFIRMED,
+        "ops",
+        f"case:{case_id}",
+    )
+    assert action.payload["data"]["state"] == "confirmed"

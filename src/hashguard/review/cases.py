@@ -11,10 +11,12 @@ nothing changes.
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from hashguard.audit import record
+from hashguard.domain.actions import EventType, WebhookEndpoint
 from hashguard.domain.audit import AuditAction
 from hashguard.domain.banks import BankEntry, BankKind
 from hashguard.domain.cases import (
@@ -29,6 +31,7 @@ from hashguard.domain.cases import (
 from hashguard.domain.policy import Action
 from hashguard.domain.scans import FileResult, Outcome
 from hashguard.domain.signals import Algorithm
+from hashguard.review.effects import case_webhooks
 from hashguard.store import Store
 from hashguard.store.banks import BankExists
 from hashguard.store.cases import StaleCase, UnknownCase
@@ -279,13 +282,15 @@ def confirm(
     reason: str,
     second_confirmation: bool,
     version: int | None = None,
+    endpoints: Sequence[WebhookEndpoint] = (),
 ) -> Case:
     """Confirm that the content is what the match says.
 
     With ``second_confirmation`` (the setting, on by default) the first confirmation
     leaves the case ``confirmed_once`` and a second one by a different person makes it
     ``confirmed``; nobody confirms the same case twice. Only ``confirmed`` content is
-    ever reported.
+    ever reported. The confirmation that makes it ``confirmed`` queues
+    ``case.confirmed`` to ``endpoints`` in the same transaction.
     """
     text = _reason(reason)
     case, version = _current(store, case_id, version)
@@ -306,6 +311,11 @@ def confirm(
         reason=text,
         confirmers=confirmers,
         details={"confirmations": len(confirmers), "needed": needed},
+        actions=(
+            case_webhooks(case, target, EventType.CASE_CONFIRMED, endpoints)
+            if target is CaseState.CONFIRMED
+            else ()
+        ),
     )
     _audit(
         store,
@@ -385,12 +395,14 @@ def mark_false_positive(
     reason: str,
     allow_bank: str,
     version: int | None = None,
+    endpoints: Sequence[WebhookEndpoint] = (),
 ) -> Case:
     """Close the case as a false positive and add the content's hashes to the allow
     bank ``allow_bank`` (created as an allow bank if missing), with the case, who and
     why as each entry's metadata, so the same content no longer matches.
 
-    The bank is checked before the case changes; the entries are added right after
+    ``case.false_positive`` goes to ``endpoints`` in the same transaction as the
+    change. The bank is checked before the case changes; the entries are added right after
     the (version-checked) change, so a refused change adds nothing.
     """
     text = _reason(reason)
@@ -407,6 +419,9 @@ def mark_false_positive(
         to_state=CaseState.FALSE_POSITIVE,
         reason=text,
         details={"allow_bank": allow_bank, "hashes": len(entries)},
+        actions=case_webhooks(
+            case, CaseState.FALSE_POSITIVE, EventType.CASE_FALSE_POSITIVE, endpoints
+        ),
     )
     counts = store.banks.add_entries(allow_bank, entries)
     record(

@@ -1,6 +1,6 @@
 """A reviewer's decision and everything it sets off, the same from the CLI, the UI and
-the API: the case's state change (``review.cases``), then its webhooks and, for a false
-positive, the files a scan quarantined put back."""
+the API: the case's state change with its webhooks in the same transaction
+(``review.cases``) and, for a false positive, the files a scan quarantined put back."""
 
 from __future__ import annotations
 
@@ -8,10 +8,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 
-from hashguard.domain.actions import EventType, WebhookEndpoint
-from hashguard.domain.cases import Case, CaseState
+from hashguard.domain.actions import WebhookEndpoint
+from hashguard.domain.cases import Case
 from hashguard.review import cases as review
-from hashguard.review.effects import announce, restore_quarantined
+from hashguard.review.effects import restore_quarantined
 from hashguard.store import Store
 
 
@@ -56,15 +56,19 @@ def decide(
             reason=reason,
             second_confirmation=second_confirmation,
             version=version,
+            endpoints=endpoints,
         )
-        if case.state is CaseState.CONFIRMED:
-            announce(store, case, EventType.CASE_CONFIRMED, endpoints)
         return Decided(case=case)
     if verdict is Verdict.FALSE_POSITIVE:
         case = review.mark_false_positive(
-            store, case_id, actor=actor, reason=reason, allow_bank=allow_bank, version=version
+            store,
+            case_id,
+            actor=actor,
+            reason=reason,
+            allow_bank=allow_bank,
+            version=version,
+            endpoints=endpoints,
         )
-        announce(store, case, EventType.CASE_FALSE_POSITIVE, endpoints)
         return Decided(case=case, notes=tuple(restore_quarantined(store, case, actor=actor)))
     case = review.escalate(store, case_id, actor=actor, reason=reason, version=version)
     return Decided(case=case)

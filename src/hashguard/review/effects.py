@@ -8,30 +8,28 @@ from collections.abc import Sequence
 
 from hashguard.actions.outbox import derived_key, webhook_actions
 from hashguard.actions.quarantine import RestoreRefused, restore
-from hashguard.domain.actions import EventType, WebhookEndpoint
-from hashguard.domain.cases import Case, SourceKind
+from hashguard.domain.actions import EventType, NewAction, WebhookEndpoint
+from hashguard.domain.cases import Case, CaseState, SourceKind
 from hashguard.store import Store
 
 log = logging.getLogger("hashguard.review")
 
 
-def announce(
-    store: Store, case: Case, event: EventType, endpoints: Sequence[WebhookEndpoint]
-) -> int:
-    """Queue ``event`` about ``case`` to every endpoint that wants it (the case id, its
-    state and decision; never the content). Idempotent per case and event."""
+def case_webhooks(
+    case: Case, state: CaseState, event: EventType, endpoints: Sequence[WebhookEndpoint]
+) -> list[NewAction]:
+    """``event`` about ``case`` (now in ``state``) for every endpoint that wants it: the
+    case id, its state and decision, never the content. Idempotent per case and event;
+    they go into the outbox in the same transaction as the case's change."""
     data = {
         "case": case.id,
-        "state": str(case.state),
+        "state": str(state),
         "content_sha256": case.content_key,
         "decision": {"action": str(case.decision.action), "rule": case.decision.rule},
     }
-    actions = webhook_actions(
+    return webhook_actions(
         event, data, endpoints, key=f"case:{case.id}:{event}", subject=f"case:{case.id}"
     )
-    for action in actions:
-        store.actions.enqueue(action)
-    return len(actions)
 
 
 def restore_quarantined(store: Store, case: Case, *, actor: str) -> list[str]:

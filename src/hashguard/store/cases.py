@@ -10,6 +10,7 @@ from typing import Any
 from sqlalchemy import Connection, Engine, Row, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
+from hashguard.domain.actions import NewAction
 from hashguard.domain.cases import (
     Case,
     CaseEvent,
@@ -23,6 +24,7 @@ from hashguard.domain.policy import Decision, decision_from_json, decision_to_js
 from hashguard.domain.remote import RemoteResult, RemoteStatus, remote_from_json, remote_to_json
 from hashguard.domain.signals import FileSignals, PdqHash
 from hashguard.store._util import aware, now
+from hashguard.store.actions import enqueue
 from hashguard.store.schema import case_events, cases
 
 
@@ -293,10 +295,12 @@ class CaseStore:
         assignee: str | None = KEEP,
         confirmers: Sequence[str] | None = None,
         details: Mapping[str, Any] | None = None,
+        actions: Sequence[NewAction] = (),
     ) -> Case:
-        """Change the case (state, assignee, confirmers) and record the event, in one
-        transaction, only if the case is still at ``expected_version``; else raise
-        ``StaleCase``. ``to_state`` ``None`` keeps the state."""
+        """Change the case (state, assignee, confirmers), record the event and put
+        ``actions`` (the change's webhooks) in the outbox, in one transaction, only if
+        the case is still at ``expected_version``; else raise ``StaleCase``.
+        ``to_state`` ``None`` keeps the state."""
         with self._engine.begin() as conn:
             row = conn.execute(
                 select(cases.c.version, cases.c.state).where(cases.c.id == case_id)
@@ -327,6 +331,8 @@ class CaseStore:
                 reason=reason,
                 details=dict(details or {}),
             )
+            for action in actions:
+                enqueue(conn, action)
         return self.get(case_id)
 
     def history(self, case_id: int) -> builtins.list[CaseEvent]:
