@@ -294,6 +294,11 @@ class PeopleStore:
         with self._engine.begin() as conn:
             conn.execute(delete(login_failures).where(where))
 
+    def delete_login_failures_before(self, cutoff: datetime) -> int:
+        with self._engine.begin() as conn:
+            done = conn.execute(delete(login_failures).where(login_failures.c.at < cutoff))
+        return done.rowcount
+
     # -- OpenID Connect sign-ins under way ----------------------------------------------
 
     def put_oidc_pending(self, pending: PendingOidc) -> None:

@@ -34,7 +34,10 @@ def create_app(settings: Settings) -> FastAPI:
         # not walk it (a 70 ms pause stalled every request, refusals included).
         gc.collect()
         gc.freeze()
-        background = [asyncio.create_task(tasks.keep_index_fresh(svc))]
+        background = [
+            asyncio.create_task(tasks.keep_index_fresh(svc)),
+            asyncio.create_task(tasks.housekeeping(svc)),
+        ]
         if settings.exchange_sync_minutes > 0:
             background.append(asyncio.create_task(tasks.sync_exchanges_periodically(svc)))
         try:

@@ -1,4 +1,5 @@
-"""What a server does in the background: keep its match index fresh, sync exchanges."""
+"""What a server does in the background: keep its match index fresh, sync exchanges,
+forget ended sign-ins."""
 
 from __future__ import annotations
 
@@ -8,12 +9,15 @@ import logging
 import random
 import threading
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 
 from starlette.concurrency import run_in_threadpool
 
 from hashguard.actions.dispatcher import dispatcher_from_settings
 from hashguard.banks.exchanges.sync import build_source, sync_exchange
 from hashguard.keys import MasterKey
+from hashguard.settings import Settings
+from hashguard.store.people import PeopleStore
 from hashguard.web.services import Services
 
 log = logging.getLogger("hashguard.web")
@@ -72,6 +76,37 @@ async def sync_exchanges_periodically(svc: Services) -> None:
             await run_in_threadpool(_sync_enabled_exchanges, svc)
         except Exception:  # the store may be briefly unreachable: try again next time
             log.exception("exchange sync failed")
+
+
+#: how often ended sessions, stale OpenID Connect sign-ins and old failures are forgotten
+HOUSEKEEPING_SECONDS = 3600.0
+#: an OpenID Connect sign-in must come back from the provider within this time
+OIDC_PENDING_SECONDS = 600.0
+
+
+def forget_ended_sign_ins(
+    people: PeopleStore, settings: Settings, now: datetime
+) -> tuple[int, int, int]:
+    """Delete sessions past their absolute timeout, sign-ins never completed, and failed
+    sign-ins older than the lockout window; the counts of each."""
+    return (
+        people.delete_sessions_before(now - timedelta(hours=settings.ui_session_absolute_hours)),
+        people.delete_oidc_pending_before(now - timedelta(seconds=OIDC_PENDING_SECONDS)),
+        people.delete_login_failures_before(
+            now - timedelta(minutes=settings.login_lockout_minutes)
+        ),
+    )
+
+
+async def housekeeping(svc: Services) -> None:
+    while True:
+        try:
+            await run_in_threadpool(
+                forget_ended_sign_ins, svc.store.people, svc.settings, datetime.now(UTC)
+            )
+        except Exception:  # the store may be briefly unreachable: try again next time
+            log.exception("forgetting ended sign-ins failed")
+        await asyncio.sleep(HOUSEKEEPING_SECONDS)
 
 
 @contextlib.contextmanager
