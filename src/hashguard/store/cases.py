@@ -273,9 +273,11 @@ class CaseStore:
         state: CaseState | None = None,
         assignee: str | None = None,
         limit: int = 100,
+        newest_first: bool = False,
     ) -> list[Case]:
-        """Cases, oldest first (the review queue's order)."""
-        query = select(cases).order_by(cases.c.id).limit(limit)
+        """Cases, oldest first (or newest first)."""
+        order = cases.c.id.desc() if newest_first else cases.c.id
+        query = select(cases).order_by(order).limit(limit)
         if state is not None:
             query = query.where(cases.c.state == str(state))
         if assignee is not None:

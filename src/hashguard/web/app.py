@@ -63,6 +63,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.mount("/ui/static", StaticFiles(directory=ui.STATIC, check_dir=True), name="ui-static")
     app.add_middleware(GateMiddleware, metrics=metrics)  # inside the request id's
     problems.install(app)
+    ui.pages.install(app)  # after problems: UI pages for /ui, problems elsewhere
     app.openapi = lambda: openapi.document(app)  # type: ignore[method-assign]
 
     app.add_middleware(MetricsMiddleware, metrics=metrics)

@@ -1,0 +1,183 @@
+"""Seeing a case's content: the blurred preview, an audited reveal, the original.
+
+A preview is not a reveal: it is made from the evidence on the server and is neither
+recorded nor audited, and it never carries the original's bytes. A reveal is recorded
+(``reveals``) and audited (``content.revealed``) before anything is shown; for
+``review_reveal_seconds`` afterwards that session may fetch the original, and each
+fetch is audited again by the vault (``evidence.revealed``). A reviewer who reached
+``review_break_after_reveals`` in the window is reminded to take a break first
+(``review.break_reminded``) and may go on anyway.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Annotated
+
+import anyio
+from fastapi import APIRouter, Depends, Request, Response
+from starlette.concurrency import run_in_threadpool
+
+from hashguard.audit import record
+from hashguard.domain.audit import AuditAction
+from hashguard.domain.people import Permission
+from hashguard.evidence import EvidenceCorrupt, EvidenceError, Vault
+from hashguard.review.exposure import BreakRule, reveal_open
+from hashguard.web.services import Services
+from hashguard.web.ui import derivatives
+from hashguard.web.ui.common import (
+    CaseId,
+    back_to_case,
+    field,
+    kept_evidence,
+    load_case,
+    services,
+    utcnow,
+)
+from hashguard.web.ui.errors import UiRoute
+from hashguard.web.ui.render import page
+from hashguard.web.ui.session import SignedIn, UiError, require
+
+log = logging.getLogger("hashguard.web")
+router = APIRouter(route_class=UiRoute)
+
+Viewer = Annotated[SignedIn, Depends(require(Permission.QUEUE_VIEW))]
+Revealer = Annotated[SignedIn, Depends(require(Permission.CASE_REVEAL))]
+
+#: derivatives made at once (each may decode up to ``max_pixels``)
+PREVIEW_SLOTS = 2
+_NO_STORE = {
+    "Cache-Control": "no-store",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+    "Cross-Origin-Resource-Policy": "same-origin",
+    "Content-Security-Policy": "default-src 'none'; sandbox",
+}
+
+
+def _quiet_vault(request: Request, svc: Services) -> Vault:
+    """The vault without its audit hook, for previews only (a preview is not a reveal)."""
+    found: Vault | None = getattr(request.app.state, "ui_preview_vault", None)
+    if found is None:
+        audited = svc.vault()
+        found = Vault(
+            svc.store.evidence, svc.master_key(), audited.blob_dir, retention=audited.retention
+        )
+        request.app.state.ui_preview_vault = found
+    return found
+
+
+def _make_preview(request: Request, svc: Services, case_id: int) -> derivatives.Derivative:
+    item_id = kept_evidence(svc, load_case(svc, case_id))
+    try:
+        data, _ = _quiet_vault(request, svc).get(item_id)
+    except EvidenceCorrupt:
+        log.exception("evidence of case %s does not open", case_id)
+        return derivatives.placeholder("the kept content does not open (see the server log)")
+    except EvidenceError:
+        raise UiError(404, "Not found", f"no content of case #{case_id} is kept") from None
+    return derivatives.preview(data, max_pixels=svc.settings.max_pixels)
+
+
+def _preview_slots(request: Request) -> anyio.CapacityLimiter:
+    found: anyio.CapacityLimiter | None = getattr(request.app.state, "ui_preview_slots", None)
+    if found is None:
+        found = anyio.CapacityLimiter(PREVIEW_SLOTS)
+        request.app.state.ui_preview_slots = found
+    return found
+
+
+@router.get("/cases/{case_id}/preview")
+async def case_preview(request: Request, case_id: CaseId, who: Viewer) -> Response:
+    """A PNG: greyscale, blurred, at most 256 px; a placeholder for what does not decode."""
+    svc = services(request)
+    made = await anyio.to_thread.run_sync(
+        _make_preview, request, svc, case_id, limiter=_preview_slots(request)
+    )
+    headers = dict(_NO_STORE)
+    headers["Content-Disposition"] = f'inline; filename="case-{case_id}-preview.png"'
+    headers["X-Preview"] = "placeholder" if made.placeholder else "blurred"
+    return Response(made.png, media_type="image/png", headers=headers)
+
+
+def _original(svc: Services, who: SignedIn, case_id: int) -> bytes:
+    case = load_case(svc, case_id)
+    item_id = kept_evidence(svc, case)
+    last = svc.store.people.last_reveal(who.user.id, case.id, who.session.id)
+    if not reveal_open(last, utcnow(), seconds=svc.settings.review_reveal_seconds):
+        raise UiError(
+            403, "Reveal first", "the original is shown only for a while after you reveal it"
+        )
+    try:
+        data, _ = svc.vault().get(item_id, actor=who.user.actor, reason=f"case:{case.id} reveal")
+    except EvidenceError as exc:
+        raise UiError(404, "Not found", str(exc)) from None
+    return data
+
+
+@router.get("/cases/{case_id}/original")
+async def case_original(request: Request, case_id: CaseId, who: Revealer) -> Response:
+    data = await run_in_threadpool(_original, services(request), who, case_id)
+    media_type = derivatives.media_type(data)
+    headers = dict(_NO_STORE)
+    if media_type is None:  # not an image we show: a download, never rendered here
+        media_type = "application/octet-stream"
+        headers["Content-Disposition"] = f'attachment; filename="case-{case_id}.bin"'
+    else:
+        ext = media_type.rsplit("/", 1)[1]
+        headers["Content-Disposition"] = f'inline; filename="case-{case_id}.{ext}"'
+    return Response(data, media_type=media_type, headers=headers)
+
+
+# -- reveal ---------------------------------------------------------------------------
+
+
+def _reveal(svc: Services, who: SignedIn, case_id: int, acknowledged: bool) -> int | None:
+    """Record and audit the reveal; or, when a break is due and not acknowledged, audit
+    the reminder and return the reveals counted in the window."""
+    store, now = svc.store, utcnow()
+    case = load_case(svc, case_id)
+    item_id = kept_evidence(svc, case)
+    rule = BreakRule.of(svc.settings)
+    count = store.people.reveals_since(who.user.id, rule.since(now))
+    subject = f"case:{case.id}"
+    if rule.due(count) and not acknowledged:
+        record(
+            store,
+            who.user.actor,
+            AuditAction.REVIEW_BREAK_REMINDED,
+            subject,
+            reveals=count,
+            window_minutes=rule.window_minutes,
+        )
+        return count
+    # audited first: if the log cannot be written, nothing is revealed
+    record(
+        store,
+        who.user.actor,
+        AuditAction.CONTENT_REVEALED,
+        subject,
+        evidence=item_id,
+        session=who.session.id[:12],
+        reveals_in_window=count + 1,
+        window_minutes=rule.window_minutes,
+        after_break_reminder=acknowledged and rule.due(count),
+    )
+    store.people.record_reveal(who.user.id, case.id, session_id=who.session.id, at=now)
+    return None
+
+
+@router.post("/cases/{case_id}/reveal")
+async def case_reveal(request: Request, case_id: CaseId, who: Revealer) -> Response:
+    form = await request.form()
+    acknowledged = field(form, "acknowledge_break") == "1"
+    svc = services(request)
+    reminded = await run_in_threadpool(_reveal, svc, who, case_id, acknowledged)
+    if reminded is not None:
+        rule = BreakRule.of(svc.settings)
+        return page(
+            request,
+            "break.html",
+            {"case_id": case_id, "reveals": reminded, "rule": rule},
+        )
+    return back_to_case(case_id)
