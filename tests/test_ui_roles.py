@@ -64,9 +64,7 @@ def gate_of(route: Any) -> frozenset[Permission] | None:
     gates = []
     for dependency in dependant.dependencies:
         call = dependency.call
-        if hasattr(call, "permission"):
-            gates.append(frozenset({call.permission}))
-        elif hasattr(call, "permissions"):
+        if hasattr(call, "permissions"):
             gates.append(frozenset(call.permissions))
     assert len(gates) <= 1, f"{route.path} has {len(gates)} permission gates"
     return gates[0] if gates else None

@@ -32,14 +32,13 @@ from hashguard.web.ui.common import (
     field,
     int_field,
     load_case,
-    require_any,
     services,
     utcnow,
     when,
 )
 from hashguard.web.ui.errors import UiRoute
 from hashguard.web.ui.render import page
-from hashguard.web.ui.session import SignedIn, UiError, require
+from hashguard.web.ui.session import SignedIn, UiError, require, require_any
 
 router = APIRouter(route_class=UiRoute)
 

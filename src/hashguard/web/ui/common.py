@@ -1,9 +1,8 @@
 """What the review pages share: the services, cases and their evidence, reading forms,
-a permission alternative, and times written for people."""
+and times written for people."""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Annotated
 from urllib.parse import urlencode
@@ -14,12 +13,11 @@ from starlette.datastructures import FormData
 
 from hashguard.domain.cases import Case
 from hashguard.domain.evidence import EvidenceItem
-from hashguard.domain.people import Permission
 from hashguard.review import cases as review
 from hashguard.store.evidence import UnknownEvidence
 from hashguard.web.services import Services
 from hashguard.web.ui.render import SECURITY_HEADERS
-from hashguard.web.ui.session import SignedIn, UiError, check_csrf, signed_in
+from hashguard.web.ui.session import UiError
 
 #: the longest text a form field may carry (a reason, a name)
 MAX_FIELD = 4000
@@ -33,22 +31,6 @@ def services(request: Request) -> Services:
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
-
-
-def require_any(*permissions: Permission) -> Callable[[Request], Awaitable[SignedIn]]:
-    """Like ``session.require``, for a route that people with any one of
-    ``permissions`` may use (the endpoint then checks what each one may do there).
-    The role matrix reads ``.permissions``."""
-
-    async def allowed(request: Request) -> SignedIn:
-        who = await signed_in(request)
-        if not any(who.can(p) for p in permissions):
-            raise UiError(403, "Not allowed", f"your role ({who.user.role}) cannot do this")
-        await check_csrf(request, who)
-        return who
-
-    allowed.permissions = frozenset(permissions)  # type: ignore[attr-defined]
-    return allowed
 
 
 def field(form: FormData, name: str, default: str = "") -> str:

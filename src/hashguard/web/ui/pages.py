@@ -1,7 +1,7 @@
 """The review pages: the queue here; the case page (``case``), its content (``reveal``),
 and the dead letters, exposure and audit pages (``oversight``) included.
 
-Every route depends on ``require`` (or ``common.require_any``): deny by default.
+Every route depends on ``session.require`` (or ``require_any``): deny by default.
 ``install(app)`` renders UI errors app-wide (see ``errors``).
 """
 

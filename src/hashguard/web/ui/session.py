@@ -155,16 +155,22 @@ def _own_origin(request: Request) -> str:
     return f"{request.url.scheme}://{host}"
 
 
-def require(permission: Permission) -> Callable[[Request], Awaitable[SignedIn]]:
-    """A dependency: the signed-in person if their role has ``permission`` (else 403),
-    with the CSRF token checked on state-changing requests."""
+def require_any(*permissions: Permission) -> Callable[[Request], Awaitable[SignedIn]]:
+    """A dependency: the signed-in person if their role has one of ``permissions``
+    (else 403; the endpoint then checks what each may do there), with the CSRF token
+    checked on state-changing requests. The role matrix reads ``.permissions``."""
 
     async def allowed(request: Request) -> SignedIn:
         who = await signed_in(request)
-        if not who.can(permission):
+        if not any(who.can(p) for p in permissions):
             raise UiError(403, "Not allowed", f"your role ({who.user.role}) cannot do this")
         await check_csrf(request, who)
         return who
 
-    allowed.permission = permission  # type: ignore[attr-defined]  # read by the role matrix
+    allowed.permissions = frozenset(permissions)  # type: ignore[attr-defined]
     return allowed
+
+
+def require(permission: Permission) -> Callable[[Request], Awaitable[SignedIn]]:
+    """``require_any`` of one permission."""
+    return require_any(permission)
