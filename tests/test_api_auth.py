@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import socket
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -13,6 +14,7 @@ from fastapi import FastAPI
 from fastapi.routing import iter_route_contexts
 
 from hashguard.demo.corpus import Kind, encode, generate
+from hashguard.domain.people import Role
 from hashguard.domain.tokens import Scope
 from hashguard.settings import Settings
 from hashguard.store import open_store
@@ -41,9 +43,16 @@ REQUIRED: dict[tuple[str, str], Scope] = {
     ("POST", "/v1/runs"): Scope.ADMIN,
     ("GET", "/v1/runs"): Scope.ADMIN,
     ("GET", "/v1/runs/{run_id}"): Scope.ADMIN,
+    ("GET", "/v1/cases"): Scope.CASES_READ,
+    ("GET", "/v1/cases/{case_id}"): Scope.CASES_READ,
+    ("POST", "/v1/cases/{case_id}/decisions"): Scope.CASES_REVIEW,
+    ("POST", "/v1/cases/{case_id}/assignee"): Scope.CASES_REVIEW,
 }
 
 BANK = "matrix"
+#: the person every scoped token acts for: deciding cases needs a person, and a lead
+#: may take every step (the roles themselves: test_api_cases.py)
+LEAD = "matrix-lead"
 MD5 = "0123456789abcdef0123456789abcdef"
 PHOTO = encode(generate(Kind.PHOTO, seed=3, width=64, height=48))
 
@@ -120,6 +129,17 @@ def requests_for(root: Path) -> dict[Route, tuple[Request, Request]]:
         ),
         ("GET", "/v1/runs"): (("/v1/runs", {}), ("/v1/runs", {"params": {"limit": 0}})),
         ("GET", "/v1/runs/{run_id}"): (("/v1/runs/1", {}), ("/v1/runs/0", {})),
+        # no case exists: an allowed request is a 404 (the lead's token may decide)
+        ("GET", "/v1/cases"): (("/v1/cases", {}), ("/v1/cases", {"params": {"limit": 0}})),
+        ("GET", "/v1/cases/{case_id}"): (("/v1/cases/1", {}), ("/v1/cases/0", {})),
+        ("POST", "/v1/cases/{case_id}/decisions"): (
+            ("/v1/cases/1/decisions", {"json": {"verdict": "escalate", "reason": "matrix"}}),
+            ("/v1/cases/0/decisions", {"json": {"verdict": "maybe", "reason": " "}}),
+        ),
+        ("POST", "/v1/cases/{case_id}/assignee"): (
+            ("/v1/cases/1/assignee", {"json": {"assignee": LEAD}}),
+            ("/v1/cases/0/assignee", {"json": {"assignee": "not a name"}}),
+        ),
     }
 
 
@@ -206,6 +226,11 @@ def test_every_route_against_every_credential(api_settings: Settings, tmp_path: 
         "revoked token": "revoked",
     }
     scoped = {scope: make_token(settings, scope, name=str(scope)) for scope in Scope}
+    with contextlib.closing(open_store(settings.resolved_database_url)) as store:
+        lead = store.people.create_user(LEAD, Role.LEAD)
+        for token in store.tokens.list():
+            if token.name in scoped:
+                store.people.set_token_owner(token.id, lead.id)
     failures: list[str] = []
     with running_server(settings) as base, httpx.Client(base_url=base, timeout=30) as http:
         for path in sorted(PUBLIC):

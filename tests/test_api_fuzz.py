@@ -40,6 +40,12 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
+from hashguard.domain.banks import BankKind
+from hashguard.domain.cases import CaseSource, SourceKind
+from hashguard.domain.matches import Match
+from hashguard.domain.people import Role
+from hashguard.domain.policy import Action, Decision
+from hashguard.domain.signals import Algorithm, FileSignals
 from hashguard.domain.tokens import Scope
 from hashguard.settings import Settings
 from hashguard.store import open_store
@@ -77,12 +83,34 @@ Live = tuple[str, dict[str, str]]
 
 
 def _admin_store() -> tuple[Path, str]:
-    """A fresh SQLite store with an admin token, made when the module is collected:
-    schemathesis asks for the token (``AdminToken``) while it generates cases."""
+    """A fresh SQLite store with an admin token acting for a lead and a few open review
+    cases (so decisions get past "who decides" to real cases), made when the module is
+    collected: schemathesis asks for the token (``AdminToken``) while it generates cases."""
     folder = Path(tempfile.mkdtemp(prefix="hashguard-fuzz-"))
     store = open_store(f"sqlite:///{folder / 'hashguard.db'}", migrate=True)
     try:
-        _, secret = store.tokens.create("fuzzer", [Scope.ADMIN])
+        token, secret = store.tokens.create("fuzzer", [Scope.ADMIN])
+        lead = store.people.create_user("fuzz-lead", Role.LEAD)
+        store.people.set_token_owner(token.id, lead.id)
+        for n in range(3):
+            store.cases.open_or_update(
+                content_key=f"{n:064x}",
+                source=CaseSource(kind=SourceKind.UPLOAD, ref=f"fuzz-{n}"),
+                signals=FileSignals(size=1, md5=f"{n:032x}", sha1=f"{n:040x}", sha256=f"{n:064x}"),
+                matches=[
+                    Match(
+                        bank="fuzz",
+                        bank_kind=BankKind.KNOWN,
+                        algorithm=Algorithm.MD5,
+                        distance=0,
+                        entry_id=f"e{n}",
+                        category=None,
+                    )
+                ],
+                remote=[],
+                decision=Decision(action=Action.REVIEW, rule="fuzz: exact", bank="fuzz"),
+                actor="system:test",
+            )
     finally:
         store.close()
     return folder, secret

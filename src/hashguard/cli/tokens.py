@@ -1,4 +1,8 @@
-"""``hashguard tokens``: API tokens, shown once at creation and stored only as a hash."""
+"""``hashguard tokens``: API tokens, shown once at creation and stored only as a hash.
+
+A token made with ``--user NAME`` acts for that person: the case API (``cases:review``)
+lets it do only what the person's role allows, records each step as
+``token:<id>/as:<name>``, and stops serving it when the person is disabled."""
 
 from __future__ import annotations
 
@@ -12,6 +16,7 @@ from rich.table import Table
 
 from hashguard.audit import cli_actor, record
 from hashguard.cli.context import err, fail, out, store_of
+from hashguard.domain.people import User
 from hashguard.domain.tokens import Scope, Token
 from hashguard.store.tokens import UnknownToken
 
@@ -31,10 +36,11 @@ def _expiry(text: str | None) -> datetime | None:
     return datetime.now(UTC) + timedelta(hours=hours)
 
 
-def _token_json(token: Token) -> dict[str, object]:
+def _token_json(token: Token, owner: User | None) -> dict[str, object]:
     return {
         "id": token.id,
         "name": token.name,
+        "user": owner.name if owner else None,
         "scopes": sorted(str(s) for s in token.scopes),
         "created_at": token.created_at.isoformat(),
         "expires_at": token.expires_at.isoformat() if token.expires_at else None,
@@ -49,13 +55,32 @@ def create(
     name: Annotated[str, typer.Argument(help="Who or what uses the token.")],
     scope: Annotated[list[Scope], typer.Option("--scope", help="Repeat for several scopes.")],
     expires: Annotated[str | None, typer.Option(help="Lifetime, e.g. 90d (default: none).")] = None,
+    user: Annotated[
+        str | None,
+        typer.Option(
+            "--user",
+            help="The person the token acts for (needed to decide and assign cases "
+            "through the API; it may then do only what their role allows).",
+        ),
+    ] = None,
 ) -> None:
     """Create a token. The secret is printed once, on stdout, and cannot be shown again."""
+    expires_at = _expiry(expires)
     with store_of(ctx) as store:
-        token, secret = store.tokens.create(name, scope, expires_at=_expiry(expires))
-        record(store, cli_actor(), "token.created", f"token:{token.id}", **_token_json(token))
+        owner = store.people.find_user(user) if user is not None else None
+        if user is not None and owner is None:
+            raise fail(f"there is no person named {user!r}")
+        if owner is not None and owner.disabled:
+            raise fail(f"{owner.name} is disabled: a token for them would not work")
+        token, secret = store.tokens.create(name, scope, expires_at=expires_at)
+        if owner is not None:
+            store.people.set_token_owner(token.id, owner.id)
+        record(
+            store, cli_actor(), "token.created", f"token:{token.id}", **_token_json(token, owner)
+        )
     err.print(
         f"token #{token.id} {token.name!r} with scopes {', '.join(sorted(map(str, token.scopes)))}"
+        + (f", acting for {owner.name} ({owner.role})" if owner else "")
         + (f", expires {token.expires_at:%Y-%m-%d %H:%M} UTC" if token.expires_at else "")
         + ". Store the secret now: it is not kept."
     )
@@ -69,17 +94,18 @@ def list_tokens(
 ) -> None:
     """Tokens with their scopes and state (never their secrets)."""
     with store_of(ctx) as store:
-        tokens = store.tokens.list()
+        tokens = [(t, store.people.token_owner(t.id)) for t in store.tokens.list()]
     if as_json:
-        out.print(json.dumps([_token_json(t) for t in tokens]), markup=False)
+        out.print(json.dumps([_token_json(t, owner) for t, owner in tokens]), markup=False)
         return
     now = datetime.now(UTC)
-    table = Table("id", "name", "scopes", "state", "last used (UTC)")
-    for token in tokens:
+    table = Table("id", "name", "user", "scopes", "state", "last used (UTC)")
+    for token, owner in tokens:
         state = "revoked" if token.revoked_at else "expired" if not token.usable(now) else "active"
         last = token.last_used_at.strftime("%Y-%m-%d %H:%M") if token.last_used_at else ""
+        who = "" if owner is None else f"{owner.name} (disabled)" if owner.disabled else owner.name
         table.add_row(
-            str(token.id), token.name, " ".join(sorted(map(str, token.scopes))), state, last
+            str(token.id), token.name, who, " ".join(sorted(map(str, token.scopes))), state, last
         )
     out.print(table)
 

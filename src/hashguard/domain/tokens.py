@@ -14,6 +14,10 @@ class Scope(StrEnum):
     LOOKUP = "lookup"
     BANKS_READ = "banks:read"
     BANKS_WRITE = "banks:write"
+    #: the review cases: list and read them (never the content's bytes)
+    CASES_READ = "cases:read"
+    #: decide and assign cases, as the person who owns the token (``tokens create --user``)
+    CASES_REVIEW = "cases:review"
     ADMIN = "admin"
 
 

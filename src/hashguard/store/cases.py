@@ -274,10 +274,14 @@ class CaseStore:
         assignee: str | None = None,
         limit: int = 100,
         newest_first: bool = False,
+        after_id: int | None = None,
     ) -> list[Case]:
-        """Cases, oldest first (or newest first)."""
+        """Cases, oldest first (or newest first); with ``after_id``, only those that come
+        after that case in this order (a paging cursor)."""
         order = cases.c.id.desc() if newest_first else cases.c.id
         query = select(cases).order_by(order).limit(limit)
+        if after_id is not None:
+            query = query.where(cases.c.id < after_id if newest_first else cases.c.id > after_id)
         if state is not None:
             query = query.where(cases.c.state == str(state))
         if assignee is not None:

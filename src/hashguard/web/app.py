@@ -15,7 +15,7 @@ from hashguard import __version__
 from hashguard.settings import Settings
 from hashguard.store import open_store
 from hashguard.web import openapi, problems, tasks, ui
-from hashguard.web.api import banks, health, lookup, runs, scan
+from hashguard.web.api import banks, cases, health, lookup, runs, scan
 from hashguard.web.gate import GateMiddleware
 from hashguard.web.metrics import Metrics, MetricsMiddleware
 from hashguard.web.services import Services
@@ -57,7 +57,14 @@ def create_app(settings: Settings) -> FastAPI:
         summary="Find known CSAM on your own service with vetted hashes and lists.",
         lifespan=lifespan,
     )
-    for router in (scan.router, lookup.router, banks.router, runs.router, health.router):
+    for router in (
+        scan.router,
+        lookup.router,
+        banks.router,
+        cases.router,
+        runs.router,
+        health.router,
+    ):
         app.include_router(router)
     app.include_router(ui.router)
     app.mount("/ui/static", StaticFiles(directory=ui.STATIC, check_dir=True), name="ui-static")

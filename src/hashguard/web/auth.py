@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -31,13 +32,20 @@ def _secret(header: str | None) -> str | None:
 class _Cached:
     token: Token | None
     until: float
+    #: the token acts for a person who is disabled: it no longer works
+    disabled: bool = False
 
 
 class Authenticator:
     """Turns an Authorization header into a usable token, or a 401/403 problem."""
 
-    def __init__(self, tokens: TokenStore) -> None:
+    def __init__(
+        self, tokens: TokenStore, owner_disabled: Callable[[int], bool] | None = None
+    ) -> None:
+        """``owner_disabled(token_id)``: whether the token acts for a disabled person
+        (whose tokens stop working, like their sessions)."""
         self._tokens = tokens
+        self._owner_disabled = owner_disabled
         self._lock = threading.Lock()
         self._cache: dict[str, _Cached] = {}
         self._touched: dict[int, float] = {}
@@ -51,7 +59,7 @@ class Authenticator:
         now = time.monotonic()
         with self._lock:
             cached = self._cache.get(digest(secret))
-            if cached is None or cached.until <= now or cached.token is None:
+            if cached is None or cached.until <= now or cached.token is None or cached.disabled:
                 return None
             token = cached.token
             if now - self._touched.get(token.id, -TOUCH_SECONDS) >= TOUCH_SECONDS:
@@ -65,12 +73,14 @@ class Authenticator:
         kind, _, secret = header.partition(" ")
         if kind.lower() != "bearer" or not secret.strip():
             raise _unauthorized("the Authorization header must be 'Bearer <token>'")
-        token = self._lookup(secret.strip())
+        token, disabled = self._lookup(secret.strip())
         now = datetime.now(UTC)
         if token is None:
             raise _unauthorized("unknown token")
         if token.revoked_at is not None:
             raise _unauthorized("this token was revoked")
+        if disabled:
+            raise _unauthorized("this token acts for a person who is disabled")
         if not token.usable(now):
             raise _unauthorized("this token has expired")
         self._touch(token)
@@ -83,19 +93,25 @@ class Authenticator:
             raise ProblemError(403, "Not allowed", f"this token lacks the '{scope}' scope")
         return token
 
-    def _lookup(self, secret: str) -> Token | None:
+    def _lookup(self, secret: str) -> tuple[Token | None, bool]:
         key = digest(secret)
         now = time.monotonic()
         with self._lock:
             cached = self._cache.get(key)
         if cached is not None and cached.until > now:
-            return cached.token
+            return cached.token, cached.disabled
         token = self._tokens.by_secret(secret)
+        disabled = bool(
+            token is not None
+            and token.revoked_at is None
+            and self._owner_disabled is not None
+            and self._owner_disabled(token.id)
+        )
         with self._lock:
             if len(self._cache) > 10_000:
                 self._cache.clear()
-            self._cache[key] = _Cached(token, now + CACHE_SECONDS)
-        return token
+            self._cache[key] = _Cached(token, now + CACHE_SECONDS, disabled)
+        return token, disabled
 
     def _touch(self, token: Token) -> None:
         now = time.monotonic()

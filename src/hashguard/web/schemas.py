@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
@@ -16,12 +17,16 @@ from hashguard.domain.banks import (
     BankStats,
     ImportReport,
 )
+from hashguard.domain.cases import Case, CaseEvent, CaseEventKind, CaseState, SourceKind
 from hashguard.domain.matches import Match
 from hashguard.domain.policy import DEFAULT_AUTO_MAX_DISTANCE, Action
 from hashguard.domain.policy import Decision as PolicyDecision
 from hashguard.domain.remote import RemoteResult, RemoteStatus, remote_to_json
 from hashguard.domain.scans import Outcome, RunStatus, ScanRun
 from hashguard.domain.signals import DIHEDRAL_NAMES, Algorithm, FileSignals
+from hashguard.review.cases import NAME_PATTERN
+from hashguard.review.decide import Verdict
+from hashguard.store.cases import signals_to_json
 
 
 class PdqOut(BaseModel):
@@ -446,3 +451,184 @@ class RunOut(BaseModel):
 class Health(BaseModel):
     status: str
     detail: dict[str, Any] = Field(default_factory=dict)
+
+
+# -- review cases ------------------------------------------------------------------------
+
+#: What ``str.strip()`` removes: a reason made only of these is no reason.
+_SPACE = r"\t\n\x0b\x0c\r\x1c-\x1f \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000"
+#: Stored text with at least one character that is not whitespace.
+REASON_PATTERN = rf"^[^\x00]*[^\x00{_SPACE}][^\x00]*$"
+#: A case's version, as the client read it (a change against an older one is refused).
+CaseVersion = Annotated[int, Field(ge=1, le=2**31 - 1), BeforeValidator(_not_a_boolean)]
+
+
+class CaseSourceOut(BaseModel):
+    """Where the content was found: a scan run (``ref`` its id, ``path`` the file) or an
+    upload (``ref`` the request id)."""
+
+    kind: SourceKind
+    ref: str
+    path: str | None
+
+
+class CaseRemoteOut(BaseModel):
+    service: str
+    status: RemoteStatus
+
+
+class CaseSignalPdqOut(BaseModel):
+    value: str
+    quality: int
+    frame: int
+
+
+class CaseSignalsOut(BaseModel):
+    """The content's own hashes, as the case holds them (never a bank's other entries)."""
+
+    size: int
+    md5: str
+    sha1: str
+    sha256: str
+    pdq: list[CaseSignalPdqOut]
+    image_format: str | None
+    width: int | None
+    height: int | None
+
+
+class CaseDecisionOut(BaseModel):
+    """The strongest decision any sighting of the content got."""
+
+    action: Action
+    rule: str
+    bank: str | None
+    shadow: bool
+    shadow_decisions: list[ShadowDecisionOut]
+
+
+class CaseOut(BaseModel):
+    """A review case (as ``hashguard cases show --json``): never the content's bytes.
+    ``reportable``: only a confirmed case is. ``version`` goes with a decision or an
+    assignment (a change made against an older version is refused with 409)."""
+
+    id: int
+    state: CaseState
+    reportable: bool
+    assignee: str | None
+    confirmers: list[str]
+    version: int
+    content_key: str
+    content_id: str | None
+    uploader_id: str | None
+    url: str | None
+    sources: list[CaseSourceOut]
+    banks: list[str]
+    decision: CaseDecisionOut
+    matches: list[MatchOut]
+    remote: list[CaseRemoteOut]
+    signals: CaseSignalsOut | None
+    #: the evidence vault item holding the content (read it with ``hashguard evidence``)
+    evidence_id: str | None
+    created_at: datetime
+    updated_at: datetime
+
+    @classmethod
+    def of(cls, case: Case) -> CaseOut:
+        return cls.model_validate(_case_fields(case))
+
+
+def _case_fields(case: Case) -> dict[str, Any]:
+    decision = case.decision
+    return {
+        "id": case.id,
+        "state": case.state,
+        "reportable": case.reportable,
+        "assignee": case.assignee,
+        "confirmers": list(case.confirmers),
+        "version": case.version,
+        "content_key": case.content_key,
+        "content_id": case.content.content_id,
+        "uploader_id": case.content.uploader_id,
+        "url": case.content.url,
+        "sources": [s.as_json() for s in case.sources],
+        "banks": list(case.banks),
+        "decision": {
+            "action": decision.action,
+            "rule": decision.rule,
+            "bank": decision.bank,
+            "shadow": decision.shadow,
+            "shadow_decisions": [
+                {"action": d.action, "rule": d.rule, "bank": d.bank}
+                for d in decision.shadow_decisions
+            ],
+        },
+        "matches": [MatchOut.of(m) for m in case.matches],
+        "remote": [{"service": r.service, "status": r.status} for r in case.remote],
+        "signals": signals_to_json(case.signals) if case.signals else None,
+        "evidence_id": case.evidence_id,
+        "created_at": case.created_at,
+        "updated_at": case.updated_at,
+    }
+
+
+class CaseEventOut(BaseModel):
+    """One entry of a case's history (entries never change)."""
+
+    at: datetime
+    actor: str
+    kind: CaseEventKind
+    from_state: CaseState | None
+    to_state: CaseState | None
+    reason: str | None
+    details: dict[str, Any]
+
+    @classmethod
+    def of(cls, event: CaseEvent) -> CaseEventOut:
+        return cls(
+            at=event.at,
+            actor=event.actor,
+            kind=event.kind,
+            from_state=event.from_state,
+            to_state=event.to_state,
+            reason=event.reason,
+            details=dict(event.details),
+        )
+
+
+class CaseDetailOut(CaseOut):
+    """A case and its history, oldest entry first."""
+
+    history: list[CaseEventOut]
+
+    @classmethod
+    def with_history(cls, case: Case, history: Sequence[CaseEvent]) -> CaseDetailOut:
+        return cls.model_validate(
+            _case_fields(case) | {"history": [CaseEventOut.of(e) for e in history]}
+        )
+
+
+class CasePage(BaseModel):
+    """One page of cases; ``next`` is the ``after`` of the next page (null: the last)."""
+
+    cases: list[CaseOut]
+    next: int | None
+
+
+class DecisionIn(BaseModel):
+    """A reviewer's decision. ``confirm`` (the confirmation that makes a case confirmed,
+    i.e. reportable, needs a lead), ``false_positive`` (the content's hashes go to the
+    allow bank: ``allow_bank``, naming another than the server's needs a lead) or
+    ``escalate``. ``version``: the case version reviewed (default: the current one)."""
+
+    verdict: Verdict
+    reason: str = Field(max_length=2000, pattern=REASON_PATTERN)
+    version: CaseVersion | None = None
+    allow_bank: str | None = Field(default=None, pattern=BANK_NAME_PATTERN)
+
+
+class AssigneeIn(BaseModel):
+    """Give the case to a person (by name), or ``null`` to unassign it."""
+
+    assignee: str | None = Field(pattern=NAME_PATTERN)
+    reason: str | None = Text(2000)
+    version: CaseVersion | None = None

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from hashguard.actions.outbox import endpoints_of, scan_planner
@@ -132,6 +133,16 @@ class RunManager:
             thread.join(timeout=30)
 
 
+def _owner_disabled(store: Store) -> Callable[[int], bool]:
+    """Whether a token acts for a person who has been disabled (their tokens stop too)."""
+
+    def disabled(token_id: int) -> bool:
+        owner = store.people.token_owner(token_id)
+        return owner is not None and owner.disabled
+
+    return disabled
+
+
 @dataclass(kw_only=True)
 class Services:
     settings: Settings
@@ -175,7 +186,7 @@ class Services:
             store=store,
             pool=pool,
             matcher=matcher,
-            authenticator=Authenticator(store.tokens),
+            authenticator=Authenticator(store.tokens, owner_disabled=_owner_disabled(store)),
             admission=Admission(
                 settings.workers * settings.queue_per_worker,
                 settings.token_concurrency,
