@@ -16,6 +16,7 @@ from starlette.concurrency import run_in_threadpool
 from hashguard.actions.dispatcher import dispatcher_from_settings
 from hashguard.banks.exchanges.sync import build_source, sync_exchange
 from hashguard.keys import MasterKey
+from hashguard.people.oidc import PENDING_SECONDS
 from hashguard.settings import Settings
 from hashguard.store.people import PeopleStore
 from hashguard.web.services import Services
@@ -80,8 +81,6 @@ async def sync_exchanges_periodically(svc: Services) -> None:
 
 #: how often ended sessions, stale OpenID Connect sign-ins and old failures are forgotten
 HOUSEKEEPING_SECONDS = 3600.0
-#: an OpenID Connect sign-in must come back from the provider within this time
-OIDC_PENDING_SECONDS = 600.0
 
 
 def forget_ended_sign_ins(
@@ -91,7 +90,7 @@ def forget_ended_sign_ins(
     sign-ins older than the lockout window; the counts of each."""
     return (
         people.delete_sessions_before(now - timedelta(hours=settings.ui_session_absolute_hours)),
-        people.delete_oidc_pending_before(now - timedelta(seconds=OIDC_PENDING_SECONDS)),
+        people.delete_oidc_pending_before(now - timedelta(seconds=PENDING_SECONDS)),
         people.delete_login_failures_before(
             now - timedelta(minutes=settings.login_lockout_minutes)
         ),
