@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 RUNTIME := $(VENV)/.installed
 DEV := $(VENV)/.installed-dev
 
-.PHONY: demo test lint format bench constraints clean
+.PHONY: demo review-demo screenshots test lint format bench constraints clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -22,19 +22,27 @@ $(DEV): pyproject.toml constraints.txt | $(BIN)/python
 demo: $(RUNTIME)
 	$(BIN)/hashguard demo --dir demo
 
+## review-demo: the demo, then the review UI on http://127.0.0.1:8080/ui/login with demo accounts (Ctrl-C stops)
+review-demo: $(RUNTIME)
+	$(BIN)/hashguard demo --dir demo --serve
+
+## screenshots: docs/img/review-*.png of the review UI on the demo's cases, taken in Debian's chromium
+screenshots: $(DEV)
+	$(BIN)/python docs/screenshots.py
+
 ## test: the whole suite, on SQLite and on a throwaway PostgreSQL from the local binaries
 test: $(DEV)
 	$(BIN)/pytest
 
 ## lint: formatting, lint rules, strict typing
 lint: $(DEV)
-	$(BIN)/ruff format --check src tests bench
-	$(BIN)/ruff check src tests bench
-	$(BIN)/mypy src bench
+	$(BIN)/ruff format --check src tests bench docs/screenshots.py
+	$(BIN)/ruff check src tests bench docs/screenshots.py
+	$(BIN)/mypy src bench docs/screenshots.py
 
 format: $(DEV)
-	$(BIN)/ruff format src tests bench
-	$(BIN)/ruff check --fix src tests bench
+	$(BIN)/ruff format src tests bench docs/screenshots.py
+	$(BIN)/ruff check --fix src tests bench docs/screenshots.py
 
 ## bench: throughput against HMA's path and list import, measured in one run (BENCH_SCALE=full for the large corpus)
 bench: $(DEV)

@@ -1,12 +1,31 @@
-"""``hashguard demo`` finds every copy of a known image and no distractor, offline."""
+"""``hashguard demo`` finds every copy of a known image and no distractor, offline; its
+scan opens cases for review with their evidence kept; ``--serve`` is the review demo."""
 
 from __future__ import annotations
 
+import contextlib
+import re
+import signal
+import subprocess
+import threading
+import time
 from pathlib import Path
 
+import httpx
 import pytest
 
-from tests.cli import hashguard
+from hashguard.demo.run import DEMO_ACCOUNTS, DEMO_BANK, DEMO_POLICY, demo_settings
+from hashguard.domain.cases import CaseState
+from hashguard.domain.policy import Action
+from hashguard.store import open_store
+from hashguard.web.ui.session import COOKIE
+from tests.cli import command, hashguard
+from tests.server import free_port
+
+
+def one_line(text: str) -> str:
+    """Rich wraps long lines at 80 columns off a terminal."""
+    return " ".join(text.split())
 
 
 @pytest.mark.usefixtures("home")
@@ -15,3 +34,135 @@ def test_demo_finds_edited_copies_and_no_distractors(tmp_path: Path) -> None:
     assert "24/24 copies of known images found" in done.stderr
     assert "0 distractors matched" in done.stderr
     assert (tmp_path / "demo" / "lists" / "known.csv").is_file()
+    assert (
+        "24 cases opened (4 exact copies to act on, 20 edited copies for review), "
+        "evidence kept for 24"
+    ) in one_line(done.stderr)
+
+    settings = demo_settings(tmp_path / "demo" / "home")
+    with contextlib.closing(open_store(settings.resolved_database_url)) as store:
+        assert store.banks.get(DEMO_BANK).policy == DEMO_POLICY
+        cases = store.cases.list(limit=100)
+        assert len(cases) == 24
+        assert all(case.state is CaseState.OPEN and case.evidence_id for case in cases)
+        acted = {
+            Path(c.sources[0].path or "").name for c in cases if c.decision.action is Action.ACT
+        }
+        assert acted == {f"known-{i}-exact-copy.jpg" for i in range(4)}
+        assert not store.people.list_users(), "accounts only with --serve"
+        # the same path as `hashguard scan`: each matched file's decision is audited
+        decided = [e for e in store.audit.events() if e.action == "scan.decision"]
+        assert len(decided) == 24
+    # without --serve nothing is planned: no quarantine, the files stay
+    assert (tmp_path / "demo" / "uploads" / "known-0-exact-copy.jpg").is_file()
+
+
+def wait_for(check: object, what: str, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():  # type: ignore[operator]
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.1)
+
+
+@pytest.mark.usefixtures("home")
+def test_review_demo_serves_the_cases_and_shows_every_effect(tmp_path: Path) -> None:
+    directory, port = tmp_path / "demo", free_port()
+    process = subprocess.Popen(
+        command("demo", "--dir", str(directory), "--serve", "--port", str(port)),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    lines: list[str] = []
+    assert process.stderr is not None
+    reader = threading.Thread(target=lambda: lines.extend(process.stderr), daemon=True)  # type: ignore[arg-type]
+    reader.start()
+    base = f"http://127.0.0.1:{port}"
+
+    def said() -> str:
+        return one_line("".join(lines))
+
+    try:
+        wait_for(lambda: "Ctrl-C stops" in said(), "the demo to print its accounts", 120)
+        passwords = dict(re.findall(r"(demo-[a-z]+) password (\S+)", said()))
+        assert set(passwords) == {name for name, _ in DEMO_ACCOUNTS}
+        assert f"sign in at {base}/ui/login" in said()
+
+        def ready() -> bool:
+            with contextlib.suppress(httpx.TransportError):
+                return httpx.get(f"{base}/readyz", timeout=2).status_code == 200
+            return False
+
+        wait_for(ready, "the server")
+        # the exact copies acted on: quarantined by the server's dispatcher, webhooks printed
+        quarantine = directory / "home" / "quarantine"
+        wait_for(lambda: len(list(quarantine.glob("*"))) == 4, "four quarantined files")
+        wait_for(lambda: said().count("webhook content.quarantined") == 4, "webhooks")
+        assert said().count("webhook match.detected") == 4
+        exact = directory / "uploads" / "known-0-exact-copy.jpg"
+        assert not exact.exists()
+
+        settings = demo_settings(directory / "home")
+        with contextlib.closing(open_store(settings.resolved_database_url)) as store:
+            for name, role in DEMO_ACCOUNTS:
+                user = store.people.find_user(name)
+                assert user is not None
+                assert user.role is role
+            (case,) = [c for c in store.cases.list(limit=100) if c.sources[0].path == str(exact)]
+
+        # the lead signs in with the printed password (the form, as a browser would; the
+        # cookies are Secure, which httpx keeps to https, so they are sent by hand) and
+        # calls the case a false positive: the file comes back, the hashes go to the allow
+        # bank, the webhook is printed, the decision is audited
+        with httpx.Client(base_url=base, headers={"origin": base}) as http:
+            form = http.get("/ui/login")
+            login_token = form.cookies["hashguard_login"]
+            assert f'value="{login_token}"' in form.text
+            signed = http.post(
+                "/ui/login",
+                data={
+                    "login_token": login_token,
+                    "next": "/ui/",
+                    "username": "demo-lead",
+                    "password": passwords["demo-lead"],
+                },
+                headers={"cookie": f"hashguard_login={login_token}"},
+            )
+            assert signed.status_code == 303, signed.text
+            cookie = {"cookie": f"{COOKIE}={signed.cookies[COOKIE]}"}
+            page = http.get(f"/ui/cases/{case.id}", headers=cookie)
+            assert page.status_code == 200
+            assert 'id="preview"' in page.text
+            found = re.search(r'name="csrf_token" value="([^"]+)"', page.text)
+            assert found is not None
+            answer = http.post(
+                f"/ui/cases/{case.id}/decide",
+                data={
+                    "csrf_token": found.group(1),
+                    "version": str(case.version),
+                    "verdict": "false_positive",
+                    "reason": "a generated test image",
+                },
+                headers=cookie,
+            )
+            assert answer.status_code == 303, answer.text
+        assert exact.is_file(), "restored from quarantine"
+        wait_for(lambda: "webhook case.false_positive" in said(), "the case's webhook")
+        with contextlib.closing(open_store(settings.resolved_database_url)) as store:
+            assert store.cases.get(case.id).state is CaseState.FALSE_POSITIVE
+            allow = store.banks.get(settings.review_allow_bank)
+            assert store.banks.stats(allow.name).total_active > 0
+            actions = {e.action for e in store.audit.events()}
+            assert {"user.created", "scan.decision", "login"} <= actions
+            assert any(a.startswith("case.") for a in actions), actions
+    finally:
+        process.send_signal(signal.SIGINT)
+        try:
+            code = process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            raise
+        reader.join(timeout=5)
+        process.stderr.close()
+    assert code == 0, said()[-2000:]

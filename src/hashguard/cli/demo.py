@@ -1,4 +1,5 @@
-"""``hashguard demo``: build a benign corpus and a demo bank, scan it, show what was found."""
+"""``hashguard demo``: build a benign corpus and a demo bank, scan it, show what was found;
+with ``--serve``, the review demo: sign in and work the cases the scan opened."""
 
 from __future__ import annotations
 
@@ -8,17 +9,28 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from pydantic import SecretStr
+from rich.markup import escape
 from rich.table import Table
 
 from hashguard.banks.importer import ImportOptions, NewBank, import_list
 from hashguard.cli.context import err, out, settings_of
-from hashguard.demo.run import build, needs_dihedral
-from hashguard.domain.scans import FileResult, Outcome, ScanOptions
-from hashguard.hashing.isolate import HashingPool
-from hashguard.hashing.kernel import HashOptions
-from hashguard.matching.matcher import load_or_build
-from hashguard.scan.scanner import Scanner, prepare_run
-from hashguard.settings import Settings
+from hashguard.demo.receiver import WebhookReceiver
+from hashguard.demo.run import (
+    DEMO_BANK,
+    DEMO_POLICY,
+    DemoLayout,
+    ScanDone,
+    apply_review_band,
+    build,
+    create_demo_accounts,
+    demo_settings,
+    needs_dihedral,
+    scan_like_the_cli,
+)
+from hashguard.domain.policy import Action
+from hashguard.domain.scans import Outcome, ScanOptions
+from hashguard.settings import Settings, WebhookEndpointSettings
 from hashguard.store import open_store
 
 
@@ -27,48 +39,90 @@ def demo(
     directory: Annotated[
         Path, typer.Option("--dir", help="Folder to (re)create for the demo.")
     ] = Path("demo"),
+    serve: Annotated[
+        bool,
+        typer.Option(
+            "--serve",
+            help="Then serve the review UI on 127.0.0.1: demo accounts (passwords printed "
+            "once), quarantine of the exact copies, a webhook receiver that prints what "
+            "arrives. Stop with Ctrl-C.",
+        ),
+    ] = False,
+    port: Annotated[int, typer.Option(help="Port of the review UI with --serve.", min=1)] = 8080,
 ) -> None:
     """Generate benign images, make a demo bank of four, scan edited copies and distractors.
 
-    Uses its own store in DIR/home, never your configured one. Exit code 0 when every
-    copy of a known image was found and no distractor matched.
+    The scan takes `hashguard scan`'s path with a review band on the demo bank: exact
+    copies are acted on, edited copies (PDQ matches) go to review; every match opens a
+    case with its evidence kept. Uses its own store in DIR/home, never your configured
+    one. Exit code 0 when every copy of a known image was found and no distractor matched.
     """
     settings = settings_of(ctx)
     started = time.monotonic()
     shutil.rmtree(directory, ignore_errors=True)
     layout = build(directory)
-    demo_home = Settings(home=(directory / "home").resolve(), workers=settings.workers)
+    home = (directory / "home").resolve()
+    receiver = WebhookReceiver(say=lambda line: err.print(escape(line))) if serve else None
+    if receiver is not None:
+        receiver.start()
+        # the exact copies are moved into DIR/home/quarantine once the server runs (its
+        # dispatcher carries the actions out) and come back after a false positive
+        demo_home = demo_settings(
+            home,
+            workers=settings.workers,
+            quarantine_local=True,
+            webhooks=(
+                WebhookEndpointSettings(
+                    name="demo", url=receiver.url, secret=SecretStr(receiver.secret)
+                ),
+            ),
+            port=port,
+        )
+    else:
+        demo_home = demo_settings(home, workers=settings.workers)
+    try:
+        done, passwords = _scan(demo_home, layout, settings.max_pixels, accounts=serve)
+        if _report(layout, done, directory, started):
+            raise typer.Exit(1)
+        if serve:
+            _serve(demo_home, passwords)
+    finally:
+        if receiver is not None:
+            receiver.stop()
+
+
+def _scan(
+    demo_home: Settings, layout: DemoLayout, max_pixels: int, *, accounts: bool
+) -> tuple[ScanDone, dict[str, str]]:
     store = open_store(demo_home.resolved_database_url)
     try:
         report = import_list(
             store.banks,
-            "demo-known",
+            DEMO_BANK,
             layout.known_list,
             options=ImportOptions(
                 source="hashguard demo (generated images)", licence="test only", create=NewBank()
             ),
         )
-        err.print(f"bank demo-known: {report.added} entries from {layout.known_list}")
-        options = ScanOptions(max_pixels=settings.max_pixels, dihedral=True)
-        prepared = prepare_run(store.scans, [str(layout.uploads)], options, rescan=True)
-        results: dict[str, FileResult] = {}
-        with HashingPool(
-            workers=settings.workers,
-            options=HashOptions.for_scan(options),
-            timeout=settings.decode_timeout,
-            memory_mb=settings.worker_memory_mb,
-        ) as pool:
-            matcher = load_or_build(store.banks, demo_home.index_path)
-            run = Scanner(store=store.scans, matcher=matcher, pool=pool).run(
-                prepared.run, on_result=lambda r: results.__setitem__(Path(r.path).name, r)
-            )
+        apply_review_band(store)
+        err.print(
+            f"bank {DEMO_BANK}: {report.added} entries from {layout.known_list}; "
+            f"policy {DEMO_POLICY.describe()}"
+        )
+        options = ScanOptions(max_pixels=max_pixels, dihedral=True)
+        done = scan_like_the_cli(store, demo_home, layout.uploads, options)
+        passwords = create_demo_accounts(store) if accounts else {}
     finally:
         store.close()
+    return done, passwords
 
-    table = Table("file", "copy of a known image?", "outcome", "best match")
+
+def _report(layout: DemoLayout, done: ScanDone, directory: Path, started: float) -> bool:
+    """Print what the scan found; True when the demo's check failed."""
+    table = Table("file", "copy of a known image?", "outcome", "decision", "best match")
     missed, false_hits = [], []
     for name, expected in sorted(layout.expected.items()):
-        result = results[name]
+        result = done.results[name]
         effective = sorted((m for m in result.matches if m.effective), key=lambda m: m.distance)
         found = result.outcome is Outcome.MATCHED
         if expected and not found:
@@ -83,9 +137,14 @@ def demo(
         )
         style = "green" if found == expected else "red"
         table.add_row(
-            name, "yes" if expected else "no", f"[{style}]{result.outcome}[/{style}]", detail
+            name,
+            "yes" if expected else "no",
+            f"[{style}]{result.outcome}[/{style}]",
+            str(result.decision.action) if found else "",
+            detail,
         )
     out.print(table)
+    run = done.run
     copies = sum(layout.expected.values())
     dihedral = sum(1 for name, exp in layout.expected.items() if exp and needs_dihedral(name))
     err.print(
@@ -93,10 +152,44 @@ def demo(
         f"({dihedral} of them rotated or mirrored, found by dihedral matching); "
         f"{len(false_hits)} distractors matched; {time.monotonic() - started:.1f} s"
     )
+    acted = sum(1 for case in done.cases if case.decision.action is Action.ACT)
+    kept = sum(1 for case in done.cases if case.evidence_id)
+    err.print(
+        f"{len(done.cases)} cases opened ({acted} exact copies to act on, "
+        f"{len(done.cases) - acted} edited copies for review), evidence kept for {kept}"
+    )
     err.print(
         f"explore it: export HASHGUARD_HOME={(directory / 'home').resolve()}; "
-        f"hashguard banks list; hashguard scans show {run.id}"
+        f"hashguard banks list; hashguard scans show {run.id}; hashguard cases list"
     )
     if missed or false_hits:
         err.print(f"[red]demo check failed[/red]: missed {missed}, false hits {false_hits}")
-        raise typer.Exit(1)
+        return True
+    return False
+
+
+def _serve(demo_home: Settings, passwords: dict[str, str]) -> None:
+    import uvicorn  # noqa: PLC0415 - only --serve needs the server
+
+    from hashguard.web.app import create_app  # noqa: PLC0415
+
+    base = f"http://{demo_home.host}:{demo_home.port}"
+    err.print("")
+    err.print("[bold]review demo[/bold]: accounts (the passwords are shown only now)")
+    for name, password in passwords.items():
+        err.print(f"  {name:<14} password {escape(password)}")
+    err.print(f"sign in at {base}/ui/login and work the queue at {base}/ui/")
+    err.print(
+        f"effects: exact copies move to {demo_home.resolved_quarantine_dir} (a false "
+        "positive puts them back); false positives' hashes go to the allow bank "
+        f"{demo_home.review_allow_bank!r}; webhooks are printed below as they arrive; "
+        f"the audit log is at {base}/ui/audit (as demo-auditor). Ctrl-C stops."
+    )
+    uvicorn.run(
+        create_app(demo_home),
+        host=demo_home.host,
+        port=demo_home.port,
+        log_level="warning",
+        access_log=False,
+        timeout_graceful_shutdown=5,
+    )

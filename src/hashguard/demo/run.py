@@ -1,14 +1,35 @@
-"""Builds the demo folder (benign corpus, demo list) and checks what a scan of it finds."""
+"""Builds the demo folder (benign corpus, demo list), scans it the way ``hashguard scan``
+does (cases opened for review, evidence kept) and makes the review demo's accounts."""
 
 from __future__ import annotations
 
 import csv
+import secrets
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
+from argon2 import PasswordHasher
+
+from hashguard.actions.outbox import scan_planner
+from hashguard.audit import record
 from hashguard.demo.corpus import DIHEDRAL_EDITS, EDITS, Kind, edited_copy, encode, generate
+from hashguard.domain.audit import AuditAction
+from hashguard.domain.cases import Case
+from hashguard.domain.people import Role
+from hashguard.domain.policy import Action, BankPolicy
+from hashguard.domain.scans import FileResult, ScanOptions, ScanRun
 from hashguard.domain.signals import PdqMode
+from hashguard.evidence import open_vault
+from hashguard.evidence.capture import file_keeper
+from hashguard.hashing.isolate import HashingPool
 from hashguard.hashing.kernel import HashOptions, hash_data
+from hashguard.keys import master_key_for
+from hashguard.matching.matcher import Matcher, load_or_build
+from hashguard.review.intake import after_scan_decision
+from hashguard.scan.scanner import Scanner, prepare_run
+from hashguard.settings import Settings
+from hashguard.store import Store
 
 KNOWN = 4
 DISTRACTORS = 16
@@ -71,3 +92,107 @@ def build(root: Path) -> DemoLayout:
 
 def needs_dihedral(name: str) -> bool:
     return any(name.endswith(f"-{edit}.jpg") for edit in DIHEDRAL_EDITS)
+
+
+# -- the review demo: the scan takes `hashguard scan`'s path, cases open for review -------
+
+#: the demo bank: exact (MD5) copies act, every PDQ match (the edited copies) goes to review
+DEMO_BANK = "demo-known"
+DEMO_POLICY = BankPolicy(exact_action=Action.ACT, auto_max_distance=None)
+#: demo accounts and their roles (passwords are random, printed once)
+DEMO_ACCOUNTS = (
+    ("demo-reviewer", Role.REVIEWER),
+    ("demo-lead", Role.LEAD),
+    ("demo-auditor", Role.AUDITOR),  # reads the audit log, sees no content
+)
+DEMO_ACTOR = "system:demo"
+
+
+def demo_settings(home: Path, **values: Any) -> Settings:
+    """Settings of the demo's own installation in ``home``: its own SQLite store and
+    master key, no webhooks, no quarantine and no remote matchers, whatever the
+    environment or a configuration file names (``values`` change them)."""
+    own: dict[str, Any] = {
+        "database_url": None,
+        "master_key": None,
+        "master_key_file": None,
+        "webhooks": (),
+        "quarantine_local": False,
+        "remote": {},
+        "host": "127.0.0.1",
+    }
+    return Settings(home=home, **(own | values))
+
+
+def apply_review_band(store: Store, bank: str = DEMO_BANK) -> None:
+    """``bank``'s policy becomes DEMO_POLICY: exact copies act, PDQ matches go to review."""
+    store.banks.configure(
+        bank,
+        exact_action=DEMO_POLICY.exact_action,
+        auto_max_distance=DEMO_POLICY.auto_max_distance,
+        review_max_distance=DEMO_POLICY.review_max_distance,
+    )
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class ScanDone:
+    run: ScanRun
+    #: file name -> its result
+    results: dict[str, FileResult]
+    #: cases that needed work after the scan, oldest first
+    cases: list[Case]
+
+
+def scan_like_the_cli(
+    store: Store,
+    settings: Settings,
+    folder: Path,
+    options: ScanOptions,
+    *,
+    actor: str = DEMO_ACTOR,
+    matcher: Matcher | None = None,
+) -> ScanDone:
+    """Scan ``folder`` the way ``hashguard scan`` does: decisions audited, evidence of
+    what the policy acts on or reviews kept in the vault, cases opened, and the actions
+    the settings configure (webhooks, quarantine) planned into the outbox."""
+    prepared = prepare_run(store.scans, [str(folder)], options, rescan=True)
+    results: dict[str, FileResult] = {}
+    keep = file_keeper(
+        lambda: open_vault(settings, store, master_key_for(settings)[0]),
+        jurisdiction=settings.evidence_jurisdiction,
+        actor=actor,
+    )
+    with HashingPool(
+        workers=settings.workers,
+        options=HashOptions.for_scan(options),
+        timeout=settings.decode_timeout,
+        memory_mb=settings.worker_memory_mb,
+    ) as pool:
+        scanner = Scanner(
+            store=store.scans,
+            matcher=matcher or load_or_build(store.banks, settings.index_path),
+            pool=pool,
+            on_decided=after_scan_decision(store, prepared.run.id, keep, actor=actor),
+            plan_actions=scan_planner(settings, prepared.run.id),
+        )
+        run = scanner.run(
+            prepared.run, on_result=lambda r: results.__setitem__(Path(r.path).name, r)
+        )
+    opened = [
+        case
+        for case in store.cases.list(limit=10_000)
+        if any(s.ref == str(run.id) for s in case.sources)
+    ]
+    return ScanDone(run=run, results=results, cases=opened)
+
+
+def create_demo_accounts(store: Store, *, actor: str = DEMO_ACTOR) -> dict[str, str]:
+    """The demo's accounts (DEMO_ACCOUNTS) with fresh random passwords: name -> password."""
+    hasher = PasswordHasher()
+    passwords = {}
+    for name, role in DEMO_ACCOUNTS:
+        password = secrets.token_urlsafe(12)
+        user = store.people.create_user(name, role, password_hash=hasher.hash(password))
+        record(store, actor, AuditAction.USER_CREATED, f"user:{user.name}", role=str(role))
+        passwords[name] = password
+    return passwords

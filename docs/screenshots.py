@@ -1,0 +1,164 @@
+"""Screenshots of the review UI for the README: ``make screenshots``.
+
+Builds the demo (benign generated images only) in a temporary folder, scans it the way
+``hashguard demo`` does, serves it on a free loopback port, signs in through the form
+in Debian's Chromium and writes docs/img/review-queue.png and docs/img/review-case.png
+(a case page with its blurred preview, before any reveal).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import uvicorn
+from argon2 import PasswordHasher
+from playwright.sync_api import Page, ViewportSize, sync_playwright
+
+from hashguard.banks.importer import ImportOptions, NewBank, import_list
+from hashguard.demo.run import (
+    DEMO_BANK,
+    apply_review_band,
+    build,
+    demo_settings,
+    scan_like_the_cli,
+)
+from hashguard.domain.people import Role
+from hashguard.domain.scans import ScanOptions
+from hashguard.review.cases import assign
+from hashguard.review.decide import Verdict, decide
+from hashguard.settings import Settings
+from hashguard.store import open_store
+from hashguard.web.app import create_app
+
+CHROMIUM = "/usr/bin/chromium"
+ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+OUT = Path(__file__).resolve().parent / "img"
+VIEWPORT: ViewportSize = {"width": 1280, "height": 800}
+#: the case shown: an edited (rotated) copy, found by PDQ, waiting for review
+SHOWN = "known-1-rotated.jpg"
+NAME, PASSWORD = "demo-reviewer", "screenshots-only"
+MAX_BYTES = 300_000
+
+
+def prepare(root: Path) -> tuple[Settings, int]:
+    """The demo's data, a reviewer, and a little history in the queue; the case shown."""
+    settings = demo_settings(root / "home", workers=1, index_refresh_seconds=0.5)
+    layout = build(root / "demo")
+    with contextlib.closing(open_store(settings.resolved_database_url)) as store:
+        import_list(
+            store.banks,
+            DEMO_BANK,
+            layout.known_list,
+            options=ImportOptions(
+                source="hashguard demo (generated images)", licence="test only", create=NewBank()
+            ),
+        )
+        apply_review_band(store)
+        done = scan_like_the_cli(
+            store, settings, layout.uploads, ScanOptions(max_pixels=10**8, dihedral=True)
+        )
+        store.people.create_user(NAME, Role.REVIEWER, password_hash=PasswordHasher().hash(PASSWORD))
+        store.people.create_user("demo-lead", Role.LEAD)
+        by_name = {Path(c.sources[0].path or "").name: c for c in done.cases}
+        # near the top of the queue (newest first): one confirmed once, one assigned
+        newest = sorted((c.id for c in done.cases if c.id != by_name[SHOWN].id), reverse=True)
+        decide(
+            store,
+            newest[1],
+            Verdict.CONFIRM,
+            actor="user:demo-lead",
+            reason="the crop shows the listed image",
+            second_confirmation=settings.review_second_confirmation,
+            allow_bank=settings.review_allow_bank,
+            endpoints=(),
+        )
+        assign(store, newest[3], NAME, actor="user:demo-lead", reason=None)
+        return settings, by_name[SHOWN].id
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@contextlib.contextmanager
+def serving(settings: Settings) -> Iterator[str]:
+    port = free_port()
+    server = uvicorn.Server(
+        uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_level="warning")
+    )
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while True:
+        with contextlib.suppress(httpx.TransportError):
+            if httpx.get(f"{base}/readyz", timeout=2).status_code == 200:
+                break
+        if time.monotonic() > deadline or not thread.is_alive():
+            raise RuntimeError("the server did not start")
+        time.sleep(0.1)
+    try:
+        yield base
+    finally:
+        server.should_exit = True
+        thread.join(timeout=30)
+
+
+def sign_in(page: Page, base: str) -> None:
+    """Through the sign-in form, as a person would."""
+    page.goto(f"{base}/ui/login")
+    page.fill("form#login input[name=username]", NAME)
+    page.fill("form#login input[name=password]", PASSWORD)
+    page.click("form#login button[type=submit]")
+    page.wait_for_url(f"{base}/ui/")
+
+
+def shoot(page: Page, path: Path) -> None:
+    page.screenshot(path=str(path), full_page=False)
+    size = path.stat().st_size
+    print(f"{path}: {size // 1024} KB")
+    if size >= MAX_BYTES:
+        raise SystemExit(f"{path} is {size} bytes, over {MAX_BYTES}")
+
+
+def main() -> None:
+    OUT.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="hashguard-shots-") as tmp:
+        settings, case_id = prepare(Path(tmp))
+        with serving(settings) as base, sync_playwright() as playwright:
+            browser = playwright.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+            try:
+                context = browser.new_context(viewport=VIEWPORT, device_scale_factor=1)
+                page = context.new_page()
+                sign_in(page, base)
+                page.wait_for_selector("table#queue")
+                shoot(page, OUT / "review-queue.png")
+                page.goto(f"{base}/ui/cases/{case_id}")
+                page.wait_for_function(
+                    "() => { const i = document.getElementById('preview');"
+                    " return i && i.complete && i.naturalWidth > 0; }"
+                )
+                assert page.locator("img#original").count() == 0, "before any reveal"
+                shoot(page, OUT / "review-case.png")
+            finally:
+                browser.close()
+
+
+if __name__ == "__main__":
+    main()
