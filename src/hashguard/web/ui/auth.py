@@ -61,6 +61,7 @@ from hashguard.web.ui.session import (
     UiError,
     check_csrf,
     clear_session_cookie,
+    same_origin,
     set_session_cookie,
     signed_in,
     signed_in_or_none,
@@ -102,10 +103,6 @@ def safe_next(value: str | None) -> str:
 
 def _ip(request: Request) -> str | None:
     return request.client.host if request.client else None
-
-
-def _own_origin(request: Request) -> str:
-    return f"{request.url.scheme}://{request.headers.get('host', '')}"
 
 
 def _redirect(location: str, status: int = 303) -> Response:
@@ -171,8 +168,7 @@ async def login_form(
 
 
 def _login_csrf_ok(request: Request, sent: str) -> bool:
-    origin = request.headers.get("origin")
-    if origin is not None and origin != _own_origin(request):
+    if not same_origin(request):
         return False
     cookie = request.cookies.get(LOGIN_COOKIE, "")
     return bool(cookie and sent) and hmac.compare_digest(cookie.encode(), sent.encode())

@@ -138,8 +138,7 @@ async def check_csrf(request: Request, who: SignedIn) -> None:
     another origin."""
     if request.method not in UNSAFE_METHODS:
         return
-    origin = request.headers.get("origin")
-    if origin is not None and origin != _own_origin(request):
+    if not same_origin(request):
         raise UiError(403, "Refused", "the request came from another site")
     sent = request.headers.get(CSRF_HEADER)
     if sent is None:
@@ -150,9 +149,12 @@ async def check_csrf(request: Request, who: SignedIn) -> None:
         raise UiError(403, "Refused", "the form was stale or forged: reload the page and retry")
 
 
-def _own_origin(request: Request) -> str:
-    host = request.headers.get("host", "")
-    return f"{request.url.scheme}://{host}"
+def same_origin(request: Request) -> bool:
+    """False when the browser says the request came from another origin than this
+    server's (behind a TLS proxy the scheme comes from X-Forwarded-Proto, which uvicorn
+    trusts from FORWARDED_ALLOW_IPS)."""
+    origin = request.headers.get("origin")
+    return origin is None or origin == f"{request.url.scheme}://{request.headers.get('host', '')}"
 
 
 def require_any(*permissions: Permission) -> Callable[[Request], Awaitable[SignedIn]]:
