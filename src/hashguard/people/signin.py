@@ -13,8 +13,9 @@ time, and answered with the same ``WrongCredentials``.
 
 Audit: ``login.failed`` (actor ``anon:<addr>``, subject ``user:<name>`` for a known
 name and ``user:?`` for an unknown one, so that a password typed into the name field
-never reaches the append-only log; the reason for auditors, never the password), ``login.locked`` once, when a failure engages the
-lock, and ``login`` when a session starts (``start_session``, for every method).
+never reaches the append-only log; the reason for auditors, never the password),
+``login.locked`` once, when a failure engages the lock, and ``login`` when a session
+starts (``start_session``, for every method).
 """
 
 from __future__ import annotations
