@@ -21,12 +21,10 @@ import uvicorn
 from argon2 import PasswordHasher
 from playwright.sync_api import Page, ViewportSize, sync_playwright
 
-from hashguard.banks.importer import ImportOptions, NewBank, import_list
 from hashguard.demo.run import (
-    DEMO_BANK,
-    apply_review_band,
     build,
     demo_settings,
+    import_demo_bank,
     scan_like_the_cli,
 )
 from hashguard.domain.people import Role
@@ -59,15 +57,7 @@ def prepare(root: Path) -> tuple[Settings, int]:
     settings = demo_settings(root / "home", workers=1, index_refresh_seconds=0.5)
     layout = build(root / "demo")
     with contextlib.closing(open_store(settings.resolved_database_url)) as store:
-        import_list(
-            store.banks,
-            DEMO_BANK,
-            layout.known_list,
-            options=ImportOptions(
-                source="hashguard demo (generated images)", licence="test only", create=NewBank()
-            ),
-        )
-        apply_review_band(store)
+        import_demo_bank(store, layout)
         done = scan_like_the_cli(
             store, settings, layout.uploads, ScanOptions(max_pixels=10**8, dihedral=True)
         )

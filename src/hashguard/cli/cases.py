@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 from rich.table import Table
@@ -21,13 +21,11 @@ from rich.table import Table
 from hashguard.actions.outbox import endpoints_of
 from hashguard.audit import cli_actor
 from hashguard.cli.context import err, fail, out, settings_of, store_of
-from hashguard.domain.cases import Case, CaseEvent, CaseState
-from hashguard.domain.matches import match_to_json
-from hashguard.domain.policy import decision_to_json
+from hashguard.domain.cases import CaseState
 from hashguard.review import cases as review
+from hashguard.review.cases import case_json, event_json
 from hashguard.review.decide import Decided, Verdict, decide
 from hashguard.store import Store
-from hashguard.store.cases import signals_to_json
 from hashguard.store.scans import UnknownRun
 
 app = typer.Typer(help="Cases and the review workflow.", no_args_is_help=True)
@@ -91,42 +89,6 @@ def _decide(
         endpoints=endpoints_of(settings),
         version=version,
     )
-
-
-def case_json(case: Case) -> dict[str, Any]:
-    return {
-        "id": case.id,
-        "state": str(case.state),
-        "reportable": case.reportable,
-        "assignee": case.assignee,
-        "confirmers": list(case.confirmers),
-        "version": case.version,
-        "content_key": case.content_key,
-        "content_id": case.content.content_id,
-        "uploader_id": case.content.uploader_id,
-        "url": case.content.url,
-        "sources": [s.as_json() for s in case.sources],
-        "banks": list(case.banks),
-        "decision": decision_to_json(case.decision),
-        "matches": [match_to_json(m) for m in case.matches],
-        "remote": [{"service": r.service, "status": str(r.status)} for r in case.remote],
-        "signals": signals_to_json(case.signals) if case.signals else None,
-        "evidence_id": case.evidence_id,
-        "created_at": case.created_at.isoformat(),
-        "updated_at": case.updated_at.isoformat(),
-    }
-
-
-def event_json(event: CaseEvent) -> dict[str, Any]:
-    return {
-        "at": event.at.isoformat(),
-        "actor": event.actor,
-        "kind": str(event.kind),
-        "from_state": str(event.from_state) if event.from_state else None,
-        "to_state": str(event.to_state) if event.to_state else None,
-        "reason": event.reason,
-        "details": dict(event.details),
-    }
 
 
 @app.command("list")

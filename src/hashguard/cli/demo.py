@@ -13,7 +13,6 @@ from pydantic import SecretStr
 from rich.markup import escape
 from rich.table import Table
 
-from hashguard.banks.importer import ImportOptions, NewBank, import_list
 from hashguard.cli.context import err, out, settings_of
 from hashguard.demo.receiver import WebhookReceiver
 from hashguard.demo.run import (
@@ -21,10 +20,10 @@ from hashguard.demo.run import (
     DEMO_POLICY,
     DemoLayout,
     ScanDone,
-    apply_review_band,
     build,
     create_demo_accounts,
     demo_settings,
+    import_demo_bank,
     needs_dihedral,
     scan_like_the_cli,
 )
@@ -96,15 +95,7 @@ def _scan(
 ) -> tuple[ScanDone, dict[str, str]]:
     store = open_store(demo_home.resolved_database_url)
     try:
-        report = import_list(
-            store.banks,
-            DEMO_BANK,
-            layout.known_list,
-            options=ImportOptions(
-                source="hashguard demo (generated images)", licence="test only", create=NewBank()
-            ),
-        )
-        apply_review_band(store)
+        report = import_demo_bank(store, layout)
         err.print(
             f"bank {DEMO_BANK}: {report.added} entries from {layout.known_list}; "
             f"policy {DEMO_POLICY.describe()}"

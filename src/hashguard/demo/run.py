@@ -13,8 +13,10 @@ from argon2 import PasswordHasher
 
 from hashguard.actions.outbox import scan_planner
 from hashguard.audit import record
+from hashguard.banks.importer import ImportOptions, NewBank, import_list
 from hashguard.demo.corpus import DIHEDRAL_EDITS, EDITS, Kind, edited_copy, encode, generate
 from hashguard.domain.audit import AuditAction
+from hashguard.domain.banks import ImportReport
 from hashguard.domain.cases import Case
 from hashguard.domain.people import Role
 from hashguard.domain.policy import Action, BankPolicy
@@ -124,14 +126,24 @@ def demo_settings(home: Path, **values: Any) -> Settings:
     return Settings(home=home, **(own | values))
 
 
-def apply_review_band(store: Store, bank: str = DEMO_BANK) -> None:
-    """``bank``'s policy becomes DEMO_POLICY: exact copies act, PDQ matches go to review."""
+def import_demo_bank(store: Store, layout: DemoLayout) -> ImportReport:
+    """The demo bank from the layout's known list, with DEMO_POLICY: exact copies act,
+    PDQ matches go to review."""
+    report = import_list(
+        store.banks,
+        DEMO_BANK,
+        layout.known_list,
+        options=ImportOptions(
+            source="hashguard demo (generated images)", licence="test only", create=NewBank()
+        ),
+    )
     store.banks.configure(
-        bank,
+        DEMO_BANK,
         exact_action=DEMO_POLICY.exact_action,
         auto_max_distance=DEMO_POLICY.auto_max_distance,
         review_max_distance=DEMO_POLICY.review_max_distance,
     )
+    return report
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)

@@ -21,6 +21,7 @@ from hashguard.domain.audit import AuditAction
 from hashguard.domain.banks import BankEntry, BankKind
 from hashguard.domain.cases import (
     Case,
+    CaseEvent,
     CaseEventKind,
     CaseSource,
     CaseState,
@@ -28,13 +29,14 @@ from hashguard.domain.cases import (
     SourceKind,
     allowed,
 )
-from hashguard.domain.policy import Action
+from hashguard.domain.matches import match_to_json
+from hashguard.domain.policy import Action, decision_to_json
 from hashguard.domain.scans import FileResult, Outcome
 from hashguard.domain.signals import Algorithm
 from hashguard.review.effects import case_webhooks
 from hashguard.store import Store
 from hashguard.store.banks import BankExists
-from hashguard.store.cases import StaleCase, UnknownCase
+from hashguard.store.cases import StaleCase, UnknownCase, signals_to_json
 
 __all__ = [
     "InvalidTransition",
@@ -46,9 +48,11 @@ __all__ = [
     "StaleCase",
     "UnknownCase",
     "assign",
+    "case_json",
     "confirm",
     "delegated_actor",
     "escalate",
+    "event_json",
     "mark_false_positive",
     "open_cases_for_run",
     "open_from_result",
@@ -446,3 +450,40 @@ def mark_false_positive(
         hashes=len(entries),
     )
     return changed
+
+
+def case_json(case: Case) -> dict[str, Any]:
+    """A case as JSON (``cases show --json`` and the case API): never the content's bytes."""
+    return {
+        "id": case.id,
+        "state": str(case.state),
+        "reportable": case.reportable,
+        "assignee": case.assignee,
+        "confirmers": list(case.confirmers),
+        "version": case.version,
+        "content_key": case.content_key,
+        "content_id": case.content.content_id,
+        "uploader_id": case.content.uploader_id,
+        "url": case.content.url,
+        "sources": [s.as_json() for s in case.sources],
+        "banks": list(case.banks),
+        "decision": decision_to_json(case.decision),
+        "matches": [match_to_json(m) for m in case.matches],
+        "remote": [{"service": r.service, "status": str(r.status)} for r in case.remote],
+        "signals": signals_to_json(case.signals) if case.signals else None,
+        "evidence_id": case.evidence_id,
+        "created_at": case.created_at.isoformat(),
+        "updated_at": case.updated_at.isoformat(),
+    }
+
+
+def event_json(event: CaseEvent) -> dict[str, Any]:
+    return {
+        "at": event.at.isoformat(),
+        "actor": event.actor,
+        "kind": str(event.kind),
+        "from_state": str(event.from_state) if event.from_state else None,
+        "to_state": str(event.to_state) if event.to_state else None,
+        "reason": event.reason,
+        "details": dict(event.details),
+    }

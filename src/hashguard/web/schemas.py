@@ -24,9 +24,8 @@ from hashguard.domain.policy import Decision as PolicyDecision
 from hashguard.domain.remote import RemoteResult, RemoteStatus, remote_to_json
 from hashguard.domain.scans import Outcome, RunStatus, ScanRun
 from hashguard.domain.signals import DIHEDRAL_NAMES, Algorithm, FileSignals
-from hashguard.review.cases import NAME_PATTERN
+from hashguard.review.cases import NAME_PATTERN, case_json, event_json
 from hashguard.review.decide import Verdict
-from hashguard.store.cases import signals_to_json
 
 
 class PdqOut(BaseModel):
@@ -534,41 +533,7 @@ class CaseOut(BaseModel):
 
     @classmethod
     def of(cls, case: Case) -> CaseOut:
-        return cls.model_validate(_case_fields(case))
-
-
-def _case_fields(case: Case) -> dict[str, Any]:
-    decision = case.decision
-    return {
-        "id": case.id,
-        "state": case.state,
-        "reportable": case.reportable,
-        "assignee": case.assignee,
-        "confirmers": list(case.confirmers),
-        "version": case.version,
-        "content_key": case.content_key,
-        "content_id": case.content.content_id,
-        "uploader_id": case.content.uploader_id,
-        "url": case.content.url,
-        "sources": [s.as_json() for s in case.sources],
-        "banks": list(case.banks),
-        "decision": {
-            "action": decision.action,
-            "rule": decision.rule,
-            "bank": decision.bank,
-            "shadow": decision.shadow,
-            "shadow_decisions": [
-                {"action": d.action, "rule": d.rule, "bank": d.bank}
-                for d in decision.shadow_decisions
-            ],
-        },
-        "matches": [MatchOut.of(m) for m in case.matches],
-        "remote": [{"service": r.service, "status": r.status} for r in case.remote],
-        "signals": signals_to_json(case.signals) if case.signals else None,
-        "evidence_id": case.evidence_id,
-        "created_at": case.created_at,
-        "updated_at": case.updated_at,
-    }
+        return cls.model_validate(case_json(case))
 
 
 class CaseEventOut(BaseModel):
@@ -584,15 +549,7 @@ class CaseEventOut(BaseModel):
 
     @classmethod
     def of(cls, event: CaseEvent) -> CaseEventOut:
-        return cls(
-            at=event.at,
-            actor=event.actor,
-            kind=event.kind,
-            from_state=event.from_state,
-            to_state=event.to_state,
-            reason=event.reason,
-            details=dict(event.details),
-        )
+        return cls.model_validate(event_json(event))
 
 
 class CaseDetailOut(CaseOut):
@@ -602,9 +559,7 @@ class CaseDetailOut(CaseOut):
 
     @classmethod
     def with_history(cls, case: Case, history: Sequence[CaseEvent]) -> CaseDetailOut:
-        return cls.model_validate(
-            _case_fields(case) | {"history": [CaseEventOut.of(e) for e in history]}
-        )
+        return cls.model_validate(case_json(case) | {"history": [event_json(e) for e in history]})
 
 
 class CasePage(BaseModel):
