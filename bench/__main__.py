@@ -6,6 +6,7 @@ import sys
 
 from rich.console import Console
 
+from bench.audit import audit_rows
 from bench.banks import import_rows
 from bench.cli import BenchError
 from bench.config import REPEATS, RESULTS_FILE, postgres_url, scale_from_env, sections_from_env
@@ -53,6 +54,9 @@ def main() -> int:
             rows += exact_rows()
         if "index" in wanted:
             rows += index_rows(scale, progress.print)
+        if "audit" in wanted:
+            progress.print("audit log: cost per event")
+            rows += audit_rows()
         if "service" in wanted:
             from bench.service import service_rows  # noqa: PLC0415 - uvloop, httpx: only when asked
 

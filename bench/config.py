@@ -40,7 +40,7 @@ def scale_from_env() -> Scale:
         raise SystemExit(f"BENCH_SCALE must be one of {', '.join(SCALES)}, not {name!r}") from None
 
 
-SECTIONS = ("scan", "fidelity", "import", "exact", "index", "service")
+SECTIONS = ("scan", "fidelity", "import", "exact", "index", "service", "audit")
 
 
 def sections_from_env() -> frozenset[str]:
