@@ -298,3 +298,20 @@ def test_idle_and_absolute_timeouts_end_sessions(settings: Settings) -> None:
                 last_seen_at=now,
             )
             assert http.get("/ui/").status_code == 303
+
+
+def test_behind_a_tls_proxy_the_origin_is_https(settings: Settings) -> None:
+    """A proxy on a trusted address (uvicorn trusts 127.0.0.1 by default; elsewhere
+    FORWARDED_ALLOW_IPS) that terminates TLS says so with X-Forwarded-Proto: the browser's
+    https Origin is then this server's own, and an http one is not."""
+    with running_server(settings) as base:
+        https_origin = base.replace("http://", "https://")
+        proxied = {"X-Forwarded-Proto": "https", "Origin": https_origin}
+        with client(base) as http:
+            assert login(http, "alice", PASSWORD, headers=proxied).status_code == 303
+        with client(base) as http:
+            refused = login(http, "alice", PASSWORD, headers={**proxied, "Origin": base})
+            assert refused.status_code == 403
+        with client(base) as http:  # without the proxy's word, https is another origin
+            refused = login(http, "alice", PASSWORD, headers={"Origin": https_origin})
+            assert refused.status_code == 403
