@@ -43,6 +43,7 @@ from pathlib import Path
 
 from threatexchange.signal_type.pdq.signal import PdqSignal
 
+from bench.budget import budget_rows
 from bench.cli import BenchError, Finished, run_hashguard
 from bench.config import REPEATS
 from bench.corpus import Corpus, startup_dirs, warm_page_cache
@@ -358,4 +359,4 @@ def scan_rows(corpora: list[Corpus], on_round: Callable[[int], None]) -> list[Ro
     rows = _startup_rows(samples)
     for corpus in corpora:
         rows += _corpus_rows(corpus, samples)
-    return rows
+    return rows + budget_rows(corpora)
