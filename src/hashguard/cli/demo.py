@@ -76,6 +76,9 @@ def demo(
                 ),
             ),
             port=port,
+            # served on plain http at 127.0.0.1 only: some browsers (Safari) drop Secure
+            # cookies there, and the cookie never leaves this machine
+            ui_secure_cookies=False,
         )
     else:
         demo_home = demo_settings(home, workers=settings.workers)
