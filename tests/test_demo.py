@@ -112,8 +112,9 @@ def test_review_demo_serves_the_cases_and_shows_every_effect(tmp_path: Path) -> 
             (case,) = [c for c in store.cases.list(limit=100) if c.sources[0].path == str(exact)]
 
         # the lead signs in with the printed password (the form, as a browser would; the
-        # cookies are sent by hand, as each is scoped to its own path) and calls the case a false positive: the file comes back, the hashes go to the allow
-        # bank, the webhook is printed, the decision is audited
+        # cookies are sent by hand, as each is scoped to its own path) and calls the case
+        # a false positive: the file comes back, the hashes go to the allow bank, the
+        # webhook is printed, the decision is audited
         with httpx.Client(base_url=base, headers={"origin": base}) as http:
             form = http.get("/ui/login")
             login_token = form.cookies["hashguard_login"]
@@ -131,7 +132,8 @@ def test_review_demo_serves_the_cases_and_shows_every_effect(tmp_path: Path) -> 
             assert signed.status_code == 303, signed.text
             # plain http on 127.0.0.1: not Secure, which some browsers would drop there
             session_cookie = signed.headers["set-cookie"].lower()
-            assert "httponly" in session_cookie and "secure" not in session_cookie
+            assert "httponly" in session_cookie
+            assert "secure" not in session_cookie
             cookie = {"cookie": f"{COOKIE}={signed.cookies[COOKIE]}"}
             page = http.get(f"/ui/cases/{case.id}", headers=cookie)
             assert page.status_code == 200
