@@ -20,6 +20,18 @@ def aware(value: datetime | None) -> datetime | None:
     return value.replace(tzinfo=UTC)
 
 
+def stamp(value: datetime | None) -> datetime:
+    """A timestamp column that is never NULL, as an aware UTC datetime."""
+    stamped = aware(value)
+    assert stamped is not None
+    return stamped
+
+
+def utc(value: datetime) -> datetime:
+    """A datetime given by a caller, as UTC (for comparisons in queries)."""
+    return value.astimezone(UTC)
+
+
 def chunked(items: Sequence[T], size: int = 5000) -> Iterator[Sequence[T]]:
     for start in range(0, len(items), size):
         yield items[start : start + size]

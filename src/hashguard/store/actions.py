@@ -12,7 +12,7 @@ from __future__ import annotations
 import builtins
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Connection, Engine, Row, func, insert, or_, select, update
@@ -28,7 +28,7 @@ from hashguard.domain.actions import (
     QuarantineRecord,
     QuarantineState,
 )
-from hashguard.store._util import aware, now
+from hashguard.store._util import aware, now, stamp, utc
 from hashguard.store.audit import append_event
 from hashguard.store.schema import action_outbox, quarantine_records
 
@@ -56,16 +56,6 @@ class NotQuarantined(ValueError):
     pass
 
 
-def _utc(value: datetime) -> datetime:
-    return value.astimezone(UTC)
-
-
-def _stamp(value: datetime | None) -> datetime:
-    stamped = aware(value)
-    assert stamped is not None
-    return stamped
-
-
 def _action(row: Row[Any]) -> OutboxAction:
     return OutboxAction(
         id=row.id,
@@ -77,8 +67,8 @@ def _action(row: Row[Any]) -> OutboxAction:
         payload=dict(row.payload),
         state=ActionState(row.state),
         attempts=row.attempts,
-        next_attempt_at=_stamp(row.next_attempt_at),
-        created_at=_stamp(row.created_at),
+        next_attempt_at=stamp(row.next_attempt_at),
+        created_at=stamp(row.created_at),
         last_error=row.last_error,
         delivered_at=aware(row.delivered_at),
         dead_at=aware(row.dead_at),
@@ -100,7 +90,7 @@ def _record(row: Row[Any]) -> QuarantineRecord:
         mode=row.mode,
         uid=row.uid,
         gid=row.gid,
-        created_at=_stamp(row.created_at),
+        created_at=stamp(row.created_at),
         quarantined_at=aware(row.quarantined_at),
         restored_at=aware(row.restored_at),
         restored_by=row.restored_by,
@@ -110,7 +100,7 @@ def _record(row: Row[Any]) -> QuarantineRecord:
 def enqueue(conn: Connection, action: NewAction, *, at: datetime | None = None) -> int:
     """Put ``action`` in the outbox inside the caller's transaction; its id. An entry with
     the same idempotency key already there is kept as it is (and its id returned)."""
-    stamp = _utc(at or now())
+    moment = utc(at or now())
     values = {
         "kind": str(action.kind),
         "event": str(action.event) if action.event else None,
@@ -120,8 +110,8 @@ def enqueue(conn: Connection, action: NewAction, *, at: datetime | None = None) 
         "payload": dict(action.payload),
         "state": str(ActionState.PENDING),
         "attempts": 0,
-        "next_attempt_at": stamp,
-        "created_at": stamp,
+        "next_attempt_at": moment,
+        "created_at": moment,
     }
     if conn.dialect.name == "postgresql":
         conn.execute(pg_insert(t).values(**values).on_conflict_do_nothing())
@@ -200,13 +190,13 @@ class ActionStore:
         """Lease up to ``limit`` pending entries due at ``at`` (oldest first) to ``owner``
         until ``at + lease``. Entries leased to another dispatcher are skipped until the
         lease runs out, so a dead dispatcher's entries are taken over, never lost."""
-        stamp = _utc(at)
+        moment = utc(at)
         due = (
             select(t.c.id)
             .where(
                 t.c.state == str(ActionState.PENDING),
-                t.c.next_attempt_at <= stamp,
-                or_(t.c.lease_until.is_(None), t.c.lease_until < stamp),
+                t.c.next_attempt_at <= moment,
+                or_(t.c.lease_until.is_(None), t.c.lease_until < moment),
             )
             .order_by(t.c.next_attempt_at, t.c.id)
             .limit(limit)
@@ -217,7 +207,7 @@ class ActionStore:
             rows = conn.execute(
                 update(t)
                 .where(t.c.id.in_(due.scalar_subquery()))
-                .values(lease_owner=owner, lease_until=stamp + lease)
+                .values(lease_owner=owner, lease_until=moment + lease)
                 .returning(*t.c)
             ).all()
         return sorted((_action(row) for row in rows), key=lambda a: (a.next_attempt_at, a.id))
@@ -242,14 +232,14 @@ class ActionStore:
                 action_id,
                 owner,
                 state=str(ActionState.DELIVERED),
-                delivered_at=_utc(at),
+                delivered_at=utc(at),
                 last_error=None,
             )
 
     def mark_failed(self, action_id: int, owner: str, error: str, next_at: datetime) -> bool:
         with self._engine.begin() as conn:
             return self._settle(
-                conn, action_id, owner, last_error=error[:2000], next_attempt_at=_utc(next_at)
+                conn, action_id, owner, last_error=error[:2000], next_attempt_at=utc(next_at)
             )
 
     def mark_dead(self, action_id: int, owner: str, error: str, at: datetime) -> bool:
@@ -260,20 +250,20 @@ class ActionStore:
                 owner,
                 state=str(ActionState.DEAD),
                 last_error=error[:2000],
-                dead_at=_utc(at),
+                dead_at=utc(at),
             )
 
     def retry(self, action_id: int, *, actor: str, at: datetime | None = None) -> OutboxAction:
         """Put a dead letter back to pending, due now; the retry horizon restarts."""
-        stamp = _utc(at or now())
+        moment = utc(at or now())
         with self._engine.begin() as conn:
             done = conn.execute(
                 update(t)
                 .where(t.c.id == action_id, t.c.state == str(ActionState.DEAD))
                 .values(
                     state=str(ActionState.PENDING),
-                    next_attempt_at=stamp,
-                    retried_at=stamp,
+                    next_attempt_at=moment,
+                    retried_at=moment,
                     dead_at=None,
                     lease_owner=None,
                     lease_until=None,
@@ -284,7 +274,7 @@ class ActionStore:
                 if exists is None:
                     raise UnknownAction(action_id)
                 raise NotDead(action_id)
-            append_event(conn, actor, "action.retried", str(action_id), {}, at=stamp)
+            append_event(conn, actor, "action.retried", str(action_id), {}, at=moment)
         return self.get(action_id)
 
     # -- quarantine ----------------------------------------------------------------------
@@ -308,7 +298,7 @@ class ActionStore:
                         mode=record.mode,
                         uid=record.uid,
                         gid=record.gid,
-                        created_at=_utc(record.created_at),
+                        created_at=utc(record.created_at),
                     )
                 )
                 return record
@@ -336,24 +326,24 @@ class ActionStore:
         the follow-up webhooks (``content.quarantined``) are enqueued and the audit log
         has the event. Raises ``LeaseLost`` (and changes nothing) when ``owner`` no
         longer holds the entry."""
-        stamp = _utc(at)
+        moment = utc(at)
         with self._engine.begin() as conn:
             conn.execute(
                 update(q)
                 .where(q.c.action_id == action_id, q.c.state == str(QuarantineState.MOVING))
-                .values(state=str(QuarantineState.QUARANTINED), quarantined_at=stamp)
+                .values(state=str(QuarantineState.QUARANTINED), quarantined_at=moment)
             )
             if not self._settle(
                 conn,
                 action_id,
                 owner,
                 state=str(ActionState.DELIVERED),
-                delivered_at=stamp,
+                delivered_at=moment,
                 last_error=None,
             ):
                 raise LeaseLost(f"action {action_id} is no longer leased to {owner}")
             for followup in followups:
-                enqueue(conn, followup, at=stamp)
+                enqueue(conn, followup, at=moment)
             row = conn.execute(select(q).where(q.c.action_id == action_id)).one()
             append_event(
                 conn,
@@ -361,7 +351,7 @@ class ActionStore:
                 "content.quarantined",
                 f"action:{action_id}",
                 {"sha256": row.sha256, "size": row.size, "path": row.original_path},
-                at=stamp,
+                at=moment,
             )
 
     def mark_restored(
@@ -372,17 +362,17 @@ class ActionStore:
         at: datetime | None = None,
         followups: Sequence[NewAction] = (),
     ) -> QuarantineRecord:
-        stamp = _utc(at or now())
+        moment = utc(at or now())
         with self._engine.begin() as conn:
             done = conn.execute(
                 update(q)
                 .where(q.c.action_id == action_id, q.c.state == str(QuarantineState.QUARANTINED))
-                .values(state=str(QuarantineState.RESTORED), restored_at=stamp, restored_by=actor)
+                .values(state=str(QuarantineState.RESTORED), restored_at=moment, restored_by=actor)
             )
             if done.rowcount != 1:
                 raise NotQuarantined(f"action {action_id} has no file in quarantine")
             for followup in followups:
-                enqueue(conn, followup, at=stamp)
+                enqueue(conn, followup, at=moment)
             row = conn.execute(select(q).where(q.c.action_id == action_id)).one()
             append_event(
                 conn,
@@ -390,6 +380,6 @@ class ActionStore:
                 "content.restored",
                 f"action:{action_id}",
                 {"sha256": row.sha256, "path": row.original_path},
-                at=stamp,
+                at=moment,
             )
         return _record(row)

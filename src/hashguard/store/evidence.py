@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import builtins
 from collections.abc import Iterable
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Connection, Engine, Row, insert, select, update
 
 from hashguard.domain.evidence import EvidenceItem
-from hashguard.store._util import aware, chunked
+from hashguard.store._util import aware, chunked, stamp, utc
 from hashguard.store.schema import evidence_items
 
 
@@ -26,21 +26,11 @@ class UnknownEvidence(LookupError):
         self.item_id = item_id
 
 
-def _utc(value: datetime) -> datetime:
-    return value.astimezone(UTC)
-
-
-def _stamp(value: datetime | None) -> datetime:
-    stamped = aware(value)
-    assert stamped is not None
-    return stamped
-
-
 def _item(row: Row[Any]) -> EvidenceItem:
     return EvidenceItem(
         id=row.id,
-        created_at=_stamp(row.created_at),
-        retain_until=_stamp(row.retain_until),
+        created_at=stamp(row.created_at),
+        retain_until=stamp(row.retain_until),
         jurisdiction=row.jurisdiction,
         legal_hold=bool(row.legal_hold),
         hold_reason=row.hold_reason,
@@ -68,8 +58,8 @@ class EvidenceStore:
             conn.execute(
                 insert(evidence_items).values(
                     id=item.id,
-                    created_at=_utc(item.created_at),
-                    retain_until=_utc(item.retain_until),
+                    created_at=utc(item.created_at),
+                    retain_until=utc(item.retain_until),
                     jurisdiction=item.jurisdiction,
                     legal_hold=item.legal_hold,
                     hold_reason=item.hold_reason,
@@ -116,7 +106,7 @@ class EvidenceStore:
             select(*_METADATA)
             .where(
                 evidence_items.c.destroyed_at.is_(None),
-                evidence_items.c.retain_until <= _utc(now),
+                evidence_items.c.retain_until <= utc(now),
             )
             .order_by(evidence_items.c.retain_until, evidence_items.c.id)
         )
@@ -145,7 +135,7 @@ class EvidenceStore:
                 .values(
                     legal_hold=reason is not None,
                     hold_reason=reason,
-                    held_at=_utc(at) if reason is not None else None,
+                    held_at=utc(at) if reason is not None else None,
                 )
             ).rowcount
             if not changed:
@@ -165,12 +155,12 @@ class EvidenceStore:
                     evidence_items.c.id == item_id,
                     evidence_items.c.destroyed_at.is_(None),
                     evidence_items.c.legal_hold.is_(False),
-                    evidence_items.c.retain_until <= _utc(at),
+                    evidence_items.c.retain_until <= utc(at),
                 )
                 .values(
                     data_key=None,
                     context=None,
-                    destroyed_at=_utc(at),
+                    destroyed_at=utc(at),
                     destroyed_by=actor,
                     destroy_reason=reason,
                 )

@@ -14,7 +14,7 @@ from sqlalchemy import Engine, Row, delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from hashguard.domain.people import Role, UiSession, User
-from hashguard.store._util import aware, now
+from hashguard.store._util import aware, now, stamp
 from hashguard.store.schema import (
     api_tokens,
     login_failures,
@@ -48,12 +48,6 @@ def _digest(secret: str) -> str:
     return hashlib.sha256(secret.encode()).hexdigest()
 
 
-def _stamp(value: datetime | None) -> datetime:
-    stamped = aware(value)
-    assert stamped is not None
-    return stamped
-
-
 def _user(row: Row[Any]) -> User:
     return User(
         id=row.id,
@@ -64,7 +58,7 @@ def _user(row: Row[Any]) -> User:
         has_password=row.password_hash is not None,
         oidc_subject=row.oidc_subject,
         disabled=bool(row.disabled),
-        created_at=_stamp(row.created_at),
+        created_at=stamp(row.created_at),
     )
 
 
@@ -73,8 +67,8 @@ def _session(row: Row[Any]) -> UiSession:
         id=row.id,
         user_id=row.user_id,
         csrf_token=row.csrf_token,
-        created_at=_stamp(row.created_at),
-        last_seen_at=_stamp(row.last_seen_at),
+        created_at=stamp(row.created_at),
+        last_seen_at=stamp(row.last_seen_at),
         method=row.method,
         ip=row.ip,
         revoked_at=aware(row.revoked_at),
@@ -327,7 +321,7 @@ class PeopleStore:
             nonce=row.nonce,
             code_verifier=row.code_verifier,
             return_to=row.return_to,
-            created_at=_stamp(row.created_at),
+            created_at=stamp(row.created_at),
         )
 
     def delete_oidc_pending_before(self, cutoff: datetime) -> int:
