@@ -12,9 +12,8 @@ import json
 import threading
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from types import TracebackType
-from typing import Any, ClassVar, Self
+from http.server import BaseHTTPRequestHandler
+from typing import Any, ClassVar
 from urllib.parse import parse_qs, urlsplit
 
 import numpy as np
@@ -22,6 +21,7 @@ from PIL import Image
 
 from hashguard.domain.signals import FileSignals, PdqMode
 from hashguard.hashing.kernel import HashOptions, hash_data
+from tests.fakes.loopback import LoopbackServer
 
 #: what every fake can be told to do (the contract's behaviours)
 BEHAVIOURS = (
@@ -59,13 +59,14 @@ class Reply:
         )
 
 
-class FakeService(ABC):
+class FakeService(LoopbackServer, ABC):
     """Base of the fakes: ``with Fake(...) as fake: fake.url``."""
 
     #: how long a ``timeout`` request hangs (ended early when the fake stops)
     hang_seconds: ClassVar[float] = 5.0
 
     def __init__(self) -> None:
+        super().__init__()
         self.behaviour = "no_match"
         self.script: list[str] = []
         #: seconds to wait before answering any request (a slow service)
@@ -74,47 +75,13 @@ class FakeService(ABC):
         self.retry_after: str | None = "0"
         self.requests: list[Recorded] = []
         self._lock = threading.Lock()
-        self._stopping = threading.Event()
-        self._server: ThreadingHTTPServer | None = None
-        self._thread: threading.Thread | None = None
+
+    def _handler(self) -> type[BaseHTTPRequestHandler]:
+        return _handler_for(self)
 
     @property
     def url(self) -> str:
-        assert self._server is not None, "the fake is not running"
-        host, port = self._server.server_address[:2]
-        return f"http://{host!s}:{port}"
-
-    def start(self) -> Self:
-        server = ThreadingHTTPServer(("127.0.0.1", 0), _handler_for(self))
-        server.daemon_threads = True
-        self._server = server
-        self._thread = threading.Thread(
-            target=server.serve_forever,
-            kwargs={"poll_interval": 0.05},
-            name=f"fake-{type(self).__name__}",
-            daemon=True,
-        )
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._stopping.set()
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(
-        self,
-        kind: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self.stop()
+        return self.base_url
 
     def paths(self) -> list[str]:
         with self._lock:

@@ -25,10 +25,11 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from types import TracebackType
 from typing import Any
 from urllib.parse import parse_qs, quote, unquote, urlsplit
 from xml.etree import ElementTree as ET
+
+from tests.fakes.loopback import LoopbackServer
 
 NAMESPACE = "https://hashsharing.ncmec.org/hashsharing/v2"
 _TIME = "%Y-%m-%dT%H:%M:%SZ"
@@ -106,10 +107,20 @@ DEFAULT_REASONS = {
 }
 
 
-class FakeNcmec:
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    block_on_close = False
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        pass  # a client that hung up (the timeout test) is not an error here
+
+
+class FakeNcmec(LoopbackServer):
     """The fake, serving on 127.0.0.1 while open. ``fail(kind, times)`` makes the next
     ``times`` calls (every call with ``None``) fail so. ``requests`` records every call;
     ``feedback`` every accepted feedback submission (path parts, parsed body)."""
+
+    server_class = _Server
 
     def __init__(
         self,
@@ -122,6 +133,7 @@ class FakeNcmec:
         member_id: int = 7,
         delay_seconds: float = 1.0,
     ) -> None:
+        super().__init__()
         self.entries = list(entries)
         self.page_size = page_size
         self.reasons = dict(reasons)
@@ -133,40 +145,20 @@ class FakeNcmec:
         self._failure: Failure | None = None
         self._failures_left: int | None = None
         self._lock = threading.Lock()
-        self._server: ThreadingHTTPServer | None = None
-        self._thread: threading.Thread | None = None
 
     # -- lifecycle ----------------------------------------------------------------------
 
-    def __enter__(self) -> FakeNcmec:
+    def _handler(self) -> type[BaseHTTPRequestHandler]:
         fake = self
 
         class Handler(_Handler):
             owner = fake
 
-        server = _Server(("127.0.0.1", 0), Handler)
-        self._server = server
-        self._thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
-        self._thread.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        assert self._server is not None
-        assert self._thread is not None
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join(timeout=10)
+        return Handler
 
     @property
     def url(self) -> str:
-        assert self._server is not None
-        host, port = self._server.server_address[:2]
-        return f"http://{host!s}:{port}"
+        return self.base_url
 
     def fail(self, failure: Failure | str | None, times: int | None = None) -> None:
         with self._lock:
@@ -280,14 +272,6 @@ class FakeNcmec:
         with self._lock:
             self.feedback.append((where, parsed))
         return 200, {}, _xml(ET.Element("submissionResult", xmlns=NAMESPACE))
-
-
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    block_on_close = False
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        pass  # a client that hung up (the timeout test) is not an error here
 
 
 class _Handler(BaseHTTPRequestHandler):

@@ -14,12 +14,13 @@ import struct
 import threading
 from collections import Counter
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from types import TracebackType
-from typing import Any, Self
+from http.server import BaseHTTPRequestHandler
+from typing import Any
 
 from standardwebhooks import Webhook
 from standardwebhooks.exceptions import WebhookVerificationError
+
+from tests.fakes.loopback import LoopbackServer
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -29,8 +30,9 @@ class Delivery:
     verified: bool
 
 
-class WebhookReceiver:
+class WebhookReceiver(LoopbackServer):
     def __init__(self, secret: str) -> None:
+        super().__init__()
         self.secret = secret
         self.script: list[str] = []
         #: seconds each delivery takes before it is applied (a slow receiver)
@@ -42,43 +44,13 @@ class WebhookReceiver:
         self.effects: Counter[str] = Counter()
         self.refused = 0
         self._lock = threading.Lock()
-        self._stopping = threading.Event()
-        self._server: ThreadingHTTPServer | None = None
-        self._thread: threading.Thread | None = None
+
+    def _handler(self) -> type[BaseHTTPRequestHandler]:
+        return _handler_for(self)
 
     @property
     def url(self) -> str:
-        assert self._server is not None
-        host, port = self._server.server_address[:2]
-        return f"http://{host!s}:{port}/hooks"
-
-    def start(self) -> Self:
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler_for(self))
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
-        )
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._stopping.set()
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(
-        self,
-        kind: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self.stop()
+        return f"{self.base_url}/hooks"
 
     def count(self, webhook_id: str) -> int:
         with self._lock:
