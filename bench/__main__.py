@@ -41,7 +41,8 @@ def main() -> int:
             )
         if "fidelity" in wanted:
             progress.print("fidelity gate: every scan file hashed in fast and reference mode")
-            rows += fidelity_rows(corpora)
+            others = build_corpora(scale, other_sizes=True)
+            rows += fidelity_rows(corpora, others)
         if "import" in wanted:
             progress.print(f"bank import: {scale.bank_rows:,} rows, SQLite")
             rows += import_rows(scale.bank_rows)

@@ -11,6 +11,7 @@ from hashguard.domain.signals import PdqMode
 from hashguard.hashing.decode import FAST_MIN_SIDE, decode
 from hashguard.hashing.fidelity import evaluate
 from hashguard.hashing.pdq import core_available, pdq_hash
+from hashguard.hashing.pdqgrid import GRID, sample
 
 
 def _samples(
@@ -32,6 +33,41 @@ def test_fast_path_passes_the_gate_at_1_and_12_megapixels() -> None:
     samples += _samples(4000, 3000, photos=2, textures=1, seed=400)
     report = evaluate(samples)
     assert report.passed, report.summary()
+
+
+@pytest.mark.slow
+def test_fast_path_passes_the_gate_between_and_around_those_sizes() -> None:
+    # Sizes the gate's two do not cover: no DCT scaling (640 x 480, 720p), 16:9 at 1/2
+    # (1080p and its portrait twin), where a filter tuned to 4:3 would show its drift.
+    samples = []
+    for index, (width, height) in enumerate([(640, 480), (1280, 720), (1920, 1080), (1080, 1920)]):
+        samples += _samples(width, height, photos=3, textures=2, seed=500 + 10 * index)
+    report = evaluate(samples)
+    assert report.passed, report.summary()
+
+
+def test_the_grid_is_pdqs_own_decimation_when_pdq_would_not_blur() -> None:
+    # Up to 128 px a side PDQ's blur window is 1: it keeps GRID x GRID of the pixels as
+    # they are, and so must the grid, whatever the aspect ratio (and upwards too).
+    rng = np.random.default_rng(11)
+    for height, width in [(100, 80), (64, 64), (48, 128), (7, 5)]:
+        luma = rng.integers(0, 256, (height, width), dtype=np.uint8)
+        grid = sample(luma, width, height)
+        assert grid.shape == (GRID, GRID)
+        rows = ((np.arange(GRID) + 0.5) * height / GRID).astype(int)
+        cols = ((np.arange(GRID) + 0.5) * width / GRID).astype(int)
+        np.testing.assert_array_equal(grid, luma[np.ix_(rows, cols)])
+        assert pdq_hash(grid, dihedral=True) == pdq_hash(luma, dihedral=True)
+
+
+def test_the_grid_of_a_reduced_frame_follows_the_original_size() -> None:
+    luma = np.asarray(generate(Kind.PHOTO, 5, 1152, 864).convert("L"))
+    half = np.asarray(generate(Kind.PHOTO, 5, 1152, 864).convert("L").reduce(2))
+    full_grid, half_grid = sample(luma, 1152, 864), sample(half, 1152, 864)
+    # The same picture at half the pixels comes to (almost) the same 64 x 64 frame.
+    assert np.abs(full_grid.astype(int) - half_grid.astype(int)).mean() < 2.0
+    tiny = luma[:4, :100]
+    assert sample(tiny, 100, 4) is tiny  # PDQ's "unhashable" case is left to PDQ
 
 
 def test_the_c_core_and_the_wrapper_agree_bit_for_bit() -> None:
@@ -66,3 +102,4 @@ def test_fast_frames_keep_the_short_side_at_the_floor(
     assert (frame.shape[1], frame.shape[0]) == expected
     assert min(frame.shape) >= FAST_MIN_SIDE
     assert (decoded.width, decoded.height) == size  # the original size is reported
+    assert decoded.sizes == (size,)

@@ -4,7 +4,8 @@ This module decides *whether* pixels may be produced, and produces them for PDQ 
 of two modes. ``reference``: exactly the pixels threatexchange's ``PdqSignal`` feeds
 ``pdqhash``, so hashes are bit-identical to HMA's. ``fast``: luma only, at reduced size
 (JPEG's DCT scaling decodes less; other formats are box-reduced after decoding), with
-the short side kept at ``FAST_MIN_SIDE`` or more. It holds no process isolation: callers
+the short side kept at ``FAST_MIN_SIDE`` or more; ``hashguard.hashing.pdqgrid`` then
+takes it to PDQ's 64 x 64 grid. It holds no process isolation: callers
 run it in worker processes with memory and time limits (``hashguard.hashing.isolate``).
 """
 
@@ -57,9 +58,10 @@ SNIFF_BYTES = 16
 #: Modes threatexchange hands to pdqhash as they are (L is stacked to three channels).
 _AS_IS_MODES = {"RGB", "RGBA", "L"}
 
-#: The fast mode keeps the short side at least this long. PDQ's Jarosz filter window is
-#: ceil(side / 128); at 256 px textures drift past 31 bits from the reference hash on
-#: 12 MP input, at 384 (JPEG DCT scale 1/4 for 12 MP, 1/2 for 1 MP) they stay under 20.
+#: The fast mode keeps the short side at least this long before ``pdqgrid`` samples it
+#: down to 64 x 64. With a short side of 256, noise-like textures at 1080p drift to 30
+#: bits from the reference hash; at 384 (JPEG DCT scale 1/4 for 12 MP, 1/2 for 1 MP and
+#: 1080p) they stay at 18 or less on every size the benchmark checks.
 FAST_MIN_SIDE = 384
 
 
@@ -77,6 +79,8 @@ class Decoded:
     width: int
     height: int
     frames: tuple[npt.NDArray[np.uint8], ...]
+    #: Each frame's size (width, height) as stored, before any reduction.
+    sizes: tuple[tuple[int, int], ...]
 
 
 def sniff(head: bytes) -> ImageFormat | None:
@@ -129,12 +133,14 @@ def decode(
                     # DCT-domain scaling: the decoder itself produces fewer pixels.
                     image.draft("L", (FAST_MIN_SIDE, FAST_MIN_SIDE))
                 frames = [pixels(image)]
+                sizes = [(width, height)]
                 for index in range(1, max_frames):
                     try:
                         image.seek(index)
                     except EOFError:
                         break
                     _check_size(*image.size, max_pixels)
+                    sizes.append(image.size)
                     frames.append(pixels(image))
     except DecodeError:
         raise
@@ -146,7 +152,13 @@ def decode(
         raise DecodeError(
             f"{image_format} could not be decoded: {type(exc).__name__}: {exc}"
         ) from exc
-    return Decoded(image_format=image_format, width=width, height=height, frames=tuple(frames))
+    return Decoded(
+        image_format=image_format,
+        width=width,
+        height=height,
+        frames=tuple(frames),
+        sizes=tuple(sizes),
+    )
 
 
 def _check_size(width: int, height: int, max_pixels: int) -> None:

@@ -15,6 +15,7 @@ from hashguard.domain.signals import FileSignals, PdqMode
 from hashguard.hashing.decode import SNIFF_BYTES, DecodeError, UnsupportedFormat, decode, sniff
 from hashguard.hashing.exact import ExactHashes, hash_bytes, hash_stream
 from hashguard.hashing.pdq import pdq_hash
+from hashguard.hashing.pdqgrid import sample
 
 #: Image files larger than this are exact-hashed but never decoded.
 DEFAULT_MAX_IMAGE_BYTES = 256 * 1024 * 1024
@@ -111,9 +112,14 @@ def hash_data(data: bytes, options: HashOptions) -> HashOutput:
             max_frames=options.max_frames,
             mode=options.pdq_mode,
         )
+        frames = decoded.frames
+        if options.pdq_mode is PdqMode.FAST:
+            frames = tuple(
+                sample(frame, *size) for frame, size in zip(frames, decoded.sizes, strict=True)
+            )
         pdq = tuple(
             pdq_hash(frame, frame=index, dihedral=options.dihedral)
-            for index, frame in enumerate(decoded.frames)
+            for index, frame in enumerate(frames)
         )
     except UnsupportedFormat as exc:
         reason = "empty file" if not data else str(exc)
