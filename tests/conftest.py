@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -102,3 +103,34 @@ def api_settings(db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -
         workers=2,
         index_refresh_seconds=0.2,
     )
+
+
+#: not HASHGUARD_*: the fixtures clear those, and subprocesses must see it
+CLOCK_AHEAD_ENV = "HG_TEST_CLOCK_AHEAD_DAYS"
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--clock-ahead",
+        type=int,
+        default=int(os.environ.get(CLOCK_AHEAD_ENV, "0")),
+        metavar="DAYS",
+        help="run with this process's wall clock DAYS ahead (a guard against tests "
+        "that hold a fixed date: .ci/run passes 365)",
+    )
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    days = config.getoption("--clock-ahead")
+    if days:
+        import time_machine  # noqa: PLC0415 (only this guard needs it)
+
+        traveller = time_machine.travel(datetime.now(UTC) + timedelta(days=days), tick=True)
+        traveller.start()
+        config.add_cleanup(traveller.stop)
+        # subprocesses (the CLI, servers, hashing workers) travel with us
+        os.environ[CLOCK_AHEAD_ENV] = str(days)
+        shim = str(Path(__file__).parent / "clockshim")
+        os.environ["PYTHONPATH"] = os.pathsep.join(
+            p for p in (shim, os.environ.get("PYTHONPATH")) if p
+        )

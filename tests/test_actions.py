@@ -59,7 +59,9 @@ from tests.cli import command, hashguard
 from tests.fakes.webhook_receiver import WebhookReceiver
 
 SECRET = "whsec_" + base64.b64encode(b"hashguard-test-secret-32-bytes!!").decode()
-T0 = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
+#: a fixed instant near the wall clock the outbox uses when it is given none: tests do not
+#: depend on the day they run (the suite also runs with the clock a year ahead)
+T0 = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
 ACT = Decision(action=Action.ACT, rule="act: exact md5", bank="known")
 
 
@@ -385,7 +387,7 @@ def _enqueue_quarantine(store: Store, path: Path, endpoint: WebhookEndpoint) -> 
     planned = plan_for_decision(
         _result(str(path)), endpoints=[endpoint], quarantine_local=True, key=f"scan:1:{path}"
     )
-    ids = [store.actions.enqueue(a) for a in planned]
+    ids = [store.actions.enqueue(a, at=T0) for a in planned]
     return ids[-1]
 
 
