@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from hashguard.domain import Algorithm, BankEntry, BankKind
-from hashguard.domain.signals import FileSignals, PdqHash
+from hashguard.domain.signals import FileSignals, PdqHash, PdqMode
 from hashguard.matching import snapshot
 from hashguard.matching.matcher import Matcher, load_or_build
 from hashguard.store import Store, open_store
@@ -52,13 +52,18 @@ def test_matches_name_bank_entry_and_distance(store: Store) -> None:
     load(store, "strict", [pdq(known, entry_id="s1")], pdq_threshold=5)
     matcher = Matcher.build(store.banks)
     near = flip(known, 12)
-    found = matcher.match(signals("a" * 32, (PdqHash(value=near, quality=90),)))
+    found = matcher.match(
+        signals("a" * 32, (PdqHash(value=near, quality=90, mode=PdqMode.REFERENCE),))
+    )
     assert [(m.bank, m.algorithm, m.distance, m.entry_id, m.category) for m in found] == [
         ("ngo", Algorithm.MD5, 0, "n2", None),
         ("ngo", Algorithm.PDQ, 12, "n1", "A1"),
     ]
     assert all(m.effective for m in found)
-    assert matcher.match(signals(frames=(PdqHash(value=known, quality=40),))) == ()
+    assert (
+        matcher.match(signals(frames=(PdqHash(value=known, quality=40, mode=PdqMode.REFERENCE),)))
+        == ()
+    )
     assert [b.name for b in matcher.banks] == ["ngo", "strict"]
 
 
@@ -67,7 +72,7 @@ def test_allow_banks_suppress_matches_of_the_same_content(store: Store) -> None:
     load(store, "national", [pdq(stock), md5("b" * 32)])
     load(store, "stock-photos", [pdq(stock), md5("c" * 32)], kind=BankKind.ALLOW, pdq_threshold=10)
     matcher = Matcher.build(store.banks)
-    close = (PdqHash(value=flip(stock, 4), quality=100),)
+    close = (PdqHash(value=flip(stock, 4), quality=100, mode=PdqMode.REFERENCE),)
     suppressed = matcher.match(signals(frames=close))
     assert not any(m.effective for m in suppressed)
     assert {m.suppressed_by for m in suppressed if m.bank_kind is BankKind.KNOWN} == {
@@ -80,7 +85,7 @@ def test_allow_banks_suppress_matches_of_the_same_content(store: Store) -> None:
     # The exact bytes are on the allow list: every match of the file is suppressed.
     assert not any(m.effective for m in matcher.match(signals("c" * 32, close)))
     # Beyond the allow bank's own threshold nothing is suppressed.
-    far = (PdqHash(value=flip(stock, 20), quality=100),)
+    far = (PdqHash(value=flip(stock, 20), quality=100, mode=PdqMode.REFERENCE),)
     assert [m.bank for m in matcher.match(signals(frames=far)) if m.effective] == ["national"]
 
 
@@ -90,7 +95,9 @@ def test_dihedral_variants_find_rotated_copies(store: Store) -> None:
     matcher = Matcher.build(store.banks)
     variants = [random_pdq() for _ in range(7)]
     variants[2] = flip(original, 3)  # the file, turned by 270 degrees, is the listed image
-    frame = PdqHash(value=random_pdq(), quality=100, dihedral=tuple(variants))
+    frame = PdqHash(
+        value=random_pdq(), quality=100, dihedral=tuple(variants), mode=PdqMode.REFERENCE
+    )
     (match,) = matcher.match(signals(frames=(frame,)))
     assert (match.distance, match.transform) == (3, "rotate270")
 
@@ -99,8 +106,10 @@ def test_bank_changes_reach_a_live_matcher_without_a_rebuild(store: Store) -> No
     first, second = random_pdq(), random_pdq()
     load(store, "list", [pdq(first, entry_id="v1")])
     matcher = Matcher.build(store.banks)
-    look_first = signals(frames=(PdqHash(value=first, quality=100),))
-    look_second = signals(frames=(PdqHash(value=flip(second, 20), quality=100),))
+    look_first = signals(frames=(PdqHash(value=first, quality=100, mode=PdqMode.REFERENCE),))
+    look_second = signals(
+        frames=(PdqHash(value=flip(second, 20), quality=100, mode=PdqMode.REFERENCE),)
+    )
     assert len(matcher.match(look_first)) == 1
     load(store, "list", [pdq(second, entry_id="v2")])  # new version: first removed
     load(store, "late", [md5("d" * 32)])  # a bank created after the matcher
@@ -125,7 +134,7 @@ def test_snapshots_load_catch_up_and_belong_to_one_store(store: Store, tmp_path:
     path = tmp_path / "matcher.snapshot"
     built = load_or_build(store.banks, path)
     assert path.is_file()
-    look = signals(frames=(PdqHash(value=value, quality=100),))
+    look = signals(frames=(PdqHash(value=value, quality=100, mode=PdqMode.REFERENCE),))
     assert [m.entry_id for m in Matcher.load(path, store.banks).match(look)] == ["e1"]
     load(store, "list", [])  # removed after the snapshot was saved
     assert Matcher.load(path, store.banks).match(look) == ()

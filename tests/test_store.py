@@ -18,7 +18,7 @@ from hashguard.domain import (
     RunStatus,
     ScanOptions,
 )
-from hashguard.domain.signals import FileSignals, PdqHash
+from hashguard.domain.signals import FileSignals, PdqHash, PdqMode
 from hashguard.store import Store, UnknownBank
 from hashguard.store.banks import BankExists, InvalidBankName
 from hashguard.store.database import SchemaOutOfDate, make_engine, open_store
@@ -129,7 +129,7 @@ def test_scan_runs_record_one_result_per_path(store: Store) -> None:
         md5=MD5S[0],
         sha1="b" * 40,
         sha256="c" * 64,
-        pdq=(PdqHash(value="d" * 64, quality=90, frame=0),),
+        pdq=(PdqHash(value="d" * 64, quality=90, frame=0, mode=PdqMode.FAST),),
         image_format="jpeg",
         width=2,
         height=1,

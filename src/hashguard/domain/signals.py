@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import Any
 
 #: PDQ's own recommendation (pdq/README.md): hashes of quality <= 49 are unreliable.
 PDQ_MIN_QUALITY = 50
@@ -62,10 +64,13 @@ class PdqHash:
 
     ``dihedral`` holds the hashes of the seven other rotations/mirrors (in
     ``DIHEDRAL_NAMES[1:]`` order) when dihedral hashing was asked for, else is empty.
+    ``mode`` says how the pixels reached PDQ: only a ``reference`` hash is the one HMA
+    and list holders compute, and only such a hash may leave hashguard.
     """
 
     value: str
     quality: int
+    mode: PdqMode
     frame: int = 0
     dihedral: tuple[str, ...] = ()
 
@@ -99,3 +104,19 @@ class FileSignals:
         if algorithm is Algorithm.SHA256:
             return self.sha256
         raise ValueError(f"{algorithm} is not an exact-hash algorithm")
+
+
+def pdq_to_json(pdq: PdqHash) -> dict[str, Any]:
+    """The one stored JSON shape of a PDQ hash (dihedral variants are never stored)."""
+    return {"value": pdq.value, "quality": pdq.quality, "frame": pdq.frame, "mode": str(pdq.mode)}
+
+
+def pdq_from_json(data: Mapping[str, Any]) -> PdqHash:
+    """Read ``pdq_to_json``'s shape. Hashes stored before modes were labelled came from the
+    then default, ``fast``: they are read as such, so none passes for a reference hash."""
+    return PdqHash(
+        value=data["value"],
+        quality=data["quality"],
+        frame=data.get("frame", 0),
+        mode=PdqMode(data.get("mode", PdqMode.FAST)),
+    )

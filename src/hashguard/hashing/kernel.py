@@ -118,7 +118,7 @@ def hash_data(data: bytes, options: HashOptions) -> HashOutput:
                 sample(frame, *size) for frame, size in zip(frames, decoded.sizes, strict=True)
             )
         pdq = tuple(
-            pdq_hash(frame, frame=index, dihedral=options.dihedral)
+            pdq_hash(frame, frame=index, dihedral=options.dihedral, mode=options.pdq_mode)
             for index, frame in enumerate(frames)
         )
     except UnsupportedFormat as exc:

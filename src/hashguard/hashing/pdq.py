@@ -14,7 +14,7 @@ import numpy as np
 import numpy.typing as npt
 import pdqhash
 
-from hashguard.domain.signals import PdqHash
+from hashguard.domain.signals import PdqHash, PdqMode
 from hashguard.hashing import pdqcore
 
 
@@ -24,17 +24,23 @@ def _to_hex(bits: npt.NDArray[np.integer]) -> str:
     return np.packbits(bits.astype(np.uint8)).tobytes().hex()
 
 
-def _wrapper(pixels: npt.NDArray[np.uint8], *, frame: int, dihedral: bool) -> PdqHash:
+def _wrapper(
+    pixels: npt.NDArray[np.uint8], *, frame: int, dihedral: bool, mode: PdqMode
+) -> PdqHash:
     if pixels.ndim == 2:
         pixels = np.stack([pixels] * 3, axis=2)
     if dihedral:
         vectors, quality = pdqhash.compute_dihedral(pixels)
         hashes = [_to_hex(v) for v in vectors]
         return PdqHash(
-            value=hashes[0], quality=int(quality), frame=frame, dihedral=tuple(hashes[1:])
+            value=hashes[0],
+            quality=int(quality),
+            frame=frame,
+            dihedral=tuple(hashes[1:]),
+            mode=mode,
         )
     vector, quality = pdqhash.compute(pixels)
-    return PdqHash(value=_to_hex(vector), quality=int(quality), frame=frame)
+    return PdqHash(value=_to_hex(vector), quality=int(quality), frame=frame, mode=mode)
 
 
 @cache
@@ -49,7 +55,7 @@ def _core() -> pdqcore.Core | None:
         rng.integers(0, 256, (33, 29, 4), dtype=np.uint8),
     )
     for probe in probes:
-        expected = _wrapper(probe, frame=0, dihedral=True)
+        expected = _wrapper(probe, frame=0, dihedral=True, mode=PdqMode.REFERENCE)
         hashes, quality = pdqcore.dihedral_pixels(core, probe)
         if pdqcore.hash_pixels(core, probe) != (expected.value, expected.quality) or (
             hashes != [expected.value, *expected.dihedral] or quality != expected.quality
@@ -63,14 +69,23 @@ def core_available() -> bool:
     return _core() is not None
 
 
-def pdq_hash(pixels: npt.NDArray[np.uint8], *, frame: int = 0, dihedral: bool = False) -> PdqHash:
+def pdq_hash(
+    pixels: npt.NDArray[np.uint8],
+    *,
+    mode: PdqMode,
+    frame: int = 0,
+    dihedral: bool = False,
+) -> PdqHash:
     """Hash pixels (H x W x C, C >= 3) or a luma frame (H x W); with ``dihedral`` also the
-    7 rotations/mirrors, which PDQ derives from the same DCT (the first equals the hash)."""
+    7 rotations/mirrors, which PDQ derives from the same DCT (the first equals the hash).
+    ``mode`` labels the hash with how its pixels were prepared (the caller knows)."""
     core = _core()
     if core is None:
-        return _wrapper(pixels, frame=frame, dihedral=dihedral)
+        return _wrapper(pixels, frame=frame, dihedral=dihedral, mode=mode)
     if dihedral:
         hashes, quality = pdqcore.dihedral_pixels(core, pixels)
-        return PdqHash(value=hashes[0], quality=quality, frame=frame, dihedral=tuple(hashes[1:]))
+        return PdqHash(
+            value=hashes[0], quality=quality, frame=frame, dihedral=tuple(hashes[1:]), mode=mode
+        )
     value, quality = pdqcore.hash_pixels(core, pixels)
-    return PdqHash(value=value, quality=quality, frame=frame)
+    return PdqHash(value=value, quality=quality, frame=frame, mode=mode)

@@ -22,7 +22,7 @@ from hashguard.domain.cases import (
 from hashguard.domain.matches import Match, match_from_json, match_to_json
 from hashguard.domain.policy import Decision, decision_from_json, decision_to_json
 from hashguard.domain.remote import RemoteResult, RemoteStatus, remote_from_json, remote_to_json
-from hashguard.domain.signals import FileSignals, PdqHash
+from hashguard.domain.signals import FileSignals, pdq_from_json, pdq_to_json
 from hashguard.store._util import aware, now
 from hashguard.store.actions import enqueue
 from hashguard.store.schema import case_events, cases
@@ -53,7 +53,7 @@ def signals_to_json(signals: FileSignals) -> dict[str, Any]:
         "md5": signals.md5,
         "sha1": signals.sha1,
         "sha256": signals.sha256,
-        "pdq": [{"value": p.value, "quality": p.quality, "frame": p.frame} for p in signals.pdq],
+        "pdq": [pdq_to_json(p) for p in signals.pdq],
         "image_format": signals.image_format,
         "width": signals.width,
         "height": signals.height,
@@ -66,10 +66,7 @@ def signals_from_json(data: Mapping[str, Any]) -> FileSignals:
         md5=data["md5"],
         sha1=data["sha1"],
         sha256=data["sha256"],
-        pdq=tuple(
-            PdqHash(value=p["value"], quality=p["quality"], frame=p["frame"])
-            for p in data.get("pdq", ())
-        ),
+        pdq=tuple(pdq_from_json(p) for p in data.get("pdq", ())),
         image_format=data.get("image_format"),
         width=data.get("width"),
         height=data.get("height"),
