@@ -89,8 +89,10 @@ class Settings(BaseSettings):
     #: how often `hashguard serve` syncs each enabled exchange (0: never), +-10 % jitter
     exchange_sync_minutes: float = Field(default=60, ge=0)
     #: remote matchers consulted on every scan, by adapter name, with their settings
-    #: (their credentials come from remote_secrets)
+    #: (their credentials: `hashguard remote set-secret NAME KEY`, sealed in the store)
     remote: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    #: DEPRECATED: remote matchers' credentials in plaintext (TOML or environment). Still
+    #: used, with a warning, where no sealed secret of the same key is stored
     remote_secrets: dict[str, dict[str, SecretStr]] = Field(default_factory=dict)
     #: time all remote matchers together may take for one file
     remote_budget_seconds: float = Field(default=10.0, gt=0, le=300)

@@ -53,7 +53,7 @@ def _setting_value(text: str) -> Any:
         return text
 
 
-def _credential(name: str, given: str | None) -> str:
+def credential_value(name: str, given: str | None) -> str:
     """From ``env:VAR`` or ``file:PATH`` (never from the command line itself, which other
     users can see), or asked for without echo."""
     if given is None:
@@ -111,9 +111,9 @@ def add(
     unknown = set(given) - set(kind.secrets) - set(kind.optional_secrets)
     if unknown:
         raise fail(f"{adapter} takes no credential named {sorted(unknown)}")
-    secrets = {secret: _credential(secret, given.get(secret)) for secret in kind.secrets}
+    secrets = {secret: credential_value(secret, given.get(secret)) for secret in kind.secrets}
     secrets |= {
-        secret: _credential(secret, given[secret])
+        secret: credential_value(secret, given[secret])
         for secret in kind.optional_secrets
         if secret in given
     }
