@@ -123,6 +123,12 @@ class Settings(BaseSettings):
     #: reminded to take a break before the next one (0: never)
     review_break_after_reveals: int = Field(default=10, ge=0)
     review_break_window_minutes: float = Field(default=60, gt=0)
+    #: the exposure limit: at most this many reveals per reviewer within
+    #: review_reveal_limit_window_minutes; further reveals are refused until the window
+    #: passes or a lead grants more (0: no limit). Twice the break reminder by default:
+    #: a reviewer who went on after the reminder stops after as many again
+    review_reveal_limit: int = Field(default=20, ge=0)
+    review_reveal_limit_window_minutes: float = Field(default=60, gt=0)
     #: how long a reveal lets the reviewer's session fetch the original
     review_reveal_seconds: float = Field(default=300, gt=0, le=3600)
 

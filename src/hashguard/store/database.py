@@ -21,6 +21,7 @@ from hashguard.store.banks import BankStore
 from hashguard.store.cases import CaseStore
 from hashguard.store.evidence import EvidenceStore
 from hashguard.store.exchanges import ExchangeStore
+from hashguard.store.exposure import ExposureStore
 from hashguard.store.people import PeopleStore
 from hashguard.store.remote_secrets import RemoteSecretStore
 from hashguard.store.scans import ScanStore
@@ -86,6 +87,7 @@ class Store:
     actions: ActionStore
     people: PeopleStore
     remote_secrets: RemoteSecretStore
+    exposure: ExposureStore
 
     def close(self) -> None:
         self.engine.dispose()
@@ -126,4 +128,5 @@ def open_store(url: str, *, migrate: bool | None = None) -> Store:
         actions=ActionStore(engine),
         people=PeopleStore(engine),
         remote_secrets=RemoteSecretStore(engine),
+        exposure=ExposureStore(engine),
     )
