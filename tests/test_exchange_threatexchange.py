@@ -16,6 +16,7 @@ from pydantic import SecretStr
 
 from hashguard.banks.exchanges.base import ExchangeError, FeedbackUnsupported, ListSource
 from hashguard.banks.exchanges.fbtx import ThreatExchangeExchange
+from hashguard.banks.exchanges.graph_api import DEFAULT_VERSION
 from hashguard.banks.exchanges.sync import sync_exchange
 from hashguard.domain.exchanges import Feedback, SyncBatch, Verdict
 from hashguard.domain.signals import Algorithm
@@ -98,8 +99,9 @@ def test_declaration_and_settings() -> None:
     default = ThreatExchangeExchange.configure({"privacy_group": 1}, token)
     assert (default.options.base_url, default.options.api_version) == (
         "https://graph.facebook.com",
-        "v21.0",
+        "v26.0",
     )
+    assert default.graph_api_version == DEFAULT_VERSION == "v26.0"
     assert default.options.start_time is None, "a first sync reads the group's whole history"
 
 
@@ -132,7 +134,7 @@ def test_indicator_types_map_to_entries(fake: FakeThreatExchange) -> None:
         assert update.indicator not in "\n".join(reasons)
 
     request = fake.listings()[0]
-    assert request.path == f"/v21.0/{PRIVACY_GROUP}/threat_updates"
+    assert request.path == f"/{DEFAULT_VERSION}/{PRIVACY_GROUP}/threat_updates"
     assert request.query["types"] == ["HASH_PDQ,HASH_VIDEO_MD5,HASH_MD5"]
     assert request.query["limit"] == ["4"]
     assert "should_delete" in request.query["fields"][0]
@@ -291,9 +293,9 @@ def test_feedback_reacts_on_the_descriptors(fake: FakeThreatExchange) -> None:
     descriptor = str(fake.updates[0].descriptors[0])
     assert fake.reactions == [(descriptor, "SAW_THIS_TOO"), (descriptor, "DISAGREE_WITH_TAGS")]
     assert [(r.method, r.path) for r in fake.requests] == [
-        ("POST", f"/v21.0/{descriptor}"),
-        ("GET", f"/v21.0/{fake.updates[0].id}"),
-        ("POST", f"/v21.0/{descriptor}"),
+        ("POST", f"/{DEFAULT_VERSION}/{descriptor}"),
+        ("GET", f"/{DEFAULT_VERSION}/{fake.updates[0].id}"),
+        ("POST", f"/{DEFAULT_VERSION}/{descriptor}"),
     ]
     for request in fake.requests:
         assert "access_token" not in request.query

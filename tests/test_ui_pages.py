@@ -409,6 +409,60 @@ def test_a_break_reminder_after_n_reveals_in_the_window(world: World) -> None:
         assert http.get("/ui/exposure").status_code == 403, "a reviewer does not see others'"
 
 
+def test_the_exposure_limit_refuses_reveals_until_a_lead_grants_more(world: World) -> None:
+    case_id, alice = world.cases["review"], world.people["alice"]
+    limit = world.settings.review_reveal_limit
+    assert limit == 20, "on by default"
+    oldest = now() - timedelta(minutes=50)
+    with world.store() as store:  # the limit reached, the first reveal 50 minutes ago
+        for n in range(limit):
+            store.people.record_reveal(
+                alice.user_id, case_id, session_id=None, at=oldest + timedelta(seconds=n)
+            )
+    reveal = f"/ui/cases/{case_id}/reveal"
+    with running_server(world.settings) as base, alice.client(base) as http:
+        refused = form_post(http, reveal, alice, acknowledge_break="1")
+        assert refused.status_code == 429
+        assert 'section id="reveal-refused"' in refused.text
+        assert f"You revealed <strong>{limit}</strong> originals" in refused.text
+        assert 540 <= int(refused.headers["retry-after"]) <= 600, "until the oldest leaves"
+        until = re.search(r'id="refused-until">([^<]+)<', refused.text)
+        assert until is not None
+        assert until.group(1) == (oldest + timedelta(hours=1)).strftime("%Y-%m-%d %H:%M:%S UTC")
+        ((actor, subject, details),) = audit_events(world, "review.reveal_refused")
+        assert (actor, subject, details["reveals"]) == ("user:alice", f"case:{case_id}", limit)
+        assert audit_events(world, "content.revealed") == []
+
+        with world.people["carol"].client(base) as carol:
+            person = world.people["carol"]
+            page = carol.get("/ui/exposure").text
+            assert 'form id="grant-form"' in page
+            row = re.search(r'data-name="alice">(.*?)</tr>', page, re.S)
+            assert row is not None
+            assert f"{limit} of {limit}" in row.group(1)
+            assert "refused until" in row.group(1)
+            own = form_post(carol, "/ui/exposure/grant", person, name="carol", extra="5",
+                            reason="mine")  # fmt: skip
+            assert own.status_code == 403, "another lead grants a lead's own reveals"
+            bad = form_post(carol, "/ui/exposure/grant", person, name="alice", extra="0",
+                            reason="x")  # fmt: skip
+            assert bad.status_code == 400
+            granted = form_post(carol, "/ui/exposure/grant", person, name="alice", extra="1",
+                                reason="a report is due")  # fmt: skip
+            assert granted.status_code == 303
+            assert granted.headers["location"] == "/ui/exposure?done=granted"
+            page = carol.get("/ui/exposure?done=granted").text
+            assert "+1 by user:carol until" in page
+        with world.people["adam"].client(base) as adam:
+            assert 'form id="grant-form"' not in adam.get("/ui/exposure").text, "admin: no"
+        ((actor, subject, details),) = audit_events(world, "review.reveals_granted")
+        assert (actor, subject, details["extra"]) == ("user:carol", "user:alice", 1)
+
+        assert form_post(http, reveal, alice).status_code == 303, "the granted reveal"
+        assert form_post(http, reveal, alice).status_code == 429, "and no more"
+        assert len(audit_events(world, "content.revealed")) == 1
+
+
 # -- decisions and assignment --------------------------------------------------------------
 
 

@@ -39,6 +39,7 @@ EXPECTED: dict[tuple[str, str], frozenset[Permission]] = {
     ("GET", "/ui/dead-letters"): frozenset({Permission.ACTIONS_MANAGE}),
     ("POST", "/ui/dead-letters/{action_id}/retry"): frozenset({Permission.ACTIONS_MANAGE}),
     ("GET", "/ui/exposure"): frozenset({Permission.EXPOSURE_VIEW}),
+    ("POST", "/ui/exposure/grant"): frozenset({Permission.EXPOSURE_GRANT}),
     ("GET", "/ui/audit"): frozenset({Permission.AUDIT_READ}),
 }
 MISSING_ID = "987654"

@@ -89,8 +89,10 @@ class Settings(BaseSettings):
     #: how often `hashguard serve` syncs each enabled exchange (0: never), +-10 % jitter
     exchange_sync_minutes: float = Field(default=60, ge=0)
     #: remote matchers consulted on every scan, by adapter name, with their settings
-    #: (their credentials come from remote_secrets)
+    #: (their credentials: `hashguard remote set-secret NAME KEY`, sealed in the store)
     remote: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    #: DEPRECATED: remote matchers' credentials in plaintext (TOML or environment). Still
+    #: used, with a warning, where no sealed secret of the same key is stored
     remote_secrets: dict[str, dict[str, SecretStr]] = Field(default_factory=dict)
     #: time all remote matchers together may take for one file
     remote_budget_seconds: float = Field(default=10.0, gt=0, le=300)
@@ -121,6 +123,12 @@ class Settings(BaseSettings):
     #: reminded to take a break before the next one (0: never)
     review_break_after_reveals: int = Field(default=10, ge=0)
     review_break_window_minutes: float = Field(default=60, gt=0)
+    #: the exposure limit: at most this many reveals per reviewer within
+    #: review_reveal_limit_window_minutes; further reveals are refused until the window
+    #: passes or a lead grants more (0: no limit). Twice the break reminder by default:
+    #: a reviewer who went on after the reminder stops after as many again
+    review_reveal_limit: int = Field(default=20, ge=0)
+    review_reveal_limit_window_minutes: float = Field(default=60, gt=0)
     #: how long a reveal lets the reviewer's session fetch the original
     review_reveal_seconds: float = Field(default=300, gt=0, le=3600)
 

@@ -9,6 +9,8 @@ from hashguard.cli.actions import app as actions_app
 from hashguard.cli.audit import app as audit_app
 from hashguard.cli.cases import app as cases_app
 from hashguard.cli.evidence import app as evidence_app
+from hashguard.cli.exposure import app as exposure_app
+from hashguard.cli.remote import app as remote_app
 from hashguard.cli.users import app as users_app
 
 app = typer.Typer(
@@ -31,6 +33,8 @@ app.add_typer(evidence_app, name="evidence")
 app.add_typer(actions_app, name="actions")
 app.add_typer(cases_app, name="cases")
 app.add_typer(users_app, name="users")
+app.add_typer(remote_app, name="remote")
+app.add_typer(exposure_app, name="exposure")
 app.command("serve")(serve.serve)
 app.command("hash")(hash.hash_files)
 app.command("scan")(scan.scan)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -14,6 +15,8 @@ from rich.table import Table
 
 from hashguard.audit import cli_actor, record
 from hashguard.banks.exchanges.base import ExchangeError, FeedbackUnsupported, ListSource
+from hashguard.banks.exchanges.fbtx import ThreatExchangeExchange
+from hashguard.banks.exchanges.graph_api import graph_api_warning
 from hashguard.banks.exchanges.sync import (
     build_source,
     seal_credentials,
@@ -50,7 +53,7 @@ def _setting_value(text: str) -> Any:
         return text
 
 
-def _credential(name: str, given: str | None) -> str:
+def credential_value(name: str, given: str | None) -> str:
     """From ``env:VAR`` or ``file:PATH`` (never from the command line itself, which other
     users can see), or asked for without echo."""
     if given is None:
@@ -108,9 +111,9 @@ def add(
     unknown = set(given) - set(kind.secrets) - set(kind.optional_secrets)
     if unknown:
         raise fail(f"{adapter} takes no credential named {sorted(unknown)}")
-    secrets = {secret: _credential(secret, given.get(secret)) for secret in kind.secrets}
+    secrets = {secret: credential_value(secret, given.get(secret)) for secret in kind.secrets}
     secrets |= {
-        secret: _credential(secret, given[secret])
+        secret: credential_value(secret, given[secret])
         for secret in kind.optional_secrets
         if secret in given
     }
@@ -260,6 +263,12 @@ def sync(
             except (PluginError, MasterKeyError) as exc:
                 reports.append(SyncReport(exchange=exchange.name, error=str(exc)))
                 continue
+            if isinstance(source, ThreatExchangeExchange):
+                warning = graph_api_warning(source.graph_api_version, datetime.now(UTC).date())
+                if warning is not None:
+                    err.print(
+                        f"[yellow]warning:[/yellow] {exchange.name}: {warning}", highlight=False
+                    )
             err.print(f"syncing {exchange.name} ({exchange.adapter}) into {exchange.bank}...")
             reports.append(sync_exchange(store, exchange, source, actor=cli_actor()))
     if as_json:

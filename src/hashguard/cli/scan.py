@@ -228,7 +228,12 @@ def _matchers(ctx: typer.Context, store: Store) -> tuple[Matcher, RemoteMatching
     if not matcher.banks:
         err.print("[yellow]warning:[/yellow] no enabled bank; nothing can match")
     try:
-        return matcher, remote_matching(settings, registry_of(ctx))
+        return matcher, remote_matching(
+            settings,
+            registry_of(ctx),
+            stored=store.remote_secrets,
+            master_key=lambda: master_key_of(ctx),
+        )
     except PluginError as exc:
         raise fail(str(exc)) from None
 

@@ -59,6 +59,10 @@ class AuditAction(StrEnum):
     USER_CREATED = "user.created"
     USER_UPDATED = "user.updated"
     REVIEW_BREAK_REMINDED = "review.break_reminded"
+    REVIEW_REVEAL_REFUSED = "review.reveal_refused"
+    REVIEW_REVEALS_GRANTED = "review.reveals_granted"
+    REMOTE_SECRET_SET = "remote.secret_set"  # noqa: S105 (an action name)
+    REMOTE_SECRET_REMOVED = "remote.secret_removed"  # noqa: S105 (an action name)
 
 
 def valid_action(action: str) -> bool:

@@ -38,6 +38,8 @@ class Permission(StrEnum):
     ACTIONS_MANAGE = "actions.manage"
     #: reveals per reviewer (exposure), to look after the team
     EXPOSURE_VIEW = "exposure.view"
+    #: extra reveals for a reviewer who reached the exposure limit (a lead's call)
+    EXPOSURE_GRANT = "exposure.grant"
     AUDIT_READ = "audit.read"
     USERS_MANAGE = "users.manage"
 
@@ -53,6 +55,7 @@ ROLE_PERMISSIONS: Mapping[Role, frozenset[Permission]] = {
         Permission.CASE_ASSIGN,
         Permission.ACTIONS_MANAGE,
         Permission.EXPOSURE_VIEW,
+        Permission.EXPOSURE_GRANT,
     },
     Role.ADMIN: frozenset(
         {

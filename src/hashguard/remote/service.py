@@ -18,8 +18,10 @@ from pydantic import SecretStr
 
 from hashguard.domain.remote import RemoteResult, RemoteStatus
 from hashguard.domain.signals import FileSignals
+from hashguard.keys import MasterKey
 from hashguard.plugins import AdapterKind, PluginError, Registry
 from hashguard.remote.base import RemoteMatcher
+from hashguard.remote.secrets import SealedSecrets, matcher_secrets
 from hashguard.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -162,10 +164,24 @@ def _build(
     return matcher
 
 
-def remote_matching(settings: Settings, registry: Registry) -> RemoteMatching | None:
-    """The remote matchers the settings configure (``remote``, ``remote_secrets``), or
-    None when there are none. ``PluginError`` names a misconfigured one."""
+def remote_matching(
+    settings: Settings,
+    registry: Registry,
+    *,
+    stored: SealedSecrets | None = None,
+    master_key: Callable[[], MasterKey] | None = None,
+) -> RemoteMatching | None:
+    """The remote matchers the settings configure (``remote``), or None when there are
+    none. Their credentials are the secrets sealed in ``stored`` (opened with
+    ``master_key()``), else the deprecated plaintext ``remote_secrets`` of the settings
+    (see ``remote.secrets``). ``PluginError`` names a misconfigured one."""
     if not settings.remote:
         return None
-    matchers = configure_remote(registry, settings.remote, settings.remote_secrets)
+    secrets = matcher_secrets(
+        settings.remote,
+        plaintext=settings.remote_secrets,
+        stored=stored,
+        master_key=master_key,
+    )
+    matchers = configure_remote(registry, settings.remote, secrets)
     return RemoteMatching(matchers, settings.remote_budget_seconds)

@@ -21,7 +21,9 @@ from hashguard.store.banks import BankStore
 from hashguard.store.cases import CaseStore
 from hashguard.store.evidence import EvidenceStore
 from hashguard.store.exchanges import ExchangeStore
+from hashguard.store.exposure import ExposureStore
 from hashguard.store.people import PeopleStore
+from hashguard.store.remote_secrets import RemoteSecretStore
 from hashguard.store.scans import ScanStore
 from hashguard.store.tokens import TokenStore
 
@@ -84,6 +86,8 @@ class Store:
     cases: CaseStore
     actions: ActionStore
     people: PeopleStore
+    remote_secrets: RemoteSecretStore
+    exposure: ExposureStore
 
     def close(self) -> None:
         self.engine.dispose()
@@ -123,4 +127,6 @@ def open_store(url: str, *, migrate: bool | None = None) -> Store:
         cases=CaseStore(engine),
         actions=ActionStore(engine),
         people=PeopleStore(engine),
+        remote_secrets=RemoteSecretStore(engine),
+        exposure=ExposureStore(engine),
     )

@@ -391,3 +391,31 @@ reveals = Table(
     Column("at", DateTime(timezone=True), nullable=False),
     Index("ix_reveals_user_at", "user_id", "at"),
 )
+
+#: Credentials of remote matchers (``hashguard remote set-secret``), one row per adapter
+#: and key, each sealed with the master key and bound to ``<name>:<key>``.
+remote_secrets = Table(
+    "remote_secrets",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("name", String(40), nullable=False),
+    Column("key", String(100), nullable=False),
+    Column("sealed", LargeBinary, nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    UniqueConstraint("name", "key", name="uq_remote_secrets_name_key"),
+)
+
+#: Extra reveals a lead granted a reviewer beyond the exposure limit, each until its
+#: ``expires_at`` (the audit log holds the same fact, chained).
+reveal_grants = Table(
+    "reveal_grants",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("user_id", Id, ForeignKey("users.id"), nullable=False),
+    Column("extra", Integer, nullable=False),
+    Column("granted_by", String(200), nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("at", DateTime(timezone=True), nullable=False),
+    Column("expires_at", DateTime(timezone=True), nullable=False),
+    Index("ix_reveal_grants_user_expires", "user_id", "expires_at"),
+)

@@ -179,7 +179,12 @@ class Services:
             metrics.rejected.labels(reason).inc()
 
         registry = Registry.load(settings.adapters)
-        remote = remote_matching(settings, registry)
+        remote = remote_matching(
+            settings,
+            registry,
+            stored=store.remote_secrets,
+            master_key=lambda: master_key_for(settings)[0],
+        )
 
         return cls(
             settings=settings,

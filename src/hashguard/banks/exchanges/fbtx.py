@@ -1,7 +1,8 @@
 """Meta ThreatExchange: tailing a privacy group's ``/threat_updates`` into a bank.
 
 API (Graph API; see ``reference/services.md`` and python-threatexchange's
-``exchanges/clients/fb_threatexchange/``): ``GET /{version}/{privacy_group}/threat_updates
+``exchanges/clients/fb_threatexchange/``; ``{version}`` defaults to
+``graph_api.DEFAULT_VERSION``): ``GET /{version}/{privacy_group}/threat_updates
 ?start_time&stop_time&types&limit&fields``, paged by ``paging.next``. Each update is a
 ThreatIndicator with ``should_delete``: ``true`` is a tombstone. ``HASH_PDQ`` becomes a
 ``pdq`` entry; ``HASH_MD5`` and ``HASH_VIDEO_MD5`` become ``md5`` entries
@@ -43,6 +44,7 @@ import httpx
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from hashguard.banks.exchanges.base import ExchangeError, FeedbackUnsupported, ListSource
+from hashguard.banks.exchanges.graph_api import DEFAULT_VERSION
 from hashguard.banks.formats import InvalidRow, check_storable, normalise_hash
 from hashguard.domain.banks import BankEntry
 from hashguard.domain.exchanges import Feedback, SyncBatch, Verdict
@@ -73,7 +75,8 @@ class ThreatExchangeSettings(BaseModel):
 
     privacy_group: int = Field(gt=0)
     base_url: str = DEFAULT_BASE_URL
-    api_version: str = Field(default="v21.0", pattern=r"^v\d+\.\d+$")
+    #: Graph API version (see ``graph_api``: its end date is warned about before it ends)
+    api_version: str = Field(default=DEFAULT_VERSION, pattern=r"^v\d+\.\d+$")
     #: where a first sync starts (epoch seconds); None: the group's whole history
     start_time: int | None = Field(default=None, ge=0)
     page_size: int = Field(default=500, ge=1, le=5000)
@@ -104,6 +107,11 @@ class ThreatExchangeExchange(ListSource):
     def options(self) -> ThreatExchangeSettings:
         assert isinstance(self.settings, ThreatExchangeSettings)
         return self.settings
+
+    @property
+    def graph_api_version(self) -> str:
+        """The Graph API version this exchange calls (``graph_api.graph_api_warning``)."""
+        return self.options.api_version
 
     def _client(self) -> ServiceClient:
         if self._http is None:

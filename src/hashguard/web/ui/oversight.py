@@ -1,5 +1,6 @@
 """Pages that look after the operation and the team: dead letters (and their retry),
-reviewers' exposure, and the audit log with its chain's verification."""
+reviewers' exposure (and a lead's grant of reveals beyond the limit), and the audit log
+with its chain's verification."""
 
 from __future__ import annotations
 
@@ -15,12 +16,13 @@ from starlette.concurrency import run_in_threadpool
 
 from hashguard.audit import verify
 from hashguard.domain.audit import AuditEvent, AuditHead, VerifyReport
+from hashguard.domain.exposure import RevealGrant
 from hashguard.domain.people import Permission
-from hashguard.review.exposure import BreakRule
+from hashguard.review.exposure import MAX_GRANT, BreakRule, RevealLimit, grant
 from hashguard.store.actions import NotDead, UnknownAction
 from hashguard.store.audit import AuditHeadMissing
 from hashguard.web.services import Services
-from hashguard.web.ui.common import services, utcnow, when
+from hashguard.web.ui.common import field, int_field, services, utcnow, when
 from hashguard.web.ui.errors import UiRoute
 from hashguard.web.ui.render import SECURITY_HEADERS, page
 from hashguard.web.ui.session import SignedIn, UiError, require
@@ -29,6 +31,7 @@ router = APIRouter(route_class=UiRoute)
 
 Operator = Annotated[SignedIn, Depends(require(Permission.ACTIONS_MANAGE))]
 Carer = Annotated[SignedIn, Depends(require(Permission.EXPOSURE_VIEW))]
+Granter = Annotated[SignedIn, Depends(require(Permission.EXPOSURE_GRANT))]
 Auditor = Annotated[SignedIn, Depends(require(Permission.AUDIT_READ))]
 
 #: audit entries per page
@@ -81,26 +84,102 @@ class ExposureRow:
     window: int
     today: int
     week: int
+    #: reveals in the limit's window, and how many are allowed now (limit + grants)
+    limit_window: int
+    allowed: int
+    #: when the limit refuses reveals: from when they are possible again
+    refused_until: datetime | None
+    grants: tuple[RevealGrant, ...]
 
 
 def _exposure(svc: Services, now: datetime) -> list[ExposureRow]:
     people = svc.store.people
     rule = BreakRule.of(svc.settings)
+    limit = RevealLimit.of(svc.settings)
     midnight = datetime.combine(now.date(), time(), tzinfo=now.tzinfo)
     window = people.exposure(rule.since(now))
     today = people.exposure(midnight)
     week = people.exposure(now - timedelta(days=7))
-    return [
-        ExposureRow(name=name, window=window.get(name, 0), today=today.get(name, 0), week=count)
-        for name, count in sorted(week.items(), key=lambda item: (-item[1], item[0]))
-    ]
+    names = {user.id: user.name for user in people.list_users()}
+    times = {names[i]: t for i, t in svc.store.exposure.reveal_times(limit.since(now)).items()}
+    grants: dict[str, list[RevealGrant]] = {}
+    for found in svc.store.exposure.active_grants(now):
+        grants.setdefault(names[found.user_id], []).append(found)
+    rows = []
+    for name in sorted(set(week) | set(grants), key=lambda n: (-week.get(n, 0), n)):
+        mine = grants.get(name, [])
+        refused = limit.refusal(times.get(name, []), mine, now)
+        rows.append(
+            ExposureRow(
+                name=name,
+                window=window.get(name, 0),
+                today=today.get(name, 0),
+                week=week.get(name, 0),
+                limit_window=limit.in_window(times.get(name, []), now),
+                allowed=limit.allowed(mine, now),
+                refused_until=refused.until if refused else None,
+                grants=tuple(mine),
+            )
+        )
+    return rows
+
+
+GRANT_FLASHES = {"granted": "The reveals were granted (and recorded in the audit log)."}
 
 
 @router.get("/exposure")
-async def exposure(request: Request, who: Carer) -> Response:
+async def exposure(
+    request: Request, who: Carer, done: Annotated[str, Query(max_length=32)] = ""
+) -> Response:
     svc = services(request)
     rows = await run_in_threadpool(_exposure, svc, utcnow())
-    return page(request, "exposure.html", {"rows": rows, "rule": BreakRule.of(svc.settings)})
+    return page(
+        request,
+        "exposure.html",
+        {
+            "rows": rows,
+            "rule": BreakRule.of(svc.settings),
+            "limit": RevealLimit.of(svc.settings),
+            "when": when,
+            "may_grant": who.user.can(Permission.EXPOSURE_GRANT),
+            "max_grant": MAX_GRANT,
+            "flash": GRANT_FLASHES.get(done),
+        },
+    )
+
+
+def _grant(svc: Services, who: SignedIn, name: str, extra: int, reason: str) -> None:
+    person = svc.store.people.find_user(name)
+    if person is None:
+        raise UiError(404, "Not found", f"there is no person {name!r}")
+    if person.id == who.user.id:
+        raise UiError(403, "Refused", "another lead grants your own reveals")
+    try:
+        grant(
+            svc.store.exposure,
+            user_id=person.id,
+            extra=extra,
+            reason=reason,
+            actor=who.user.actor,  # audited: review.reveals_granted
+            now=utcnow(),
+            limit=RevealLimit.of(svc.settings),
+        )
+    except ValueError as exc:
+        raise UiError(400, "Bad request", str(exc)) from None
+
+
+@router.post("/exposure/grant")
+async def grant_reveals(request: Request, who: Granter) -> Response:
+    """A lead gives a reviewer extra reveals beyond the exposure limit, with a reason,
+    for one limit window."""
+    form = await request.form()
+    name = field(form, "name").strip()
+    extra = int_field(form, "extra")
+    reason = field(form, "reason")
+    await run_in_threadpool(_grant, services(request), who, name, extra, reason)
+    response = RedirectResponse("/ui/exposure?done=granted", status_code=303)
+    response.headers.update(SECURITY_HEADERS)
+    return response
 
 
 # -- the audit log --------------------------------------------------------------------

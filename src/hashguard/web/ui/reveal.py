@@ -6,23 +6,24 @@ recorded nor audited, and it never carries the original's bytes. A reveal is rec
 ``review_reveal_seconds`` afterwards that session may fetch the original, and each
 fetch is audited again by the vault (``evidence.revealed``). A reviewer who reached
 ``review_break_after_reveals`` in the window is reminded to take a break first
-(``review.break_reminded``) and may go on anyway.
+(``review.break_reminded``) and may go on anyway; one who reached
+``review_reveal_limit`` is refused (429, ``review.reveal_refused``), told until when,
+until the window passes or a lead grants more (``oversight``).
 """
 
 from __future__ import annotations
 
 import logging
+import math
 from typing import Annotated
 
 import anyio
 from fastapi import APIRouter, Depends, Request, Response
 from starlette.concurrency import run_in_threadpool
 
-from hashguard.audit import record
-from hashguard.domain.audit import AuditAction
 from hashguard.domain.people import Permission
 from hashguard.evidence import EvidenceCorrupt, EvidenceError, Vault
-from hashguard.review.exposure import BreakRule, reveal_open
+from hashguard.review.exposure import BreakRule, RevealLimit, RevealOutcome, reveal, reveal_open
 from hashguard.web.services import Services
 from hashguard.web.ui import derivatives
 from hashguard.web.ui.common import (
@@ -33,6 +34,7 @@ from hashguard.web.ui.common import (
     load_case,
     services,
     utcnow,
+    when,
 )
 from hashguard.web.ui.errors import UiRoute
 from hashguard.web.ui.render import page
@@ -132,39 +134,22 @@ async def case_original(request: Request, case_id: CaseId, who: Revealer) -> Res
 # -- reveal ---------------------------------------------------------------------------
 
 
-def _reveal(svc: Services, who: SignedIn, case_id: int, acknowledged: bool) -> int | None:
-    """Record and audit the reveal; or, when a break is due and not acknowledged, audit
-    the reminder and return the reveals counted in the window."""
-    store, now = svc.store, utcnow()
+def _reveal(svc: Services, who: SignedIn, case_id: int, acknowledged: bool) -> RevealOutcome:
+    """Decide, record and audit the reveal (``review.exposure.reveal``)."""
     case = load_case(svc, case_id)
     item_id = kept_evidence(svc, case)
-    rule = BreakRule.of(svc.settings)
-    count = store.people.reveals_since(who.user.id, rule.since(now))
-    subject = f"case:{case.id}"
-    if rule.due(count) and not acknowledged:
-        record(
-            store,
-            who.user.actor,
-            AuditAction.REVIEW_BREAK_REMINDED,
-            subject,
-            reveals=count,
-            window_minutes=rule.window_minutes,
-        )
-        return count
-    # audited first: if the log cannot be written, nothing is revealed
-    record(
-        store,
-        who.user.actor,
-        AuditAction.CONTENT_REVEALED,
-        subject,
-        evidence=item_id,
-        session=who.session.id[:12],
-        reveals_in_window=count + 1,
-        window_minutes=rule.window_minutes,
-        after_break_reminder=acknowledged and rule.due(count),
+    return reveal(
+        svc.store.exposure,
+        user_id=who.user.id,
+        actor=who.user.actor,
+        case_id=case.id,
+        evidence_id=item_id,
+        session_id=who.session.id,
+        now=utcnow(),
+        breaks=BreakRule.of(svc.settings),
+        limit=RevealLimit.of(svc.settings),
+        acknowledged=acknowledged,
     )
-    store.people.record_reveal(who.user.id, case.id, session_id=who.session.id, at=now)
-    return None
 
 
 @router.post("/cases/{case_id}/reveal")
@@ -172,12 +157,28 @@ async def case_reveal(request: Request, case_id: CaseId, who: Revealer) -> Respo
     form = await request.form()
     acknowledged = field(form, "acknowledge_break") == "1"
     svc = services(request)
-    reminded = await run_in_threadpool(_reveal, svc, who, case_id, acknowledged)
-    if reminded is not None:
+    outcome = await run_in_threadpool(_reveal, svc, who, case_id, acknowledged)
+    if outcome.refused is not None:
+        wait = max(1, math.ceil((outcome.refused.until - utcnow()).total_seconds()))
+        response = page(
+            request,
+            "reveal_refused.html",
+            {
+                "case_id": case_id,
+                "refused": outcome.refused,
+                "limit": RevealLimit.of(svc.settings),
+                "until": when(outcome.refused.until),
+                "minutes": math.ceil(wait / 60),
+            },
+            status=429,
+        )
+        response.headers["Retry-After"] = str(wait)
+        return response
+    if outcome.reminded is not None:
         rule = BreakRule.of(svc.settings)
         return page(
             request,
             "break.html",
-            {"case_id": case_id, "reveals": reminded, "rule": rule},
+            {"case_id": case_id, "reveals": outcome.reminded, "rule": rule},
         )
     return back_to_case(case_id)
