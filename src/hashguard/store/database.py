@@ -21,6 +21,7 @@ from hashguard.store.banks import BankStore
 from hashguard.store.cases import CaseStore
 from hashguard.store.evidence import EvidenceStore
 from hashguard.store.exchanges import ExchangeStore
+from hashguard.store.flood import FloodStore
 from hashguard.store.people import PeopleStore
 from hashguard.store.scans import ScanStore
 from hashguard.store.tokens import TokenStore
@@ -84,6 +85,7 @@ class Store:
     cases: CaseStore
     actions: ActionStore
     people: PeopleStore
+    flood: FloodStore
 
     def close(self) -> None:
         self.engine.dispose()
@@ -123,4 +125,5 @@ def open_store(url: str, *, migrate: bool | None = None) -> Store:
         cases=CaseStore(engine),
         actions=ActionStore(engine),
         people=PeopleStore(engine),
+        flood=FloodStore(engine),
     )
