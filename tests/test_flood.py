@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
+from contextlib import closing
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -24,6 +26,7 @@ from hashguard.domain.flood import (
     InvalidFloodLimit,
 )
 from hashguard.domain.matches import Match, match_from_json, match_to_json
+from hashguard.domain.people import Role
 from hashguard.domain.policy import Action, BankPolicy
 from hashguard.domain.signals import Algorithm
 from hashguard.matching.matcher import Matcher
@@ -33,6 +36,8 @@ from hashguard.settings import Settings
 from hashguard.store import Store, open_store
 from hashguard.store.flood import FlagNotActive, UnknownFlag
 from tests.cli import hashguard
+from tests.server import running_server
+from tests.test_ui_pages import Person, form_post, ui_settings
 
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 #: made-up values, not from any list
@@ -324,3 +329,58 @@ def test_the_cli_lists_releases_and_tombstones(tmp_path: Path, home: Path) -> No
     hashguard("banks", "flood", "set", "national", "--max-items", "off", "--window", "7d")
     assert "flood_guard: off" in hashguard("banks", "show", "national").stdout
     hashguard("banks", "flood", "set", "national", "--window", "1y", check=2)
+
+
+def test_the_leads_page_lists_releases_and_tombstones(tmp_path: Path) -> None:
+    settings = ui_settings(f"sqlite:///{tmp_path / 'ui.db'}", tmp_path / "home")
+    with closing(open_store(settings.resolved_database_url)) as store:
+        known_bank(store, limit=FloodLimit(max_items=1))
+        flags = []
+        for value in (PDQ, PDQ_OTHER):
+            matches = matches_of(store, Algorithm.PDQ, value)
+            store.flood.observe(matches, item(1), now=T0)
+            flags.extend(store.flood.observe(matches, item(2), now=T0).flagged)
+        named, unnamed = flags
+        people = {}
+        for name, role in (("carol", Role.LEAD), ("alice", Role.REVIEWER), ("adam", Role.ADMIN)):
+            user = store.people.create_user(name, role)
+            session, secret = store.people.create_session(user.id, method="password", ip=None)
+            people[name] = Person(name, user.id, secret, session.csrf_token)
+    with running_server(settings) as base, people["carol"].client(base) as carol:
+        shown = carol.get("/ui/flood")
+        assert shown.status_code == 200
+        assert re.findall(r'class="flood-flag" data-flag-id="(\d+)"', shown.text) == [
+            str(unnamed.id),
+            str(named.id),
+        ]
+        assert "E-17" in shown.text
+        assert f"#{unnamed.entry_ref}" in shown.text
+        assert PDQ not in shown.text
+        assert PDQ_OTHER not in shown.text
+        assert 'href="/ui/flood"' in carol.get("/ui/").text
+        for name in ("alice", "adam"):
+            with people[name].client(base) as other:
+                assert other.get("/ui/flood").status_code == 403
+                path = f"/ui/flood/{named.id}/release"
+                assert form_post(other, path, people[name]).status_code == 403
+        release = f"/ui/flood/{named.id}/release"
+        assert carol.post(release).status_code == 403, "no CSRF token"
+        done = form_post(carol, release, people["carol"])
+        assert (done.status_code, done.headers["location"]) == (303, "/ui/flood?done=released")
+        assert form_post(carol, release, people["carol"]).status_code == 409
+        assert form_post(carol, "/ui/flood/99999/release", people["carol"]).status_code == 404
+        gone = form_post(carol, f"/ui/flood/{unnamed.id}/tombstone", people["carol"])
+        assert gone.headers["location"] == "/ui/flood?done=tombstoned"
+        after = carol.get("/ui/flood?done=tombstoned").text
+        assert "removed from its bank" in after
+        assert re.findall(r'class="flood-old" data-flag-id="(\d+)"', after) == [str(named.id)]
+    with closing(open_store(settings.resolved_database_url)) as store:
+        actors = [
+            (e.action, e.actor)
+            for e in store.audit.events()
+            if e.action in (AuditAction.BANK_ENTRY_RELEASED, AuditAction.BANK_ENTRY_TOMBSTONED)
+        ]
+        assert actors == [
+            (AuditAction.BANK_ENTRY_RELEASED, "user:carol"),
+            (AuditAction.BANK_ENTRY_TOMBSTONED, "user:carol"),
+        ]

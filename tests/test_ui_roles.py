@@ -40,6 +40,9 @@ EXPECTED: dict[tuple[str, str], frozenset[Permission]] = {
     ("POST", "/ui/dead-letters/{action_id}/retry"): frozenset({Permission.ACTIONS_MANAGE}),
     ("GET", "/ui/exposure"): frozenset({Permission.EXPOSURE_VIEW}),
     ("GET", "/ui/audit"): frozenset({Permission.AUDIT_READ}),
+    ("GET", "/ui/flood"): frozenset({Permission.FLOOD_MANAGE}),
+    ("POST", "/ui/flood/{flag_id}/release"): frozenset({Permission.FLOOD_MANAGE}),
+    ("POST", "/ui/flood/{flag_id}/tombstone"): frozenset({Permission.FLOOD_MANAGE}),
 }
 MISSING_ID = "987654"
 

@@ -38,6 +38,8 @@ class Permission(StrEnum):
     ACTIONS_MANAGE = "actions.manage"
     #: reveals per reviewer (exposure), to look after the team
     EXPOSURE_VIEW = "exposure.view"
+    #: entries the flood guard paused: see them, release or tombstone them
+    FLOOD_MANAGE = "flood.manage"
     AUDIT_READ = "audit.read"
     USERS_MANAGE = "users.manage"
 
@@ -53,6 +55,7 @@ ROLE_PERMISSIONS: Mapping[Role, frozenset[Permission]] = {
         Permission.CASE_ASSIGN,
         Permission.ACTIONS_MANAGE,
         Permission.EXPOSURE_VIEW,
+        Permission.FLOOD_MANAGE,
     },
     Role.ADMIN: frozenset(
         {
