@@ -212,12 +212,15 @@ def observe(
     now: datetime,
     alerts: Alerts | None = None,
     actor: str = GUARD_ACTOR,
+    audit: bool = True,
 ) -> FloodObservation:
     """Count one matched item (its ``sha256``) for every entry it matched, inside the
     caller's transaction; the entries whose automatic actions are paused for it (pass
     them to ``policy.decide(..., paused=...)``) and the flags it raised. A raised flag's
     alerts (``alerts(flag)``, e.g. webhooks) go into the outbox and its audit event
-    into the log, in the same transaction."""
+    into the log, in the same transaction. A caller that takes other locks after this
+    (cases, evidence) passes ``audit=False`` and calls ``audit_flags`` last: the audit
+    log's lock is best taken last (see ``store.audit.append_event``)."""
     entries = counted(matches)
     if not entries:
         return NOTHING_PAUSED
@@ -246,16 +249,26 @@ def observe(
     for flag in raised:
         for action in alerts(flag) if alerts is not None else ():
             enqueue(conn, action, at=at)
-    for flag in raised:  # the audit log's lock last (see store.audit.append_event)
+    observation = FloodObservation(paused=frozenset(paused), flagged=tuple(raised))
+    if audit:  # the audit log's lock last (see store.audit.append_event)
+        audit_flags(conn, observation, now=at, actor=actor)
+    return observation
+
+
+def audit_flags(
+    conn: Connection, observation: FloodObservation, *, now: datetime, actor: str = GUARD_ACTOR
+) -> None:
+    """The ``bank.entry_flooded`` events of the flags ``observe(..., audit=False)``
+    raised, inside the caller's transaction."""
+    for flag in observation.flagged:
         append_event(
             conn,
             actor,
             AuditAction.BANK_ENTRY_FLOODED,
             f"bank:{flag.bank}",
             flag_details(flag),
-            at=at,
+            at=utc(now),
         )
-    return FloodObservation(paused=frozenset(paused), flagged=tuple(raised))
 
 
 _ACTIVE = select(flood_flags).join(flood_entries, flood_entries.c.flag_id == flood_flags.c.id)
