@@ -19,6 +19,7 @@ import typer
 from hashguard.actions.flood import flood_alerts
 from hashguard.audit import verify
 from hashguard.cli.banks import _window
+from hashguard.demo.corpus import Kind, encode, generate
 from hashguard.domain.actions import EventType, WebhookEndpoint
 from hashguard.domain.audit import AuditAction
 from hashguard.domain.banks import BankEntry, BankKind
@@ -33,6 +34,7 @@ from hashguard.domain.matches import Match, match_from_json, match_to_json
 from hashguard.domain.people import Role
 from hashguard.domain.policy import Action, BankPolicy
 from hashguard.domain.signals import Algorithm
+from hashguard.hashing.kernel import HashOptions, hash_data
 from hashguard.matching.matcher import Matcher
 from hashguard.policy import decide
 from hashguard.policy.flood import counted, floods
@@ -445,3 +447,30 @@ def test_window_option() -> None:
     ]
     with pytest.raises(typer.BadParameter):
         _window("a fortnight")
+
+
+def test_from_image_bytes_to_decision(store: Store) -> None:
+    """Real hashing and matching: re-encodes of one benign generated image on a PDQ list
+    are distinct items of the same entry; past the limit their decision is review."""
+    image = generate(Kind.PHOTO, 5, 256, 192)
+    options = HashOptions(max_pixels=10**7)
+    listed = hash_data(encode(image, "PNG"), options).signals
+    assert listed is not None
+    store.banks.create("pdq-list")
+    store.banks.add_entries(
+        "pdq-list", [BankEntry(algorithm=Algorithm.PDQ, value=listed.pdq[0].value)]
+    )
+    store.flood.set_limit("pdq-list", FloodLimit(max_items=2), actor="cli:test")
+    matcher = Matcher.build(store.banks)
+    policies = {bank.name: bank.policy for bank in matcher.banks}
+    decisions = []
+    for quality in (95, 85, 75, 65):
+        signals = hash_data(encode(image, "JPEG", quality=quality), options).signals
+        assert signals is not None
+        matches = matcher.match(signals)
+        assert matches
+        seen = store.flood.observe(matches, signals.sha256, now=T0 + timedelta(minutes=quality))
+        decisions.append(decide(matches, [], policies, paused=seen.paused).action)
+    assert decisions == [Action.ACT, Action.ACT, Action.REVIEW, Action.REVIEW]
+    (flag,) = store.flood.paused()
+    assert (flag.entry_id, flag.distinct_items, flag.paused_matches) == (None, 3, 2)
