@@ -440,9 +440,9 @@ def flood_list(
             _entry(flag),
             str(flag.state),
             str(flag.distinct_items),
-            flag.limit.describe().removeprefix("pause an entry after "),
+            flag.limit.short(),
             str(flag.paused_matches),
-            flag.flagged_at.isoformat(timespec="seconds"),
+            flag.flagged_at.strftime("%Y-%m-%d %H:%M"),
         )
     out.print(table)
     err.print(

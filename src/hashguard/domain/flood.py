@@ -58,6 +58,12 @@ class FloodLimit:
             f"in {_span(self.window)}"
         )
 
+    def short(self) -> str:
+        """``> 100 in 1d``, or ``off``."""
+        if self.max_items is None:
+            return "off"
+        return f"> {self.max_items} in {_span(self.window).replace(' ', '')}"
+
 
 def _span(window: timedelta) -> str:
     seconds = int(window.total_seconds())
