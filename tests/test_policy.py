@@ -4,6 +4,7 @@ store (SQLite and PostgreSQL), ``hashguard scan --json`` and POST /v1/scan."""
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import httpx
@@ -159,6 +160,39 @@ def test_remote_matches_go_to_review_and_banks_can_outrank_them() -> None:
     assert "remote service photodna matched" in decision.rule
     assert decide([], [silent], {}) == NO_MATCH
     assert decide([exact("b")], [matched], {}).action is Action.ACT  # default policy
+
+
+def test_a_paused_entry_goes_to_review_and_only_that_entry() -> None:
+    flooding = replace(exact("b", entry_ref=7), entry_id="E-1")
+    unnamed = pdq("b", 3, entry_ref=8)
+    other = pdq("c", 4, entry_ref=9)
+    policies = {"b": BankPolicy(), "c": BankPolicy()}
+    # nothing paused: as before
+    assert decide([flooding], [], policies).action is Action.ACT
+    decision = decide([flooding], [], policies, paused={7})
+    assert decision.action is Action.REVIEW
+    assert decision.bank == "b"
+    assert decision.rule == (
+        "review: bank b entry E-1 is paused by the flood guard (it matched too many "
+        "distinct items; would act: exact md5 match (exact matches: act))"
+    )
+    # an entry without the list's id is named by its reference, never by its hash
+    assert "entry #8 is paused" in decide([unnamed], [], policies, paused={8}).rule
+    # another entry of the file still acts
+    both = decide([flooding, other], [], policies, paused={7})
+    assert (both.action, both.bank) == (Action.ACT, "c")
+    # a match that goes to review or is ignored anyway is judged as before
+    review = pdq("b", 20, entry_ref=7)
+    assert decide([review], [], policies, paused={7}) == decide([review], [], policies)
+    far = pdq("b", 40, entry_ref=7)
+    strict = {"b": BankPolicy(review_max_distance=30)}
+    assert decide([far], [], strict, paused={7}).action is Action.IGNORE
+    # a shadow bank never acts: its would-be decision is recorded as before
+    shadow = {"b": BankPolicy(shadow=True)}
+    assert decide([flooding], [], shadow, paused={7}) == decide([flooding], [], shadow)
+    # remote matches have no entry: unaffected
+    remote = RemoteResult(service="photodna", status=RemoteStatus.MATCHED, method="hash")
+    assert decide([], [remote], {}, paused={7}).action is REMOTE_ACTION
 
 
 def test_decision_json_round_trip_and_policy_validation() -> None:

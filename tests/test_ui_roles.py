@@ -41,6 +41,9 @@ EXPECTED: dict[tuple[str, str], frozenset[Permission]] = {
     ("GET", "/ui/exposure"): frozenset({Permission.EXPOSURE_VIEW}),
     ("POST", "/ui/exposure/grant"): frozenset({Permission.EXPOSURE_GRANT}),
     ("GET", "/ui/audit"): frozenset({Permission.AUDIT_READ}),
+    ("GET", "/ui/flood"): frozenset({Permission.FLOOD_MANAGE}),
+    ("POST", "/ui/flood/{flag_id}/release"): frozenset({Permission.FLOOD_MANAGE}),
+    ("POST", "/ui/flood/{flag_id}/tombstone"): frozenset({Permission.FLOOD_MANAGE}),
 }
 MISSING_ID = "987654"
 

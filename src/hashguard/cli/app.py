@@ -8,6 +8,7 @@ from hashguard.cli import banks, config, db, demo, exchanges, hash, plugins, sca
 from hashguard.cli.actions import app as actions_app
 from hashguard.cli.audit import app as audit_app
 from hashguard.cli.cases import app as cases_app
+from hashguard.cli.doctor import doctor as doctor_command
 from hashguard.cli.evidence import app as evidence_app
 from hashguard.cli.exposure import app as exposure_app
 from hashguard.cli.remote import app as remote_app
@@ -39,3 +40,4 @@ app.command("serve")(serve.serve)
 app.command("hash")(hash.hash_files)
 app.command("scan")(scan.scan)
 app.command("demo")(demo.demo)
+app.command("doctor")(doctor_command)

@@ -7,6 +7,9 @@ their licences. ``show`` gives counts, provenance and settings only.
 from __future__ import annotations
 
 import json
+import re
+from dataclasses import asdict
+from datetime import timedelta
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
@@ -21,9 +24,16 @@ from hashguard.banks.formats import ListFormat
 from hashguard.banks.importer import ImportOptions, NewBank, import_list
 from hashguard.cli.context import err, fail, out, store_of
 from hashguard.domain.banks import DEFAULT_PDQ_THRESHOLD, MAX_PDQ_THRESHOLD, Bank, BankKind
+from hashguard.domain.flood import (
+    DEFAULT_FLOOD_MAX_ITEMS,
+    FloodFlag,
+    FloodLimit,
+    InvalidFloodLimit,
+)
 from hashguard.domain.policy import Action, InvalidPolicy
 from hashguard.domain.signals import Algorithm
 from hashguard.store.banks import KEEP, BankExists, InvalidBankName, UnknownBank
+from hashguard.store.flood import FlagNotActive, UnknownFlag
 
 
 class ExactAction(StrEnum):
@@ -252,11 +262,18 @@ def show(
             stats = store.banks.stats(name)
         except UnknownBank as exc:
             raise fail(str(exc)) from None
+        flood_limit, flooded = store.flood.limit(name), store.flood.paused(bank=name)
     shown = {
         **_bank_json(stats.bank),
         "entries": {str(algorithm): count for algorithm, count in sorted(stats.active.items())},
         "removed_entries": stats.removed,
         "imports": stats.imports,
+        "flood_guard": flood_limit.describe(),
+        # entries the flood guard paused: by entry id and flag, never by hash
+        "flooded_entries": [
+            {"flag": f.id, "entry": _entry(f), "state": str(f.state), "since": str(f.flagged_at)}
+            for f in flooded
+        ],
     }
     if as_json:
         out.print(json.dumps(shown), markup=False)
@@ -350,3 +367,161 @@ def delete(
             raise fail(str(exc)) from None
         record(store, cli_actor(), "bank.deleted", f"bank:{name}")
     err.print(f"deleted bank {name!r}")
+
+
+# -- the flood guard -------------------------------------------------------------------
+
+flood_app = typer.Typer(
+    help="The flood guard: list entries paused because they matched too many distinct "
+    "items; release or tombstone them, set a bank's limit.",
+    no_args_is_help=True,
+)
+app.add_typer(flood_app, name="flood")
+
+_UNITS = {"s": 1, "min": 60, "m": 60, "h": 3600, "d": 86400}
+
+
+def _window(value: str) -> timedelta:
+    """``90min``, ``24h``, ``7d`` or seconds."""
+    match = re.fullmatch(r"\s*(\d{1,9})\s*(s|min|m|h|d)?\s*", value)
+    if match is None:
+        raise typer.BadParameter(f"{value!r} is not a window: e.g. 90min, 24h, 7d")
+    return timedelta(seconds=int(match[1]) * _UNITS[match[2] or "s"])
+
+
+def _entry(flag: FloodFlag) -> str:
+    return flag.entry_id or f"#{flag.entry_ref}"
+
+
+def _flag_json(flag: FloodFlag) -> dict[str, object]:
+    return {
+        "flag": flag.id,
+        "bank": flag.bank,
+        "entry_ref": flag.entry_ref,
+        "entry_id": flag.entry_id,
+        "category": flag.category,
+        "state": str(flag.state),
+        "pauses": flag.pauses,
+        "flagged_at": flag.flagged_at.isoformat(),
+        "distinct_items": flag.distinct_items,
+        "max_items": flag.limit.max_items,
+        "window_seconds": int(flag.limit.window.total_seconds()),
+        "paused_matches": flag.paused_matches,
+        "last_paused_at": flag.last_paused_at.isoformat() if flag.last_paused_at else None,
+        "resolved_at": flag.resolved_at.isoformat() if flag.resolved_at else None,
+        "resolved_by": flag.resolved_by,
+    }
+
+
+@flood_app.command("list")
+def flood_list(
+    ctx: typer.Context,
+    bank: Annotated[str | None, typer.Option(help="Only this bank's entries.")] = None,
+    everything: Annotated[
+        bool, typer.Option("--all", help="Every flag ever raised, not only the pausing ones.")
+    ] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="JSON output.")] = False,
+) -> None:
+    """Entries the flood guard paused (never their hashes), and the guard's counts."""
+    with store_of(ctx) as store:
+        flags = store.flood.history(bank=bank) if everything else store.flood.paused(bank=bank)
+        counts = store.flood.counts(bank=bank)
+    if as_json:
+        out.print(
+            json.dumps({"flags": [_flag_json(f) for f in flags], "counts": asdict(counts)}),
+            markup=False,
+        )
+        return
+    table = Table("flag", "bank", "entry", "state", "distinct", "limit", "paused", "since")
+    for flag in flags:
+        table.add_row(
+            str(flag.id),
+            flag.bank,
+            _entry(flag),
+            str(flag.state),
+            str(flag.distinct_items),
+            flag.limit.short(),
+            str(flag.paused_matches),
+            flag.flagged_at.strftime("%Y-%m-%d %H:%M"),
+        )
+    out.print(table)
+    err.print(
+        f"{counts.paused_now} entr{'y' if counts.paused_now == 1 else 'ies'} paused now; "
+        f"{counts.flagged} flagged, {counts.released} released, {counts.tombstoned} "
+        f"tombstoned, {counts.paused_matches} matched item(s) sent to review instead of acted on",
+        highlight=False,
+    )
+
+
+def _resolve(ctx: typer.Context, flag_id: int, *, tombstone: bool) -> FloodFlag:
+    with store_of(ctx) as store:
+        try:
+            if tombstone:
+                return store.flood.tombstone(flag_id, actor=cli_actor())
+            return store.flood.release(flag_id, actor=cli_actor())
+        except (UnknownFlag, FlagNotActive) as exc:
+            raise fail(str(exc)) from None
+
+
+@flood_app.command("release")
+def flood_release(
+    ctx: typer.Context,
+    flag_id: Annotated[int, typer.Argument(min=1, help="The flag (see `banks flood list`).")],
+    yes: Annotated[bool, typer.Option("--yes", help="Do not ask for confirmation.")] = False,
+) -> None:
+    """Let a paused entry act automatically again; its counter restarts (audited)."""
+    if not yes:
+        typer.confirm(f"Let flag {flag_id}'s entry act automatically again?", abort=True, err=True)
+    flag = _resolve(ctx, flag_id, tombstone=False)
+    err.print(f"released entry {_entry(flag)} of bank {flag.bank!r}: it acts again")
+
+
+@flood_app.command("tombstone")
+def flood_tombstone(
+    ctx: typer.Context,
+    flag_id: Annotated[int, typer.Argument(min=1, help="The flag (see `banks flood list`).")],
+    yes: Annotated[bool, typer.Option("--yes", help="Do not ask for confirmation.")] = False,
+) -> None:
+    """Remove a paused entry from its bank; it stays paused should an import bring it
+    back (audited)."""
+    if not yes:
+        typer.confirm(f"Remove flag {flag_id}'s entry from its bank?", abort=True, err=True)
+    flag = _resolve(ctx, flag_id, tombstone=True)
+    err.print(f"tombstoned entry {_entry(flag)} of bank {flag.bank!r}")
+
+
+@flood_app.command("set")
+def flood_set(
+    ctx: typer.Context,
+    bank: str,
+    max_items: Annotated[
+        str,
+        typer.Option(
+            "--max-items",
+            metavar="N|off",
+            help="Pause an entry once it matched more than N distinct items in the window "
+            f"(default {DEFAULT_FLOOD_MAX_ITEMS}; 'off': never).",
+        ),
+    ] = str(DEFAULT_FLOOD_MAX_ITEMS),
+    window: Annotated[
+        str,
+        typer.Option(
+            "--window", help="The window, e.g. 90min, 24h, 7d (default 24h).", metavar="SPAN"
+        ),
+    ] = "24h",
+) -> None:
+    """Set a bank's flood limit (audited)."""
+    if max_items.lower() == "off":
+        items = None
+    elif max_items.isdigit():
+        items = int(max_items)
+    else:
+        raise typer.BadParameter(f"{max_items!r} is not a number or 'off'")
+    with store_of(ctx) as store:
+        try:
+            limit = store.flood.set_limit(
+                bank, FloodLimit(max_items=items, window=_window(window)), actor=cli_actor()
+            )
+        except (UnknownBank, InvalidFloodLimit) as exc:
+            raise fail(str(exc)) from None
+    err.print(f"bank {bank!r}: flood guard {limit.describe()}")

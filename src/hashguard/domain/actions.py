@@ -23,6 +23,8 @@ class EventType(StrEnum):
     CASE_CONFIRMED = "case.confirmed"
     CASE_FALSE_POSITIVE = "case.false_positive"
     CONTENT_QUARANTINED = "content.quarantined"
+    #: the flood guard paused a list entry (for leads: release or tombstone it)
+    BANK_ENTRY_FLOODED = "bank.entry_flooded"
 
 
 class ActionState(StrEnum):

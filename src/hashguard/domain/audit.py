@@ -28,6 +28,13 @@ class AuditAction(StrEnum):
     BANK_DELETED = "bank.deleted"
     BANK_ENTRIES_ADDED = "bank.entries_added"
     BANK_ENTRIES_REMOVED = "bank.entries_removed"
+    #: the flood guard paused an entry that matched too many distinct items
+    BANK_ENTRY_FLOODED = "bank.entry_flooded"
+    #: a lead let a paused entry act again (its counter restarts)
+    BANK_ENTRY_RELEASED = "bank.entry_released"
+    #: a lead removed a paused entry from its bank
+    BANK_ENTRY_TOMBSTONED = "bank.entry_tombstoned"
+    BANK_FLOOD_CONFIGURED = "bank.flood_configured"
     TOKEN_CREATED = "token.created"  # noqa: S105 (an action name)
     TOKEN_REVOKED = "token.revoked"  # noqa: S105 (an action name)
     EXCHANGE_ADDED = "exchange.added"

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from hashguard.domain.banks import BankKind
@@ -17,6 +17,9 @@ class Match:
     ``frame`` and ``transform`` say which frame and which dihedral variant of the
     file matched (``original`` unless dihedral matching found a rotated/mirrored copy).
     ``suppressed_by`` names the allow bank that suppressed this match, if one did.
+    ``entry_ref`` is the store's reference to the matched entry (the flood guard counts
+    per entry): set by the matcher, never in JSON or any output, and not compared (a
+    match read back from JSON equals the one the matcher made).
     """
 
     bank: str
@@ -28,6 +31,7 @@ class Match:
     frame: int = 0
     transform: str = "original"
     suppressed_by: str | None = None
+    entry_ref: int | None = field(default=None, compare=False, repr=False)
 
     @property
     def effective(self) -> bool:

@@ -40,6 +40,8 @@ class Permission(StrEnum):
     EXPOSURE_VIEW = "exposure.view"
     #: extra reveals for a reviewer who reached the exposure limit (a lead's call)
     EXPOSURE_GRANT = "exposure.grant"
+    #: entries the flood guard paused: see them, release or tombstone them
+    FLOOD_MANAGE = "flood.manage"
     AUDIT_READ = "audit.read"
     USERS_MANAGE = "users.manage"
 
@@ -56,6 +58,7 @@ ROLE_PERMISSIONS: Mapping[Role, frozenset[Permission]] = {
         Permission.ACTIONS_MANAGE,
         Permission.EXPOSURE_VIEW,
         Permission.EXPOSURE_GRANT,
+        Permission.FLOOD_MANAGE,
     },
     Role.ADMIN: frozenset(
         {

@@ -276,6 +276,7 @@ class Matcher:
                         category=category,
                         frame=item.frame,
                         transform=item.transform,
+                        entry_ref=item.payload,
                     )
                 )
             result.append(matches)

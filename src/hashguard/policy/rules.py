@@ -16,17 +16,22 @@ would have suppressed is judged as usual and the allow bank's would-be "ignore" 
 recorded among the shadow decisions. A remote service's match goes to review (``REMOTE_ACTION``):
 its list and its threshold are the service's, not a bank we have vetted and banded.
 A bank missing from ``policies`` gets the default ``BankPolicy()``.
+
+The flood guard (``paused``: entry references, see ``policy.flood``): a match of a
+paused entry that would act goes to review instead, and its rule says the flood guard
+paused the entry; the file's other matches are judged as usual.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
 
 from hashguard.domain.banks import BankKind
 from hashguard.domain.matches import Match
 from hashguard.domain.policy import NO_MATCH, Action, BankPolicy, Decision
 from hashguard.domain.remote import RemoteResult, RemoteStatus
+from hashguard.policy.flood import entry_label
 
 #: What a remote service's match leads to (see the module docstring).
 REMOTE_ACTION = Action.REVIEW
@@ -82,13 +87,20 @@ def _band(match: Match, policy: BankPolicy, action: Action) -> str:
     return f"{distance} beyond the review band (<= {review})"
 
 
-def _judged(match: Match, policy: BankPolicy) -> _Judged:
+def _judged(match: Match, policy: BankPolicy, paused: Collection[int] = ()) -> _Judged:
     action = judge(match, policy)
     shadow = " (shadow bank: recorded, not acted on)" if policy.shadow else ""
+    rule = f"{action}: bank {match.bank} {_band(match, policy, action)}{shadow}"
+    if action is Action.ACT and not policy.shadow and match.entry_ref in paused:
+        action = Action.REVIEW
+        rule = (
+            f"review: bank {match.bank} {entry_label(match)} is paused by the flood guard "
+            f"(it matched too many distinct items; would act: {_band(match, policy, Action.ACT)})"
+        )
     return _Judged(
         decision=Decision(
             action=action,
-            rule=f"{action}: bank {match.bank} {_band(match, policy, action)}{shadow}",
+            rule=rule,
             bank=match.bank,
             shadow=policy.shadow,
         ),
@@ -136,8 +148,10 @@ def decide(
     matches: Iterable[Match],
     remote: Iterable[RemoteResult],
     policies: Mapping[str, BankPolicy],
+    paused: Collection[int] = frozenset(),
 ) -> Decision:
-    """The decision about one file; see the module docstring. Pure: no I/O."""
+    """The decision about one file; see the module docstring. ``paused``: the entries
+    (``Match.entry_ref``) the flood guard paused. Pure: no I/O."""
     live: list[_Judged] = []
     shadow: dict[str, list[_Judged]] = {}
     suppressed: dict[str, set[str]] = {}
@@ -152,7 +166,7 @@ def decide(
             # an allow bank on trial: it records what it would suppress, and the
             # match is judged as if it were not there
             shadow.setdefault(match.suppressed_by, []).append(_would_suppress(match))
-        judged = _judged(match, policy)
+        judged = _judged(match, policy, paused)
         if policy.shadow:
             shadow.setdefault(match.bank, []).append(judged)
         else:

@@ -22,6 +22,7 @@ from hashguard.store.cases import CaseStore
 from hashguard.store.evidence import EvidenceStore
 from hashguard.store.exchanges import ExchangeStore
 from hashguard.store.exposure import ExposureStore
+from hashguard.store.flood import FloodStore
 from hashguard.store.people import PeopleStore
 from hashguard.store.remote_secrets import RemoteSecretStore
 from hashguard.store.scans import ScanStore
@@ -88,6 +89,7 @@ class Store:
     people: PeopleStore
     remote_secrets: RemoteSecretStore
     exposure: ExposureStore
+    flood: FloodStore
 
     def close(self) -> None:
         self.engine.dispose()
@@ -129,4 +131,5 @@ def open_store(url: str, *, migrate: bool | None = None) -> Store:
         people=PeopleStore(engine),
         remote_secrets=RemoteSecretStore(engine),
         exposure=ExposureStore(engine),
+        flood=FloodStore(engine),
     )

@@ -147,6 +147,62 @@ bank_imports = Table(
     Column("invalid", Integer, nullable=False),
 )
 
+#: The flood guard (``store.flood``): a bank's limit (no row: the defaults).
+flood_limits = Table(
+    "flood_limits",
+    metadata,
+    Column("bank_id", Id, ForeignKey("banks.id", ondelete="CASCADE"), primary_key=True),
+    # NULL: the guard is off for this bank
+    Column("max_items", Integer),
+    Column("window_seconds", Integer, nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+)
+
+#: One row per entry that ever matched: the row each observation of the entry updates
+#: first (it orders concurrent observers), and the flag that pauses it, if any.
+flood_entries = Table(
+    "flood_entries",
+    metadata,
+    Column("entry_ref", Id, ForeignKey("bank_entries.id", ondelete="CASCADE"), primary_key=True),
+    Column("bank_id", Id, ForeignKey("banks.id", ondelete="CASCADE"), nullable=False, index=True),
+    Column("flag_id", BigInteger),
+    Column("observed_at", DateTime(timezone=True), nullable=False),
+)
+
+#: The distinct content items (SHA-256) each entry matched, pruned past the window.
+flood_seen = Table(
+    "flood_seen",
+    metadata,
+    Column("entry_ref", Id, ForeignKey("bank_entries.id", ondelete="CASCADE"), primary_key=True),
+    Column("sha256", String(64), primary_key=True),
+    Column("seen_at", DateTime(timezone=True), nullable=False),
+    Index("ix_flood_seen_entry_seen", "entry_ref", "seen_at"),
+)
+
+#: Every flag raised, with how it ended: kept when the entry or its bank is deleted
+#: (statistics count them), so no foreign keys.
+flood_flags = Table(
+    "flood_flags",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("entry_ref", BigInteger, nullable=False),
+    Column("bank_id", BigInteger, nullable=False),
+    Column("bank", String(100), nullable=False),
+    Column("entry_id", Text),
+    Column("category", Text),
+    Column("state", String(16), nullable=False),
+    Column("flagged_at", DateTime(timezone=True), nullable=False),
+    Column("distinct_items", Integer, nullable=False),
+    Column("max_items", Integer, nullable=False),
+    Column("window_seconds", Integer, nullable=False),
+    Column("paused_matches", BigInteger, nullable=False),
+    Column("last_paused_at", DateTime(timezone=True)),
+    Column("resolved_at", DateTime(timezone=True)),
+    Column("resolved_by", String(200)),
+    Index("ix_flood_flags_state", "state"),
+    Index("ix_flood_flags_flagged_at", "flagged_at"),
+)
+
 scan_runs = Table(
     "scan_runs",
     metadata,

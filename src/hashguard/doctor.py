@@ -1,0 +1,364 @@
+"""``hashguard doctor``'s checks: each a name and a function of the installation that
+says ok, warn or fail, with one line of why. Nothing here changes anything: the store is
+not migrated or created, no master key is created, no snapshot is written.
+
+A check is a ``Check(name=..., run=...)`` whose ``run(ctx)`` returns ``(ok, message)``:
+``ok`` a ``bool`` (``False`` is a problem) or a ``Level`` (``warn``: worth reading, not a
+problem; ``skip``: could not be checked because an earlier check failed). ``CHECKS`` is
+the default list; checks that need functions written elsewhere are made by the
+``*_check`` factories below (permissions, orphans, the Graph API version) and added to
+the list where those functions exist.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime
+from enum import StrEnum
+from pathlib import Path
+
+from hashguard.banks.exchanges.graph_api import DEFAULT_VERSION, graph_api_warning
+from hashguard.demo.corpus import Kind, encode, generate
+from hashguard.domain.banks import BankKind
+from hashguard.hashing.isolate import HashingPool
+from hashguard.hashing.kernel import HashOptions
+from hashguard.keys import MasterKey, MasterKeyError
+from hashguard.matching import snapshot
+from hashguard.settings import Settings
+from hashguard.store import Store, open_store
+from hashguard.store.database import SchemaOutOfDate, current_revision, head_revision, make_engine
+
+
+class Level(StrEnum):
+    OK = "ok"
+    WARN = "warn"
+    FAIL = "fail"
+    SKIP = "skip"
+
+
+Outcome = tuple[Level | bool, str]
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Result:
+    name: str
+    level: Level
+    message: str
+
+
+class Doctor:
+    """What checks may use: the settings, the day, and the store (opened once, only if
+    it is reachable and its schema current; ``None`` otherwise, with the reason)."""
+
+    def __init__(self, settings: Settings, *, today: date) -> None:
+        self.settings = settings
+        self.today = today
+        self._store: Store | None = None
+        self._store_error: str | None = None
+        self._reachable = False
+        self._opened = False
+
+    @property
+    def store(self) -> Store | None:
+        if not self._opened:
+            self._opened = True
+            self._store, self._store_error, self._reachable = _open(self.settings)
+        return self._store
+
+    @property
+    def store_error(self) -> str | None:
+        _ = self.store
+        return self._store_error
+
+    @property
+    def reachable(self) -> bool:
+        """The database answered (its schema may still be out of date)."""
+        _ = self.store
+        return self._reachable
+
+    def close(self) -> None:
+        if self._store is not None:
+            self._store.close()
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Check:
+    name: str
+    run: Callable[[Doctor], Outcome]
+
+
+def _open(settings: Settings) -> tuple[Store | None, str | None, bool]:
+    """The store, or why not, and whether the database answered."""
+    url = settings.resolved_database_url
+    if settings.database_url is None:
+        path = settings.home / "hashguard.db"
+        if not path.is_file():  # connecting would create it
+            return None, f"no database at {path} (any command but doctor creates it)", False
+    try:
+        return open_store(url, migrate=False), None, True
+    except SchemaOutOfDate as exc:
+        return None, str(exc), True
+    except Exception as exc:  # noqa: BLE001 - any driver error: the store is unreachable
+        return None, f"{type(exc).__name__}: {_first_line(exc)}", False
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0][:300] if text else type(exc).__name__
+
+
+def _needs_store(doctor: Doctor) -> Store | Outcome:
+    store = doctor.store
+    if store is None:
+        return Level.SKIP, "the store is not usable (see above)"
+    return store
+
+
+# -- the checks ----------------------------------------------------------------------
+
+
+def check_master_key(doctor: Doctor) -> Outcome:
+    """Present and well-formed, and kept somewhere a copy of the home does not lose it.
+
+    Only ``$HASHGUARD_HOME/master.key`` (neither ``HASHGUARD_MASTER_KEY`` nor
+    ``HASHGUARD_MASTER_KEY_FILE`` configured) is a warning: the key then lives next to
+    the database whose credentials it seals, so losing the home loses both and a copy
+    of the home holds both. A missing default key is fine (it is created when first
+    needed); a configured one that is missing or malformed is a problem."""
+    settings = doctor.settings
+    backup = "keep a copy apart from this machine and the database backups"
+    try:
+        if settings.master_key is not None:
+            MasterKey.load(
+                value=settings.master_key.get_secret_value(),
+                file=None,
+                default_file=settings.default_master_key_file,
+            )
+            return True, f"from HASHGUARD_MASTER_KEY; {backup}"
+        if settings.master_key_file is not None:
+            MasterKey.load(
+                value=None,
+                file=settings.master_key_file,
+                default_file=settings.default_master_key_file,
+            )
+            return True, f"in {settings.master_key_file} (HASHGUARD_MASTER_KEY_FILE); {backup}"
+        default = settings.default_master_key_file
+        if not default.exists():
+            return True, f"none yet (created in {default} when first needed)"
+        MasterKey.load(value=None, file=default, default_file=default)
+    except MasterKeyError as exc:
+        return False, str(exc)
+    return Level.WARN, (
+        f"only in {default}, next to the database it protects: copy it somewhere else "
+        "and set HASHGUARD_MASTER_KEY_FILE (or HASHGUARD_MASTER_KEY) to that copy"
+    )
+
+
+def check_store(doctor: Doctor) -> Outcome:
+    store, error = doctor.store, doctor.store_error
+    engine_name = doctor.settings.resolved_database_url.split(":", 1)[0].split("+")[0]
+    if store is None:
+        if doctor.reachable:
+            return True, f"{engine_name} reachable (its schema: see the next line)"
+        return False, f"{engine_name}: {error}"
+    try:
+        store.ping()
+    except Exception as exc:  # noqa: BLE001 - any driver error
+        return False, f"{engine_name}: {_first_line(exc)}"
+    return True, f"{engine_name} reachable"
+
+
+def check_migrations(doctor: Doctor) -> Outcome:
+    settings = doctor.settings
+    if settings.database_url is None and not (settings.home / "hashguard.db").is_file():
+        return Level.SKIP, "no database yet"
+    engine = make_engine(settings.resolved_database_url)
+    try:
+        current, head = current_revision(engine), head_revision(engine)
+    except Exception as exc:  # noqa: BLE001 - unreachable: reported by the store check
+        return Level.SKIP, f"cannot read the schema version: {_first_line(exc)}"
+    finally:
+        engine.dispose()
+    if current == head:
+        return True, f"schema at head ({head})"
+    return (
+        False,
+        f"schema at {current or 'nothing'}, this version needs {head}: run `hashguard db upgrade`",
+    )
+
+
+def check_index(doctor: Doctor) -> Outcome:
+    """The saved match index belongs to this store and how far behind it is. Behind is
+    normal (a server catches up when it loads it); another store's or a damaged
+    snapshot is not (it is rebuilt, but something wrote it)."""
+    found = _needs_store(doctor)
+    if not isinstance(found, Store):
+        return found
+    path = doctor.settings.index_path
+    if not path.exists():
+        return True, f"no snapshot yet at {path} (built when a server or scan first needs it)"
+    try:
+        _, meta = snapshot.read(path)
+    except snapshot.SnapshotError as exc:
+        return False, f"{exc}: delete it (it is rebuilt), and find out what wrote it"
+    if meta.get("store_id") != found.banks.store_id():
+        return False, f"{path} was saved from another store: is the home shared?"
+    behind = found.banks.change_seq() - int(meta.get("seq", 0))
+    if behind <= 0:
+        return True, "snapshot current with the store's bank changes"
+    return Level.WARN, (
+        f"snapshot {behind} bank change(s) behind the store (caught up when loaded; "
+        "rewritten once the changes are worth compacting)"
+    )
+
+
+#: the benign image the pool check hashes (generated: no file is read)
+_PROBE_SIZE = (64, 48)
+
+
+def check_pool(doctor: Doctor) -> Outcome:
+    """Start one isolated hashing worker, hash a small generated image, stop it."""
+    settings = doctor.settings
+    image = encode(generate(Kind.PHOTO, 7, *_PROBE_SIZE), "PNG")
+    started = time.monotonic()
+    try:
+        with HashingPool(
+            workers=1,
+            options=HashOptions(max_pixels=settings.max_pixels, pdq_mode=settings.pdq_mode),
+            timeout=settings.decode_timeout,
+            memory_mb=settings.worker_memory_mb,
+        ) as pool:
+            output = pool.submit_data(image).result(timeout=settings.decode_timeout + 30)
+    except Exception as exc:  # noqa: BLE001 - whatever stops the pool is the finding
+        return False, f"the worker pool failed: {_first_line(exc)}"
+    took = time.monotonic() - started
+    if output.signals is None or not output.signals.pdq:
+        return False, f"a worker could not hash a generated image: {output.reason}"
+    return True, f"a worker started and hashed a generated image (PDQ) in {took:.1f} s"
+
+
+def check_weakening_settings(doctor: Doctor) -> Outcome:
+    """Settings that make the service less safe than its defaults. Each can be right
+    for a test set-up; in production each needs a reason."""
+    settings = doctor.settings
+    found: list[str] = []
+    for name, options in sorted(settings.remote.items()):
+        if options.get("test_mode", True):
+            found.append(f"remote matcher {name} is in test mode (its real lists are not used)")
+    if not settings.review_second_confirmation:
+        found.append(
+            "a single confirmation makes a case reportable (review_second_confirmation off)"
+        )
+    if settings.review_break_after_reveals == 0:
+        found.append("reviewers are never reminded to take a break (review_break_after_reveals 0)")
+    if not settings.ui_secure_cookies:
+        found.append("session cookies are sent over plain http (ui_secure_cookies off)")
+    store = doctor.store
+    if store is not None:
+        for bank in store.banks.list():
+            if bank.enabled and bank.kind is BankKind.KNOWN and bank.policy.shadow:
+                found.append(f"bank {bank.name} is in shadow mode (its matches are not acted on)")
+            if (
+                bank.enabled
+                and bank.kind is BankKind.KNOWN
+                and not store.flood.limit(bank.name).enabled
+            ):
+                found.append(f"bank {bank.name} has the flood guard off")
+    if not found:
+        return True, "none of the settings weakens the defaults"
+    return Level.WARN, "; ".join(found)
+
+
+# -- slots: checks built on functions written elsewhere --------------------------------
+
+
+def permissions_check(problems: Callable[[Path], Sequence[str]]) -> Check:
+    """The home's and its files' permissions, by ``problems(home)`` (one line each)."""
+
+    def run(doctor: Doctor) -> Outcome:
+        found = list(problems(doctor.settings.home))
+        if not found:
+            return True, f"{doctor.settings.home} and its files are private"
+        return False, "; ".join(found)
+
+    return Check(name="permissions", run=run)
+
+
+def orphans_check(count: Callable[[Doctor], int]) -> Check:
+    """Evidence left without a case (a killed scan): ``count(doctor)`` of them."""
+
+    def run(doctor: Doctor) -> Outcome:
+        if doctor.store is None:
+            return Level.SKIP, "the store is not usable (see above)"
+        orphans = count(doctor)
+        if orphans == 0:
+            return True, "no evidence without a case"
+        return Level.WARN, (
+            f"{orphans} evidence item(s) or file(s) without a case: the retention job removes them"
+        )
+
+    return Check(name="orphans", run=run)
+
+
+def graph_api_check(warning: Callable[[str, date], str | None]) -> Check:
+    """Each ThreatExchange exchange's Graph API version against its end of life:
+    ``warning(version, today)`` says what to do, or ``None``."""
+
+    def run(doctor: Doctor) -> Outcome:
+        store = doctor.store
+        if store is None:
+            return Level.SKIP, "the store is not usable (see above)"
+        versions = {
+            exchange.name: str(exchange.settings.get("api_version") or DEFAULT_VERSION)
+            for exchange in store.exchanges.list()
+            if exchange.adapter == "threatexchange" and exchange.enabled
+        }
+        found = [
+            f"{name}: {said}"
+            for name, version in sorted(versions.items())
+            if version and (said := warning(version, doctor.today)) is not None
+        ]
+        if not found:
+            return True, f"{len(versions)} ThreatExchange exchange(s), none near its end"
+        return Level.WARN, "; ".join(found)
+
+    return Check(name="graph api", run=run)
+
+
+#: The checks ``hashguard doctor`` runs, in order.
+CHECKS: tuple[Check, ...] = (
+    Check(name="master key", run=check_master_key),
+    Check(name="store", run=check_store),
+    Check(name="migrations", run=check_migrations),
+    Check(name="index", run=check_index),
+    Check(name="worker pool", run=check_pool),
+    Check(name="safety settings", run=check_weakening_settings),
+    graph_api_check(graph_api_warning),
+)
+
+
+def _level(ok: Level | bool) -> Level:
+    if isinstance(ok, Level):
+        return ok
+    return Level.OK if ok else Level.FAIL
+
+
+def run_checks(
+    settings: Settings, checks: Sequence[Check] = CHECKS, *, today: date | None = None
+) -> Iterator[Result]:
+    """Each check's result, as it is made. A check that raises is a failure, named."""
+    doctor = Doctor(settings, today=today or datetime.now().astimezone().date())
+    try:
+        for check in checks:
+            try:
+                ok, message = check.run(doctor)
+            except Exception as exc:  # noqa: BLE001 - a broken check is a finding, not a crash
+                ok, message = (
+                    False,
+                    f"the check itself failed: {type(exc).__name__}: {_first_line(exc)}",
+                )
+            yield Result(name=check.name, level=_level(ok), message=message)
+    finally:
+        doctor.close()
