@@ -41,6 +41,9 @@ class RemoteMatcher(Adapter):
 
     kind: ClassVar[AdapterKind] = AdapterKind.REMOTE_MATCHER
     Settings: ClassVar[type[BaseModel]] = RemoteSettings
+    #: the matcher sends files' PDQ hashes: hashing must then compute reference-mode
+    #: hashes for every file (``HashOptions(also_reference=True)``)
+    sends_pdq: ClassVar[bool] = False
 
     @property
     def options(self) -> RemoteSettings:
