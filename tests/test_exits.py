@@ -44,9 +44,10 @@ from hashguard.hashing.reference import with_reference
 from hashguard.keys import MasterKey
 from hashguard.review import cases as review
 from hashguard.review.reference import from_evidence
-from hashguard.store import Store
+from hashguard.settings import Settings
+from hashguard.store import Store, open_store
 from hashguard.web.schemas import CaseOut, SignalsOut
-from tests.cli import hashguard
+from tests.cli import hashguard, write_known_list
 from tests.fakes import benign_image
 
 LIMITS = HashOptions(max_pixels=10**8, pdq_mode=PdqMode.FAST)
@@ -319,3 +320,34 @@ def test_hashguard_hash_prints_reference_hashes_unless_asked(
     assert (shown["hash"], shown["mode"]) == (both.pdq_reference[0].value, "reference")
     (shown,) = json.loads(hashguard("hash", str(photo), "--pdq-mode", "fast").stdout)["pdq"]
     assert (shown["hash"], shown["mode"]) == (fast.pdq[0].value, "fast")
+
+
+def test_hashguard_cases_false_positive_adds_the_reference_hash_from_the_evidence(
+    settings: Settings, tmp_path: Path, image: bytes, signals: tuple[FileSignals, FileSignals]
+) -> None:
+    """The CLI wiring: a fast-mode scan keeps the file as evidence; the false positive
+    computes its reference hash from there for the allow bank."""
+    _fast, both = signals
+    folder = tmp_path / "up"
+    folder.mkdir()
+    (folder / "a.png").write_bytes(image)
+    listed = write_known_list(tmp_path / "l.csv", [("md5", both.md5, "e-1")])
+    hashguard("banks", "import", "known", str(listed))
+    hashguard("scan", str(folder), "--workers", "1", check=1)
+    (case,) = json.loads(hashguard("cases", "list", "--json").stdout)
+    assert case["evidence_id"]
+    assert [p["mode"] for p in case["signals"]["pdq"]] == ["fast"]
+    hashguard("cases", "false-positive", str(case["id"]), "--reason", "r", "--allow-bank", "fp")
+    store = open_store(settings.resolved_database_url)
+    try:
+        pdq = [
+            value
+            for rows in store.banks.index_rows()
+            for algorithm, value in zip(rows.algorithms, rows.values, strict=True)
+            if algorithm is Algorithm.PDQ
+        ]
+        revealed = [e for e in store.audit.events() if e.action == "evidence.revealed"]
+    finally:
+        store.close()
+    assert pdq == [both.pdq_reference[0].value]
+    assert revealed, "reading the evidence for the hash is on record"
