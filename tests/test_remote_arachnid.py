@@ -25,7 +25,7 @@ from hashguard.remote.arachnid import (
     PDQ_PATH,
     ArachnidShieldMatcher,
 )
-from hashguard.remote.base import RemoteMatcher
+from hashguard.remote.base import RemoteMatcher, sends_pdq
 from hashguard.testing import RemoteMatcherContract
 from tests.fakes import BEHAVIOURS, benign_image, flat_image, signals_of
 from tests.fakes.arachnid import FakeArachnidShield
@@ -230,6 +230,11 @@ def test_only_reference_pdq_hashes_are_looked_up(fake: FakeArachnidShield) -> No
         refused = ask(shield(fake, allow_media=allow_media), data, fast)
         assert (refused.status, refused.reason) == (RemoteStatus.NOT_ANSWERED, NO_REFERENCE)
     assert len(fake.requests) == 1
+    matcher = shield(fake)
+    try:
+        assert sends_pdq([matcher]), "hashing must compute reference hashes for it"
+    finally:
+        matcher.close()
 
 
 def test_an_unknown_classification_is_not_answered(fake: FakeArachnidShield) -> None:
