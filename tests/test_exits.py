@@ -40,7 +40,7 @@ from hashguard.evidence.capture import evidence_context
 from hashguard.evidence.vault import Vault
 from hashguard.hashing.isolate import HashingPool
 from hashguard.hashing.kernel import HashOptions, hash_data
-from hashguard.hashing.reference import with_reference
+from hashguard.hashing.reference import result_with_reference, with_reference
 from hashguard.keys import MasterKey
 from hashguard.review import cases as review
 from hashguard.review.reference import from_evidence
@@ -282,6 +282,21 @@ def test_with_reference_through_the_pool_and_from_bytes(
         assert with_reference(fast, limits=LIMITS, pool=pool, path=str(path)) is fast
     with pytest.raises(ValueError, match="needs the content"):
         with_reference(fast, limits=LIMITS)
+
+
+def test_the_pipeline_call_hashes_again_only_what_leaves(
+    tmp_path: Path, image: bytes, signals: tuple[FileSignals, FileSignals]
+) -> None:
+    fast, both = signals
+    path = tmp_path / "a.png"
+    path.write_bytes(image)
+    acted = _result(fast, str(path))
+    assert result_with_reference(acted, limits=LIMITS, data=image).signals == both
+    assert result_with_reference(acted, limits=LIMITS).signals == both, "read from the path"
+    shadow = replace(acted, decision=replace(ACT, action=Action.IGNORE, shadow=True))
+    clean = FileResult(path=str(path), outcome=Outcome.NO_MATCH, signals=fast)
+    for stays in (shadow, clean):
+        assert result_with_reference(stays, limits=LIMITS, data=b"never read") is stays
 
 
 # -- every PDQ hash shown names its mode -----------------------------------------------

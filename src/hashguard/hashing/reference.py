@@ -3,7 +3,8 @@
 A file is matched with the hashes of the scan's PDQ mode (``fast`` by default). Only
 reference-mode hashes, bit-identical to HMA's and to what list holders compute, may
 leave: webhooks, evidence, remote lookups, allow-bank entries, reports, exchange
-submissions. ``with_reference`` computes them for one item when needed.
+submissions. ``with_reference`` computes them for one item when needed;
+``result_with_reference`` is the pipeline's one call, before evidence, case and actions.
 """
 
 from __future__ import annotations
@@ -11,6 +12,8 @@ from __future__ import annotations
 import dataclasses
 import logging
 
+from hashguard.domain.policy import Action
+from hashguard.domain.scans import FileResult, Outcome
 from hashguard.domain.signals import FileSignals, PdqMode
 from hashguard.hashing.isolate import HashingPool
 from hashguard.hashing.kernel import HashOptions, HashOutput, hash_data, hash_path
@@ -79,3 +82,35 @@ def with_reference(
         log.warning("reference PDQ hashes not computed: %s", output.reason or "no frame")
         return signals
     return dataclasses.replace(signals, pdq_reference=reference)
+
+
+def leaves(result: FileResult) -> bool:
+    """Whether ``result``'s hashes go out: a match the policy acts on or sends to review
+    (not a shadow bank's would-be decision), whose evidence, case, ``match.detected``
+    webhook and, after a false positive, allow-bank entries carry its hashes."""
+    decision = result.decision
+    return (
+        result.outcome is Outcome.MATCHED
+        and decision.action in (Action.ACT, Action.REVIEW)
+        and not decision.shadow
+    )
+
+
+def result_with_reference(
+    result: FileResult,
+    *,
+    limits: HashOptions,
+    pool: HashingPool | None = None,
+    data: bytes | None = None,
+) -> FileResult:
+    """``result`` with reference PDQ hashes when its hashes leave (``leaves``) and it has
+    none: the pipeline's one call after the decision and before evidence, case and
+    actions, with its ``HashingPool`` and the hashing options (``limits``), and the
+    upload's ``data`` (a file is read again from ``result.path``). Every other result is
+    returned as it is, at no cost. See ``with_reference`` for the contract."""
+    signals = result.signals
+    if signals is None or not signals.needs_reference or not leaves(result):
+        return result
+    path = None if data is not None else result.path
+    done = with_reference(signals, limits=limits, pool=pool, data=data, path=path)
+    return result if done is signals else dataclasses.replace(result, signals=done)
