@@ -15,12 +15,20 @@ from hashguard.audit import verify
 from hashguard.demo.corpus import Kind, encode, generate
 from hashguard.domain.actions import EventType, WebhookEndpoint
 from hashguard.domain.banks import BankEntry, BankKind
-from hashguard.domain.cases import TRANSITIONS, CaseEventKind, CaseSource, CaseState, SourceKind
+from hashguard.domain.cases import (
+    TRANSITIONS,
+    Case,
+    CaseEventKind,
+    CaseSource,
+    CaseState,
+    SourceKind,
+)
 from hashguard.domain.policy import Action, BankPolicy
 from hashguard.domain.scans import FileResult, Outcome, ScanOptions
-from hashguard.domain.signals import Algorithm
+from hashguard.domain.signals import Algorithm, PdqHash, PdqMode
 from hashguard.hashing.isolate import HashingPool
 from hashguard.hashing.kernel import HashOptions, hash_data
+from hashguard.hashing.reference import with_reference
 from hashguard.matching.matcher import Matcher
 from hashguard.review import cases as review
 from hashguard.review.intake import after_scan_decision
@@ -265,14 +273,26 @@ def test_false_positive_feeds_the_allow_bank_and_a_rescan_is_suppressed(
     review.open_cases_for_run(store, run_id)
     case_id = _by_name(store)["act"]
     review.assign(store, case_id, "alice", actor=CAROL)
+    asked: list[int] = []
+
+    def reference(case: Case) -> tuple[PdqHash, ...]:
+        # the scan was fast-mode: the allow bank gets reference hashes of the content
+        asked.append(case.id)
+        assert case.signals is not None
+        data = (folder / "act.jpg").read_bytes()
+        limits = HashOptions.for_scan(OPTIONS)
+        return with_reference(case.signals, limits=limits, data=data).reference_pdq
+
     closed = review.mark_false_positive(
-        store, case_id, actor=ALICE, reason="a holiday photo", allow_bank="fp"
+        store, case_id, actor=ALICE, reason="a holiday photo", allow_bank="fp", reference=reference
     )
+    assert asked == [case_id]
     assert closed.state is CaseState.FALSE_POSITIVE
     assert closed.assignee == "alice"
     stats = store.banks.stats("fp")
     assert stats.bank.kind is BankKind.ALLOW
     assert closed.signals is not None
+    assert {p.mode for p in closed.signals.pdq} == {PdqMode.FAST}
     good_pdq = sum(not p.low_quality for p in closed.signals.pdq)
     assert good_pdq >= 1
     assert stats.active == {

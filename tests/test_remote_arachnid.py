@@ -16,9 +16,16 @@ import pytest
 from pydantic import SecretStr
 
 from hashguard.domain.remote import RemoteResult, RemoteStatus
-from hashguard.domain.signals import FileSignals
-from hashguard.remote.arachnid import MEDIA_PATH, NO_MEDIA, PDQ_PATH, ArachnidShieldMatcher
-from hashguard.remote.base import RemoteMatcher
+from hashguard.domain.signals import FileSignals, PdqMode
+from hashguard.hashing.kernel import HashOptions, hash_data
+from hashguard.remote.arachnid import (
+    MEDIA_PATH,
+    NO_MEDIA,
+    NO_REFERENCE,
+    PDQ_PATH,
+    ArachnidShieldMatcher,
+)
+from hashguard.remote.base import RemoteMatcher, sends_pdq
 from hashguard.testing import RemoteMatcherContract
 from tests.fakes import BEHAVIOURS, benign_image, flat_image, signals_of
 from tests.fakes.arachnid import FakeArachnidShield
@@ -156,7 +163,7 @@ def test_a_match_carries_classification_type_and_distance(
     fake.classification = classification
     fake.distance = distance
     data = flat_image() if allow_media else benign_image()
-    result = ask(shield(fake, allow_media=allow_media), data)
+    result = ask(shield(fake, allow_media=allow_media, test_mode=False), data)
     assert result.status is RemoteStatus.MATCHED
     assert result.method == ("media" if allow_media else "hash")
     assert (result.classification, result.match_type, result.distance) == (
@@ -173,6 +180,61 @@ def test_the_test_classification_is_a_match_labelled_test(fake: FakeArachnidShie
     fake.classification = "test"
     result = ask(shield(fake), benign_image())
     assert (result.status, result.classification) == (RemoteStatus.MATCHED, "test")
+
+
+@pytest.mark.parametrize("allow_media", [False, True])
+@pytest.mark.parametrize("classification", ["csam", "harmful-abusive-material", "test"])
+def test_in_test_mode_every_match_is_labelled_test(
+    fake: FakeArachnidShield,
+    allow_media: bool,
+    classification: str,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Regression: test mode (the default) used to pass the service's ``csam`` through."""
+    fake.behaviour = "match"
+    fake.classification = classification
+    data = flat_image() if allow_media else benign_image()
+    matcher = shield(fake, allow_media=allow_media)
+    assert matcher.arachnid.test_mode is True
+    with caplog.at_level(logging.WARNING, logger="hashguard.remote.arachnid"):
+        result = ask(matcher, data)
+    assert (result.status, result.classification) == (RemoteStatus.MATCHED, "test")
+    assert ("test mode is on" in caplog.text) is (classification != "test")
+    fake.behaviour = "no_match"
+    assert ask(shield(fake, allow_media=allow_media), data).classification is None
+
+
+def test_only_reference_pdq_hashes_are_looked_up(fake: FakeArachnidShield) -> None:
+    """A fast-mode hash never leaves: the lookup sends the reference hashes computed
+    beside it, and a file with fast hashes only is not answered (not sent as media)."""
+    fake.behaviour = "no_match"
+    data = benign_image()
+    fast = hash_data(data, HashOptions(max_pixels=10**8, pdq_mode=PdqMode.FAST)).signals
+    both = hash_data(
+        data, HashOptions(max_pixels=10**8, pdq_mode=PdqMode.FAST, also_reference=True)
+    ).signals
+    assert fast is not None
+    assert both is not None
+    assert fast.pdq[0].mode is PdqMode.FAST
+    assert both.pdq == fast.pdq
+    (reference,) = both.pdq_reference
+    assert reference == signals_of(data).pdq[0]
+    assert fast.pdq[0].value != reference.value, "the test needs hashes that differ"
+
+    result = ask(shield(fake), data, both)
+    assert result.status is RemoteStatus.NO_MATCH
+    (request,) = fake.requests
+    assert json.loads(request.body) == {"hashes": [b64(reference.value)]}
+
+    for allow_media in (False, True):
+        refused = ask(shield(fake, allow_media=allow_media), data, fast)
+        assert (refused.status, refused.reason) == (RemoteStatus.NOT_ANSWERED, NO_REFERENCE)
+    assert len(fake.requests) == 1
+    matcher = shield(fake)
+    try:
+        assert sends_pdq([matcher]), "hashing must compute reference hashes for it"
+    finally:
+        matcher.close()
 
 
 def test_an_unknown_classification_is_not_answered(fake: FakeArachnidShield) -> None:

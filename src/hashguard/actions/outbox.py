@@ -22,6 +22,7 @@ from hashguard.domain.actions import ActionKind, EventType, NewAction, WebhookEn
 from hashguard.domain.matches import Match
 from hashguard.domain.policy import Action, Decision, decision_to_json
 from hashguard.domain.scans import FileResult, printable_path
+from hashguard.domain.signals import leaving, pdq_to_json
 from hashguard.settings import Settings
 
 
@@ -93,7 +94,12 @@ def _match_json(match: Match) -> dict[str, Any]:
 
 def match_data(result: FileResult, *, scan_run: int | None = None) -> dict[str, Any]:
     """``match.detected``'s data: where, the decision, which banks, and the content's own
-    hashes. Never the file's bytes and never any other hash of a list."""
+    hashes. Never the file's bytes and never any other hash of a list.
+
+    ``content.pdq`` holds reference-mode PDQ hashes only, each as
+    ``{"value", "quality", "frame", "mode": "reference"}``: a hash made in fast mode never
+    leaves (the pipeline computes reference hashes first: ``hashing.reference``); without
+    them the list is empty."""
     signals = result.signals
     return {
         "path": printable_path(result.path),
@@ -107,7 +113,7 @@ def match_data(result: FileResult, *, scan_run: int | None = None) -> dict[str, 
             "md5": signals.md5,
             "sha1": signals.sha1,
             "sha256": signals.sha256,
-            "pdq": [p.value for p in signals.pdq],
+            "pdq": [pdq_to_json(p) for p in leaving(signals.reference_pdq)],
         },
     }
 

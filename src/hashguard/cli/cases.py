@@ -25,6 +25,7 @@ from hashguard.domain.cases import CaseState
 from hashguard.review import cases as review
 from hashguard.review.cases import case_json, event_json
 from hashguard.review.decide import Decided, Verdict, decide
+from hashguard.review.reference import from_settings
 from hashguard.store import Store
 from hashguard.store.scans import UnknownRun
 
@@ -88,6 +89,7 @@ def _decide(
         allow_bank=allow_bank or settings.review_allow_bank,
         endpoints=endpoints_of(settings),
         version=version,
+        reference=from_settings(settings, store, actor=actor),
     )
 
 

@@ -8,12 +8,18 @@ from typing import Annotated
 
 import typer
 
-from hashguard.cli.context import PDQ_MODE_OPTION, fail, out, settings_of
+from hashguard.cli.context import fail, out, settings_of
 from hashguard.cli.render import signals_json
 from hashguard.domain.scans import printable_path
 from hashguard.domain.signals import PdqMode
 from hashguard.hashing.isolate import HashingPool
 from hashguard.hashing.kernel import HashOptions
+
+HASH_PDQ_MODE_OPTION = typer.Option(
+    "--pdq-mode",
+    help="reference: full pixels, bit-identical to HMA (default here: printed hashes may "
+    "leave); fast: the scan's reduced-luma path, labelled fast.",
+)
 
 
 def hash_files(
@@ -25,18 +31,20 @@ def hash_files(
     frames: Annotated[
         int | None, typer.Option(help="Hash up to this many frames of animated images.", min=1)
     ] = None,
-    pdq_mode: Annotated[PdqMode | None, PDQ_MODE_OPTION] = None,
+    pdq_mode: Annotated[PdqMode, HASH_PDQ_MODE_OPTION] = PdqMode.REFERENCE,
 ) -> None:
-    """Print MD5, SHA-1, SHA-256 and PDQ (with quality) of each file as JSON.
+    """Print MD5, SHA-1, SHA-256 and PDQ (with quality and mode) of each file as JSON.
 
-    One file prints one JSON object; several print one object per line.
+    One file prints one JSON object; several print one object per line. PDQ hashes are
+    reference hashes unless ``--pdq-mode fast`` is given: a printed hash may be copied
+    into a list or a report, and only reference hashes leave hashguard.
     """
     settings = settings_of(ctx)
     options = HashOptions(
         max_pixels=settings.max_pixels,
         max_frames=frames or settings.max_frames,
         dihedral=dihedral,
-        pdq_mode=pdq_mode or settings.pdq_mode,
+        pdq_mode=pdq_mode,
     )
     failed = False
     with HashingPool(

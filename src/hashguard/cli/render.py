@@ -10,11 +10,29 @@ from hashguard.domain.matches import match_to_json
 from hashguard.domain.policy import Action, decision_to_json
 from hashguard.domain.remote import RemoteResult, RemoteStatus, remote_to_json
 from hashguard.domain.scans import FileResult, Outcome, ScanRun, printable_path
-from hashguard.domain.signals import DIHEDRAL_NAMES, FileSignals
+from hashguard.domain.signals import DIHEDRAL_NAMES, FileSignals, PdqHash
+
+
+def pdq_json(pdq: PdqHash, *, dihedral: bool = False) -> dict[str, Any]:
+    """One PDQ hash as shown, with the mode that made it."""
+    return {
+        "hash": pdq.value,
+        "quality": pdq.quality,
+        "low_quality": pdq.low_quality,
+        "frame": pdq.frame,
+        "mode": str(pdq.mode),
+        **(
+            {"dihedral": dict(zip(DIHEDRAL_NAMES[1:], pdq.dihedral, strict=True))}
+            if dihedral and pdq.dihedral
+            else {}
+        ),
+    }
 
 
 def signals_json(signals: FileSignals, *, dihedral: bool = False) -> dict[str, Any]:
-    """The file's own hashes (never a bank's); ``dihedral`` adds each frame's 7 variants."""
+    """The file's own hashes (never a bank's); ``dihedral`` adds each frame's 7 variants.
+    Each PDQ hash names its mode; ``pdq_reference`` appears when reference hashes were
+    computed beside fast ones."""
     return {
         "size": signals.size,
         "md5": signals.md5,
@@ -23,20 +41,12 @@ def signals_json(signals: FileSignals, *, dihedral: bool = False) -> dict[str, A
         "format": signals.image_format,
         "width": signals.width,
         "height": signals.height,
-        "pdq": [
-            {
-                "hash": pdq.value,
-                "quality": pdq.quality,
-                "low_quality": pdq.low_quality,
-                "frame": pdq.frame,
-                **(
-                    {"dihedral": dict(zip(DIHEDRAL_NAMES[1:], pdq.dihedral, strict=True))}
-                    if dihedral and pdq.dihedral
-                    else {}
-                ),
-            }
-            for pdq in signals.pdq
-        ],
+        "pdq": [pdq_json(pdq, dihedral=dihedral) for pdq in signals.pdq],
+        **(
+            {"pdq_reference": [pdq_json(pdq) for pdq in signals.pdq_reference]}
+            if signals.pdq_reference
+            else {}
+        ),
     }
 
 
@@ -84,6 +94,8 @@ CSV_COLUMNS = (
     "sha256",
     "pdq",
     "pdq_quality",
+    "pdq_mode",
+    "pdq_reference",
     "matches",
     "action",
     "rule",
@@ -94,6 +106,7 @@ CSV_COLUMNS = (
 def csv_row(result: FileResult) -> str:
     signals = result.signals
     first = signals.pdq[0] if signals and signals.pdq else None
+    reference = signals.pdq_reference if signals else ()
     matches = ";".join(
         f"{m.bank}:{m.algorithm}:{m.distance}:{m.entry_id or ''}"
         + (f":suppressed_by={m.suppressed_by}" if m.suppressed_by else "")
@@ -116,6 +129,8 @@ def csv_row(result: FileResult) -> str:
             signals.sha256 if signals else "",
             first.value if first else "",
             first.quality if first else "",
+            str(first.mode) if first else "",
+            reference[0].value if reference else "",
             matches,
             str(result.decision.action),
             result.decision.rule,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
@@ -84,7 +84,11 @@ class PdqHash:
 class FileSignals:
     """Everything hashed from one file: exact hashes of its bytes, PDQ of its pixels.
 
-    ``pdq`` is empty when the file is not a decodable image.
+    ``pdq`` is empty when the file is not a decodable image. It holds the hashes the
+    file was matched with, in the scan's mode. ``pdq_reference`` holds reference-mode
+    hashes of the same frames when ``pdq`` was made in another mode and an exit needed
+    them (``hashguard.hashing.reference``); it is empty otherwise. Only
+    ``reference_pdq`` may leave hashguard (webhooks, evidence, remote lookups, lists).
     """
 
     size: int
@@ -95,6 +99,26 @@ class FileSignals:
     image_format: str | None = None
     width: int | None = None
     height: int | None = None
+    pdq_reference: tuple[PdqHash, ...] = ()
+
+    def __post_init__(self) -> None:
+        if any(p.mode is not PdqMode.REFERENCE for p in self.pdq_reference):
+            raise NotReference("pdq_reference holds only reference-mode PDQ hashes")
+
+    @property
+    def reference_pdq(self) -> tuple[PdqHash, ...]:
+        """The reference-mode PDQ hashes of this file, the only ones that may leave
+        hashguard: ``pdq_reference`` when computed, else those of ``pdq`` made in
+        reference mode. A fast-mode hash is never among them."""
+        if self.pdq_reference:
+            return self.pdq_reference
+        return tuple(p for p in self.pdq if p.mode is PdqMode.REFERENCE)
+
+    @property
+    def needs_reference(self) -> bool:
+        """True when some frame's PDQ hash was not made in reference mode and no
+        reference hashes were computed for it: an exit would have to drop it."""
+        return not self.pdq_reference and any(p.mode is not PdqMode.REFERENCE for p in self.pdq)
 
     def exact(self, algorithm: Algorithm) -> str:
         if algorithm is Algorithm.MD5:
@@ -104,6 +128,21 @@ class FileSignals:
         if algorithm is Algorithm.SHA256:
             return self.sha256
         raise ValueError(f"{algorithm} is not an exact-hash algorithm")
+
+
+class NotReference(ValueError):
+    """A PDQ hash that is not a reference-mode hash was about to leave hashguard."""
+
+
+def leaving(hashes: Iterable[PdqHash]) -> tuple[PdqHash, ...]:
+    """The guard of every exit: ``hashes`` as they are when all are reference-mode
+    hashes; ``NotReference`` otherwise (a fast hash never leaves, not even dropped
+    silently where a caller chose the hashes)."""
+    chosen = tuple(hashes)
+    for pdq in chosen:
+        if pdq.mode is not PdqMode.REFERENCE:
+            raise NotReference(f"a {pdq.mode} PDQ hash may not leave hashguard")
+    return chosen
 
 
 def pdq_to_json(pdq: PdqHash) -> dict[str, Any]:
@@ -119,4 +158,27 @@ def pdq_from_json(data: Mapping[str, Any]) -> PdqHash:
         quality=data["quality"],
         frame=data.get("frame", 0),
         mode=PdqMode(data.get("mode", PdqMode.FAST)),
+    )
+
+
+#: Marks, in a stored list of PDQ hashes, the reference hashes computed beside the hashes
+#: a file was matched with (``FileSignals.pdq_reference``).
+_REFERENCE_COPY = "reference_copy"
+
+
+def pdq_list_to_json(signals: FileSignals) -> list[dict[str, Any]]:
+    """``pdq`` and ``pdq_reference`` in one stored list (for stores with one column)."""
+    return [pdq_to_json(p) for p in signals.pdq] + [
+        {**pdq_to_json(p), _REFERENCE_COPY: True} for p in signals.pdq_reference
+    ]
+
+
+def pdq_list_from_json(
+    items: Iterable[Mapping[str, Any]],
+) -> tuple[tuple[PdqHash, ...], tuple[PdqHash, ...]]:
+    """``pdq_list_to_json``'s list read back as ``(pdq, pdq_reference)``."""
+    listed = list(items)
+    return (
+        tuple(pdq_from_json(i) for i in listed if not i.get(_REFERENCE_COPY)),
+        tuple(pdq_from_json(i) for i in listed if i.get(_REFERENCE_COPY)),
     )

@@ -16,6 +16,7 @@ from hashguard.domain.matches import match_to_json
 from hashguard.domain.policy import Action
 from hashguard.domain.remote import RemoteStatus, remote_to_json
 from hashguard.domain.scans import FileResult, Outcome, printable_path
+from hashguard.domain.signals import leaving, pdq_to_json
 from hashguard.evidence.vault import Vault
 
 log = logging.getLogger("hashguard.evidence")
@@ -32,7 +33,12 @@ def keeps_evidence(result: FileResult) -> bool:
 
 def evidence_context(result: FileResult, **given: str | None) -> dict[str, Any]:
     """Hashes, matches, the decision and the caller's ids (content, uploader, URL, IP:
-    whatever is given), stamped now. Encrypted whole by the vault."""
+    whatever is given), stamped now. Encrypted whole by the vault.
+
+    ``hashes.pdq`` holds reference-mode PDQ hashes only, each as ``{"value", "quality",
+    "frame", "mode": "reference"}`` (an export hands them out; a fast hash never
+    leaves). Compute them first (``hashing.reference.with_reference``); without them
+    the list is empty."""
     signals = result.signals
     assert signals is not None
     return {
@@ -42,7 +48,7 @@ def evidence_context(result: FileResult, **given: str | None) -> dict[str, Any]:
             "md5": signals.md5,
             "sha1": signals.sha1,
             "sha256": signals.sha256,
-            "pdq": [pdq.value for pdq in signals.pdq],
+            "pdq": [pdq_to_json(pdq) for pdq in leaving(signals.reference_pdq)],
         },
         "matches": [match_to_json(m) for m in result.matches if m.effective]
         + [

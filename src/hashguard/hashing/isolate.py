@@ -212,23 +212,26 @@ class HashingPool:
         for future in left:
             _fail(future, PoolStopped("the worker pool was stopped"))
 
-    def submit(self, path: str) -> Future[HashOutput]:
+    def submit(self, path: str, *, options: HashOptions | None = None) -> Future[HashOutput]:
+        """Hash the file at ``path`` with the pool's options, or ``options`` for this call
+        (e.g. reference mode for an exit: ``hashguard.hashing.reference``)."""
         outer = self._future()
-        self._schedule(path, outer)
+        self._schedule(path, outer, options or self.options)
         return outer
 
     def hash(self, path: str) -> HashOutput:
         return self.submit(path).result()
 
-    def submit_data(self, data: bytes) -> Future[HashOutput]:
-        """Hash an upload held in memory, under the same limits as a file.
+    def submit_data(self, data: bytes, *, options: HashOptions | None = None) -> Future[HashOutput]:
+        """Hash an upload held in memory, under the same limits as a file (with the
+        pool's options, or ``options`` for this call).
 
         If decoding kills or hangs the worker, the exact hashes are computed here
         (hashing bytes cannot crash or hang) and the upload is ``undecodable``.
         """
         outer = self._future()
         try:
-            inner = self._schedule_task(hash_data, (data, self.options), self.timeout)
+            inner = self._schedule_task(hash_data, (data, options or self.options), self.timeout)
         except RuntimeError as exc:  # pebble: the pool is not running any more
             _fail(outer, PoolStopped(str(exc)))
             return outer
@@ -274,7 +277,7 @@ class HashingPool:
         """
         outers = [self._future() for _ in paths]
         if len(paths) == 1:
-            self._schedule(paths[0], outers[0])
+            self._schedule(paths[0], outers[0], self.options)
             return outers
         try:
             inner = self._schedule_task(
@@ -287,9 +290,9 @@ class HashingPool:
         inner.add_done_callback(lambda done: self._settle_batch(done, paths, outers))
         return outers
 
-    def _schedule(self, path: str, outer: Future[HashOutput]) -> None:
+    def _schedule(self, path: str, outer: Future[HashOutput], options: HashOptions) -> None:
         try:
-            inner = self._schedule_task(hash_path, (path, self.options), self.timeout)
+            inner = self._schedule_task(hash_path, (path, options), self.timeout)
         except RuntimeError as exc:  # pebble: the pool is not running any more
             _fail(outer, PoolStopped(str(exc)))
             return
@@ -309,7 +312,7 @@ class HashingPool:
                     _fail(outer, PoolStopped(f"hashing stopped: {exc!r}"))
             else:  # one file broke the batch: retry each on its own
                 for path, outer in zip(paths, outers, strict=True):
-                    self._schedule(path, outer)
+                    self._schedule(path, outer, self.options)
             return
         for outer, result in zip(outers, results, strict=True):
             _resolve(outer, result)

@@ -11,7 +11,7 @@ import stat
 from dataclasses import dataclass
 
 from hashguard.domain.scans import Outcome, ScanOptions
-from hashguard.domain.signals import FileSignals, PdqMode
+from hashguard.domain.signals import FileSignals, PdqHash, PdqMode
 from hashguard.hashing.decode import SNIFF_BYTES, DecodeError, UnsupportedFormat, decode, sniff
 from hashguard.hashing.exact import ExactHashes, hash_bytes, hash_stream
 from hashguard.hashing.pdq import pdq_hash
@@ -28,14 +28,19 @@ class HashOptions:
     dihedral: bool = False
     pdq_mode: PdqMode = PdqMode.FAST
     max_image_bytes: int = DEFAULT_MAX_IMAGE_BYTES
+    #: also compute reference-mode PDQ hashes (``FileSignals.pdq_reference``) whenever a
+    #: frame's hash was made in another mode: for a remote matcher that is sent PDQ
+    #: hashes of every file (only reference hashes leave hashguard)
+    also_reference: bool = False
 
     @classmethod
-    def for_scan(cls, options: ScanOptions) -> HashOptions:
+    def for_scan(cls, options: ScanOptions, *, also_reference: bool = False) -> HashOptions:
         return cls(
             max_pixels=options.max_pixels,
             max_frames=options.max_frames,
             dihedral=options.dihedral,
             pdq_mode=options.pdq_mode,
+            also_reference=also_reference,
         )
 
 
@@ -142,8 +147,32 @@ def hash_data(data: bytes, options: HashOptions) -> HashOutput:
             image_format=str(decoded.image_format),
             width=decoded.width,
             height=decoded.height,
+            pdq_reference=_reference_too(data, options, pdq),
         )
     )
+
+
+def _reference_too(
+    data: bytes, options: HashOptions, pdq: tuple[PdqHash, ...]
+) -> tuple[PdqHash, ...]:
+    """Reference-mode hashes of every frame when ``also_reference`` asks for them and
+    some frame's hash is not one; empty when decoding for them fails (the exits then
+    carry no PDQ hash of this file; its outcome is as the first decode made it)."""
+    if not options.also_reference or all(p.mode is PdqMode.REFERENCE for p in pdq):
+        return ()
+    try:
+        decoded = decode(
+            data,
+            max_pixels=options.max_pixels,
+            max_frames=options.max_frames,
+            mode=PdqMode.REFERENCE,
+        )
+        return tuple(
+            pdq_hash(frame, frame=index, mode=PdqMode.REFERENCE)
+            for index, frame in enumerate(decoded.frames)
+        )
+    except Exception:  # noqa: BLE001 - a decode or PDQ failure here costs these hashes only
+        return ()
 
 
 def exact_only(path: str) -> HashOutput:

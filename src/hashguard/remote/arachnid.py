@@ -1,9 +1,15 @@
 """The C3P Project Arachnid Shield adapter: a PDQ hash-only lookup, or the media itself.
 
 Hash-only first: with a PDQ hash of good quality only ``POST /v1/pdq/`` is called and
-no user content leaves the platform. Without one, the media goes to ``POST /v1/media/``
-only when the operator set ``allow_media``. ``/v1/media/submit`` (which uploads media
-for analyst retention) is never called.
+no user content leaves the platform. Only reference-mode PDQ hashes are sent (what C3P
+computes; a fast-mode hash never leaves): the hashing computes them for every file when
+this matcher is configured (``HashOptions.also_reference``). A file whose only PDQ hashes
+are fast ones is ``not_answered``, never sent as media instead. Without a PDQ hash the
+media goes to ``POST /v1/media/`` only when the operator set ``allow_media``.
+``/v1/media/submit`` (which uploads media for analyst retention) is never called.
+
+In ``test_mode`` (on by default) every match is labelled ``test``, as PhotoDNA's are: a
+test-mode answer is never taken for a real classification.
 """
 
 from __future__ import annotations
@@ -20,7 +26,7 @@ import httpx
 from pydantic import BaseModel, Field, SecretStr
 
 from hashguard.domain.remote import RemoteResult, RemoteStatus
-from hashguard.domain.signals import FileSignals, PdqHash
+from hashguard.domain.signals import FileSignals, PdqHash, leaving
 from hashguard.remote.base import RemoteMatcher, RemoteSettings
 from hashguard.remote.http import Retry, ServiceClient, ServiceError, redact
 
@@ -43,6 +49,10 @@ MIME_TYPES: Mapping[str, str] = {
     "avif": "image/avif",
 }
 NO_MEDIA = "no PDQ hash of good quality, and media may not leave the platform (allow_media is off)"
+NO_REFERENCE = (
+    "only fast-mode PDQ hashes were computed and they never leave hashguard: hash with "
+    "also_reference when Arachnid Shield is configured"
+)
 _SNIPPET = 200
 
 
@@ -71,6 +81,7 @@ class ArachnidShieldMatcher(RemoteMatcher):
         "matched by SHA-1 and PhotoDNA"
     )
     Settings: ClassVar[type[BaseModel]] = ArachnidShieldSettings
+    sends_pdq: ClassVar[bool] = True
     secrets: ClassVar[tuple[str, ...]] = ("username", "password")
     terms: ClassVar[str] = (
         "Free for eligible platforms; credentials from the Canadian Centre for Child "
@@ -106,11 +117,13 @@ class ArachnidShieldMatcher(RemoteMatcher):
         return self.settings
 
     def match(self, data: bytes, signals: FileSignals) -> RemoteResult:
-        hashes = _pdq_b64(signals.pdq)
+        hashes = _pdq_b64(leaving(signals.reference_pdq))
         if hashes:
             result = self._call(
                 "hash", PDQ_PATH, lambda body: _read_pdq(body, hashes), hashes=hashes
             )
+        elif signals.needs_reference:
+            result = self._not_answered("hash", NO_REFERENCE)
         elif not self.arachnid.allow_media:
             result = self._not_answered("hash", NO_MEDIA)
         elif (mime := MIME_TYPES.get(signals.image_format or "")) is None:
@@ -163,11 +176,16 @@ class ArachnidShieldMatcher(RemoteMatcher):
         if verdict.status is RemoteStatus.NOT_ANSWERED:
             return self._not_answered(method, verdict.problem or "no answer", seconds)
         matched = verdict.status is RemoteStatus.MATCHED
+        classification = verdict.classification
+        if matched and self.arachnid.test_mode:
+            if classification != TEST:
+                log.warning("arachnid_shield: test mode is on but a match said %s", classification)
+            classification = TEST
         return RemoteResult(
             service=self.name,
             status=verdict.status,
             method=method,
-            classification=verdict.classification,
+            classification=classification,
             match_type=verdict.match_type,
             distance=verdict.distance,
             raw=self._redact(verdict.raw) if matched and verdict.raw is not None else None,

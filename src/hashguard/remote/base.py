@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from abc import abstractmethod
+from collections.abc import Iterable
 from typing import ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -41,6 +42,9 @@ class RemoteMatcher(Adapter):
 
     kind: ClassVar[AdapterKind] = AdapterKind.REMOTE_MATCHER
     Settings: ClassVar[type[BaseModel]] = RemoteSettings
+    #: the matcher sends files' PDQ hashes: hashing must then compute reference-mode
+    #: hashes for every file (``HashOptions(also_reference=True)``)
+    sends_pdq: ClassVar[bool] = False
 
     @property
     def options(self) -> RemoteSettings:
@@ -52,3 +56,9 @@ class RemoteMatcher(Adapter):
 
     def close(self) -> None:
         """Release connections."""
+
+
+def sends_pdq(matchers: Iterable[RemoteMatcher]) -> bool:
+    """Whether any of ``matchers`` sends files' PDQ hashes: then hash every file with
+    ``HashOptions(also_reference=True)`` (``HashOptions.for_scan(..., also_reference=)``)."""
+    return any(matcher.sends_pdq for matcher in matchers)

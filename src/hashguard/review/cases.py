@@ -11,7 +11,7 @@ nothing changes.
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -32,7 +32,7 @@ from hashguard.domain.cases import (
 from hashguard.domain.matches import match_to_json
 from hashguard.domain.policy import Action, decision_to_json
 from hashguard.domain.scans import FileResult, Outcome
-from hashguard.domain.signals import Algorithm
+from hashguard.domain.signals import Algorithm, PdqHash, leaving
 from hashguard.review.effects import case_webhooks
 from hashguard.store import Store
 from hashguard.store.banks import BankExists
@@ -43,6 +43,7 @@ __all__ = [
     "NotAnAllowBank",
     "OpenReport",
     "ReasonRequired",
+    "ReferencePdq",
     "ReviewError",
     "SameReviewer",
     "StaleCase",
@@ -354,9 +355,27 @@ def escalate(
     return changed
 
 
-def _allow_entries(case: Case, *, actor: str, reason: str) -> list[BankEntry]:
-    """The content's exact hashes and its good-quality PDQ hashes (low-quality ones
-    would suppress unrelated images)."""
+#: Reference PDQ hashes of a case's content, computed when the case holds none (e.g.
+#: from its evidence: ``hashguard.review.reference.from_evidence``).
+ReferencePdq = Callable[[Case], Sequence[PdqHash]]
+
+
+def _allow_pdq(case: Case, reference: ReferencePdq | None) -> tuple[PdqHash, ...]:
+    """The reference PDQ hashes an allow bank gets: the case's own, else ``reference``'s
+    (refused with ``NotReference`` if it gives any other), else none."""
+    signals = case.signals
+    assert signals is not None
+    if signals.needs_reference and reference is not None:
+        return leaving(reference(case))
+    return leaving(signals.reference_pdq)
+
+
+def _allow_entries(
+    case: Case, *, actor: str, reason: str, reference: ReferencePdq | None = None
+) -> list[BankEntry]:
+    """The content's exact hashes and its good-quality reference PDQ hashes (low-quality
+    ones would suppress unrelated images; a list entry is a reference hash, as every
+    list's is, so a fast-mode hash never becomes one)."""
     signals = case.signals
     if signals is None:
         return []
@@ -372,7 +391,7 @@ def _allow_entries(case: Case, *, actor: str, reason: str) -> list[BankEntry]:
     ]
     entries += [
         BankEntry(algorithm=Algorithm.PDQ, value=pdq.value, **common)
-        for pdq in signals.pdq
+        for pdq in _allow_pdq(case, reference)
         if not pdq.low_quality
     ]
     return entries
@@ -400,10 +419,15 @@ def mark_false_positive(
     allow_bank: str,
     version: int | None = None,
     endpoints: Sequence[WebhookEndpoint] = (),
+    reference: ReferencePdq | None = None,
 ) -> Case:
     """Close the case as a false positive and add the content's hashes to the allow
     bank ``allow_bank`` (created as an allow bank if missing), with the case, who and
     why as each entry's metadata, so the same content no longer matches.
+
+    PDQ entries are reference-mode hashes only: the case's own, or, when it holds only
+    fast ones, those ``reference`` computes (called only then); without either the
+    exact hashes alone are added and the history says so (``pdq_withheld``).
 
     ``case.false_positive`` goes to ``endpoints`` in the same transaction as the
     change. The bank is checked before the case changes; the entries are added right after
@@ -414,7 +438,10 @@ def mark_false_positive(
     if not allowed(case.state, CaseState.FALSE_POSITIVE):
         raise InvalidTransition(case, CaseState.FALSE_POSITIVE)
     _allow_bank(store, allow_bank, actor)
-    entries = _allow_entries(case, actor=actor, reason=text)
+    entries = _allow_entries(case, actor=actor, reason=text, reference=reference)
+    withheld = not any(e.algorithm is Algorithm.PDQ for e in entries) and bool(
+        case.signals and case.signals.needs_reference
+    )
     changed = store.cases.transition(
         case_id,
         expected_version=version,
@@ -422,7 +449,11 @@ def mark_false_positive(
         kind=CaseEventKind.FALSE_POSITIVE,
         to_state=CaseState.FALSE_POSITIVE,
         reason=text,
-        details={"allow_bank": allow_bank, "hashes": len(entries)},
+        details={
+            "allow_bank": allow_bank,
+            "hashes": len(entries),
+            **({"pdq_withheld": "no reference PDQ hash"} if withheld else {}),
+        },
         actions=case_webhooks(
             case, CaseState.FALSE_POSITIVE, EventType.CASE_FALSE_POSITIVE, endpoints
         ),

@@ -45,9 +45,12 @@ def decide(
     allow_bank: str,
     endpoints: Sequence[WebhookEndpoint],
     version: int | None = None,
+    reference: review.ReferencePdq | None = None,
 ) -> Decided:
     """Apply ``verdict`` to the case (raises ``review.ReviewError``, ``StaleCase``,
-    ``UnknownCase`` as the workflow does) and set off its effects."""
+    ``UnknownCase`` as the workflow does) and set off its effects. ``reference``
+    computes the reference PDQ hashes a false positive's allow-bank entries need when
+    the case holds only fast ones (``review.reference.from_settings``)."""
     if verdict is Verdict.CONFIRM:
         case = review.confirm(
             store,
@@ -68,6 +71,7 @@ def decide(
             allow_bank=allow_bank,
             version=version,
             endpoints=endpoints,
+            reference=reference,
         )
         return Decided(case=case, notes=tuple(restore_quarantined(store, case, actor=actor)))
     case = review.escalate(store, case_id, actor=actor, reason=reason, version=version)

@@ -54,6 +54,7 @@ def signals_to_json(signals: FileSignals) -> dict[str, Any]:
         "sha1": signals.sha1,
         "sha256": signals.sha256,
         "pdq": [pdq_to_json(p) for p in signals.pdq],
+        "pdq_reference": [pdq_to_json(p) for p in signals.pdq_reference],
         "image_format": signals.image_format,
         "width": signals.width,
         "height": signals.height,
@@ -67,9 +68,21 @@ def signals_from_json(data: Mapping[str, Any]) -> FileSignals:
         sha1=data["sha1"],
         sha256=data["sha256"],
         pdq=tuple(pdq_from_json(p) for p in data.get("pdq", ())),
+        pdq_reference=tuple(pdq_from_json(p) for p in data.get("pdq_reference", ())),
         image_format=data.get("image_format"),
         width=data.get("width"),
         height=data.get("height"),
+    )
+
+
+def _gains_reference(old: Mapping[str, Any] | None, new: Mapping[str, Any] | None) -> bool:
+    """A sighting of the same content that brings reference PDQ hashes the case lacks."""
+    return (
+        old is not None
+        and new is not None
+        and not old.get("pdq_reference")
+        and bool(new.get("pdq_reference"))
+        and old.get("sha256") == new.get("sha256")
     )
 
 
@@ -231,6 +244,8 @@ class CaseStore:
         for name in ("signals", "content_id", "uploader_id", "url", "evidence_id"):
             if getattr(row, name) is None and values[name] is not None:
                 changes[name] = values[name]
+        if _gains_reference(row.signals, values["signals"]):
+            changes["signals"] = values["signals"]
         changed = {k: v for k, v in changes.items() if _key(v) != _key(getattr(row, k))}
         if not changed:
             return _case(row), None

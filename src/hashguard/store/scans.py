@@ -26,7 +26,7 @@ from hashguard.domain.scans import (
     ScanRun,
     printable_path,
 )
-from hashguard.domain.signals import FileSignals, pdq_from_json, pdq_to_json
+from hashguard.domain.signals import FileSignals, pdq_list_from_json, pdq_list_to_json
 from hashguard.store._util import aware, now
 from hashguard.store.actions import enqueue
 from hashguard.store.schema import scan_results, scan_runs
@@ -54,7 +54,7 @@ def _result_row(run_id: int, result: FileResult) -> dict[str, Any]:
         "md5": signals.md5 if signals else None,
         "sha1": signals.sha1 if signals else None,
         "sha256": signals.sha256 if signals else None,
-        "pdq": [pdq_to_json(pdq) for pdq in (signals.pdq if signals else ())],
+        "pdq": pdq_list_to_json(signals) if signals else [],
         "image_format": signals.image_format if signals else None,
         "width": signals.width if signals else None,
         "height": signals.height if signals else None,
@@ -84,12 +84,14 @@ def _decision(row: Row[Any]) -> Decision:
 def _result(row: Row[Any]) -> FileResult:
     signals = None
     if row.md5 is not None:
+        pdq, pdq_reference = pdq_list_from_json(row.pdq or ())
         signals = FileSignals(
             size=row.size,
             md5=row.md5,
             sha1=row.sha1,
             sha256=row.sha256,
-            pdq=tuple(pdq_from_json(item) for item in row.pdq or ()),
+            pdq=pdq,
+            pdq_reference=pdq_reference,
             image_format=row.image_format,
             width=row.width,
             height=row.height,

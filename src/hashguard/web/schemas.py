@@ -23,7 +23,7 @@ from hashguard.domain.policy import DEFAULT_AUTO_MAX_DISTANCE, Action
 from hashguard.domain.policy import Decision as PolicyDecision
 from hashguard.domain.remote import RemoteResult, RemoteStatus, remote_to_json
 from hashguard.domain.scans import Outcome, RunStatus, ScanRun
-from hashguard.domain.signals import DIHEDRAL_NAMES, Algorithm, FileSignals
+from hashguard.domain.signals import DIHEDRAL_NAMES, Algorithm, FileSignals, PdqHash, PdqMode
 from hashguard.review.cases import NAME_PATTERN, case_json, event_json
 from hashguard.review.decide import Verdict
 
@@ -33,6 +33,20 @@ class PdqOut(BaseModel):
     quality: int
     low_quality: bool
     frame: int
+    mode: PdqMode = Field(
+        description="how the pixels reached PDQ: only a reference hash is the one HMA and "
+        "list holders compute"
+    )
+
+    @classmethod
+    def of(cls, pdq: PdqHash) -> PdqOut:
+        return cls(
+            hash=pdq.value,
+            quality=pdq.quality,
+            low_quality=pdq.low_quality,
+            frame=pdq.frame,
+            mode=pdq.mode,
+        )
 
 
 class SignalsOut(BaseModel):
@@ -46,6 +60,11 @@ class SignalsOut(BaseModel):
     width: int | None
     height: int | None
     pdq: list[PdqOut]
+    pdq_reference: list[PdqOut] = Field(
+        default_factory=list,
+        description="reference-mode hashes of the same frames, when ``pdq`` was made in "
+        "fast mode and they were computed",
+    )
 
     @classmethod
     def of(cls, signals: FileSignals) -> SignalsOut:
@@ -57,10 +76,8 @@ class SignalsOut(BaseModel):
             format=signals.image_format,
             width=signals.width,
             height=signals.height,
-            pdq=[
-                PdqOut(hash=p.value, quality=p.quality, low_quality=p.low_quality, frame=p.frame)
-                for p in signals.pdq
-            ],
+            pdq=[PdqOut.of(p) for p in signals.pdq],
+            pdq_reference=[PdqOut.of(p) for p in signals.pdq_reference],
         )
 
 
@@ -480,6 +497,7 @@ class CaseSignalPdqOut(BaseModel):
     value: str
     quality: int
     frame: int
+    mode: PdqMode
 
 
 class CaseSignalsOut(BaseModel):
@@ -490,6 +508,8 @@ class CaseSignalsOut(BaseModel):
     sha1: str
     sha256: str
     pdq: list[CaseSignalPdqOut]
+    #: reference-mode hashes of the same frames, when ``pdq`` was made in fast mode
+    pdq_reference: list[CaseSignalPdqOut] = Field(default_factory=list)
     image_format: str | None
     width: int | None
     height: int | None

@@ -1,0 +1,116 @@
+"""Reference PDQ hashes for content whose hashes are about to leave hashguard.
+
+A file is matched with the hashes of the scan's PDQ mode (``fast`` by default). Only
+reference-mode hashes, bit-identical to HMA's and to what list holders compute, may
+leave: webhooks, evidence, remote lookups, allow-bank entries, reports, exchange
+submissions. ``with_reference`` computes them for one item when needed;
+``result_with_reference`` is the pipeline's one call, before evidence, case and actions.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+
+from hashguard.domain.policy import Action
+from hashguard.domain.scans import FileResult, Outcome
+from hashguard.domain.signals import FileSignals, PdqMode
+from hashguard.hashing.isolate import HashingPool
+from hashguard.hashing.kernel import HashOptions, HashOutput, hash_data, hash_path
+
+log = logging.getLogger(__name__)
+
+
+def reference_options(limits: HashOptions) -> HashOptions:
+    """``limits`` (pixel cap, frames, file size) in reference mode, without dihedral
+    variants: what an exit needs and nothing more."""
+    return dataclasses.replace(
+        limits, pdq_mode=PdqMode.REFERENCE, dihedral=False, also_reference=False
+    )
+
+
+def with_reference(
+    signals: FileSignals,
+    *,
+    limits: HashOptions,
+    pool: HashingPool | None = None,
+    data: bytes | None = None,
+    path: str | None = None,
+) -> FileSignals:
+    """``signals`` with reference PDQ hashes (``pdq_reference``) when an exit needs them.
+
+    Contract:
+
+    - Returns ``signals`` itself when nothing is needed: no PDQ hash (not an image), every
+      frame's hash already made in reference mode, or ``pdq_reference`` already there.
+    - Otherwise hashes the content again in reference mode, under ``limits``' decode
+      limits: the upload's ``data`` or the file at ``path`` (``data`` wins when both are
+      given). With ``pool`` the decoding runs in an isolated worker (the scan pipeline
+      passes its ``HashingPool``); without one it runs in this process, which is only
+      for bytes that already went through an isolated worker when they were scanned
+      (e.g. the evidence vault's copy, when a person decides a case).
+    - The content must be the one ``signals`` describe: if its SHA-256 differs (the file
+      changed since it was hashed), or it does not decode in reference mode, ``signals``
+      is returned unchanged and a warning logged. The exits then carry no PDQ hash of it
+      (they never fall back to a fast one).
+    - Raises ``hashguard.hashing.isolate.PoolStopped`` when the pool stops (no item is
+      to blame), ``ValueError`` when neither ``data`` nor ``path`` is given.
+    """
+    if not signals.needs_reference:
+        return signals
+    if data is None and path is None:
+        raise ValueError("with_reference needs the content: data or path")
+    options = reference_options(limits)
+    output: HashOutput
+    if pool is not None:
+        future = (
+            pool.submit_data(data, options=options)
+            if data is not None
+            else pool.submit(str(path), options=options)
+        )
+        output = future.result()
+    elif data is not None:
+        output = hash_data(data, options)
+    else:
+        output = hash_path(str(path), options)
+    again = output.signals
+    if again is None or again.sha256 != signals.sha256:
+        log.warning("reference PDQ hashes not computed: the content changed since it was hashed")
+        return signals
+    reference = tuple(p for p in again.pdq if p.mode is PdqMode.REFERENCE)
+    if output.problem is not None or not reference:
+        log.warning("reference PDQ hashes not computed: %s", output.reason or "no frame")
+        return signals
+    return dataclasses.replace(signals, pdq_reference=reference)
+
+
+def leaves(result: FileResult) -> bool:
+    """Whether ``result``'s hashes go out: a match the policy acts on or sends to review
+    (not a shadow bank's would-be decision), whose evidence, case, ``match.detected``
+    webhook and, after a false positive, allow-bank entries carry its hashes."""
+    decision = result.decision
+    return (
+        result.outcome is Outcome.MATCHED
+        and decision.action in (Action.ACT, Action.REVIEW)
+        and not decision.shadow
+    )
+
+
+def result_with_reference(
+    result: FileResult,
+    *,
+    limits: HashOptions,
+    pool: HashingPool | None = None,
+    data: bytes | None = None,
+) -> FileResult:
+    """``result`` with reference PDQ hashes when its hashes leave (``leaves``) and it has
+    none: the pipeline's one call after the decision and before evidence, case and
+    actions, with its ``HashingPool`` and the hashing options (``limits``), and the
+    upload's ``data`` (a file is read again from ``result.path``). Every other result is
+    returned as it is, at no cost. See ``with_reference`` for the contract."""
+    signals = result.signals
+    if signals is None or not signals.needs_reference or not leaves(result):
+        return result
+    path = None if data is not None else result.path
+    done = with_reference(signals, limits=limits, pool=pool, data=data, path=path)
+    return result if done is signals else dataclasses.replace(result, signals=done)
