@@ -24,6 +24,7 @@ from hashguard.domain.tokens import Scope, Token
 from hashguard.review import cases as review
 from hashguard.review.cases import NAME_PATTERN
 from hashguard.review.decide import Verdict, confirms_finally, decide
+from hashguard.review.reference import from_settings
 from hashguard.web.deps import require, services
 from hashguard.web.problems import ProblemError, problem_responses
 from hashguard.web.schemas import (
@@ -178,16 +179,18 @@ def decide_case(case_id: CaseId, body: DecisionIn, token: Reviewer, svc: Svc) ->
             Permission.CASE_CONFIRM_FINAL,
             "give the confirmation that makes a case confirmed (reportable)",
         )
+    actor = f"token:{token.id}/as:{person.name}"
     try:
         decided = decide(
             svc.store,
             case_id,
             body.verdict,
-            actor=f"token:{token.id}/as:{person.name}",
+            actor=actor,
             reason=body.reason,
             second_confirmation=settings.review_second_confirmation,
             allow_bank=allow_bank,
             endpoints=svc.endpoints,
+            reference=from_settings(settings, svc.store, actor=actor),
             # what was checked above is what is decided on: a change meanwhile is a 409
             version=version,
         )

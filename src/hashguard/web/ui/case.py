@@ -23,6 +23,7 @@ from hashguard.domain.people import Permission
 from hashguard.review import cases as review
 from hashguard.review.decide import Verdict, confirms_finally, decide
 from hashguard.review.exposure import BreakRule, reveal_open
+from hashguard.review.reference import from_settings
 from hashguard.web.services import Services
 from hashguard.web.ui.common import (
     CaseId,
@@ -198,6 +199,7 @@ def _decide(
             second_confirmation=settings.review_second_confirmation,
             allow_bank=allow_bank,
             endpoints=svc.endpoints,
+            reference=from_settings(settings, svc.store, actor=who.user.actor),
             version=version,
         )
     except (review.ReviewError, review.StaleCase) as exc:
