@@ -112,7 +112,15 @@ def open_resolved(
     result refused (``OutsideRoots``) outside ``confine`` (real folder paths) when given,
     then opened with ``open_nofollow``, so a symlink swapped in after the check is never
     followed (``SymlinkInPath``)."""
-    real = os.path.realpath(os.fsdecode(path))
+    written = os.fsdecode(path)
+    if os.path.isabs(written) and (confine is None or inside(written, confine)):
+        # The common case costs no realpath: a path with no symlink on it is its own
+        # real path, and opening it that way proves there is none.
+        try:
+            return open_nofollow(written, flags)
+        except (SymlinkInPath, ValueError):
+            pass  # a symlink (or '..') on the way: resolve it, check, open the result
+    real = os.path.realpath(written)
     if confine is not None and not inside(real, confine):
         raise OutsideRoots(f"{real} is outside the scan roots")
     return open_nofollow(real, flags)
