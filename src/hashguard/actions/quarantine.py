@@ -111,14 +111,6 @@ def _facts(fd: int, info: os.stat_result) -> FileFacts:
     )
 
 
-def _fsync_dir(path: Path | bytes) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def _copy_fd(fd_in: int, fd_out: int) -> str:
     """Copy all of ``fd_in`` (from its start) to ``fd_out``, fsynced; the SHA-256 copied."""
     digest = hashlib.sha256()
