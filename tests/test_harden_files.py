@@ -11,6 +11,8 @@ import json
 import os
 import random
 import secrets
+import threading
+import time
 import uuid
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
@@ -280,6 +282,41 @@ def test_the_kernel_refuses_a_path_that_leads_out_of_the_roots(tmp_path: Path) -
     out = hash_path(str(root / "link-out.jpg"), options)
     assert (out.signals, out.problem) == (None, Outcome.UNSUPPORTED)
     assert "outside the scan roots" in (out.reason or "")
+
+
+def test_a_racing_swap_never_gets_a_file_outside_the_roots_hashed(tmp_path: Path) -> None:
+    """A thread flips a file between itself and a symlink out of the root while the
+    kernel hashes it, for a bounded time: the outside bytes are never read."""
+    root = tmp_path / "root"
+    inside_bytes = b"benign inside " * 64
+    outside = _write(tmp_path / "outside" / "secret.bin", b"benign outside " * 64)
+    target = _write(root / "sub" / "x.bin", inside_bytes)
+    spare = _write(root / "spare.bin", inside_bytes)
+    link = root / "link.bin"
+    link.symlink_to(outside)
+    options = HashOptions(max_pixels=10**6, confine=(str(root),))
+    stop = threading.Event()
+
+    def flip() -> None:
+        while not stop.is_set():
+            os.rename(link, target)  # the symlink out of the root takes the file's place
+            os.rename(target, link)
+            os.link(spare, root / "sub" / "x.tmp")
+            os.rename(root / "sub" / "x.tmp", target)
+
+    racer = threading.Thread(target=flip)
+    racer.start()
+    seen: set[str | None] = set()
+    try:
+        deadline = time.monotonic() + 1.5
+        while time.monotonic() < deadline:
+            output = hash_path(str(target), options)
+            seen.add(output.signals.sha256 if output.signals else None)
+    finally:
+        stop.set()
+        racer.join()
+    assert _sha(outside.read_bytes()) not in seen
+    assert _sha(inside_bytes) in seen
 
 
 def test_a_symlink_swapped_in_between_walk_and_hash_is_not_followed(
