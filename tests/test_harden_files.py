@@ -11,6 +11,7 @@ import json
 import os
 import random
 import secrets
+import sys
 import threading
 import time
 import uuid
@@ -49,6 +50,7 @@ from hashguard.keys import MasterKey
 from hashguard.matching.matcher import Matcher
 from hashguard.safefs import OutsideRoots, SymlinkInPath, open_nofollow, open_resolved
 from hashguard.scan.scanner import Scanner, prepare_run
+from hashguard.scan.walk import walk
 from hashguard.store import Store
 from tests.cli import hashguard
 
@@ -286,7 +288,7 @@ def test_the_kernel_refuses_a_path_that_leads_out_of_the_roots(tmp_path: Path) -
 
 def test_a_racing_swap_never_gets_a_file_outside_the_roots_hashed(tmp_path: Path) -> None:
     """A thread flips a file between itself and a symlink out of the root while the
-    kernel hashes it, for a bounded time: the outside bytes are never read."""
+    kernel hashes it, for two seconds: the outside bytes are never read."""
     root = tmp_path / "root"
     inside_bytes = b"benign inside " * 64
     outside = _write(tmp_path / "outside" / "secret.bin", b"benign outside " * 64)
@@ -305,18 +307,54 @@ def test_a_racing_swap_never_gets_a_file_outside_the_roots_hashed(tmp_path: Path
             os.rename(root / "sub" / "x.tmp", target)
 
     racer = threading.Thread(target=flip)
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)  # let the threads interleave between system calls
     racer.start()
     seen: set[str | None] = set()
     try:
-        deadline = time.monotonic() + 1.5
+        deadline = time.monotonic() + 2
         while time.monotonic() < deadline:
             output = hash_path(str(target), options)
             seen.add(output.signals.sha256 if output.signals else None)
     finally:
         stop.set()
         racer.join()
+        sys.setswitchinterval(interval)
     assert _sha(outside.read_bytes()) not in seen
     assert _sha(inside_bytes) in seen
+
+
+def test_a_confined_walk_never_lists_a_folder_swapped_in_outside(tmp_path: Path) -> None:
+    """A thread flips a folder between itself and a symlink to a folder outside the
+    root while the walk runs, for two seconds: no outside name is ever listed."""
+    root = tmp_path / "root"
+    _write(root / "d" / "inside.bin", b"benign")
+    _write(tmp_path / "outside" / "outside-name.bin", b"benign")
+    (root / "away").symlink_to(tmp_path / "outside")
+    stop = threading.Event()
+
+    def flip() -> None:
+        while not stop.is_set():
+            os.rename(root / "d", root / "d-real")
+            os.rename(root / "away", root / "d")  # the symlink out takes the folder's place
+            os.rename(root / "d", root / "away")
+            os.rename(root / "d-real", root / "d")
+
+    racer = threading.Thread(target=flip)
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)  # let the threads interleave between system calls
+    racer.start()
+    names: set[str] = set()
+    try:
+        deadline = time.monotonic() + 2
+        while time.monotonic() < deadline:
+            names.update(Path(i.path).name for i in walk([str(root)], confine=[str(root)]))
+    finally:
+        stop.set()
+        racer.join()
+        sys.setswitchinterval(interval)
+    assert "outside-name.bin" not in names
+    assert "inside.bin" in names
 
 
 def test_a_symlink_swapped_in_between_walk_and_hash_is_not_followed(
