@@ -51,7 +51,15 @@ def walk(roots: list[str], *, confine: Sequence[str] | None = None) -> Iterator[
         path = stack.pop()
         real = None
         if confine is not None:
-            real = os.path.realpath(path)
+            try:
+                real = os.path.realpath(path)
+            except OSError as exc:  # a symlink on the way changed while it was resolved
+                yield WalkItem(
+                    path=path,
+                    problem=Outcome.ERROR,
+                    reason=f"changed while being scanned: {exc.strerror}; not read",
+                )
+                continue
             if not inside(real, confine):
                 yield WalkItem(
                     path=path,
