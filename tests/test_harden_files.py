@@ -24,6 +24,7 @@ import pytest
 from hashguard.actions.dispatcher import Dispatcher
 from hashguard.actions.outbox import plan_for_decision, quarantine_action
 from hashguard.actions.quarantine import (
+    MatchedFile,
     NothingMoved,
     QuarantineDeliverer,
     RestoreRefused,
@@ -33,7 +34,12 @@ from hashguard.actions.quarantine import (
     restore,
 )
 from hashguard.demo.corpus import Kind, encode, generate
-from hashguard.domain.actions import ActionKind, QuarantineState, WebhookEndpoint
+from hashguard.domain.actions import (
+    ActionKind,
+    QuarantineRecord,
+    QuarantineState,
+    WebhookEndpoint,
+)
 from hashguard.domain.audit import AuditAction
 from hashguard.domain.banks import BankKind
 from hashguard.domain.cases import CaseSource, SourceKind
@@ -119,6 +125,23 @@ def _dispatch(store: Store, qdir: Path) -> Dispatcher:
         store.actions,
         {ActionKind.QUARANTINE: QuarantineDeliverer(store.actions, qdir, {})},
         rng=random.Random(1),
+    )
+
+
+def _moving_record(action_id: int, checked: MatchedFile, dest: Path) -> QuarantineRecord:
+    facts = checked.facts
+    return QuarantineRecord(
+        action_id=action_id,
+        state=QuarantineState.MOVING,
+        original_path=os.fsdecode(checked.real_path),
+        original_path_raw=checked.real_path,
+        quarantine_path=str(dest),
+        sha256=facts.sha256,
+        size=facts.size,
+        mode=facts.mode,
+        uid=facts.uid,
+        gid=facts.gid,
+        created_at=T0,
     )
 
 
@@ -222,6 +245,33 @@ def test_a_file_written_to_during_the_move_is_put_back(tmp_path: Path) -> None:
         checked.close()
     assert original.read_bytes() == MATCHED + b"more"
     assert _quarantined_files(qdir) == []
+
+
+def test_a_crash_after_the_copy_across_filesystems_is_finished(
+    store: Store, tmp_path: Path
+) -> None:
+    """Killed after the copy was renamed into quarantine but before the original was
+    unlinked: the next attempt unlinks the original only if it still holds the matched
+    bytes, and a file replaced meanwhile is left alone."""
+    qdir = tmp_path / "quarantine"
+    for name, replaced in (("i.png", False), ("j.png", True)):
+        original = _write(tmp_path / "uploads" / name, MATCHED)
+        action_id = _enqueue(store, original, MATCHED)
+        checked = open_matched(os.fsencode(original), _sha(MATCHED))
+        try:
+            store.actions.begin_quarantine(
+                _moving_record(action_id, checked, qdir / quarantine_name(action_id))
+            )
+        finally:
+            checked.close()
+        _write(qdir / quarantine_name(action_id), MATCHED)  # the copy made before the crash
+        if replaced:
+            _replace_with(original, BENIGN)
+        assert action_id in _dispatch(store, qdir).run_once().delivered
+        if replaced:
+            assert original.read_bytes() == BENIGN
+        else:
+            assert not original.exists()
 
 
 def test_restore_refuses_a_folder_that_became_a_symlink(store: Store, tmp_path: Path) -> None:
