@@ -14,6 +14,7 @@ import stat
 import subprocess
 import time
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -33,9 +34,10 @@ from hashguard.actions.quarantine import (
     DIR_MODE,
     FILE_MODE,
     QuarantineDeliverer,
+    QuarantineError,
     RestoreRefused,
+    copy_to_new,
     file_facts,
-    move_across,
     quarantine_name,
     restore,
 )
@@ -384,8 +386,15 @@ def _quarantine_dispatcher(
 
 
 def _enqueue_quarantine(store: Store, path: Path, endpoint: WebhookEndpoint) -> int:
+    """Quarantine of ``path``, whose current bytes are the matched ones."""
+    result = _result(str(path))
+    assert result.signals is not None
+    signals = replace(result.signals, sha256=file_facts(path).sha256)
     planned = plan_for_decision(
-        _result(str(path)), endpoints=[endpoint], quarantine_local=True, key=f"scan:1:{path}"
+        replace(result, signals=signals),
+        endpoints=[endpoint],
+        quarantine_local=True,
+        key=f"scan:1:{path}",
     )
     ids = [store.actions.enqueue(a, at=T0) for a in planned]
     return ids[-1]
@@ -474,18 +483,23 @@ def test_quarantine_across_filesystems(store: Store, tmp_path: Path) -> None:
         original.parent.rmdir()
 
 
-def test_move_across_checks_the_copy(tmp_path: Path) -> None:
+def test_a_copy_across_filesystems_is_checked(tmp_path: Path) -> None:
     src = _benign_file(tmp_path / "src.bin")
-    dest = tmp_path / "q" / "x"
-    dest.parent.mkdir()
-    with pytest.raises(Exception, match="changed"):
-        move_across(src, dest, "0" * 64)
-    assert src.exists()
-    assert not dest.exists()
-    assert os.listdir(dest.parent) == []
-    move_across(src, dest, file_facts(src).sha256)
-    assert not src.exists()
-    assert dest.exists()
+    (tmp_path / "q").mkdir()
+    fd_in = os.open(src, os.O_RDONLY)
+    dir_fd = os.open(tmp_path / "q", os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        with pytest.raises(QuarantineError, match="changed"):
+            copy_to_new(fd_in, "x", dir_fd, "0" * 64)
+        assert os.listdir(tmp_path / "q") == []
+        copy_to_new(fd_in, "x", dir_fd, file_facts(src).sha256)
+        with pytest.raises(FileExistsError):
+            copy_to_new(fd_in, "x", dir_fd, file_facts(src).sha256)
+    finally:
+        os.close(fd_in)
+        os.close(dir_fd)
+    assert (tmp_path / "q" / "x").read_bytes() == src.read_bytes()
+    assert stat.S_IMODE((tmp_path / "q" / "x").stat().st_mode) == FILE_MODE
 
 
 def test_quarantine_resumes_after_a_crash_between_move_and_record(

@@ -66,6 +66,7 @@ def test_doctor_passes_on_a_fresh_demo_home(
         "index",
         "pool",
         "settings",
+        "orphans",
         "api",
     ]
     assert not [line for line in lines if line.startswith(("fail", "skip"))], done.stdout
@@ -89,6 +90,7 @@ def test_an_empty_home_is_a_problem_and_nothing_is_created(tmp_path: Path) -> No
         "migrations": Level.SKIP,
         "index": Level.SKIP,
         "safety settings": Level.OK,
+        "orphans": Level.SKIP,
         "graph api": Level.SKIP,
     }
     assert "no database at" in found["store"].message

@@ -15,13 +15,15 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from enum import StrEnum
 from pathlib import Path
 
 from hashguard.banks.exchanges.graph_api import DEFAULT_VERSION, graph_api_warning
 from hashguard.demo.corpus import Kind, encode, generate
 from hashguard.domain.banks import BankKind
+from hashguard.evidence import blob_dir_of
+from hashguard.evidence.retention import count_orphans
 from hashguard.hashing.isolate import HashingPool
 from hashguard.hashing.kernel import HashOptions
 from hashguard.keys import MasterKey, MasterKeyError
@@ -52,9 +54,11 @@ class Doctor:
     """What checks may use: the settings, the day, and the store (opened once, only if
     it is reachable and its schema current; ``None`` otherwise, with the reason)."""
 
-    def __init__(self, settings: Settings, *, today: date) -> None:
+    def __init__(self, settings: Settings, *, today: date, now: datetime | None = None) -> None:
         self.settings = settings
         self.today = today
+        #: the moment evidence ages are measured from (the start of ``today`` if not given)
+        self.now = now or datetime.combine(today, datetime.min.time(), UTC)
         self._store: Store | None = None
         self._store_error: str | None = None
         self._reachable = False
@@ -335,6 +339,13 @@ CHECKS: tuple[Check, ...] = (
     Check(name="index", run=check_index),
     Check(name="worker pool", run=check_pool),
     Check(name="safety settings", run=check_weakening_settings),
+    orphans_check(
+        lambda d: (
+            count_orphans(d.store.evidence, blob_dir_of(d.settings), d.now).removable
+            if d.store is not None
+            else 0
+        )
+    ),
     graph_api_check(graph_api_warning),
 )
 
@@ -349,7 +360,12 @@ def run_checks(
     settings: Settings, checks: Sequence[Check] = CHECKS, *, today: date | None = None
 ) -> Iterator[Result]:
     """Each check's result, as it is made. A check that raises is a failure, named."""
-    doctor = Doctor(settings, today=today or datetime.now().astimezone().date())
+    now = datetime.now(UTC)
+    doctor = (
+        Doctor(settings, today=today)
+        if today is not None
+        else Doctor(settings, today=now.astimezone().date(), now=now)
+    )
     try:
         for check in checks:
             try:

@@ -118,13 +118,21 @@ def match_data(result: FileResult, *, scan_run: int | None = None) -> dict[str, 
     }
 
 
-def quarantine_action(path: str, *, key: str, subject: str | None = None) -> NewAction:
-    """Move the local file ``path`` into quarantine (the exact bytes of its name kept)."""
+def quarantine_action(
+    path: str, *, key: str, subject: str | None = None, sha256: str | None = None
+) -> NewAction:
+    """Move the local file ``path`` into quarantine (the exact bytes of its name kept),
+    if it still holds the matched content: ``sha256`` is that content's SHA-256, and the
+    deliverer moves only a file with those bytes (without it, it moves nothing)."""
     raw = os.fsencode(path)
     return NewAction(
         kind=ActionKind.QUARANTINE,
         idempotency_key=derived_key(key, "quarantine"),
-        payload={"path": printable_path(path), "path_b64": base64.b64encode(raw).decode()},
+        payload={
+            "path": printable_path(path),
+            "path_b64": base64.b64encode(raw).decode(),
+            "sha256": sha256,
+        },
         subject=subject,
     )
 
@@ -159,7 +167,8 @@ def plan_for_decision(
         at=at,
     )
     if quarantine_local:
-        planned.append(quarantine_action(result.path, key=key, subject=subject))
+        sha256 = result.signals.sha256 if result.signals else None
+        planned.append(quarantine_action(result.path, key=key, subject=subject, sha256=sha256))
     return planned
 
 

@@ -20,7 +20,15 @@ from rich.table import Table
 from hashguard.audit import cli_actor
 from hashguard.cli.context import err, fail, master_key_of, out, settings_of, store_of
 from hashguard.domain.evidence import EvidenceItem, RetentionReport
-from hashguard.evidence import EvidenceError, Vault, open_vault, run_retention
+from hashguard.evidence import (
+    EvidenceError,
+    Vault,
+    blob_dir_of,
+    count_orphans,
+    open_vault,
+    run_retention,
+)
+from hashguard.store import Store
 
 app = typer.Typer(
     help="The evidence vault: encrypted matched content, retention and legal holds.",
@@ -35,9 +43,15 @@ ITEM = typer.Argument(help="The item's id.")
 
 @contextmanager
 def _vault(ctx: typer.Context) -> Iterator[Vault]:
+    with _vault_and_store(ctx) as (vault, _store):
+        yield vault
+
+
+@contextmanager
+def _vault_and_store(ctx: typer.Context) -> Iterator[tuple[Vault, Store]]:
     key = master_key_of(ctx)
     with store_of(ctx) as store:
-        yield open_vault(settings_of(ctx), store, key)
+        yield open_vault(settings_of(ctx), store, key), store
 
 
 def _stamp(value: datetime | None) -> str | None:
@@ -71,6 +85,8 @@ def _report_json(report: RetentionReport) -> dict[str, Any]:
         "held": list(report.held),
         "failed": [{"id": i, "error": e} for i, e in report.failed],
         "orphans_removed": report.orphans_removed,
+        "orphan_items": list(report.orphan_items),
+        "orphan_items_held": list(report.orphan_items_held),
     }
 
 
@@ -175,23 +191,50 @@ def retention_run(
     ] = False,
     as_json: Annotated[bool, JSON_OPTION] = False,
 ) -> None:
-    """Destroy every item whose retention ended and that is not under a legal hold."""
-    with _vault(ctx) as vault:
-        report = run_retention(vault, datetime.now(UTC), dry_run=dry_run)
+    """Destroy every item whose retention ended and that is not under a legal hold, and
+    the orphans a killed process left (items with no case and files with no item, older
+    than an hour; never one under a legal hold)."""
+    with _vault_and_store(ctx) as (vault, store):
+        report = run_retention(vault, datetime.now(UTC), dry_run=dry_run, store=store.evidence)
     if as_json:
         out.print(json.dumps(_report_json(report)), markup=False)
     else:
         verb = "would destroy" if dry_run else "destroyed"
+        removed = "would be removed" if dry_run else "removed"
         err.print(
             f"{verb} {len(report.destroyed)} item(s); {len(report.held)} expired item(s) "
-            f"kept under a legal hold; {len(report.failed)} failed"
-            + ("" if dry_run else f"; {report.orphans_removed} orphaned file(s) removed"),
+            f"kept under a legal hold; {len(report.failed)} failed; orphans "
+            f"{removed}: {len(report.orphan_items)} item(s) with no case, "
+            f"{report.orphans_removed} file(s) with no item"
+            + (
+                f"; {len(report.orphan_items_held)} orphaned item(s) kept under a legal hold"
+                if report.orphan_items_held
+                else ""
+            ),
             highlight=False,
         )
         for item_id, error in report.failed:
             err.print(f"  {item_id}: {error}", highlight=False)
     if report.failed:
         raise typer.Exit(1)
+
+
+@app.command()
+def orphans(ctx: typer.Context, as_json: Annotated[bool, JSON_OPTION] = False) -> None:
+    """Count what a killed process left: items with no case and encrypted files with no
+    item, older than an hour (``retention run`` removes them). Needs no master key."""
+    settings = settings_of(ctx)
+    with store_of(ctx) as store:
+        found = count_orphans(store.evidence, blob_dir_of(settings), datetime.now(UTC))
+    if as_json:
+        shown = {"items": found.items, "held": found.held, "files": found.files}
+        out.print(json.dumps(shown), markup=False)
+        return
+    err.print(
+        f"{found.items} item(s) with no case, {found.files} file(s) with no item"
+        + (f"; {found.held} orphaned item(s) under a legal hold (kept)" if found.held else ""),
+        highlight=False,
+    )
 
 
 @app.command()

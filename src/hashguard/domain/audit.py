@@ -49,6 +49,7 @@ class AuditAction(StrEnum):
     EVIDENCE_HELD = "evidence.held"
     EVIDENCE_RELEASED = "evidence.released"
     EVIDENCE_DESTROYED = "evidence.destroyed"
+    EVIDENCE_NOT_KEPT = "evidence.not_kept"
     EVIDENCE_RETENTION_RUN = "evidence.retention_run"
     CASE_OPENED = "case.opened"
     CASE_SEEN_AGAIN = "case.seen_again"

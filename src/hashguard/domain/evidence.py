@@ -89,7 +89,9 @@ class EvidenceEvent:
 class RetentionReport:
     """One retention run: items destroyed (or, in a dry run, that would be), expired
     items kept under a legal hold, items that failed (id and reason), and blob files
-    left without a live item that were removed."""
+    left without a live item that were removed (in a dry run: that would be);
+    ``orphan_items``: items no case holds, older than the grace period, destroyed (in a
+    dry run: that would be), and ``orphan_items_held`` such items under a legal hold."""
 
     now: datetime
     dry_run: bool
@@ -97,3 +99,5 @@ class RetentionReport:
     held: tuple[str, ...] = ()
     failed: tuple[tuple[str, str], ...] = ()
     orphans_removed: int = 0
+    orphan_items: tuple[str, ...] = ()
+    orphan_items_held: tuple[str, ...] = ()

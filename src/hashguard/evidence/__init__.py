@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from hashguard.audit import record
 from hashguard.domain.evidence import EvidenceEvent, RetentionPolicy
-from hashguard.evidence.retention import run_retention
+from hashguard.evidence.retention import OrphanCount, count_orphans, run_retention
 from hashguard.evidence.vault import (
     EventHook,
     EvidenceCorrupt,
@@ -26,10 +28,13 @@ __all__ = [
     "EvidenceError",
     "EvidenceNotFound",
     "NotMatched",
+    "OrphanCount",
     "UnderLegalHold",
     "Vault",
     "WithinRetention",
     "audited",
+    "blob_dir_of",
+    "count_orphans",
     "open_vault",
     "retention_policy",
     "run_retention",
@@ -52,12 +57,17 @@ def retention_policy(settings: Settings) -> RetentionPolicy:
     )
 
 
+def blob_dir_of(settings: Settings) -> Path:
+    """Where this installation's encrypted evidence files are."""
+    return settings.evidence_dir or settings.home / "evidence"
+
+
 def open_vault(settings: Settings, store: Store, master_key: MasterKey) -> Vault:
     """The vault of this installation, every event recorded in the audit log."""
     return Vault(
         store.evidence,
         master_key,
-        settings.evidence_dir or settings.home / "evidence",
+        blob_dir_of(settings),
         retention=retention_policy(settings),
         on_event=audited(store),
     )

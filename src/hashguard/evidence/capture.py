@@ -7,17 +7,22 @@ report or a case needs later, and that a platform must preserve after a report.
 
 from __future__ import annotations
 
+import hashlib
 import logging
+import os
+import stat
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
+from hashguard.domain.audit import AuditAction
 from hashguard.domain.matches import match_to_json
 from hashguard.domain.policy import Action
 from hashguard.domain.remote import RemoteStatus, remote_to_json
 from hashguard.domain.scans import FileResult, Outcome, printable_path
 from hashguard.domain.signals import leaving, pdq_to_json
 from hashguard.evidence.vault import Vault
+from hashguard.safefs import open_resolved
 
 log = logging.getLogger("hashguard.evidence")
 
@@ -61,27 +66,67 @@ def evidence_context(result: FileResult, **given: str | None) -> dict[str, Any]:
     }
 
 
+class NotTheMatchedFile(Exception):
+    """The file at the path is not (or no longer) the one that matched."""
+
+
+def read_matched(path: str, sha256: str) -> bytes:
+    """The bytes of the file at ``path`` if they are the ones that matched (``sha256``).
+
+    The path's symlinks are resolved once and the real path opened with ``O_NOFOLLOW``
+    at every component (a symlink swapped in since is not followed); the bytes are read
+    from that descriptor and kept only if their SHA-256 is the matched one. Raises
+    ``NotTheMatchedFile`` (the message says why) otherwise."""
+    try:
+        fd = open_resolved(path, os.O_RDONLY | os.O_NONBLOCK)
+    except OSError as exc:
+        raise NotTheMatchedFile(f"cannot open it: {exc.strerror}") from None
+    with os.fdopen(fd, "rb") as stream:
+        if not stat.S_ISREG(os.fstat(stream.fileno()).st_mode):
+            raise NotTheMatchedFile("it is no longer a regular file")
+        try:
+            data = stream.read()
+        except OSError as exc:
+            raise NotTheMatchedFile(f"cannot read it: {exc.strerror}") from None
+    if hashlib.sha256(data).hexdigest() != sha256:
+        raise NotTheMatchedFile("its bytes changed since they were hashed")
+    return data
+
+
 def file_keeper(
     vault_of: Callable[[], Vault], *, jurisdiction: str, actor: str
 ) -> Callable[[FileResult], str | None]:
     """What a scan of local storage calls for each result: a matched file the policy acts
     on or reviews is read and kept, and its evidence id returned (the vault is opened at
-    the first one: it needs the master key). A file that vanished since hashing is
-    logged; the scan goes on (its result still says matched)."""
+    the first one: it needs the master key). Only the bytes that matched are kept
+    (``read_matched``): a file that vanished or changed since hashing is not kept, which
+    is logged and recorded as ``evidence.not_kept``; the scan goes on (its result still
+    says matched, and its case is opened)."""
     opened: list[Vault] = []
+
+    def vault() -> Vault:
+        if not opened:
+            opened.append(vault_of())
+        return opened[0]
 
     def keep(result: FileResult) -> str | None:
         if not keeps_evidence(result):
             return None
+        assert result.signals is not None
         try:
-            with open(result.path, "rb") as handle:
-                data = handle.read()
-        except OSError as exc:
-            log.warning("evidence of %s not kept: %s", printable_path(result.path), exc.strerror)
+            data = read_matched(result.path, result.signals.sha256)
+        except NotTheMatchedFile as exc:
+            where = printable_path(result.path)
+            log.warning("evidence of %s not kept: %s", where, exc)
+            vault().emit(
+                AuditAction.EVIDENCE_NOT_KEPT,
+                f"content:{result.signals.sha256}",
+                actor,
+                path=where,
+                reason=str(exc),
+            )
             return None
-        if not opened:
-            opened.append(vault_of())
         context = evidence_context(result)
-        return opened[0].put(data, context, jurisdiction=jurisdiction, actor=actor).id
+        return vault().put(data, context, jurisdiction=jurisdiction, actor=actor).id
 
     return keep

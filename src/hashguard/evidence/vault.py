@@ -395,21 +395,26 @@ class Vault:
 
     def remove_orphans(self, older_than: datetime) -> int:
         """Remove blob files (and leftover temp files) older than ``older_than`` that no
-        live item owns: a crash between writing a file and recording its item, or
-        between erasing a key and unlinking its file. Younger files may belong to a
-        ``put`` in progress and are left alone."""
-        if not self.blob_dir.is_dir():
-            return 0
-        limit = older_than.timestamp()
-        candidates = [
-            p
-            for p in self.blob_dir.glob("*/*")
-            if _is_vault_file(p.name) and p.is_file() and p.stat().st_mtime < limit
-        ]
-        live = self._store.live(p.name for p in candidates if not p.name.startswith("."))
+        live item owns (``orphan_files``). Younger files may belong to a ``put`` in
+        progress and are left alone."""
         removed = 0
-        for path in candidates:
-            if path.name not in live:
-                path.unlink(missing_ok=True)
-                removed += 1
+        for path in orphan_files(self._store, self.blob_dir, older_than):
+            path.unlink(missing_ok=True)
+            removed += 1
         return removed
+
+
+def orphan_files(store: EvidenceStore, blob_dir: Path, older_than: datetime) -> list[Path]:
+    """Blob files (and leftover temp files) older than ``older_than`` that no live item
+    owns: a crash between writing a file and recording its item, or between erasing a
+    key and unlinking its file."""
+    if not blob_dir.is_dir():
+        return []
+    limit = older_than.timestamp()
+    candidates = [
+        p
+        for p in blob_dir.glob("*/*")
+        if _is_vault_file(p.name) and p.is_file() and p.stat().st_mtime < limit
+    ]
+    live = store.live(p.name for p in candidates if not p.name.startswith("."))
+    return [path for path in candidates if path.name not in live]

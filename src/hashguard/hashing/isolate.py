@@ -329,7 +329,7 @@ class HashingPool:
             _resolve(outer, result)
             return
         try:
-            fallback = self._schedule_task(exact_only, (path,), self.timeout)
+            fallback = self._schedule_task(exact_only, (path, self.options), self.timeout)
         except RuntimeError as exc:
             _fail(outer, PoolStopped(str(exc)))
             return

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import stat
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from hashguard.domain.scans import Outcome, ScanOptions
@@ -16,6 +17,7 @@ from hashguard.hashing.decode import SNIFF_BYTES, DecodeError, UnsupportedFormat
 from hashguard.hashing.exact import ExactHashes, hash_bytes, hash_stream
 from hashguard.hashing.pdq import pdq_hash
 from hashguard.hashing.pdqgrid import sample
+from hashguard.safefs import OutsideRoots, open_resolved
 
 #: Image files larger than this are exact-hashed but never decoded.
 DEFAULT_MAX_IMAGE_BYTES = 256 * 1024 * 1024
@@ -32,15 +34,25 @@ class HashOptions:
     #: frame's hash was made in another mode: for a remote matcher that is sent PDQ
     #: hashes of every file (only reference hashes leave hashguard)
     also_reference: bool = False
+    #: real folder paths a scan is confined to: files are opened without following any
+    #: symlink swapped in after the check (``hashguard.safefs.open_resolved``)
+    confine: tuple[str, ...] | None = None
 
     @classmethod
-    def for_scan(cls, options: ScanOptions, *, also_reference: bool = False) -> HashOptions:
+    def for_scan(
+        cls,
+        options: ScanOptions,
+        *,
+        also_reference: bool = False,
+        confine: Sequence[str] | None = None,
+    ) -> HashOptions:
         return cls(
             max_pixels=options.max_pixels,
             max_frames=options.max_frames,
             dihedral=options.dihedral,
             pdq_mode=options.pdq_mode,
             also_reference=also_reference,
+            confine=None if confine is None else tuple(confine),
         )
 
 
@@ -62,12 +74,29 @@ def _signals(exact: ExactHashes) -> FileSignals:
     return FileSignals(size=exact.size, md5=exact.md5, sha1=exact.sha1, sha256=exact.sha256)
 
 
+#: a confined scan's file that leads outside its roots
+OUTSIDE_ROOTS = "leads outside the scan roots (through a symlink); not read"
+
+
+def open_input(path: str, confine: Sequence[str] | None) -> int:
+    """A descriptor of the file to hash. Within ``confine`` the path's symlinks are
+    resolved once, checked to stay inside, and the real path is opened with
+    ``O_NOFOLLOW`` at every component: a symlink swapped in meanwhile is not followed.
+    Raises ``OutsideRoots`` or ``OSError``."""
+    # O_NONBLOCK: opening a FIFO must not hang; it has no effect on regular files.
+    flags = os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC
+    if confine is None:
+        return os.open(path, flags)
+    return open_resolved(path, flags, confine=confine)
+
+
 def hash_path(path: str, options: HashOptions) -> HashOutput:
     """Hash the file at ``path``; never raises for anything the file itself can cause."""
     try:
-        # O_NONBLOCK: opening a FIFO must not hang; it has no effect on regular files.
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
-    except OSError as exc:
+        fd = open_input(path, options.confine)
+    except OutsideRoots:
+        return HashOutput(signals=None, problem=Outcome.UNSUPPORTED, reason=OUTSIDE_ROOTS)
+    except OSError as exc:  # SymlinkInPath: a symlink swapped in after the check
         return HashOutput(
             signals=None, problem=Outcome.ERROR, reason=f"cannot open: {exc.strerror}"
         )
@@ -175,10 +204,19 @@ def _reference_too(
         return ()
 
 
-def exact_only(path: str) -> HashOutput:
-    """Exact hashes only: the fallback after decoding this file killed or hung a worker."""
+def exact_only(path: str, options: HashOptions | None = None) -> HashOutput:
+    """Exact hashes only: the fallback after decoding this file killed or hung a worker
+    (opened as ``hash_path`` opens it)."""
     try:
-        with open(path, "rb") as stream:
+        fd = open_input(path, None if options is None else options.confine)
+    except OutsideRoots:
+        return HashOutput(signals=None, problem=Outcome.UNSUPPORTED, reason=OUTSIDE_ROOTS)
+    except OSError as exc:
+        return HashOutput(
+            signals=None, problem=Outcome.ERROR, reason=f"cannot open: {exc.strerror}"
+        )
+    try:
+        with os.fdopen(fd, "rb") as stream:
             return HashOutput(signals=_signals(hash_stream(stream)))
     except OSError as exc:
         return HashOutput(

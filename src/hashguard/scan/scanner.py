@@ -22,9 +22,10 @@ from hashguard.domain.remote import RemoteResult, RemoteStatus
 from hashguard.domain.scans import FileResult, Outcome, RunStatus, ScanOptions, ScanRun
 from hashguard.domain.signals import PDQ_MIN_QUALITY, FileSignals
 from hashguard.hashing.isolate import HashingPool
-from hashguard.hashing.kernel import HashOutput
+from hashguard.hashing.kernel import HashOutput, open_input
 from hashguard.policy import decide
 from hashguard.remote.service import RemoteMatching
+from hashguard.safefs import OutsideRoots
 from hashguard.scan.walk import WalkItem, walk
 from hashguard.store.scans import ScanStore, path_key
 
@@ -314,7 +315,7 @@ class Scanner:
         assert signals is not None
 
         def ask() -> FileResult:
-            data = _media(path, signals.size) if remote.wants_media else b""
+            data = _media(path, signals, self._confine) if remote.wants_media else b""
             answers = remote.match(data, signals)
             return classify(path, output, matches, answers, policies=self._policies())
 
@@ -352,13 +353,15 @@ REMOTE_CALLS = 16
 REMOTE_MEDIA_LIMIT = 32 * 1024 * 1024
 
 
-def _media(path: str, size: int) -> bytes:
-    """The file's bytes for a remote matcher that may send media (none past the limit;
-    the matcher then answers not_answered for want of them)."""
-    if size > REMOTE_MEDIA_LIMIT:
+def _media(path: str, signals: FileSignals, confine: Sequence[str] | None) -> bytes:
+    """The file's bytes for a remote matcher that may send media: only the bytes that
+    were hashed, opened as the kernel opens them (none past the limit, or if the file
+    changed; the matcher then answers not_answered for want of them)."""
+    if signals.size > REMOTE_MEDIA_LIMIT:
         return b""
     try:
-        with open(path, "rb") as handle:
-            return handle.read(REMOTE_MEDIA_LIMIT)
-    except OSError:
+        with os.fdopen(open_input(path, confine), "rb") as handle:
+            data = handle.read(REMOTE_MEDIA_LIMIT + 1)
+    except (OSError, OutsideRoots):
         return b""
+    return data if hashlib.sha256(data).hexdigest() == signals.sha256 else b""

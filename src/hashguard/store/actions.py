@@ -15,7 +15,7 @@ from contextlib import contextmanager
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, Engine, Row, func, insert, or_, select, update
+from sqlalchemy import Connection, Engine, Row, delete, func, insert, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
@@ -303,6 +303,15 @@ class ActionStore:
                 )
                 return record
         return _record(existing)
+
+    def drop_moving(self, action_id: int) -> None:
+        """Forget a ``moving`` record whose move was refused before anything moved."""
+        with self._engine.begin() as conn:
+            conn.execute(
+                delete(q).where(
+                    q.c.action_id == action_id, q.c.state == str(QuarantineState.MOVING)
+                )
+            )
 
     def quarantine_record(self, action_id: int) -> QuarantineRecord | None:
         with self._engine.connect() as conn:

@@ -13,11 +13,11 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Engine, Row, insert, select, update
+from sqlalchemy import ColumnElement, Connection, Engine, Row, exists, insert, or_, select, update
 
 from hashguard.domain.evidence import EvidenceItem
 from hashguard.store._util import aware, chunked, stamp, utc
-from hashguard.store.schema import evidence_items
+from hashguard.store.schema import cases, evidence_items
 
 
 class UnknownEvidence(LookupError):
@@ -45,6 +45,25 @@ def _item(row: Row[Any]) -> EvidenceItem:
 
 
 _METADATA = tuple(c for c in evidence_items.c if c.name not in ("data_key", "context"))
+
+
+def _caseless(created_before: datetime) -> tuple[ColumnElement[bool], ...]:
+    """A live item older than ``created_before`` that no case holds: no case names it
+    (``evidence_id``) or is about its content (``content_key``, its SHA-256: a later
+    sighting of a case's content keeps its own item, which the case does not name)."""
+    held_by_a_case = exists(
+        select(cases.c.id).where(
+            or_(
+                cases.c.evidence_id == evidence_items.c.id,
+                cases.c.content_key == evidence_items.c.sha256,
+            )
+        )
+    )
+    return (
+        evidence_items.c.destroyed_at.is_(None),
+        evidence_items.c.created_at < utc(created_before),
+        ~held_by_a_case,
+    )
 
 
 class EvidenceStore:
@@ -112,6 +131,44 @@ class EvidenceStore:
         )
         with self._engine.connect() as conn:
             return [_item(row) for row in conn.execute(query)]
+
+    def orphaned(self, created_before: datetime) -> builtins.list[EvidenceItem]:
+        """Live items created before ``created_before`` that no case holds (left by a
+        process killed between keeping the evidence and opening its case), held or
+        not, oldest first."""
+        query = (
+            select(*_METADATA)
+            .where(*_caseless(created_before))
+            .order_by(evidence_items.c.created_at, evidence_items.c.id)
+        )
+        with self._engine.connect() as conn:
+            return [_item(row) for row in conn.execute(query)]
+
+    def destroy_orphan(
+        self, item_id: str, *, created_before: datetime, at: datetime, actor: str, reason: str
+    ) -> bool:
+        """Erase an orphaned item's wrapped key and sealed context (crypto-erasure) if it
+        is still orphaned (``orphaned``) and not under a legal hold, checked in the same
+        update, so a case opened or a hold placed a moment earlier always wins."""
+        with self._engine.begin() as conn:
+            if conn.dialect.name == "sqlite":
+                conn.exec_driver_sql("PRAGMA secure_delete=ON")
+            changed = conn.execute(
+                update(evidence_items)
+                .where(
+                    evidence_items.c.id == item_id,
+                    evidence_items.c.legal_hold.is_(False),
+                    *_caseless(created_before),
+                )
+                .values(
+                    data_key=None,
+                    context=None,
+                    destroyed_at=utc(at),
+                    destroyed_by=actor,
+                    destroy_reason=reason,
+                )
+            ).rowcount
+        return bool(changed)
 
     def live(self, item_ids: Iterable[str]) -> set[str]:
         """Those of ``item_ids`` that name an item not yet destroyed."""

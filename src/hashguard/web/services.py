@@ -99,7 +99,7 @@ class RunManager:
         try:
             with HashingPool(
                 workers=self._settings.run_workers,
-                options=HashOptions.for_scan(run.options),
+                options=HashOptions.for_scan(run.options, confine=self._roots),
                 timeout=self._settings.decode_timeout,
                 memory_mb=self._settings.worker_memory_mb,
             ) as pool:
