@@ -80,6 +80,8 @@ class _Task:
     timeout: float
     outer: Future[Any]
     retries: int
+    #: tried again: waits for this group's new pool
+    group: _Group | None = None
     waiting_until: float = 0.0
 
 
@@ -140,14 +142,18 @@ class PoolSupervisor:
             if self._closing:
                 _fail(task.outer, "the worker pool was stopped")
                 return
-            runnable = [g for g in self._groups if g.pool is not None]
+            if task.group is not None:  # tried again: on that group's new pool
+                runnable = [task.group] if task.group.pool is not None else []
+                waiting_for = [task.group]
+            else:
+                runnable = [g for g in self._groups if g.pool is not None]
+                waiting_for = self._groups
             if not runnable:
                 now = self._clock()
-                soonest = min(g.rebuild_at for g in self._groups)
-                if soonest - now > WAIT_FOR_REBUILD:
+                task.waiting_until = task.waiting_until or now + WAIT_FOR_REBUILD
+                if min(g.rebuild_at for g in waiting_for) > task.waiting_until:
                     _fail(task.outer, f"no hashing worker can take work: {self._last_problem}")
                     return
-                task.waiting_until = now + WAIT_FOR_REBUILD
                 self._waiting.append(task)
                 self._wake.set()
                 return
@@ -158,19 +164,22 @@ class PoolSupervisor:
             group.started = True
         try:
             inner: Future[Any] = pool.schedule(task.function, args=task.args, timeout=task.timeout)
-        except RuntimeError as exc:  # pebble: this pool broke (or stopped) meanwhile
+        except RuntimeError as exc:  # pebble: this pool broke meanwhile; the task never ran
             with self._lock:
                 group.load -= 1
             self._broken(group, pool, str(exc))
-            self._again(task, str(exc))
+            task.group = group
+            self._attempt(task)
             return
         with self._lock:
             group.tasks.add(inner)
         inner.add_done_callback(lambda done: self._finished(group, pool, task, done))
 
-    def _again(self, task: _Task, problem: str) -> None:
+    def _again(self, task: _Task, group: _Group, problem: str) -> None:
+        """A task that a broken pool dropped runs once more, on the group's new pool."""
         if task.retries > 0 and not self._closing:
             task.retries -= 1
+            task.group = group
             self._attempt(task)
         else:
             _fail(task.outer, f"hashing stopped: {problem}")
@@ -182,7 +191,7 @@ class PoolSupervisor:
         exc = None if done.cancelled() else done.exception()
         if isinstance(exc, BrokenProcessPool):
             self._broken(group, pool, repr(exc))
-            self._again(task, repr(exc))
+            self._again(task, group, repr(exc))
             return
         if exc is None and not done.cancelled():
             with self._lock:
@@ -278,10 +287,19 @@ class PoolSupervisor:
         with self._lock:
             if not self._waiting:
                 return
-            can_run = any(g.pool is not None for g in self._groups)
-            expired = [t for t in self._waiting if not can_run and t.waiting_until <= now]
-            ready = list(self._waiting) if can_run else []
-            self._waiting = [t for t in self._waiting if t not in expired and t not in ready]
+            ready, expired, still = [], [], []
+            for task in self._waiting:
+                if task.group is not None:
+                    runnable = task.group.pool is not None
+                else:
+                    runnable = any(g.pool is not None for g in self._groups)
+                if runnable:
+                    ready.append(task)
+                elif task.waiting_until <= now:
+                    expired.append(task)
+                else:
+                    still.append(task)
+            self._waiting = still
         for task in expired:
             _fail(task.outer, f"no hashing worker can take work: {self._last_problem}")
         for task in ready:
