@@ -239,23 +239,28 @@ def _stalled(base: str, secret: str, count: int) -> Iterator[list[socket.socket]
 
 @pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
 def test_stalled_uploads_of_one_token_lock_no_one_out(api_settings: Settings) -> None:
-    settings = api_settings.model_copy(update={"workers": 2, "upload_read_timeout": 2.0})
+    settings = api_settings.model_copy(update={"workers": 2, "upload_read_timeout": 4.0})
     stalling = make_token(settings, Scope.SCAN, name="stalling")
     other = bearer(make_token(settings, Scope.SCAN, name="other"))
-    with running_server(settings) as base:
+    with (
+        running_server(settings) as base,
+        httpx.Client(base_url=base, headers=other, timeout=30) as http,
+    ):
+        assert http.post("/v1/scan", content=SMALL).status_code == 200  # workers started
         started = time.monotonic()
         with _stalled(base, stalling, 16) as socks:
-            time.sleep(0.3)  # every stalled request has reached the server
-            with httpx.Client(base_url=base, headers=other, timeout=30) as http:
-                answers = [http.post("/v1/scan", content=SMALL) for _ in range(3)]
-                assert [a.status_code for a in answers] == [200] * 3, answers[0].text
-                receiving = metric(http.get("/metrics").text, "hashguard_uploads_receiving")
-            assert receiving == 16
+            deadline = time.monotonic() + 1  # until all 16 have reached the server
+            while metric(http.get("/metrics").text, "hashguard_uploads_receiving") < 16:
+                if time.monotonic() > deadline:
+                    break
+                time.sleep(0.02)
+            answers = [http.post("/v1/scan", content=SMALL) for _ in range(3)]
+            assert [a.status_code for a in answers] == [200] * 3, answers[0].text
+            assert metric(http.get("/metrics").text, "hashguard_uploads_receiving") == 16
             # and the stalled ones are cut off, bounded in time
             assert [_status_of(sock) for sock in socks] == [408] * 16
-        assert time.monotonic() - started < 10
-        with httpx.Client(base_url=base, timeout=30) as http:
-            metrics = http.get("/metrics").text
+        assert time.monotonic() - started < 15
+        metrics = http.get("/metrics").text
         assert metric(metrics, "hashguard_rejected_total", reason="slow_body") == 16
         assert metric(metrics, "hashguard_uploads_receiving") == 0
         assert metric(metrics, "hashguard_hashing_in_flight") == 0

@@ -155,7 +155,8 @@ class GateMiddleware:
             deadline = started + idle + max(reservation.size, received) / rate
             wait = min(idle, deadline - time.monotonic())
             try:
-                message = await asyncio.wait_for(receive(), max(wait, 0.0))
+                async with asyncio.timeout(max(wait, 0.0)):  # no task per message
+                    message = await receive()
             except TimeoutError:
                 self.metrics.rejected.labels("slow_body").inc()
                 raise ProblemError(
