@@ -414,6 +414,20 @@ def test_concurrent_snapshot_writers_and_readers(tmp_path: Path) -> None:
     assert _mode(path) == 0o600
 
 
+def test_temporary_files_of_killed_writers_are_removed(tmp_path: Path) -> None:
+    path = tmp_path / "matcher.snapshot"
+    arrays = {"values": np.arange(10, dtype=np.uint64)}
+    snapshot.write(path, arrays, {})
+    written = path.stat().st_mtime
+    stale, fresh = (tmp_path / f".matcher.snapshot.{name}.partial" for name in ("a", "b"))
+    for partial, age in ((stale, 7200), (fresh, 60)):
+        partial.write_bytes(b"half")
+        os.utime(partial, (written - age, written - age))
+    snapshot.write(path, arrays, {})
+    assert not stale.exists()
+    assert fresh.exists()  # perhaps another server's, still being written
+
+
 def test_two_servers_loading_one_home_both_load(tmp_path: Path, sqlite_store: Store) -> None:
     path = tmp_path / "home" / "index" / "matcher.snapshot"
     errors: list[BaseException] = []

@@ -280,7 +280,7 @@ class PoolSupervisor:
         if self._on_rebuild is not None:
             self._on_rebuild(self._last_problem or "broken")
         # a no-op task starts the new workers and proves the pool (resets the failures)
-        self._attempt(_Task(os.getpid, (), 5.0, Future(), retries=0))
+        self._attempt(_Task(os.getpid, (), 5.0, Future(), retries=0, group=group))
 
     def _dispatch_waiting(self) -> None:
         now = self._clock()

@@ -20,6 +20,7 @@ import json
 import os
 import tempfile
 from collections.abc import Mapping
+from contextlib import suppress
 from pathlib import Path
 from typing import Any
 
@@ -68,6 +69,21 @@ def write(path: Path, arrays: Mapping[str, npt.NDArray[Any]], meta: Mapping[str,
     except BaseException:
         partial.unlink(missing_ok=True)
         raise
+    _forget_stale_partials(path)
+
+
+#: a temporary snapshot file this old was left by a writer that was killed
+STALE_PARTIAL_SECONDS = 3600
+
+
+def _forget_stale_partials(path: Path) -> None:
+    """Remove temporary files left by killed writers (by the file system's clock: the
+    age is measured from the snapshot just written)."""
+    cutoff = path.stat().st_mtime - STALE_PARTIAL_SECONDS
+    for stale in path.parent.glob(f".{path.name}.*.partial"):
+        with suppress(OSError):  # another writer's, finished or removed meanwhile
+            if stale.stat().st_mtime < cutoff:
+                stale.unlink()
 
 
 def _write_body(
