@@ -23,7 +23,7 @@ from tests.api_support import assert_problem, bearer, make_token, metric
 from tests.server import running_server
 
 SMALL = encode(generate(Kind.PHOTO, seed=11, width=160, height=120))
-#: An overloaded server answers within this (it refuses before it reads the body).
+#: An overloaded server answers within this (it refuses as soon as a small body is in).
 REFUSAL_LIMIT = 0.05
 
 
