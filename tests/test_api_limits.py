@@ -23,7 +23,7 @@ from tests.api_support import assert_problem, bearer, make_token, metric
 from tests.server import running_server
 
 SMALL = encode(generate(Kind.PHOTO, seed=11, width=160, height=120))
-#: An overloaded server answers within this (it refuses before it reads the body).
+#: An overloaded server answers within this (it refuses as soon as a small body is in).
 REFUSAL_LIMIT = 0.05
 
 
@@ -171,7 +171,12 @@ def test_readiness_and_metrics_documents(api_settings: Settings) -> None:
         assert ready.headers["content-type"] == "application/json"
         body = ready.json()
         assert body["status"] == "ready"
-        assert set(body["detail"]) == {"index_entries", "index_age_seconds"}
+        assert set(body["detail"]) == {
+            "index_entries",
+            "index_age_seconds",
+            "hashing_pool_rebuilds",
+        }
+        assert body["detail"]["hashing_pool_rebuilds"] == 0
         assert body["detail"]["index_entries"] == 0
         assert 0 <= body["detail"]["index_age_seconds"] < 5
         assert http.get("/healthz").json() == {"status": "ok", "detail": {}}
@@ -192,6 +197,9 @@ def test_readiness_and_metrics_documents(api_settings: Settings) -> None:
             "hashguard_index_pending",
             "hashguard_index_age_seconds",
             "hashguard_hashing_in_flight",
+            "hashguard_uploads_receiving",
+            "hashguard_hashing_pool_rebuilds",
+            "hashguard_hashing_pool_ready",
         }
         before = metric(
             metrics.text, "hashguard_http_requests_total", route="/readyz", status="200"
@@ -348,11 +356,12 @@ def test_clients_as_many_as_the_slots_are_never_refused(api_settings: Settings) 
     """A slot frees before its answer leaves: a client that sends its next upload as
     soon as it has an answer finds its slot free (no 503 from a slot still held)."""
     settings = api_settings.model_copy(update={"workers": 1, "queue_per_worker": 2})
-    auth = bearer(make_token(settings, Scope.SCAN))
+    # one token each: no token may hold more than half of the slots
+    auths = [bearer(make_token(settings, Scope.SCAN, name=f"client-{i}")) for i in range(2)]
     with running_server(settings) as base:
 
-        def client(_: int) -> list[int]:
-            with httpx.Client(base_url=base, headers=auth, timeout=30) as http:
+        def client(index: int) -> list[int]:
+            with httpx.Client(base_url=base, headers=auths[index], timeout=30) as http:
                 return [http.post("/v1/scan", content=SMALL).status_code for _ in range(25)]
 
         with ThreadPoolExecutor(2) as pool:

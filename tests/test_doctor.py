@@ -60,6 +60,7 @@ def test_doctor_passes_on_a_fresh_demo_home(
     done = hashguard("doctor")
     lines = done.stdout.splitlines()
     assert [line.split(":")[0].split()[-1] for line in lines] == [
+        "permissions",
         "key",
         "store",
         "migrations",
@@ -71,7 +72,7 @@ def test_doctor_passes_on_a_fresh_demo_home(
     ]
     assert not [line for line in lines if line.startswith(("fail", "skip"))], done.stdout
     # the demo keeps its master key in its home: worth a warning, not a problem
-    assert lines[0].startswith("warn master key: only in")
+    assert lines[1].startswith("warn master key: only in")
     assert "0 problem(s)" in done.stderr
     as_json = [
         json.loads(line) for line in hashguard("doctor", "--json").stdout.split("\n") if line
@@ -85,6 +86,7 @@ def test_an_empty_home_is_a_problem_and_nothing_is_created(tmp_path: Path) -> No
     home = tmp_path / "home"
     found = results(Settings(home=home))
     assert levels(found) == {
+        "permissions": Level.OK,
         "master key": Level.OK,
         "store": Level.FAIL,
         "migrations": Level.SKIP,

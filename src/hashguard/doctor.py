@@ -28,6 +28,7 @@ from hashguard.hashing.isolate import HashingPool
 from hashguard.hashing.kernel import HashOptions
 from hashguard.keys import MasterKey, MasterKeyError
 from hashguard.matching import snapshot
+from hashguard.permissions import permission_problems
 from hashguard.settings import Settings
 from hashguard.store import Store, open_store
 from hashguard.store.database import SchemaOutOfDate, current_revision, head_revision, make_engine
@@ -333,6 +334,7 @@ def graph_api_check(warning: Callable[[str, date], str | None]) -> Check:
 
 #: The checks ``hashguard doctor`` runs, in order.
 CHECKS: tuple[Check, ...] = (
+    permissions_check(permission_problems),
     Check(name="master key", run=check_master_key),
     Check(name="store", run=check_store),
     Check(name="migrations", run=check_migrations),

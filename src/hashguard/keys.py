@@ -20,6 +20,8 @@ from typing import TYPE_CHECKING
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
+from hashguard.permissions import private_dir
+
 if TYPE_CHECKING:
     from hashguard.settings import Settings
 
@@ -63,7 +65,7 @@ class MasterKey:
         path = file or default_file
         created = False
         if file is None and not path.exists():
-            path.parent.mkdir(parents=True, exist_ok=True)
+            private_dir(path.parent)
             fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
             with os.fdopen(fd, "w") as out:
                 out.write(generate() + "\n")

@@ -66,8 +66,20 @@ class Settings(BaseSettings):
     max_list_mb: float = Field(default=2048, gt=0)
     #: hashing requests admitted at once per worker; beyond that, 503 at once
     queue_per_worker: int = Field(default=8, ge=1)
-    #: hashing requests one token may have in flight; beyond that, 429
+    #: hashing requests one token may have in flight, at most half of the slots
+    #: (workers * queue_per_worker); beyond that, 429
     token_concurrency: int = Field(default=16, ge=1)
+    #: upload bodies being received at once, before they ask for a hashing slot (a slot
+    #: is held only once the whole body is in memory); beyond that 503, and one token
+    #: may have at most half of them (429)
+    receiving_uploads: int = Field(default=64, ge=1)
+    #: bytes of upload bodies being received at once (a declared Content-Length counts
+    #: from the start); one token at most half; beyond that 503/429
+    receiving_mb: float = Field(default=256, gt=0)
+    #: an upload body that sends nothing for this long is cut off with 408
+    upload_read_timeout: float = Field(default=10.0, gt=0)
+    #: and one that arrives slower than this on average (after upload_read_timeout)
+    upload_min_bytes_per_second: int = Field(default=16_384, ge=1)
     #: hashes one token may look up per minute through /v1/lookup (anti-enumeration);
     #: a token may burst up to the larger of this and lookup_max_batch
     lookup_rate_per_minute: int = Field(default=6_000, ge=1)

@@ -36,6 +36,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from hashguard.domain.evidence import EvidenceEvent, EvidenceItem, RetentionPolicy
 from hashguard.keys import MasterKey, MasterKeyError
+from hashguard.permissions import private_dir
 from hashguard.store.evidence import EvidenceStore, UnknownEvidence
 
 #: version byte of a sealed part (blob file or context)
@@ -153,8 +154,7 @@ def summarise(context: Mapping[str, Any]) -> dict[str, Any]:
 
 def _write_atomically(path: Path, data: bytes) -> None:
     """Temp file (0600) in the same folder, fsync, rename, fsync the folder."""
-    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-    path.parent.chmod(0o700)
+    private_dir(path.parent)  # every folder it creates 0700, the vault's own included
     temp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
     fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     try:

@@ -3,7 +3,8 @@
 A decoder that crashes, hangs or runs out of memory costs its one file: the worker is
 replaced, the file is exact-hashed again without decoding (hashing bytes cannot hang
 or crash), and it gets the outcome ``undecodable`` with the reason. Nothing else in
-the batch is affected. pebble's ``ProcessPool`` does the supervision.
+the batch is affected. pebble's ``ProcessPool`` does the supervision of workers, and
+``supervisor.PoolSupervisor`` that of the pools (a broken pool is rebuilt at once).
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import os
 import resource
 import signal
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future, InvalidStateError, TimeoutError
 from contextlib import suppress
 from types import TracebackType
@@ -27,6 +28,7 @@ from hashguard.domain.scans import Outcome
 from hashguard.domain.signals import FileSignals
 from hashguard.hashing.exact import hash_bytes
 from hashguard.hashing.kernel import HashOptions, HashOutput, exact_only, hash_data, hash_path
+from hashguard.hashing.supervisor import PoolHealth, PoolSupervisor
 
 
 def hash_batch(paths: list[str], options: HashOptions, seconds: float) -> list[HashOutput]:
@@ -141,9 +143,11 @@ class HashingPool:
         memory_mb: int,
         max_tasks: int = MAX_TASKS_PER_WORKER,
         niceness: int = 0,
+        on_rebuild: Callable[[str], None] | None = None,
     ) -> None:
         """``niceness`` lowers the workers' CPU priority: a server's event loop must get
-        the CPU to admit, refuse and answer requests while its workers are busy."""
+        the CPU to admit, refuse and answer requests while its workers are busy.
+        ``on_rebuild(reason)`` is called whenever a broken worker pool was rebuilt."""
         self.workers = workers
         self.options = options
         self.timeout = timeout
@@ -156,34 +160,31 @@ class HashingPool:
         # 150-400 ms with all slots waiting). So the workers are split over a few pools
         # whose recycling points are staggered, and each task goes to the least busy.
         groups = min(workers, MAX_GROUPS)
-        self._pools = [
-            ProcessPool(
+        context = _worker_context()
+
+        def make_pool(index: int) -> ProcessPool:
+            return ProcessPool(
                 max_workers=workers // groups + (index < workers % groups),
                 max_tasks=max_tasks + max_tasks * index // groups,
                 initializer=_init_worker,
                 initargs=(memory_mb * 1024 * 1024, niceness),
-                context=_worker_context(),
+                context=context,
             )
-            for index in range(groups)
-        ]
-        self._load = [0] * groups
+
+        self._pools = PoolSupervisor(groups, make_pool, on_rebuild=on_rebuild)
+
+    def health(self) -> PoolHealth:
+        """Whether a worker pool can take work now, and how often one was rebuilt."""
+        return self._pools.health()
+
+    @property
+    def ready(self) -> bool:
+        return self._pools.health().ready
 
     def _schedule_task(self, function: Any, args: tuple[Any, ...], timeout: float) -> Future[Any]:
-        """``function(*args)`` on the least busy pool (pebble's RuntimeError if stopped)."""
-        with self._lock:
-            index = min(range(len(self._pools)), key=self._load.__getitem__)
-            self._load[index] += 1
-        try:
-            task: Future[Any] = self._pools[index].schedule(function, args=args, timeout=timeout)
-        except BaseException:
-            self._done_on(index)
-            raise
-        task.add_done_callback(lambda _: self._done_on(index))
-        return task
-
-    def _done_on(self, index: int) -> None:
-        with self._lock:
-            self._load[index] -= 1
+        """``function(*args)`` on the least busy pool; fails with ``PoolBroken`` when no
+        pool could run it (a pool that broke under it is rebuilt and tried once more)."""
+        return self._pools.schedule(function, args, timeout)
 
     def __enter__(self) -> Self:
         return self
@@ -199,14 +200,7 @@ class HashingPool:
     def close(self, *, wait: bool = True) -> None:
         """Finish the queued work (``wait``) or stop at once, failing what is left with
         ``PoolStopped`` (pebble drops the futures of tasks it never ran)."""
-        # pebble leaves these two unannotated.
-        for pool in self._pools:
-            if wait:
-                pool.close()  # type: ignore[no-untyped-call]
-            else:
-                pool.stop()  # type: ignore[no-untyped-call]
-        for pool in self._pools:
-            pool.join()
+        self._pools.close(wait=wait)
         with self._lock:
             left = list(self._outstanding)
         for future in left:
@@ -230,11 +224,7 @@ class HashingPool:
         (hashing bytes cannot crash or hang) and the upload is ``undecodable``.
         """
         outer = self._future()
-        try:
-            inner = self._schedule_task(hash_data, (data, options or self.options), self.timeout)
-        except RuntimeError as exc:  # pebble: the pool is not running any more
-            _fail(outer, PoolStopped(str(exc)))
-            return outer
+        inner = self._schedule_task(hash_data, (data, options or self.options), self.timeout)
         inner.add_done_callback(lambda done: self._settle_data(done, data, outer))
         return outer
 
@@ -279,23 +269,14 @@ class HashingPool:
         if len(paths) == 1:
             self._schedule(paths[0], outers[0], self.options)
             return outers
-        try:
-            inner = self._schedule_task(
-                hash_batch, (list(paths), self.options, self.timeout), self.timeout * len(paths)
-            )
-        except RuntimeError as exc:  # pebble: the pool is not running any more
-            for outer in outers:
-                _fail(outer, PoolStopped(str(exc)))
-            return outers
+        inner = self._schedule_task(
+            hash_batch, (list(paths), self.options, self.timeout), self.timeout * len(paths)
+        )
         inner.add_done_callback(lambda done: self._settle_batch(done, paths, outers))
         return outers
 
     def _schedule(self, path: str, outer: Future[HashOutput], options: HashOptions) -> None:
-        try:
-            inner = self._schedule_task(hash_path, (path, options), self.timeout)
-        except RuntimeError as exc:  # pebble: the pool is not running any more
-            _fail(outer, PoolStopped(str(exc)))
-            return
+        inner = self._schedule_task(hash_path, (path, options), self.timeout)
         inner.add_done_callback(lambda done: self._settle(done, path, outer))
 
     def _settle_batch(
@@ -328,11 +309,7 @@ class HashingPool:
         else:
             _resolve(outer, result)
             return
-        try:
-            fallback = self._schedule_task(exact_only, (path, self.options), self.timeout)
-        except RuntimeError as exc:
-            _fail(outer, PoolStopped(str(exc)))
-            return
+        fallback = self._schedule_task(exact_only, (path, self.options), self.timeout)
         fallback.add_done_callback(lambda again: self._settle_fallback(again, reason, outer))
 
     def _settle_fallback(

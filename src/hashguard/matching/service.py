@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,6 +19,11 @@ from hashguard.matching.matcher import (
     Matcher,
     load_or_build,
 )
+
+log = logging.getLogger("hashguard.matching")
+#: tries to load the index at start-up, waiting LOAD_FIRST_WAIT * 2**n s in between
+LOAD_ATTEMPTS = 6
+LOAD_FIRST_WAIT = 0.25
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -42,20 +48,53 @@ class MatcherService:
     blocks requests for longer than applying the changes.
     """
 
-    def __init__(self, source: EntrySource, snapshot: Path) -> None:
+    def __init__(
+        self,
+        source: EntrySource,
+        snapshot: Path,
+        *,
+        attempts: int = LOAD_ATTEMPTS,
+        first_wait: float = LOAD_FIRST_WAIT,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
         self._source = source
         self._snapshot = snapshot
+        self._attempts = attempts
+        self._first_wait = first_wait
+        self._sleep = sleep
+        #: why the last attempt to load the index failed (None once loaded)
+        self.load_problem: str | None = None
         self._lock = threading.Lock()
         self._refreshing = threading.Lock()
         self._matcher: Matcher | None = None
         self._checked = 0.0
 
     def load(self) -> None:
-        """Load (or build) the matcher; blocking, call it from a thread at start-up."""
-        matcher = load_or_build(self._source, self._snapshot)
+        """Load (or build) the matcher; blocking, call it from a thread at start-up.
+
+        A failure (the store not answering yet, the snapshot folder briefly unusable) is
+        logged and tried again after 0.25, 0.5, 1, ... s; the last one is raised."""
+        for attempt in range(1, self._attempts + 1):
+            try:
+                matcher = load_or_build(self._source, self._snapshot)
+                break
+            except Exception as exc:
+                self.load_problem = str(exc)
+                if attempt == self._attempts:
+                    raise
+                wait = self._first_wait * 2 ** (attempt - 1)
+                log.warning(
+                    "loading the match index failed (attempt %d of %d, again in %.2g s): %s",
+                    attempt,
+                    self._attempts,
+                    wait,
+                    exc,
+                )
+                self._sleep(wait)
         with self._lock:
             self._matcher = matcher
             self._checked = time.monotonic()
+        self.load_problem = None
 
     def refresh(self) -> int:
         """Catch up with the store; returns the number of entries changed."""

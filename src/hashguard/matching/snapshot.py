@@ -5,7 +5,9 @@ Layout: ``HGSNAP1\\n``, the header length (8 bytes, little-endian), the JSON hea
 little-endian, a few allowed dtypes), then the SHA-256 of everything before it. No
 pickle and nothing executable; a truncated or altered file (header, data or padding)
 fails the digest and raises ``SnapshotError`` instead of loading. Writes go to a
-temporary file renamed into place, so a crash never leaves half a snapshot.
+temporary file with a unique name (``mkstemp``, mode 0600) renamed into place, so a
+crash never leaves half a snapshot and two servers saving at once never write into one
+file; the folder is created 0700 (a snapshot holds list hashes).
 
 The digest detects damage and tampering by anyone who does not recompute it; a
 snapshot is a cache of the store, so anyone able to rewrite it could rewrite the store.
@@ -16,12 +18,16 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import tempfile
 from collections.abc import Mapping
+from contextlib import suppress
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
+
+from hashguard.permissions import private_dir
 
 MAGIC = b"HGSNAP1\n"
 ALIGN = 64
@@ -54,9 +60,40 @@ def write(path: Path, arrays: Mapping[str, npt.NDArray[Any]], meta: Mapping[str,
     head += b"\0" * (_aligned(len(head)) - len(head))
     end = blobs[-1][0] + blobs[-1][1].nbytes if blobs else 0
     digest = hashlib.sha256(head)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(f".{path.name}.partial")
-    with partial.open("wb") as stream:
+    private_dir(path.parent)
+    fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".partial", dir=path.parent)
+    partial = Path(name)
+    try:
+        _write_body(fd, head, blobs, digest, end)
+        partial.replace(path)
+    except BaseException:
+        partial.unlink(missing_ok=True)
+        raise
+    _forget_stale_partials(path)
+
+
+#: a temporary snapshot file this old was left by a writer that was killed
+STALE_PARTIAL_SECONDS = 3600
+
+
+def _forget_stale_partials(path: Path) -> None:
+    """Remove temporary files left by killed writers (by the file system's clock: the
+    age is measured from the snapshot just written)."""
+    cutoff = path.stat().st_mtime - STALE_PARTIAL_SECONDS
+    for stale in path.parent.glob(f".{path.name}.*.partial"):
+        with suppress(OSError):  # another writer's, finished or removed meanwhile
+            if stale.stat().st_mtime < cutoff:
+                stale.unlink()
+
+
+def _write_body(
+    fd: int,
+    head: bytes,
+    blobs: list[tuple[int, npt.NDArray[Any]]],
+    digest: Any,
+    end: int,
+) -> None:
+    with os.fdopen(fd, "wb") as stream:
         stream.write(head)
         written = 0
         for start, data in blobs:
@@ -72,7 +109,6 @@ def write(path: Path, arrays: Mapping[str, npt.NDArray[Any]], meta: Mapping[str,
         stream.write(digest.digest())
         stream.flush()
         os.fsync(stream.fileno())
-    partial.replace(path)
 
 
 def read(path: Path) -> tuple[dict[str, npt.NDArray[Any]], dict[str, Any]]:

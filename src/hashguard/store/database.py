@@ -15,6 +15,7 @@ from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.pool import NullPool
 
+from hashguard.permissions import private_file
 from hashguard.store.actions import ActionStore
 from hashguard.store.audit import AuditStore
 from hashguard.store.banks import BankStore
@@ -39,7 +40,9 @@ def make_engine(url: str) -> Engine:
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
-            Path(parsed.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+            # created 0600 before SQLite opens it (its -wal and -shm files take the
+            # database file's mode): it holds list hashes, token hashes and the audit log
+            private_file(Path(parsed.database).expanduser())
         engine = create_engine(url, poolclass=NullPool)
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine

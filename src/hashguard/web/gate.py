@@ -4,22 +4,28 @@ FastAPI reads (and parses) a JSON body before it solves a route's dependencies, 
 check made there would let a client without a token make the server buffer and parse
 any body it likes. This middleware answers 401 for a missing or unusable token and
 413 for a declared length over the route's limit at once, and counts the body as it
-arrives (413 past the limit). An upload to /v1/scan is admitted here too (503/429 at
-once when the hashing slots are full), before any dependency is solved. The scope a
+arrives (413 past the limit). An upload to /v1/scan is received here, whole, under the
+receive budget (``limits.Receiving``; 503/429 at once when it is full, 408 for a body
+that stalls or trickles), and only then admitted to a hashing slot (503/429 at once
+when they are full), before any dependency is solved. The scope a
 route needs is checked by the route's own dependency (``deps.require``), on the token
 left here in the request state.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
+import time
 
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from hashguard.settings import Settings
+from hashguard.web.limits import Reservation
 from hashguard.web.metrics import Metrics
 from hashguard.web.problems import ProblemError, problem_response
 
@@ -47,11 +53,10 @@ class GateMiddleware:
             token = svc.authenticator.identify_cached(header) or await run_in_threadpool(
                 svc.authenticator.identify, header
             )
-            self._check_declared_length(request, limit)
-            # an upload holds a hashing slot from before its body is read until answered
-            admitted = path == SCAN and scope["method"] == "POST"
-            if admitted:
-                svc.admission.acquire(token.id)
+            declared = self._check_declared_length(request, limit)
+            upload = path == SCAN and scope["method"] == "POST"
+            if upload:
+                reservation = svc.receiving.reserve(token.id, declared or 0)
         except ProblemError as exc:
             response = problem_response(request, exc.status, exc.title, exc.detail, exc.headers)
             await response(scope, receive, send)
@@ -64,6 +69,13 @@ class GateMiddleware:
             await response(scope, receive, send)
             return
         scope.setdefault("state", {})["token"] = token
+        if upload:
+            admitted = await self._admit_upload(
+                request, token.id, reservation, limit, receive, send
+            )
+            if admitted is None:
+                return
+            receive = admitted
         received = 0
 
         async def counted() -> Message:
@@ -75,7 +87,7 @@ class GateMiddleware:
                     raise self._too_large(limit)
             return message
 
-        held = admitted
+        held = upload
 
         def release() -> None:
             nonlocal held
@@ -95,12 +107,90 @@ class GateMiddleware:
         finally:
             release()
 
-    def _check_declared_length(self, request: Request, limit: int) -> None:
+    async def _admit_upload(
+        self,
+        request: Request,
+        token_id: int,
+        reservation: Reservation,
+        limit: int,
+        receive: Receive,
+        send: Send,
+    ) -> Receive | None:
+        """Receive the upload's body, then take a hashing slot for it (held until the
+        answer starts; see ``__call__``); the route's ``receive``, or None once answered."""
+        svc = request.app.state.services
+        try:
+            body = await self._receive_body(receive, reservation, limit, svc.settings)
+            if body is None:
+                return None  # the client went away
+            svc.admission.acquire(token_id)
+        except ProblemError as exc:
+            response = problem_response(request, exc.status, exc.title, exc.detail, exc.headers)
+            await response(request.scope, receive, send)
+            return None
+        finally:
+            reservation.release()
+        return _replay(body, receive)
+
+    def _check_declared_length(self, request: Request, limit: int) -> int | None:
+        """The declared body length (None if not declared); 413 over ``limit``."""
         declared = request.headers.get("content-length", "")
-        if declared.isdigit() and int(declared) > limit:
+        if not declared.isdigit():
+            return None
+        if int(declared) > limit:
             raise ProblemError(413, TOO_LARGE, self._too_large(limit).detail)
+        return int(declared)
+
+    async def _receive_body(
+        self, receive: Receive, reservation: Reservation, limit: int, settings: Settings
+    ) -> bytes | None:
+        """The whole body, or None if the client left. 408 when no byte arrives for
+        ``upload_read_timeout`` s, or when the body takes longer than that plus its size
+        at ``upload_min_bytes_per_second``; 413 past ``limit``."""
+        idle, rate = settings.upload_read_timeout, settings.upload_min_bytes_per_second
+        started = time.monotonic()
+        chunks: list[bytes] = []
+        received = 0
+        while True:
+            deadline = started + idle + max(reservation.size, received) / rate
+            wait = min(idle, deadline - time.monotonic())
+            try:
+                async with asyncio.timeout(max(wait, 0.0)):  # no task per message
+                    message = await receive()
+            except TimeoutError:
+                self.metrics.rejected.labels("slow_body").inc()
+                raise ProblemError(
+                    408,
+                    "Request timeout",
+                    f"the upload body stalled or arrived slower than {rate} bytes/s "
+                    f"({received} bytes in {time.monotonic() - started:.1f} s)",
+                ) from None
+            if message["type"] == "http.disconnect":
+                return None
+            chunk = message.get("body", b"")
+            received += len(chunk)
+            if received > limit:
+                raise ProblemError(413, TOO_LARGE, self._too_large(limit).detail)
+            reservation.grow(received)
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                return b"".join(chunks)
 
     def _too_large(self, limit: int) -> HTTPException:
         """An HTTPException, so that FastAPI's body reading passes it on as it is."""
         self.metrics.rejected.labels("too_large").inc()
         return HTTPException(413, f"the limit for this route is {limit} bytes")
+
+
+def _replay(body: bytes, receive: Receive) -> Receive:
+    """A ``receive`` that hands the route the body read here, then the client's events."""
+    sent = False
+
+    async def replay() -> Message:
+        nonlocal sent
+        if not sent:
+            sent = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        return await receive()
+
+    return replay

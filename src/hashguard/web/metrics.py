@@ -51,6 +51,20 @@ class Metrics:
         self.queue_depth = Gauge(
             "hashguard_hashing_in_flight", "Uploads being decoded and hashed", registry=r
         )
+        self.receiving = Gauge(
+            "hashguard_uploads_receiving", "Upload bodies being received", registry=r
+        )
+        self.pool_rebuilds = Counter(
+            "hashguard_hashing_pool_rebuilds",
+            "Hashing worker pools rebuilt after they broke (a worker killed while idle)",
+            ["pool"],
+            registry=r,
+        )
+        self.pool_ready = Gauge(
+            "hashguard_hashing_pool_ready",
+            "1 while a hashing worker pool of the server can take work",
+            registry=r,
+        )
 
     def render(self, refresh: Callable[[Metrics], None]) -> bytes:
         refresh(self)

@@ -17,6 +17,7 @@ from hashguard.hashing.isolate import HashingPool
 from hashguard.hashing.kernel import HashOptions
 from hashguard.keys import MasterKey, master_key_for
 from hashguard.matching.service import MatcherService
+from hashguard.permissions import warn_about_permissions
 from hashguard.plugins import Registry
 from hashguard.remote.service import RemoteMatching, remote_matching
 from hashguard.review.intake import after_scan_decision
@@ -24,7 +25,7 @@ from hashguard.scan.scanner import ScanAlreadyRunning, Scanner, prepare_run
 from hashguard.settings import Settings
 from hashguard.store import Store
 from hashguard.web.auth import Authenticator
-from hashguard.web.limits import Admission, LookupLimiter
+from hashguard.web.limits import Admission, LookupLimiter, Receiving
 from hashguard.web.metrics import Metrics
 from hashguard.web.problems import ProblemError
 
@@ -44,8 +45,11 @@ class RunManager:
         store: Store,
         matcher: MatcherService,
         remote: RemoteMatching | None,
+        *,
+        on_rebuild: Callable[[str], None] | None = None,
     ) -> None:
         self._settings = settings
+        self._on_rebuild = on_rebuild
         self._store = store
         self._matcher = matcher
         self._remote = remote
@@ -102,6 +106,7 @@ class RunManager:
                 options=HashOptions.for_scan(run.options, confine=self._roots),
                 timeout=self._settings.decode_timeout,
                 memory_mb=self._settings.worker_memory_mb,
+                on_rebuild=self._on_rebuild,
             ) as pool:
                 scanner = Scanner(
                     store=self._store.scans,
@@ -151,6 +156,7 @@ class Services:
     matcher: MatcherService
     authenticator: Authenticator
     admission: Admission
+    receiving: Receiving
     lookups: LookupLimiter
     metrics: Metrics
     runs: RunManager
@@ -162,6 +168,7 @@ class Services:
 
     @classmethod
     def start(cls, settings: Settings, store: Store, metrics: Metrics) -> Services:
+        warn_about_permissions(settings)
         pool = HashingPool(
             workers=settings.workers,
             options=HashOptions(
@@ -172,6 +179,7 @@ class Services:
             timeout=settings.decode_timeout,
             memory_mb=settings.worker_memory_mb,
             niceness=WORKER_NICENESS,
+            on_rebuild=lambda _reason: metrics.pool_rebuilds.labels("uploads").inc(),
         )
         matcher = MatcherService(store.banks, settings.index_path)
 
@@ -197,13 +205,24 @@ class Services:
                 settings.token_concurrency,
                 on_refusal=refused,
             ),
+            receiving=Receiving(
+                settings.receiving_uploads,
+                int(settings.receiving_mb * 1024 * 1024),
+                on_refusal=refused,
+            ),
             lookups=LookupLimiter(
                 settings.lookup_rate_per_minute,
                 burst=max(settings.lookup_rate_per_minute, settings.lookup_max_batch),
                 on_refusal=refused,
             ),
             metrics=metrics,
-            runs=RunManager(settings, store, matcher, remote),
+            runs=RunManager(
+                settings,
+                store,
+                matcher,
+                remote,
+                on_rebuild=lambda _reason: metrics.pool_rebuilds.labels("runs").inc(),
+            ),
             registry=registry,
             remote=remote,
         )
@@ -239,6 +258,8 @@ class Services:
 
     def refresh_metrics(self, metrics: Metrics) -> None:
         metrics.queue_depth.set(self.admission.in_flight)
+        metrics.receiving.set(self.receiving.in_flight)
+        metrics.pool_ready.set(1 if self.pool.ready else 0)
         if self.matcher.loaded:
             state = self.matcher.state()
             metrics.index_entries.set(state.entries)

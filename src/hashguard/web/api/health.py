@@ -27,7 +27,8 @@ def healthz() -> Health:
 
 @router.get("/readyz", response_model=Health, responses={503: {"model": Health}})
 def readyz(svc: Svc) -> JSONResponse:
-    """Ready to scan: the store answers, the match index is loaded and fresh."""
+    """Ready to scan: the store answers, a hashing worker pool can take work, and the
+    match index is loaded and fresh."""
     detail: dict[str, object] = {}
     problems = []
     try:
@@ -36,8 +37,18 @@ def readyz(svc: Svc) -> JSONResponse:
         problems.append(f"store unreachable: {type(exc).__name__}")
     if svc.ready_error:
         problems.append(svc.ready_error)
+    pool = svc.pool.health()
+    detail["hashing_pool_rebuilds"] = pool.rebuilds
+    if not pool.ready:
+        problems.append(f"no hashing worker can take work (being rebuilt): {pool.last_problem}")
     if not svc.matcher.loaded:
-        problems.append("match index loading")
+        failed = svc.matcher.load_problem
+        if svc.ready_error is None:
+            problems.append(
+                f"match index failed to load (trying again): {failed}"
+                if failed
+                else "match index loading"
+            )
     else:
         state = svc.matcher.state()
         limit = FRESH_INTERVALS * svc.settings.index_refresh_seconds
