@@ -186,7 +186,11 @@ class Services:
             store=store,
             pool=pool,
             matcher=matcher,
-            authenticator=Authenticator(store.tokens, owner_disabled=_owner_disabled(store)),
+            authenticator=Authenticator(
+                store.tokens,
+                owner_disabled=_owner_disabled(store),
+                owner_of=store.people.token_owner,
+            ),
             admission=Admission(
                 settings.workers * settings.queue_per_worker,
                 settings.token_concurrency,
