@@ -59,6 +59,8 @@ class AuditAction(StrEnum):
     USER_CREATED = "user.created"
     USER_UPDATED = "user.updated"
     REVIEW_BREAK_REMINDED = "review.break_reminded"
+    #: a token looked up many PDQ hashes close to its own matched ones (reading a list)
+    LOOKUP_PROBING = "lookup.probing"
 
 
 def valid_action(action: str) -> bool:

@@ -223,12 +223,27 @@ class LookupIn(BaseModel):
     hashes: list[LookupItem] = Field(min_length=1, max_length=100_000)
 
 
+class LookupMatchOut(MatchOut):
+    """A match of a looked-up hash. A PDQ match's ``distance`` is null unless the server
+    trusts the token with distances (``HASHGUARD_LOOKUP_DISTANCE_TOKENS``): distances
+    to small changes of a hash would spell out the listed hash bit by bit."""
+
+    distance: int | None = Field(  # type: ignore[assignment]
+        description="0 for exact hashes; for PDQ, null unless the token is trusted with it"
+    )
+
+    @classmethod
+    def hiding(cls, match: Match, *, distances: bool) -> LookupMatchOut:
+        shown = match.distance if distances or match.algorithm is not Algorithm.PDQ else None
+        return cls.model_validate(MatchOut.of(match).model_dump() | {"distance": shown})
+
+
 class LookupResult(BaseModel):
     algorithm: Algorithm
     hash: str
     valid: bool
     reason: str | None = None
-    matches: list[MatchOut]
+    matches: list[LookupMatchOut]
 
 
 class LookupOut(BaseModel):

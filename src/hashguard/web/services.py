@@ -26,6 +26,7 @@ from hashguard.store import Store
 from hashguard.web.auth import Authenticator
 from hashguard.web.limits import Admission, LookupLimiter
 from hashguard.web.metrics import Metrics
+from hashguard.web.probing import ProbeGuard
 from hashguard.web.problems import ProblemError
 
 log = logging.getLogger("hashguard.web")
@@ -152,6 +153,7 @@ class Services:
     authenticator: Authenticator
     admission: Admission
     lookups: LookupLimiter
+    probes: ProbeGuard
     metrics: Metrics
     runs: RunManager
     registry: Registry
@@ -200,6 +202,12 @@ class Services:
                 settings.lookup_rate_per_minute,
                 burst=max(settings.lookup_rate_per_minute, settings.lookup_max_batch),
                 on_refusal=refused,
+            ),
+            probes=ProbeGuard(
+                radius=settings.lookup_probe_radius,
+                budget=settings.lookup_probe_budget,
+                window_seconds=settings.lookup_probe_window_seconds,
+                memory=settings.lookup_probe_memory,
             ),
             metrics=metrics,
             runs=RunManager(settings, store, matcher, remote),
