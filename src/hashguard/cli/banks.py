@@ -23,6 +23,7 @@ from hashguard.cli.context import err, fail, out, store_of
 from hashguard.domain.banks import DEFAULT_PDQ_THRESHOLD, MAX_PDQ_THRESHOLD, Bank, BankKind
 from hashguard.domain.policy import Action, InvalidPolicy
 from hashguard.domain.signals import Algorithm
+from hashguard.domain.text import printable
 from hashguard.store.banks import KEEP, BankExists, InvalidBankName, UnknownBank
 
 
@@ -193,11 +194,11 @@ def import_command(
                 ),
             )
         except ValueError as exc:  # header names and file text in messages are not markup
-            raise fail(escape(str(exc))) from None
+            raise fail(escape(printable(str(exc)))) from None
         if report.applied:
             record(store, cli_actor(), "bank.imported", f"bank:{name}", **import_details(report))
     for error in report.errors:
-        err.print(f"[yellow]invalid[/yellow] {escape(str(error))}", highlight=False)
+        err.print(f"[yellow]invalid[/yellow] {escape(printable(str(error)))}", highlight=False)
     if not report.applied:
         raise fail(
             f"{len(report.errors)} invalid row(s) in {escape(file.name)}; nothing imported "
