@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, BeforeValidator, Field
+from pydantic import BaseModel, BeforeValidator, Field
 from typing_extensions import TypeAliasType
 
 from hashguard.domain.banks import (
@@ -24,7 +24,6 @@ from hashguard.domain.policy import Decision as PolicyDecision
 from hashguard.domain.remote import RemoteResult, RemoteStatus, remote_to_json
 from hashguard.domain.scans import Outcome, RunStatus, ScanRun
 from hashguard.domain.signals import DIHEDRAL_NAMES, Algorithm, FileSignals
-from hashguard.domain.text import storable
 from hashguard.review.cases import NAME_PATTERN, case_json, event_json
 from hashguard.review.decide import Verdict
 
@@ -152,21 +151,19 @@ class Decision(BaseModel):
         )
 
 
-#: Text that is stored: PostgreSQL cannot keep a NUL character (the pattern documents
-#: it in the OpenAPI document; ``StoredText`` refuses it, and lone surrogates, anyway).
+#: Text that is stored: PostgreSQL cannot keep a NUL character. Every text a request
+#: carries has a pattern (this one, or a stricter one such as a name's), and a pattern
+#: also refuses a lone surrogate (``"\ud800"``): pydantic matches patterns on UTF-8,
+#: which cannot hold one. Both are 422 (tests/test_api_text.py checks every route), and
+#: the OpenAPI document shows the pattern. Multipart fields: uploads.py (domain.text).
 NO_NUL = r"^[^\x00]*$"
-
-#: Any text a request carries (JSON field, query or path parameter): 422 for a NUL
-#: character or a lone surrogate, which no store can keep (domain.text). Multipart
-#: fields get the same check in uploads.py.
-StoredText = Annotated[str, AfterValidator(storable)]
 
 
 def Text(max_length: int) -> Any:
-    """An optional ``StoredText | None`` field of at most ``max_length`` characters."""
     return Field(default=None, max_length=max_length, pattern=NO_NUL)
 
 
+StoredText = Annotated[str, Field(pattern=NO_NUL)]
 #: Free metadata, any JSON a store can keep (JSON itself has no NaN; Python's parser does).
 MetaValue = TypeAliasType(
     "MetaValue",
@@ -193,10 +190,10 @@ _HEX = "^[0-9A-Fa-f]*$"
 
 
 class ContentMeta(BaseModel):
-    content_id: StoredText | None = None
-    uploader_id: StoredText | None = None
-    url: StoredText | None = None
-    uploader_ip: StoredText | None = None
+    content_id: str | None = None
+    uploader_id: str | None = None
+    url: str | None = None
+    uploader_ip: str | None = None
 
 
 class ScanOut(BaseModel):
@@ -216,7 +213,7 @@ class ScanOut(BaseModel):
 
 class LookupItem(BaseModel):
     algorithm: Algorithm
-    hash: StoredText = Field(min_length=1, max_length=64)
+    hash: str = Field(min_length=1, max_length=64, pattern=NO_NUL)
 
 
 class LookupIn(BaseModel):
@@ -256,12 +253,12 @@ class BankIn(BaseModel):
     distance <= ``review_max_distance`` (null: up to ``pdq_threshold``) and are ignored
     beyond; ``shadow`` records and counts the bank's decisions without acting on them."""
 
-    name: StoredText = Field(pattern=BANK_NAME_PATTERN)
+    name: str = Field(pattern=BANK_NAME_PATTERN)
     kind: BankKind = BankKind.KNOWN
     enabled: Flag = True
     pdq_threshold: Threshold = 31
-    source: StoredText | None = Text(1000)
-    licence: StoredText | None = Text(1000)
+    source: str | None = Text(1000)
+    licence: str | None = Text(1000)
     auto_max_distance: Distance = DEFAULT_AUTO_MAX_DISTANCE
     review_max_distance: Distance = None
     exact_action: ExactAction = "act"
@@ -275,8 +272,8 @@ class BankPatch(BaseModel):
     kind: BankKind | None = None
     enabled: Flag | None = None
     pdq_threshold: Threshold | None = None
-    source: StoredText | None = Text(1000)
-    licence: StoredText | None = Text(1000)
+    source: str | None = Text(1000)
+    licence: str | None = Text(1000)
     auto_max_distance: Distance = None
     review_max_distance: Distance = None
     exact_action: ExactAction | None = None
@@ -359,8 +356,8 @@ SignalIn = Annotated[Md5In | Sha1In | Sha256In | PdqIn, Field(discriminator="alg
 
 
 class EntryFields(BaseModel):
-    entry_id: StoredText | None = Text(200)
-    category: StoredText | None = Text(200)
+    entry_id: str | None = Text(200)
+    category: str | None = Text(200)
     metadata: Metadata = Field(default_factory=dict)
 
 
@@ -438,8 +435,8 @@ class ImportOut(BaseModel):
 
 
 class RunIn(BaseModel):
-    paths: list[Annotated[StoredText, Field(min_length=1, max_length=4096, pattern=NO_NUL)]] = (
-        Field(min_length=1, max_length=100)
+    paths: list[Annotated[str, Field(min_length=1, max_length=4096, pattern=NO_NUL)]] = Field(
+        min_length=1, max_length=100
     )
     dihedral: Flag = False
     rescan: Flag = False
@@ -598,14 +595,14 @@ class DecisionIn(BaseModel):
     ``escalate``. ``version``: the case version reviewed (default: the current one)."""
 
     verdict: Verdict
-    reason: StoredText = Field(max_length=2000, pattern=REASON_PATTERN)
+    reason: str = Field(max_length=2000, pattern=REASON_PATTERN)
     version: CaseVersion | None = None
-    allow_bank: StoredText | None = Field(default=None, pattern=BANK_NAME_PATTERN)
+    allow_bank: str | None = Field(default=None, pattern=BANK_NAME_PATTERN)
 
 
 class AssigneeIn(BaseModel):
     """Give the case to a person (by name), or ``null`` to unassign it."""
 
-    assignee: StoredText | None = Field(pattern=NAME_PATTERN)
-    reason: StoredText | None = Text(2000)
+    assignee: str | None = Field(pattern=NAME_PATTERN)
+    reason: str | None = Text(2000)
     version: CaseVersion | None = None

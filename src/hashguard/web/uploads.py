@@ -88,7 +88,8 @@ def _parse_multipart(body: bytes, boundary: bytes, file_field: str) -> Upload:
         name = disposition.get(b"name", b"").decode("utf-8", "replace")
         if name == file_field and not found:
             upload.data, found = bytes(content), True
-        elif name and len(content) <= TEXT_FIELD_LIMIT:
+        elif name and b"filename" not in disposition and len(content) <= TEXT_FIELD_LIMIT:
+            # a part with a filename is a file, not a text field: it fills no field
             upload.fields[name] = _text_field(name, bytes(content))
     if not found:
         raise ProblemError(400, "Bad request", f"multipart body without a '{file_field}' part")

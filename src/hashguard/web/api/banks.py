@@ -36,7 +36,6 @@ from hashguard.web.schemas import (
     ImportOut,
     RemoveIn,
     RowErrorOut,
-    StoredText,
 )
 from hashguard.web.services import Services
 from hashguard.web.uploads import read_upload
@@ -46,8 +45,8 @@ router = APIRouter(prefix="/v1/banks", tags=["banks"])
 Reader = Annotated[Token, Depends(require(Scope.BANKS_READ))]
 Writer = Annotated[Token, Depends(require(Scope.BANKS_WRITE))]
 Svc = Annotated[Services, Depends(services)]
-BankName = Annotated[StoredText, Path(pattern=BANK_NAME_PATTERN)]
-Note = Annotated[StoredText | None, Query(max_length=1000, pattern=NO_NUL)]
+BankName = Annotated[str, Path(pattern=BANK_NAME_PATTERN)]
+Note = Annotated[str | None, Query(max_length=1000, pattern=NO_NUL)]
 
 _LIST_BODY = {
     "requestBody": {
@@ -176,7 +175,7 @@ async def import_bank(
     svc: Svc,
     list_format: Annotated[ListFormat, Query(alias="format")],
     algorithm: Algorithm | None = None,
-    version: Annotated[StoredText | None, Query(max_length=200, pattern=NO_NUL)] = None,
+    version: Annotated[str | None, Query(max_length=200, pattern=NO_NUL)] = None,
     source: Note = None,
     licence: Note = None,
     skip_invalid: bool = False,
@@ -185,7 +184,7 @@ async def import_bank(
     kind: BankKind = BankKind.KNOWN,
     threshold: Annotated[int, Query(ge=0, le=MAX_PDQ_THRESHOLD)] = 31,
     columns: Annotated[
-        StoredText | None, Query(max_length=COLUMNS_MAX_LENGTH, pattern=COLUMNS_PATTERN)
+        str | None, Query(max_length=COLUMNS_MAX_LENGTH, pattern=COLUMNS_PATTERN)
     ] = None,
     preset: Preset | None = None,
     no_header: bool = False,

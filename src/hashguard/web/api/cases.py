@@ -32,7 +32,6 @@ from hashguard.web.schemas import (
     CaseOut,
     CasePage,
     DecisionIn,
-    StoredText,
 )
 from hashguard.web.services import Services
 
@@ -109,7 +108,7 @@ def list_cases(
     token: Reader,
     svc: Svc,
     state: Annotated[list[CaseState] | None, Query(description="repeat for several")] = None,
-    assignee: Annotated[StoredText | None, Query(pattern=NAME_PATTERN)] = None,
+    assignee: Annotated[str | None, Query(pattern=NAME_PATTERN)] = None,
     order: Literal["oldest", "newest"] = "oldest",
     after: Annotated[
         int | None, Query(ge=0, le=MAX_ID, description="the `next` of the page before")

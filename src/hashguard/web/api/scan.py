@@ -30,7 +30,6 @@ from hashguard.web.schemas import (
     RemoteOut,
     ScanOut,
     SignalsOut,
-    StoredText,
 )
 from hashguard.web.services import Services
 from hashguard.web.uploads import read_upload
@@ -73,10 +72,10 @@ async def scan(
     request: Request,
     token: Annotated[Token, Depends(require(Scope.SCAN))],
     svc: Annotated[Services, Depends(services)],
-    content_id: Annotated[StoredText | None, Query(max_length=500, pattern=NO_NUL)] = None,
-    uploader_id: Annotated[StoredText | None, Query(max_length=500, pattern=NO_NUL)] = None,
-    url: Annotated[StoredText | None, Query(max_length=4000, pattern=NO_NUL)] = None,
-    uploader_ip: Annotated[StoredText | None, Query(max_length=64, pattern=NO_NUL)] = None,
+    content_id: Annotated[str | None, Query(max_length=500, pattern=NO_NUL)] = None,
+    uploader_id: Annotated[str | None, Query(max_length=500, pattern=NO_NUL)] = None,
+    url: Annotated[str | None, Query(max_length=4000, pattern=NO_NUL)] = None,
+    uploader_ip: Annotated[str | None, Query(max_length=64, pattern=NO_NUL)] = None,
 ) -> ScanOut:
     """Hash the upload (the raw body, or the ``file`` part of multipart/form-data) with
     the vetted hashers in an isolated worker, match it against every enabled bank, and
