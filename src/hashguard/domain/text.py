@@ -23,14 +23,6 @@ def unstorable(text: str) -> str | None:
     return None
 
 
-def storable(text: str) -> str:
-    """``text`` itself, or ``ValueError`` saying why no store can keep it."""
-    problem = unstorable(text)
-    if problem is not None:
-        raise ValueError(problem)
-    return text
-
-
 def printable(text: str) -> str:
     """``text`` safe to put in a message (NUL and lone surrogates escaped)."""
     if unstorable(text) is None:
