@@ -21,6 +21,7 @@ from pydantic import SecretStr
 
 from hashguard.banks.exchanges.fbtx import ThreatExchangeExchange
 from hashguard.banks.exchanges.localfile import LocalFileExchange
+from hashguard.banks.exchanges.ncmec import parse_xml, read_page
 from hashguard.banks.exchanges.stopncii import StopNciiExchange
 from hashguard.banks.exchanges.sync import sync_exchange
 from hashguard.banks.formats import MAX_DEPTH, TOO_DEEP, parse_json
@@ -275,3 +276,19 @@ def test_the_import_command_names_bad_records_without_a_traceback(tmp_path: Path
     unreadable = hashguard("banks", "import", "lst", str(csv), "--skip-invalid", check=2)
     assert "Traceback" not in unreadable.stderr
     assert "line 3" in unreadable.stderr
+
+
+def test_an_ncmec_page_with_a_deeply_nested_entry_reads_its_entries() -> None:
+    """XML cannot carry a lone surrogate or a NUL (the parser refuses the document), but
+    it can nest 100,000 deep: the page is still read, entry by entry."""
+    deep = "<x>" * 100_000 + "</x>" * 100_000
+    body = (
+        "<queryResult><images>"
+        f'<image><member id="1"/><id>5</id><fingerprints><md5>{_md5(5)}</md5></fingerprints>'
+        f"<extra>{deep}</extra></image>"
+        f'<image><member id="1"/><id>6</id><fingerprints><md5>{_md5(6)}</md5></fingerprints>'
+        "</image></images></queryResult>"
+    ).encode()
+    page = read_page(parse_xml(body))
+    assert [entry.key for entry in page.entries] == ["1:5", "1:6"]
+    assert page.skipped == []
