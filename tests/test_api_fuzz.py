@@ -82,14 +82,16 @@ schema = schemathesis.openapi.from_dict(
 Live = tuple[str, dict[str, str]]
 
 
-def _admin_store() -> tuple[Path, str]:
-    """A fresh SQLite store with an admin token acting for a lead and a few open review
+def _admin_store() -> tuple[Path, str, str]:
+    """A fresh SQLite store with an admin token, another acting for a lead (a token never
+    does more than its person, and only a person decides cases) and a few open review
     cases (so decisions get past "who decides" to real cases), made when the module is
     collected: schemathesis asks for the token (``AdminToken``) while it generates cases."""
     folder = Path(tempfile.mkdtemp(prefix="hashguard-fuzz-"))
     store = open_store(f"sqlite:///{folder / 'hashguard.db'}", migrate=True)
     try:
-        token, secret = store.tokens.create("fuzzer", [Scope.ADMIN])
+        secret = store.tokens.create("fuzzer", [Scope.ADMIN])[1]
+        token, lead_secret = store.tokens.create("fuzzer-cases", [Scope.ADMIN])
         lead = store.people.create_user("fuzz-lead", Role.LEAD)
         store.people.set_token_owner(token.id, lead.id)
         for n in range(3):
@@ -113,10 +115,10 @@ def _admin_store() -> tuple[Path, str]:
             )
     finally:
         store.close()
-    return folder, secret
+    return folder, secret, lead_secret
 
 
-FOLDER, SECRET = _admin_store()
+FOLDER, SECRET, CASES_SECRET = _admin_store()
 
 
 @schema.auth()
@@ -128,6 +130,8 @@ class AdminToken:
         return SECRET
 
     def set(self, case: schemathesis.Case, data: str, ctx: schemathesis.AuthContext) -> None:
+        if case.path.startswith("/v1/cases"):
+            data = CASES_SECRET  # the lead's token: the case routes need a person who decides
         case.headers = {**(case.headers or {}), "Authorization": f"Bearer {data}"}
 
 

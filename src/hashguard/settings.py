@@ -84,6 +84,18 @@ class Settings(BaseSettings):
     #: a token may burst up to the larger of this and lookup_max_batch
     lookup_rate_per_minute: int = Field(default=6_000, ge=1)
     lookup_max_batch: int = Field(default=1_000, ge=1, le=100_000)
+    #: tokens (by id) whose PDQ lookups answer the exact distance; others get matched
+    #: or not (a distance lets a client read the listed hash bit by bit)
+    lookup_distance_tokens: tuple[int, ...] = ()
+    #: a PDQ lookup within this many bits of one of the token's recent matched lookups
+    #: (and not a repeat) is a close lookup: what reading a listed hash takes
+    lookup_probe_radius: int = Field(default=16, ge=1, le=128)
+    #: close lookups one token may make per lookup_probe_window_seconds; beyond, 429
+    #: and an audited lookup.probing alert
+    lookup_probe_budget: int = Field(default=32, ge=0)
+    lookup_probe_window_seconds: float = Field(default=86_400.0, gt=0)
+    #: recent PDQ lookups remembered per token (and, apart, recent matched ones)
+    lookup_probe_memory: int = Field(default=4096, ge=1, le=1_000_000)
     #: how often a server checks the store for bank changes
     index_refresh_seconds: float = Field(default=1.0, gt=0)
     #: folders that scan runs started through the API may read (none: runs refused)

@@ -30,6 +30,7 @@ from hashguard.banks.columns import (
 )
 from hashguard.domain.banks import BankEntry, RowError
 from hashguard.domain.signals import Algorithm
+from hashguard.domain.text import unstorable
 
 
 class ListFormat(StrEnum):
@@ -80,6 +81,15 @@ class InvalidRow(ValueError):
     """One row is unusable; the message says why."""
 
 
+class UnreadableList(ValueError):
+    """The file cannot be read on from ``line`` (a CSV field over the parser's limit
+    leaves the parser unable to tell where the next row starts): nothing is imported."""
+
+    def __init__(self, file: str, line: int, reason: str) -> None:
+        super().__init__(f"{file}, line {line}: {reason}; nothing was imported")
+        self.file, self.line, self.reason = file, line, reason
+
+
 def detect_format(path: Path) -> ListFormat:
     try:
         return _EXTENSIONS[path.suffix.lower()]
@@ -112,22 +122,82 @@ def normalise_hash(algorithm: Algorithm, text: str) -> str:
     return value
 
 
-def check_storable(value: Any, what: str = "metadata") -> None:
-    """Refuse what no store can keep: NUL characters (PostgreSQL text cannot hold them)
-    and non-finite numbers (JSON has none), anywhere in a value, its keys included."""
+#: Deepest nesting of objects and arrays a record's value may have (metadata is flat in
+#: every list we know; a deeper value is a malformed or hostile record).
+MAX_DEPTH = 32
+
+
+def check_storable(value: Any, what: str = "metadata", *, depth: int = MAX_DEPTH) -> None:
+    """Refuse what no store can keep: NUL characters (PostgreSQL text cannot hold them),
+    lone surrogates (not Unicode), non-finite numbers (JSON has none) and nesting deeper
+    than ``depth``, anywhere in a value, its keys included."""
     if isinstance(value, str):
-        if "\x00" in value:
-            raise InvalidRow(f"{what} contains a NUL character")
+        problem = unstorable(value)
+        if problem is not None:
+            raise InvalidRow(f"{what} {problem}")
     elif isinstance(value, float):
         if not math.isfinite(value):
             raise InvalidRow(f"{what} contains a non-finite number ({value})")
-    elif isinstance(value, Mapping):
-        for key, item in value.items():
-            check_storable(key, what)
-            check_storable(item, what)
-    elif isinstance(value, list | tuple):
-        for item in value:
-            check_storable(item, what)
+    elif isinstance(value, Mapping | list | tuple):
+        if depth <= 0:
+            raise InvalidRow(f"{what} is nested deeper than {MAX_DEPTH} levels")
+        if isinstance(value, Mapping):
+            for key, item in value.items():
+                check_storable(key, what, depth=depth - 1)
+                check_storable(item, what, depth=depth - 1)
+        else:
+            for item in value:
+                check_storable(item, what, depth=depth - 1)
+
+
+def check_depth(value: Any, what: str = "the record", *, depth: int = MAX_DEPTH) -> None:
+    """``InvalidRow`` when ``value`` nests objects or arrays deeper than ``depth``."""
+    if isinstance(value, Mapping | list | tuple):
+        if depth <= 0:
+            raise InvalidRow(f"{what} is nested deeper than {MAX_DEPTH} levels")
+        for item in value.values() if isinstance(value, Mapping) else value:
+            check_depth(item, what, depth=depth - 1)
+
+
+#: What ``parse_json`` puts in place of a value nested too deeply to parse.
+TOO_DEEP = "(nested too deeply)"
+#: Nesting kept by ``parse_json`` (well below Python's recursion limit)
+_CUT_DEPTH = 2 * MAX_DEPTH + 8
+_JSON_TOKEN = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"|[\[\]{}]')
+
+
+def parse_json(text: str | bytes) -> Any:
+    """``json.loads``, except that a value nested too deeply for Python's parser does not
+    fail the document: it is replaced by ``TOO_DEEP`` (at a depth ``check_depth`` and
+    ``check_storable`` refuse), so one hostile record in a page costs that record only.
+    ``json.JSONDecodeError`` for what is not JSON."""
+    try:
+        return json.loads(text)
+    except RecursionError:
+        decoded = text.decode("utf-8", "replace") if isinstance(text, bytes) else text
+        return json.loads(_cut_deep(decoded, _CUT_DEPTH))
+
+
+def _cut_deep(text: str, limit: int) -> str:
+    """``text`` with every array or object that opens below ``limit`` levels replaced."""
+    kept: list[str] = []
+    depth, last, cutting = 0, 0, False
+    for token in _JSON_TOKEN.finditer(text):
+        mark = token.group()
+        if mark[0] == '"':
+            continue
+        if mark in "[{":
+            depth += 1
+            if depth == limit + 1 and not cutting:
+                kept.append(text[last : token.start()])
+                cutting = True
+        else:
+            if depth == limit + 1 and cutting:
+                kept.append(json.dumps(TOO_DEEP))
+                last, cutting = token.end(), False
+            depth -= 1
+    kept.append(text[last:])
+    return "".join(kept)
 
 
 def _infer_algorithm(value: str) -> Algorithm:
@@ -401,14 +471,27 @@ def _mapped_layout(header: list[str] | None, columns: ColumnMap, reading: _Readi
     return _Layout(fields=fields, hashes=hashes, extra=extra, mapped=frozenset(mapped))
 
 
+def _csv_rows(reader: Any, name: str) -> Iterator[list[str]]:
+    """The rows of a csv reader; ``UnreadableList`` where the parser gives up."""
+    while True:
+        try:
+            row: list[str] = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as exc:
+            raise UnreadableList(name, reader.line_num, f"cannot be read as CSV ({exc})") from None
+        yield row
+
+
 def _read_delimited(stream: TextIO, reading: _Reading) -> _RowOutcome:
     reader = csv.reader(stream, delimiter=reading.delimiter)
+    rows = _csv_rows(reader, reading.name)
     columns = reading.columns
     width: int | None = None  # rows longer than the header are refused
     if columns is not None and not columns.header:
         layout = _mapped_layout(None, columns, reading)
     else:
-        header = next(reader, None)
+        header = next(rows, None)
         if header is None:
             return
         width = len(header)
@@ -427,7 +510,7 @@ def _read_delimited(stream: TextIO, reading: _Reading) -> _RowOutcome:
                 return
             layout = _Layout(fields=known, extra={} if reading.drop_unmapped else extra)
     widest = 0
-    for row in reader:
+    for row in rows:
         line = reader.line_num
         if not any(cell.strip() for cell in row):
             continue
@@ -481,9 +564,10 @@ def _row_entries(row: list[str], layout: _Layout, reading: _Reading) -> list[Ban
 
 def _json_object(text: str, what: str) -> dict[str, Any]:
     try:
-        value = json.loads(text)
+        value = parse_json(text)
     except json.JSONDecodeError as exc:
         raise InvalidRow(f"{what} is not valid JSON: {exc.msg}") from None
+    check_depth(value, what)
     if not isinstance(value, dict):
         raise InvalidRow(f"{what} must be a JSON object")
     return value

@@ -32,6 +32,7 @@ from hashguard.domain.flood import (
 )
 from hashguard.domain.policy import Action, InvalidPolicy
 from hashguard.domain.signals import Algorithm
+from hashguard.domain.text import printable
 from hashguard.store.banks import KEEP, BankExists, InvalidBankName, UnknownBank
 from hashguard.store.flood import FlagNotActive, UnknownFlag
 
@@ -203,11 +204,11 @@ def import_command(
                 ),
             )
         except ValueError as exc:  # header names and file text in messages are not markup
-            raise fail(escape(str(exc))) from None
+            raise fail(escape(printable(str(exc)))) from None
         if report.applied:
             record(store, cli_actor(), "bank.imported", f"bank:{name}", **import_details(report))
     for error in report.errors:
-        err.print(f"[yellow]invalid[/yellow] {escape(str(error))}", highlight=False)
+        err.print(f"[yellow]invalid[/yellow] {escape(printable(str(error)))}", highlight=False)
     if not report.applied:
         raise fail(
             f"{len(report.errors)} invalid row(s) in {escape(file.name)}; nothing imported "

@@ -71,6 +71,8 @@ class AuditAction(StrEnum):
     REVIEW_REVEALS_GRANTED = "review.reveals_granted"
     REMOTE_SECRET_SET = "remote.secret_set"  # noqa: S105 (an action name)
     REMOTE_SECRET_REMOVED = "remote.secret_removed"  # noqa: S105 (an action name)
+    #: a token looked up many PDQ hashes close to its own matched ones (reading a list)
+    LOOKUP_PROBING = "lookup.probing"
 
 
 def valid_action(action: str) -> bool:

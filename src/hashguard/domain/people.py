@@ -1,8 +1,11 @@
-"""People who use the review UI and the case API: their roles and what each role may do.
+"""People who use the review UI and the API: their roles and what each role may do.
 
 Deny by default: a route names the one permission it needs, and a role has only the
-permissions listed here. ``admin`` manages people and deliveries but sees no content
-beyond the queue's blurred derivatives; ``auditor`` reads the audit log and nothing else.
+permissions listed here. ``admin`` manages people, deliveries, banks and scans but sees
+no content beyond the queue's blurred derivatives; ``auditor`` reads the audit log and
+nothing else. An API token that acts for a person (``tokens create --user``) uses a
+scope only when the person's role has one of the permissions ``SCOPE_PERMISSIONS``
+names for it: the token never does more than its person.
 """
 
 from __future__ import annotations
@@ -11,6 +14,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
+
+from hashguard.domain.tokens import Scope
 
 
 class Role(StrEnum):
@@ -44,6 +49,16 @@ class Permission(StrEnum):
     FLOOD_MANAGE = "flood.manage"
     AUDIT_READ = "audit.read"
     USERS_MANAGE = "users.manage"
+    #: banks' settings, provenance and counts (never their hashes)
+    BANKS_READ = "banks.read"
+    #: create, configure, import into, edit and delete banks
+    BANKS_MANAGE = "banks.manage"
+    #: submit content to be hashed and matched (``POST /v1/scan``)
+    CONTENT_SCAN = "content.scan"
+    #: look hashes up in the banks (``POST /v1/lookup``)
+    HASHES_LOOKUP = "hashes.lookup"
+    #: what only the ``admin`` scope itself opens: scan runs over server folders
+    SERVER_ADMIN = "server.admin"
 
 
 _REVIEWER = frozenset({Permission.QUEUE_VIEW, Permission.CASE_REVEAL, Permission.CASE_DECIDE})
@@ -59,6 +74,7 @@ ROLE_PERMISSIONS: Mapping[Role, frozenset[Permission]] = {
         Permission.EXPOSURE_VIEW,
         Permission.EXPOSURE_GRANT,
         Permission.FLOOD_MANAGE,
+        Permission.BANKS_READ,
     },
     Role.ADMIN: frozenset(
         {
@@ -68,14 +84,36 @@ ROLE_PERMISSIONS: Mapping[Role, frozenset[Permission]] = {
             Permission.EXPOSURE_VIEW,
             Permission.AUDIT_READ,
             Permission.USERS_MANAGE,
+            Permission.BANKS_READ,
+            Permission.BANKS_MANAGE,
+            Permission.CONTENT_SCAN,
+            Permission.HASHES_LOOKUP,
+            Permission.SERVER_ADMIN,
         }
     ),
     Role.AUDITOR: frozenset({Permission.AUDIT_READ}),
 }
 
+#: What a route's scope asks of the person a token acts for: one of these permissions.
+#: (The case routes then check the step itself: confirming needs ``case.decide``...)
+SCOPE_PERMISSIONS: Mapping[Scope, frozenset[Permission]] = {
+    Scope.SCAN: frozenset({Permission.CONTENT_SCAN}),
+    Scope.LOOKUP: frozenset({Permission.HASHES_LOOKUP}),
+    Scope.BANKS_READ: frozenset({Permission.BANKS_READ}),
+    Scope.BANKS_WRITE: frozenset({Permission.BANKS_MANAGE}),
+    Scope.CASES_READ: frozenset({Permission.QUEUE_VIEW}),
+    Scope.CASES_REVIEW: frozenset({Permission.CASE_DECIDE, Permission.CASE_ASSIGN}),
+    Scope.ADMIN: frozenset({Permission.SERVER_ADMIN}),
+}
+
 
 def allows(role: Role, permission: Permission) -> bool:
     return permission in ROLE_PERMISSIONS[role]
+
+
+def role_uses(role: Role, scope: Scope) -> bool:
+    """Whether a token acting for a person of ``role`` may use ``scope``."""
+    return bool(SCOPE_PERMISSIONS[scope] & ROLE_PERMISSIONS[role])
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -97,6 +135,10 @@ class User:
 
     def can(self, permission: Permission) -> bool:
         return not self.disabled and allows(self.role, permission)
+
+    def may_use(self, scope: Scope) -> bool:
+        """Whether a token acting for this person may use ``scope`` (see SCOPE_PERMISSIONS)."""
+        return not self.disabled and role_uses(self.role, scope)
 
     @property
     def actor(self) -> str:

@@ -1,4 +1,5 @@
-"""Bearer tokens: every route except health needs one, with the right scope."""
+"""Bearer tokens: every route except health needs one, with the right scope; a token that
+acts for a person also needs a role that allows that scope (domain.people)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from hashguard.domain.people import SCOPE_PERMISSIONS, User
 from hashguard.domain.tokens import Scope, Token
 from hashguard.store.tokens import TokenStore, digest
 from hashguard.web.problems import ProblemError
@@ -40,15 +42,24 @@ class Authenticator:
     """Turns an Authorization header into a usable token, or a 401/403 problem."""
 
     def __init__(
-        self, tokens: TokenStore, owner_disabled: Callable[[int], bool] | None = None
+        self,
+        tokens: TokenStore,
+        owner_disabled: Callable[[int], bool] | None = None,
+        *,
+        owner_of: Callable[[int], User | None] | None = None,
     ) -> None:
-        """``owner_disabled(token_id)``: whether the token acts for a disabled person
-        (whose tokens stop working, like their sessions)."""
+        """``owner_of(token_id)``: the person the token acts for (None: nobody), whose
+        role bounds every scope the token uses and whose disabling stops the token.
+        ``owner_disabled(token_id)``, when ``owner_of`` is not given: only whether that
+        person is disabled (their tokens stop working, like their sessions)."""
         self._tokens = tokens
         self._owner_disabled = owner_disabled
+        self._owner_of = owner_of
         self._lock = threading.Lock()
         self._cache: dict[str, _Cached] = {}
         self._touched: dict[int, float] = {}
+        #: token id -> (its person, known until): read with the token, kept as long
+        self._owners: dict[int, tuple[User | None, float]] = {}
 
     def identify_cached(self, header: str | None) -> Token | None:
         """``identify`` without touching the store, when the answer is already known (a
@@ -87,11 +98,40 @@ class Authenticator:
         return token
 
     @staticmethod
-    def check(token: Token, scope: Scope) -> Token:
-        """``token`` if it has ``scope``, else a 403 problem."""
+    def check(token: Token, scope: Scope, owner: User | None = None) -> Token:
+        """``token`` if it has ``scope`` and, when it acts for ``owner``, the owner's role
+        allows that scope; else a 403 problem."""
         if not token.allows(scope):
             raise ProblemError(403, "Not allowed", f"this token lacks the '{scope}' scope")
+        if owner is not None and not owner.may_use(scope):
+            needs = " or ".join(f"'{p}'" for p in sorted(SCOPE_PERMISSIONS[scope]))
+            raise ProblemError(
+                403,
+                "Not allowed",
+                f"this token acts for {owner.name} ({owner.role}), whose role may not use "
+                f"the '{scope}' scope (it needs {needs})",
+            )
         return token
+
+    def cached_owner(self, token: Token) -> tuple[bool, User | None]:
+        """``(True, person)`` when the person ``token`` acts for is known from its recent
+        verification (``person`` None: nobody), else ``(False, None)``: ask ``owner``."""
+        if self._owner_of is None:
+            return True, None
+        with self._lock:
+            known = self._owners.get(token.id)
+        if known is None or known[1] <= time.monotonic():
+            return False, None
+        return True, known[0]
+
+    def owner(self, token: Token) -> User | None:
+        """The person ``token`` acts for (None: nobody), from the store."""
+        if self._owner_of is None:
+            return None
+        person = self._owner_of(token.id)
+        with self._lock:
+            self._owners[token.id] = (person, time.monotonic() + CACHE_SECONDS)
+        return person
 
     def _lookup(self, secret: str) -> tuple[Token | None, bool]:
         key = digest(secret)
@@ -101,15 +141,16 @@ class Authenticator:
         if cached is not None and cached.until > now:
             return cached.token, cached.disabled
         token = self._tokens.by_secret(secret)
-        disabled = bool(
-            token is not None
-            and token.revoked_at is None
-            and self._owner_disabled is not None
-            and self._owner_disabled(token.id)
-        )
+        disabled = False
+        if token is not None and token.revoked_at is None:
+            if self._owner_of is not None:
+                disabled = (person := self.owner(token)) is not None and person.disabled
+            elif self._owner_disabled is not None:
+                disabled = self._owner_disabled(token.id)
         with self._lock:
             if len(self._cache) > 10_000:
                 self._cache.clear()
+                self._owners.clear()
             self._cache[key] = _Cached(token, now + CACHE_SECONDS, disabled)
         return token, disabled
 

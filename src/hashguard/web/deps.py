@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 
 from fastapi import Request
+from starlette.concurrency import run_in_threadpool
 
 from hashguard.domain.tokens import Scope, Token
 from hashguard.web.auth import Authenticator
@@ -17,10 +18,16 @@ async def services(request: Request) -> Services:
 
 
 def require(scope: Scope) -> Callable[..., Awaitable[Token]]:
-    """A dependency: the request's token (authenticated by the gate) if it has ``scope``."""
+    """A dependency: the request's token (authenticated by the gate) if it has ``scope``
+    and, when it acts for a person, the person's role allows ``scope`` (a token never
+    does more than its person: domain.people.SCOPE_PERMISSIONS)."""
 
     async def authenticated(request: Request) -> Token:
         token: Token = request.state.token  # left there by the gate (gate.py)
-        return Authenticator.check(token, scope)
+        authenticator: Authenticator = request.app.state.services.authenticator
+        known, owner = authenticator.cached_owner(token)
+        if not known:  # the gate's verification is older than the cache time: ask again
+            owner = await run_in_threadpool(authenticator.owner, token)
+        return Authenticator.check(token, scope, owner)
 
     return authenticated

@@ -14,6 +14,7 @@ from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from hashguard.domain.text import printable
 from hashguard.web.routes import matching
 
 PROBLEM_JSON = "application/problem+json"
@@ -107,7 +108,8 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
         first = exc.errors()[0] if exc.errors() else {}
-        where = ".".join(str(part) for part in first.get("loc", ()))
+        # a location names what the client sent (a metadata key): never echo unencodable text
+        where = printable(".".join(str(part) for part in first.get("loc", ())))
         detail = f"{where}: {first.get('msg', 'invalid')}" if where else str(first.get("msg"))
         return problem_response(request, 422, TITLES[422], detail)
 

@@ -168,7 +168,11 @@ class Decision(BaseModel):
         )
 
 
-#: Text that is stored: PostgreSQL cannot keep a NUL character.
+#: Text that is stored: PostgreSQL cannot keep a NUL character. Every text a request
+#: carries has a pattern (this one, or a stricter one such as a name's), and a pattern
+#: also refuses a lone surrogate (``"\ud800"``): pydantic matches patterns on UTF-8,
+#: which cannot hold one. Both are 422 (tests/test_api_text.py checks every route), and
+#: the OpenAPI document shows the pattern. Multipart fields: uploads.py (domain.text).
 NO_NUL = r"^[^\x00]*$"
 
 
@@ -226,11 +230,26 @@ class ScanOut(BaseModel):
 
 class LookupItem(BaseModel):
     algorithm: Algorithm
-    hash: str = Field(min_length=1, max_length=64)
+    hash: str = Field(min_length=1, max_length=64, pattern=NO_NUL)
 
 
 class LookupIn(BaseModel):
     hashes: list[LookupItem] = Field(min_length=1, max_length=100_000)
+
+
+class LookupMatchOut(MatchOut):
+    """A match of a looked-up hash. A PDQ match's ``distance`` is null unless the server
+    trusts the token with distances (``HASHGUARD_LOOKUP_DISTANCE_TOKENS``): distances
+    to small changes of a hash would spell out the listed hash bit by bit."""
+
+    distance: int | None = Field(  # type: ignore[assignment]
+        description="0 for exact hashes; for PDQ, null unless the token is trusted with it"
+    )
+
+    @classmethod
+    def hiding(cls, match: Match, *, distances: bool) -> LookupMatchOut:
+        shown = match.distance if distances or match.algorithm is not Algorithm.PDQ else None
+        return cls.model_validate(MatchOut.of(match).model_dump() | {"distance": shown})
 
 
 class LookupResult(BaseModel):
@@ -238,7 +257,7 @@ class LookupResult(BaseModel):
     hash: str
     valid: bool
     reason: str | None = None
-    matches: list[MatchOut]
+    matches: list[LookupMatchOut]
 
 
 class LookupOut(BaseModel):

@@ -27,6 +27,7 @@ from hashguard.store import Store
 from hashguard.web.auth import Authenticator
 from hashguard.web.limits import Admission, LookupLimiter, Receiving
 from hashguard.web.metrics import Metrics
+from hashguard.web.probing import ProbeGuard
 from hashguard.web.problems import ProblemError
 
 log = logging.getLogger("hashguard.web")
@@ -158,6 +159,7 @@ class Services:
     admission: Admission
     receiving: Receiving
     lookups: LookupLimiter
+    probes: ProbeGuard
     metrics: Metrics
     runs: RunManager
     registry: Registry
@@ -199,7 +201,11 @@ class Services:
             store=store,
             pool=pool,
             matcher=matcher,
-            authenticator=Authenticator(store.tokens, owner_disabled=_owner_disabled(store)),
+            authenticator=Authenticator(
+                store.tokens,
+                owner_disabled=_owner_disabled(store),
+                owner_of=store.people.token_owner,
+            ),
             admission=Admission(
                 settings.workers * settings.queue_per_worker,
                 settings.token_concurrency,
@@ -214,6 +220,12 @@ class Services:
                 settings.lookup_rate_per_minute,
                 burst=max(settings.lookup_rate_per_minute, settings.lookup_max_batch),
                 on_refusal=refused,
+            ),
+            probes=ProbeGuard(
+                radius=settings.lookup_probe_radius,
+                budget=settings.lookup_probe_budget,
+                window_seconds=settings.lookup_probe_window_seconds,
+                memory=settings.lookup_probe_memory,
             ),
             metrics=metrics,
             runs=RunManager(

@@ -13,6 +13,7 @@ from fastapi import Request
 from python_multipart.exceptions import MultipartParseError
 from python_multipart.multipart import MultipartParser, parse_options_header
 
+from hashguard.domain.text import printable, unstorable
 from hashguard.web.problems import ProblemError
 
 TEXT_FIELD_LIMIT = 4096
@@ -87,8 +88,19 @@ def _parse_multipart(body: bytes, boundary: bytes, file_field: str) -> Upload:
         name = disposition.get(b"name", b"").decode("utf-8", "replace")
         if name == file_field and not found:
             upload.data, found = bytes(content), True
-        elif name and len(content) <= TEXT_FIELD_LIMIT:
-            upload.fields[name] = bytes(content).decode("utf-8", "replace")
+        elif name and b"filename" not in disposition and len(content) <= TEXT_FIELD_LIMIT:
+            # a part with a filename is a file, not a text field: it fills no field
+            upload.fields[name] = _text_field(name, bytes(content))
     if not found:
         raise ProblemError(400, "Bad request", f"multipart body without a '{file_field}' part")
     return upload
+
+
+def _text_field(name: str, content: bytes) -> str:
+    """A multipart text field, refused (422) as a JSON or query text would be when no
+    store could keep it (domain.text): before anything is hashed."""
+    text = content.decode("utf-8", "replace")
+    problem = unstorable(name) or unstorable(text)
+    if problem is not None:
+        raise ProblemError(422, "Invalid request", f"form field {printable(name)!r}: {problem}")
+    return text

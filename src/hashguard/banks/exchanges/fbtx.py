@@ -45,7 +45,13 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from hashguard.banks.exchanges.base import ExchangeError, FeedbackUnsupported, ListSource
 from hashguard.banks.exchanges.graph_api import DEFAULT_VERSION
-from hashguard.banks.formats import InvalidRow, check_storable, normalise_hash
+from hashguard.banks.formats import (
+    InvalidRow,
+    check_depth,
+    check_storable,
+    normalise_hash,
+    parse_json,
+)
 from hashguard.domain.banks import BankEntry
 from hashguard.domain.exchanges import Feedback, SyncBatch, Verdict
 from hashguard.domain.signals import Algorithm
@@ -275,7 +281,7 @@ def _answer(
         if not expect:
             return None
         try:
-            return response.json()
+            return parse_json(response.content)
         except (json.JSONDecodeError, UnicodeDecodeError):
             raise ExchangeError(f"{service}: {method} {path} answered malformed JSON") from None
     error = _graph_error(response)
@@ -299,7 +305,7 @@ def _answer(
 def _graph_error(response: httpx.Response) -> tuple[str, int] | None:
     """The error's type and code (never its message, which may quote the request)."""
     try:
-        body = response.json()
+        body = parse_json(response.content)
     except (json.JSONDecodeError, UnicodeDecodeError):
         return None
     error = body.get("error") if isinstance(body, dict) else None
@@ -384,6 +390,7 @@ def _label(update: Any, number: int) -> str:
 def _update(update: Any) -> tuple[bool, BankEntry, int]:
     if not isinstance(update, dict):
         raise InvalidRow("not a JSON object")
+    check_depth(update)  # a value nested too deeply to parse is cut there: skipped
     ident, indicator, kind = update.get("id"), update.get("indicator"), update.get("type")
     if not isinstance(ident, str | int) or isinstance(ident, bool) or not str(ident).isdigit():
         raise InvalidRow("no numeric id")

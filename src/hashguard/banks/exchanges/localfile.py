@@ -17,7 +17,14 @@ from typing import Any, ClassVar
 from pydantic import BaseModel, ConfigDict, Field
 
 from hashguard.banks.exchanges.base import ExchangeError, ListSource
-from hashguard.banks.formats import InvalidRow, check_storable, normalise_hash, parse_algorithm
+from hashguard.banks.formats import (
+    InvalidRow,
+    check_depth,
+    check_storable,
+    normalise_hash,
+    parse_algorithm,
+    parse_json,
+)
 from hashguard.domain.banks import BankEntry
 from hashguard.domain.exchanges import SyncBatch
 from hashguard.domain.signals import Algorithm
@@ -102,11 +109,12 @@ def _batch(lines: list[tuple[int, bytes]], identity: str, last: int, offset: int
 
 def _record(raw: bytes) -> tuple[str, BankEntry]:
     try:
-        record: Any = json.loads(raw)
+        record: Any = parse_json(raw)
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise InvalidRow(f"not JSON ({exc})") from None
     if not isinstance(record, dict):
         raise InvalidRow("not a JSON object")
+    check_depth(record)
     op = record.get("op", "upsert")
     if op not in ("upsert", "delete"):
         raise InvalidRow(f"unknown op {op!r}")
@@ -117,16 +125,17 @@ def _record(raw: bytes) -> tuple[str, BankEntry]:
     metadata = record.get("metadata") or {}
     if not isinstance(metadata, dict):
         raise InvalidRow("metadata must be an object")
+    entry_id, category = record.get("id"), record.get("category")
+    check_storable(entry_id, "id")
+    check_storable(category, "category")
+    check_storable(metadata)
     entry = BankEntry(
         algorithm=chosen,
         value=normalise_hash(chosen, value),
-        entry_id=_text(record.get("id")),
-        category=_text(record.get("category")),
+        entry_id=_text(entry_id),
+        category=_text(category),
         metadata=metadata,
     )
-    check_storable(entry.entry_id, "id")
-    check_storable(entry.category, "category")
-    check_storable(entry.metadata)
     return op, entry
 
 

@@ -40,7 +40,13 @@ import httpx
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from hashguard.banks.exchanges.base import ExchangeError, FeedbackUnsupported, ListSource
-from hashguard.banks.formats import InvalidRow, check_storable, normalise_hash
+from hashguard.banks.formats import (
+    InvalidRow,
+    check_depth,
+    check_storable,
+    normalise_hash,
+    parse_json,
+)
 from hashguard.domain.banks import BankEntry
 from hashguard.domain.exchanges import Feedback, SyncBatch, Verdict
 from hashguard.domain.signals import Algorithm
@@ -231,7 +237,7 @@ def _answer(
     if not expect_json:
         return None
     try:
-        return response.json()
+        return parse_json(response.content)
     except (json.JSONDecodeError, UnicodeDecodeError):
         raise ExchangeError(f"{service}: {method} {path} answered malformed JSON") from None
 
@@ -296,6 +302,7 @@ def _records(
 def _record(record: Any) -> tuple[bool, BankEntry]:
     if not isinstance(record, dict):
         raise InvalidRow("not a JSON object")
+    check_depth(record)  # a value nested too deeply to parse is cut there: skipped
     signal, value, status = (record.get(k) for k in ("signalType", "hashValue", "hashStatus"))
     if not isinstance(signal, str) or not isinstance(value, str) or not isinstance(status, str):
         raise InvalidRow("signalType, hashValue and hashStatus must be strings")

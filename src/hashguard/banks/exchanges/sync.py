@@ -13,14 +13,17 @@ import json
 import logging
 import os
 import socket
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
 
 from pydantic import SecretStr
 
 from hashguard.audit import record
 from hashguard.banks.exchanges.base import ExchangeError, ListSource
+from hashguard.banks.formats import InvalidRow, check_storable
+from hashguard.domain.banks import BankEntry
 from hashguard.domain.exchanges import Exchange, Feedback, SyncReport
+from hashguard.domain.text import unstorable
 from hashguard.keys import MasterKey, MasterKeyError
 from hashguard.plugins import AdapterKind, Registry
 from hashguard.store import Store
@@ -97,6 +100,26 @@ def _dead_here(owner: str | None) -> bool:
     return False
 
 
+def storable_entries(
+    entries: Sequence[BankEntry], batch: int
+) -> tuple[list[BankEntry], tuple[str, ...]]:
+    """The entries a store can keep, and a reason for each it cannot (by position, never
+    by hash). Adapters skip such records themselves; this keeps one that does not (a
+    plugin) from failing every sync of its exchange at the same record."""
+    kept: list[BankEntry] = []
+    refused: list[str] = []
+    for number, entry in enumerate(entries, start=1):
+        try:
+            check_storable(entry.entry_id, "entry id")
+            check_storable(entry.category, "category")
+            check_storable(dict(entry.metadata))
+        except InvalidRow as exc:
+            refused.append(f"batch {batch}, upsert {number}: {exc}")
+        else:
+            kept.append(entry)
+    return kept, tuple(refused)
+
+
 def sync_exchange(
     store: Store, exchange: Exchange, source: ListSource, *, actor: str = "system:sync"
 ) -> SyncReport:
@@ -115,13 +138,17 @@ def sync_exchange(
     try:
         for batch in source.fetch(store.exchanges.state(exchange.name).checkpoint):
             upserted = removed = 0
-            if batch.upserts:
-                counts = store.banks.add_entries(exchange.bank, batch.upserts)
+            upserts, refused = storable_entries(batch.upserts, report.batches + 1)
+            if refused:
+                batch = replace(batch, skipped=batch.skipped + refused)  # noqa: PLW2901
+            if upserts:
+                counts = store.banks.add_entries(exchange.bank, upserts)
                 upserted = counts.added + counts.updated + counts.restored
             if batch.removals:
                 removed = store.banks.remove_entries(exchange.bank, batch.removals)
-            if batch.removed_entry_ids:
-                removed += store.banks.remove_entries_by_id(exchange.bank, batch.removed_entry_ids)
+            removed_ids = [i for i in batch.removed_entry_ids if unstorable(i) is None]
+            if removed_ids:
+                removed += store.banks.remove_entries_by_id(exchange.bank, removed_ids)
             store.exchanges.record_batch(
                 exchange.name,
                 checkpoint=batch.checkpoint,

@@ -16,11 +16,12 @@ from hashguard.banks.columns import (
     Preset,
     column_map,
 )
-from hashguard.banks.formats import ListFormat
+from hashguard.banks.formats import ListFormat, UnreadableList
 from hashguard.banks.importer import EmptyList, ImportOptions, NewBank, import_stream
 from hashguard.domain.banks import BANK_NAME_PATTERN, MAX_PDQ_THRESHOLD, BankEntry, BankKind
 from hashguard.domain.policy import Action, BankPolicy, InvalidPolicy
 from hashguard.domain.signals import Algorithm
+from hashguard.domain.text import printable
 from hashguard.domain.tokens import Scope, Token
 from hashguard.store.banks import KEEP, BankExists, UnknownBank
 from hashguard.web.deps import require, services
@@ -165,7 +166,7 @@ def delete_bank(name: BankName, token: Writer, svc: Svc) -> Response:
     "/{name}/import",
     response_model=ImportOut,
     openapi_extra=_LIST_BODY,
-    responses=problem_responses(404),
+    responses=problem_responses(404, 409),
 )
 async def import_bank(
     request: Request,
@@ -236,6 +237,8 @@ async def import_bank(
         raise ProblemError(409, "Conflict", str(exc)) from None
     except ColumnMappingError as exc:
         return _not_applied(name, version, filename, str(exc))
+    except UnreadableList as exc:  # the file, not a row: nothing imported, the line named
+        raise ProblemError(422, "Invalid request", printable(str(exc))) from None
     if report.applied:
         details = import_details(report)
         await run_in_threadpool(

@@ -1,4 +1,4 @@
-"""POST /v1/lookup: match hashes the caller computed, rate-limited per token."""
+"""POST /v1/lookup: match hashes the caller computed, rate-limited and watched for probing."""
 
 from __future__ import annotations
 
@@ -6,13 +6,17 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends
 
+from hashguard.audit import record, token_actor
 from hashguard.banks.formats import InvalidRow, normalise_hash
+from hashguard.domain.audit import AuditAction
+from hashguard.domain.matches import Match
 from hashguard.domain.signals import Algorithm
 from hashguard.domain.tokens import Scope, Token
 from hashguard.matching.service import NotLoaded
 from hashguard.web.deps import require, services
+from hashguard.web.probing import ProbeVerdict
 from hashguard.web.problems import ProblemError, problem_responses
-from hashguard.web.schemas import LookupIn, LookupOut, LookupResult, MatchOut
+from hashguard.web.schemas import LookupIn, LookupMatchOut, LookupOut, LookupResult
 from hashguard.web.services import Services
 
 router = APIRouter(prefix="/v1", tags=["lookup"])
@@ -32,11 +36,21 @@ def lookup(
     """Match up to ``lookup_max_batch`` (default 1,000) MD5, SHA-1, SHA-256 or PDQ hashes
     against every enabled bank. Each hash counts against the token's per-minute budget,
     so a list cannot be enumerated by brute force. An invalid hash gets ``valid: false``
-    with the reason; it does not fail the others."""
-    if len(body.hashes) > svc.settings.lookup_max_batch:
+    with the reason; it does not fail the others.
+
+    A PDQ match says which entry matched, not how far it is (``distance`` null) unless
+    the server trusts the token with distances. PDQ lookups close to the token's own
+    recent matched ones (what reading a listed hash bit by bit takes) have a small
+    budget; a call over it is refused whole with 429 and the probing is audited."""
+    return _lookup(body, token, svc)
+
+
+def _lookup(body: LookupIn, token: Token, svc: Services) -> LookupOut:
+    settings = svc.settings
+    if len(body.hashes) > settings.lookup_max_batch:
         svc.metrics.rejected.labels("too_large").inc()
         raise ProblemError(
-            413, "Request body too large", f"at most {svc.settings.lookup_max_batch} hashes a call"
+            413, "Request body too large", f"at most {settings.lookup_max_batch} hashes a call"
         )
     svc.lookups.take(token.id, len(body.hashes))
     checked: list[tuple[Algorithm, str] | str] = []
@@ -47,9 +61,12 @@ def lookup(
             checked.append(str(exc))
     valid = [query for query in checked if not isinstance(query, str)]
     try:
-        found = iter(svc.matcher.lookup(valid))
+        found = svc.matcher.lookup(valid)
     except NotLoaded as exc:
         raise ProblemError(503, "Not ready", str(exc), {"Retry-After": "5"}) from None
+    _watch(svc, token, valid, found)
+    distances = token.id in settings.lookup_distance_tokens
+    matches = iter(found)
     results = []
     for item, query in zip(body.hashes, checked, strict=True):
         if isinstance(query, str):
@@ -64,7 +81,54 @@ def lookup(
                     algorithm=item.algorithm,
                     hash=query[1],
                     valid=True,
-                    matches=[MatchOut.of(m) for m in next(found)],
+                    matches=[LookupMatchOut.hiding(m, distances=distances) for m in next(matches)],
                 )
             )
     return LookupOut(results=results)
+
+
+def _watch(
+    svc: Services,
+    token: Token,
+    queries: list[tuple[Algorithm, str]],
+    found: list[tuple[Match, ...]],
+) -> None:
+    """Charge the call's PDQ lookups to the token's probing budget, or refuse it whole
+    (429, nothing answered) and record the alert."""
+    pdq = [
+        (value, bool(matches))
+        for (algorithm, value), matches in zip(queries, found, strict=True)
+        if algorithm is Algorithm.PDQ
+    ]
+    if not pdq:
+        return
+    verdict = svc.probes.check(token.id, pdq)
+    if not verdict.refused:
+        return
+    svc.metrics.rejected.labels("probing").inc()
+    if verdict.alert:
+        _alert(svc, token, verdict)
+    raise ProblemError(
+        429,
+        "Too many requests for this token",
+        f"this call has {verdict.close} PDQ lookups close to this token's recent matched "
+        f"ones; {verdict.budget - verdict.used} more are allowed in the next "
+        f"{svc.settings.lookup_probe_window_seconds:g} s (reading a list by lookup is not)",
+        {"Retry-After": str(int(svc.settings.lookup_probe_window_seconds))},
+    )
+
+
+def _alert(svc: Services, token: Token, verdict: ProbeVerdict) -> None:
+    settings = svc.settings
+    record(
+        svc.store,
+        token_actor(token),
+        AuditAction.LOOKUP_PROBING,
+        f"token:{token.id}",
+        close_lookups=verdict.close,
+        used=verdict.used,
+        budget=verdict.budget,
+        radius=settings.lookup_probe_radius,
+        window_seconds=settings.lookup_probe_window_seconds,
+        refused_calls=verdict.refused_since_alert,
+    )

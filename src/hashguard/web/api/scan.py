@@ -23,6 +23,7 @@ from hashguard.scan.scanner import classify, policies_of
 from hashguard.web.deps import require, services
 from hashguard.web.problems import ProblemError, problem_responses, request_id_of
 from hashguard.web.schemas import (
+    NO_NUL,
     ContentMeta,
     Decision,
     MatchOut,
@@ -71,10 +72,10 @@ async def scan(
     request: Request,
     token: Annotated[Token, Depends(require(Scope.SCAN))],
     svc: Annotated[Services, Depends(services)],
-    content_id: Annotated[str | None, Query(max_length=500)] = None,
-    uploader_id: Annotated[str | None, Query(max_length=500)] = None,
-    url: Annotated[str | None, Query(max_length=4000)] = None,
-    uploader_ip: Annotated[str | None, Query(max_length=64)] = None,
+    content_id: Annotated[str | None, Query(max_length=500, pattern=NO_NUL)] = None,
+    uploader_id: Annotated[str | None, Query(max_length=500, pattern=NO_NUL)] = None,
+    url: Annotated[str | None, Query(max_length=4000, pattern=NO_NUL)] = None,
+    uploader_ip: Annotated[str | None, Query(max_length=64, pattern=NO_NUL)] = None,
 ) -> ScanOut:
     """Hash the upload (the raw body, or the ``file`` part of multipart/form-data) with
     the vetted hashers in an isolated worker, match it against every enabled bank, and
