@@ -1,33 +1,22 @@
-"""Which scanned content becomes evidence, and the context kept with it.
+"""The context kept with evidence, and a scanned file's bytes read for it.
 
-Content is kept when the policy acts on it or sends it to review (not for a shadow
-bank's would-be decision, and never for a file that did not match): the bytes a
-report or a case needs later, and that a platform must preserve after a report.
+Content is kept when the policy acts on it or sends it to review
+(``Decision.keeps_evidence``: not for a shadow bank's would-be decision, and never for
+a file that did not match): the bytes a report or a case needs later, and that a
+platform must preserve after a report.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
 from hashguard.domain.matches import match_to_json
-from hashguard.domain.policy import Action
 from hashguard.domain.remote import RemoteStatus, remote_to_json
-from hashguard.domain.scans import FileResult, Outcome, printable_path
-from hashguard.evidence.vault import Vault
+from hashguard.domain.scans import FileResult, printable_path
 
 log = logging.getLogger("hashguard.evidence")
-
-
-def keeps_evidence(result: FileResult) -> bool:
-    decision = result.decision
-    return (
-        result.outcome is Outcome.MATCHED
-        and decision.action in (Action.ACT, Action.REVIEW)
-        and not decision.shadow
-    )
 
 
 def evidence_context(result: FileResult, **given: str | None) -> dict[str, Any]:
@@ -55,27 +44,13 @@ def evidence_context(result: FileResult, **given: str | None) -> dict[str, Any]:
     }
 
 
-def file_keeper(
-    vault_of: Callable[[], Vault], *, jurisdiction: str, actor: str
-) -> Callable[[FileResult], str | None]:
-    """What a scan of local storage calls for each result: a matched file the policy acts
-    on or reviews is read and kept, and its evidence id returned (the vault is opened at
-    the first one: it needs the master key). A file that vanished since hashing is
-    logged; the scan goes on (its result still says matched)."""
-    opened: list[Vault] = []
-
-    def keep(result: FileResult) -> str | None:
-        if not keeps_evidence(result):
-            return None
-        try:
-            with open(result.path, "rb") as handle:
-                data = handle.read()
-        except OSError as exc:
-            log.warning("evidence of %s not kept: %s", printable_path(result.path), exc.strerror)
-            return None
-        if not opened:
-            opened.append(vault_of())
-        context = evidence_context(result)
-        return opened[0].put(data, context, jurisdiction=jurisdiction, actor=actor).id
-
-    return keep
+def read_file(path: str) -> bytes | None:
+    """A scanned file's bytes, to keep as evidence; ``None`` (logged) when it vanished
+    or became unreadable since it was hashed: the scan goes on and its result still says
+    matched."""
+    try:
+        with open(path, "rb") as handle:
+            return handle.read()
+    except OSError as exc:
+        log.warning("evidence of %s not kept: %s", printable_path(path), exc.strerror)
+        return None

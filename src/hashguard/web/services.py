@@ -8,19 +8,20 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from hashguard.actions.outbox import endpoints_of, scan_planner
+from hashguard.actions.outbox import endpoints_of
 from hashguard.domain.actions import WebhookEndpoint
-from hashguard.domain.scans import ScanOptions, ScanRun
+from hashguard.domain.scans import ScanRun
 from hashguard.evidence import Vault, open_vault
-from hashguard.evidence.capture import file_keeper
 from hashguard.hashing.isolate import HashingPool
 from hashguard.hashing.kernel import HashOptions
 from hashguard.keys import MasterKey, master_key_for
 from hashguard.matching.service import MatcherService
 from hashguard.plugins import Registry
 from hashguard.remote.service import RemoteMatching, remote_matching
-from hashguard.review.intake import after_scan_decision
+from hashguard.scan.classify import policies_of
+from hashguard.scan.pipeline import OnceVault, Pipeline
 from hashguard.scan.scanner import ScanAlreadyRunning, Scanner, prepare_run
+from hashguard.scan.sources import scan_options
 from hashguard.settings import Settings
 from hashguard.store import Store
 from hashguard.web.auth import Authenticator
@@ -33,27 +34,20 @@ log = logging.getLogger("hashguard.web")
 #: upload workers run below the server's priority, so it stays responsive under load
 WORKER_NICENESS = 10
 RUN_ACTOR = "system:scan_run"
+#: the pipeline's actor until a request names its own (``Pipeline.acting_as``)
+PIPELINE_ACTOR = "system:scan"
 
 
 class RunManager:
     """Scan runs of server-side folders, one thread each, confined to ``scan_roots``."""
 
     def __init__(
-        self,
-        settings: Settings,
-        store: Store,
-        matcher: MatcherService,
-        remote: RemoteMatching | None,
+        self, settings: Settings, store: Store, matcher: MatcherService, pipeline: Pipeline
     ) -> None:
         self._settings = settings
         self._store = store
         self._matcher = matcher
-        self._remote = remote
-        self._keep = file_keeper(
-            lambda: open_vault(settings, store, master_key_for(settings)[0]),
-            jurisdiction=settings.evidence_jurisdiction,
-            actor=RUN_ACTOR,
-        )
+        self._pipeline = pipeline.acting_as(RUN_ACTOR)
         self._roots = [os.path.realpath(root) for root in settings.scan_roots]
         self._lock = threading.Lock()
         self._active: dict[int, threading.Thread] = {}
@@ -70,12 +64,7 @@ class RunManager:
                 raise ProblemError(
                     403, "Not allowed", f"{path} is not an absolute path under a scan root"
                 )
-        options = ScanOptions(
-            max_pixels=self._settings.max_pixels,
-            max_frames=self._settings.max_frames,
-            dihedral=dihedral,
-            pdq_mode=self._settings.pdq_mode,
-        )
+        options = scan_options(self._settings, dihedral=dihedral)
         with self._lock:  # one thread per run: a run active here is not resumed twice
             try:
                 prepared = prepare_run(self._store.scans, paths, options, rescan=rescan)
@@ -108,11 +97,7 @@ class RunManager:
                     matcher=self._matcher,
                     pool=pool,
                     confine=self._roots,
-                    remote=self._remote,
-                    on_decided=after_scan_decision(
-                        self._store, run.id, self._keep, actor=RUN_ACTOR
-                    ),
-                    plan_actions=scan_planner(self._settings, run.id),
+                    pipeline=self._pipeline,
                 )
                 scanner.run(run, on_result=self._check_stop)
         except Exception:
@@ -156,19 +141,16 @@ class Services:
     runs: RunManager
     registry: Registry
     remote: RemoteMatching | None
+    #: what follows an upload's hashes (acting as the API token: ``acting_as``)
+    pipeline: Pipeline
+    _vault: OnceVault
     ready_error: str | None = field(default=None)
-    _vault: Vault | None = field(default=None, repr=False)
-    _vault_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     @classmethod
     def start(cls, settings: Settings, store: Store, metrics: Metrics) -> Services:
         pool = HashingPool(
             workers=settings.workers,
-            options=HashOptions(
-                max_pixels=settings.max_pixels,
-                max_frames=settings.max_frames,
-                pdq_mode=settings.pdq_mode,
-            ),
+            options=HashOptions.for_scan(scan_options(settings)),
             timeout=settings.decode_timeout,
             memory_mb=settings.worker_memory_mb,
             niceness=WORKER_NICENESS,
@@ -180,6 +162,15 @@ class Services:
 
         registry = Registry.load(settings.adapters)
         remote = remote_matching(settings, registry)
+        vault = OnceVault(lambda: open_vault(settings, store, master_key_for(settings)[0]))
+        pipeline = Pipeline.configured(
+            settings,
+            store,
+            actor=PIPELINE_ACTOR,
+            policies=lambda: policies_of(matcher.banks),
+            remote=remote,
+            vault=vault,
+        )
 
         return cls(
             settings=settings,
@@ -198,17 +189,16 @@ class Services:
                 on_refusal=refused,
             ),
             metrics=metrics,
-            runs=RunManager(settings, store, matcher, remote),
+            runs=RunManager(settings, store, matcher, pipeline),
             registry=registry,
             remote=remote,
+            pipeline=pipeline,
+            _vault=vault,
         )
 
     def vault(self) -> Vault:
         """The evidence vault (opened on first use: it needs the master key)."""
-        with self._vault_lock:
-            if self._vault is None:
-                self._vault = open_vault(self.settings, self.store, self.master_key())
-            return self._vault
+        return self._vault()
 
     @property
     def endpoints(self) -> tuple[WebhookEndpoint, ...]:
