@@ -427,3 +427,106 @@ def test_a_late_remote_match_of_an_upload_opens_its_case_and_keeps_it(
     assert [item.id for item in items] == [case.evidence_id]
     assert case.decision.bank == "remote:arachnid_shield"
     assert [e.details.get("late_remote_answer") for e in audit] == [True]
+
+
+# -- one wiring: the three ways in record the same ---------------------------------------------
+
+
+def _snapshot(database_url: str) -> dict[str, Any]:
+    """What a matched file left in a store, without what names the way in (paths, run
+    ids, request ids, actors, times)."""
+    with contextlib.closing(open_store(database_url)) as store:
+        runs = store.scans.list_runs()
+        results = [r for run in runs for r in store.scans.results(run.id)]
+        (case,) = store.cases.list()
+        events = [e for e in store.audit.events() if not e.action.startswith(("bank.", "token."))]
+        actions = store.actions.list()
+        evidence = store.evidence.list()
+    drop = {"source", "retain_until"}
+    return {
+        "results": [
+            (r.outcome, r.reason, r.signals, r.matches, r.remote, r.decision) for r in results
+        ],
+        "audit": [
+            (e.action, {k: v for k, v in e.details.items() if k not in drop}) for e in events
+        ],
+        "case": (
+            case.state,
+            case.banks,
+            case.decision,
+            case.matches,
+            case.signals,
+            case.evidence_id == evidence[0].id,
+        ),
+        "evidence": [(i.size, i.sha256, i.jurisdiction, i.summary["banks"]) for i in evidence],
+        "actions": [
+            (
+                a.kind,
+                a.event,
+                {k: v for k, v in a.payload["data"].items() if k not in ("path", "scan_run")},
+            )
+            for a in actions
+        ],
+    }
+
+
+def test_the_cli_a_scan_run_and_the_upload_api_record_the_same(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    folder = tmp_path / "files"
+    folder.mkdir()
+    (folder / "known.jpg").write_bytes(KNOWN)
+    for name in list(os.environ):
+        if name.startswith("HASHGUARD_"):
+            monkeypatch.delenv(name)
+    hooks = [{"name": "ops", "url": NOWHERE, "secret": SECRET}]
+    homes = {way: tmp_path / way for way in ("cli", "run", "upload")}
+    settings = {
+        way: Settings(
+            home=home,
+            workers=1,
+            index_refresh_seconds=0.2,
+            scan_roots=(folder,),
+            webhooks=hooks,  # type: ignore[arg-type]
+        )
+        for way, home in homes.items()
+    }
+    for way in homes:
+        with contextlib.closing(open_store(settings[way].resolved_database_url, migrate=True)):
+            pass
+        _with_known_bank(settings[way])
+
+    monkeypatch.setenv("HASHGUARD_HOME", str(homes["cli"]))
+    monkeypatch.setenv("HASHGUARD_WEBHOOKS", json.dumps(hooks))
+    hashguard("scan", str(folder), check=1)
+
+    auth = bearer(make_token(settings["run"], Scope.ADMIN))
+    with running_server(settings["run"]) as base, httpx.Client(base_url=base, headers=auth) as http:
+        run = http.post("/v1/runs", json={"paths": [str(folder)]}).json()
+        wait_until(
+            lambda: http.get(f"/v1/runs/{run['id']}").json(),
+            lambda got: got["status"] == "completed" and not got["active"],
+        )
+
+    auth = bearer(make_token(settings["upload"], Scope.SCAN))
+    with running_server(settings["upload"]) as base:
+        answer = httpx.post(base + "/v1/scan", content=KNOWN, headers=auth, timeout=60).json()
+    assert answer["outcome"] == "matched"
+
+    cli, run_, upload = (_snapshot(settings[way].resolved_database_url) for way in homes)
+    assert cli["results"] == run_["results"]
+    assert len(cli["results"]) == 1
+    ((outcome, _, signals, _, _, decision),) = cli["results"]
+    assert (outcome, decision.action) == ("matched", "act")
+    assert upload["results"] == [], "an upload's result is answered, not stored"
+    assert (answer["decision"]["action"], answer["signals"]["md5"]) == ("act", signals.md5)
+    for way, got in (("run", run_), ("upload", upload)):
+        for part in ("audit", "case", "evidence", "actions"):
+            assert got[part] == cli[part], (way, part)
+    assert [action for action, _ in cli["audit"]] == [
+        "scan.decision",
+        "evidence.kept",
+        "case.opened",
+    ]
+    assert [(kind, event) for kind, event, _ in cli["actions"]] == [("webhook", "match.detected")]
+    assert cli["case"][-1] is True, "the case names its evidence"
