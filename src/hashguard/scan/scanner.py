@@ -184,6 +184,10 @@ class Scanner:
         # (path, hashing future) or (path, future of the file's final result)
         self._finished: SimpleQueue[tuple[str, Future[Any]]] = SimpleQueue()
         self._run_id = 0
+        #: files put to the remote matchers whose first result is not recorded yet, and
+        #: the late answers that came for them meanwhile
+        self._awaiting: set[str] = set()
+        self._early_late: dict[str, FileResult] = {}
 
     def run(
         self,
@@ -268,7 +272,19 @@ class Scanner:
                     continue  # comes back through the queue as the file's result
                 result = classify(path, result, matches, policies=self._policies())
             in_flight -= 1
-            recorder.add(self._prepare(result))
+            try:
+                recorder.add(self._prepare(result))
+            finally:  # even when the run stops here (the result above is saved)
+                self._late_since(recorder, path)
+
+    def _late_since(self, recorder: _Recorder, path: str) -> None:
+        """A late remote answer that came before the file's first result was recorded
+        is recorded after it."""
+        with recorder.lock:
+            self._awaiting.discard(path)
+            early = self._early_late.pop(path, None)
+        if early is not None and self._pipeline is not None:
+            recorder.late(self._pipeline.prepare(early, self._source(path), late=True))
 
     def _remote_wanted(self, output: HashOutput) -> bool:
         return (
@@ -290,7 +306,14 @@ class Scanner:
         source = self._source(path)
 
         def late(result: FileResult) -> None:
+            with recorder.lock:
+                if path in self._awaiting:  # its first result is not recorded yet
+                    self._early_late[path] = result
+                    return
             recorder.late(pipeline.prepare(result, source, late=True))
+
+        with recorder.lock:
+            self._awaiting.add(path)
 
         def ask() -> FileResult:
             return pipeline.judge(path, output, matches, source, on_late=late)

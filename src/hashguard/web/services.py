@@ -220,6 +220,11 @@ class Services:
         self.runs.stop()
         self.pool.close(wait=False)
         if self.remote is not None:
+            # late answers still in flight are recorded before the matchers close
+            if not self.remote.settle():
+                log.warning(
+                    "closing with remote calls still in flight: their files stay not_answered"
+                )
             self.remote.close()
 
     def refresh_metrics(self, metrics: Metrics) -> None:
