@@ -11,7 +11,7 @@ import contextlib
 import hashlib
 import json
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,13 +26,13 @@ from hashguard.domain.people import Role
 from hashguard.domain.scans import ScanOptions
 from hashguard.domain.signals import Algorithm
 from hashguard.domain.tokens import Scope
-from hashguard.evidence import open_vault
-from hashguard.evidence.capture import file_keeper
+from hashguard.evidence import Vault, open_vault
 from hashguard.hashing.isolate import HashingPool
 from hashguard.hashing.kernel import HashOptions
 from hashguard.keys import master_key_for
 from hashguard.matching.matcher import Matcher
-from hashguard.review.intake import after_scan_decision
+from hashguard.scan.classify import policies_of
+from hashguard.scan.pipeline import OnceVault, Pipeline
 from hashguard.scan.scanner import Scanner, prepare_run
 from hashguard.settings import Settings
 from hashguard.store import Store, open_store
@@ -78,17 +78,16 @@ class World:
         return httpx.Client(base_url=base, headers=bearer(self.tokens[who]), timeout=30)
 
 
-def _scan(store: Store, folder: Path, keep: Any) -> None:
+def _scan(store: Store, folder: Path, vault: Callable[[], Vault]) -> None:
     prepared = prepare_run(store.scans, [str(folder)], OPTIONS)
+    matcher = Matcher.build(store.banks)
+    pipeline = Pipeline(
+        store=store, actor=SYSTEM, policies=lambda: policies_of(matcher.banks), vault=vault
+    )
     with HashingPool(
         workers=1, options=HashOptions.for_scan(OPTIONS), timeout=60, memory_mb=2048
     ) as pool:
-        Scanner(
-            store=store.scans,
-            matcher=Matcher.build(store.banks),
-            pool=pool,
-            on_decided=after_scan_decision(store, prepared.run.id, keep, actor=SYSTEM),
-        ).run(prepared.run)
+        Scanner(store=store.scans, matcher=matcher, pool=pool, pipeline=pipeline).run(prepared.run)
 
 
 @pytest.fixture
@@ -129,11 +128,7 @@ def world(db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> World
         entries.append(BankEntry(algorithm=Algorithm.MD5, value=UNMATCHED_MD5, entry_id="k-x"))
         store.banks.add_entries("known", entries)
         key = master_key_for(settings)[0]
-        _scan(
-            store,
-            folder,
-            file_keeper(lambda: open_vault(settings, store, key), jurisdiction="US", actor=SYSTEM),
-        )
+        _scan(store, folder, OnceVault(lambda: open_vault(settings, store, key)))
         cases = {Path(c.sources[0].path or "").stem: c.id for c in store.cases.list()}
         for name, role in PEOPLE.items():
             user = store.people.create_user(name, role)

@@ -31,7 +31,8 @@ from hashguard.hashing.kernel import HashOptions, hash_data
 from hashguard.hashing.reference import with_reference
 from hashguard.matching.matcher import Matcher
 from hashguard.review import cases as review
-from hashguard.review.intake import after_scan_decision
+from hashguard.scan.classify import policies_of
+from hashguard.scan.pipeline import Pipeline
 from hashguard.scan.scanner import Scanner, prepare_run
 from hashguard.store import Store
 from tests.cli import hashguard, json_lines, write_known_list
@@ -149,7 +150,7 @@ def test_results_that_open_no_case(scanned: tuple[Store, Path, int]) -> None:
 def _all_states(store: Store, run_id: int) -> dict[CaseState, int]:
     """Bring one fresh case into each state and return their ids."""
     review.open_cases_for_run(store, run_id)
-    results = [r for r in store.scans.results(run_id) if review.should_open(r)]
+    results = [r for r in store.scans.results(run_id) if r.decision.opens_case]
     ids: dict[CaseState, int] = {}
     for n, state in enumerate(CaseState):
         assert results[0].signals is not None
@@ -440,11 +441,14 @@ def test_a_scan_audits_every_matched_files_decision(store: Store, tmp_path: Path
     with HashingPool(
         workers=1, options=HashOptions.for_scan(OPTIONS), timeout=60, memory_mb=2048
     ) as pool:
+        matcher = Matcher.build(store.banks)
         Scanner(
             store=store.scans,
-            matcher=Matcher.build(store.banks),
+            matcher=matcher,
             pool=pool,
-            on_decided=after_scan_decision(store, prepared.run.id, None, actor="system:test"),
+            pipeline=Pipeline(
+                store=store, actor="system:test", policies=lambda: policies_of(matcher.banks)
+            ),
         ).run(prepared.run)
     decided = {
         Path(e.details["source"]["path"]).stem: (e.details["decided"], e.details["shadow"])

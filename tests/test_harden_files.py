@@ -49,13 +49,14 @@ from hashguard.domain.policy import Action, Decision
 from hashguard.domain.scans import FileResult, Outcome, ScanOptions
 from hashguard.domain.signals import Algorithm, FileSignals
 from hashguard.evidence import Vault, audited, count_orphans, run_retention
-from hashguard.evidence.capture import file_keeper
 from hashguard.hashing.isolate import HashingPool
 from hashguard.hashing.kernel import HashOptions, hash_path
 from hashguard.keys import MasterKey
 from hashguard.matching.matcher import Matcher
 from hashguard.safefs import OutsideRoots, SymlinkInPath, open_nofollow, open_resolved
+from hashguard.scan.pipeline import Pipeline
 from hashguard.scan.scanner import Scanner, prepare_run
+from hashguard.scan.sources import LocalFile
 from hashguard.scan.walk import walk
 from hashguard.store import Store
 from tests.cli import hashguard
@@ -468,11 +469,18 @@ def _vault(store: Store, tmp_path: Path, clock: list[datetime] | None = None) ->
 
 def test_evidence_is_kept_only_from_the_bytes_that_matched(store: Store, tmp_path: Path) -> None:
     vault = _vault(store, tmp_path)
-    keep = file_keeper(lambda: vault, jurisdiction="US", actor="system:scan")
+    pipeline = Pipeline(store=store, actor="system:scan", policies=dict, vault=lambda: vault)
     matched = _write(tmp_path / "up" / "m.png", MATCHED)
+    run = prepare_run(store.scans, [str(matched.parent)], ScanOptions(max_pixels=10**6)).run
+    source = LocalFile(path=str(matched), run_id=run.id)
     result = _result(matched, MATCHED)
+
+    def keep() -> str | None:
+        (done,) = pipeline.commit([pipeline.prepare(result, source)])
+        return done.evidence_id
+
     _replace_with(matched, BENIGN)  # changed after it was hashed
-    assert keep(result) is None
+    assert keep() is None
     assert store.evidence.list() == []
     (refused,) = [e for e in store.audit.events() if e.action == AuditAction.EVIDENCE_NOT_KEPT]
     assert refused.subject == f"content:{_sha(MATCHED)}"
@@ -481,13 +489,16 @@ def test_evidence_is_kept_only_from_the_bytes_that_matched(store: Store, tmp_pat
     other = _write(tmp_path / "elsewhere" / "x.png", BENIGN)
     matched.unlink()
     matched.symlink_to(other)
-    assert keep(result) is None
+    assert pipeline.prepare(result, source).evidence is None
     # the matched bytes at the path: kept
     matched.unlink()
     _write(matched, MATCHED)
-    item_id = keep(result)
-    assert item_id is not None
-    data, _context = vault.get(item_id, actor="cli:test")
+    again = prepare_run(store.scans, [str(matched.parent)], run.options, rescan=True).run
+    (done,) = pipeline.commit(
+        [pipeline.prepare(result, LocalFile(path=str(matched), run_id=again.id))]
+    )
+    assert done.evidence_id is not None
+    data, _context = vault.get(done.evidence_id, actor="cli:test")
     assert data == MATCHED
 
 

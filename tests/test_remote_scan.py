@@ -23,7 +23,11 @@ KEY = "canary-photodna-key-77e1"
 
 
 def _remote(fake: FakePhotoDna) -> dict[str, dict[str, object]]:
-    return {"photodna": {"base_url": fake.url, "allow_media": True, "retries": 0}}
+    # its own timeout (3 s) ends a call before a hanging fake answers (5 s): the scan
+    # waits for calls past the budget, so a slow answer would count
+    return {
+        "photodna": {"base_url": fake.url, "allow_media": True, "retries": 0, "timeout_seconds": 3}
+    }
 
 
 def _scan(folder: Path, fake: FakePhotoDna, monkeypatch: pytest.MonkeyPatch, code: int):  # type: ignore[no-untyped-def]

@@ -128,6 +128,23 @@ def test_a_late_match_is_handed_on_not_lost(
     assert (answer.status, answer.classification) == (RemoteStatus.MATCHED, "test")
 
 
+def test_a_late_answer_goes_to_the_file_it_belongs_to_and_settle_waits_for_it(
+    photodna_fake: FakePhotoDna, sample: tuple[bytes, FileSignals]
+) -> None:
+    photodna_fake.behaviour = "match"
+    photodna_fake.delay_seconds = 0.5
+    late: dict[str, list[RemoteResult]] = {"a": [], "b": []}
+    with RemoteMatching([photodna(photodna_fake)], 0.1) as remote:
+        (first,) = remote.match(*sample, on_late=late["a"].append)
+        (second,) = remote.match(*sample, on_late=late["b"].append)
+        assert first.status is second.status is RemoteStatus.NOT_ANSWERED
+        assert remote.settle(timeout=5), "both calls answered within their timeout"
+        # handed on before settle returns: nothing is left to wait for
+        assert [len(v) for v in late.values()] == [1, 1]
+        assert remote.settle(timeout=0)
+    assert all(r[0].status is RemoteStatus.MATCHED for r in late.values())
+
+
 class Broken(RemoteMatcher):
     """An adapter that breaks the no-raise contract (a third-party plugin's bug)."""
 

@@ -11,7 +11,7 @@ import io
 import re
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -31,14 +31,14 @@ from hashguard.domain.people import Role
 from hashguard.domain.policy import BankPolicy
 from hashguard.domain.scans import ScanOptions
 from hashguard.domain.signals import Algorithm
-from hashguard.evidence import open_vault
-from hashguard.evidence.capture import file_keeper
+from hashguard.evidence import Vault, open_vault
 from hashguard.hashing.isolate import HashingPool
 from hashguard.hashing.kernel import HashOptions, hash_data
 from hashguard.keys import master_key_for
 from hashguard.matching.matcher import Matcher
 from hashguard.review.exposure import BreakRule, reveal_open
-from hashguard.review.intake import after_scan_decision
+from hashguard.scan.classify import policies_of
+from hashguard.scan.pipeline import OnceVault, Pipeline
 from hashguard.scan.scanner import Scanner, prepare_run
 from hashguard.settings import Settings
 from hashguard.store import Store, open_store
@@ -109,22 +109,16 @@ def ui_settings(db_url: str, home: Path, **overrides: object) -> Settings:
     return Settings(**values)  # type: ignore[arg-type]
 
 
-def _scan(store: Store, folder: Path, keep: object) -> None:
+def _scan(store: Store, folder: Path, vault: Callable[[], Vault] | None) -> None:
     prepared = prepare_run(store.scans, [str(folder)], OPTIONS)
+    matcher = Matcher.build(store.banks)
+    pipeline = Pipeline(
+        store=store, actor=SYSTEM, policies=lambda: policies_of(matcher.banks), vault=vault
+    )
     with HashingPool(
         workers=1, options=HashOptions.for_scan(OPTIONS), timeout=60, memory_mb=2048
     ) as pool:
-        Scanner(
-            store=store.scans,
-            matcher=Matcher.build(store.banks),
-            pool=pool,
-            on_decided=after_scan_decision(
-                store,
-                prepared.run.id,
-                keep,  # type: ignore[arg-type]
-                actor=SYSTEM,
-            ),
-        ).run(prepared.run)
+        Scanner(store=store.scans, matcher=matcher, pool=pool, pipeline=pipeline).run(prepared.run)
 
 
 def build_world(settings: Settings, tmp_path: Path) -> World:
@@ -172,10 +166,7 @@ def build_world(settings: Settings, tmp_path: Path) -> World:
             ],
         )
         key = master_key_for(settings)[0]
-        keep = file_keeper(
-            lambda: open_vault(settings, store, key), jurisdiction="US", actor=SYSTEM
-        )
-        _scan(store, kept, keep)
+        _scan(store, kept, OnceVault(lambda: open_vault(settings, store, key)))
         _scan(store, other, None)
         cases = {Path(c.sources[0].path or "").stem: c.id for c in store.cases.list(limit=100)}
         people = {}

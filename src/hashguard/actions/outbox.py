@@ -14,13 +14,13 @@ from __future__ import annotations
 import base64
 import hashlib
 import os
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from hashguard.domain.actions import ActionKind, EventType, NewAction, WebhookEndpoint
 from hashguard.domain.matches import Match
-from hashguard.domain.policy import Action, Decision, decision_to_json
+from hashguard.domain.policy import decision_to_json
 from hashguard.domain.scans import FileResult, printable_path
 from hashguard.domain.signals import leaving, pdq_to_json
 from hashguard.settings import Settings
@@ -137,11 +137,6 @@ def quarantine_action(
     )
 
 
-def acts(decision: Decision) -> bool:
-    """Only a decision to act, not made in shadow mode, leads to actions."""
-    return decision.action is Action.ACT and not decision.shadow
-
-
 def plan_for_decision(
     result: FileResult,
     *,
@@ -155,7 +150,7 @@ def plan_for_decision(
     that wants it and, when ``quarantine_local``, quarantine of the local file. Nothing
     for review, ignore or shadow decisions. ``key`` names the file's decision uniquely
     (e.g. ``scan:<run>:<path>``)."""
-    if not acts(result.decision):
+    if not result.decision.acts:
         return []
     subject = f"scan:{scan_run}" if scan_run is not None else None
     planned = webhook_actions(
@@ -199,21 +194,3 @@ def enqueue_for_decision(
             at=at,
         ),
     )
-
-
-def scan_planner(settings: Settings, run_id: int) -> Callable[[FileResult], list[NewAction]]:
-    """What each result of scan run ``run_id`` leads to, as the settings configure it
-    (webhook endpoints, quarantine of local files)."""
-    endpoints = endpoints_of(settings)
-    quarantine = settings.quarantine_local
-
-    def plan(result: FileResult) -> list[NewAction]:
-        return plan_for_decision(
-            result,
-            endpoints=endpoints,
-            quarantine_local=quarantine,
-            key=f"scan:{run_id}:{result.path}",
-            scan_run=run_id,
-        )
-
-    return plan

@@ -15,7 +15,6 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Column, Table
 
-from hashguard.actions.outbox import scan_planner
 from hashguard.audit import cli_actor
 from hashguard.cli.context import (
     PDQ_MODE_OPTION,
@@ -29,17 +28,18 @@ from hashguard.cli.context import (
 )
 from hashguard.cli.render import csv_header, csv_row, result_json, summary_json
 from hashguard.domain.policy import Action
-from hashguard.domain.scans import FileResult, Outcome, ScanOptions, ScanRun
+from hashguard.domain.scans import FileResult, Outcome, ScanRun
 from hashguard.domain.signals import PdqMode
 from hashguard.evidence import open_vault
-from hashguard.evidence.capture import file_keeper
 from hashguard.hashing.isolate import HashingPool, PoolStopped
 from hashguard.hashing.kernel import HashOptions
 from hashguard.matching.matcher import Matcher, load_or_build
 from hashguard.plugins import PluginError
-from hashguard.remote.service import RemoteMatching, remote_matching
-from hashguard.review.intake import after_scan_decision
+from hashguard.remote.service import RemoteMatching, remote_matching, sends_pdq_hashes
+from hashguard.scan.classify import policies_of
+from hashguard.scan.pipeline import OnceVault, Pipeline
 from hashguard.scan.scanner import ScanAlreadyRunning, Scanner, prepare_run
+from hashguard.scan.sources import scan_options
 from hashguard.store import Store
 from hashguard.store.scans import UnknownRun
 
@@ -128,11 +128,12 @@ def scan(
         raise fail("choose one of --json and --csv")
     output = OutputFormat.JSON if as_json else OutputFormat.CSV if as_csv else OutputFormat.TABLE
     settings = settings_of(ctx)
-    options = ScanOptions(
-        max_pixels=max_pixels or settings.max_pixels,
-        max_frames=frames or settings.max_frames,
+    options = scan_options(
+        settings,
         dihedral=dihedral,
-        pdq_mode=pdq_mode or settings.pdq_mode,
+        max_pixels=max_pixels,
+        max_frames=frames,
+        pdq_mode=pdq_mode,
     )
     signal.signal(signal.SIGTERM, _terminate_as_interrupt)
     with store_of(ctx) as store:
@@ -162,7 +163,9 @@ def scan(
                 progress,
                 HashingPool(
                     workers=workers or settings.workers,
-                    options=HashOptions.for_scan(run.options),
+                    options=HashOptions.for_scan(
+                        run.options, also_reference=sends_pdq_hashes(remote)
+                    ),
                     timeout=settings.decode_timeout,
                     memory_mb=settings.worker_memory_mb,
                 ) as pool,
@@ -171,20 +174,9 @@ def scan(
                     store=store.scans,
                     matcher=matcher,
                     pool=pool,
-                    remote=remote,
-                    on_decided=after_scan_decision(
-                        store,
-                        run.id,
-                        file_keeper(
-                            lambda: open_vault(settings, store, master_key_of(ctx)),
-                            jurisdiction=settings.evidence_jurisdiction,
-                            actor=cli_actor(),
-                        )
-                        if keep_evidence
-                        else None,
-                        actor=cli_actor(),
-                    ),
-                    plan_actions=scan_planner(settings, run.id),
+                    pipeline=_pipeline(
+                        ctx, store, matcher, remote, keep_evidence=keep_evidence
+                    ).with_hashing(pool),
                 )
 
                 def planned(total: int, done: int) -> None:
@@ -195,6 +187,7 @@ def scan(
                     progress.advance(task)
 
                 run = scanner.run(run, on_planned=planned, on_result=on_result)
+                run = _after_late_answers(store, run, remote)
         except KeyboardInterrupt:
             sys.stdout.flush()
             err.print(
@@ -219,6 +212,38 @@ def scan(
         if output is OutputFormat.TABLE:
             out.print(_files_table(store.scans.results(run.id), only=None))
     raise typer.Exit(code)
+
+
+def _pipeline(
+    ctx: typer.Context,
+    store: Store,
+    matcher: Matcher,
+    remote: RemoteMatching | None,
+    *,
+    keep_evidence: bool,
+) -> Pipeline:
+    settings = settings_of(ctx)
+    return Pipeline.configured(
+        settings,
+        store,
+        actor=cli_actor(),
+        policies=lambda: policies_of(matcher.banks),
+        remote=remote,
+        vault=OnceVault(lambda: open_vault(settings, store, master_key_of(ctx)))
+        if keep_evidence
+        else None,
+    )
+
+
+def _after_late_answers(store: Store, run: ScanRun, remote: RemoteMatching | None) -> ScanRun:
+    """The run once the remote answers still in flight came (a late match replaces a
+    file's not_answered result and brings its case, evidence and actions)."""
+    if remote is not None and not remote.settle():
+        err.print(
+            "[yellow]warning:[/yellow] a remote matcher still had not answered at exit: "
+            "its files stay not_answered"
+        )
+    return store.scans.get(run.id)
 
 
 def _matchers(ctx: typer.Context, store: Store) -> tuple[Matcher, RemoteMatching | None]:

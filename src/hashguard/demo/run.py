@@ -11,7 +11,6 @@ from typing import Any
 
 from argon2 import PasswordHasher
 
-from hashguard.actions.outbox import scan_planner
 from hashguard.audit import record
 from hashguard.banks.importer import ImportOptions, NewBank, import_list
 from hashguard.demo.corpus import DIHEDRAL_EDITS, EDITS, Kind, edited_copy, encode, generate
@@ -23,12 +22,12 @@ from hashguard.domain.policy import Action, BankPolicy
 from hashguard.domain.scans import FileResult, ScanOptions, ScanRun
 from hashguard.domain.signals import PdqMode
 from hashguard.evidence import open_vault
-from hashguard.evidence.capture import file_keeper
 from hashguard.hashing.isolate import HashingPool
 from hashguard.hashing.kernel import HashOptions, hash_data
 from hashguard.keys import master_key_for
 from hashguard.matching.matcher import Matcher, load_or_build
-from hashguard.review.intake import after_scan_decision
+from hashguard.scan.classify import policies_of
+from hashguard.scan.pipeline import OnceVault, Pipeline
 from hashguard.scan.scanner import Scanner, prepare_run
 from hashguard.settings import Settings
 from hashguard.store import Store
@@ -169,24 +168,22 @@ def scan_like_the_cli(
     the settings configure (webhooks, quarantine) planned into the outbox."""
     prepared = prepare_run(store.scans, [str(folder)], options, rescan=True)
     results: dict[str, FileResult] = {}
-    keep = file_keeper(
-        lambda: open_vault(settings, store, master_key_for(settings)[0]),
-        jurisdiction=settings.evidence_jurisdiction,
-        actor=actor,
-    )
     with HashingPool(
         workers=settings.workers,
         options=HashOptions.for_scan(options),
         timeout=settings.decode_timeout,
         memory_mb=settings.worker_memory_mb,
     ) as pool:
-        scanner = Scanner(
-            store=store.scans,
-            matcher=matcher or load_or_build(store.banks, settings.index_path),
-            pool=pool,
-            on_decided=after_scan_decision(store, prepared.run.id, keep, actor=actor),
-            plan_actions=scan_planner(settings, prepared.run.id),
+        found = matcher or load_or_build(store.banks, settings.index_path)
+        pipeline = Pipeline.configured(
+            settings,
+            store,
+            actor=actor,
+            policies=lambda: policies_of(found.banks),
+            vault=OnceVault(lambda: open_vault(settings, store, master_key_for(settings)[0])),
+            hashing=pool,
         )
+        scanner = Scanner(store=store.scans, matcher=found, pool=pool, pipeline=pipeline)
         run = scanner.run(
             prepared.run, on_result=lambda r: results.__setitem__(Path(r.path).name, r)
         )

@@ -88,6 +88,27 @@ class Decision:
     shadow_decisions: tuple[Decision, ...] = ()
 
     @property
+    def acts(self) -> bool:
+        """Whether actions follow (webhooks, quarantine): a decision to act, not made
+        in shadow mode."""
+        return self.action is Action.ACT and not self.shadow
+
+    @property
+    def needs_person(self) -> bool:
+        """Whether the content goes to a person: acted on or sent to review, not in
+        shadow mode. Such content opens (or adds to) a case and is kept as evidence;
+        an ignored match or a shadow bank's would-be decision does neither."""
+        return self.action in (Action.ACT, Action.REVIEW) and not self.shadow
+
+    @property
+    def opens_case(self) -> bool:
+        return self.needs_person
+
+    @property
+    def keeps_evidence(self) -> bool:
+        return self.needs_person
+
+    @property
     def shadow_action(self) -> Action:
         """The strongest action a shadow bank would have taken."""
         return max(

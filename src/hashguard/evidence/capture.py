@@ -1,8 +1,9 @@
-"""Which scanned content becomes evidence, and the context kept with it.
+"""The context kept with evidence, and a scanned file's bytes read for it.
 
-Content is kept when the policy acts on it or sends it to review (not for a shadow
-bank's would-be decision, and never for a file that did not match): the bytes a
-report or a case needs later, and that a platform must preserve after a report.
+Content is kept when the policy acts on it or sends it to review
+(``Decision.keeps_evidence``: not for a shadow bank's would-be decision, and never for
+a file that did not match): the bytes a report or a case needs later, and that a
+platform must preserve after a report.
 """
 
 from __future__ import annotations
@@ -11,29 +12,16 @@ import hashlib
 import logging
 import os
 import stat
-from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
-from hashguard.domain.audit import AuditAction
 from hashguard.domain.matches import match_to_json
-from hashguard.domain.policy import Action
 from hashguard.domain.remote import RemoteStatus, remote_to_json
-from hashguard.domain.scans import FileResult, Outcome, printable_path
+from hashguard.domain.scans import FileResult
 from hashguard.domain.signals import leaving, pdq_to_json
-from hashguard.evidence.vault import Vault
 from hashguard.safefs import open_resolved
 
 log = logging.getLogger("hashguard.evidence")
-
-
-def keeps_evidence(result: FileResult) -> bool:
-    decision = result.decision
-    return (
-        result.outcome is Outcome.MATCHED
-        and decision.action in (Action.ACT, Action.REVIEW)
-        and not decision.shadow
-    )
 
 
 def evidence_context(result: FileResult, **given: str | None) -> dict[str, Any]:
@@ -91,42 +79,3 @@ def read_matched(path: str, sha256: str) -> bytes:
     if hashlib.sha256(data).hexdigest() != sha256:
         raise NotTheMatchedFile("its bytes changed since they were hashed")
     return data
-
-
-def file_keeper(
-    vault_of: Callable[[], Vault], *, jurisdiction: str, actor: str
-) -> Callable[[FileResult], str | None]:
-    """What a scan of local storage calls for each result: a matched file the policy acts
-    on or reviews is read and kept, and its evidence id returned (the vault is opened at
-    the first one: it needs the master key). Only the bytes that matched are kept
-    (``read_matched``): a file that vanished or changed since hashing is not kept, which
-    is logged and recorded as ``evidence.not_kept``; the scan goes on (its result still
-    says matched, and its case is opened)."""
-    opened: list[Vault] = []
-
-    def vault() -> Vault:
-        if not opened:
-            opened.append(vault_of())
-        return opened[0]
-
-    def keep(result: FileResult) -> str | None:
-        if not keeps_evidence(result):
-            return None
-        assert result.signals is not None
-        try:
-            data = read_matched(result.path, result.signals.sha256)
-        except NotTheMatchedFile as exc:
-            where = printable_path(result.path)
-            log.warning("evidence of %s not kept: %s", where, exc)
-            vault().emit(
-                AuditAction.EVIDENCE_NOT_KEPT,
-                f"content:{result.signals.sha256}",
-                actor,
-                path=where,
-                reason=str(exc),
-            )
-            return None
-        context = evidence_context(result)
-        return vault().put(data, context, jurisdiction=jurisdiction, actor=actor).id
-
-    return keep

@@ -26,6 +26,7 @@ import os
 import secrets
 import uuid
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import Enum
 from pathlib import Path
@@ -34,6 +35,7 @@ from typing import Any
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
+from hashguard.domain.audit import AuditAction
 from hashguard.domain.evidence import EvidenceEvent, EvidenceItem, RetentionPolicy
 from hashguard.keys import MasterKey, MasterKeyError
 from hashguard.permissions import private_dir
@@ -187,6 +189,32 @@ def _is_vault_file(name: str) -> bool:
         return False
 
 
+@dataclass(frozen=True, kw_only=True, slots=True)
+class SealedItem:
+    """An evidence item whose blob file is written and whose row is not yet recorded."""
+
+    item: EvidenceItem
+    #: the data key wrapped by the master key
+    data_key: bytes
+    #: the context sealed with the data key
+    context: bytes
+    path: Path
+
+    def discard(self) -> None:
+        """Remove the blob file (its row was never recorded)."""
+        self.path.unlink(missing_ok=True)
+
+
+def kept_details(item: EvidenceItem) -> dict[str, Any]:
+    """What ``evidence.kept`` says of an item (never its content or context)."""
+    return {
+        "size": item.size,
+        "jurisdiction": item.jurisdiction,
+        "retain_until": item.retain_until.isoformat(),
+        "banks": item.summary["banks"],
+    }
+
+
 class Vault:
     """Keeps, reveals, holds and destroys evidence items.
 
@@ -259,6 +287,21 @@ class Vault:
         """Keep matched content. ``context`` must carry a non-empty ``matches`` list
         (non-matching content is never stored); it is encrypted whole, and only
         ``summarise(context)`` is kept in clear."""
+        sealed = self.seal(data, context, jurisdiction=jurisdiction)
+        try:
+            self._store.insert(sealed.item, data_key=sealed.data_key, context=sealed.context)
+        except BaseException:
+            sealed.discard()
+            raise
+        self.emit(AuditAction.EVIDENCE_KEPT, sealed.item.id, actor, **kept_details(sealed.item))
+        return sealed.item
+
+    def seal(self, data: bytes, context: Mapping[str, Any], *, jurisdiction: str) -> SealedItem:
+        """``put``'s first half: the item sealed and its blob file written, but not
+        recorded. The caller records it (``Writes.keep_evidence``) and its
+        ``evidence.kept`` event in the transaction that stores what it is evidence of,
+        and ``discard``s it if that transaction fails. A crash in between leaves a blob
+        file with no row: an orphan that a sweep removes, never a row without its file."""
         summary = summarise(context)
         code = jurisdiction.strip().upper()
         if not code or len(code) > 16:
@@ -281,25 +324,12 @@ class Vault:
         sealed_context = seal_part(data_key, item_id, "context", _context_json(context))
         path = self.blob_path(item_id)
         _write_atomically(path, seal_part(data_key, item_id, "blob", data))
-        try:
-            self._store.insert(
-                item,
-                data_key=self._master.seal(data_key, context=key_context(item_id)),
-                context=sealed_context,
-            )
-        except BaseException:
-            path.unlink(missing_ok=True)
-            raise
-        self.emit(
-            "evidence.kept",
-            item_id,
-            actor,
-            size=item.size,
-            jurisdiction=code,
-            retain_until=item.retain_until.isoformat(),
-            banks=summary["banks"],
+        return SealedItem(
+            item=item,
+            data_key=self._master.seal(data_key, context=key_context(item_id)),
+            context=sealed_context,
+            path=path,
         )
-        return item
 
     def _data_key(self, item: EvidenceItem) -> tuple[bytes, bytes]:
         """The item's data key, opened, and its sealed context."""

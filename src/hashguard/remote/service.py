@@ -2,7 +2,10 @@
 
 A service that has not answered when the budget is spent is ``not_answered`` for this
 file; its call goes on in the background until its own timeout, and a late answer is
-handed to ``on_late`` (a late match must not be lost) and logged.
+logged and handed to the ``on_late`` given with the file (the pipeline then records
+the file's result again: a late match must not be lost) and to the ``on_late`` given
+to ``RemoteMatching``, if any. ``settle`` waits for the calls still in flight (a
+command that is about to exit calls it first).
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, wait
+from functools import partial
 from typing import Any
 
 from pydantic import SecretStr
@@ -20,7 +24,7 @@ from hashguard.domain.remote import RemoteResult, RemoteStatus
 from hashguard.domain.signals import FileSignals
 from hashguard.keys import MasterKey
 from hashguard.plugins import AdapterKind, PluginError, Registry
-from hashguard.remote.base import RemoteMatcher
+from hashguard.remote.base import RemoteMatcher, sends_pdq
 from hashguard.remote.secrets import SealedSecrets, matcher_secrets
 from hashguard.settings import Settings
 
@@ -51,6 +55,8 @@ class RemoteMatching:
         self.budget_seconds = budget_seconds
         self._on_late = on_late
         self._closed = threading.Event()
+        self._in_flight: set[Future[RemoteResult]] = set()
+        self._in_flight_lock = threading.Lock()
         self._executor = ThreadPoolExecutor(
             max_workers=max(1, _THREADS_PER_MATCHER * len(self.matchers)),
             thread_name_prefix="hashguard-remote",
@@ -61,7 +67,15 @@ class RemoteMatching:
         """Whether any matcher may send a file's bytes (else hashes are enough)."""
         return any(m.options.allow_media for m in self.matchers)
 
-    def match(self, data: bytes, signals: FileSignals) -> tuple[RemoteResult, ...]:
+    def match(
+        self,
+        data: bytes,
+        signals: FileSignals,
+        *,
+        on_late: Callable[[RemoteResult], None] | None = None,
+    ) -> tuple[RemoteResult, ...]:
+        """One result per matcher; a matcher still busy when the budget is spent is
+        ``not_answered`` here, and its answer, when it comes, goes to ``on_late``."""
         if not self.matchers:
             return ()
         if self._closed.is_set():
@@ -74,7 +88,9 @@ class RemoteMatching:
             if future.done():
                 results.append(future.result())  # _ask never raises
                 continue
-            future.add_done_callback(self._late)
+            with self._in_flight_lock:
+                self._in_flight.add(future)
+            future.add_done_callback(partial(self._late, on_late))
             results.append(
                 RemoteResult(
                     service=matcher.name,
@@ -86,6 +102,31 @@ class RemoteMatching:
                 )
             )
         return tuple(results)
+
+    def settle(self, timeout: float | None = None) -> bool:
+        """Wait until every call that overran its budget has answered and its late
+        answer has been handed on (at most ``timeout`` seconds; by default as long as
+        the slowest matcher may take: its timeout for each try). True when none is
+        left in flight."""
+        if timeout is None:
+            timeout = (
+                max(
+                    (m.options.timeout_seconds * (m.options.retries + 1) for m in self.matchers),
+                    default=0.0,
+                )
+                + 1.0
+            )
+        deadline = time.monotonic() + timeout
+        while True:
+            with self._in_flight_lock:
+                pending = list(self._in_flight)
+            if not pending:
+                return True
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return False
+            wait(pending, timeout=left)
+            time.sleep(0.01)  # the done callbacks run right after the futures finish
 
     def close(self) -> None:
         """Stop taking files and release the matchers' connections; calls still in
@@ -106,17 +147,27 @@ class RemoteMatching:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def _late(self, future: Future[RemoteResult]) -> None:
-        if future.cancelled():
-            return
-        result = future.result()
-        level = logging.WARNING if result.status is RemoteStatus.MATCHED else logging.INFO
-        log.log(level, "%s answered %s after the time budget", result.service, result.status)
-        if self._on_late is not None and not self._closed.is_set():
-            try:
-                self._on_late(result)
-            except Exception:
-                log.exception("the late-answer handler failed")
+    def _late(
+        self, on_late: Callable[[RemoteResult], None] | None, future: Future[RemoteResult]
+    ) -> None:
+        try:
+            if future.cancelled():
+                return
+            result = future.result()
+            level = logging.WARNING if result.status is RemoteStatus.MATCHED else logging.INFO
+            log.log(level, "%s answered %s after the time budget", result.service, result.status)
+            if self._closed.is_set():
+                return
+            for handler in (on_late, self._on_late):
+                if handler is None:
+                    continue
+                try:
+                    handler(result)
+                except Exception:
+                    log.exception("the late-answer handler failed")
+        finally:
+            with self._in_flight_lock:
+                self._in_flight.discard(future)
 
 
 def _ask(matcher: RemoteMatcher, data: bytes, signals: FileSignals) -> RemoteResult:
@@ -185,3 +236,9 @@ def remote_matching(
     )
     matchers = configure_remote(registry, settings.remote, secrets)
     return RemoteMatching(matchers, settings.remote_budget_seconds)
+
+
+def sends_pdq_hashes(remote: RemoteMatching | None) -> bool:
+    """Whether a configured remote matcher is sent every file's PDQ hashes: then every
+    file needs reference hashes (``HashOptions.also_reference``), as only those leave."""
+    return remote is not None and sends_pdq(remote.matchers)

@@ -30,13 +30,14 @@ from hashguard.domain.cases import (
     allowed,
 )
 from hashguard.domain.matches import match_to_json
-from hashguard.domain.policy import Action, decision_to_json
+from hashguard.domain.policy import decision_to_json
 from hashguard.domain.scans import FileResult, Outcome
 from hashguard.domain.signals import Algorithm, PdqHash, leaving
 from hashguard.review.effects import case_webhooks
 from hashguard.store import Store
 from hashguard.store.banks import BankExists
 from hashguard.store.cases import StaleCase, UnknownCase, signals_to_json
+from hashguard.store.unit import Writes
 
 __all__ = [
     "InvalidTransition",
@@ -57,8 +58,8 @@ __all__ = [
     "mark_false_positive",
     "open_cases_for_run",
     "open_from_result",
+    "open_in",
     "reviewer_of",
-    "should_open",
 ]
 
 #: Who opens cases from recorded results when no person does.
@@ -134,19 +135,8 @@ def _reason(reason: str | None) -> str:
 # -- opening cases --------------------------------------------------------------------
 
 
-def should_open(result: FileResult) -> bool:
-    """A case is opened for matched content the policy sends to act or to review;
-    never for a shadow bank's would-be decision or an ignored match."""
-    return (
-        result.outcome is Outcome.MATCHED
-        and result.signals is not None
-        and not result.decision.shadow
-        and result.decision.action in (Action.ACT, Action.REVIEW)
-    )
-
-
-def open_from_result(
-    store: Store,
+def open_in(
+    writes: Writes,
     result: FileResult,
     source: CaseSource,
     *,
@@ -154,16 +144,17 @@ def open_from_result(
     content: ContentRef | None = None,
     evidence_id: str | None = None,
 ) -> tuple[Case, CaseEventKind | None] | None:
-    """Open the case of ``result``'s content, or add this sighting to its case.
+    """Open the case of ``result``'s content, or add this sighting to its case, inside
+    the transaction of ``writes``, with its audit event.
 
-    Returns ``None`` when the result opens no case (see ``should_open``), else the case
-    and what happened (``OPENED``, ``SEEN_AGAIN``, or ``None`` when the case already
-    held this sighting: calling twice is harmless).
+    A case is opened for matched content the policy sends to act or to review
+    (``Decision.opens_case``); never for a shadow bank's would-be decision or an ignored
+    match: then ``None``. Else the case and what happened (``OPENED``, ``SEEN_AGAIN``,
+    or ``None`` when the case already held this sighting: calling twice is harmless).
     """
-    if not should_open(result):
+    if not result.decision.opens_case or result.signals is None:
         return None
-    assert result.signals is not None
-    case, change = store.cases.open_or_update(
+    case, change = writes.open_case(
         content_key=result.signals.sha256,
         source=source,
         signals=result.signals,
@@ -180,17 +171,34 @@ def open_from_result(
             if change is CaseEventKind.OPENED
             else AuditAction.CASE_SEEN_AGAIN
         )
-        record(
-            store,
+        writes.audit(
             actor,
             action,
             f"case:{case.id}",
-            source=source.as_json(),
-            decided=str(result.decision.action),
-            rule=result.decision.rule,
-            banks=list(case.banks),
+            {
+                "source": source.as_json(),
+                "decided": str(result.decision.action),
+                "rule": result.decision.rule,
+                "banks": list(case.banks),
+            },
         )
     return case, change
+
+
+def open_from_result(
+    store: Store,
+    result: FileResult,
+    source: CaseSource,
+    *,
+    actor: str = SYSTEM_ACTOR,
+    content: ContentRef | None = None,
+    evidence_id: str | None = None,
+) -> tuple[Case, CaseEventKind | None] | None:
+    """``open_in`` in a transaction of its own."""
+    with store.transaction() as writes:
+        return open_in(
+            writes, result, source, actor=actor, content=content, evidence_id=evidence_id
+        )
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -205,7 +213,9 @@ def open_cases_for_run(store: Store, run_id: int, *, actor: str = SYSTEM_ACTOR) 
     Idempotent: running it again changes nothing. Raises ``UnknownRun``."""
     store.scans.get(run_id)
     # Read them all first: matched files are few, and no read stays open across writes.
-    matched = [r for r in store.scans.results(run_id, outcome=Outcome.MATCHED) if should_open(r)]
+    matched = [
+        r for r in store.scans.results(run_id, outcome=Outcome.MATCHED) if r.decision.opens_case
+    ]
     counts = {"opened": 0, "seen_again": 0, "unchanged": 0}
     for result in matched:
         source = CaseSource(kind=SourceKind.SCAN, ref=str(run_id), path=result.path)

@@ -6,26 +6,25 @@ import hashlib
 import json
 import os
 import socket
+import threading
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import partial
 from queue import Empty, SimpleQueue
 from typing import Any, Protocol
 
-from hashguard.domain.actions import NewAction
 from hashguard.domain.banks import Bank
 from hashguard.domain.matches import Match
-from hashguard.domain.policy import Action, BankPolicy, Decision
-from hashguard.domain.remote import RemoteResult, RemoteStatus
-from hashguard.domain.scans import FileResult, Outcome, RunStatus, ScanOptions, ScanRun
-from hashguard.domain.signals import PDQ_MIN_QUALITY, FileSignals
+from hashguard.domain.policy import BankPolicy
+from hashguard.domain.scans import FileResult, RunStatus, ScanOptions, ScanRun
+from hashguard.domain.signals import FileSignals
 from hashguard.hashing.isolate import HashingPool
-from hashguard.hashing.kernel import HashOutput, open_input
-from hashguard.policy import decide
-from hashguard.remote.service import RemoteMatching
-from hashguard.safefs import OutsideRoots
+from hashguard.hashing.kernel import HashOutput
+from hashguard.scan.classify import classify, policies_of
+from hashguard.scan.pipeline import Pipeline, Prepared
+from hashguard.scan.sources import LocalFile
 from hashguard.scan.walk import WalkItem, walk
 from hashguard.store.scans import ScanStore, path_key
 
@@ -42,11 +41,6 @@ class SignalMatcher(Protocol):
     def banks(self) -> tuple[Bank, ...]:
         """The enabled banks, whose policies decide what a match leads to."""
         ...
-
-
-def policies_of(banks: Sequence[Bank]) -> dict[str, BankPolicy]:
-    """The policy of each bank, by name, as ``policy.decide`` takes them."""
-    return {bank.name: bank.policy for bank in banks}
 
 
 class ScanAlreadyRunning(RuntimeError):
@@ -103,108 +97,68 @@ def prepare_run(
     return PreparedRun(run=run, resumed=False)
 
 
-def classify(
-    path: str,
-    output: HashOutput,
-    matches: tuple[Match, ...],
-    remote: tuple[RemoteResult, ...] = (),
-    policies: Mapping[str, BankPolicy] | None = None,
-) -> FileResult:
-    """The one outcome of a file: a match (local or remote) wins, then the hashing
-    problem, then a remote matcher that did not answer, then no_match. The policy's
-    decision (``policies`` by bank name; default policies when not given) goes with it:
-    the outcome says what matched, the decision what is to be done about it."""
-    if output.signals is None:
-        return FileResult(
-            path=path,
-            outcome=Outcome.ERROR,
-            reason=output.reason,
-            decision=Decision(
-                action=Action.IGNORE, rule="ignore: the file could not be read, nothing matched"
-            ),
-        )
-    silent = [r for r in remote if r.status is RemoteStatus.NOT_ANSWERED]
-    if any(match.effective for match in matches) or any(
-        r.status is RemoteStatus.MATCHED for r in remote
-    ):
-        outcome, reason = Outcome.MATCHED, output.reason
-    elif output.problem is not None:
-        outcome, reason = output.problem, output.reason
-    elif silent:
-        outcome = Outcome.NOT_ANSWERED
-        reason = "; ".join(f"{r.service}: {r.reason}" for r in silent)
-    else:
-        outcome, reason = Outcome.NO_MATCH, _no_match_note(output, matches)
-    return FileResult(
-        path=path,
-        outcome=outcome,
-        reason=reason,
-        signals=output.signals,
-        matches=matches,
-        remote=remote,
-        decision=decide(matches, remote, policies or {}),
-    )
-
-
-def _no_match_note(output: HashOutput, matches: tuple[Match, ...]) -> str | None:
-    suppressed = sorted({m.suppressed_by for m in matches if m.suppressed_by})
-    if suppressed:
-        return "matches suppressed by allow bank " + ", ".join(suppressed)
-    assert output.signals is not None
-    low = [pdq.quality for pdq in output.signals.pdq if pdq.low_quality]
-    if low and len(low) == len(output.signals.pdq):
-        return (
-            f"PDQ quality {min(low)} is below {PDQ_MIN_QUALITY}: "
-            "checked against exact-hash lists only"
-        )
-    return None
-
-
 class _Recorder:
-    """Collects outcomes and commits them in batches: every ``rows`` results or ``seconds``."""
+    """Collects prepared items and commits them in batches: every ``rows`` items or
+    ``seconds``. Through the pipeline each batch is one transaction (an item's result
+    with its evidence, case and actions); without one, results alone are recorded."""
 
     def __init__(
         self,
         store: ScanStore,
+        pipeline: Pipeline | None,
         run_id: int,
         on_result: Callable[[FileResult], None],
         *,
         seconds: float,
         rows: int,
     ) -> None:
-        self._store, self._run_id, self._on_result = store, run_id, on_result
+        self._store, self._pipeline, self._run_id = store, pipeline, run_id
+        self._on_result = on_result
         self._seconds, self._rows = seconds, rows
-        self._buffer: list[FileResult] = []
-        self._actions: list[NewAction] = []
+        self._buffer: list[Prepared] = []
         self._last = time.monotonic()
+        #: the scan's thread and late remote answers both commit
+        self.lock = threading.RLock()
 
-    def add(self, result: FileResult, actions: Sequence[NewAction] = ()) -> None:
-        self._buffer.append(result)
-        self._actions.extend(actions)
-        self._on_result(result)
+    def add(self, prepared: Prepared) -> None:
+        with self.lock:
+            self._buffer.append(prepared)
+        self._on_result(prepared.result)
         if len(self._buffer) >= self._rows or time.monotonic() - self._last >= self._seconds:
             self.flush()
 
     def flush(self) -> None:
-        self._store.add_results(self._run_id, self._buffer, self._actions)
-        self._buffer.clear()
-        self._actions.clear()
-        self._last = time.monotonic()
+        with self.lock:
+            if self._pipeline is not None:
+                self._pipeline.commit(self._buffer)
+            else:
+                self._store.add_results(self._run_id, [p.result for p in self._buffer])
+            self._buffer.clear()
+            self._last = time.monotonic()
+
+    def late(self, prepared: Prepared) -> None:
+        """A late remote answer's new result, committed after the items before it."""
+        assert self._pipeline is not None
+        with self.lock:
+            self.flush()
+            self._pipeline.commit([prepared])
 
 
 class Scanner:
-    """Runs a prepared scan: walks, hashes in the pool, matches, writes results in batches.
+    """Runs a prepared scan: walks, hashes in the pool, matches, and hands every file to
+    the pipeline, committing in batches.
 
     Results are committed at least every ``flush_seconds``; a run killed at any moment
     loses at most the uncommitted batch, whose files are hashed again on resume. The
     unique (run, path) key means no file is ever recorded twice. Files go to the
     workers ``batch`` at a time, and completed hashes come back through a queue.
-    With ``confine`` (real folder paths), nothing outside those folders is read. With
-    ``remote``, every hashed file is also put to the remote matchers, several files at
-    a time, each within the remote time budget. ``on_decided`` sees every result before
-    it is recorded (evidence is kept and cases are opened for what the policy acts on);
-    ``plan_actions(result)`` gives the actions (webhooks, quarantine) stored in
-    the outbox in the same transaction as the result.
+    With ``confine`` (real folder paths), nothing outside those folders is read.
+
+    ``pipeline`` takes each hashed file through the remote matchers (several files at
+    a time, each within the remote time budget), the policy, evidence, its case and
+    its actions, all committed with the file's result; a remote answer that comes late
+    replaces the file's result and brings its consequences. Without a pipeline only the
+    results are recorded (local matches and the default policies).
     """
 
     def __init__(
@@ -213,19 +167,15 @@ class Scanner:
         store: ScanStore,
         matcher: SignalMatcher,
         pool: HashingPool,
+        pipeline: Pipeline | None = None,
         flush_seconds: float = 0.5,
         flush_rows: int = 500,
         batch: int = BATCH,
         confine: Sequence[str] | None = None,
-        remote: RemoteMatching | None = None,
-        on_decided: Callable[[FileResult], None] | None = None,
-        plan_actions: Callable[[FileResult], list[NewAction]] | None = None,
     ) -> None:
         self._store = store
-        self._on_decided = on_decided
-        self._plan_actions = plan_actions
+        self._pipeline = pipeline
         self._confine = confine
-        self._remote = remote
         self._matcher = matcher
         self._pool = pool
         self._flush_seconds = flush_seconds
@@ -233,6 +183,11 @@ class Scanner:
         self._batch = batch
         # (path, hashing future) or (path, future of the file's final result)
         self._finished: SimpleQueue[tuple[str, Future[Any]]] = SimpleQueue()
+        self._run_id = 0
+        #: files put to the remote matchers whose first result is not recorded yet, and
+        #: the late answers that came for them meanwhile
+        self._awaiting: set[str] = set()
+        self._early_late: dict[str, FileResult] = {}
 
     def run(
         self,
@@ -250,8 +205,14 @@ class Scanner:
         """
         items = self._unfinished(run)
         on_planned(run.total + len(items), run.total)
+        self._run_id = run.id
         recorder = _Recorder(
-            self._store, run.id, on_result, seconds=self._flush_seconds, rows=self._flush_rows
+            self._store,
+            self._pipeline,
+            run.id,
+            on_result,
+            seconds=self._flush_seconds,
+            rows=self._flush_rows,
         )
         try:
             with ThreadPoolExecutor(REMOTE_CALLS, thread_name_prefix="remote-scan") as calls:
@@ -263,6 +224,15 @@ class Scanner:
         recorder.flush()
         self._store.finish(run.id, RunStatus.COMPLETED)
         return self._store.get(run.id)
+
+    def _source(self, path: str) -> LocalFile:
+        return LocalFile(path=path, run_id=self._run_id, confine=self._confine)
+
+    def _prepare(self, result: FileResult) -> Prepared:
+        source = self._source(result.path)
+        if self._pipeline is None:
+            return Prepared(result=result, source=source)
+        return self._pipeline.prepare(result, source)
 
     def _unfinished(self, run: ScanRun) -> list[WalkItem]:
         done = self._store.done_paths(run.id)
@@ -297,27 +267,56 @@ class Scanner:
             result = future.result()
             if isinstance(result, HashOutput):
                 matches = self._matcher.match(result.signals) if result.signals else ()
-                if self._remote is not None and result.signals is not None:
-                    self._consult(remote_calls, path, result, matches)
+                if self._remote_wanted(result):
+                    self._consult(remote_calls, recorder, path, result, matches)
                     continue  # comes back through the queue as the file's result
                 result = classify(path, result, matches, policies=self._policies())
             in_flight -= 1
-            if self._on_decided is not None:
-                self._on_decided(result)
-            planned = self._plan_actions(result) if self._plan_actions else []
-            recorder.add(result, planned)
+            try:
+                recorder.add(self._prepare(result))
+            finally:  # even when the run stops here (the result above is saved)
+                self._late_since(recorder, path)
+
+    def _late_since(self, recorder: _Recorder, path: str) -> None:
+        """A late remote answer that came before the file's first result was recorded
+        is recorded after it."""
+        with recorder.lock:
+            self._awaiting.discard(path)
+            early = self._early_late.pop(path, None)
+        if early is not None and self._pipeline is not None:
+            recorder.late(self._pipeline.prepare(early, self._source(path), late=True))
+
+    def _remote_wanted(self, output: HashOutput) -> bool:
+        return (
+            self._pipeline is not None
+            and self._pipeline.remote is not None
+            and output.signals is not None
+        )
 
     def _consult(
-        self, calls: ThreadPoolExecutor, path: str, output: HashOutput, matches: tuple[Match, ...]
+        self,
+        calls: ThreadPoolExecutor,
+        recorder: _Recorder,
+        path: str,
+        output: HashOutput,
+        matches: tuple[Match, ...],
     ) -> None:
-        remote, signals = self._remote, output.signals
-        assert remote is not None
-        assert signals is not None
+        pipeline = self._pipeline
+        assert pipeline is not None
+        source = self._source(path)
+
+        def late(result: FileResult) -> None:
+            with recorder.lock:
+                if path in self._awaiting:  # its first result is not recorded yet
+                    self._early_late[path] = result
+                    return
+            recorder.late(pipeline.prepare(result, source, late=True))
+
+        with recorder.lock:
+            self._awaiting.add(path)
 
         def ask() -> FileResult:
-            data = _media(path, signals, self._confine) if remote.wants_media else b""
-            answers = remote.match(data, signals)
-            return classify(path, output, matches, answers, policies=self._policies())
+            return pipeline.judge(path, output, matches, source, on_late=late)
 
         calls.submit(ask).add_done_callback(partial(self._done, path))
 
@@ -332,7 +331,11 @@ class Scanner:
         batch: list[str] = []
         for item in pending:
             if item.problem is not None:
-                recorder.add(FileResult(path=item.path, outcome=item.problem, reason=item.reason))
+                recorder.add(
+                    self._prepare(
+                        FileResult(path=item.path, outcome=item.problem, reason=item.reason)
+                    )
+                )
                 continue
             batch.append(item.path)
             if len(batch) == self._batch:
@@ -349,19 +352,3 @@ class Scanner:
 
 #: files put to the remote matchers at once (each call waits on the network)
 REMOTE_CALLS = 16
-#: files larger than this are not sent to remote matchers (PhotoDNA takes 4 MB at most)
-REMOTE_MEDIA_LIMIT = 32 * 1024 * 1024
-
-
-def _media(path: str, signals: FileSignals, confine: Sequence[str] | None) -> bytes:
-    """The file's bytes for a remote matcher that may send media: only the bytes that
-    were hashed, opened as the kernel opens them (none past the limit, or if the file
-    changed; the matcher then answers not_answered for want of them)."""
-    if signals.size > REMOTE_MEDIA_LIMIT:
-        return b""
-    try:
-        with os.fdopen(open_input(path, confine), "rb") as handle:
-            data = handle.read(REMOTE_MEDIA_LIMIT + 1)
-    except (OSError, OutsideRoots):
-        return b""
-    return data if hashlib.sha256(data).hexdigest() == signals.sha256 else b""

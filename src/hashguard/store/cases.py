@@ -8,7 +8,8 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from sqlalchemy import Connection, Engine, Row, insert, select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from hashguard.domain.actions import NewAction
 from hashguard.domain.cases import (
@@ -173,99 +174,20 @@ class CaseStore:
         content: ContentRef | None = None,
         evidence_id: str | None = None,
     ) -> tuple[Case, CaseEventKind | None]:
-        """The case of ``content_key``, opened (``OPENED``) or with this sighting's
-        matches added to it (``SEEN_AGAIN``); ``None`` when it already held them all."""
-        content = content or ContentRef()
-        values = {
-            "sources": [source.as_json()],
-            "signals": signals_to_json(signals) if signals else None,
-            "matches": [match_to_json(m) for m in matches],
-            "remote": [_remote_json(r) for r in remote],
-            "decision": decision_to_json(decision),
-            "content_id": content.content_id,
-            "uploader_id": content.uploader_id,
-            "url": content.url,
-            "evidence_id": evidence_id,
-        }
-        for _attempt in range(3):
-            with self._engine.begin() as conn:
-                row = conn.execute(
-                    select(cases).where(cases.c.content_key == content_key).with_for_update()
-                ).first()
-                if row is not None:
-                    return self._add_sighting(conn, row, values, decision, actor)
-            try:
-                with self._engine.begin() as conn:
-                    stamp = now()
-                    case_id = conn.execute(
-                        insert(cases)
-                        .values(
-                            content_key=content_key,
-                            state=str(CaseState.OPEN),
-                            confirmers=[],
-                            created_at=stamp,
-                            updated_at=stamp,
-                            version=1,
-                            **values,
-                        )
-                        .returning(cases.c.id)
-                    ).scalar_one()
-                    _append_event(
-                        conn,
-                        case_id,
-                        actor=actor,
-                        kind=CaseEventKind.OPENED,
-                        from_state=None,
-                        to_state=CaseState.OPEN,
-                        reason=decision.rule,
-                        details={"source": source.as_json()},
-                    )
-                return self.get(case_id), CaseEventKind.OPENED
-            except IntegrityError:
-                continue  # opened by someone else meanwhile: add to theirs
-        raise RuntimeError(f"could not open or update the case of {content_key}")
-
-    def _add_sighting(
-        self,
-        conn: Connection,
-        row: Row[Any],
-        values: dict[str, Any],
-        decision: Decision,
-        actor: str,
-    ) -> tuple[Case, CaseEventKind | None]:
-        old = decision_from_json(row.decision)
-        changes: dict[str, Any] = {
-            "sources": _union(row.sources, values["sources"]),
-            "matches": _union(row.matches, values["matches"]),
-            "remote": _union(row.remote, values["remote"]),
-        }
-        if decision.action.strength > old.action.strength:
-            changes["decision"] = values["decision"]
-        for name in ("signals", "content_id", "uploader_id", "url", "evidence_id"):
-            if getattr(row, name) is None and values[name] is not None:
-                changes[name] = values[name]
-        if _gains_reference(row.signals, values["signals"]):
-            changes["signals"] = values["signals"]
-        changed = {k: v for k, v in changes.items() if _key(v) != _key(getattr(row, k))}
-        if not changed:
-            return _case(row), None
-        conn.execute(
-            update(cases)
-            .where(cases.c.id == row.id)
-            .values(**changed, updated_at=now(), version=row.version + 1)
-        )
-        _append_event(
-            conn,
-            row.id,
-            actor=actor,
-            kind=CaseEventKind.SEEN_AGAIN,
-            from_state=None,
-            to_state=None,
-            reason=decision.rule,
-            details={"source": values["sources"][0], "changed": sorted(changed)},
-        )
-        fresh = conn.execute(select(cases).where(cases.c.id == row.id)).one()
-        return _case(fresh), CaseEventKind.SEEN_AGAIN
+        """``open_or_update`` in a transaction of its own."""
+        with self._engine.begin() as conn:
+            return open_or_update(
+                conn,
+                content_key=content_key,
+                source=source,
+                signals=signals,
+                matches=matches,
+                remote=remote,
+                decision=decision,
+                actor=actor,
+                content=content,
+                evidence_id=evidence_id,
+            )
 
     def get(self, case_id: int) -> Case:
         with self._engine.connect() as conn:
@@ -363,6 +285,117 @@ class CaseStore:
                 )
             )
         return [_event(row) for row in rows]
+
+
+def open_or_update(
+    conn: Connection,
+    *,
+    content_key: str,
+    source: CaseSource,
+    signals: FileSignals | None,
+    matches: Sequence[Match],
+    remote: Sequence[RemoteResult],
+    decision: Decision,
+    actor: str,
+    content: ContentRef | None = None,
+    evidence_id: str | None = None,
+) -> tuple[Case, CaseEventKind | None]:
+    """The case of ``content_key``, opened (``OPENED``) or with this sighting's matches
+    added to it (``SEEN_AGAIN``); ``None`` when it already held them all. Runs inside the
+    caller's transaction (a sighting commits with whatever else the caller writes).
+
+    Two writers opening the same content at once: the insert does nothing on the
+    unique ``content_key`` (PostgreSQL waits for the other transaction first; SQLite
+    serialises writers) and the sighting is added to the case the other one opened.
+    """
+    content = content or ContentRef()
+    values = {
+        "sources": [source.as_json()],
+        "signals": signals_to_json(signals) if signals else None,
+        "matches": [match_to_json(m) for m in matches],
+        "remote": [_remote_json(r) for r in remote],
+        "decision": decision_to_json(decision),
+        "content_id": content.content_id,
+        "uploader_id": content.uploader_id,
+        "url": content.url,
+        "evidence_id": evidence_id,
+    }
+    locked = select(cases).where(cases.c.content_key == content_key).with_for_update()
+    row = conn.execute(locked).first()
+    if row is None:
+        stamp = now()
+        dialect_insert = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
+        case_id = conn.execute(
+            dialect_insert(cases)
+            .values(
+                content_key=content_key,
+                state=str(CaseState.OPEN),
+                confirmers=[],
+                created_at=stamp,
+                updated_at=stamp,
+                version=1,
+                **values,
+            )
+            .on_conflict_do_nothing(index_elements=[cases.c.content_key])
+            .returning(cases.c.id)
+        ).scalar()
+        if case_id is not None:
+            _append_event(
+                conn,
+                case_id,
+                actor=actor,
+                kind=CaseEventKind.OPENED,
+                from_state=None,
+                to_state=CaseState.OPEN,
+                reason=decision.rule,
+                details={"source": source.as_json()},
+            )
+            fresh = conn.execute(select(cases).where(cases.c.id == case_id)).one()
+            return _case(fresh), CaseEventKind.OPENED
+        row = conn.execute(locked).one()  # opened by someone else meanwhile: add to theirs
+    return _add_sighting(conn, row, values, decision, actor)
+
+
+def _add_sighting(
+    conn: Connection,
+    row: Row[Any],
+    values: dict[str, Any],
+    decision: Decision,
+    actor: str,
+) -> tuple[Case, CaseEventKind | None]:
+    old = decision_from_json(row.decision)
+    changes: dict[str, Any] = {
+        "sources": _union(row.sources, values["sources"]),
+        "matches": _union(row.matches, values["matches"]),
+        "remote": _union(row.remote, values["remote"]),
+    }
+    if decision.action.strength > old.action.strength:
+        changes["decision"] = values["decision"]
+    for name in ("signals", "content_id", "uploader_id", "url", "evidence_id"):
+        if getattr(row, name) is None and values[name] is not None:
+            changes[name] = values[name]
+    if _gains_reference(row.signals, values["signals"]):
+        changes["signals"] = values["signals"]
+    changed = {k: v for k, v in changes.items() if _key(v) != _key(getattr(row, k))}
+    if not changed:
+        return _case(row), None
+    conn.execute(
+        update(cases)
+        .where(cases.c.id == row.id)
+        .values(**changed, updated_at=now(), version=row.version + 1)
+    )
+    _append_event(
+        conn,
+        row.id,
+        actor=actor,
+        kind=CaseEventKind.SEEN_AGAIN,
+        from_state=None,
+        to_state=None,
+        reason=decision.rule,
+        details={"source": values["sources"][0], "changed": sorted(changed)},
+    )
+    fresh = conn.execute(select(cases).where(cases.c.id == row.id)).one()
+    return _case(fresh), CaseEventKind.SEEN_AGAIN
 
 
 def _append_event(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -28,6 +29,7 @@ from hashguard.store.people import PeopleStore
 from hashguard.store.remote_secrets import RemoteSecretStore
 from hashguard.store.scans import ScanStore
 from hashguard.store.tokens import TokenStore
+from hashguard.store.unit import Writes, transaction
 
 MIGRATIONS = str(Path(__file__).with_name("migrations"))
 
@@ -96,6 +98,11 @@ class Store:
 
     def close(self) -> None:
         self.engine.dispose()
+
+    def transaction(self) -> AbstractContextManager[Writes]:
+        """Writes across stores (scan results, evidence, cases, outbox, audit) in one
+        transaction: see ``hashguard.store.unit``."""
+        return transaction(self.engine)
 
     def ping(self) -> None:
         """Raise if the database cannot be reached."""

@@ -66,30 +66,36 @@ def _caseless(created_before: datetime) -> tuple[ColumnElement[bool], ...]:
     )
 
 
+def insert_item(conn: Connection, item: EvidenceItem, *, data_key: bytes, context: bytes) -> None:
+    """Record an item inside the caller's transaction. ``data_key`` is wrapped by the
+    master key and ``context`` sealed with the data key: neither is readable from the
+    database alone."""
+    conn.execute(
+        insert(evidence_items).values(
+            id=item.id,
+            created_at=utc(item.created_at),
+            retain_until=utc(item.retain_until),
+            jurisdiction=item.jurisdiction,
+            legal_hold=item.legal_hold,
+            hold_reason=item.hold_reason,
+            held_at=item.held_at,
+            size=item.size,
+            sha256=item.sha256,
+            summary=dict(item.summary),
+            data_key=data_key,
+            context=context,
+        )
+    )
+
+
 class EvidenceStore:
     def __init__(self, engine: Engine) -> None:
         self._engine = engine
 
     def insert(self, item: EvidenceItem, *, data_key: bytes, context: bytes) -> None:
-        """``data_key`` is wrapped by the master key and ``context`` sealed with the data
-        key: neither is readable from the database alone."""
+        """``insert_item`` in a transaction of its own."""
         with self._engine.begin() as conn:
-            conn.execute(
-                insert(evidence_items).values(
-                    id=item.id,
-                    created_at=utc(item.created_at),
-                    retain_until=utc(item.retain_until),
-                    jurisdiction=item.jurisdiction,
-                    legal_hold=item.legal_hold,
-                    hold_reason=item.hold_reason,
-                    held_at=item.held_at,
-                    size=item.size,
-                    sha256=item.sha256,
-                    summary=dict(item.summary),
-                    data_key=data_key,
-                    context=context,
-                )
-            )
+            insert_item(conn, item, data_key=data_key, context=context)
 
     def get(self, item_id: str) -> EvidenceItem:
         with self._engine.connect() as conn:

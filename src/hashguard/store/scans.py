@@ -6,7 +6,7 @@ import hashlib
 from collections.abc import Iterator, Sequence
 from typing import Any
 
-from sqlalchemy import Engine, Row, func, insert, select, update
+from sqlalchemy import Connection, Engine, Row, func, insert, select, update
 
 from hashguard.domain.actions import NewAction
 from hashguard.domain.matches import match_from_json, match_to_json
@@ -107,6 +107,25 @@ def _result(row: Row[Any]) -> FileResult:
     )
 
 
+def insert_results(conn: Connection, run_id: int, results: Sequence[FileResult]) -> None:
+    """Record ``results`` of run ``run_id`` inside the caller's transaction."""
+    if results:
+        conn.execute(insert(scan_results), [_result_row(run_id, r) for r in results])
+
+
+def replace_result(conn: Connection, run_id: int, result: FileResult) -> None:
+    """Record ``result`` in place of the file's earlier result in run ``run_id`` (a late
+    remote answer changed it), or as its first result, inside the caller's transaction."""
+    row = _result_row(run_id, result)
+    changed = conn.execute(
+        update(scan_results)
+        .where(scan_results.c.run_id == run_id, scan_results.c.path_key == row["path_key"])
+        .values(**{k: v for k, v in row.items() if k not in ("run_id", "path_key")})
+    ).rowcount
+    if not changed:
+        conn.execute(insert(scan_results).values(**row))
+
+
 class ScanStore:
     def __init__(self, engine: Engine) -> None:
         self._engine = engine
@@ -177,7 +196,7 @@ class ScanStore:
         outbox, in one transaction: a decision is never stored without its actions."""
         if results:
             with self._engine.begin() as conn:
-                conn.execute(insert(scan_results), [_result_row(run_id, r) for r in results])
+                insert_results(conn, run_id, results)
                 for action in actions:
                     enqueue(conn, action)
 

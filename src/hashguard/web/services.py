@@ -8,20 +8,21 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from hashguard.actions.outbox import endpoints_of, scan_planner
+from hashguard.actions.outbox import endpoints_of
 from hashguard.domain.actions import WebhookEndpoint
-from hashguard.domain.scans import ScanOptions, ScanRun
+from hashguard.domain.scans import ScanRun
 from hashguard.evidence import Vault, open_vault
-from hashguard.evidence.capture import file_keeper
 from hashguard.hashing.isolate import HashingPool
 from hashguard.hashing.kernel import HashOptions
 from hashguard.keys import MasterKey, master_key_for
 from hashguard.matching.service import MatcherService
 from hashguard.permissions import warn_about_permissions
 from hashguard.plugins import Registry
-from hashguard.remote.service import RemoteMatching, remote_matching
-from hashguard.review.intake import after_scan_decision
+from hashguard.remote.service import RemoteMatching, remote_matching, sends_pdq_hashes
+from hashguard.scan.classify import policies_of
+from hashguard.scan.pipeline import OnceVault, Pipeline
 from hashguard.scan.scanner import ScanAlreadyRunning, Scanner, prepare_run
+from hashguard.scan.sources import scan_options
 from hashguard.settings import Settings
 from hashguard.store import Store
 from hashguard.web.auth import Authenticator
@@ -35,6 +36,8 @@ log = logging.getLogger("hashguard.web")
 #: upload workers run below the server's priority, so it stays responsive under load
 WORKER_NICENESS = 10
 RUN_ACTOR = "system:scan_run"
+#: the pipeline's actor until a request names its own (``Pipeline.acting_as``)
+PIPELINE_ACTOR = "system:scan"
 
 
 class RunManager:
@@ -45,7 +48,7 @@ class RunManager:
         settings: Settings,
         store: Store,
         matcher: MatcherService,
-        remote: RemoteMatching | None,
+        pipeline: Pipeline,
         *,
         on_rebuild: Callable[[str], None] | None = None,
     ) -> None:
@@ -53,12 +56,7 @@ class RunManager:
         self._on_rebuild = on_rebuild
         self._store = store
         self._matcher = matcher
-        self._remote = remote
-        self._keep = file_keeper(
-            lambda: open_vault(settings, store, master_key_for(settings)[0]),
-            jurisdiction=settings.evidence_jurisdiction,
-            actor=RUN_ACTOR,
-        )
+        self._pipeline = pipeline.acting_as(RUN_ACTOR)
         self._roots = [os.path.realpath(root) for root in settings.scan_roots]
         self._lock = threading.Lock()
         self._active: dict[int, threading.Thread] = {}
@@ -75,12 +73,7 @@ class RunManager:
                 raise ProblemError(
                     403, "Not allowed", f"{path} is not an absolute path under a scan root"
                 )
-        options = ScanOptions(
-            max_pixels=self._settings.max_pixels,
-            max_frames=self._settings.max_frames,
-            dihedral=dihedral,
-            pdq_mode=self._settings.pdq_mode,
-        )
+        options = scan_options(self._settings, dihedral=dihedral)
         with self._lock:  # one thread per run: a run active here is not resumed twice
             try:
                 prepared = prepare_run(self._store.scans, paths, options, rescan=rescan)
@@ -104,7 +97,11 @@ class RunManager:
         try:
             with HashingPool(
                 workers=self._settings.run_workers,
-                options=HashOptions.for_scan(run.options, confine=self._roots),
+                options=HashOptions.for_scan(
+                    run.options,
+                    confine=self._roots,
+                    also_reference=sends_pdq_hashes(self._pipeline.remote),
+                ),
                 timeout=self._settings.decode_timeout,
                 memory_mb=self._settings.worker_memory_mb,
                 on_rebuild=self._on_rebuild,
@@ -114,11 +111,7 @@ class RunManager:
                     matcher=self._matcher,
                     pool=pool,
                     confine=self._roots,
-                    remote=self._remote,
-                    on_decided=after_scan_decision(
-                        self._store, run.id, self._keep, actor=RUN_ACTOR
-                    ),
-                    plan_actions=scan_planner(self._settings, run.id),
+                    pipeline=self._pipeline.with_hashing(pool),
                 )
                 scanner.run(run, on_result=self._check_stop)
         except Exception:
@@ -164,19 +157,25 @@ class Services:
     runs: RunManager
     registry: Registry
     remote: RemoteMatching | None
+    #: what follows an upload's hashes (acting as the API token: ``acting_as``)
+    pipeline: Pipeline
+    _vault: OnceVault
     ready_error: str | None = field(default=None)
-    _vault: Vault | None = field(default=None, repr=False)
-    _vault_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     @classmethod
     def start(cls, settings: Settings, store: Store, metrics: Metrics) -> Services:
         warn_about_permissions(settings)
+        registry = Registry.load(settings.adapters)
+        remote = remote_matching(
+            settings,
+            registry,
+            stored=store.remote_secrets,
+            master_key=lambda: master_key_for(settings)[0],
+        )
         pool = HashingPool(
             workers=settings.workers,
-            options=HashOptions(
-                max_pixels=settings.max_pixels,
-                max_frames=settings.max_frames,
-                pdq_mode=settings.pdq_mode,
+            options=HashOptions.for_scan(
+                scan_options(settings), also_reference=sends_pdq_hashes(remote)
             ),
             timeout=settings.decode_timeout,
             memory_mb=settings.worker_memory_mb,
@@ -188,12 +187,15 @@ class Services:
         def refused(reason: str) -> None:
             metrics.rejected.labels(reason).inc()
 
-        registry = Registry.load(settings.adapters)
-        remote = remote_matching(
+        vault = OnceVault(lambda: open_vault(settings, store, master_key_for(settings)[0]))
+        pipeline = Pipeline.configured(
             settings,
-            registry,
-            stored=store.remote_secrets,
-            master_key=lambda: master_key_for(settings)[0],
+            store,
+            actor=PIPELINE_ACTOR,
+            policies=lambda: policies_of(matcher.banks),
+            remote=remote,
+            vault=vault,
+            hashing=pool,
         )
 
         return cls(
@@ -232,19 +234,18 @@ class Services:
                 settings,
                 store,
                 matcher,
-                remote,
+                pipeline,
                 on_rebuild=lambda _reason: metrics.pool_rebuilds.labels("runs").inc(),
             ),
             registry=registry,
             remote=remote,
+            pipeline=pipeline,
+            _vault=vault,
         )
 
     def vault(self) -> Vault:
         """The evidence vault (opened on first use: it needs the master key)."""
-        with self._vault_lock:
-            if self._vault is None:
-                self._vault = open_vault(self.settings, self.store, self.master_key())
-            return self._vault
+        return self._vault()
 
     @property
     def endpoints(self) -> tuple[WebhookEndpoint, ...]:
@@ -266,6 +267,11 @@ class Services:
         self.runs.stop()
         self.pool.close(wait=False)
         if self.remote is not None:
+            # late answers still in flight are recorded before the matchers close
+            if not self.remote.settle():
+                log.warning(
+                    "closing with remote calls still in flight: their files stay not_answered"
+                )
             self.remote.close()
 
     def refresh_metrics(self, metrics: Metrics) -> None:

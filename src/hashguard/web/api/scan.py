@@ -3,23 +3,19 @@
 from __future__ import annotations
 
 import asyncio
-from functools import partial
+import logging
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request
 from starlette.concurrency import run_in_threadpool
 
-from hashguard.actions.outbox import plan_for_decision
 from hashguard.audit import token_actor
-from hashguard.domain.cases import CaseSource, ContentRef, SourceKind
+from hashguard.domain.cases import ContentRef
 from hashguard.domain.scans import Outcome
 from hashguard.domain.tokens import Scope, Token
-from hashguard.evidence.capture import evidence_context, keeps_evidence
 from hashguard.hashing.isolate import PoolStopped
 from hashguard.matching.service import NotLoaded
-from hashguard.review.cases import open_from_result, should_open
-from hashguard.review.intake import audit_decision
-from hashguard.scan.scanner import classify, policies_of
+from hashguard.scan.sources import Upload
 from hashguard.web.deps import require, services
 from hashguard.web.problems import ProblemError, problem_responses, request_id_of
 from hashguard.web.schemas import (
@@ -33,6 +29,8 @@ from hashguard.web.schemas import (
 )
 from hashguard.web.services import Services
 from hashguard.web.uploads import read_upload
+
+log = logging.getLogger("hashguard.web")
 
 router = APIRouter(prefix="/v1", tags=["scan"])
 
@@ -84,8 +82,13 @@ async def scan(
     evidence vault (``evidence_id``).
 
     Decoding problems are outcomes, answered with 200 (``undecodable``,
-    ``unsupported``); 503 means the server is at capacity right now (retry after
-    ``Retry-After``), never that the upload was checked.
+    ``unsupported``); 503 means the server is at capacity right now, or that the
+    outcome could not be recorded (nothing of it was kept): retry after
+    ``Retry-After``. A 503 never means that the upload was checked.
+
+    A matched upload's consequences (evidence, audit events, its case, its actions)
+    are recorded in one transaction before the answer: a 200 with ``matched`` means
+    they are all kept.
     """
     upload = await read_upload(request)
     try:
@@ -95,70 +98,43 @@ async def scan(
         )
     except (PoolStopped, NotLoaded) as exc:
         raise ProblemError(503, "Not ready", str(exc), {"Retry-After": "5"}) from None
-    remote = (
-        await run_in_threadpool(svc.remote.match, upload.data, output.signals)
-        if svc.remote is not None and output.signals is not None
-        else ()
-    )
-    # the policies are read only when something matched (rarely: no lock wait otherwise)
-    policies = policies_of(svc.matcher.banks) if matches else None
-    result = classify("upload", output, matches, remote, policies=policies)
-    svc.metrics.outcomes.labels(str(result.outcome)).inc()
-    for match in result.matches:
-        if match.effective:
-            svc.metrics.matches.labels(match.bank, str(match.algorithm)).inc()
     meta = ContentMeta(
         content_id=upload.fields.get("content_id", content_id),
         uploader_id=upload.fields.get("uploader_id", uploader_id),
         url=upload.fields.get("url", url),
         uploader_ip=upload.fields.get("uploader_ip", uploader_ip),
     )
-    evidence_id = None
-    if keeps_evidence(result):
-        context = evidence_context(result, request_id=request_id_of(request), **meta.model_dump())
-        item = await run_in_threadpool(
-            partial(
-                svc.vault().put,
-                upload.data,
-                context,
-                jurisdiction=svc.settings.evidence_jurisdiction,
-                actor=token_actor(token),
-            )
-        )
-        evidence_id = item.id
-    source = CaseSource(kind=SourceKind.UPLOAD, ref=request_id_of(request) or "-")
-    if result.outcome is Outcome.MATCHED:
-        await run_in_threadpool(
-            partial(audit_decision, svc.store, result, source, actor=token_actor(token))
-        )
-    opened = (
-        await run_in_threadpool(
-            partial(
-                open_from_result,
-                svc.store,
-                result,
-                source,
-                actor=token_actor(token),
-                content=ContentRef(
-                    content_id=meta.content_id, uploader_id=meta.uploader_id, url=meta.url
-                ),
-                evidence_id=evidence_id,
-            )
-        )
-        if should_open(result)
-        else None
+    source = Upload(
+        data=upload.data,
+        request_id=request_id_of(request),
+        content_ref=ContentRef(
+            content_id=meta.content_id, uploader_id=meta.uploader_id, url=meta.url
+        ),
+        uploader_ip=meta.uploader_ip,
     )
-    planned = plan_for_decision(
-        result,
-        endpoints=svc.endpoints,
-        quarantine_local=False,  # an upload is the platform's to hold back, not a file here
-        key=f"upload:{result.signals.sha256 if result.signals else ''}:{request_id_of(request)}",
-    )
-    for action in planned:
-        await run_in_threadpool(svc.store.actions.enqueue, action)
+    pipeline = svc.pipeline.acting_as(token_actor(token))
+    try:
+        done = await run_in_threadpool(pipeline.process, "upload", output, matches, source)
+    except Exception:
+        # Whatever failed after matching (the store, the vault, a value the database
+        # refuses) rolled the whole item back: nothing of it is recorded, so the answer
+        # must not look like a checked upload. Fail closed; the caller retries.
+        log.exception("an upload could not be recorded after matching; answered 503")
+        raise ProblemError(
+            503,
+            "Not recorded",
+            "the upload was hashed but its outcome could not be recorded; nothing of it "
+            "was kept: try again",
+            {"Retry-After": "5"},
+        ) from None
+    result = done.result
+    svc.metrics.outcomes.labels(str(result.outcome)).inc()
+    for match in result.matches:
+        if match.effective:
+            svc.metrics.matches.labels(match.bank, str(match.algorithm)).inc()
     return ScanOut(
-        case_id=opened[0].id if opened else None,
-        evidence_id=evidence_id,
+        case_id=done.case.id if done.case else None,
+        evidence_id=done.evidence_id,
         request_id=request_id_of(request),
         outcome=result.outcome,
         reason=result.reason,

@@ -1,0 +1,76 @@
+"""A file's one outcome and the policy's decision about it (the pipeline's policy step)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+from hashguard.domain.banks import Bank
+from hashguard.domain.matches import Match
+from hashguard.domain.policy import Action, BankPolicy, Decision
+from hashguard.domain.remote import RemoteResult, RemoteStatus
+from hashguard.domain.scans import FileResult, Outcome
+from hashguard.domain.signals import PDQ_MIN_QUALITY
+from hashguard.hashing.kernel import HashOutput
+from hashguard.policy import decide
+
+
+def policies_of(banks: Sequence[Bank]) -> dict[str, BankPolicy]:
+    """The policy of each bank, by name, as ``policy.decide`` takes them."""
+    return {bank.name: bank.policy for bank in banks}
+
+
+def classify(
+    path: str,
+    output: HashOutput,
+    matches: tuple[Match, ...],
+    remote: tuple[RemoteResult, ...] = (),
+    policies: Mapping[str, BankPolicy] | None = None,
+) -> FileResult:
+    """The one outcome of a file: a match (local or remote) wins, then the hashing
+    problem, then a remote matcher that did not answer, then no_match. The policy's
+    decision (``policies`` by bank name; default policies when not given) goes with it:
+    the outcome says what matched, the decision what is to be done about it."""
+    if output.signals is None:
+        return FileResult(
+            path=path,
+            outcome=Outcome.ERROR,
+            reason=output.reason,
+            decision=Decision(
+                action=Action.IGNORE, rule="ignore: the file could not be read, nothing matched"
+            ),
+        )
+    silent = [r for r in remote if r.status is RemoteStatus.NOT_ANSWERED]
+    if any(match.effective for match in matches) or any(
+        r.status is RemoteStatus.MATCHED for r in remote
+    ):
+        outcome, reason = Outcome.MATCHED, output.reason
+    elif output.problem is not None:
+        outcome, reason = output.problem, output.reason
+    elif silent:
+        outcome = Outcome.NOT_ANSWERED
+        reason = "; ".join(f"{r.service}: {r.reason}" for r in silent)
+    else:
+        outcome, reason = Outcome.NO_MATCH, _no_match_note(output, matches)
+    return FileResult(
+        path=path,
+        outcome=outcome,
+        reason=reason,
+        signals=output.signals,
+        matches=matches,
+        remote=remote,
+        decision=decide(matches, remote, policies or {}),
+    )
+
+
+def _no_match_note(output: HashOutput, matches: tuple[Match, ...]) -> str | None:
+    suppressed = sorted({m.suppressed_by for m in matches if m.suppressed_by})
+    if suppressed:
+        return "matches suppressed by allow bank " + ", ".join(suppressed)
+    assert output.signals is not None
+    low = [pdq.quality for pdq in output.signals.pdq if pdq.low_quality]
+    if low and len(low) == len(output.signals.pdq):
+        return (
+            f"PDQ quality {min(low)} is below {PDQ_MIN_QUALITY}: "
+            "checked against exact-hash lists only"
+        )
+    return None

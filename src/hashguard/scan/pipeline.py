@@ -1,0 +1,368 @@
+"""The one pipeline: a hashed item through remote → policy → audit → evidence → case → actions.
+
+``/v1/scan``, ``hashguard scan`` and server-side scan runs all call it. Each item's
+consequences (its scan result row if a run records it, its evidence row, its case
+opened or seen again, its outbox actions and their audit events) are written in ONE
+transaction (``Store.transaction``): all of them or none. Scan runs commit several
+items per transaction for speed (``commit`` takes a batch); an item is still all or
+nothing, and a result is never recorded without its case, evidence and actions.
+
+Evidence bytes are sealed and written to the vault's files *before* the transaction
+(``prepare``): a crash between the file and the commit leaves an orphan blob file
+with no row, which the vault's orphan sweep removes; never a row, case or result
+without its evidence. A failed transaction removes its items' files at once.
+
+A remote matcher that answers after the time budget is not lost: the item is
+classified again with the late answer and its consequences committed through the
+same ``prepare`` / ``commit`` (a scan result is replaced, a case opened, evidence
+kept, actions queued), with ``late_remote_answer`` in its ``scan.decision`` event.
+
+``checkpoint(step)`` is called after each step inside the transaction (``evidence``,
+``case``, ``outbox``, ``audit``) and after the commit (``commit``): the seam the
+fault-injection tests use to stop the process between steps.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from hashguard.actions.outbox import endpoints_of, plan_for_decision
+from hashguard.domain.actions import NewAction, WebhookEndpoint
+from hashguard.domain.audit import AuditAction
+from hashguard.domain.cases import Case
+from hashguard.domain.matches import Match
+from hashguard.domain.policy import BankPolicy
+from hashguard.domain.remote import RemoteResult
+from hashguard.domain.scans import FileResult, Outcome, printable_path
+from hashguard.evidence.capture import NotTheMatchedFile, evidence_context
+from hashguard.evidence.vault import SealedItem, Vault, kept_details
+from hashguard.hashing.isolate import HashingPool
+from hashguard.hashing.kernel import HashOutput
+from hashguard.hashing.reference import result_with_reference
+from hashguard.remote.service import RemoteMatching
+from hashguard.review.cases import open_in
+from hashguard.review.intake import audits_decision, decision_details, decision_subject
+from hashguard.scan.classify import classify
+from hashguard.scan.sources import Source
+from hashguard.settings import Settings
+from hashguard.store import Store
+from hashguard.store.unit import Writes
+
+log = logging.getLogger(__name__)
+
+#: the steps ``checkpoint`` names, in the order they run
+STEPS = ("evidence", "case", "outbox", "audit", "commit")
+
+
+def _no_checkpoint(_step: str) -> None:
+    return None
+
+
+class OnceVault:
+    """The vault, opened at first use (it needs the master key) and then kept."""
+
+    def __init__(self, open_vault: Callable[[], Vault]) -> None:
+        self._open = open_vault
+        self._vault: Vault | None = None
+        self._lock = threading.Lock()
+
+    def __call__(self) -> Vault:
+        with self._lock:
+            if self._vault is None:
+                self._vault = self._open()
+            return self._vault
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Prepared:
+    """An item ready to commit: its result, where it came from, its evidence (sealed,
+    file written) and its planned actions."""
+
+    result: FileResult
+    source: Source
+    evidence: SealedItem | None = None
+    actions: tuple[NewAction, ...] = ()
+    #: why the evidence could not be kept (the file changed or vanished since hashing)
+    not_kept: str | None = None
+    #: a late remote answer: the item's scan result replaces the one recorded
+    late: bool = False
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Committed:
+    result: FileResult
+    case: Case | None = None
+    evidence_id: str | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class Pipeline:
+    """What follows an item's hashes. ``policies()`` gives the enabled banks' policies
+    (read only when something matched); ``vault`` (``None``: no evidence is kept)
+    opens the evidence vault; ``actor`` is who the audit log names."""
+
+    store: Store
+    actor: str
+    policies: Callable[[], Mapping[str, BankPolicy]]
+    remote: RemoteMatching | None = None
+    vault: Callable[[], Vault] | None = None
+    jurisdiction: str = "US"
+    endpoints: tuple[WebhookEndpoint, ...] = ()
+    quarantine_local: bool = False
+    #: the isolated workers that compute reference PDQ hashes for what leaves (``None``:
+    #: the exits carry only the reference hashes the item already has)
+    hashing: HashingPool | None = None
+    checkpoint: Callable[[str], None] = field(default=_no_checkpoint)
+
+    @classmethod
+    def configured(
+        cls,
+        settings: Settings,
+        store: Store,
+        *,
+        actor: str,
+        policies: Callable[[], Mapping[str, BankPolicy]],
+        remote: RemoteMatching | None = None,
+        vault: Callable[[], Vault] | None = None,
+        hashing: HashingPool | None = None,
+    ) -> Pipeline:
+        """The pipeline as the settings configure it: webhook endpoints, quarantine of
+        local files, the evidence jurisdiction."""
+        return cls(
+            store=store,
+            actor=actor,
+            policies=policies,
+            remote=remote,
+            vault=vault,
+            jurisdiction=settings.evidence_jurisdiction,
+            endpoints=endpoints_of(settings),
+            quarantine_local=settings.quarantine_local,
+            hashing=hashing,
+        )
+
+    def acting_as(self, actor: str) -> Pipeline:
+        return replace(self, actor=actor)
+
+    def with_hashing(self, pool: HashingPool) -> Pipeline:
+        """This pipeline with ``pool`` computing the reference hashes of what leaves."""
+        return replace(self, hashing=pool)
+
+    # -- remote and policy ---------------------------------------------------------------
+
+    def judge(
+        self,
+        path: str,
+        output: HashOutput,
+        matches: tuple[Match, ...],
+        source: Source,
+        *,
+        on_late: Callable[[FileResult], None] | None = None,
+    ) -> FileResult:
+        """The item's outcome and decision: the remote matchers asked (within their
+        budget) and the policy applied. A remote answer that comes after the budget
+        gives the item's new result to ``on_late`` (default: ``commit_late``)."""
+        remote: tuple[RemoteResult, ...] = ()
+        if self.remote is not None and output.signals is not None:
+            late = _LateAnswers(
+                self, path, output, matches, source, on_late or self._late_committer(source)
+            )
+            remote = self.remote.match(
+                source.media(output.signals) if self.remote.wants_media else b"",
+                output.signals,
+                on_late=late.answered,
+            )
+            late.start(remote)
+        return self.classify(path, output, matches, remote)
+
+    def classify(
+        self,
+        path: str,
+        output: HashOutput,
+        matches: tuple[Match, ...],
+        remote: tuple[RemoteResult, ...],
+    ) -> FileResult:
+        # policies are read only when something matched locally (no lock wait otherwise)
+        return classify(
+            path, output, matches, remote, policies=self.policies() if matches else None
+        )
+
+    def _late_committer(self, source: Source) -> Callable[[FileResult], None]:
+        def commit(result: FileResult) -> None:
+            self.commit([self.prepare(result, source, late=True)])
+
+        return commit
+
+    # -- evidence files and planned actions (before the transaction) ---------------------
+
+    def prepare(self, result: FileResult, source: Source, *, late: bool = False) -> Prepared:
+        """Seal and write the item's evidence (when the decision keeps it) and plan its
+        actions; nothing is recorded yet."""
+        sealed, not_kept = None, None
+        if (
+            result.outcome is Outcome.MATCHED
+            and result.signals is not None
+            and (result.decision.keeps_evidence)
+        ):
+            try:
+                data: bytes | None = source.evidence(result.signals.sha256)
+            except NotTheMatchedFile as exc:
+                data, not_kept = None, str(exc)
+                log.warning("evidence of %s not kept: %s", printable_path(result.path), exc)
+            # the hashes that leave (evidence, webhooks, allow banks) are reference hashes
+            if self.hashing is not None:
+                result = result_with_reference(
+                    result, limits=self.hashing.options, pool=self.hashing, data=data
+                )
+            if data is not None and self.vault is not None:
+                context = evidence_context(result, **source.context())
+                sealed = self.vault().seal(data, context, jurisdiction=self.jurisdiction)
+        actions = plan_for_decision(
+            result,
+            endpoints=self.endpoints,
+            quarantine_local=self.quarantine_local and source.quarantine_local,
+            key=source.action_key(result),
+            scan_run=source.run_id,
+        )
+        return Prepared(
+            result=result,
+            source=source,
+            evidence=sealed,
+            not_kept=not_kept,
+            actions=tuple(actions),
+            late=late,
+        )
+
+    # -- the transaction -------------------------------------------------------------------
+
+    def commit(self, items: Sequence[Prepared]) -> list[Committed]:
+        """Record ``items`` and all their consequences in one transaction."""
+        if not items:
+            return []
+        if not any(_writes_anything(p) for p in items):
+            return [Committed(result=p.result) for p in items]
+        done: list[Committed] = []
+        with self.store.transaction() as writes:
+            try:
+                results = [p for p in items if p.source.run_id is not None and not p.late]
+                for run_id in {p.source.run_id for p in results}:
+                    assert run_id is not None
+                    writes.add_results(
+                        run_id, [p.result for p in results if p.source.run_id == run_id]
+                    )
+                for prepared in items:
+                    done.append(self._consequences(writes, prepared))
+                writes.append_audit()
+                self.checkpoint("audit")
+            except BaseException:
+                for prepared in items:
+                    if prepared.evidence is not None:
+                        prepared.evidence.discard()
+                raise
+        self.checkpoint("commit")
+        return done
+
+    def _consequences(self, writes: Writes, prepared: Prepared) -> Committed:
+        result, source = prepared.result, prepared.source
+        if prepared.late and source.run_id is not None:
+            writes.replace_result(source.run_id, result)
+        case_source = source.case_source(result)
+        if audits_decision(result):
+            writes.audit(
+                self.actor,
+                AuditAction.SCAN_DECISION,
+                decision_subject(result),
+                decision_details(result, case_source, late=prepared.late),
+            )
+        evidence_id = None
+        if prepared.evidence is not None:
+            item = prepared.evidence.item
+            writes.keep_evidence(
+                item, data_key=prepared.evidence.data_key, context=prepared.evidence.context
+            )
+            writes.audit(self.actor, AuditAction.EVIDENCE_KEPT, item.id, kept_details(item))
+            evidence_id = item.id
+            self.checkpoint("evidence")
+        elif prepared.not_kept is not None and result.signals is not None:
+            writes.audit(
+                self.actor,
+                AuditAction.EVIDENCE_NOT_KEPT,
+                f"content:{result.signals.sha256}",
+                {"path": printable_path(result.path), "reason": prepared.not_kept},
+            )
+        opened = open_in(
+            writes,
+            result,
+            case_source,
+            actor=self.actor,
+            content=source.content(),
+            evidence_id=evidence_id,
+        )
+        if opened is not None:
+            self.checkpoint("case")
+        for action in prepared.actions:
+            writes.enqueue(action)
+        if prepared.actions:
+            self.checkpoint("outbox")
+        return Committed(result=result, case=opened[0] if opened else None, evidence_id=evidence_id)
+
+    def process(
+        self, path: str, output: HashOutput, matches: tuple[Match, ...], source: Source
+    ) -> Committed:
+        """One item, start to end: judged, prepared and committed."""
+        result = self.judge(path, output, matches, source)
+        (done,) = self.commit([self.prepare(result, source)])
+        return done
+
+
+def _writes_anything(prepared: Prepared) -> bool:
+    result = prepared.result
+    return (
+        prepared.source.run_id is not None
+        or audits_decision(result)
+        or prepared.evidence is not None
+        or bool(prepared.actions)
+        or (result.decision.opens_case and result.signals is not None)
+    )
+
+
+class _LateAnswers:
+    """The late answers of one item's remote matchers, merged into its result as they
+    come (two late services both count), each merged result handed on."""
+
+    def __init__(
+        self,
+        pipeline: Pipeline,
+        path: str,
+        output: HashOutput,
+        matches: tuple[Match, ...],
+        source: Source,
+        on_late: Callable[[FileResult], None],
+    ) -> None:
+        self._pipeline = pipeline
+        self._args: tuple[Any, ...] = (path, output, matches)
+        self._on_late = on_late
+        self._lock = threading.Lock()
+        self._remote: tuple[RemoteResult, ...] | None = None
+        self._early: list[RemoteResult] = []
+
+    def start(self, remote: tuple[RemoteResult, ...]) -> None:
+        """The answers ``match`` returned (late ones that came meanwhile are merged)."""
+        with self._lock:
+            self._remote = remote
+            early, self._early = self._early, []
+        for answer in early:
+            self.answered(answer)
+
+    def answered(self, answer: RemoteResult) -> None:
+        with self._lock:
+            if self._remote is None:  # the late callback beat ``match``'s return
+                self._early.append(answer)
+                return
+            self._remote = tuple(answer if r.service == answer.service else r for r in self._remote)
+            path, output, matches = self._args
+            result = self._pipeline.classify(path, output, matches, self._remote)
+            self._on_late(result)

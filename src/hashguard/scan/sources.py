@@ -1,0 +1,162 @@
+"""Where a hashed item came from: a local file of a scan run, or an upload's bytes.
+
+A source says what the pipeline needs to know of an item's origin: the bytes to keep
+as evidence or to send to a remote matcher, where the case says it was seen, the
+caller's ids kept with the evidence, the key its actions are named by, and whether
+its result is recorded in a scan run. A new way in (an object-storage object, a
+notice's content) is a new class here, not a new wiring.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+from hashguard.domain.cases import CaseSource, ContentRef, SourceKind
+from hashguard.domain.scans import FileResult, ScanOptions
+from hashguard.domain.signals import FileSignals, PdqMode
+from hashguard.evidence.capture import read_matched
+from hashguard.hashing.kernel import open_input
+from hashguard.safefs import OutsideRoots
+from hashguard.settings import Settings
+
+#: files larger than this are not sent to remote matchers (PhotoDNA takes 4 MB at most)
+REMOTE_MEDIA_LIMIT = 32 * 1024 * 1024
+
+
+class Source(Protocol):
+    @property
+    def run_id(self) -> int | None:
+        """The scan run that records the item's result (``None``: no result is kept)."""
+        ...
+
+    @property
+    def quarantine_local(self) -> bool:
+        """Whether the item is a local file that quarantine may move."""
+        ...
+
+    def case_source(self, result: FileResult) -> CaseSource: ...
+
+    def content(self) -> ContentRef: ...
+
+    def context(self) -> dict[str, str | None]:
+        """The caller's ids kept (encrypted) with the evidence."""
+        ...
+
+    def action_key(self, result: FileResult) -> str:
+        """What names the item's decision in its actions' idempotency keys."""
+        ...
+
+    def evidence(self, sha256: str) -> bytes:
+        """The bytes to keep, only if they are the ones hashed (``sha256``); raises
+        ``evidence.capture.NotTheMatchedFile`` (saying why) otherwise."""
+        ...
+
+    def media(self, signals: FileSignals) -> bytes:
+        """The bytes a remote matcher may be sent: only those hashed (``b""``: none past
+        the limit, or the content changed)."""
+        ...
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class LocalFile:
+    """A file of scan run ``run_id`` (``hashguard scan`` or a server's scan run); with
+    ``confine`` (the run's real folders) it is opened as the kernel opens it, without
+    following a symlink swapped in since."""
+
+    path: str
+    run_id: int
+    confine: Sequence[str] | None = None
+
+    @property
+    def quarantine_local(self) -> bool:
+        return True  # when the settings ask for it
+
+    def case_source(self, result: FileResult) -> CaseSource:
+        return CaseSource(kind=SourceKind.SCAN, ref=str(self.run_id), path=result.path)
+
+    def content(self) -> ContentRef:
+        return ContentRef()
+
+    def context(self) -> dict[str, str | None]:
+        return {}
+
+    def action_key(self, result: FileResult) -> str:
+        return f"scan:{self.run_id}:{result.path}"
+
+    def evidence(self, sha256: str) -> bytes:
+        return read_matched(self.path, sha256)
+
+    def media(self, signals: FileSignals) -> bytes:
+        if signals.size > REMOTE_MEDIA_LIMIT:
+            return b""
+        try:
+            with os.fdopen(open_input(self.path, self.confine), "rb") as handle:
+                data = handle.read(REMOTE_MEDIA_LIMIT + 1)
+        except (OSError, OutsideRoots):
+            return b""
+        return data if hashlib.sha256(data).hexdigest() == signals.sha256 else b""
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Upload:
+    """An upload to ``/v1/scan``: its bytes and what the caller said of it."""
+
+    data: bytes
+    request_id: str | None
+    content_ref: ContentRef
+    uploader_ip: str | None = None
+
+    @property
+    def run_id(self) -> int | None:
+        return None
+
+    @property
+    def quarantine_local(self) -> bool:
+        return False  # an upload is the platform's to hold back, not a file here
+
+    def case_source(self, result: FileResult) -> CaseSource:
+        return CaseSource(kind=SourceKind.UPLOAD, ref=self.request_id or "-")
+
+    def content(self) -> ContentRef:
+        return self.content_ref
+
+    def context(self) -> dict[str, str | None]:
+        return {
+            "request_id": self.request_id,
+            "content_id": self.content_ref.content_id,
+            "uploader_id": self.content_ref.uploader_id,
+            "url": self.content_ref.url,
+            "uploader_ip": self.uploader_ip,
+        }
+
+    def action_key(self, result: FileResult) -> str:
+        sha256 = result.signals.sha256 if result.signals else ""
+        return f"upload:{sha256}:{self.request_id}"
+
+    def evidence(self, sha256: str) -> bytes:
+        return self.data
+
+    def media(self, signals: FileSignals) -> bytes:
+        return self.data
+
+
+def scan_options(
+    settings: Settings,
+    *,
+    dihedral: bool = False,
+    max_pixels: int | None = None,
+    max_frames: int | None = None,
+    pdq_mode: PdqMode | None = None,
+) -> ScanOptions:
+    """The options of a scan (or of the upload pool) as the settings give them, with
+    what the caller overrides: the one place ``ScanOptions`` are made from settings."""
+    return ScanOptions(
+        max_pixels=max_pixels or settings.max_pixels,
+        max_frames=max_frames or settings.max_frames,
+        dihedral=dihedral,
+        pdq_mode=pdq_mode or settings.pdq_mode,
+    )
