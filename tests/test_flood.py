@@ -23,6 +23,7 @@ from hashguard.demo.corpus import Kind, encode, generate
 from hashguard.domain.actions import EventType, WebhookEndpoint
 from hashguard.domain.audit import AuditAction
 from hashguard.domain.banks import BankEntry, BankKind
+from hashguard.domain.cases import ContentRef
 from hashguard.domain.flood import (
     DEFAULT_FLOOD_MAX_ITEMS,
     DEFAULT_FLOOD_WINDOW,
@@ -38,6 +39,8 @@ from hashguard.hashing.kernel import HashOptions, hash_data
 from hashguard.matching.matcher import Matcher
 from hashguard.policy import decide
 from hashguard.policy.flood import counted, floods
+from hashguard.scan.pipeline import Pipeline
+from hashguard.scan.sources import Upload
 from hashguard.settings import Settings
 from hashguard.store import Store, open_store
 from hashguard.store.flood import FlagNotActive, UnknownFlag, audit_flags, observe
@@ -474,3 +477,38 @@ def test_from_image_bytes_to_decision(store: Store) -> None:
     assert decisions == [Action.ACT, Action.ACT, Action.REVIEW, Action.REVIEW]
     (flag,) = store.flood.paused()
     assert (flag.entry_id, flag.distinct_items, flag.paused_matches) == (None, 3, 2)
+
+
+def test_the_pipeline_pauses_a_flooding_entry_and_alerts_leads(store: Store) -> None:
+    """Through the one pipeline, as /v1/scan and scans take it: past the bank's limit the
+    entry's matches go to review (with the guard's rule), and its leads' alert is queued."""
+    image = generate(Kind.PHOTO, 7, 256, 192)
+    options = HashOptions(max_pixels=10**7)
+    listed = hash_data(encode(image, "PNG"), options).signals
+    assert listed is not None
+    store.banks.create("pdq-list")
+    store.banks.add_entries(
+        "pdq-list", [BankEntry(algorithm=Algorithm.PDQ, value=listed.pdq[0].value, entry_id="F-1")]
+    )
+    store.flood.set_limit("pdq-list", FloodLimit(max_items=2), actor="cli:test")
+    matcher = Matcher.build(store.banks)
+    pipeline = Pipeline(
+        store=store,
+        actor="system:test",
+        policies=lambda: {bank.name: bank.policy for bank in matcher.banks},
+        endpoints=(LEADS,),
+        clock=lambda: T0,
+    )
+    decided = []
+    for quality in (95, 85, 75):
+        data = encode(image, "JPEG", quality=quality)
+        output = hash_data(data, options)
+        assert output.signals is not None
+        source = Upload(data=data, request_id=f"r-{quality}", content_ref=ContentRef())
+        done = pipeline.process("upload", output, matcher.match(output.signals), source)
+        decided.append(done.result.decision)
+    assert [d.action for d in decided] == [Action.ACT, Action.ACT, Action.REVIEW]
+    assert "flood guard" in decided[-1].rule
+    assert [a.event for a in store.actions.list() if a.target == LEADS.name] == [
+        EventType.BANK_ENTRY_FLOODED
+    ]

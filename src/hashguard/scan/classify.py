@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 
 from hashguard.domain.banks import Bank
 from hashguard.domain.matches import Match
@@ -25,11 +25,13 @@ def classify(
     matches: tuple[Match, ...],
     remote: tuple[RemoteResult, ...] = (),
     policies: Mapping[str, BankPolicy] | None = None,
+    paused: Collection[int] = frozenset(),
 ) -> FileResult:
     """The one outcome of a file: a match (local or remote) wins, then the hashing
     problem, then a remote matcher that did not answer, then no_match. The policy's
-    decision (``policies`` by bank name; default policies when not given) goes with it:
-    the outcome says what matched, the decision what is to be done about it."""
+    decision (``policies`` by bank name; default policies when not given; ``paused``:
+    the list entries the flood guard paused) goes with it: the outcome says what
+    matched, the decision what is to be done about it."""
     if output.signals is None:
         return FileResult(
             path=path,
@@ -58,7 +60,7 @@ def classify(
         signals=output.signals,
         matches=matches,
         remote=remote,
-        decision=decide(matches, remote, policies or {}),
+        decision=decide(matches, remote, policies or {}, paused=paused),
     )
 
 

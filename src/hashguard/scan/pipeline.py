@@ -28,8 +28,10 @@ import logging
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
 from typing import Any
 
+from hashguard.actions.flood import flood_alerts
 from hashguard.actions.outbox import endpoints_of, plan_for_decision
 from hashguard.domain.actions import NewAction, WebhookEndpoint
 from hashguard.domain.audit import AuditAction
@@ -116,6 +118,7 @@ class Pipeline:
     #: the isolated workers that compute reference PDQ hashes for what leaves (``None``:
     #: the exits carry only the reference hashes the item already has)
     hashing: HashingPool | None = None
+    clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
     checkpoint: Callable[[str], None] = field(default=_no_checkpoint)
 
     @classmethod
@@ -185,10 +188,15 @@ class Pipeline:
         matches: tuple[Match, ...],
         remote: tuple[RemoteResult, ...],
     ) -> FileResult:
-        # policies are read only when something matched locally (no lock wait otherwise)
-        return classify(
-            path, output, matches, remote, policies=self.policies() if matches else None
+        if not matches or output.signals is None:
+            return classify(path, output, matches, remote)
+        # something matched locally: the policies, and the flood guard's count of the list
+        # entries that matched (its own transaction: counting distinct content, a retry
+        # of the same item does not count twice)
+        seen = self.store.flood.observe(
+            matches, output.signals.sha256, now=self.clock(), alerts=flood_alerts(self.endpoints)
         )
+        return classify(path, output, matches, remote, policies=self.policies(), paused=seen.paused)
 
     def _late_committer(self, source: Source) -> Callable[[FileResult], None]:
         def commit(result: FileResult) -> None:
