@@ -25,7 +25,14 @@ from hashguard.audit import (
     record,
     verify,
 )
-from hashguard.domain.audit import GENESIS_HASH, AuditEvent, AuditHead, Problem, VerifyReport
+from hashguard.domain.audit import (
+    GENESIS_HASH,
+    AuditAction,
+    AuditEvent,
+    AuditHead,
+    Problem,
+    VerifyReport,
+)
 from hashguard.domain.tokens import Scope
 from hashguard.settings import Settings
 from hashguard.store import Store, open_store
@@ -427,3 +434,26 @@ def test_bank_changes_through_the_cli_and_the_api_are_audited(
         ("token", "bank.entries_added", "bank:api-bank"),
         ("token", "bank.configured", "bank:api-bank"),
     ]
+
+
+def test_code_names_audit_events_only_through_the_enum() -> None:
+    """No call in src/ passes an event name as a string literal: AuditAction is the one
+    list of names (a typo would otherwise land in the log unnoticed)."""
+    import ast  # noqa: PLC0415
+    from pathlib import Path  # noqa: PLC0415
+
+    names = {str(member) for member in AuditAction}
+    calls = {"record", "append_event", "emit", "audit", "append"}
+    found = []
+    for path in (Path(__file__).parents[1] / "src" / "hashguard").rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if not isinstance(node, ast.Call):
+                continue
+            func = node.func
+            name = func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", "")
+            if name not in calls:
+                continue
+            for arg in [*node.args, *(k.value for k in node.keywords)]:
+                if isinstance(arg, ast.Constant) and arg.value in names:
+                    found.append(f"{path.name}:{node.lineno}: {arg.value!r}")
+    assert not found, found

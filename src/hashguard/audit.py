@@ -36,6 +36,7 @@ from typing import TYPE_CHECKING, Any
 
 from hashguard.domain.audit import (
     GENESIS_HASH,
+    AuditAction,
     AuditEvent,
     AuditHead,
     Problem,
@@ -280,7 +281,7 @@ def cli_actor() -> str:
 
 
 def record(
-    store: Store, actor: str, action: str, subject: str | None = None, **details: Any
+    store: Store, actor: str, action: AuditAction, subject: str | None = None, **details: Any
 ) -> AuditEvent:
     """Append one event to ``store``'s audit log: the one-line call every state change
     makes. ``details`` must be plain JSON and never hold list contents or secrets."""

@@ -23,6 +23,7 @@ from hashguard.banks.columns import ColumnMappingError, Preset, column_map
 from hashguard.banks.formats import ListFormat
 from hashguard.banks.importer import ImportOptions, NewBank, import_list
 from hashguard.cli.context import err, fail, out, store_of
+from hashguard.domain.audit import AuditAction
 from hashguard.domain.banks import DEFAULT_PDQ_THRESHOLD, MAX_PDQ_THRESHOLD, Bank, BankKind
 from hashguard.domain.flood import (
     DEFAULT_FLOOD_MAX_ITEMS,
@@ -113,7 +114,7 @@ def create(
             )
         except (BankExists, InvalidBankName) as exc:
             raise fail(str(exc)) from None
-        record(store, cli_actor(), "bank.created", f"bank:{name}", kind=str(kind))
+        record(store, cli_actor(), AuditAction.BANK_CREATED, f"bank:{name}", kind=str(kind))
     err.print(f"created bank {name!r} ({kind})")
 
 
@@ -206,7 +207,13 @@ def import_command(
         except ValueError as exc:  # header names and file text in messages are not markup
             raise fail(escape(printable(str(exc)))) from None
         if report.applied:
-            record(store, cli_actor(), "bank.imported", f"bank:{name}", **import_details(report))
+            record(
+                store,
+                cli_actor(),
+                AuditAction.BANK_IMPORTED,
+                f"bank:{name}",
+                **import_details(report),
+            )
     for error in report.errors:
         err.print(f"[yellow]invalid[/yellow] {escape(printable(str(error)))}", highlight=False)
     if not report.applied:
@@ -345,7 +352,9 @@ def set_settings(
             )
         except (UnknownBank, InvalidPolicy) as exc:
             raise fail(str(exc)) from None
-        record(store, cli_actor(), "bank.configured", f"bank:{name}", **bank_details(bank))
+        record(
+            store, cli_actor(), AuditAction.BANK_CONFIGURED, f"bank:{name}", **bank_details(bank)
+        )
     err.print(
         f"bank {bank.name!r}: {bank.kind}, {'enabled' if bank.enabled else 'disabled'}, "
         f"threshold {bank.pdq_threshold}; policy {bank.policy.describe()}"
@@ -366,7 +375,7 @@ def delete(
             store.banks.delete(name)
         except UnknownBank as exc:
             raise fail(str(exc)) from None
-        record(store, cli_actor(), "bank.deleted", f"bank:{name}")
+        record(store, cli_actor(), AuditAction.BANK_DELETED, f"bank:{name}")
     err.print(f"deleted bank {name!r}")
 
 

@@ -24,6 +24,7 @@ from hashguard.banks.exchanges.sync import (
     sync_exchange,
 )
 from hashguard.cli.context import err, fail, master_key_of, out, registry_of, store_of
+from hashguard.domain.audit import AuditAction
 from hashguard.domain.banks import BankKind
 from hashguard.domain.exchanges import Exchange, ExchangeState, Feedback, SyncReport, Verdict
 from hashguard.domain.signals import Algorithm
@@ -130,7 +131,14 @@ def add(
                 store.banks.create(bank, kind=BankKind.KNOWN, source=f"exchange {name} ({adapter})")
             except InvalidBankName as exc:
                 raise fail(str(exc)) from None
-            record(store, cli_actor(), "bank.created", f"bank:{bank}", kind="known", exchange=name)
+            record(
+                store,
+                cli_actor(),
+                AuditAction.BANK_CREATED,
+                f"bank:{bank}",
+                kind="known",
+                exchange=name,
+            )
         elif not share_bank and (
             store.banks.stats(bank).total_active or store.exchanges.users_of_bank(bank)
         ):
@@ -152,7 +160,7 @@ def add(
         record(
             store,
             cli_actor(),
-            "exchange.added",
+            AuditAction.EXCHANGE_ADDED,
             f"exchange:{name}",
             adapter=adapter,
             bank=bank,
@@ -333,7 +341,7 @@ def _set_enabled(ctx: typer.Context, name: str, enabled: bool) -> None:
         record(
             store,
             cli_actor(),
-            f"exchange.{'enabled' if enabled else 'disabled'}",
+            AuditAction.EXCHANGE_ENABLED if enabled else AuditAction.EXCHANGE_DISABLED,
             f"exchange:{name}",
         )
     err.print(f"exchange {name!r} {'enabled' if enabled else 'disabled'}")
@@ -359,5 +367,5 @@ def remove(ctx: typer.Context, name: Annotated[str, typer.Argument()]) -> None:
             store.exchanges.delete(name)
         except UnknownExchange as exc:
             raise fail(str(exc)) from None
-        record(store, cli_actor(), "exchange.removed", f"exchange:{name}")
+        record(store, cli_actor(), AuditAction.EXCHANGE_REMOVED, f"exchange:{name}")
     err.print(f"exchange {name!r} removed")

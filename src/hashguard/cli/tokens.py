@@ -16,6 +16,7 @@ from rich.table import Table
 
 from hashguard.audit import cli_actor, record
 from hashguard.cli.context import err, fail, out, store_of
+from hashguard.domain.audit import AuditAction
 from hashguard.domain.people import User
 from hashguard.domain.tokens import Scope, Token
 from hashguard.store.tokens import UnknownToken
@@ -76,7 +77,11 @@ def create(
         if owner is not None:
             store.people.set_token_owner(token.id, owner.id)
         record(
-            store, cli_actor(), "token.created", f"token:{token.id}", **_token_json(token, owner)
+            store,
+            cli_actor(),
+            AuditAction.TOKEN_CREATED,
+            f"token:{token.id}",
+            **_token_json(token, owner),
         )
     err.print(
         f"token #{token.id} {token.name!r} with scopes {', '.join(sorted(map(str, token.scopes)))}"
@@ -120,5 +125,5 @@ def revoke(
             token = store.tokens.revoke(token_id)
         except UnknownToken as exc:
             raise fail(str(exc)) from None
-        record(store, cli_actor(), "token.revoked", f"token:{token.id}", name=token.name)
+        record(store, cli_actor(), AuditAction.TOKEN_REVOKED, f"token:{token.id}", name=token.name)
     err.print(f"token #{token.id} {token.name!r} revoked")

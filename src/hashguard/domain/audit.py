@@ -19,8 +19,9 @@ ACTOR_PATTERN = r"^[a-z][a-z0-9_]*:\S{1,190}$"
 
 
 class AuditAction(StrEnum):
-    """The action names in use. Others may be recorded if they follow ``ACTION_PATTERN``;
-    add them here so the list stays the one place to read them."""
+    """Every action name hashguard records: the only way code names an event (the audit
+    functions take this type, and ``tests/test_audit.py`` checks that no call in
+    ``src/`` passes a string). Values are persisted: never rename one."""
 
     BANK_CREATED = "bank.created"
     BANK_CONFIGURED = "bank.configured"

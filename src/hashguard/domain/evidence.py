@@ -8,6 +8,8 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
+from hashguard.domain.audit import AuditAction
+
 
 class EvidenceState(StrEnum):
     KEPT = "kept"
@@ -78,7 +80,7 @@ class EvidenceEvent:
     """Something done to the vault, for the audit log. ``details`` never carry the
     item's bytes, its context or any key."""
 
-    action: str
+    action: AuditAction
     subject: str
     actor: str
     at: datetime

@@ -252,7 +252,7 @@ class Vault:
             raise EvidenceNotFound(f"no evidence item {item_id!r}")
         return self.blob_dir / item_id[:2] / item_id
 
-    def emit(self, action: str, subject: str, actor: str, **details: Any) -> None:
+    def emit(self, action: AuditAction, subject: str, actor: str, **details: Any) -> None:
         if self._on_event is not None:
             event = EvidenceEvent(
                 action=action, subject=subject, actor=actor, at=self._clock(), details=details
@@ -361,7 +361,7 @@ class Vault:
         context = json.loads(open_part(data_key, item_id, "context", sealed_context))
         if len(data) != item.size or hashlib.sha256(data).hexdigest() != item.sha256:
             raise EvidenceCorrupt(f"evidence item {item_id} does not match its recorded digest")
-        self.emit("evidence.revealed", item_id, actor, reason=reason)
+        self.emit(AuditAction.EVIDENCE_REVEALED, item_id, actor, reason=reason)
         assert isinstance(context, dict)
         return data, context
 
@@ -382,9 +382,9 @@ class Vault:
         if not self._store.set_hold(item_id, reason=reason, at=self._clock()):
             raise EvidenceDestroyed(f"evidence item {item_id} was destroyed")
         if reason is None:
-            self.emit("evidence.released", item_id, actor)
+            self.emit(AuditAction.EVIDENCE_RELEASED, item_id, actor)
         else:
-            self.emit("evidence.held", item_id, actor, reason=reason)
+            self.emit(AuditAction.EVIDENCE_HELD, item_id, actor, reason=reason)
         return self.item(item_id)
 
     def delete(
@@ -399,7 +399,7 @@ class Vault:
             self._check_deletable(self.item(item_id), at)
             raise EvidenceError(f"evidence item {item_id} changed while it was being destroyed")
         self._remove_blob(item_id)
-        self.emit("evidence.destroyed", item_id, actor, reason=reason)
+        self.emit(AuditAction.EVIDENCE_DESTROYED, item_id, actor, reason=reason)
         return self.item(item_id)
 
     @staticmethod

@@ -28,6 +28,7 @@ from hashguard.domain.actions import (
     QuarantineRecord,
     QuarantineState,
 )
+from hashguard.domain.audit import AuditAction
 from hashguard.store._util import aware, now, stamp, utc
 from hashguard.store.audit import append_event
 from hashguard.store.schema import action_outbox, quarantine_records
@@ -274,7 +275,7 @@ class ActionStore:
                 if exists is None:
                     raise UnknownAction(action_id)
                 raise NotDead(action_id)
-            append_event(conn, actor, "action.retried", str(action_id), {}, at=moment)
+            append_event(conn, actor, AuditAction.ACTION_RETRIED, str(action_id), {}, at=moment)
         return self.get(action_id)
 
     # -- quarantine ----------------------------------------------------------------------
@@ -357,7 +358,7 @@ class ActionStore:
             append_event(
                 conn,
                 actor,
-                "content.quarantined",
+                AuditAction.CONTENT_QUARANTINED,
                 f"action:{action_id}",
                 {"sha256": row.sha256, "size": row.size, "path": row.original_path},
                 at=moment,
@@ -386,7 +387,7 @@ class ActionStore:
             append_event(
                 conn,
                 actor,
-                "content.restored",
+                AuditAction.CONTENT_RESTORED,
                 f"action:{action_id}",
                 {"sha256": row.sha256, "path": row.original_path},
                 at=moment,

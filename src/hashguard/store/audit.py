@@ -19,6 +19,7 @@ from sqlalchemy import Connection, Engine, Row, insert, select, update
 
 from hashguard.audit import compute_hash, event_body, normalise_details
 from hashguard.domain.audit import (
+    AuditAction,
     AuditEvent,
     AuditHead,
     valid_action,
@@ -78,7 +79,7 @@ def _take_head(conn: Connection) -> tuple[int, str]:
 def append_event(
     conn: Connection,
     actor: str,
-    action: str,
+    action: AuditAction,
     subject: str | None,
     details: Mapping[str, Any],
     *,
@@ -132,7 +133,7 @@ class AuditStore:
     def append(
         self,
         actor: str,
-        action: str,
+        action: AuditAction,
         subject: str | None = None,
         details: Mapping[str, Any] | None = None,
         *,

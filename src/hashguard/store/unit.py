@@ -16,6 +16,7 @@ from typing import Any
 from sqlalchemy import Connection, Engine
 
 from hashguard.domain.actions import NewAction
+from hashguard.domain.audit import AuditAction
 from hashguard.domain.cases import Case, CaseEventKind, CaseSource, ContentRef
 from hashguard.domain.evidence import EvidenceItem
 from hashguard.domain.matches import Match
@@ -32,7 +33,7 @@ class Writes:
 
     def __init__(self, conn: Connection) -> None:
         self._conn = conn
-        self._audit: list[tuple[str, str, str | None, dict[str, Any]]] = []
+        self._audit: list[tuple[str, AuditAction, str | None, dict[str, Any]]] = []
 
     def add_results(self, run_id: int, results: Sequence[FileResult]) -> None:
         scans.insert_results(self._conn, run_id, results)
@@ -73,7 +74,7 @@ class Writes:
         return actions.enqueue(self._conn, action)
 
     def audit(
-        self, actor: str, action: str, subject: str | None, details: Mapping[str, Any]
+        self, actor: str, action: AuditAction, subject: str | None, details: Mapping[str, Any]
     ) -> None:
         """Queue an audit event; it is appended (in queue order) by ``append_audit`` or
         before the commit. Malformed events raise at append time, rolling back all."""

@@ -21,6 +21,7 @@ from pydantic import SecretStr
 from hashguard.audit import record
 from hashguard.banks.exchanges.base import ExchangeError, ListSource
 from hashguard.banks.formats import InvalidRow, check_storable
+from hashguard.domain.audit import AuditAction
 from hashguard.domain.banks import BankEntry
 from hashguard.domain.exchanges import Exchange, Feedback, SyncReport
 from hashguard.domain.text import unstorable
@@ -177,7 +178,7 @@ def sync_exchange(
     record(
         store,
         actor,
-        "exchange.synced",
+        AuditAction.EXCHANGE_SYNCED,
         f"exchange:{exchange.name}",
         bank=exchange.bank,
         ok=report.ok,

@@ -18,6 +18,7 @@ from hashguard.banks.columns import (
 )
 from hashguard.banks.formats import ListFormat, UnreadableList
 from hashguard.banks.importer import EmptyList, ImportOptions, NewBank, import_stream
+from hashguard.domain.audit import AuditAction
 from hashguard.domain.banks import BANK_NAME_PATTERN, MAX_PDQ_THRESHOLD, BankEntry, BankKind
 from hashguard.domain.policy import Action, BankPolicy, InvalidPolicy
 from hashguard.domain.signals import Algorithm
@@ -103,7 +104,13 @@ def create_bank(body: BankIn, token: Writer, svc: Svc) -> BankOut:
         raise ProblemError(409, "Conflict", str(exc)) from None
     except InvalidPolicy as exc:
         raise _invalid(exc) from None
-    record(svc.store, token_actor(token), "bank.created", f"bank:{body.name}", kind=str(body.kind))
+    record(
+        svc.store,
+        token_actor(token),
+        AuditAction.BANK_CREATED,
+        f"bank:{body.name}",
+        kind=str(body.kind),
+    )
     return BankOut.of(svc.store.banks.stats(body.name))
 
 
@@ -141,7 +148,7 @@ def configure_bank(name: BankName, body: BankPatch, token: Writer, svc: Svc) -> 
         record(
             svc.store,
             token_actor(token),
-            "bank.configured",
+            AuditAction.BANK_CONFIGURED,
             f"bank:{name}",
             **bank_details(stats.bank),
         )
@@ -158,7 +165,7 @@ def delete_bank(name: BankName, token: Writer, svc: Svc) -> Response:
         svc.store.banks.delete(name)
     except UnknownBank as exc:
         raise _unknown(exc) from None
-    record(svc.store, token_actor(token), "bank.deleted", f"bank:{name}")
+    record(svc.store, token_actor(token), AuditAction.BANK_DELETED, f"bank:{name}")
     return Response(status_code=204)
 
 
@@ -242,7 +249,12 @@ async def import_bank(
     if report.applied:
         details = import_details(report)
         await run_in_threadpool(
-            record, svc.store, token_actor(token), "bank.imported", f"bank:{name}", **details
+            record,
+            svc.store,
+            token_actor(token),
+            AuditAction.BANK_IMPORTED,
+            f"bank:{name}",
+            **details,
         )
     return ImportOut.of(report)
 
@@ -284,7 +296,13 @@ def add_entries(name: BankName, body: EntriesIn, token: Writer, svc: Svc) -> Ent
         counts = svc.store.banks.add_entries(name, entries)
     except UnknownBank as exc:
         raise _unknown(exc) from None
-    record(svc.store, token_actor(token), "bank.entries_added", f"bank:{name}", count=len(entries))
+    record(
+        svc.store,
+        token_actor(token),
+        AuditAction.BANK_ENTRIES_ADDED,
+        f"bank:{name}",
+        count=len(entries),
+    )
     return EntriesOut(
         added=counts.added,
         updated=counts.updated,
@@ -305,5 +323,11 @@ def remove_entries(name: BankName, body: RemoveIn, token: Writer, svc: Svc) -> E
         removed = svc.store.banks.remove_entries(name, signals)
     except UnknownBank as exc:
         raise _unknown(exc) from None
-    record(svc.store, token_actor(token), "bank.entries_removed", f"bank:{name}", count=removed)
+    record(
+        svc.store,
+        token_actor(token),
+        AuditAction.BANK_ENTRIES_REMOVED,
+        f"bank:{name}",
+        count=removed,
+    )
     return EntriesOut(removed=removed)
