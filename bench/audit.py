@@ -20,6 +20,7 @@ from bench.config import REPEATS, postgres_url
 from bench.report import Row
 from bench.timing import median, round_robin
 from hashguard.audit import record
+from hashguard.domain.audit import AuditAction
 from hashguard.store import open_store
 
 EVENTS = 500
@@ -65,7 +66,9 @@ def _rows(backend: str, url: str) -> list[Row]:
         samples = round_robin(
             {
                 "chain": lambda: _per_event(
-                    lambda i: record(store, "system:bench", "scan.decision", f"file:{i}", **DETAILS)
+                    lambda i: record(
+                        store, "system:bench", AuditAction.SCAN_DECISION, f"file:{i}", **DETAILS
+                    )
                 ),
                 "plain": lambda: _per_event(plain_insert),
             },
