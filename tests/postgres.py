@@ -23,64 +23,54 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+class Cluster:
+    """A throwaway cluster in a fresh temp dir on a free loopback port, which a test may
+    stop (as a crash would: ``-m immediate``) and start again on the same port."""
+
+    def __init__(self, bindir: str) -> None:
+        # Not pytest's tmp_path: its 0700 folders keep the postgres user out.
+        self.root = tempfile.mkdtemp(prefix="hashguard-pg-")
+        self._bindir = bindir
+        self._as_root = os.geteuid() == 0
+        if self._as_root:
+            shutil.chown(self.root, "postgres", "postgres")
+        self.data, self.port = f"{self.root}/data", _free_port()
+        self.url = f"postgresql+psycopg://postgres@127.0.0.1:{self.port}/postgres"
+        self._run(
+            "initdb", "-D", self.data, "-U", "postgres", "-A", "trust", "-E", "UTF8",
+            "--no-locale", "--no-sync",
+        )  # fmt: skip
+
+    def _run(self, tool: str, *args: str, check: bool = True) -> None:
+        command = [f"{self._bindir}/{tool}", *args]
+        if self._as_root:
+            command = ["runuser", "-u", "postgres", "--", *command]
+        subprocess.run(command, check=check, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+    def start(self) -> None:
+        options = (
+            f"-c listen_addresses=127.0.0.1 -p {self.port} -k {self.root} "
+            "-c fsync=off -c synchronous_commit=off -c full_page_writes=off"
+        )
+        self._run(
+            "pg_ctl", "-D", self.data, "-l", f"{self.root}/pg.log", "-w", "-t", "30",
+            "-o", options, "start",
+        )  # fmt: skip
+
+    def stop(self) -> None:
+        self._run("pg_ctl", "-D", self.data, "-m", "immediate", "-w", "stop", check=False)
+
+    def remove(self) -> None:
+        self.stop()
+        shutil.rmtree(self.root, ignore_errors=True)
+
+
 @contextmanager
 def temporary_cluster(bindir: str) -> Iterator[str]:
     """Start a cluster in a fresh temp dir on a free loopback port; yield its URL."""
-    # Not pytest's tmp_path: its 0700 folders keep the postgres user out.
-    root = tempfile.mkdtemp(prefix="hashguard-pg-")
-    as_root = os.geteuid() == 0
-
-    def run(*command: str) -> list[str]:
-        return ["runuser", "-u", "postgres", "--", *command] if as_root else list(command)
-
-    if as_root:
-        shutil.chown(root, "postgres", "postgres")
-    data, port = f"{root}/data", _free_port()
-    options = (
-        f"-c listen_addresses=127.0.0.1 -p {port} -k {root} "
-        "-c fsync=off -c synchronous_commit=off -c full_page_writes=off"
-    )
-    quiet = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
-    subprocess.run(
-        run(
-            f"{bindir}/initdb",
-            "-D",
-            data,
-            "-U",
-            "postgres",
-            "-A",
-            "trust",
-            "-E",
-            "UTF8",
-            "--no-locale",
-            "--no-sync",
-        ),
-        check=True,
-        **quiet,
-    )
-    subprocess.run(
-        run(
-            f"{bindir}/pg_ctl",
-            "-D",
-            data,
-            "-l",
-            f"{root}/pg.log",
-            "-w",
-            "-t",
-            "30",
-            "-o",
-            options,
-            "start",
-        ),
-        check=True,
-        **quiet,
-    )
+    cluster = Cluster(bindir)
     try:
-        yield f"postgresql+psycopg://postgres@127.0.0.1:{port}/postgres"
+        cluster.start()
+        yield cluster.url
     finally:
-        subprocess.run(
-            run(f"{bindir}/pg_ctl", "-D", data, "-m", "immediate", "-w", "stop"),
-            check=False,
-            **quiet,
-        )
-        shutil.rmtree(root, ignore_errors=True)
+        cluster.remove()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Annotated
 
 from fastapi import APIRouter, Depends
@@ -19,6 +20,7 @@ from hashguard.web.problems import ProblemError, problem_responses
 from hashguard.web.schemas import LookupIn, LookupMatchOut, LookupOut, LookupResult
 from hashguard.web.services import Services
 
+log = logging.getLogger(__name__)
 router = APIRouter(prefix="/v1", tags=["lookup"])
 
 
@@ -64,6 +66,12 @@ def _lookup(body: LookupIn, token: Token, svc: Services) -> LookupOut:
         found = svc.matcher.lookup(valid)
     except NotLoaded as exc:
         raise ProblemError(503, "Not ready", str(exc), {"Retry-After": "5"}) from None
+    except Exception:  # the store did not answer: nothing was looked up (never "no match")
+        log.exception("a lookup could not be answered; answered 503")
+        raise ProblemError(
+            503, "Not checked", "the hashes could not be looked up right now: try again",
+            {"Retry-After": "5"},
+        ) from None  # fmt: skip
     _watch(svc, token, valid, found)
     distances = token.id in settings.lookup_distance_tokens
     matches = iter(found)

@@ -98,6 +98,16 @@ async def scan(
         )
     except (PoolStopped, NotLoaded) as exc:
         raise ProblemError(503, "Not ready", str(exc), {"Retry-After": "5"}) from None
+    except Exception:
+        # e.g. the store did not answer while the matches were described: the upload was
+        # not checked, and an answer must never let it pass as checked. Fail closed.
+        log.exception("an upload could not be matched; answered 503")
+        raise ProblemError(
+            503,
+            "Not checked",
+            "the upload could not be matched right now: try again",
+            {"Retry-After": "5"},
+        ) from None
     meta = ContentMeta(
         content_id=upload.fields.get("content_id", content_id),
         uploader_id=upload.fields.get("uploader_id", uploader_id),
