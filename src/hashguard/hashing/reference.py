@@ -12,7 +12,6 @@ from __future__ import annotations
 import dataclasses
 import logging
 
-from hashguard.domain.policy import Action
 from hashguard.domain.scans import FileResult, Outcome
 from hashguard.domain.signals import FileSignals, PdqMode
 from hashguard.hashing.isolate import HashingPool
@@ -84,18 +83,6 @@ def with_reference(
     return dataclasses.replace(signals, pdq_reference=reference)
 
 
-def leaves(result: FileResult) -> bool:
-    """Whether ``result``'s hashes go out: a match the policy acts on or sends to review
-    (not a shadow bank's would-be decision), whose evidence, case, ``match.detected``
-    webhook and, after a false positive, allow-bank entries carry its hashes."""
-    decision = result.decision
-    return (
-        result.outcome is Outcome.MATCHED
-        and decision.action in (Action.ACT, Action.REVIEW)
-        and not decision.shadow
-    )
-
-
 def result_with_reference(
     result: FileResult,
     *,
@@ -103,13 +90,20 @@ def result_with_reference(
     pool: HashingPool | None = None,
     data: bytes | None = None,
 ) -> FileResult:
-    """``result`` with reference PDQ hashes when its hashes leave (``leaves``) and it has
-    none: the pipeline's one call after the decision and before evidence, case and
-    actions, with its ``HashingPool`` and the hashing options (``limits``), and the
-    upload's ``data`` (a file is read again from ``result.path``). Every other result is
-    returned as it is, at no cost. See ``with_reference`` for the contract."""
+    """``result`` with reference PDQ hashes when its hashes leave and it has none: a
+    match that goes to a person (``Decision.needs_person``), whose evidence, case,
+    webhooks and allow-bank entries carry them. The pipeline's one call after the
+    decision and before evidence, case and actions, with its ``HashingPool``, the
+    hashing options (``limits``) and the content's ``data`` (else the file is read again
+    from ``result.path``). Every other result is returned as it is, at no cost. See
+    ``with_reference`` for the contract."""
     signals = result.signals
-    if signals is None or not signals.needs_reference or not leaves(result):
+    if (
+        signals is None
+        or not signals.needs_reference
+        or result.outcome is not Outcome.MATCHED
+        or not result.decision.needs_person
+    ):
         return result
     path = None if data is not None else result.path
     done = with_reference(signals, limits=limits, pool=pool, data=data, path=path)
