@@ -113,12 +113,14 @@ def hash_data(data: bytes, options: HashOptions) -> HashOutput:
             mode=options.pdq_mode,
         )
         frames = decoded.frames
-        if options.pdq_mode is PdqMode.FAST:
+        if decoded.mode is PdqMode.FAST:
             frames = tuple(
                 sample(frame, *size) for frame, size in zip(frames, decoded.sizes, strict=True)
             )
+        # Labelled with the path taken: a file asked for in fast mode that took the
+        # reference path (see ``decode.fast_applies``) has a reference hash.
         pdq = tuple(
-            pdq_hash(frame, frame=index, dihedral=options.dihedral, mode=options.pdq_mode)
+            pdq_hash(frame, frame=index, dihedral=options.dihedral, mode=decoded.mode)
             for index, frame in enumerate(frames)
         )
     except UnsupportedFormat as exc:
