@@ -141,8 +141,15 @@ def discover(packages: frozenset[str] = BENCH_PACKAGES) -> list[RealImage]:
     return found
 
 
-def pick(images: list[RealImage], per_group: int, seed: int = 22) -> list[RealImage]:
-    """Up to ``per_group`` images of each (kind, band), chosen at random with a fixed seed."""
+#: Bands whose files cost a second or more per hash on the reference path.
+LARGE_BANDS = frozenset({"2-12 MP", "12-50 MP"})
+
+
+def pick(
+    images: list[RealImage], per_group: int, seed: int = 22, *, per_large_group: int | None = None
+) -> list[RealImage]:
+    """Up to ``per_group`` images of each (kind, band) (``per_large_group`` in
+    ``LARGE_BANDS``), chosen at random with a fixed seed."""
     groups: dict[tuple[str, str], list[RealImage]] = {}
     for image in images:
         groups.setdefault((image.kind, image.band), []).append(image)
@@ -151,7 +158,8 @@ def pick(images: list[RealImage], per_group: int, seed: int = 22) -> list[RealIm
     for key in sorted(groups):
         members = groups[key]
         rng.shuffle(members)
-        chosen += members[:per_group]
+        large = per_large_group is not None and key[1] in LARGE_BANDS
+        chosen += members[: per_large_group if large else per_group]
     return chosen
 
 

@@ -71,6 +71,17 @@ def test_small_and_non_jpeg_files_take_the_reference_path_and_say_so() -> None:
             assert ours == reference.pdq[0]
 
 
+def test_a_palette_image_with_transparency_bytes_is_hashed_in_both_modes() -> None:
+    # Pillow warns when such an image is converted; with warnings as errors (the test
+    # suite, or a deployment that sets -W error) the file used to come out undecodable.
+    image = generate(Kind.PHOTO, 8, 120, 90).convert("P")
+    image.info["transparency"] = bytes(range(256))
+    data = encode(image, "PNG")
+    for mode in PdqMode:
+        output = hash_data(data, HashOptions(max_pixels=1_000_000, pdq_mode=mode))
+        assert output.problem is None, output.reason
+
+
 def test_each_edit_changes_the_file_and_keeps_it_decodable() -> None:
     data = encode(generate(Kind.PHOTO, 9, 160, 120).convert("RGBA"), "PNG")
     for edit in Edit:

@@ -146,6 +146,10 @@ def decode(
         with warnings.catch_warnings():
             # Our own cap, checked below, is far stricter than Pillow's warning level.
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            # A palette image's transparency is dropped on purpose (PDQ ignores alpha).
+            warnings.filterwarnings(
+                "ignore", "Palette images with Transparency", UserWarning, "PIL.Image"
+            )
             with Image.open(io.BytesIO(data), formats=_PILLOW_PLUGINS[image_format]) as image:
                 width, height = image.size
                 _check_size(width, height, max_pixels)
