@@ -6,9 +6,10 @@ import numpy as np
 import pdqhash
 import pytest
 from bench.realimages import TEST_PACKAGES, discover, native_samples, pick, resized_samples
+from PIL import Image
 
 from hashguard.demo.corpus import Kind, encode, generate
-from hashguard.domain.signals import PdqMode
+from hashguard.domain.signals import FileSignals, PdqMode
 from hashguard.hashing.decode import FAST_MIN_SIDE, decode
 from hashguard.hashing.fidelity import Edit, Sample, edited, evaluate
 from hashguard.hashing.kernel import HashOptions, hash_data
@@ -69,6 +70,23 @@ def test_small_and_non_jpeg_files_take_the_reference_path_and_say_so() -> None:
         assert reference.pdq[0].mode is PdqMode.REFERENCE
         if path is PdqMode.REFERENCE:
             assert ours == reference.pdq[0]
+
+
+def test_a_smooth_jpeg_below_quality_100_on_the_fast_path_gets_the_reference_hash() -> None:
+    # A radial gradient at 1200 x 900: the fast path's hash has quality 77 and lies 60
+    # bits from the reference hash; the default mode must hash it on the reference path.
+    image = Image.radial_gradient("L").resize((1200, 900))
+    data = encode(image, "JPEG", quality=90)
+    (default,) = _signals(data, PdqMode.FAST).pdq
+    (reference,) = _signals(data, PdqMode.REFERENCE).pdq
+    assert default == reference
+    assert default.mode is PdqMode.REFERENCE
+
+
+def _signals(data: bytes, mode: PdqMode) -> FileSignals:
+    signals = hash_data(data, HashOptions(max_pixels=50_000_000, pdq_mode=mode)).signals
+    assert signals is not None
+    return signals
 
 
 def test_a_palette_image_with_transparency_bytes_is_hashed_in_both_modes() -> None:
