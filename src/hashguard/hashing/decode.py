@@ -7,7 +7,8 @@ reduced size by JPEG's DCT scaling, with the short side kept at ``FAST_MIN_SIDE`
 more; ``hashguard.hashing.pdqgrid`` then takes it to PDQ's 64 x 64 grid.
 
 Asking for ``fast`` gets the fast path only where it pays and holds: a JPEG the decoder
-itself scales (``fast_applies``). Every other file (a smaller JPEG, any PNG, GIF, WebP,
+itself scales (``fast_applies``; the kernel also recomputes on the reference path a
+fast hash of quality below 100). Every other file (a smaller JPEG, any PNG, GIF, WebP,
 ...) takes the reference path, and ``Decoded.mode`` says so, so that its hash is
 labelled ``reference``. On real images the fast path's preprocessing drifted up to
 130 bits on smooth artwork (a 504 x 502 radial glow, plain fields) and 60 bits on
