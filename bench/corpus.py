@@ -11,21 +11,9 @@ from pathlib import Path
 from bench.config import CACHE_DIR, Scale
 from hashguard.demo.corpus import Kind, encode, generate
 
-#: Image sizes: about 1 megapixel (a typical upload) and 12 megapixels (a phone camera),
-#: which the scan figures and the gate use; then sizes between and around them that only
-#: the fidelity figures read (no DCT scaling, 16:9 and portrait, 2 MP, 5 MP).
-SIZES = {
-    "1 MP": (1152, 864),
-    "12 MP": (4000, 3000),
-    "640x480": (640, 480),
-    "720p": (1280, 720),
-    "1080p": (1920, 1080),
-    "1080p portrait": (1080, 1920),
-    "2 MP": (1632, 1224),
-    "5 MP": (2592, 1944),
-}
-SCAN_SIZES = ("1 MP", "12 MP")
-OTHER_SIZES = tuple(label for label in SIZES if label not in SCAN_SIZES)
+#: Image sizes: about 1 megapixel (a typical upload) and 12 megapixels (a phone camera).
+#: (The fidelity gate reads real images instead: ``bench.realimages``.)
+SIZES = {"1 MP": (1152, 864), "12 MP": (4000, 3000)}
 _SEEDS = {label: 100_000 * (index + 1) for index, label in enumerate(SIZES)}
 
 
@@ -82,13 +70,9 @@ def _prepare(directory: Path, wanted: list[_Image]) -> list[_Image]:
     return [image for image in wanted if not image.path.exists()]
 
 
-def build_corpora(scale: Scale, *, other_sizes: bool = False) -> list[Corpus]:
-    """The 1 MP and 12 MP corpora of this scale (or, with ``other_sizes``, the fidelity-only
-    ones), generating whatever the cache lacks."""
-    if other_sizes:
-        counts = dict.fromkeys(OTHER_SIZES, scale.files_other)
-    else:
-        counts = {"1 MP": scale.files_1mp, "12 MP": scale.files_12mp}
+def build_corpora(scale: Scale) -> list[Corpus]:
+    """The 1 MP and 12 MP corpora of this scale, generating whatever the cache lacks."""
+    counts = {"1 MP": scale.files_1mp, "12 MP": scale.files_12mp}
     corpora, missing = [], []
     for label, count in counts.items():
         directory = CACHE_DIR / scale.name / label.replace(" ", "").lower()

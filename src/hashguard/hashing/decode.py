@@ -1,11 +1,20 @@
 """Safe decoding of untrusted image bytes: a format allowlist, a pixel cap, no truncated images.
 
-This module decides *whether* pixels may be produced, and produces them for PDQ in one
-of two modes. ``reference``: exactly the pixels threatexchange's ``PdqSignal`` feeds
-``pdqhash``, so hashes are bit-identical to HMA's. ``fast``: luma only, at reduced size
-(JPEG's DCT scaling decodes less; other formats are box-reduced after decoding), with
-the short side kept at ``FAST_MIN_SIDE`` or more; ``hashguard.hashing.pdqgrid`` then
-takes it to PDQ's 64 x 64 grid. It holds no process isolation: callers
+This module decides *whether* pixels may be produced, and produces them for PDQ along
+one of two paths. ``reference``: exactly the pixels threatexchange's ``PdqSignal`` feeds
+``pdqhash``, so hashes are bit-identical to HMA's. ``fast``: luma only, decoded at
+reduced size by JPEG's DCT scaling, with the short side kept at ``FAST_MIN_SIDE`` or
+more; ``hashguard.hashing.pdqgrid`` then takes it to PDQ's 64 x 64 grid.
+
+Asking for ``fast`` gets the fast path only where it pays and holds: a JPEG the decoder
+itself scales (``fast_applies``; the kernel also recomputes on the reference path a
+fast hash of quality below 100). Every other file (a smaller JPEG, any PNG, GIF, WebP,
+...) takes the reference path, and ``Decoded.mode`` says so, so that its hash is
+labelled ``reference``. On real images the fast path's preprocessing drifted up to
+130 bits on smooth artwork (a 504 x 502 radial glow, plain fields) and 60 bits on
+icons, losing matches the reference finds, while it saved at most a few ms per file
+below the DCT-scaling size (see the README, "Hashes, PDQ modes and compatibility").
+It holds no process isolation: callers
 run it in worker processes with memory and time limits (``hashguard.hashing.isolate``).
 """
 
@@ -63,6 +72,9 @@ _AS_IS_MODES = {"RGB", "RGBA", "L"}
 #: bits from the reference hash; at 384 (JPEG DCT scale 1/4 for 12 MP, 1/2 for 1 MP and
 #: 1080p) they stay at 18 or less on every size the benchmark checks.
 FAST_MIN_SIDE = 384
+#: The fast path is taken only for JPEGs whose short side is at least this long: the
+#: DCT scale is then 1/2 or less, which is where its speed comes from.
+FAST_FROM_SIDE = 2 * FAST_MIN_SIDE
 
 
 class DecodeError(Exception):
@@ -81,6 +93,9 @@ class Decoded:
     frames: tuple[npt.NDArray[np.uint8], ...]
     #: Each frame's size (width, height) as stored, before any reduction.
     sizes: tuple[tuple[int, int], ...]
+    #: The path the frames were prepared for: ``fast`` (reduced luma, for ``pdqgrid``)
+    #: or ``reference`` (threatexchange's pixels), whatever mode was asked for.
+    mode: PdqMode
 
 
 def sniff(head: bytes) -> ImageFormat | None:
@@ -106,11 +121,18 @@ def sniff(head: bytes) -> ImageFormat | None:
     return None
 
 
+def fast_applies(image_format: ImageFormat, width: int, height: int) -> bool:
+    """Whether a file asked to be hashed in ``fast`` mode takes the fast path: only a
+    JPEG that its decoder scales down by 2 or more (DCT scaling)."""
+    return image_format is ImageFormat.JPEG and min(width, height) >= FAST_FROM_SIDE
+
+
 def decode(
     data: bytes, *, max_pixels: int, max_frames: int = 1, mode: PdqMode = PdqMode.REFERENCE
 ) -> Decoded:
     """Decode up to ``max_frames`` frames of an allowed image into PDQ-ready arrays:
-    H x W x C uint8 in ``reference`` mode, 2-D uint8 luma in ``fast`` mode.
+    H x W x C uint8 on the reference path, 2-D uint8 luma on the fast path. ``mode``
+    ``fast`` asks for the fast path; ``Decoded.mode`` says which one was taken.
 
     Raises ``UnsupportedFormat`` for anything outside the allowlist and ``DecodeError``
     for an allowed format that is truncated, corrupt, or declares more than
@@ -125,11 +147,16 @@ def decode(
         with warnings.catch_warnings():
             # Our own cap, checked below, is far stricter than Pillow's warning level.
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            # A palette image's transparency is dropped on purpose (PDQ ignores alpha).
+            warnings.filterwarnings(
+                "ignore", "Palette images with Transparency", UserWarning, "PIL.Image"
+            )
             with Image.open(io.BytesIO(data), formats=_PILLOW_PLUGINS[image_format]) as image:
                 width, height = image.size
                 _check_size(width, height, max_pixels)
-                pixels = _fast_luma if mode is PdqMode.FAST else pdq_input
-                if mode is PdqMode.FAST and image_format is ImageFormat.JPEG:
+                fast = mode is PdqMode.FAST and fast_applies(image_format, width, height)
+                pixels = _fast_luma if fast else pdq_input
+                if fast:
                     # DCT-domain scaling: the decoder itself produces fewer pixels.
                     image.draft("L", (FAST_MIN_SIDE, FAST_MIN_SIDE))
                 frames = [pixels(image)]
@@ -158,6 +185,7 @@ def decode(
         height=height,
         frames=tuple(frames),
         sizes=tuple(sizes),
+        mode=PdqMode.FAST if fast else PdqMode.REFERENCE,
     )
 
 
@@ -172,8 +200,9 @@ def _check_size(width: int, height: int, max_pixels: int) -> None:
 
 
 def _fast_luma(image: Image.Image) -> npt.NDArray[np.uint8]:
-    """Luma (ITU-R 601, PDQ's own weights) with the short side reduced toward FAST_MIN_SIDE
-    by an integer box factor; JPEG frames arrive already DCT-scaled by ``draft``."""
+    """Luma (ITU-R 601, PDQ's own weights) of a frame DCT-scaled by ``draft``, with the short
+    side reduced further toward FAST_MIN_SIDE by an integer box factor when the DCT's
+    1/8 was not enough (very long sides)."""
     grey = image if image.mode == "L" else image.convert("L")
     factor = min(grey.size) // FAST_MIN_SIDE
     if factor >= 2:
