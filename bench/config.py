@@ -23,14 +23,12 @@ class Scale:
     name: str
     files_1mp: int
     files_12mp: int
-    #: files per size of the fidelity-only corpora (``bench.corpus.OTHER_SIZES``)
-    files_other: int
     bank_rows: int
 
 
 SCALES = {
-    "small": Scale(name="small", files_1mp=100, files_12mp=6, files_other=5, bank_rows=100_000),
-    "full": Scale(name="full", files_1mp=1000, files_12mp=90, files_other=40, bank_rows=1_000_000),
+    "small": Scale(name="small", files_1mp=100, files_12mp=6, bank_rows=100_000),
+    "full": Scale(name="full", files_1mp=1000, files_12mp=90, bank_rows=1_000_000),
 }
 
 
