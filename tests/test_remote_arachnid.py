@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 from pydantic import SecretStr
 
+from hashguard.demo.corpus import Kind, encode, generate
 from hashguard.domain.remote import RemoteResult, RemoteStatus
 from hashguard.domain.signals import FileSignals, PdqMode
 from hashguard.hashing.kernel import HashOptions, hash_data
@@ -208,7 +209,8 @@ def test_only_reference_pdq_hashes_are_looked_up(fake: FakeArachnidShield) -> No
     """A fast-mode hash never leaves: the lookup sends the reference hashes computed
     beside it, and a file with fast hashes only is not answered (not sent as media)."""
     fake.behaviour = "no_match"
-    data = benign_image()
+    # a textured JPEG the decoder scales: the default mode's fast path
+    data = encode(generate(Kind.PHOTO, 7, 1024, 768))
     fast = hash_data(data, HashOptions(max_pixels=10**8, pdq_mode=PdqMode.FAST)).signals
     both = hash_data(
         data, HashOptions(max_pixels=10**8, pdq_mode=PdqMode.FAST, also_reference=True)
