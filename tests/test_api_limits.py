@@ -227,8 +227,8 @@ def test_a_token_over_its_concurrency_limit_gets_429(
     other_token = bearer(make_token(settings, Scope.SCAN, name="other"))
     with (
         running_server(settings) as base,
-        httpx.Client(base_url=base, headers=busy_token) as busy,
-        httpx.Client(base_url=base, headers=other_token) as other,
+        httpx.Client(base_url=base, headers=busy_token, timeout=60) as busy,
+        httpx.Client(base_url=base, headers=other_token, timeout=60) as other,
     ):
         assert _post(busy, big_jpeg).status == 200  # warm
 
