@@ -24,6 +24,14 @@ class PdqMode(StrEnum):
     REFERENCE = "reference"
 
 
+#: A ``fast`` hash within a bank's threshold plus this many bits of a list entry is
+#: confirmed with the file's reference hash, which then decides (the matcher's ``near``).
+#: The fast path is taken only where fast and reference hashes of a file differ by at
+#: most about 10 bits (large JPEGs whose fast hash has quality 100; the fidelity gate
+#: measures it), so a file the reference finds is never missed by the default mode.
+FAST_CONFIRM_MARGIN = 10
+
+
 class Algorithm(StrEnum):
     """Persisted algorithm names; never rename a member's value."""
 

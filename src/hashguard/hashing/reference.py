@@ -13,7 +13,7 @@ import dataclasses
 import logging
 
 from hashguard.domain.scans import FileResult, Outcome
-from hashguard.domain.signals import FileSignals, PdqMode
+from hashguard.domain.signals import FileSignals, PdqHash, PdqMode
 from hashguard.hashing.isolate import HashingPool
 from hashguard.hashing.kernel import HashOptions, HashOutput, hash_data, hash_path
 
@@ -59,7 +59,42 @@ def with_reference(
         return signals
     if data is None and path is None:
         raise ValueError("with_reference needs the content: data or path")
-    options = reference_options(limits)
+    reference = _rehashed(signals, reference_options(limits), pool=pool, data=data, path=path)
+    if reference is None:
+        return signals
+    return dataclasses.replace(signals, pdq_reference=reference)
+
+
+def confirmed(
+    signals: FileSignals,
+    *,
+    options: HashOptions,
+    pool: HashingPool,
+    data: bytes | None = None,
+    path: str | None = None,
+) -> FileSignals | None:
+    """``signals`` with ``pdq`` made again in reference mode (dihedral variants as
+    ``options`` say), for a ``fast`` hash that came near a list entry: the reference hash
+    then decides the match (``hashguard.scan.confirm``). ``None`` when the content changed
+    since it was hashed or does not decode in reference mode (logged)."""
+    if data is None and path is None:
+        raise ValueError("confirmed needs the content: data or path")
+    wanted = dataclasses.replace(options, pdq_mode=PdqMode.REFERENCE, also_reference=False)
+    reference = _rehashed(signals, wanted, pool=pool, data=data, path=path)
+    if reference is None:
+        return None
+    return dataclasses.replace(signals, pdq=reference, pdq_reference=())
+
+
+def _rehashed(
+    signals: FileSignals,
+    options: HashOptions,
+    *,
+    pool: HashingPool | None,
+    data: bytes | None,
+    path: str | None,
+) -> tuple[PdqHash, ...] | None:
+    """The reference-mode PDQ hashes of the content ``signals`` describe, or ``None``."""
     output: HashOutput
     if pool is not None:
         future = (
@@ -75,12 +110,12 @@ def with_reference(
     again = output.signals
     if again is None or again.sha256 != signals.sha256:
         log.warning("reference PDQ hashes not computed: the content changed since it was hashed")
-        return signals
+        return None
     reference = tuple(p for p in again.pdq if p.mode is PdqMode.REFERENCE)
     if output.problem is not None or not reference:
         log.warning("reference PDQ hashes not computed: %s", output.reason or "no frame")
-        return signals
-    return dataclasses.replace(signals, pdq_reference=reference)
+        return None
+    return reference
 
 
 def result_with_reference(

@@ -19,7 +19,14 @@ import numpy.typing as npt
 
 from hashguard.domain.banks import DEFAULT_PDQ_THRESHOLD, Bank, BankKind, EntryChanges, IndexRows
 from hashguard.domain.matches import Match
-from hashguard.domain.signals import DIHEDRAL_NAMES, EXACT_ALGORITHMS, Algorithm, FileSignals
+from hashguard.domain.signals import (
+    DIHEDRAL_NAMES,
+    EXACT_ALGORITHMS,
+    FAST_CONFIRM_MARGIN,
+    Algorithm,
+    FileSignals,
+    PdqMode,
+)
 from hashguard.matching import snapshot
 from hashguard.matching.exact import CODES, ExactIndex, digests
 from hashguard.matching.pdq import PdqIndex, pack
@@ -49,6 +56,22 @@ class _Found:
     distance: int
     frame: int = 0
     transform: str = "original"
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Screened:
+    """A file's matches, and whether they must be confirmed: a ``fast``-mode PDQ hash of
+    the file lies within a bank's threshold plus ``FAST_CONFIRM_MARGIN`` of an entry, so
+    the file's reference hash decides (``hashguard.scan.confirm``)."""
+
+    matches: tuple[Match, ...]
+    confirm: bool = False
+
+
+def layout_threshold(banks: Iterable[Bank], at_least: int = DEFAULT_PDQ_THRESHOLD) -> int:
+    """The radius the PDQ index is chunked for: the largest bank threshold plus the
+    confirmation margin of ``fast`` hashes, so that near search stays exact and fast."""
+    return max([at_least, *(bank.pdq_threshold for bank in banks)]) + FAST_CONFIRM_MARGIN
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -98,7 +121,7 @@ class Matcher:
         bank_ids = [bank.id for bank in banks]
         numbers = {bank_id: number for number, bank_id in enumerate(bank_ids)}
         columns = _columns(source.index_rows(), numbers)
-        threshold = max([DEFAULT_PDQ_THRESHOLD, *(bank.pdq_threshold for bank in banks)])
+        threshold = layout_threshold(banks)
         matcher = cls(
             source,
             store_id=store_id,
@@ -152,7 +175,7 @@ class Matcher:
         return self._pdq.pending + self._exact.pending
 
     def compacted(self) -> Matcher:
-        threshold = max([self._pdq.layout.threshold, *(b.pdq_threshold for b in self.banks)])
+        threshold = max(self._pdq.layout.threshold, layout_threshold(self.banks))
         return Matcher(
             self._source,
             store_id=self.store_id,
@@ -180,6 +203,8 @@ class Matcher:
         arrays, meta = snapshot.read(path)
         if meta.get("version") != SNAPSHOT_VERSION or meta.get("store_id") != source.store_id():
             raise snapshot.SnapshotError(f"{path} was saved from another store or version")
+        if int(meta.get("pdq_threshold", 0)) < layout_threshold(source.list()):
+            raise snapshot.SnapshotError(f"{path} is chunked for a smaller PDQ radius")
         try:
             pdq = PdqIndex.from_arrays(
                 {k[4:]: v for k, v in arrays.items() if k.startswith("pdq.")},
@@ -220,7 +245,13 @@ class Matcher:
     # -- matching ------------------------------------------------------------------------
 
     def match(self, signals: FileSignals) -> tuple[Match, ...]:
-        """Every match of the file, allow-bank suppression applied.
+        """Every match of the file, allow-bank suppression applied (``screen``, without
+        asking whether a ``fast`` hash must be confirmed)."""
+        return self.screen(signals).matches
+
+    def screen(self, signals: FileSignals) -> Screened:
+        """Every match of the file, allow-bank suppression applied, and whether a
+        ``fast``-mode hash came near an entry (then the reference hash must decide).
 
         Suppression: an exact-hash allow match means this very file was vetted as a
         false positive, so it suppresses every known match of the file. A PDQ allow
@@ -229,19 +260,23 @@ class Matcher:
         image. Low-quality PDQ hashes (quality < 50) are not used for distance matching.
         """
         found = self._exact_matches([(a, signals.exact(a)) for a in EXACT_ALGORITHMS])
+        confirm = False
         for frame_hash in signals.pdq:
             if not frame_hash.low_quality:
-                found.extend(
-                    self._pdq_matches(frame_hash.frame, (frame_hash.value, *frame_hash.dihedral))
+                margin = FAST_CONFIRM_MARGIN if frame_hash.mode is PdqMode.FAST else 0
+                hits, near = self._pdq_matches(
+                    frame_hash.frame, (frame_hash.value, *frame_hash.dihedral), margin=margin
                 )
+                found.extend(hits)
+                confirm = confirm or near
         (matches,) = self._described([found])
-        return _suppress(matches)
+        return Screened(matches=_suppress(matches), confirm=confirm)
 
     def lookup(self, queries: Sequence[tuple[Algorithm, str]]) -> list[tuple[Match, ...]]:
         """Matches of hashes computed elsewhere, one tuple per query, each suppressed
         on its own (an allow match of the same hash suppresses the known ones)."""
         found = [
-            self._pdq_matches(0, (value,))
+            self._pdq_matches(0, (value,))[0]
             if algorithm is Algorithm.PDQ
             else self._exact_matches([(algorithm, value)])
             for algorithm, value in queries
@@ -285,16 +320,24 @@ class Matcher:
     def _enabled(self, bank: int) -> bool:
         return bank < len(self._thresholds) and self._thresholds[bank] >= 0
 
-    def _pdq_matches(self, frame: int, variants: Sequence[str]) -> list[_Found]:
+    def _pdq_matches(
+        self, frame: int, variants: Sequence[str], *, margin: int = 0
+    ) -> tuple[list[_Found], bool]:
+        """Entries within their bank's threshold of any variant, and whether any lies
+        beyond it but within ``margin`` more bits (one search answers both)."""
         best: dict[int, tuple[int, int, int]] = {}  # payload -> (distance, variant, bank)
+        near = False
+        widened = np.where(self._thresholds >= 0, self._thresholds + margin, -1).astype(np.int16)
         for variant, value in enumerate(variants):
-            hits = self._pdq.search(pack([value])[0], self._thresholds)
+            hits = self._pdq.search(pack([value])[0], widened)
             for payload, bank, distance in zip(
                 hits.payloads.tolist(), hits.banks.tolist(), hits.distances.tolist(), strict=True
             ):
-                if payload not in best or distance < best[payload][0]:
+                if distance > self._thresholds[bank]:
+                    near = True
+                elif payload not in best or distance < best[payload][0]:
                     best[payload] = (distance, variant, bank)
-        return [
+        found = [
             _Found(
                 payload=payload,
                 bank=bank,
@@ -305,6 +348,7 @@ class Matcher:
             )
             for payload, (distance, variant, bank) in sorted(best.items(), key=lambda i: i[1])
         ]
+        return found, near
 
 
 def _columns(batches: Iterable[IndexRows], numbers: dict[int, int]) -> _Columns:

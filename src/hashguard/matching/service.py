@@ -17,6 +17,7 @@ from hashguard.matching.matcher import (
     COMPACT_SHARE,
     EntrySource,
     Matcher,
+    Screened,
     load_or_build,
 )
 
@@ -114,6 +115,10 @@ class MatcherService:
     def match(self, signals: FileSignals) -> tuple[Match, ...]:
         with self._lock:
             return self._current().match(signals)
+
+    def screen(self, signals: FileSignals) -> Screened:
+        with self._lock:
+            return self._current().screen(signals)
 
     def lookup(self, queries: Sequence[tuple[Algorithm, str]]) -> list[tuple[Match, ...]]:
         with self._lock:

@@ -22,7 +22,9 @@ from hashguard.domain.scans import FileResult, RunStatus, ScanOptions, ScanRun
 from hashguard.domain.signals import FileSignals
 from hashguard.hashing.isolate import HashingPool
 from hashguard.hashing.kernel import HashOutput
+from hashguard.matching.matcher import Screened
 from hashguard.scan.classify import classify, policies_of
+from hashguard.scan.confirm import screened
 from hashguard.scan.pipeline import Pipeline, Prepared
 from hashguard.scan.sources import LocalFile
 from hashguard.scan.walk import WalkItem, walk
@@ -35,7 +37,7 @@ BATCH = 8
 class SignalMatcher(Protocol):
     """What the scanner needs of a matcher (a ``Matcher`` or a server's ``MatcherService``)."""
 
-    def match(self, signals: FileSignals) -> tuple[Match, ...]: ...
+    def screen(self, signals: FileSignals) -> Screened: ...
 
     @property
     def banks(self) -> tuple[Bank, ...]:
@@ -266,7 +268,9 @@ class Scanner:
                 continue
             result = future.result()
             if isinstance(result, HashOutput):
-                matches = self._matcher.match(result.signals) if result.signals else ()
+                # a fast hash near an entry is confirmed here with the reference hash (a
+                # rare, blocking re-hash of this one file in the pool)
+                result, matches = screened(self._matcher, result, pool=self._pool, path=path)
                 if self._remote_wanted(result):
                     self._consult(remote_calls, recorder, path, result, matches)
                     continue  # comes back through the queue as the file's result

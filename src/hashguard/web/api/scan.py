@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from typing import Annotated
 
@@ -15,6 +16,7 @@ from hashguard.domain.scans import Outcome
 from hashguard.domain.tokens import Scope, Token
 from hashguard.hashing.isolate import PoolStopped
 from hashguard.matching.service import NotLoaded
+from hashguard.scan.confirm import screened
 from hashguard.scan.sources import Upload
 from hashguard.web.deps import require, services
 from hashguard.web.problems import ProblemError, problem_responses, request_id_of
@@ -93,8 +95,8 @@ async def scan(
     upload = await read_upload(request)
     try:
         output = await asyncio.wrap_future(svc.pool.submit_data(upload.data))
-        matches = (
-            await run_in_threadpool(svc.matcher.match, output.signals) if output.signals else ()
+        output, matches = await run_in_threadpool(
+            functools.partial(screened, svc.matcher, output, pool=svc.pool, data=upload.data)
         )
     except (PoolStopped, NotLoaded) as exc:
         raise ProblemError(503, "Not ready", str(exc), {"Retry-After": "5"}) from None
