@@ -83,7 +83,7 @@ def _busy(client: Callable[[], httpx.Client], data: bytes) -> Iterator[list[Answ
 
 
 def _probe_until(
-    probe: Callable[[], Answer], enough: Callable[[list[Answer]], bool], seconds: float = 15
+    probe: Callable[[], Answer], enough: Callable[[list[Answer]], bool], seconds: float = 90
 ) -> list[Answer]:
     answers: list[Answer] = []
     deadline = time.monotonic() + seconds
