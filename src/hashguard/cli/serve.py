@@ -40,7 +40,10 @@ def serve(
     bind_host, bind_port = host or settings.host, port or settings.port
     store = settings.resolved_database_url.split(":", 1)[0]
     jobs = "with background jobs" if background else "background jobs left to workers"
-    err.print(f"hashguard serving on http://{bind_host}:{bind_port} (store: {store}; {jobs})")
+    err.print(
+        f"hashguard serving on http://{bind_host}:{bind_port} (store: {store}; {jobs})",
+        soft_wrap=True,
+    )
     uvicorn.run(
         create_app(settings, background=background),
         host=bind_host,

@@ -32,7 +32,7 @@ def worker(ctx: typer.Context) -> None:
         signal.signal(signum, lambda *_: stop.set())
     with store_of(ctx) as store:
         background = Background(settings, store, registry)
-        err.print(f"hashguard worker: {background.describe()}", highlight=False)
+        err.print(f"hashguard worker: {background.describe()}", highlight=False, soft_wrap=True)
         background.start()
         try:
             while not stop.wait(1.0):
