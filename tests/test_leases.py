@@ -8,10 +8,13 @@ from __future__ import annotations
 import threading
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 
+from hashguard.doctor import Doctor, Level, check_background_jobs
 from hashguard.jobs.runner import RETRY_AFTER, Job, JobContext, JobRunner
+from hashguard.settings import Settings
 from hashguard.store import Store
 
 #: a fixed instant near the wall clock: nothing here depends on the day it runs
@@ -218,3 +221,38 @@ def test_job_names_are_unique(store: Store) -> None:
     job = Job(name="retention", every=timedelta(days=1), run=lambda ctx: None)
     with pytest.raises(ValueError, match="unique"):
         JobRunner(store.leases, [job, job])
+
+
+def test_doctor_warns_of_background_jobs_nobody_runs(
+    store: Store, db_url: str, tmp_path: Path
+) -> None:
+    doctor = Doctor(Settings(home=tmp_path / "home", database_url=db_url), today=T0.date(), now=T0)
+    try:
+        assert check_background_jobs(doctor) == (
+            True,
+            "no background job has run on this store yet",
+        )
+        hour = timedelta(hours=1)
+        for name, done, at in (
+            ("housekeeping", "a", T0 - hour / 2),
+            ("retention", "a", T0 - 3 * 24 * hour),
+        ):
+            assert store.leases.acquire(name, done, at=at, ttl=TTL) is not None
+            assert store.leases.release(name, done, at=at, completed=True)
+        assert check_background_jobs(doctor)[0] is Level.WARN
+        # a holder killed mid-sync five hours ago that nobody took over
+        assert store.leases.acquire("exchange-sync", "dead", at=T0 - 5 * hour, ttl=TTL)
+        level, message = check_background_jobs(doctor)
+        assert level is Level.WARN
+        assert "housekeeping" not in message
+        assert f"retention last completed {T0 - 3 * 24 * hour:%Y-%m-%d %H:%M} UTC" in message
+        assert "exchange-sync never completed" in message
+        assert "its holder dead stopped renewing it" in message
+        assert "hashguard worker" in message
+        assert store.leases.acquire("exchange-sync", "b", at=T0, ttl=TTL)
+        assert store.leases.release("exchange-sync", "b", at=T0, completed=True)
+        assert store.leases.acquire("retention", "b", at=T0, ttl=TTL)
+        assert store.leases.release("retention", "b", at=T0, completed=True)
+        assert check_background_jobs(doctor) == (True, "3 background job(s) on schedule")
+    finally:
+        doctor.close()

@@ -122,36 +122,31 @@ def forget_ended_sign_ins(
     )
 
 
+def intervals(settings: Settings) -> dict[str, timedelta]:
+    """The jobs ``settings`` switch on (an interval of 0 switches one off), by name, and
+    how often each runs."""
+    every = {HOUSEKEEPING: HOUSEKEEPING_EVERY}
+    if settings.exchange_sync_minutes > 0:
+        every[EXCHANGE_SYNC] = timedelta(minutes=settings.exchange_sync_minutes)
+    if settings.retention_run_hours > 0:
+        every[RETENTION] = timedelta(hours=settings.retention_run_hours)
+    return every
+
+
 def builtin_jobs(
     settings: Settings, store: Store, registry: Registry, *, on_sync: SyncObserver | None = None
 ) -> list[Job]:
-    """The jobs ``settings`` switch on (an interval of 0 switches one off)."""
-    jobs = [
-        Job(
-            name=HOUSEKEEPING,
-            every=HOUSEKEEPING_EVERY,
-            run=lambda ctx: log.debug(
-                "forgot %d sessions, %d sign-ins, %d failures",
-                *forget_ended_sign_ins(store.people, settings, ctx.now()),
-            ),
-        )
+    """The jobs ``settings`` switch on."""
+    runs: dict[str, Callable[[JobContext], None]] = {
+        HOUSEKEEPING: lambda ctx: log.debug(
+            "forgot %d sessions, %d sign-ins, %d failures",
+            *forget_ended_sign_ins(store.people, settings, ctx.now()),
+        ),
+        EXCHANGE_SYNC: lambda ctx: sync_enabled_exchanges(
+            store, registry, settings, ctx, on_sync=on_sync
+        ),
+        RETENTION: lambda ctx: evidence_retention(settings, store, ctx.now()),
+    }
+    return [
+        Job(name=name, every=every, run=runs[name]) for name, every in intervals(settings).items()
     ]
-    if settings.exchange_sync_minutes > 0:
-        jobs.append(
-            Job(
-                name=EXCHANGE_SYNC,
-                every=timedelta(minutes=settings.exchange_sync_minutes),
-                run=lambda ctx: sync_enabled_exchanges(
-                    store, registry, settings, ctx, on_sync=on_sync
-                ),
-            )
-        )
-    if settings.retention_run_hours > 0:
-        jobs.append(
-            Job(
-                name=RETENTION,
-                every=timedelta(hours=settings.retention_run_hours),
-                run=lambda ctx: evidence_retention(settings, store, ctx.now()),
-            )
-        )
-    return jobs
