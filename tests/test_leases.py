@@ -6,6 +6,7 @@ lost stops and records nothing."""
 from __future__ import annotations
 
 import threading
+import time
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -256,3 +257,22 @@ def test_doctor_warns_of_background_jobs_nobody_runs(
         assert check_background_jobs(doctor) == (True, "3 background job(s) on schedule")
     finally:
         doctor.close()
+
+
+def test_a_heartbeat_keeps_a_long_job_s_lease(store: Store) -> None:
+    """A job step longer than the lease (real time here: the heartbeat is a thread) keeps
+    it: nobody else may take it meanwhile, and the job may go on afterwards."""
+    ttl = timedelta(seconds=3)
+    seen: list[object] = []
+
+    def long(ctx: JobContext) -> None:
+        time.sleep(4.5)  # one step, longer than the lease; renewed every second meanwhile
+        seen.append(store.leases.acquire("retention", "other", at=ctx.now(), ttl=ttl))
+        ctx.check()
+        seen.append("went on")
+
+    store.leases.ensure("retention", at=datetime.now(UTC) - timedelta(days=2))
+    job = Job(name="retention", every=timedelta(days=1), run=long)
+    runner = JobRunner(store.leases, [job], holder="a", ttl=ttl)
+    assert runner.run_due()[0] == ["retention"]
+    assert seen == [None, "went on"]
