@@ -164,7 +164,7 @@ class JobRunner:
             if stopping.is_set():
                 break
             now = self._clock()
-            lease = self._leases.ensure(job.name, at=now)
+            lease = self._leases.get(job.name) or self._leases.ensure(job.name, at=now)
             due_at = self._due_at(job, lease)
             if lease.held(now) and lease.holder != self.holder:
                 assert lease.expires_at is not None
