@@ -8,10 +8,10 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from hashguard.domain.people import ROLE_PERMISSIONS, Permission, Role
+from hashguard.jobs.builtin import forget_ended_sign_ins
 from hashguard.settings import Settings
 from hashguard.store import Store
 from hashguard.store.people import PendingOidc, UnknownUser, UserExists
-from hashguard.web.tasks import forget_ended_sign_ins
 
 
 def test_accounts(store: Store) -> None:

@@ -15,7 +15,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from enum import StrEnum
 from pathlib import Path
 
@@ -26,6 +26,7 @@ from hashguard.evidence import blob_dir_of
 from hashguard.evidence.retention import count_orphans
 from hashguard.hashing.isolate import HashingPool
 from hashguard.hashing.kernel import HashOptions
+from hashguard.jobs.builtin import intervals
 from hashguard.keys import MasterKey, MasterKeyError
 from hashguard.matching import snapshot
 from hashguard.permissions import permission_problems
@@ -332,6 +333,38 @@ def graph_api_check(warning: Callable[[str, date], str | None]) -> Check:
     return Check(name="graph api", run=run)
 
 
+def check_background_jobs(doctor: Doctor) -> Outcome:
+    """Each background job (``hashguard.jobs``) completed within twice its interval and
+    a lease: a late one means no process runs it (every server ``--no-background`` and
+    no worker), its runs fail, or its holder died and nobody took it over."""
+    found = _needs_store(doctor)
+    if not isinstance(found, Store):
+        return found
+    leases = {lease.name: lease for lease in found.leases.list()}
+    if not leases:
+        return True, "no background job has run on this store yet"
+    grace = timedelta(seconds=doctor.settings.jobs_lease_seconds)
+    late = []
+    for name, every in intervals(doctor.settings).items():
+        lease = leases.get(name)
+        if lease is None:
+            continue
+        since = lease.completed_at or lease.created_at
+        if doctor.now - since <= 2 * every + grace:
+            continue
+        said = "last completed" if lease.completed_at else "never completed; first seen"
+        text = f"{name} {said} {since:%Y-%m-%d %H:%M} UTC"
+        if lease.holder is not None and not lease.held(doctor.now):
+            text += f" (its holder {lease.holder} stopped renewing it)"
+        late.append(text)
+    if late:
+        return Level.WARN, (
+            "; ".join(late) + ": is a `hashguard worker`, or a server without "
+            "--no-background, running? (its log says why a job fails)"
+        )
+    return True, f"{len(leases)} background job(s) on schedule"
+
+
 #: The checks ``hashguard doctor`` runs, in order.
 CHECKS: tuple[Check, ...] = (
     permissions_check(permission_problems),
@@ -349,6 +382,7 @@ CHECKS: tuple[Check, ...] = (
         )
     ),
     graph_api_check(graph_api_warning),
+    Check(name="background jobs", run=check_background_jobs),
 )
 
 

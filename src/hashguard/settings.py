@@ -110,7 +110,8 @@ class Settings(BaseSettings):
     master_key_file: Path | None = None
     #: adapters that may be used, by name (None: every built-in; plugins must be named)
     adapters: tuple[str, ...] | None = None
-    #: how often `hashguard serve` syncs each enabled exchange (0: never), +-10 % jitter
+    #: how often background jobs (`hashguard worker`, or `serve`) sync every enabled
+    #: exchange (0: never); once per interval however many processes share the store
     exchange_sync_minutes: float = Field(default=60, ge=0)
     #: remote matchers consulted on every scan, by adapter name, with their settings
     #: (their credentials: `hashguard remote set-secret NAME KEY`, sealed in the store)
@@ -198,6 +199,14 @@ class Settings(BaseSettings):
     actions_lease_seconds: float = Field(default=60, gt=0)
     #: how often an idle dispatcher looks for due actions
     actions_poll_seconds: float = Field(default=1.0, gt=0)
+
+    # -- background jobs --
+    #: how often background jobs run the evidence retention job (0: never; then run
+    #: `hashguard evidence retention run` yourself)
+    retention_run_hours: float = Field(default=24, ge=0)
+    #: a background job's lease: renewed while it runs; a killed process's job is taken
+    #: over this long after its last renewal
+    jobs_lease_seconds: float = Field(default=60, ge=1)
 
     @field_validator("home")
     @classmethod

@@ -4,7 +4,19 @@ from __future__ import annotations
 
 import typer
 
-from hashguard.cli import banks, config, db, demo, exchanges, hash, plugins, scan, serve, tokens
+from hashguard.cli import (
+    banks,
+    config,
+    db,
+    demo,
+    exchanges,
+    hash,
+    plugins,
+    scan,
+    serve,
+    tokens,
+    worker,
+)
 from hashguard.cli.actions import app as actions_app
 from hashguard.cli.audit import app as audit_app
 from hashguard.cli.cases import app as cases_app
@@ -37,6 +49,7 @@ app.add_typer(users_app, name="users")
 app.add_typer(remote_app, name="remote")
 app.add_typer(exposure_app, name="exposure")
 app.command("serve")(serve.serve)
+app.command("worker")(worker.worker)
 app.command("hash")(hash.hash_files)
 app.command("scan")(scan.scan)
 app.command("demo")(demo.demo)

@@ -53,7 +53,7 @@ from hashguard.settings import Settings
 from hashguard.store import Store
 from hashguard.store.people import PendingOidc, UserExists
 
-#: a sign-in under way must come back within this long (web.tasks forgets older ones)
+#: a sign-in under way must come back within this long (background housekeeping forgets older ones)
 PENDING_SECONDS = 600.0
 #: how long the discovery document and the JWKS are kept before being read again
 CACHE_SECONDS = 3600.0

@@ -25,6 +25,7 @@ from hashguard.store.evidence import EvidenceStore
 from hashguard.store.exchanges import ExchangeStore
 from hashguard.store.exposure import ExposureStore
 from hashguard.store.flood import FloodStore
+from hashguard.store.leases import LeaseStore
 from hashguard.store.people import PeopleStore
 from hashguard.store.remote_secrets import RemoteSecretStore
 from hashguard.store.scans import ScanStore
@@ -95,6 +96,7 @@ class Store:
     remote_secrets: RemoteSecretStore
     exposure: ExposureStore
     flood: FloodStore
+    leases: LeaseStore
 
     def close(self) -> None:
         self.engine.dispose()
@@ -142,4 +144,5 @@ def open_store(url: str, *, migrate: bool | None = None) -> Store:
         remote_secrets=RemoteSecretStore(engine),
         exposure=ExposureStore(engine),
         flood=FloodStore(engine),
+        leases=LeaseStore(engine),
     )

@@ -475,3 +475,17 @@ reveal_grants = Table(
     Column("expires_at", DateTime(timezone=True), nullable=False),
     Index("ix_reveal_grants_user_expires", "user_id", "expires_at"),
 )
+
+#: Named leases of background jobs (``store.leases``): who may run a job now, until
+#: when, and when it last finished, so processes sharing a store run each job once.
+leases = Table(
+    "leases",
+    metadata,
+    Column("name", String(100), primary_key=True),
+    Column("holder", String(200)),
+    Column("acquired_at", DateTime(timezone=True)),
+    Column("expires_at", DateTime(timezone=True)),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("completed_at", DateTime(timezone=True)),
+    Column("completed_by", String(200)),
+)

@@ -12,6 +12,7 @@ from fastapi.staticfiles import StaticFiles
 from starlette.concurrency import run_in_threadpool
 
 from hashguard import __version__
+from hashguard.jobs import Background
 from hashguard.settings import Settings
 from hashguard.store import open_store
 from hashguard.web import openapi, problems, tasks, ui
@@ -21,8 +22,10 @@ from hashguard.web.metrics import Metrics, MetricsMiddleware
 from hashguard.web.services import Services
 
 
-def create_app(settings: Settings) -> FastAPI:
-    """A new app; nothing is opened until it starts (uvicorn runs its lifespan)."""
+def create_app(settings: Settings, *, background: bool = True) -> FastAPI:
+    """A new app; nothing is opened until it starts (uvicorn runs its lifespan). With
+    ``background``, it also runs the background jobs (``hashguard.jobs``) while it
+    serves; without, ``hashguard worker`` processes do."""
     metrics = Metrics()
 
     @contextlib.asynccontextmanager
@@ -34,20 +37,29 @@ def create_app(settings: Settings) -> FastAPI:
         # not walk it (a 70 ms pause stalled every request, refusals included).
         gc.collect()
         gc.freeze()
-        background = [
-            asyncio.create_task(tasks.keep_index_fresh(svc)),
-            asyncio.create_task(tasks.housekeeping(svc)),
-        ]
-        if settings.exchange_sync_minutes > 0:
-            background.append(asyncio.create_task(tasks.sync_exchanges_periodically(svc)))
+        index = asyncio.create_task(tasks.keep_index_fresh(svc))
+        jobs = (
+            Background(
+                settings,
+                store,
+                svc.registry,
+                on_sync=lambda name, ok: metrics.exchange_syncs.labels(
+                    name, "ok" if ok else "error"
+                ).inc(),
+            )
+            if background
+            else None
+        )
         try:
-            with tasks.dispatching(svc):
-                yield
+            if jobs is not None:
+                jobs.start()
+            yield
         finally:
-            for task in background:
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
+            if jobs is not None:
+                await run_in_threadpool(jobs.stop)
+            index.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await index
             await run_in_threadpool(svc.close)
             store.close()
 
