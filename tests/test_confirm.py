@@ -30,7 +30,6 @@ from hashguard.domain.signals import (
 from hashguard.domain.tokens import Scope
 from hashguard.hashing.isolate import HashingPool
 from hashguard.hashing.kernel import HashOptions, hash_data
-from hashguard.matching import snapshot
 from hashguard.matching.matcher import Matcher
 from hashguard.scan.confirm import screened
 from hashguard.settings import Settings
@@ -134,18 +133,6 @@ def test_the_reference_decides_and_its_hashes_are_what_the_item_carries(
         kept, matches = screened(matcher, output, pool=pool, path=str(path))
         assert kept is output
         assert [m.bank for m in matches] == ["drifted"]
-
-
-def test_a_bank_threshold_beyond_the_snapshot_radius_rebuilds_it(
-    store: Store, tmp_path: Path
-) -> None:
-    store.banks.create("wide")
-    saved = tmp_path / "index.npz"
-    Matcher.build(store.banks).save(saved)
-    assert Matcher.load(saved, store.banks).seq == store.banks.change_seq()
-    store.banks.configure("wide", pdq_threshold=40)
-    with pytest.raises(snapshot.SnapshotError, match="smaller PDQ radius"):
-        Matcher.load(saved, store.banks)
 
 
 @pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)

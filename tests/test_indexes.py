@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from hashguard.domain.signals import Algorithm
+from hashguard.domain.signals import FAST_CONFIRM_MARGIN, Algorithm
 from hashguard.matching import snapshot
 from hashguard.matching.exact import CODES, ExactIndex, digests
 from hashguard.matching.pdq import FLAT_BELOW, PdqIndex, pack, unpack
@@ -95,14 +95,17 @@ def test_pdq_updates_take_effect_at_once_and_survive_compaction() -> None:
     assert index.compacted().pending == 0
 
 
-def test_pdq_threshold_beyond_the_layout_is_still_exact() -> None:
+@pytest.mark.parametrize("limit", [FAST_CONFIRM_MARGIN + 31, 60])
+def test_pdq_threshold_beyond_the_layout_is_still_exact(limit: int) -> None:
+    """A fast hash's confirmation margin (probed at a wider radius per chunk) and a
+    threshold too wide to probe (a scan of every row) both return the oracle set."""
     count = FLAT_BELOW + 1_000
-    hashes, payloads = random_hashes(count), np.arange(count, dtype=np.int64)
+    hashes, payloads = clustered_hashes(count, count // 50), np.arange(count, dtype=np.int64)
     banks = np.zeros(count, np.uint16)
     index = PdqIndex(hashes, payloads, banks, threshold=31)
-    wide = np.array([60], dtype=np.int16)
+    wide = np.array([limit, 31], dtype=np.int16)
     alive = np.ones(count, dtype=bool)
-    for query in near(hashes, 20, 60):
+    for query in near(hashes, 40, limit):
         assert found(index, query, wide) == oracle(hashes, payloads, banks, alive, query, wide)
 
 

@@ -68,12 +68,6 @@ class Screened:
     confirm: bool = False
 
 
-def layout_threshold(banks: Iterable[Bank], at_least: int = DEFAULT_PDQ_THRESHOLD) -> int:
-    """The radius the PDQ index is chunked for: the largest bank threshold plus the
-    confirmation margin of ``fast`` hashes, so that near search stays exact and fast."""
-    return max([at_least, *(bank.pdq_threshold for bank in banks)]) + FAST_CONFIRM_MARGIN
-
-
 @dataclass(frozen=True, kw_only=True, slots=True)
 class _Columns:
     """Index input as arrays, split into PDQ and exact entries."""
@@ -121,7 +115,7 @@ class Matcher:
         bank_ids = [bank.id for bank in banks]
         numbers = {bank_id: number for number, bank_id in enumerate(bank_ids)}
         columns = _columns(source.index_rows(), numbers)
-        threshold = layout_threshold(banks)
+        threshold = max([DEFAULT_PDQ_THRESHOLD, *(bank.pdq_threshold for bank in banks)])
         matcher = cls(
             source,
             store_id=store_id,
@@ -175,7 +169,7 @@ class Matcher:
         return self._pdq.pending + self._exact.pending
 
     def compacted(self) -> Matcher:
-        threshold = max(self._pdq.layout.threshold, layout_threshold(self.banks))
+        threshold = max([self._pdq.layout.threshold, *(b.pdq_threshold for b in self.banks)])
         return Matcher(
             self._source,
             store_id=self.store_id,
@@ -203,8 +197,6 @@ class Matcher:
         arrays, meta = snapshot.read(path)
         if meta.get("version") != SNAPSHOT_VERSION or meta.get("store_id") != source.store_id():
             raise snapshot.SnapshotError(f"{path} was saved from another store or version")
-        if int(meta.get("pdq_threshold", 0)) < layout_threshold(source.list()):
-            raise snapshot.SnapshotError(f"{path} is chunked for a smaller PDQ radius")
         try:
             pdq = PdqIndex.from_arrays(
                 {k[4:]: v for k, v in arrays.items() if k.startswith("pdq.")},
