@@ -27,8 +27,7 @@ from hashguard.domain.tokens import Scope, Token
 from hashguard.store.banks import KEEP, BankExists, UnknownBank
 from hashguard.web.deps import require, services
 from hashguard.web.problems import ProblemError, problem_responses
-from hashguard.web.schemas import (
-    NO_NUL,
+from hashguard.web.schemas.banks import (
     BankIn,
     BankOut,
     BankPatch,
@@ -38,6 +37,7 @@ from hashguard.web.schemas import (
     RemoveIn,
     RowErrorOut,
 )
+from hashguard.web.schemas.fields import NO_NUL
 from hashguard.web.services import Services
 from hashguard.web.uploads import read_upload
 
