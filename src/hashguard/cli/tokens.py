@@ -16,7 +16,7 @@ from rich.table import Table
 
 from hashguard.audit import cli_actor
 from hashguard.cli.context import err, fail, out, store_of
-from hashguard.domain.tokens import Scope
+from hashguard.domain.tokens import Scope, token_to_json
 from hashguard.services import tokens as service
 from hashguard.services.people import UnknownPerson
 from hashguard.services.tokens import PersonDisabled
@@ -80,7 +80,12 @@ def list_tokens(
     with store_of(ctx) as store:
         tokens = [(t, store.people.token_owner(t.id)) for t in store.tokens.list()]
     if as_json:
-        out.print(json.dumps([service.token_json(t, owner) for t, owner in tokens]), markup=False)
+        out.print(
+            json.dumps(
+                [token_to_json(t, user=owner.name if owner else None) for t, owner in tokens]
+            ),
+            markup=False,
+        )
         return
     now = datetime.now(UTC)
     table = Table("id", "name", "user", "scopes", "state", "last used (UTC)")

@@ -19,7 +19,7 @@ from rich.table import Table
 
 from hashguard.audit import cli_actor
 from hashguard.cli.context import err, fail, out, store_of
-from hashguard.domain.people import Role, User
+from hashguard.domain.people import Role, User, user_to_json
 from hashguard.people.passwords import PasswordRefused, check_new_password, hash_password
 from hashguard.review.cases import NAME_PATTERN
 from hashguard.services import people as service
@@ -119,7 +119,7 @@ def list_users(
     with store_of(ctx) as store:
         users = store.people.list_users()
     if as_json:
-        out.print(json.dumps([service.person_json(u) for u in users]), markup=False)
+        out.print(json.dumps([user_to_json(u) for u in users]), markup=False)
         return
     table = Table("name", "role", "email", "signs in with", "state")
     for user in users:

@@ -6,7 +6,7 @@ from typing import Any
 
 from hashguard.audit import record
 from hashguard.domain.audit import AuditAction
-from hashguard.domain.people import Role, User
+from hashguard.domain.people import Role, User, user_to_json
 from hashguard.store import Store
 from hashguard.store.people import KEEP
 
@@ -15,21 +15,6 @@ class UnknownPerson(LookupError):
     def __init__(self, name: str) -> None:
         super().__init__(f"there is no person named {name!r}")
         self.name = name
-
-
-def person_json(user: User) -> dict[str, Any]:
-    """A person as listings and audit entries show them (never a password hash)."""
-    return {
-        "id": user.id,
-        "name": user.name,
-        "role": str(user.role),
-        "email": user.email,
-        "display_name": user.display_name,
-        "has_password": user.has_password,
-        "sso_bound": user.oidc_subject is not None,
-        "disabled": user.disabled,
-        "created_at": user.created_at.isoformat(),
-    }
 
 
 def find_person(store: Store, name: str) -> User:
@@ -54,7 +39,7 @@ def add_person(
     user = store.people.create_user(
         name, role, email=email, display_name=display_name, password_hash=password_hash
     )
-    record(store, actor, AuditAction.USER_CREATED, user.actor, **person_json(user))
+    record(store, actor, AuditAction.USER_CREATED, user.actor, **user_to_json(user))
     return user
 
 

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import datetime
-from typing import Any
 
 from hashguard.audit import record
 from hashguard.domain.audit import AuditAction
 from hashguard.domain.people import User
-from hashguard.domain.tokens import Scope, Token
+from hashguard.domain.tokens import Scope, Token, token_to_json
 from hashguard.services.people import find_person
 from hashguard.store import Store
 
@@ -23,20 +22,6 @@ class PersonDisabled(ValueError):
 def subject(token: Token) -> str:
     """A token as the audit log names it."""
     return f"token:{token.id}"
-
-
-def token_json(token: Token, owner: User | None) -> dict[str, Any]:
-    """A token as listings and audit entries show it (never its secret)."""
-    return {
-        "id": token.id,
-        "name": token.name,
-        "user": owner.name if owner else None,
-        "scopes": sorted(str(s) for s in token.scopes),
-        "created_at": token.created_at.isoformat(),
-        "expires_at": token.expires_at.isoformat() if token.expires_at else None,
-        "revoked_at": token.revoked_at.isoformat() if token.revoked_at else None,
-        "last_used_at": token.last_used_at.isoformat() if token.last_used_at else None,
-    }
 
 
 def create_token(
@@ -56,7 +41,13 @@ def create_token(
     token, secret = store.tokens.create(name, scopes, expires_at=expires_at)
     if owner is not None:
         store.people.set_token_owner(token.id, owner.id)
-    record(store, actor, AuditAction.TOKEN_CREATED, subject(token), **token_json(token, owner))
+    record(
+        store,
+        actor,
+        AuditAction.TOKEN_CREATED,
+        subject(token),
+        **token_to_json(token, user=owner.name if owner else None),
+    )
     return token, secret, owner
 
 
