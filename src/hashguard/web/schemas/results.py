@@ -6,7 +6,7 @@ from pydantic import BaseModel, Field
 
 from hashguard.domain.banks import BankKind
 from hashguard.domain.matches import Match, match_to_json
-from hashguard.domain.policy import Action
+from hashguard.domain.policy import Action, decision_to_json
 from hashguard.domain.policy import Decision as PolicyDecision
 from hashguard.domain.remote import RemoteResult, RemoteStatus, remote_to_json
 from hashguard.domain.signals import DIHEDRAL_NAMES, Algorithm, FileSignals, PdqMode, signals_shown
@@ -114,14 +114,4 @@ class Decision(BaseModel):
 
     @classmethod
     def of(cls, decision: PolicyDecision, *, matched: bool) -> Decision:
-        return cls(
-            action=decision.action,
-            rule=decision.rule,
-            bank=decision.bank,
-            shadow=decision.shadow,
-            shadow_decisions=[
-                ShadowDecisionOut(action=d.action, rule=d.rule, bank=d.bank)
-                for d in decision.shadow_decisions
-            ],
-            matched=matched,
-        )
+        return cls.model_validate(decision_to_json(decision) | {"matched": matched})
