@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import ast
 from pathlib import Path
 
 import pytest
 
+import hashguard
 from hashguard.banks.importer import NewBank
 from hashguard.domain.audit import AuditAction
 from hashguard.domain.banks import BankEntry, BankKind
@@ -123,3 +125,27 @@ def test_a_refused_change_records_nothing(store: Store, tmp_path: Path) -> None:
     assert store.tokens.list() == []
     assert store.exchanges.list() == []
     assert _events(store) == [*before, (ACTOR, "user.updated", bob.actor)]
+
+
+def test_front_ends_record_no_change_themselves() -> None:
+    """``cli/`` and ``web/api/`` call a service for each change and never append an audit
+    entry themselves; the one exception is the lookup's probing alert, an observation
+    about a token's calls rather than a change."""
+    root = Path(hashguard.__file__).parent
+    recording = set()
+    for folder in ("cli", "web/api"):
+        for path in sorted((root / folder).glob("*.py")):
+            for node in ast.walk(ast.parse(path.read_text())):
+                if isinstance(node, ast.Call):
+                    called = node.func
+                    name = called.id if isinstance(called, ast.Name) else None
+                    if isinstance(called, ast.Attribute):
+                        name = called.attr
+                    if name in ("record", "append_event") or (
+                        name == "append"
+                        and isinstance(called, ast.Attribute)
+                        and isinstance(called.value, ast.Attribute)
+                        and called.value.attr == "audit"
+                    ):
+                        recording.add(str(path.relative_to(root)))
+    assert recording == {"web/api/lookup.py"}
