@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 
 from hashguard.actions.outbox import match_data, plan_for_decision
-from hashguard.cli.render import csv_header, csv_row, signals_json
+from hashguard.cli.render import csv_header, csv_row
 from hashguard.demo.corpus import Kind, encode, generate
 from hashguard.domain.actions import EventType, WebhookEndpoint
 from hashguard.domain.banks import BankKind
@@ -36,6 +36,7 @@ from hashguard.domain.signals import (
     NotReference,
     PdqMode,
     leaving,
+    signals_shown,
 )
 from hashguard.evidence.capture import evidence_context
 from hashguard.evidence.vault import Vault
@@ -47,7 +48,8 @@ from hashguard.review import cases as review
 from hashguard.review.reference import from_evidence
 from hashguard.settings import Settings
 from hashguard.store import Store, open_store
-from hashguard.web.schemas import CaseOut, SignalsOut
+from hashguard.web.schemas.cases import CaseOut
+from hashguard.web.schemas.results import SignalsOut
 from tests.cli import hashguard, write_known_list
 
 LIMITS = HashOptions(max_pixels=10**8, pdq_mode=PdqMode.FAST)
@@ -308,12 +310,12 @@ def test_cli_and_api_shapes_label_each_hash(
     store: Store, signals: tuple[FileSignals, FileSignals]
 ) -> None:
     fast, both = signals
-    shown = signals_json(both)
+    shown = signals_shown(both)
     assert [p["mode"] for p in shown["pdq"]] == ["fast"]
     assert [(p["hash"], p["mode"]) for p in shown["pdq_reference"]] == [
         (both.pdq_reference[0].value, "reference")
     ]
-    assert "pdq_reference" not in signals_json(fast)
+    assert "pdq_reference" not in signals_shown(fast)
     (row,) = csv.DictReader(io.StringIO(csv_header() + csv_row(_result(both))))
     assert (row["pdq_mode"], row["pdq_reference"]) == ("fast", both.pdq_reference[0].value)
 

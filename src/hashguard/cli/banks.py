@@ -18,12 +18,11 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from hashguard.audit import bank_details, cli_actor, import_details, record
-from hashguard.banks.columns import ColumnMappingError, Preset, column_map
+from hashguard.audit import cli_actor
+from hashguard.banks.columns import ColumnMappingError, Preset
 from hashguard.banks.formats import ListFormat
-from hashguard.banks.importer import ImportOptions, NewBank, import_list
+from hashguard.banks.importer import NewBank
 from hashguard.cli.context import err, fail, out, store_of
-from hashguard.domain.audit import AuditAction
 from hashguard.domain.banks import DEFAULT_PDQ_THRESHOLD, MAX_PDQ_THRESHOLD, Bank, BankKind
 from hashguard.domain.flood import (
     DEFAULT_FLOOD_MAX_ITEMS,
@@ -34,6 +33,7 @@ from hashguard.domain.flood import (
 from hashguard.domain.policy import Action, InvalidPolicy
 from hashguard.domain.signals import Algorithm
 from hashguard.domain.text import printable
+from hashguard.services import banks as service
 from hashguard.store.banks import KEEP, BankExists, InvalidBankName, UnknownBank
 from hashguard.store.flood import FlagNotActive, UnknownFlag
 
@@ -104,7 +104,9 @@ def create(
     """Create an empty bank."""
     with store_of(ctx) as store:
         try:
-            store.banks.create(
+            service.create_bank(
+                store,
+                cli_actor(),
                 name,
                 kind=kind,
                 pdq_threshold=threshold,
@@ -114,7 +116,6 @@ def create(
             )
         except (BankExists, InvalidBankName) as exc:
             raise fail(str(exc)) from None
-        record(store, cli_actor(), AuditAction.BANK_CREATED, f"bank:{name}", kind=str(kind))
     err.print(f"created bank {name!r} ({kind})")
 
 
@@ -181,39 +182,29 @@ def import_command(
     is refused unless --allow-empty. A column mapping that does not fit the file is
     one error, and nothing is imported.
     """
+    asked = service.ImportRequest(
+        list_format=list_format,
+        algorithm=algorithm,
+        version=version,
+        source=source,
+        licence=licence,
+        skip_invalid=skip_invalid,
+        allow_empty=allow_empty,
+        create=NewBank(kind=kind, pdq_threshold=threshold),
+        columns=columns,
+        preset=preset,
+        header=not no_header,
+        drop_unmapped=drop_unmapped,
+    )
     try:
-        mapping = column_map(columns, preset=preset, header=not no_header)
+        asked.options()  # a mapping that is not one fails before the store is opened
     except ColumnMappingError as exc:
         raise fail(escape(str(exc))) from None
     with store_of(ctx) as store:
         try:
-            report = import_list(
-                store.banks,
-                name,
-                file,
-                list_format=list_format,
-                options=ImportOptions(
-                    algorithm=algorithm,
-                    version=version,
-                    source=source,
-                    licence=licence,
-                    skip_invalid=skip_invalid,
-                    create=NewBank(kind=kind, pdq_threshold=threshold),
-                    allow_empty=allow_empty,
-                    columns=mapping,
-                    drop_unmapped=drop_unmapped,
-                ),
-            )
+            report = service.import_file(store, cli_actor(), name, file, asked)
         except ValueError as exc:  # header names and file text in messages are not markup
             raise fail(escape(printable(str(exc)))) from None
-        if report.applied:
-            record(
-                store,
-                cli_actor(),
-                AuditAction.BANK_IMPORTED,
-                f"bank:{name}",
-                **import_details(report),
-            )
     for error in report.errors:
         err.print(f"[yellow]invalid[/yellow] {escape(printable(str(error)))}", highlight=False)
     if not report.applied:
@@ -334,27 +325,20 @@ def set_settings(
     ] = None,
 ) -> None:
     """Change a bank's settings and policy."""
+    changes = service.BankChanges(
+        enabled=enabled,
+        pdq_threshold=threshold,
+        kind=kind,
+        auto_max_distance=KEEP if auto_max_distance is None else _distance(auto_max_distance),
+        review_max_distance=KEEP if review_max_distance is None else _distance(review_max_distance),
+        exact_action=Action(exact_action) if exact_action is not None else None,
+        shadow=shadow,
+    )
     with store_of(ctx) as store:
         try:
-            bank = store.banks.configure(
-                name,
-                enabled=enabled,
-                pdq_threshold=threshold,
-                kind=kind,
-                auto_max_distance=KEEP
-                if auto_max_distance is None
-                else _distance(auto_max_distance),
-                review_max_distance=KEEP
-                if review_max_distance is None
-                else _distance(review_max_distance),
-                exact_action=Action(exact_action) if exact_action is not None else None,
-                shadow=shadow,
-            )
+            bank = service.configure_bank(store, cli_actor(), name, changes)
         except (UnknownBank, InvalidPolicy) as exc:
             raise fail(str(exc)) from None
-        record(
-            store, cli_actor(), AuditAction.BANK_CONFIGURED, f"bank:{name}", **bank_details(bank)
-        )
     err.print(
         f"bank {bank.name!r}: {bank.kind}, {'enabled' if bank.enabled else 'disabled'}, "
         f"threshold {bank.pdq_threshold}; policy {bank.policy.describe()}"
@@ -372,10 +356,9 @@ def delete(
         typer.confirm(f"Delete bank {name!r} and all its entries?", abort=True, err=True)
     with store_of(ctx) as store:
         try:
-            store.banks.delete(name)
+            service.delete_bank(store, cli_actor(), name)
         except UnknownBank as exc:
             raise fail(str(exc)) from None
-        record(store, cli_actor(), AuditAction.BANK_DELETED, f"bank:{name}")
     err.print(f"deleted bank {name!r}")
 
 

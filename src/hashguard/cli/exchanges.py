@@ -13,23 +13,18 @@ import typer
 from pydantic import SecretStr
 from rich.table import Table
 
-from hashguard.audit import cli_actor, record
+from hashguard.audit import cli_actor
 from hashguard.banks.exchanges.base import ExchangeError, FeedbackUnsupported, ListSource
 from hashguard.banks.exchanges.fbtx import ThreatExchangeExchange
 from hashguard.banks.exchanges.graph_api import graph_api_warning
-from hashguard.banks.exchanges.sync import (
-    build_source,
-    seal_credentials,
-    send_feedback,
-    sync_exchange,
-)
+from hashguard.banks.exchanges.sync import build_source, send_feedback, sync_exchange
 from hashguard.cli.context import err, fail, master_key_of, out, registry_of, store_of
-from hashguard.domain.audit import AuditAction
-from hashguard.domain.banks import BankKind
 from hashguard.domain.exchanges import Exchange, ExchangeState, Feedback, SyncReport, Verdict
 from hashguard.domain.signals import Algorithm
 from hashguard.keys import MasterKeyError
 from hashguard.plugins import AdapterKind, PluginError
+from hashguard.services import exchanges as service
+from hashguard.services.exchanges import BankInUse
 from hashguard.store.banks import InvalidBankName
 from hashguard.store.exchanges import ExchangeExists, UnknownExchange
 
@@ -125,48 +120,22 @@ def add(
     bank = bank or name
     key = master_key_of(ctx) if secrets else None
     with store_of(ctx) as store:
-        found = store.banks.find(bank)
-        if found is None:
-            try:
-                store.banks.create(bank, kind=BankKind.KNOWN, source=f"exchange {name} ({adapter})")
-            except InvalidBankName as exc:
-                raise fail(str(exc)) from None
-            record(
+        try:
+            service.add_exchange(
                 store,
                 cli_actor(),
-                AuditAction.BANK_CREATED,
-                f"bank:{bank}",
-                kind="known",
-                exchange=name,
-            )
-        elif not share_bank and (
-            store.banks.stats(bank).total_active or store.exchanges.users_of_bank(bank)
-        ):
-            raise fail(
-                f"bank {bank!r} already has entries or an exchange; pass --share-bank to "
-                "mix this exchange's list into it"
-            )
-        try:
-            store.exchanges.create(
                 name,
                 adapter=adapter,
                 bank=bank,
                 settings=settings,
-                credential_names=sorted(secrets),
-                credentials=seal_credentials(key, name, secrets) if key else None,
+                secrets=secrets,
+                key=key,
+                share_bank=share_bank,
             )
-        except ExchangeExists as exc:
+        except BankInUse as exc:
+            raise fail(f"{exc}; pass --share-bank to mix this exchange's list into it") from None
+        except (InvalidBankName, ExchangeExists) as exc:
             raise fail(str(exc)) from None
-        record(
-            store,
-            cli_actor(),
-            AuditAction.EXCHANGE_ADDED,
-            f"exchange:{name}",
-            adapter=adapter,
-            bank=bank,
-            settings=settings,
-            credential_names=sorted(secrets),
-        )
     err.print(f"exchange {name!r} ({adapter}) syncs into bank {bank!r}; run `exchanges sync`")
 
 
@@ -335,15 +304,9 @@ def feedback(
 def _set_enabled(ctx: typer.Context, name: str, enabled: bool) -> None:
     with store_of(ctx) as store:
         try:
-            store.exchanges.set_enabled(name, enabled)
+            service.set_exchange_enabled(store, cli_actor(), name, enabled=enabled)
         except UnknownExchange as exc:
             raise fail(str(exc)) from None
-        record(
-            store,
-            cli_actor(),
-            AuditAction.EXCHANGE_ENABLED if enabled else AuditAction.EXCHANGE_DISABLED,
-            f"exchange:{name}",
-        )
     err.print(f"exchange {name!r} {'enabled' if enabled else 'disabled'}")
 
 
@@ -364,8 +327,7 @@ def remove(ctx: typer.Context, name: Annotated[str, typer.Argument()]) -> None:
     """Forget this exchange and its credentials; its bank keeps its entries."""
     with store_of(ctx) as store:
         try:
-            store.exchanges.delete(name)
+            service.remove_exchange(store, cli_actor(), name)
         except UnknownExchange as exc:
             raise fail(str(exc)) from None
-        record(store, cli_actor(), AuditAction.EXCHANGE_REMOVED, f"exchange:{name}")
     err.print(f"exchange {name!r} removed")

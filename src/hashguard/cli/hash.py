@@ -9,9 +9,8 @@ from typing import Annotated
 import typer
 
 from hashguard.cli.context import fail, out, settings_of
-from hashguard.cli.render import signals_json
 from hashguard.domain.scans import printable_path
-from hashguard.domain.signals import PdqMode
+from hashguard.domain.signals import PdqMode, signals_shown
 from hashguard.hashing.isolate import HashingPool
 from hashguard.hashing.kernel import HashOptions
 
@@ -58,7 +57,7 @@ def hash_files(
             output = future.result()
             shown: dict[str, object] = {"path": printable_path(str(path))}
             if output.signals is not None:
-                shown.update(signals_json(output.signals, dihedral=dihedral))
+                shown.update(signals_shown(output.signals, dihedral=dihedral))
             if output.problem is not None:
                 shown["problem"] = str(output.problem)
                 shown["reason"] = output.reason

@@ -8,46 +8,9 @@ from typing import Any
 
 from hashguard.domain.matches import match_to_json
 from hashguard.domain.policy import Action, decision_to_json
-from hashguard.domain.remote import RemoteResult, RemoteStatus, remote_to_json
+from hashguard.domain.remote import RemoteStatus, remote_to_json
 from hashguard.domain.scans import FileResult, Outcome, ScanRun, printable_path
-from hashguard.domain.signals import DIHEDRAL_NAMES, FileSignals, PdqHash
-
-
-def pdq_json(pdq: PdqHash, *, dihedral: bool = False) -> dict[str, Any]:
-    """One PDQ hash as shown, with the mode that made it."""
-    return {
-        "hash": pdq.value,
-        "quality": pdq.quality,
-        "low_quality": pdq.low_quality,
-        "frame": pdq.frame,
-        "mode": str(pdq.mode),
-        **(
-            {"dihedral": dict(zip(DIHEDRAL_NAMES[1:], pdq.dihedral, strict=True))}
-            if dihedral and pdq.dihedral
-            else {}
-        ),
-    }
-
-
-def signals_json(signals: FileSignals, *, dihedral: bool = False) -> dict[str, Any]:
-    """The file's own hashes (never a bank's); ``dihedral`` adds each frame's 7 variants.
-    Each PDQ hash names its mode; ``pdq_reference`` appears when reference hashes were
-    computed beside fast ones."""
-    return {
-        "size": signals.size,
-        "md5": signals.md5,
-        "sha1": signals.sha1,
-        "sha256": signals.sha256,
-        "format": signals.image_format,
-        "width": signals.width,
-        "height": signals.height,
-        "pdq": [pdq_json(pdq, dihedral=dihedral) for pdq in signals.pdq],
-        **(
-            {"pdq_reference": [pdq_json(pdq) for pdq in signals.pdq_reference]}
-            if signals.pdq_reference
-            else {}
-        ),
-    }
+from hashguard.domain.signals import signals_shown
 
 
 def result_json(result: FileResult) -> dict[str, Any]:
@@ -56,16 +19,11 @@ def result_json(result: FileResult) -> dict[str, Any]:
         "path": printable_path(result.path),
         "outcome": str(result.outcome),
         "reason": result.reason,
-        **(signals_json(result.signals) if result.signals else {}),
+        **(signals_shown(result.signals) if result.signals else {}),
         "matches": [match_to_json(match) for match in result.matches],
-        "remote": [remote_json(r) for r in result.remote],
+        "remote": [remote_to_json(r) for r in result.remote],
         "decision": decision_to_json(result.decision),
     }
-
-
-def remote_json(result: RemoteResult) -> dict[str, Any]:
-    """A remote answer as shown: the raw response only where it is a match's evidence."""
-    return remote_to_json(result, keep_raw=result.status is RemoteStatus.MATCHED)
 
 
 def summary_json(run: ScanRun, *, resumed: bool, exit_code: int) -> dict[str, Any]:

@@ -14,11 +14,12 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from hashguard.audit import cli_actor, record
+from hashguard.audit import cli_actor
 from hashguard.cli.context import err, fail, out, store_of
-from hashguard.domain.audit import AuditAction
-from hashguard.domain.people import User
-from hashguard.domain.tokens import Scope, Token
+from hashguard.domain.tokens import Scope, token_to_json
+from hashguard.services import tokens as service
+from hashguard.services.people import UnknownPerson
+from hashguard.services.tokens import PersonDisabled
 from hashguard.store.tokens import UnknownToken
 
 app = typer.Typer(help="API tokens for `hashguard serve`.", no_args_is_help=True)
@@ -35,19 +36,6 @@ def _expiry(text: str | None) -> datetime | None:
     amount, unit = int(found.group(1)), found.group(2)
     hours = {"h": 1, "d": 24, "w": 24 * 7}[unit] * amount
     return datetime.now(UTC) + timedelta(hours=hours)
-
-
-def _token_json(token: Token, owner: User | None) -> dict[str, object]:
-    return {
-        "id": token.id,
-        "name": token.name,
-        "user": owner.name if owner else None,
-        "scopes": sorted(str(s) for s in token.scopes),
-        "created_at": token.created_at.isoformat(),
-        "expires_at": token.expires_at.isoformat() if token.expires_at else None,
-        "revoked_at": token.revoked_at.isoformat() if token.revoked_at else None,
-        "last_used_at": token.last_used_at.isoformat() if token.last_used_at else None,
-    }
 
 
 @app.command()
@@ -68,21 +56,12 @@ def create(
     """Create a token. The secret is printed once, on stdout, and cannot be shown again."""
     expires_at = _expiry(expires)
     with store_of(ctx) as store:
-        owner = store.people.find_user(user) if user is not None else None
-        if user is not None and owner is None:
-            raise fail(f"there is no person named {user!r}")
-        if owner is not None and owner.disabled:
-            raise fail(f"{owner.name} is disabled: a token for them would not work")
-        token, secret = store.tokens.create(name, scope, expires_at=expires_at)
-        if owner is not None:
-            store.people.set_token_owner(token.id, owner.id)
-        record(
-            store,
-            cli_actor(),
-            AuditAction.TOKEN_CREATED,
-            f"token:{token.id}",
-            **_token_json(token, owner),
-        )
+        try:
+            token, secret, owner = service.create_token(
+                store, cli_actor(), name, scope, expires_at=expires_at, user=user
+            )
+        except (UnknownPerson, PersonDisabled) as exc:
+            raise fail(str(exc)) from None
     err.print(
         f"token #{token.id} {token.name!r} with scopes {', '.join(sorted(map(str, token.scopes)))}"
         + (f", acting for {owner.name} ({owner.role})" if owner else "")
@@ -101,7 +80,12 @@ def list_tokens(
     with store_of(ctx) as store:
         tokens = [(t, store.people.token_owner(t.id)) for t in store.tokens.list()]
     if as_json:
-        out.print(json.dumps([_token_json(t, owner) for t, owner in tokens]), markup=False)
+        out.print(
+            json.dumps(
+                [token_to_json(t, user=owner.name if owner else None) for t, owner in tokens]
+            ),
+            markup=False,
+        )
         return
     now = datetime.now(UTC)
     table = Table("id", "name", "user", "scopes", "state", "last used (UTC)")
@@ -122,8 +106,7 @@ def revoke(
     """Revoke a token; servers refuse it within a few seconds."""
     with store_of(ctx) as store:
         try:
-            token = store.tokens.revoke(token_id)
+            token = service.revoke_token(store, cli_actor(), token_id)
         except UnknownToken as exc:
             raise fail(str(exc)) from None
-        record(store, cli_actor(), AuditAction.TOKEN_REVOKED, f"token:{token.id}", name=token.name)
     err.print(f"token #{token.id} {token.name!r} revoked")

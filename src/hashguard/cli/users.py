@@ -12,17 +12,18 @@ from __future__ import annotations
 import json
 import re
 import sys
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 from rich.table import Table
 
-from hashguard.audit import cli_actor, record
+from hashguard.audit import cli_actor
 from hashguard.cli.context import err, fail, out, store_of
-from hashguard.domain.audit import AuditAction
-from hashguard.domain.people import Role, User
+from hashguard.domain.people import Role, User, user_to_json
 from hashguard.people.passwords import PasswordRefused, check_new_password, hash_password
 from hashguard.review.cases import NAME_PATTERN
+from hashguard.services import people as service
+from hashguard.services.people import UnknownPerson
 from hashguard.store import Store
 from hashguard.store.people import UserExists
 
@@ -39,20 +40,6 @@ def _check_name(name: str) -> str:
     if not re.fullmatch(NAME_PATTERN, name):
         raise fail(f"{name!r} is not a name: letters, digits, . _ @ - (first a letter or digit)")
     return name
-
-
-def _user_json(user: User) -> dict[str, Any]:
-    return {
-        "id": user.id,
-        "name": user.name,
-        "role": str(user.role),
-        "email": user.email,
-        "display_name": user.display_name,
-        "has_password": user.has_password,
-        "sso_bound": user.oidc_subject is not None,
-        "disabled": user.disabled,
-        "created_at": user.created_at.isoformat(),
-    }
 
 
 def _read_password(name: str, from_stdin: bool) -> str:
@@ -73,10 +60,10 @@ def _read_password(name: str, from_stdin: bool) -> str:
 
 
 def _find(store: Store, name: str) -> User:
-    user = store.people.find_user(name)
-    if user is None:
-        raise fail(f"there is no person named {name!r}")
-    return user
+    try:
+        return service.find_person(store, name)
+    except UnknownPerson as exc:
+        raise fail(str(exc)) from None
 
 
 @app.command()
@@ -105,13 +92,17 @@ def add(
     password_hash = None if no_password else hash_password(_read_password(name, password_stdin))
     with store_of(ctx) as store:
         try:
-            user = store.people.create_user(
-                name, role, email=email, display_name=display_name, password_hash=password_hash
+            user = service.add_person(
+                store,
+                cli_actor(),
+                name,
+                role,
+                email=email,
+                display_name=display_name,
+                password_hash=password_hash,
             )
         except UserExists as exc:
             raise fail(str(exc)) from None
-        details = _user_json(user)
-        record(store, cli_actor(), AuditAction.USER_CREATED, user.actor, **details)
     err.print(
         f"added {user.name} ({user.role})"
         + ("" if user.has_password else ": no password, single sign-on only"),
@@ -128,7 +119,7 @@ def list_users(
     with store_of(ctx) as store:
         users = store.people.list_users()
     if as_json:
-        out.print(json.dumps([_user_json(u) for u in users]), markup=False)
+        out.print(json.dumps([user_to_json(u) for u in users]), markup=False)
         return
     table = Table("name", "role", "email", "signs in with", "state")
     for user in users:
@@ -143,16 +134,6 @@ def list_users(
     out.print(table)
 
 
-def _update(store: Store, user: User, **changes: Any) -> User:
-    updated = store.people.update_user(user.id, **changes)
-    shown = {k: (str(v) if isinstance(v, Role) else v) for k, v in changes.items()}
-    shown.pop("password_hash", None)
-    if "password_hash" in changes:
-        shown["password_changed"] = True
-    record(store, cli_actor(), AuditAction.USER_UPDATED, user.actor, **shown)
-    return updated
-
-
 @app.command("set-role")
 def set_role(
     ctx: typer.Context,
@@ -165,7 +146,7 @@ def set_role(
         if user.role == role:
             err.print(f"{user.name} is {role} already", highlight=False)
             return
-        _update(store, user, role=role)
+        service.update_person(store, cli_actor(), user, role=role)
     err.print(f"{user.name}: {user.role} -> {role}", highlight=False)
 
 
@@ -181,7 +162,7 @@ def passwd(
         user = _find(store, name)
     password_hash = hash_password(_read_password(name, password_stdin))
     with store_of(ctx) as store:
-        _update(store, user, password_hash=password_hash)
+        service.update_person(store, cli_actor(), user, password_hash=password_hash)
     err.print(f"{user.name}: password set", highlight=False)
 
 
@@ -190,9 +171,7 @@ def disable(ctx: typer.Context, name: Annotated[str, NAME]) -> None:
     """Stop a person signing in; ends their sessions, and their tokens stop working."""
     with store_of(ctx) as store:
         user = _find(store, _check_name(name))
-        if not user.disabled:
-            _update(store, user, disabled=True)
-        ended = store.people.revoke_user_sessions(user.id)
+        ended = service.disable_person(store, cli_actor(), user)
     err.print(f"{user.name}: disabled, {ended} session(s) ended", highlight=False)
 
 
@@ -201,6 +180,5 @@ def enable(ctx: typer.Context, name: Annotated[str, NAME]) -> None:
     """Let a disabled person sign in again."""
     with store_of(ctx) as store:
         user = _find(store, _check_name(name))
-        if user.disabled:
-            _update(store, user, disabled=False)
+        service.enable_person(store, cli_actor(), user)
     err.print(f"{user.name}: enabled", highlight=False)

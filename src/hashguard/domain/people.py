@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
+from typing import Any
 
 from hashguard.domain.tokens import Scope
 
@@ -167,3 +168,18 @@ class UiSession:
             and (now - self.last_seen_at).total_seconds() < idle_seconds
             and (now - self.created_at).total_seconds() < absolute_seconds
         )
+
+
+def user_to_json(user: User) -> dict[str, Any]:
+    """The JSON shape of a person (listings, audit entries): never a password hash."""
+    return {
+        "id": user.id,
+        "name": user.name,
+        "role": str(user.role),
+        "email": user.email,
+        "display_name": user.display_name,
+        "has_password": user.has_password,
+        "sso_bound": user.oidc_subject is not None,
+        "disabled": user.disabled,
+        "created_at": user.created_at.isoformat(),
+    }

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from enum import StrEnum
 from typing import Any
@@ -36,14 +37,15 @@ class RemoteResult:
     seconds: float = 0.0
 
 
-def remote_to_json(result: RemoteResult, *, keep_raw: bool) -> dict[str, Any]:
-    """The JSON shape of a remote answer; ``raw`` is kept only where it is evidence."""
+def remote_to_json(result: RemoteResult, *, keep_raw: bool | None = None) -> dict[str, Any]:
+    """The one JSON shape of a remote answer, stored and shown. ``raw`` is kept only where
+    it is evidence: by default only a match's (``keep_raw`` decides otherwise)."""
     shown = asdict(result)
     shown["status"] = str(result.status)
-    if not keep_raw:
+    if not (result.status is RemoteStatus.MATCHED if keep_raw is None else keep_raw):
         shown["raw"] = None
     return shown
 
 
-def remote_from_json(data: dict[str, Any]) -> RemoteResult:
+def remote_from_json(data: Mapping[str, Any]) -> RemoteResult:
     return RemoteResult(**{**data, "status": RemoteStatus(data["status"])})

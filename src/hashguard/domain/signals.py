@@ -159,10 +159,11 @@ def pdq_to_json(pdq: PdqHash) -> dict[str, Any]:
 
 
 def pdq_from_json(data: Mapping[str, Any]) -> PdqHash:
-    """Read ``pdq_to_json``'s shape. Hashes stored before modes were labelled came from the
-    then default, ``fast``: they are read as such, so none passes for a reference hash."""
+    """Read ``pdq_to_json``'s shape (or ``pdq_shown``'s, whose ``hash`` is the value).
+    Hashes stored before modes were labelled came from the then default, ``fast``: they
+    are read as such, so none passes for a reference hash."""
     return PdqHash(
-        value=data["value"],
+        value=data["value"] if "value" in data else data["hash"],
         quality=data["quality"],
         frame=data.get("frame", 0),
         mode=PdqMode(data.get("mode", PdqMode.FAST)),
@@ -189,4 +190,73 @@ def pdq_list_from_json(
     return (
         tuple(pdq_from_json(i) for i in listed if not i.get(_REFERENCE_COPY)),
         tuple(pdq_from_json(i) for i in listed if i.get(_REFERENCE_COPY)),
+    )
+
+
+def pdq_shown(pdq: PdqHash, *, dihedral: bool = False) -> dict[str, Any]:
+    """``pdq_to_json``'s shape as every output shows it: also ``hash`` (the value, under
+    the key scan outputs have always used), ``low_quality`` and, when asked for and
+    computed, the seven ``dihedral`` variants by name."""
+    return {
+        **pdq_to_json(pdq),
+        "hash": pdq.value,
+        "low_quality": pdq.low_quality,
+        **(
+            {"dihedral": dict(zip(DIHEDRAL_NAMES[1:], pdq.dihedral, strict=True))}
+            if dihedral and pdq.dihedral
+            else {}
+        ),
+    }
+
+
+def signals_to_json(signals: FileSignals) -> dict[str, Any]:
+    """The one JSON shape of a file's signals, as stores keep it (a case's ``signals``,
+    a scan result's columns). ``pdq_reference`` is there only when reference hashes were
+    computed beside ``pdq`` (a reader takes a missing one as empty)."""
+    return {
+        "size": signals.size,
+        "md5": signals.md5,
+        "sha1": signals.sha1,
+        "sha256": signals.sha256,
+        "image_format": signals.image_format,
+        "width": signals.width,
+        "height": signals.height,
+        "pdq": [pdq_to_json(p) for p in signals.pdq],
+        **(
+            {"pdq_reference": [pdq_to_json(p) for p in signals.pdq_reference]}
+            if signals.pdq_reference
+            else {}
+        ),
+    }
+
+
+def signals_shown(signals: FileSignals, *, dihedral: bool = False) -> dict[str, Any]:
+    """``signals_to_json``'s shape as the CLI and the API show it (scan and hash output,
+    cases): each hash as ``pdq_shown``, and ``format``, the key scan outputs have always
+    used for ``image_format``."""
+    return {
+        **signals_to_json(signals),
+        "format": signals.image_format,
+        "pdq": [pdq_shown(p, dihedral=dihedral) for p in signals.pdq],
+        **(
+            {"pdq_reference": [pdq_shown(p) for p in signals.pdq_reference]}
+            if signals.pdq_reference
+            else {}
+        ),
+    }
+
+
+def signals_from_json(data: Mapping[str, Any]) -> FileSignals:
+    """Read ``signals_to_json``'s or ``signals_shown``'s shape, and rows stored before
+    ``pdq_reference`` and PDQ modes existed."""
+    return FileSignals(
+        size=data["size"],
+        md5=data["md5"],
+        sha1=data["sha1"],
+        sha256=data["sha256"],
+        pdq=tuple(pdq_from_json(p) for p in data.get("pdq") or ()),
+        pdq_reference=tuple(pdq_from_json(p) for p in data.get("pdq_reference") or ()),
+        image_format=data.get("image_format", data.get("format")),
+        width=data.get("width"),
+        height=data.get("height"),
     )

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
+from typing import Any
 
 
 class Scope(StrEnum):
@@ -36,3 +37,18 @@ class Token:
 
     def usable(self, now: datetime) -> bool:
         return self.revoked_at is None and (self.expires_at is None or now < self.expires_at)
+
+
+def token_to_json(token: Token, *, user: str | None) -> dict[str, Any]:
+    """The JSON shape of a token (listings, audit entries): never its secret. ``user`` is
+    the name of the person it acts for, if any."""
+    return {
+        "id": token.id,
+        "name": token.name,
+        "user": user,
+        "scopes": sorted(str(s) for s in token.scopes),
+        "created_at": token.created_at.isoformat(),
+        "expires_at": token.expires_at.isoformat() if token.expires_at else None,
+        "revoked_at": token.revoked_at.isoformat() if token.revoked_at else None,
+        "last_used_at": token.last_used_at.isoformat() if token.last_used_at else None,
+    }

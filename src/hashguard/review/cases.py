@@ -32,11 +32,11 @@ from hashguard.domain.cases import (
 from hashguard.domain.matches import match_to_json
 from hashguard.domain.policy import decision_to_json
 from hashguard.domain.scans import FileResult, Outcome
-from hashguard.domain.signals import Algorithm, PdqHash, leaving
+from hashguard.domain.signals import Algorithm, PdqHash, leaving, signals_shown
 from hashguard.review.effects import case_webhooks
 from hashguard.store import Store
 from hashguard.store.banks import BankExists
-from hashguard.store.cases import StaleCase, UnknownCase, signals_to_json
+from hashguard.store.cases import StaleCase, UnknownCase
 from hashguard.store.unit import Writes
 
 __all__ = [
@@ -511,7 +511,7 @@ def case_json(case: Case) -> dict[str, Any]:
         "decision": decision_to_json(case.decision),
         "matches": [match_to_json(m) for m in case.matches],
         "remote": [{"service": r.service, "status": str(r.status)} for r in case.remote],
-        "signals": signals_to_json(case.signals) if case.signals else None,
+        "signals": signals_shown(case.signals) if case.signals else None,
         "evidence_id": case.evidence_id,
         "created_at": case.created_at.isoformat(),
         "updated_at": case.updated_at.isoformat(),

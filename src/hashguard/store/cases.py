@@ -22,8 +22,8 @@ from hashguard.domain.cases import (
 )
 from hashguard.domain.matches import Match, match_from_json, match_to_json
 from hashguard.domain.policy import Decision, decision_from_json, decision_to_json
-from hashguard.domain.remote import RemoteResult, RemoteStatus, remote_from_json, remote_to_json
-from hashguard.domain.signals import FileSignals, pdq_from_json, pdq_to_json
+from hashguard.domain.remote import RemoteResult, remote_from_json, remote_to_json
+from hashguard.domain.signals import FileSignals, signals_from_json, signals_to_json
 from hashguard.store._util import aware, now
 from hashguard.store.actions import enqueue
 from hashguard.store.schema import case_events, cases
@@ -48,34 +48,6 @@ class StaleCase(RuntimeError):
         self.actual = actual
 
 
-def signals_to_json(signals: FileSignals) -> dict[str, Any]:
-    return {
-        "size": signals.size,
-        "md5": signals.md5,
-        "sha1": signals.sha1,
-        "sha256": signals.sha256,
-        "pdq": [pdq_to_json(p) for p in signals.pdq],
-        "pdq_reference": [pdq_to_json(p) for p in signals.pdq_reference],
-        "image_format": signals.image_format,
-        "width": signals.width,
-        "height": signals.height,
-    }
-
-
-def signals_from_json(data: Mapping[str, Any]) -> FileSignals:
-    return FileSignals(
-        size=data["size"],
-        md5=data["md5"],
-        sha1=data["sha1"],
-        sha256=data["sha256"],
-        pdq=tuple(pdq_from_json(p) for p in data.get("pdq", ())),
-        pdq_reference=tuple(pdq_from_json(p) for p in data.get("pdq_reference", ())),
-        image_format=data.get("image_format"),
-        width=data.get("width"),
-        height=data.get("height"),
-    )
-
-
 def _gains_reference(old: Mapping[str, Any] | None, new: Mapping[str, Any] | None) -> bool:
     """A sighting of the same content that brings reference PDQ hashes the case lacks."""
     return (
@@ -85,10 +57,6 @@ def _gains_reference(old: Mapping[str, Any] | None, new: Mapping[str, Any] | Non
         and bool(new.get("pdq_reference"))
         and old.get("sha256") == new.get("sha256")
     )
-
-
-def _remote_json(result: RemoteResult) -> dict[str, Any]:
-    return remote_to_json(result, keep_raw=result.status is RemoteStatus.MATCHED)
 
 
 def _key(value: Any) -> str:
@@ -313,7 +281,7 @@ def open_or_update(
         "sources": [source.as_json()],
         "signals": signals_to_json(signals) if signals else None,
         "matches": [match_to_json(m) for m in matches],
-        "remote": [_remote_json(r) for r in remote],
+        "remote": [remote_to_json(r) for r in remote],
         "decision": decision_to_json(decision),
         "content_id": content.content_id,
         "uploader_id": content.uploader_id,

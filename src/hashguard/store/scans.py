@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterator, Sequence
+from dataclasses import replace
 from typing import Any
 
 from sqlalchemy import Connection, Engine, Row, func, insert, select, update
@@ -17,7 +18,7 @@ from hashguard.domain.policy import (
     decision_from_json,
     decision_to_json,
 )
-from hashguard.domain.remote import RemoteStatus, remote_from_json, remote_to_json
+from hashguard.domain.remote import remote_from_json, remote_to_json
 from hashguard.domain.scans import (
     FileResult,
     Outcome,
@@ -26,7 +27,13 @@ from hashguard.domain.scans import (
     ScanRun,
     printable_path,
 )
-from hashguard.domain.signals import FileSignals, pdq_list_from_json, pdq_list_to_json
+from hashguard.domain.signals import (
+    FileSignals,
+    pdq_list_from_json,
+    pdq_list_to_json,
+    signals_from_json,
+    signals_to_json,
+)
 from hashguard.store._util import aware, now
 from hashguard.store.actions import enqueue
 from hashguard.store.schema import scan_results, scan_runs
@@ -42,27 +49,38 @@ def path_key(path: str) -> str:
     return hashlib.sha256(path.encode("utf-8", "surrogateescape")).hexdigest()
 
 
+#: The columns that hold ``signals_to_json``'s values (``pdq`` holds both PDQ lists).
+_SIGNAL_COLUMNS = ("size", "md5", "sha1", "sha256", "image_format", "width", "height")
+
+
+def _signal_columns(signals: FileSignals | None) -> dict[str, Any]:
+    if signals is None:
+        return dict.fromkeys(_SIGNAL_COLUMNS) | {"pdq": []}
+    shaped = signals_to_json(signals)
+    return {name: shaped[name] for name in _SIGNAL_COLUMNS} | {"pdq": pdq_list_to_json(signals)}
+
+
+def _signals(row: Row[Any]) -> FileSignals | None:
+    if row.md5 is None:
+        return None
+    pdq, pdq_reference = pdq_list_from_json(row.pdq or ())
+    return replace(
+        signals_from_json({name: getattr(row, name) for name in _SIGNAL_COLUMNS}),
+        pdq=pdq,
+        pdq_reference=pdq_reference,
+    )
+
+
 def _result_row(run_id: int, result: FileResult) -> dict[str, Any]:
-    signals = result.signals
     return {
         "run_id": run_id,
         "path_key": path_key(result.path),
         "path": printable_path(result.path),
         "outcome": str(result.outcome),
         "reason": result.reason,
-        "size": signals.size if signals else None,
-        "md5": signals.md5 if signals else None,
-        "sha1": signals.sha1 if signals else None,
-        "sha256": signals.sha256 if signals else None,
-        "pdq": pdq_list_to_json(signals) if signals else [],
-        "image_format": signals.image_format if signals else None,
-        "width": signals.width if signals else None,
-        "height": signals.height if signals else None,
+        **_signal_columns(result.signals),
         "matches": [match_to_json(match) for match in result.matches],
-        "remote": [
-            remote_to_json(r, keep_raw=r.status is RemoteStatus.MATCHED) for r in result.remote
-        ]
-        or None,
+        "remote": [remote_to_json(r) for r in result.remote] or None,
         "scanned_at": now(),
         "decision": decision_to_json(result.decision),
         "action": str(result.decision.action),
@@ -82,25 +100,11 @@ def _decision(row: Row[Any]) -> Decision:
 
 
 def _result(row: Row[Any]) -> FileResult:
-    signals = None
-    if row.md5 is not None:
-        pdq, pdq_reference = pdq_list_from_json(row.pdq or ())
-        signals = FileSignals(
-            size=row.size,
-            md5=row.md5,
-            sha1=row.sha1,
-            sha256=row.sha256,
-            pdq=pdq,
-            pdq_reference=pdq_reference,
-            image_format=row.image_format,
-            width=row.width,
-            height=row.height,
-        )
     return FileResult(
         path=row.path,
         outcome=Outcome(row.outcome),
         reason=row.reason,
-        signals=signals,
+        signals=_signals(row),
         matches=tuple(match_from_json(item) for item in row.matches or ()),
         remote=tuple(remote_from_json(item) for item in row.remote or ()),
         decision=_decision(row),

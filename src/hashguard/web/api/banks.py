@@ -2,33 +2,30 @@
 
 from __future__ import annotations
 
-import io
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path, Query, Request, Response
 from starlette.concurrency import run_in_threadpool
 
-from hashguard.audit import bank_details, import_details, record, token_actor
+from hashguard.audit import token_actor
 from hashguard.banks.columns import (
     COLUMNS_MAX_LENGTH,
     COLUMNS_PATTERN,
     ColumnMappingError,
     Preset,
-    column_map,
 )
 from hashguard.banks.formats import ListFormat, UnreadableList
-from hashguard.banks.importer import EmptyList, ImportOptions, NewBank, import_stream
-from hashguard.domain.audit import AuditAction
+from hashguard.banks.importer import EmptyList, NewBank
 from hashguard.domain.banks import BANK_NAME_PATTERN, MAX_PDQ_THRESHOLD, BankEntry, BankKind
 from hashguard.domain.policy import Action, BankPolicy, InvalidPolicy
 from hashguard.domain.signals import Algorithm
 from hashguard.domain.text import printable
 from hashguard.domain.tokens import Scope, Token
+from hashguard.services import banks as service
 from hashguard.store.banks import KEEP, BankExists, UnknownBank
 from hashguard.web.deps import require, services
 from hashguard.web.problems import ProblemError, problem_responses
-from hashguard.web.schemas import (
-    NO_NUL,
+from hashguard.web.schemas.banks import (
     BankIn,
     BankOut,
     BankPatch,
@@ -38,6 +35,7 @@ from hashguard.web.schemas import (
     RemoveIn,
     RowErrorOut,
 )
+from hashguard.web.schemas.fields import NO_NUL
 from hashguard.web.services import Services
 from hashguard.web.uploads import read_upload
 
@@ -91,7 +89,9 @@ def create_bank(body: BankIn, token: Writer, svc: Svc) -> BankOut:
             exact_action=Action(body.exact_action),
             shadow=body.shadow,
         )
-        svc.store.banks.create(
+        service.create_bank(
+            svc.store,
+            token_actor(token),
             body.name,
             kind=body.kind,
             enabled=body.enabled,
@@ -104,13 +104,6 @@ def create_bank(body: BankIn, token: Writer, svc: Svc) -> BankOut:
         raise ProblemError(409, "Conflict", str(exc)) from None
     except InvalidPolicy as exc:
         raise _invalid(exc) from None
-    record(
-        svc.store,
-        token_actor(token),
-        AuditAction.BANK_CREATED,
-        f"bank:{body.name}",
-        kind=str(body.kind),
-    )
     return BankOut.of(svc.store.banks.stats(body.name))
 
 
@@ -129,30 +122,20 @@ def configure_bank(name: BankName, body: BankPatch, token: Writer, svc: Svc) -> 
     seconds. For ``auto_max_distance`` and ``review_max_distance``, an explicit null is
     a value (no automatic PDQ band; review up to the threshold)."""
     given = body.model_fields_set
+    changes = service.BankChanges(
+        enabled=body.enabled,
+        pdq_threshold=body.pdq_threshold,
+        kind=body.kind,
+        source=body.source,
+        licence=body.licence,
+        auto_max_distance=body.auto_max_distance if "auto_max_distance" in given else KEEP,
+        review_max_distance=body.review_max_distance if "review_max_distance" in given else KEEP,
+        exact_action=Action(body.exact_action) if body.exact_action else None,
+        shadow=body.shadow,
+    )
     try:
-        svc.store.banks.configure(
-            name,
-            enabled=body.enabled,
-            pdq_threshold=body.pdq_threshold,
-            kind=body.kind,
-            source=body.source,
-            licence=body.licence,
-            auto_max_distance=body.auto_max_distance if "auto_max_distance" in given else KEEP,
-            review_max_distance=(
-                body.review_max_distance if "review_max_distance" in given else KEEP
-            ),
-            exact_action=Action(body.exact_action) if body.exact_action else None,
-            shadow=body.shadow,
-        )
-        stats = svc.store.banks.stats(name)
-        record(
-            svc.store,
-            token_actor(token),
-            AuditAction.BANK_CONFIGURED,
-            f"bank:{name}",
-            **bank_details(stats.bank),
-        )
-        return BankOut.of(stats)
+        service.configure_bank(svc.store, token_actor(token), name, changes)
+        return BankOut.of(svc.store.banks.stats(name))
     except UnknownBank as exc:
         raise _unknown(exc) from None
     except InvalidPolicy as exc:
@@ -162,10 +145,9 @@ def configure_bank(name: BankName, body: BankPatch, token: Writer, svc: Svc) -> 
 @router.delete("/{name}", status_code=204, responses=problem_responses(404))
 def delete_bank(name: BankName, token: Writer, svc: Svc) -> Response:
     try:
-        svc.store.banks.delete(name)
+        service.delete_bank(svc.store, token_actor(token), name)
     except UnknownBank as exc:
         raise _unknown(exc) from None
-    record(svc.store, token_actor(token), AuditAction.BANK_DELETED, f"bank:{name}")
     return Response(status_code=204)
 
 
@@ -213,11 +195,8 @@ async def import_bank(
     if not upload.data:
         raise ProblemError(400, "Bad request", "the request carries no list file")
     filename = upload.fields.get("filename", f"upload.{list_format}")
-    try:
-        mapping = column_map(columns, preset=preset, header=not no_header)
-    except ColumnMappingError as exc:
-        return _not_applied(name, version, filename, str(exc))
-    options = ImportOptions(
+    asked = service.ImportRequest(
+        list_format=list_format,
         algorithm=algorithm,
         version=version,
         source=source,
@@ -225,18 +204,20 @@ async def import_bank(
         skip_invalid=skip_invalid,
         allow_empty=allow_empty,
         create=NewBank(kind=kind, pdq_threshold=threshold) if create else None,
-        columns=mapping,
+        columns=columns,
+        preset=preset,
+        header=not no_header,
         drop_unmapped=drop_unmapped,
     )
     try:
         report = await run_in_threadpool(
-            import_stream,
-            svc.store.banks,
+            service.import_upload,
+            svc.store,
+            token_actor(token),
             name,
-            io.BytesIO(upload.data),
+            upload.data,
             filename,
-            list_format,
-            options=options,
+            asked,
         )
     except UnknownBank as exc:
         raise _unknown(exc) from None
@@ -246,16 +227,6 @@ async def import_bank(
         return _not_applied(name, version, filename, str(exc))
     except UnreadableList as exc:  # the file, not a row: nothing imported, the line named
         raise ProblemError(422, "Invalid request", printable(str(exc))) from None
-    if report.applied:
-        details = import_details(report)
-        await run_in_threadpool(
-            record,
-            svc.store,
-            token_actor(token),
-            AuditAction.BANK_IMPORTED,
-            f"bank:{name}",
-            **details,
-        )
     return ImportOut.of(report)
 
 
@@ -293,16 +264,9 @@ def add_entries(name: BankName, body: EntriesIn, token: Writer, svc: Svc) -> Ent
     """Add or update entries, leaving the bank's other entries as they are."""
     entries = _entries(body)
     try:
-        counts = svc.store.banks.add_entries(name, entries)
+        counts = service.add_entries(svc.store, token_actor(token), name, entries)
     except UnknownBank as exc:
         raise _unknown(exc) from None
-    record(
-        svc.store,
-        token_actor(token),
-        AuditAction.BANK_ENTRIES_ADDED,
-        f"bank:{name}",
-        count=len(entries),
-    )
     return EntriesOut(
         added=counts.added,
         updated=counts.updated,
@@ -320,14 +284,7 @@ def remove_entries(name: BankName, body: RemoveIn, token: Writer, svc: Svc) -> E
     """Tombstone entries (kept on record as removed, no longer matched)."""
     signals = [(Algorithm(item.algorithm), item.hash.lower()) for item in body.entries]
     try:
-        removed = svc.store.banks.remove_entries(name, signals)
+        removed = service.remove_entries(svc.store, token_actor(token), name, signals)
     except UnknownBank as exc:
         raise _unknown(exc) from None
-    record(
-        svc.store,
-        token_actor(token),
-        AuditAction.BANK_ENTRIES_REMOVED,
-        f"bank:{name}",
-        count=removed,
-    )
     return EntriesOut(removed=removed)

@@ -27,7 +27,7 @@ from hashguard.review.decide import Verdict, confirms_finally, decide
 from hashguard.review.reference import from_settings
 from hashguard.web.deps import require, services
 from hashguard.web.problems import ProblemError, problem_responses
-from hashguard.web.schemas import (
+from hashguard.web.schemas.cases import (
     AssigneeIn,
     CaseDetailOut,
     CaseOut,

@@ -9,7 +9,7 @@ from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST
 
 from hashguard.web.deps import services
-from hashguard.web.schemas import Health
+from hashguard.web.schemas.health import Health
 from hashguard.web.services import Services
 
 router = APIRouter(tags=["health"])

@@ -17,7 +17,7 @@ from hashguard.matching.service import NotLoaded
 from hashguard.web.deps import require, services
 from hashguard.web.probing import ProbeVerdict
 from hashguard.web.problems import ProblemError, problem_responses
-from hashguard.web.schemas import LookupIn, LookupMatchOut, LookupOut, LookupResult
+from hashguard.web.schemas.lookup import LookupIn, LookupMatchOut, LookupOut, LookupResult
 from hashguard.web.services import Services
 
 log = logging.getLogger(__name__)

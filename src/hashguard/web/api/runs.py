@@ -10,7 +10,7 @@ from hashguard.domain.tokens import Scope, Token
 from hashguard.store.scans import UnknownRun
 from hashguard.web.deps import require, services
 from hashguard.web.problems import ProblemError, problem_responses
-from hashguard.web.schemas import RunIn, RunOut
+from hashguard.web.schemas.runs import RunIn, RunOut
 from hashguard.web.services import Services
 
 router = APIRouter(prefix="/v1/runs", tags=["runs"])

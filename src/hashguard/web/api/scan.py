@@ -20,15 +20,9 @@ from hashguard.scan.confirm import screened
 from hashguard.scan.sources import Upload
 from hashguard.web.deps import require, services
 from hashguard.web.problems import ProblemError, problem_responses, request_id_of
-from hashguard.web.schemas import (
-    NO_NUL,
-    ContentMeta,
-    Decision,
-    MatchOut,
-    RemoteOut,
-    ScanOut,
-    SignalsOut,
-)
+from hashguard.web.schemas.fields import NO_NUL
+from hashguard.web.schemas.results import Decision, MatchOut, RemoteOut, SignalsOut
+from hashguard.web.schemas.scan import ContentMeta, ScanOut
 from hashguard.web.services import Services
 from hashguard.web.uploads import read_upload
 

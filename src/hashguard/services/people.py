@@ -1,0 +1,82 @@
+"""Changes to the people who sign in, with their audit entries (user.created, user.updated)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from hashguard.audit import record
+from hashguard.domain.audit import AuditAction
+from hashguard.domain.people import Role, User, user_to_json
+from hashguard.store import Store
+from hashguard.store.people import KEEP
+
+
+class UnknownPerson(LookupError):
+    def __init__(self, name: str) -> None:
+        super().__init__(f"there is no person named {name!r}")
+        self.name = name
+
+
+def find_person(store: Store, name: str) -> User:
+    """The person named ``name``; ``UnknownPerson`` if there is none."""
+    user = store.people.find_user(name)
+    if user is None:
+        raise UnknownPerson(name)
+    return user
+
+
+def add_person(
+    store: Store,
+    actor: str,
+    name: str,
+    role: Role,
+    *,
+    email: str | None = None,
+    display_name: str | None = None,
+    password_hash: str | None = None,
+) -> User:
+    """A new person (``user.created``). Raises ``UserExists``."""
+    user = store.people.create_user(
+        name, role, email=email, display_name=display_name, password_hash=password_hash
+    )
+    record(store, actor, AuditAction.USER_CREATED, user.actor, **user_to_json(user))
+    return user
+
+
+def update_person(
+    store: Store,
+    actor: str,
+    user: User,
+    *,
+    role: Role = KEEP,
+    password_hash: str | None = KEEP,
+    disabled: bool = KEEP,
+) -> User:
+    """Change a person (``user.updated`` naming what changed; a new password only as
+    ``password_changed``)."""
+    updated = store.people.update_user(
+        user.id, role=role, password_hash=password_hash, disabled=disabled
+    )
+    shown: dict[str, Any] = {}
+    if role is not KEEP:
+        shown["role"] = str(role)
+    if password_hash is not KEEP:
+        shown["password_changed"] = True
+    if disabled is not KEEP:
+        shown["disabled"] = disabled
+    record(store, actor, AuditAction.USER_UPDATED, user.actor, **shown)
+    return updated
+
+
+def disable_person(store: Store, actor: str, user: User) -> int:
+    """Stop a person signing in (``user.updated`` unless they were disabled already) and
+    end their sessions; returns how many were ended."""
+    if not user.disabled:
+        update_person(store, actor, user, disabled=True)
+    return store.people.revoke_user_sessions(user.id)
+
+
+def enable_person(store: Store, actor: str, user: User) -> None:
+    """Let a disabled person sign in again (``user.updated`` if they were disabled)."""
+    if user.disabled:
+        update_person(store, actor, user, disabled=False)

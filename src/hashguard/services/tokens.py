@@ -1,0 +1,58 @@
+"""API token changes and their audit entries (``token.created``, ``token.revoked``)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime
+
+from hashguard.audit import record
+from hashguard.domain.audit import AuditAction
+from hashguard.domain.people import User
+from hashguard.domain.tokens import Scope, Token, token_to_json
+from hashguard.services.people import find_person
+from hashguard.store import Store
+
+
+class PersonDisabled(ValueError):
+    def __init__(self, user: User) -> None:
+        super().__init__(f"{user.name} is disabled: a token for them would not work")
+        self.user = user
+
+
+def subject(token: Token) -> str:
+    """A token as the audit log names it."""
+    return f"token:{token.id}"
+
+
+def create_token(
+    store: Store,
+    actor: str,
+    name: str,
+    scopes: Iterable[Scope],
+    *,
+    expires_at: datetime | None = None,
+    user: str | None = None,
+) -> tuple[Token, str, User | None]:
+    """A new token, its secret (shown once, never kept) and the person it acts for
+    (``user``) (``token.created``). Raises ``UnknownPerson``, ``PersonDisabled``."""
+    owner = find_person(store, user) if user is not None else None
+    if owner is not None and owner.disabled:
+        raise PersonDisabled(owner)
+    token, secret = store.tokens.create(name, scopes, expires_at=expires_at)
+    if owner is not None:
+        store.people.set_token_owner(token.id, owner.id)
+    record(
+        store,
+        actor,
+        AuditAction.TOKEN_CREATED,
+        subject(token),
+        **token_to_json(token, user=owner.name if owner else None),
+    )
+    return token, secret, owner
+
+
+def revoke_token(store: Store, actor: str, token_id: int) -> Token:
+    """Revoke a token (``token.revoked``). Raises ``UnknownToken``."""
+    token = store.tokens.revoke(token_id)
+    record(store, actor, AuditAction.TOKEN_REVOKED, subject(token), name=token.name)
+    return token

@@ -1,0 +1,46 @@
+"""Shapes of /v1/lookup: hashes looked up in the banks, matches without list contents."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, Field
+
+from hashguard.domain.matches import Match
+from hashguard.domain.signals import Algorithm
+from hashguard.web.schemas.fields import NO_NUL
+from hashguard.web.schemas.results import MatchOut
+
+
+class LookupItem(BaseModel):
+    algorithm: Algorithm
+    hash: str = Field(min_length=1, max_length=64, pattern=NO_NUL)
+
+
+class LookupIn(BaseModel):
+    hashes: list[LookupItem] = Field(min_length=1, max_length=100_000)
+
+
+class LookupMatchOut(MatchOut):
+    """A match of a looked-up hash. A PDQ match's ``distance`` is null unless the server
+    trusts the token with distances (``HASHGUARD_LOOKUP_DISTANCE_TOKENS``): distances
+    to small changes of a hash would spell out the listed hash bit by bit."""
+
+    distance: int | None = Field(  # type: ignore[assignment]
+        description="0 for exact hashes; for PDQ, null unless the token is trusted with it"
+    )
+
+    @classmethod
+    def hiding(cls, match: Match, *, distances: bool) -> LookupMatchOut:
+        shown = match.distance if distances or match.algorithm is not Algorithm.PDQ else None
+        return cls.model_validate(MatchOut.of(match).model_dump() | {"distance": shown})
+
+
+class LookupResult(BaseModel):
+    algorithm: Algorithm
+    hash: str
+    valid: bool
+    reason: str | None = None
+    matches: list[LookupMatchOut]
+
+
+class LookupOut(BaseModel):
+    results: list[LookupResult]

@@ -1,0 +1,117 @@
+"""Result shapes every API area shares: a file's signals, matches, remote answers, decisions."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, Field
+
+from hashguard.domain.banks import BankKind
+from hashguard.domain.matches import Match, match_to_json
+from hashguard.domain.policy import Action, decision_to_json
+from hashguard.domain.policy import Decision as PolicyDecision
+from hashguard.domain.remote import RemoteResult, RemoteStatus, remote_to_json
+from hashguard.domain.signals import DIHEDRAL_NAMES, Algorithm, FileSignals, PdqMode, signals_shown
+
+
+class PdqOut(BaseModel):
+    """One PDQ hash of the file (``domain.signals.pdq_shown``): ``value`` and ``hash`` are
+    the same hash (``hash`` is the key scan results have always used)."""
+
+    value: str
+    hash: str
+    quality: int
+    low_quality: bool
+    frame: int
+    mode: PdqMode = Field(
+        description="how the pixels reached PDQ: only a reference hash is the one HMA and "
+        "list holders compute"
+    )
+
+
+class SignalsOut(BaseModel):
+    """The file's own hashes (never a bank's), as ``domain.signals.signals_shown``:
+    ``image_format`` and ``format`` are the same value (``format`` is the key scan results
+    have always used)."""
+
+    size: int
+    md5: str
+    sha1: str
+    sha256: str
+    image_format: str | None
+    format: str | None
+    width: int | None
+    height: int | None
+    pdq: list[PdqOut]
+    pdq_reference: list[PdqOut] = Field(
+        default_factory=list,
+        description="reference-mode hashes of the same frames, when ``pdq`` was made in "
+        "fast mode and they were computed",
+    )
+
+    @classmethod
+    def of(cls, signals: FileSignals) -> SignalsOut:
+        return cls.model_validate(signals_shown(signals))
+
+
+class MatchOut(BaseModel):
+    bank: str
+    bank_kind: BankKind
+    algorithm: Algorithm
+    distance: int
+    entry_id: str | None
+    category: str | None
+    frame: int
+    transform: str = Field(description=f"one of {', '.join(DIHEDRAL_NAMES)}")
+    suppressed_by: str | None
+
+    @classmethod
+    def of(cls, match: Match) -> MatchOut:
+        return cls.model_validate(match_to_json(match))
+
+
+class RemoteOut(BaseModel):
+    """A remote matcher's answer; ``raw`` (the service's response) only for a match."""
+
+    service: str
+    status: RemoteStatus
+    method: str
+    classification: str | None
+    match_type: str | None
+    distance: int | None
+    source: str | None
+    tracking_id: str | None
+    reason: str | None
+    raw: str | None
+    seconds: float
+
+    @classmethod
+    def of(cls, result: RemoteResult) -> RemoteOut:
+        return cls.model_validate(remote_to_json(result))
+
+
+class ShadowDecisionOut(BaseModel):
+    """What a bank in shadow mode would have decided: recorded, never acted on."""
+
+    action: Action
+    rule: str
+    bank: str | None
+
+
+class Decision(BaseModel):
+    """What the policy decided and the rule (bank and band) that decided it.
+
+    ``action``: ``act`` (automatically), ``review`` (by a person) or ``ignore``.
+    ``shadow``: only banks in shadow mode matched (the action is then ``ignore``).
+    ``matched`` is kept for older clients: the outcome is ``matched`` (a match beyond
+    a bank's review band, or of a shadow bank, is matched but ignored: key on
+    ``action``)."""
+
+    action: Action
+    rule: str
+    bank: str | None = None
+    shadow: bool = False
+    shadow_decisions: list[ShadowDecisionOut] = Field(default_factory=list)
+    matched: bool
+
+    @classmethod
+    def of(cls, decision: PolicyDecision, *, matched: bool) -> Decision:
+        return cls.model_validate(decision_to_json(decision) | {"matched": matched})
