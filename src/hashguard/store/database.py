@@ -27,6 +27,7 @@ from hashguard.store.exposure import ExposureStore
 from hashguard.store.flood import FloodStore
 from hashguard.store.people import PeopleStore
 from hashguard.store.remote_secrets import RemoteSecretStore
+from hashguard.store.reports import ReportStore
 from hashguard.store.scans import ScanStore
 from hashguard.store.tokens import TokenStore
 from hashguard.store.unit import Writes, transaction
@@ -95,6 +96,7 @@ class Store:
     remote_secrets: RemoteSecretStore
     exposure: ExposureStore
     flood: FloodStore
+    reports: ReportStore
 
     def close(self) -> None:
         self.engine.dispose()
@@ -142,4 +144,5 @@ def open_store(url: str, *, migrate: bool | None = None) -> Store:
         remote_secrets=RemoteSecretStore(engine),
         exposure=ExposureStore(engine),
         flood=FloodStore(engine),
+        reports=ReportStore(engine),
     )
