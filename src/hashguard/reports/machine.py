@@ -101,7 +101,7 @@ class Runner:
                 if moved is None:
                     break
                 report = moved
-            return report
+            return self.reports.get(report_id)
         finally:
             self.reports.release(report_id, self.owner)
 
@@ -315,7 +315,12 @@ class Runner:
                 last_error=error,
                 audit=(
                     AuditAction.REPORT_RETRY_SCHEDULED,
-                    {"step": step, "code": answer.code, "attempts": attempts, "due": due},
+                    {
+                        "step": step,
+                        "code": answer.code,
+                        "attempts": attempts,
+                        "due": due.isoformat(),
+                    },
                 ),
             )
             return None
