@@ -527,3 +527,23 @@ def test_store_round_trip_on_both_engines(world: World) -> None:
         assert not again.reports.claim(report_id, "two", now=T0, until=T0 + timedelta(minutes=1))
     finally:
         again.close()
+
+
+def test_cli_settings_list_and_show(home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from tests.cli import hashguard  # noqa: PLC0415
+
+    monkeypatch.setenv("NCMEC_PW", "s3cret-value")
+    done = hashguard(
+        "reports", "settings", "--first-name", "Test", "--last-name", "Reporter",
+        "--email", "trust-safety@example.test", "--username", "env:NCMEC_PW",
+        "--password", "env:NCMEC_PW", "--json",
+    )  # fmt: skip
+    assert "s3cret-value" not in done.stdout + done.stderr
+    import json  # noqa: PLC0415
+
+    shown = json.loads(done.stdout)
+    assert shown["reporter"]["first_name"] == "Test"
+    assert shown["credentials"] == ["password", "username"]
+    assert json.loads(hashguard("reports", "list", "--state", "failed", "--json").stdout) == []
+    assert "no report #5" in hashguard("reports", "show", "5", check=2).stderr
+    assert "state is one of" in hashguard("reports", "list", "--state", "bogus", check=2).stderr
