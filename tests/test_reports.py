@@ -547,3 +547,16 @@ def test_cli_settings_list_and_show(home: Path, monkeypatch: pytest.MonkeyPatch)
     assert json.loads(hashguard("reports", "list", "--state", "failed", "--json").stdout) == []
     assert "no report #5" in hashguard("reports", "show", "5", check=2).stderr
     assert "state is one of" in hashguard("reports", "list", "--state", "bogus", check=2).stderr
+
+
+def test_an_md5_that_is_not_ours_opens_the_report_again(world: World) -> None:
+    report_id = world.draft(_confirmed(world))
+    world.fake.wrong_md5 = 1
+    report = world.runner().run(report_id)
+    assert report.state is S.FINISHED
+    restarts = [s for s in world.store.reports.steps(report_id) if s.step == "restart"]
+    assert len(restarts) == 1
+    assert "MD5" in restarts[0].detail
+    (sent,) = world.fake.finished()
+    assert list(sent.files.values()) == [IMAGE]
+    assert [r.state for r in world.fake.reports.values()] == ["retracted", "finished"]

@@ -6,7 +6,8 @@ answering the MD5 of the file it received), ``/fileinfo``, ``/finish``, ``/retra
 ``expire_after`` seconds without a change (by the fake's own ``clock``).
 
 ``down`` makes every call a 503 without a body; ``fail_codes`` answers the next calls
-with those response codes (e.g. ``[1000]``).
+with those response codes (e.g. ``[1000]``); ``wrong_md5`` answers that many uploads
+with an MD5 other than the received file's (a transfer gone wrong).
 """
 
 from __future__ import annotations
@@ -67,6 +68,8 @@ class FakeCyberTipline(LoopbackServer):
         self.next_id = 4564654
         self.down = False
         self.fail_codes: list[int] = []
+        #: answer the next uploads with an MD5 that is not the received file's
+        self.wrong_md5 = 0
         self.calls: list[str] = []
 
     def finished(self) -> list[FakeReport]:
@@ -191,6 +194,9 @@ class FakeCyberTipline(LoopbackServer):
                 report.files[file_id] = form["file"]
                 report.changed = fake.clock()
                 md5 = hashlib.md5(form["file"]).hexdigest()
+                if fake.wrong_md5:
+                    fake.wrong_md5 -= 1
+                    md5 = "0" * 32
                 return self._answer(0, reportId=str(report.id), fileId=file_id, hash=md5)
 
             def _fileinfo(self, body: bytes) -> None:
