@@ -38,7 +38,7 @@ from hashguard.plugins import GROUP, AdapterKind, Registry
 from hashguard.reports import service
 from hashguard.reports.base import InvalidReport
 from hashguard.reports.documents import ReportKeys
-from hashguard.reports.machine import Backoff, Runner
+from hashguard.reports.machine import Backoff, RetractRefused, Runner
 from hashguard.reports.ncmec import CyberTiplineSink, map_code
 from hashguard.review import cases as review
 from hashguard.scan.classify import policies_of
@@ -560,3 +560,48 @@ def test_an_md5_that_is_not_ours_opens_the_report_again(world: World) -> None:
     (sent,) = world.fake.finished()
     assert list(sent.files.values()) == [IMAGE]
     assert [r.state for r in world.fake.reports.values()] == ["retracted", "finished"]
+
+
+@pytest.mark.parametrize("stop", ["intent:retract", "answered:retract"])
+def test_a_retraction_interrupted_is_completed_never_undone(world: World, stop: str) -> None:
+    report_id = world.draft(_confirmed(world))
+
+    def after_submit(step: str) -> None:
+        if step == "recorded:submit":
+            raise SystemExit(step)
+
+    with pytest.raises(SystemExit):
+        world.runner(after_submit).run(report_id)
+
+    def crash(step: str) -> None:
+        if step == stop:
+            raise SystemExit(step)
+
+    world.now[0] += timedelta(minutes=11)
+    with pytest.raises(SystemExit):
+        world.runner(crash).retract(report_id, actor="cli:lead")
+    world.now[0] += timedelta(minutes=11)
+    report = world.runner().run(report_id)
+    assert report.state is S.RETRACTED
+    assert world.fake.finished() == []
+    (held,) = world.fake.reports.values()
+    assert held.state == "retracted"
+
+
+def test_a_refused_retraction_is_kept_asked_for(world: World) -> None:
+    report_id = world.draft(_confirmed(world))
+
+    def after_submit(step: str) -> None:
+        if step == "recorded:submit":
+            raise SystemExit(step)
+
+    with pytest.raises(SystemExit):
+        world.runner(after_submit).run(report_id)
+    world.now[0] += timedelta(minutes=11)
+    world.fake.down = True
+    with pytest.raises(RetractRefused):
+        world.runner().retract(report_id, actor="cli:lead")
+    assert world.store.reports.get(report_id).intent == "retract"
+    world.fake.down = False
+    assert world.runner().run(report_id).state is S.RETRACTED
+    assert world.fake.finished() == []

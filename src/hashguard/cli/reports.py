@@ -4,7 +4,6 @@ reporter's settings, a draft, submitting, the list, one report's steps, retracti
 from __future__ import annotations
 
 import json
-import os
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
@@ -167,7 +166,7 @@ def _draft(ctx: typer.Context, store: Store, case_id: int) -> tuple[Report, Runn
         err.print(f"case #{case_id} already has report #{report.id}", highlight=False)
     runner = Runner(
         reports=store.reports, sink=sink, keys=keys, evidence=read, clock=_now,
-        actor=cli_actor(), owner=f"cli:{os.getpid()}",
+        actor=cli_actor(),
     )  # fmt: skip
     return report, runner
 

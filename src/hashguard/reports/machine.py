@@ -26,6 +26,8 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -70,7 +72,8 @@ class ReportBusy(RuntimeError):
 
 @dataclass(kw_only=True)
 class Runner:
-    """Drives reports of one sink. ``owner`` names this process for the lease."""
+    """Drives reports of one sink. ``owner`` names this runner for the lease (unique by
+    default: two runners never share a lease)."""
 
     reports: ReportStore
     sink: ReportSink
@@ -78,7 +81,7 @@ class Runner:
     evidence: EvidenceReader
     clock: Clock
     actor: str = "system:reports"
-    owner: str = "reports"
+    owner: str = field(default_factory=lambda: f"{os.getpid()}:{uuid.uuid4().hex[:12]}")
     backoff: Backoff = field(default_factory=Backoff)
     lease: timedelta = timedelta(minutes=10)
     checkpoint: Callable[[str], None] = _no_checkpoint
@@ -152,6 +155,9 @@ class Runner:
                 reset_files=True,
                 audit=(AuditAction.REPORT_RESTARTED, {"reason": "interrupted upload"}),
             )
+        if intent == "retract":
+            # a person asked for the retraction: it is completed, never undone
+            return self._retract_call(report, actor=self.actor, marked=True)
         detail = f"interrupted during {intent}: sent again"
         if intent == "submit":
             detail += " (an unfinished report NCMEC may hold is never finished; it expires)"
@@ -362,11 +368,22 @@ class Runner:
 
     def retract(self, report_id: int, *, actor: str) -> Report:
         """Cancel a report not yet finished. One never sent is retracted here only.
-        ``RetractRefused`` says why a report cannot be (finished, or NCMEC refused)."""
-        report = self.reports.get(report_id)
-        if report.state.final:
-            raise RetractRefused(f"report #{report_id} is {report.state}: it cannot be retracted")
-        runner = self
+        ``RetractRefused`` says why a report cannot be (finished, or NCMEC refused);
+        ``ReportBusy`` when another process is working on it."""
+        now = self.clock()
+        if not self.reports.claim(report_id, self.owner, now=now, until=now + self.lease):
+            raise ReportBusy(f"report #{report_id} is being worked on by another process")
+        try:
+            report = self.reports.get(report_id)
+            if report.state.final:
+                raise RetractRefused(
+                    f"report #{report_id} is {report.state}: it cannot be retracted"
+                )
+            return self._retract_call(report, actor=actor, marked=False)
+        finally:
+            self.reports.release(report_id, self.owner)
+
+    def _retract_call(self, report: Report, *, actor: str, marked: bool) -> Report:
         if report.remote_id is None:
             return self.reports.advance(
                 report,
@@ -374,12 +391,16 @@ class Runner:
                 at=self.clock(),
                 step="retract",
                 outcome="ok",
-                detail="retracted before anything was sent",
+                detail="retracted before NCMEC gave a report id",
                 state=ReportState.RETRACTED,
+                next_attempt_at=None,
                 audit=(AuditAction.REPORT_RETRACTED, {"remote_id": None}),
             )
         remote_id = report.remote_id
-        report, answer = runner._call(report, "retract", lambda: self.sink.retract(remote_id))
+        if marked:
+            answer = self.sink.retract(remote_id)
+        else:
+            report, answer = self._call(report, "retract", lambda: self.sink.retract(remote_id))
         sealed = self.keys.sealed(report, response=answer.raw)
         if answer.outcome in (Outcome.OK, Outcome.ALREADY_DONE, Outcome.EXPIRED):
             return self.reports.advance(
@@ -404,6 +425,8 @@ class Runner:
             code=answer.code,
             sealed=sealed,
             detail=f"retraction refused: {answer.description}",
+            # still asked for: a resumed report retracts before anything else
+            intent="retract",
         )
         raise RetractRefused(
             f"NCMEC did not retract report {remote_id}: {answer.outcome} (code {answer.code})"

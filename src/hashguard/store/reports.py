@@ -391,11 +391,13 @@ class ReportStore:
         file: tuple[int, FileState, str | None] | None = None,
         reset_files: bool = False,
         audit: tuple[AuditAction, Mapping[str, Any]] | None = None,
+        intent: str | None = None,
     ) -> Report:
-        """One step, all or nothing: the report row (its ``intent`` cleared), a file's
+        """One step, all or nothing: the report row (its ``intent`` cleared, or set to
+        ``intent``), a file's
         state, the step row and the audit event. ``StaleReport`` when ``report`` is not
         the current version."""
-        values: dict[str, Any] = {"intent": None}
+        values: dict[str, Any] = {"intent": intent}
         if state is not None:
             values["state"] = str(state)
         if remote_id is not KEEP:
