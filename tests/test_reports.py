@@ -605,3 +605,69 @@ def test_a_refused_retraction_is_kept_asked_for(world: World) -> None:
     world.fake.down = False
     assert world.runner().run(report_id).state is S.RETRACTED
     assert world.fake.finished() == []
+
+
+def _with_entry_point(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Subprocesses find the ``cybertipline`` entry point: from the installed metadata
+    once ``pip install -e .`` ran with this pyproject, else from a one-file shim."""
+    from importlib.metadata import entry_points  # noqa: PLC0415
+
+    if entry_points(group=GROUP, name="cybertipline"):
+        return
+    info = tmp_path / "shim" / "hashguard_reports_shim-0.dist-info"
+    info.mkdir(parents=True)
+    (info / "METADATA").write_text(
+        "Metadata-Version: 2.1\nName: hashguard-reports-shim\nVersion: 0\n"
+    )
+    (info / "entry_points.txt").write_text(f"[{GROUP}]\n{POINT.name} = {POINT.value}\n")
+    paths = [str(info.parent), os.environ.get("PYTHONPATH", "")]
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(p for p in paths if p))
+
+
+def test_cli_drafts_submits_shows_and_lists(
+    home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fake: FakeCyberTipline
+) -> None:
+    import json  # noqa: PLC0415
+
+    from hashguard.evidence import open_vault  # noqa: PLC0415
+    from hashguard.keys import master_key_for  # noqa: PLC0415
+    from hashguard.settings import Settings  # noqa: PLC0415
+    from tests.cli import hashguard  # noqa: PLC0415
+
+    _with_entry_point(tmp_path, monkeypatch)
+    settings = Settings()
+    store = open_store(settings.resolved_database_url)
+    try:
+        store.banks.create("known")
+        key = master_key_for(settings)[0]
+        w = World(
+            store=store, vault=open_vault(settings, store, key), key=key, fake=fake,
+            now=[datetime.now(UTC)],
+        )  # fmt: skip
+        case_id = _confirmed(w)
+    finally:
+        store.close()
+    monkeypatch.setenv("NCMEC_USER", "esp-user")
+    monkeypatch.setenv("NCMEC_PW", "esp-pass")
+    hashguard(
+        "reports", "settings", "--first-name", "Test", "--last-name", "Reporter",
+        "--email", "trust-safety@example.test", "--platform", "ExampleHost Files",
+        "--test-url", fake.base_url, "--schema-file", str(XSD),
+        "--username", "env:NCMEC_USER", "--password", "env:NCMEC_PW",
+    )  # fmt: skip
+    drafted = hashguard("reports", "draft", str(case_id))
+    _valid(drafted.stdout.encode())
+    assert fake.calls == []
+    submitted = json.loads(hashguard("reports", "submit", str(case_id)).stdout)
+    assert submitted["state"] == "finished"
+    (sent,) = fake.finished()
+    assert submitted["report_id"] == str(sent.id)
+    shown = json.loads(hashguard("reports", "show", str(submitted["id"])).stdout)
+    assert [s["step"] for s in shown["steps"]] == [
+        "draft", "submit", "upload", "uploaded", "fileinfo", "described", "finish",
+    ]  # fmt: skip
+    listed = json.loads(hashguard("reports", "list", "--state", "finished", "--json").stdout)
+    assert [r["id"] for r in listed] == [submitted["id"]]
+    refused = hashguard("reports", "retract", str(submitted["id"]), check=2)
+    assert "finished: it cannot be retracted" in refused.stderr
+    assert "esp-pass" not in drafted.stderr + refused.stderr
