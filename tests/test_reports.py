@@ -671,3 +671,18 @@ def test_cli_drafts_submits_shows_and_lists(
     refused = hashguard("reports", "retract", str(submitted["id"]), check=2)
     assert "finished: it cannot be retracted" in refused.stderr
     assert "esp-pass" not in drafted.stderr + refused.stderr
+
+
+def test_resume_runs_the_reports_that_are_due(world: World) -> None:
+    first = world.draft(_confirmed(world, "a"))
+    second = world.draft(_confirmed(world, "b", encode(generate(Kind.PHOTO, 1303, 320, 240))))
+    world.fake.down = True
+    runner = world.runner()
+    assert {r.state for r in runner.resume_due()} == {S.DRAFT}
+    assert runner.resume_due() == [], "nothing is due before the backoff ends"
+    world.fake.down = False
+    world.now[0] += timedelta(minutes=5)
+    assert [(r.id, r.state) for r in runner.resume_due()] == [
+        (first, S.FINISHED),
+        (second, S.FINISHED),
+    ]

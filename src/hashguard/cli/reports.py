@@ -200,6 +200,23 @@ def submit_command(ctx: typer.Context, case: Annotated[int, typer.Argument()]) -
         raise typer.Exit(1)
 
 
+@app.command("resume")
+def resume_command(ctx: typer.Context) -> None:
+    """Run every report whose next attempt is due (retries after a failure, reports a
+    killed process left): put it in cron until a worker does it."""
+    with store_of(ctx) as store:
+        sink, keys, read = _parts(ctx, store)
+        runner = Runner(
+            reports=store.reports, sink=sink, keys=keys, evidence=read, clock=_now,
+            actor=cli_actor(),
+        )  # fmt: skip
+        try:
+            done = runner.resume_due()
+        finally:
+            sink.close()
+    out.print(json.dumps([_report_json(r) for r in done]), markup=False)
+
+
 @app.command("list")
 def list_command(
     ctx: typer.Context,

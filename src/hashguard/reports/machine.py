@@ -135,6 +135,19 @@ class Runner:
         self.checkpoint(f"answered:{intent}")
         return marked, answer
 
+    def resume_due(self) -> list[Report]:
+        """Run every report of this sink whose next attempt is due (cron or a worker
+        calls this); one another process holds is left to it."""
+        done: list[Report] = []
+        for report_id in self.reports.due(self.clock()):
+            if self.reports.get(report_id).sink != self.sink.name:
+                continue
+            try:
+                done.append(self.run(report_id))
+            except ReportBusy:
+                continue
+        return done
+
     # -- the steps --
 
     def _recover(self, report: Report) -> Report:
