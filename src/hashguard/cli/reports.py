@@ -18,10 +18,12 @@ from hashguard.evidence import open_vault
 from hashguard.evidence.vault import EvidenceError
 from hashguard.hashing.kernel import HashOptions
 from hashguard.plugins import PluginError
+from hashguard.remote.http import ServiceError
 from hashguard.reports import service
 from hashguard.reports.base import InvalidReport, ReportSink
 from hashguard.reports.documents import ReportKeys
 from hashguard.reports.machine import ReportBusy, RetractRefused, Runner
+from hashguard.reports.ncmec import CyberTiplineSink
 from hashguard.store import Store
 from hashguard.store.cases import UnknownCase
 from hashguard.store.reports import UnknownReport
@@ -136,9 +138,12 @@ def schema_command(
     settings = settings_of(ctx)
     with store_of(ctx) as store:
         sink, _, _ = _parts(ctx, store)
+        if not isinstance(sink, CyberTiplineSink):
+            sink.close()
+            raise fail(f"{sink.name} has no schema to fetch")
         try:
-            data = getattr(sink, "fetch_schema")()  # noqa: B009 (CyberTipline only)
-        except Exception as exc:  # noqa: BLE001 (a ServiceError names no secret)
+            data = sink.fetch_schema()
+        except ServiceError as exc:  # its message names no secret
             raise fail(str(exc)) from None
         finally:
             sink.close()

@@ -102,7 +102,6 @@ def open_sink(
     master_key: Callable[[], MasterKey],
     *,
     sink: str = SINK,
-    **extra: Any,
 ) -> ReportSink:
     """The configured sink with its sealed credentials opened; ``PluginError`` says
     what is missing (never a value)."""
@@ -117,8 +116,6 @@ def open_sink(
         if key is not None
     }
     configured = adapter.configure(stored.get("sink", {}), secrets)
-    if extra:
-        configured = type(configured)(configured.settings, secrets, **extra)
     if not isinstance(configured, ReportSink):
         raise PluginError(f"{sink} is not a report sink")
     return configured

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import builtins
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -179,7 +179,7 @@ class ReportStore:
         environment: str,
         files: Sequence[ReportFile],
         data_key: bytes,
-        key_for: Any,
+        key_for: Callable[[int], Sealed | None],
         actor: str,
         at: datetime,
     ) -> tuple[Report, bool]:
