@@ -26,6 +26,7 @@ class AdapterKind(StrEnum):
     HASHER = "hasher"
     LIST_SOURCE = "list_source"
     REMOTE_MATCHER = "remote_matcher"
+    REPORT_SINK = "report_sink"
 
 
 class NoSettings(BaseModel):

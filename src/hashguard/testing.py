@@ -10,6 +10,7 @@ runs against your adapter::
 
 from __future__ import annotations
 
+import hashlib
 import re
 from abc import ABC, abstractmethod
 
@@ -18,10 +19,12 @@ from pydantic import ValidationError
 from hashguard.banks.exchanges.base import ListSource
 from hashguard.domain.exchanges import SyncBatch
 from hashguard.domain.remote import RemoteResult, RemoteStatus
+from hashguard.domain.reports import Outcome, ReportDraft
 from hashguard.domain.signals import Algorithm, FileSignals
 from hashguard.hashing.hasher import Hasher
 from hashguard.plugins import Adapter
 from hashguard.remote.base import RemoteMatcher
+from hashguard.reports.base import ReportSink
 
 _NAME = re.compile(r"[a-z][a-z0-9_]{0,39}")
 
@@ -187,3 +190,67 @@ class RemoteMatcherContract(ABC):
             result = self._ask(behaviour)
             assert result.status is RemoteStatus.NOT_ANSWERED, (behaviour, result)
             assert result.reason, behaviour
+
+
+class ReportSinkContract(ABC):
+    """``sink(behaviour)`` returns the adapter connected to a fake of its channel that
+    behaves so: ``ok``, ``unauthorized`` (our credentials refused), ``down`` (no answer:
+    5xx without a body on every call). ``draft()`` is a report the sink must accept,
+    with one file whose bytes are ``sample()``."""
+
+    @abstractmethod
+    def sink(self, behaviour: str) -> ReportSink: ...
+
+    @abstractmethod
+    def draft(self) -> ReportDraft: ...
+
+    @abstractmethod
+    def sample(self) -> bytes: ...
+
+    def test_declares_itself(self) -> None:
+        _check_declaration(type(self.sink("ok")))
+
+    def test_a_report_goes_through_every_step(self) -> None:
+        sink, draft, data = self.sink("ok"), self.draft(), self.sample()
+        try:
+            opened = sink.submit(sink.report_document(draft))
+            assert opened.outcome is Outcome.OK, opened
+            assert opened.remote_id
+            (file,) = draft.files
+            uploaded = sink.upload(opened.remote_id, file.name, data)
+            assert uploaded.outcome is Outcome.OK, uploaded
+            assert uploaded.file_id
+            assert uploaded.md5 == hashlib.md5(data).hexdigest()
+            details = sink.file_document(opened.remote_id, uploaded.file_id, file)
+            assert sink.send_file_details(details).outcome is Outcome.OK
+            done = sink.finish(opened.remote_id)
+            assert done.outcome is Outcome.OK, done
+            assert uploaded.file_id in done.file_ids
+            again = sink.finish(opened.remote_id)
+            assert again.outcome is Outcome.ALREADY_DONE, again
+            assert sink.retract(opened.remote_id).outcome is not Outcome.OK
+        finally:
+            sink.close()
+
+    def test_a_retraction_twice_is_already_done(self) -> None:
+        sink = self.sink("ok")
+        try:
+            opened = sink.submit(sink.report_document(self.draft()))
+            assert opened.remote_id
+            assert sink.retract(opened.remote_id).outcome is Outcome.OK
+            assert sink.retract(opened.remote_id).outcome is Outcome.ALREADY_DONE
+        finally:
+            sink.close()
+
+    def test_refused_credentials_are_permanent_and_no_answer_is_retryable(self) -> None:
+        for behaviour, expected in (
+            ("unauthorized", Outcome.PERMANENT),
+            ("down", Outcome.RETRYABLE),
+        ):
+            sink = self.sink(behaviour)
+            try:
+                answer = sink.submit(sink.report_document(self.draft()))
+            finally:
+                sink.close()
+            assert answer.outcome is expected, (behaviour, answer)
+            assert answer.remote_id is None

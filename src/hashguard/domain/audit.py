@@ -72,6 +72,17 @@ class AuditAction(StrEnum):
     REVIEW_REVEALS_GRANTED = "review.reveals_granted"
     REMOTE_SECRET_SET = "remote.secret_set"  # noqa: S105 (an action name)
     REMOTE_SECRET_REMOVED = "remote.secret_removed"  # noqa: S105 (an action name)
+    #: reports to a national channel (NCMEC CyberTipline): each step of the state machine
+    REPORT_DRAFTED = "report.drafted"
+    REPORT_SUBMITTED = "report.submitted"
+    REPORT_FILE_UPLOADED = "report.file_uploaded"
+    REPORT_FILE_DESCRIBED = "report.file_described"
+    REPORT_FINISHED = "report.finished"
+    REPORT_RETRACTED = "report.retracted"
+    REPORT_RETRY_SCHEDULED = "report.retry_scheduled"
+    REPORT_RESTARTED = "report.restarted"
+    REPORT_FAILED = "report.failed"
+    REPORT_SETTINGS_CHANGED = "report.settings_changed"
     #: a token looked up many PDQ hashes close to its own matched ones (reading a list)
     LOOKUP_PROBING = "lookup.probing"
 

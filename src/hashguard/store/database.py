@@ -28,6 +28,7 @@ from hashguard.store.flood import FloodStore
 from hashguard.store.leases import LeaseStore
 from hashguard.store.people import PeopleStore
 from hashguard.store.remote_secrets import RemoteSecretStore
+from hashguard.store.reports import ReportStore
 from hashguard.store.scans import ScanStore
 from hashguard.store.tokens import TokenStore
 from hashguard.store.unit import Writes, transaction
@@ -97,6 +98,7 @@ class Store:
     exposure: ExposureStore
     flood: FloodStore
     leases: LeaseStore
+    reports: ReportStore
 
     def close(self) -> None:
         self.engine.dispose()
@@ -145,4 +147,5 @@ def open_store(url: str, *, migrate: bool | None = None) -> Store:
         exposure=ExposureStore(engine),
         flood=FloodStore(engine),
         leases=LeaseStore(engine),
+        reports=ReportStore(engine),
     )

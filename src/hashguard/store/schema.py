@@ -489,3 +489,74 @@ leases = Table(
     Column("completed_at", DateTime(timezone=True)),
     Column("completed_by", String(200)),
 )
+
+#: Reports to a national channel (``reports/``), at most one per case and sink. ``intent``
+#: names a remote call started and not yet answered on record (a crash in between).
+reports = Table(
+    "reports",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("case_id", Id, ForeignKey("cases.id"), nullable=False),
+    Column("sink", String(40), nullable=False),
+    Column("environment", String(16), nullable=False),
+    Column("state", String(16), nullable=False),
+    Column("remote_id", String(100)),
+    Column("intent", String(100)),
+    Column("attempts", Integer, nullable=False),
+    Column("next_attempt_at", DateTime(timezone=True)),
+    Column("last_error", Text),
+    Column("receipt", JSON),
+    Column("data_key", LargeBinary, nullable=False),
+    Column("leased_until", DateTime(timezone=True)),
+    Column("lease_owner", String(100)),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    Column("finished_at", DateTime(timezone=True)),
+    Column("version", Integer, nullable=False),
+    UniqueConstraint("case_id", "sink", name="uq_reports_case_id_sink"),
+    Index("ix_reports_state", "state"),
+)
+
+report_files = Table(
+    "report_files",
+    metadata,
+    Column("report_id", Id, ForeignKey("reports.id", ondelete="CASCADE"), primary_key=True),
+    Column("seq", Integer, primary_key=True),
+    Column("evidence_id", String(36), nullable=False),
+    Column("name", String(200), nullable=False),
+    Column("md5", String(32), nullable=False),
+    Column("state", String(16), nullable=False),
+    Column("file_id", String(100)),
+    Column("details", JSON, nullable=False),
+)
+
+#: Every step of a report: what was sent and answered, the bodies sealed with the
+#: report's data key (``evidence.vault.seal_part``), only the step and code in clear.
+report_steps = Table(
+    "report_steps",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("report_id", Id, ForeignKey("reports.id", ondelete="CASCADE"), nullable=False),
+    Column("at", DateTime(timezone=True), nullable=False),
+    Column("actor", String(200), nullable=False),
+    Column("step", String(40), nullable=False),
+    Column("outcome", String(16), nullable=False),
+    Column("code", Integer),
+    Column("detail", Text, nullable=False),
+    Column("state", String(16), nullable=False),
+    Column("part", String(36)),
+    Column("request", LargeBinary),
+    Column("response", LargeBinary),
+    Index("ix_report_steps_report_id", "report_id"),
+)
+
+#: A sink's settings (``hashguard reports settings``): non-secret values in ``settings``,
+#: credentials sealed with the master key bound to ``report:<sink>:<key>``.
+report_settings = Table(
+    "report_settings",
+    metadata,
+    Column("sink", String(40), primary_key=True),
+    Column("settings", JSON, nullable=False),
+    Column("sealed", JSON, nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+)

@@ -1,0 +1,283 @@
+"""``hashguard reports``: reports of confirmed cases to the NCMEC CyberTipline — the
+reporter's settings, a draft, submitting, the list, one report's steps, retraction."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+import typer
+from rich.table import Table
+
+from hashguard.audit import cli_actor
+from hashguard.cli.context import err, fail, master_key_of, out, registry_of, settings_of, store_of
+from hashguard.cli.exchanges import credential_value
+from hashguard.domain.reports import Report, ReportState
+from hashguard.evidence import open_vault
+from hashguard.evidence.vault import EvidenceError
+from hashguard.hashing.kernel import HashOptions
+from hashguard.plugins import PluginError
+from hashguard.remote.http import ServiceError
+from hashguard.reports import service
+from hashguard.reports.base import InvalidReport, ReportSink
+from hashguard.reports.documents import ReportKeys
+from hashguard.reports.machine import ReportBusy, RetractRefused, Runner
+from hashguard.reports.ncmec import CyberTiplineSink
+from hashguard.store import Store
+from hashguard.store.cases import UnknownCase
+from hashguard.store.reports import UnknownReport
+
+app = typer.Typer(
+    help="Reports of confirmed cases to the NCMEC CyberTipline.", no_args_is_help=True
+)
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _report_json(report: Report) -> dict[str, Any]:
+    return {
+        "id": report.id,
+        "case": report.case_id,
+        "sink": report.sink,
+        "environment": report.environment,
+        "state": str(report.state),
+        "report_id": report.remote_id,
+        "attempts": report.attempts,
+        "next_attempt_at": report.next_attempt_at.isoformat() if report.next_attempt_at else None,
+        "last_error": report.last_error,
+        "receipt": list(report.receipt),
+        "files": [
+            {"seq": f.seq, "name": f.name, "state": str(f.state), "file_id": f.file_id}
+            for f in report.files
+        ],
+        "finished_at": report.finished_at.isoformat() if report.finished_at else None,
+    }
+
+
+def _parts(ctx: typer.Context, store: Store) -> tuple[ReportSink, ReportKeys, Any]:
+    settings = settings_of(ctx)
+    try:
+        sink = service.open_sink(store, registry_of(ctx), lambda: master_key_of(ctx))
+    except PluginError as exc:
+        raise fail(f"{exc} (see `hashguard reports settings`)") from None
+    key = master_key_of(ctx)
+    vault = open_vault(settings, store, key)
+
+    def read(evidence_id: str) -> bytes:
+        return vault.get(evidence_id, actor="system:reports", reason="report to NCMEC")[0]
+
+    return sink, ReportKeys(store.reports, key), read
+
+
+def _limits(ctx: typer.Context) -> HashOptions:
+    settings = settings_of(ctx)
+    return HashOptions(max_pixels=settings.max_pixels, max_frames=settings.max_frames)
+
+
+@app.command("settings")
+def settings_command(
+    ctx: typer.Context,
+    first_name: Annotated[str | None, typer.Option(help="Reporting person.")] = None,
+    last_name: Annotated[str | None, typer.Option()] = None,
+    email: Annotated[str | None, typer.Option()] = None,
+    company_template: Annotated[str | None, typer.Option(help="Company text for NCMEC.")] = None,
+    legal_url: Annotated[str | None, typer.Option()] = None,
+    platform: Annotated[str | None, typer.Option(help="Your service's name.")] = None,
+    environment: Annotated[str | None, typer.Option(help="test or production.")] = None,
+    schema_file: Annotated[str | None, typer.Option(help="NCMEC's XSD (GET /xsd).")] = None,
+    test_url: Annotated[str | None, typer.Option()] = None,
+    production_url: Annotated[str | None, typer.Option()] = None,
+    username: Annotated[
+        str | None, typer.Option(help="env:VAR or file:PATH; sealed with the master key.")
+    ] = None,
+    password: Annotated[
+        str | None, typer.Option(help="env:VAR or file:PATH; sealed with the master key.")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Show or change who reports and how (credentials are sealed, never shown)."""
+    reporter = {
+        "first_name": first_name, "last_name": last_name, "email": email,
+        "company_template": company_template, "legal_url": legal_url, "platform": platform,
+    }  # fmt: skip
+    sink_settings = {
+        "environment": environment, "schema_file": schema_file,
+        "test_url": test_url, "production_url": production_url,
+    }  # fmt: skip
+    if environment not in (None, "test", "production"):
+        raise fail("environment is test or production")
+    secrets = {
+        name: credential_value(name, given)
+        for name, given in (("username", username), ("password", password))
+        if given is not None
+    }
+    with store_of(ctx) as store:
+        if any(v is not None for v in (*reporter.values(), *sink_settings.values())) or secrets:
+            changed = service.change_settings(
+                store, lambda: master_key_of(ctx), reporter=reporter,
+                sink_settings=sink_settings, secrets=secrets, actor=cli_actor(), at=_now(),
+            )  # fmt: skip
+            err.print(f"changed: {', '.join(changed)}", highlight=False)
+        stored, sealed = store.reports.settings(service.SINK)
+    shown = {**stored, "credentials": sorted(sealed)}
+    out.print(json.dumps(shown, indent=None if as_json else 2), markup=False)
+
+
+@app.command("schema")
+def schema_command(
+    ctx: typer.Context,
+    fetch: Annotated[bool, typer.Option("--fetch", help="Fetch NCMEC's XSD now.")] = False,
+) -> None:
+    """Fetch NCMEC's current XSD with the stored credentials into the home folder and
+    use it to validate every report."""
+    if not fetch:
+        raise fail("pass --fetch")
+    settings = settings_of(ctx)
+    with store_of(ctx) as store:
+        sink, _, _ = _parts(ctx, store)
+        if not isinstance(sink, CyberTiplineSink):
+            sink.close()
+            raise fail(f"{sink.name} has no schema to fetch")
+        try:
+            data = sink.fetch_schema()
+        except ServiceError as exc:  # its message names no secret
+            raise fail(str(exc)) from None
+        finally:
+            sink.close()
+        path = settings.home / "reports" / "cyber_tipline.xsd"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data)
+        service.change_settings(
+            store, lambda: master_key_of(ctx), reporter={},
+            sink_settings={"schema_file": str(path)}, secrets={}, actor=cli_actor(), at=_now(),
+        )  # fmt: skip
+    err.print(f"schema saved to {path}", highlight=False)
+
+
+def _draft(ctx: typer.Context, store: Store, case_id: int) -> tuple[Report, Runner]:
+    sink, keys, read = _parts(ctx, store)
+    try:
+        report, created = service.draft(
+            store, sink, keys, case_id, data=read, limits=_limits(ctx),
+            actor=cli_actor(), at=_now(),
+        )  # fmt: skip
+    except (service.ReportRefused, InvalidReport, UnknownCase, EvidenceError) as exc:
+        sink.close()
+        raise fail(str(exc)) from None
+    if not created:
+        err.print(f"case #{case_id} already has report #{report.id}", highlight=False)
+    runner = Runner(
+        reports=store.reports, sink=sink, keys=keys, evidence=read, clock=_now,
+        actor=cli_actor(),
+    )  # fmt: skip
+    return report, runner
+
+
+@app.command("draft")
+def draft_command(ctx: typer.Context, case: Annotated[int, typer.Argument()]) -> None:
+    """Build the report of a confirmed case, validated against NCMEC's XSD; nothing is sent.
+    Prints the report document."""
+    with store_of(ctx) as store:
+        report, runner = _draft(ctx, store, case)
+        try:
+            out.print(runner.keys.draft_document(report).decode(), markup=False)
+        finally:
+            runner.sink.close()
+    err.print(f"report #{report.id}: {report.state}", highlight=False)
+
+
+@app.command("submit")
+def submit_command(ctx: typer.Context, case: Annotated[int, typer.Argument()]) -> None:
+    """Draft (if needed) and send the report of a confirmed case, or resume it."""
+    with store_of(ctx) as store:
+        report, runner = _draft(ctx, store, case)
+        try:
+            report = runner.run(report.id)
+        except ReportBusy as exc:
+            raise fail(str(exc)) from None
+        finally:
+            runner.sink.close()
+    out.print(json.dumps(_report_json(report)), markup=False)
+    if report.state is ReportState.FAILED:
+        raise typer.Exit(1)
+
+
+@app.command("resume")
+def resume_command(ctx: typer.Context) -> None:
+    """Run every report whose next attempt is due (retries after a failure, reports a
+    killed process left): put it in cron until a worker does it."""
+    with store_of(ctx) as store:
+        sink, keys, read = _parts(ctx, store)
+        runner = Runner(
+            reports=store.reports, sink=sink, keys=keys, evidence=read, clock=_now,
+            actor=cli_actor(),
+        )  # fmt: skip
+        try:
+            done = runner.resume_due()
+        finally:
+            sink.close()
+    out.print(json.dumps([_report_json(r) for r in done]), markup=False)
+
+
+@app.command("list")
+def list_command(
+    ctx: typer.Context,
+    state: Annotated[str | None, typer.Option(help="Only reports in this state.")] = None,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Reports by state (``failed``: the dead letter)."""
+    try:
+        wanted = None if state is None else ReportState(state)
+    except ValueError:
+        raise fail(f"state is one of {', '.join(ReportState)}") from None
+    with store_of(ctx) as store:
+        found = store.reports.list(state=wanted)
+    if as_json:
+        out.print(json.dumps([_report_json(r) for r in found]), markup=False)
+        return
+    table = Table("id", "case", "state", "NCMEC id", "attempts", "last error")
+    for r in found:
+        table.add_row(
+            str(r.id), str(r.case_id), str(r.state), r.remote_id or "", str(r.attempts),
+            (r.last_error or "")[:60],
+        )  # fmt: skip
+    out.print(table)
+
+
+@app.command("show")
+def show_command(ctx: typer.Context, report_id: Annotated[int, typer.Argument()]) -> None:
+    """One report: its state and every step with NCMEC's response code."""
+    with store_of(ctx) as store:
+        try:
+            report = store.reports.get(report_id)
+        except UnknownReport as exc:
+            raise fail(str(exc)) from None
+        steps = store.reports.steps(report_id)
+    shown = _report_json(report)
+    shown["steps"] = [
+        {"at": s.at.isoformat(), "actor": s.actor, "step": s.step, "outcome": s.outcome,
+         "code": s.code, "detail": s.detail, "state": str(s.state)}
+        for s in steps
+    ]  # fmt: skip
+    out.print(json.dumps(shown, indent=2), markup=False)
+
+
+@app.command("retract")
+def retract_command(ctx: typer.Context, report_id: Annotated[int, typer.Argument()]) -> None:
+    """Cancel a report that is not finished."""
+    with store_of(ctx) as store:
+        sink, keys, read = _parts(ctx, store)
+        runner = Runner(
+            reports=store.reports, sink=sink, keys=keys, evidence=read, clock=_now,
+            actor=cli_actor(),
+        )  # fmt: skip
+        try:
+            report = runner.retract(report_id, actor=cli_actor())
+        except (RetractRefused, UnknownReport) as exc:
+            raise fail(str(exc)) from None
+        finally:
+            sink.close()
+    out.print(json.dumps(_report_json(report)), markup=False)
