@@ -51,7 +51,7 @@ from hashguard.banks.formats import InvalidRow, check_storable, normalise_hash
 from hashguard.domain.banks import BankEntry
 from hashguard.domain.exchanges import Feedback, SyncBatch, Verdict
 from hashguard.domain.signals import Algorithm
-from hashguard.remote.http import Retry, ServiceClient, ServiceError, check_base_url
+from hashguard.httpclient import RetryPolicy, ServiceClient, ServiceError, check_base_url
 
 log = logging.getLogger("hashguard.exchanges.ncmec")
 
@@ -417,7 +417,7 @@ class NcmecExchange(ListSource):
             settings.url,
             service=self.name,
             timeout=settings.timeout_seconds,
-            retry=Retry(attempts=settings.retries + 1),
+            retry=RetryPolicy(attempts=settings.retries + 1),
             per_second=settings.requests_per_second,
             headers={"Accept": "application/xml"},
             auth=(

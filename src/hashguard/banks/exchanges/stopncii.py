@@ -50,7 +50,7 @@ from hashguard.banks.formats import (
 from hashguard.domain.banks import BankEntry
 from hashguard.domain.exchanges import Feedback, SyncBatch, Verdict
 from hashguard.domain.signals import Algorithm
-from hashguard.remote.http import Retry, ServiceClient, ServiceError, check_base_url
+from hashguard.httpclient import RetryPolicy, ServiceClient, ServiceError, check_base_url
 
 log = logging.getLogger("hashguard.exchanges.stopncii")
 
@@ -112,7 +112,9 @@ class StopNciiExchange(ListSource):
                 options.base_url,
                 service=self.name,
                 timeout=options.timeout_seconds,
-                retry=Retry(attempts=options.retries + 1, base_seconds=options.backoff_seconds),
+                retry=RetryPolicy(
+                    attempts=options.retries + 1, base_seconds=options.backoff_seconds
+                ),
                 per_second=options.requests_per_second,
                 headers={"Ocp-Apim-Subscription-Key": self._secret("subscription_key")},
             )
