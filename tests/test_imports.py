@@ -109,3 +109,9 @@ def test_the_checker_sees_imports_and_cycles() -> None:
 def test_hashguard_has_no_import_cycle() -> None:
     cycle = find_cycle(import_graph())
     assert cycle is None, "import cycle: " + " -> ".join(cycle or [])
+
+
+def test_people_do_not_reach_into_review_for_a_name_pattern() -> None:
+    """``people.oidc`` checks a login against the people's name pattern, which belongs to
+    the domain, not to the review workflow."""
+    assert "hashguard.review.cases" not in import_graph()["hashguard.people.oidc"]

@@ -53,7 +53,7 @@ from hashguard.banks.formats import (
     parse_json,
 )
 from hashguard.domain.banks import BankEntry
-from hashguard.domain.exchanges import Feedback, SyncBatch, Verdict
+from hashguard.domain.exchanges import Feedback, FeedbackVerdict, SyncBatch
 from hashguard.domain.signals import Algorithm
 from hashguard.httpclient import RetryPolicy, ServiceClient, ServiceError, check_base_url
 
@@ -225,7 +225,7 @@ class ThreatExchangeExchange(ListSource):
             raise FeedbackUnsupported(f"{self.name} holds no {feedback.algorithm} hashes")
         reaction = (
             self.options.confirmed_reaction
-            if feedback.verdict is Verdict.CONFIRMED
+            if feedback.verdict is FeedbackVerdict.CONFIRMED
             else self.options.false_positive_reaction
         )
         descriptors = _descriptor_ids(feedback.metadata.get("descriptor_ids"))

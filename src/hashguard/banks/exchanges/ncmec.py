@@ -49,7 +49,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 from hashguard.banks.exchanges.base import ExchangeError, FeedbackUnsupported, ListSource
 from hashguard.banks.formats import InvalidRow, check_storable, normalise_hash
 from hashguard.domain.banks import BankEntry
-from hashguard.domain.exchanges import Feedback, SyncBatch, Verdict
+from hashguard.domain.exchanges import Feedback, FeedbackVerdict, SyncBatch
 from hashguard.domain.signals import Algorithm
 from hashguard.httpclient import RetryPolicy, ServiceClient, ServiceError, check_base_url
 
@@ -510,7 +510,7 @@ class NcmecExchange(ListSource):
         if not member.isdigit() or not ncmec_id:
             raise ExchangeError("ncmec: feedback needs an entry id of the form 'member:id'")
         root = ET.Element("feedbackSubmission", xmlns=NAMESPACE)
-        if feedback.verdict is Verdict.CONFIRMED:
+        if feedback.verdict is FeedbackVerdict.CONFIRMED:
             ET.SubElement(root, "affirmative")
         else:
             guid = self._reason_id(kind, feedback)

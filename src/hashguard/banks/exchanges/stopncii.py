@@ -48,7 +48,7 @@ from hashguard.banks.formats import (
     parse_json,
 )
 from hashguard.domain.banks import BankEntry
-from hashguard.domain.exchanges import Feedback, SyncBatch, Verdict
+from hashguard.domain.exchanges import Feedback, FeedbackVerdict, SyncBatch
 from hashguard.domain.signals import Algorithm
 from hashguard.httpclient import RetryPolicy, ServiceClient, ServiceError, check_base_url
 
@@ -65,7 +65,10 @@ _SIGNAL_TYPES = {
 }
 #: statuses after which the hash must no longer be used
 _REMOVED = frozenset({"Withdrawn", "Deleted"})
-_FEEDBACK_VALUES = {Verdict.CONFIRMED: "Blocked", Verdict.FALSE_POSITIVE: "NotBlocked"}
+_FEEDBACK_VALUES = {
+    FeedbackVerdict.CONFIRMED: "Blocked",
+    FeedbackVerdict.FALSE_POSITIVE: "NotBlocked",
+}
 
 
 class StopNciiSettings(BaseModel):
