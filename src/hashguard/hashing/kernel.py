@@ -73,11 +73,13 @@ class HashOptions:
 
 @dataclass(frozen=True, kw_only=True, slots=True)
 class HashOutput:
-    """Signals of one input and, when the input was not a fully hashed image, why.
+    """Signals of one input and, when the input was not fully hashed, why.
 
-    ``problem`` is None for a decoded image; ``unsupported`` for a file outside the
-    allowlist; ``undecodable`` for an allowed format that could not be decoded; ``error``
-    when the bytes could not be read (then ``signals`` is None).
+    ``problem`` is None when every media hasher that applies to the input hashed it (a
+    decoded image); ``unsupported`` for a file none applies to (outside the allowlist);
+    ``undecodable`` for a format one applies to that could not be decoded (the first
+    failing hasher's reason); ``error`` when the bytes could not be read (then
+    ``signals`` is None).
     """
 
     signals: FileSignals | None
