@@ -21,7 +21,7 @@ from __future__ import annotations
 import hashlib
 from abc import abstractmethod
 from collections.abc import Iterable
-from typing import TYPE_CHECKING, ClassVar, Protocol
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 from pydantic import SecretStr
 
@@ -59,6 +59,13 @@ class Hasher(Adapter):
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}()"
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Every task sent to a worker carries its hashers: a built-in one travels as its
+        # name, any other as its class and plain settings (not a pickled pydantic model).
+        if any(self is builtin for builtin in BUILTIN_HASHERS):
+            return (builtin_hasher, (self.name,))
+        return (_rebuilt, (type(self), self.settings.model_dump(), dict(self.credentials)))
 
 
 class Digest(Protocol):
@@ -154,6 +161,18 @@ _NONE: dict[str, SecretStr] = {}
 BUILTIN_HASHERS: tuple[Hasher, ...] = tuple(
     cls(NoSettings(), _NONE) for cls in (Md5Hasher, Sha1Hasher, Sha256Hasher, PdqHasher)
 )
+
+
+def builtin_hasher(name: str) -> Hasher:
+    """The built-in hasher ``name`` (how one is unpickled in a worker)."""
+    (found,) = (h for h in BUILTIN_HASHERS if h.name == name)
+    return found
+
+
+def _rebuilt(
+    cls: type[Hasher], settings: dict[str, Any], credentials: dict[str, SecretStr]
+) -> Hasher:
+    return cls(cls.Settings.model_validate(settings), credentials)
 
 
 def checked(hashers: Iterable[Hasher]) -> tuple[Hasher, ...]:
