@@ -30,7 +30,7 @@ from hashguard.demo.run import (
 from hashguard.domain.people import Role
 from hashguard.domain.scans import ScanOptions
 from hashguard.review.cases import assign
-from hashguard.review.decide import Verdict, decide
+from hashguard.review.decide import Verdict, apply_verdict
 from hashguard.settings import Settings
 from hashguard.store import open_store
 from hashguard.web.app import create_app
@@ -66,7 +66,7 @@ def prepare(root: Path) -> tuple[Settings, int]:
         by_name = {Path(c.sources[0].path or "").name: c for c in done.cases}
         # near the top of the queue (newest first): one confirmed once, one assigned
         newest = sorted((c.id for c in done.cases if c.id != by_name[SHOWN].id), reverse=True)
-        decide(
+        apply_verdict(
             store,
             newest[1],
             Verdict.CONFIRM,

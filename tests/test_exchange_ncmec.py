@@ -29,7 +29,7 @@ from hashguard.banks.exchanges.ncmec import (
     read_page,
 )
 from hashguard.domain.banks import BankEntry
-from hashguard.domain.exchanges import Feedback, SyncBatch, Verdict
+from hashguard.domain.exchanges import Feedback, FeedbackVerdict, SyncBatch
 from hashguard.domain.signals import Algorithm
 from hashguard.plugins import GROUP, AdapterKind, PluginError, Registry
 from hashguard.testing import ListSourceContract
@@ -352,7 +352,7 @@ def test_an_answer_that_is_not_a_query_result() -> None:
 # -- feedback ---------------------------------------------------------------------------
 
 
-def _feedback(verdict: Verdict, **kwargs: Any) -> Feedback:
+def _feedback(verdict: FeedbackVerdict, **kwargs: Any) -> Feedback:
     return Feedback(
         entry_id=kwargs.pop("entry_id", "42:img-01"),
         algorithm=kwargs.pop("algorithm", Algorithm.MD5),
@@ -375,7 +375,7 @@ def _tag(name: str) -> str:
 
 
 def test_confirmed_feedback_is_affirmative(fake: FakeNcmec) -> None:
-    _send(fake, _feedback(Verdict.CONFIRMED, entry_id="42:img/01", algorithm=Algorithm.PDQ))
+    _send(fake, _feedback(FeedbackVerdict.CONFIRMED, entry_id="42:img/01", algorithm=Algorithm.PDQ))
     [(where, body)] = fake.feedback
     assert where == ("42", "img/01", "PDQ")
     assert fake.paths("PUT") == ["/v2/entries/42/img%2F01/PDQ/feedback"]
@@ -384,7 +384,7 @@ def test_confirmed_feedback_is_affirmative(fake: FakeNcmec) -> None:
 
 def test_false_positive_with_a_reason_id(fake: FakeNcmec) -> None:
     guid = "2d8c9154-8f20-4fa0-9c77-2e3d4f5a6b72"
-    _send(fake, _feedback(Verdict.FALSE_POSITIVE, metadata={"reason_id": guid}))
+    _send(fake, _feedback(FeedbackVerdict.FALSE_POSITIVE, metadata={"reason_id": guid}))
     [(where, body)] = fake.feedback
     assert where == ("42", "img-01", "MD5")
     assert body.findtext(f"{_tag('negative')}/{_tag('reasonIds')}/{_tag('guid')}") == guid
@@ -392,7 +392,9 @@ def test_false_positive_with_a_reason_id(fake: FakeNcmec) -> None:
 
 
 def test_false_positive_reason_by_name(fake: FakeNcmec) -> None:
-    _send(fake, _feedback(Verdict.FALSE_POSITIVE, algorithm=Algorithm.SHA1, reason="not csam"))
+    _send(
+        fake, _feedback(FeedbackVerdict.FALSE_POSITIVE, algorithm=Algorithm.SHA1, reason="not csam")
+    )
     [(_, body)] = fake.feedback
     guid = body.findtext(f"{_tag('negative')}/{_tag('reasonIds')}/{_tag('guid')}")
     assert guid == DEFAULT_REASONS["Not CSAM"]
@@ -401,28 +403,28 @@ def test_false_positive_reason_by_name(fake: FakeNcmec) -> None:
 
 def test_false_positive_with_a_single_reason_needs_no_name(fake: FakeNcmec) -> None:
     fake.reasons = {"Not CSAM": DEFAULT_REASONS["Not CSAM"]}
-    _send(fake, _feedback(Verdict.FALSE_POSITIVE, reason="a stock photo"))
+    _send(fake, _feedback(FeedbackVerdict.FALSE_POSITIVE, reason="a stock photo"))
     [(_, body)] = fake.feedback
     assert body.findtext(f".//{_tag('guid')}") == DEFAULT_REASONS["Not CSAM"]
 
 
 def test_false_positive_needs_a_known_reason(fake: FakeNcmec) -> None:
     with pytest.raises(ExchangeError, match="Not CSAM") as caught:
-        _send(fake, _feedback(Verdict.FALSE_POSITIVE, reason="a stock photo"))
+        _send(fake, _feedback(FeedbackVerdict.FALSE_POSITIVE, reason="a stock photo"))
     assert "Wrong classification" in str(caught.value)
     assert fake.feedback == []
     with pytest.raises(ExchangeError, match="GUID"):
-        _send(fake, _feedback(Verdict.FALSE_POSITIVE, metadata={"reason_id": "nope"}))
+        _send(fake, _feedback(FeedbackVerdict.FALSE_POSITIVE, metadata={"reason_id": "nope"}))
 
 
 def test_feedback_it_cannot_send(fake: FakeNcmec) -> None:
     with pytest.raises(FeedbackUnsupported):
-        _send(fake, _feedback(Verdict.CONFIRMED, algorithm=Algorithm.SHA256))
+        _send(fake, _feedback(FeedbackVerdict.CONFIRMED, algorithm=Algorithm.SHA256))
     with pytest.raises(ExchangeError, match="member:id"):
-        _send(fake, _feedback(Verdict.CONFIRMED, entry_id="img-01"))
+        _send(fake, _feedback(FeedbackVerdict.CONFIRMED, entry_id="img-01"))
     fake.fail(Failure.UNAUTHORIZED)
     with pytest.raises(ExchangeError, match="refused the credentials"):
-        _send(fake, _feedback(Verdict.CONFIRMED))
+        _send(fake, _feedback(FeedbackVerdict.CONFIRMED))
     assert fake.feedback == []
 
 
@@ -442,7 +444,7 @@ def test_the_password_never_reaches_an_error_or_a_log(
         fake.fail(failure)
         try:
             run(make_source(fake, **settings))
-            _send(fake, _feedback(Verdict.FALSE_POSITIVE, reason="a stock photo"))
+            _send(fake, _feedback(FeedbackVerdict.FALSE_POSITIVE, reason="a stock photo"))
         except (ExchangeError, FeedbackUnsupported) as exc:
             errors.append(exc)
 

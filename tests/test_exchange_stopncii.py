@@ -16,7 +16,7 @@ from pydantic import SecretStr
 from hashguard.banks.exchanges.base import ExchangeError, FeedbackUnsupported, ListSource
 from hashguard.banks.exchanges.stopncii import StopNciiExchange
 from hashguard.banks.exchanges.sync import sync_exchange
-from hashguard.domain.exchanges import Feedback, SyncBatch, Verdict
+from hashguard.domain.exchanges import Feedback, FeedbackVerdict, SyncBatch
 from hashguard.domain.signals import Algorithm
 from hashguard.plugins import PluginError
 from hashguard.store import Store
@@ -237,7 +237,7 @@ def test_a_rate_limit_then_success_is_retried(fake: FakeStopNcii) -> None:
     assert len(fake.fetches()) == 2 + 6 + 6
 
 
-def _feedback(verdict: Verdict, value: str, **metadata: Any) -> Feedback:
+def _feedback(verdict: FeedbackVerdict, value: str, **metadata: Any) -> Feedback:
     return Feedback(
         entry_id="",
         algorithm=Algorithm.PDQ,
@@ -252,8 +252,8 @@ def test_feedback_bodies(fake: FakeStopNcii) -> None:
     value = made_up_hex(random.Random(3), 64)
     source = make_source(fake, {**KEYS, "feedback_function_key": FEEDBACK_KEY})
     try:
-        source.send_feedback(_feedback(Verdict.CONFIRMED, value))
-        source.send_feedback(_feedback(Verdict.FALSE_POSITIVE, value, tags=["hashguard"]))
+        source.send_feedback(_feedback(FeedbackVerdict.CONFIRMED, value))
+        source.send_feedback(_feedback(FeedbackVerdict.FALSE_POSITIVE, value, tags=["hashguard"]))
     finally:
         source.close()
     assert fake.feedback == [
@@ -276,11 +276,11 @@ def test_feedback_bodies(fake: FakeStopNcii) -> None:
 def test_feedback_needs_its_own_key(fake: FakeStopNcii) -> None:
     source = make_source(fake)
     with pytest.raises(FeedbackUnsupported, match="feedback_function_key"):
-        source.send_feedback(_feedback(Verdict.CONFIRMED, "ab" * 32))
+        source.send_feedback(_feedback(FeedbackVerdict.CONFIRMED, "ab" * 32))
     assert fake.requests == []
     wrong = make_source(fake, {**KEYS, "feedback_function_key": "not-the-feedback-key"})
     with pytest.raises(ExchangeError, match="check subscription_key and feedback_function_key"):
-        wrong.send_feedback(_feedback(Verdict.CONFIRMED, "ab" * 32))
+        wrong.send_feedback(_feedback(FeedbackVerdict.CONFIRMED, "ab" * 32))
     wrong.close()
 
 
@@ -320,7 +320,7 @@ def test_a_canary_credential_never_leaves_the_wire(
         fake.script = ["unauthorized"]
         source = make_source(fake, keys)
         with pytest.raises(ExchangeError) as raised:
-            source.send_feedback(_feedback(Verdict.CONFIRMED, "ab" * 32))
+            source.send_feedback(_feedback(FeedbackVerdict.CONFIRMED, "ab" * 32))
         seen += [str(raised.value), repr(raised.value), repr(source.credentials)]
         source.close()
         assert any(

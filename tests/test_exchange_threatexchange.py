@@ -18,7 +18,7 @@ from hashguard.banks.exchanges.base import ExchangeError, FeedbackUnsupported, L
 from hashguard.banks.exchanges.fbtx import ThreatExchangeExchange
 from hashguard.banks.exchanges.graph_api import DEFAULT_VERSION
 from hashguard.banks.exchanges.sync import sync_exchange
-from hashguard.domain.exchanges import Feedback, SyncBatch, Verdict
+from hashguard.domain.exchanges import Feedback, FeedbackVerdict, SyncBatch
 from hashguard.domain.signals import Algorithm
 from hashguard.plugins import PluginError
 from hashguard.store import Store
@@ -271,7 +271,9 @@ def test_a_rate_limit_then_success_is_retried(fake: FakeThreatExchange) -> None:
     assert len(fake.requests) == 2 + 5 + 5
 
 
-def _feedback(fake: FakeThreatExchange, verdict: Verdict, *, with_metadata: bool) -> Feedback:
+def _feedback(
+    fake: FakeThreatExchange, verdict: FeedbackVerdict, *, with_metadata: bool
+) -> Feedback:
     update = next(u for u in fake.updates if u.type == "HASH_PDQ" and u.descriptors)
     metadata = {"descriptor_ids": [str(d) for d in update.descriptors]} if with_metadata else {}
     return Feedback(
@@ -286,8 +288,8 @@ def _feedback(fake: FakeThreatExchange, verdict: Verdict, *, with_metadata: bool
 def test_feedback_reacts_on_the_descriptors(fake: FakeThreatExchange) -> None:
     source = make_source(fake)
     try:
-        source.send_feedback(_feedback(fake, Verdict.CONFIRMED, with_metadata=True))
-        source.send_feedback(_feedback(fake, Verdict.FALSE_POSITIVE, with_metadata=False))
+        source.send_feedback(_feedback(fake, FeedbackVerdict.CONFIRMED, with_metadata=True))
+        source.send_feedback(_feedback(fake, FeedbackVerdict.FALSE_POSITIVE, with_metadata=False))
     finally:
         source.close()
     descriptor = str(fake.updates[0].descriptors[0])
@@ -302,7 +304,7 @@ def test_feedback_reacts_on_the_descriptors(fake: FakeThreatExchange) -> None:
         assert request.headers["authorization"] == f"Bearer {APP_TOKEN}"
 
     configured = make_source(fake, confirmed_reaction="HELPFUL")
-    configured.send_feedback(_feedback(fake, Verdict.CONFIRMED, with_metadata=True))
+    configured.send_feedback(_feedback(fake, FeedbackVerdict.CONFIRMED, with_metadata=True))
     configured.close()
     assert fake.reactions[-1] == (descriptor, "HELPFUL")
 
@@ -312,13 +314,19 @@ def test_feedback_without_a_descriptor_is_refused(fake: FakeThreatExchange) -> N
     with pytest.raises(FeedbackUnsupported, match="not an indicator id"):
         source.send_feedback(
             Feedback(
-                entry_id="", algorithm=Algorithm.PDQ, value="ab" * 32, verdict=Verdict.CONFIRMED
+                entry_id="",
+                algorithm=Algorithm.PDQ,
+                value="ab" * 32,
+                verdict=FeedbackVerdict.CONFIRMED,
             )
         )
     with pytest.raises(ExchangeError, match="answered 400"):
         source.send_feedback(
             Feedback(
-                entry_id="123", algorithm=Algorithm.PDQ, value="ab" * 32, verdict=Verdict.CONFIRMED
+                entry_id="123",
+                algorithm=Algorithm.PDQ,
+                value="ab" * 32,
+                verdict=FeedbackVerdict.CONFIRMED,
             )
         )
     source.close()
@@ -367,7 +375,7 @@ def test_a_canary_token_never_leaves_the_wire(
         fake.script = ["unauthorized"]
         source = make_source(fake, CANARY)
         with pytest.raises(ExchangeError) as raised:
-            source.send_feedback(_feedback(fake, Verdict.CONFIRMED, with_metadata=True))
+            source.send_feedback(_feedback(fake, FeedbackVerdict.CONFIRMED, with_metadata=True))
         seen += [str(raised.value), repr(raised.value)]
         source.close()
         assert any(r.headers.get("authorization") == f"Bearer {CANARY}" for r in fake.requests)

@@ -13,6 +13,7 @@ from PIL import Image
 
 from hashguard.banks.exchanges.localfile import LocalFileExchange
 from hashguard.hashing.hasher import Hasher, Md5Hasher, PdqHasher, Sha1Hasher, Sha256Hasher
+from hashguard.hashing.kernel import HashOptions, hash_data
 from hashguard.keys import MasterKey, MasterKeyError, generate
 from hashguard.plugins import GROUP, AdapterKind, PluginError, Registry
 from hashguard.testing import HasherContract
@@ -54,7 +55,11 @@ class TestPdq(HasherContract):
 
 
 def test_pdq_hasher_applies_to_images_only() -> None:
-    assert PdqHasher.configure({}, {}).hash(b"not an image") == ()
+    pdq = PdqHasher.configure({}, {})
+    assert not pdq.applies(b"not an image")
+    output = hash_data(b"not an image", HashOptions(max_pixels=50_000_000))
+    assert output.signals is not None
+    assert pdq.values(output.signals) == ()
 
 
 # -- the registry -------------------------------------------------------------------------

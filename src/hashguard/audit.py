@@ -32,7 +32,7 @@ import os
 import re
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from hashguard.domain.audit import (
     GENESIS_HASH,
@@ -45,8 +45,26 @@ from hashguard.domain.audit import (
 from hashguard.domain.banks import Bank, ImportReport
 from hashguard.domain.tokens import Token
 
-if TYPE_CHECKING:  # the store imports this module to hash what it appends
-    from hashguard.store import Store
+
+class AuditLog(Protocol):
+    """Where ``record`` appends (``store.audit``). The store imports this module to hash
+    what it appends, so this module names only what it needs of it."""
+
+    def append(
+        self,
+        actor: str,
+        action: AuditAction,
+        subject: str | None = None,
+        details: Mapping[str, Any] | None = None,
+        *,
+        at: datetime | None = None,
+    ) -> AuditEvent: ...
+
+
+class HasAuditLog(Protocol):
+    @property
+    def audit(self) -> AuditLog: ...
+
 
 #: Detail keys refused outright: the log is read by auditors, never a secret's home.
 FORBIDDEN_DETAIL_KEYS = frozenset(
@@ -281,7 +299,11 @@ def cli_actor() -> str:
 
 
 def record(
-    store: Store, actor: str, action: AuditAction, subject: str | None = None, **details: Any
+    store: HasAuditLog,
+    actor: str,
+    action: AuditAction,
+    subject: str | None = None,
+    **details: Any,
 ) -> AuditEvent:
     """Append one event to ``store``'s audit log: the one-line call every state change
     makes. ``details`` must be plain JSON and never hold list contents or secrets."""

@@ -42,7 +42,8 @@ class Level(StrEnum):
     SKIP = "skip"
 
 
-Outcome = tuple[Level | bool, str]
+#: what a check finds: a level (True for ok, False for fail) and what to tell the operator
+Finding = tuple[Level | bool, str]
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -92,7 +93,7 @@ class Doctor:
 @dataclass(frozen=True, kw_only=True, slots=True)
 class Check:
     name: str
-    run: Callable[[Doctor], Outcome]
+    run: Callable[[Doctor], Finding]
 
 
 def _open(settings: Settings) -> tuple[Store | None, str | None, bool]:
@@ -115,7 +116,7 @@ def _first_line(exc: BaseException) -> str:
     return text[0][:300] if text else type(exc).__name__
 
 
-def _needs_store(doctor: Doctor) -> Store | Outcome:
+def _needs_store(doctor: Doctor) -> Store | Finding:
     store = doctor.store
     if store is None:
         return Level.SKIP, "the store is not usable (see above)"
@@ -125,7 +126,7 @@ def _needs_store(doctor: Doctor) -> Store | Outcome:
 # -- the checks ----------------------------------------------------------------------
 
 
-def check_master_key(doctor: Doctor) -> Outcome:
+def check_master_key(doctor: Doctor) -> Finding:
     """Present and well-formed, and kept somewhere a copy of the home does not lose it.
 
     Only ``$HASHGUARD_HOME/master.key`` (neither ``HASHGUARD_MASTER_KEY`` nor
@@ -162,7 +163,7 @@ def check_master_key(doctor: Doctor) -> Outcome:
     )
 
 
-def check_store(doctor: Doctor) -> Outcome:
+def check_store(doctor: Doctor) -> Finding:
     store, error = doctor.store, doctor.store_error
     engine_name = doctor.settings.resolved_database_url.split(":", 1)[0].split("+")[0]
     if store is None:
@@ -176,7 +177,7 @@ def check_store(doctor: Doctor) -> Outcome:
     return True, f"{engine_name} reachable"
 
 
-def check_migrations(doctor: Doctor) -> Outcome:
+def check_migrations(doctor: Doctor) -> Finding:
     settings = doctor.settings
     if settings.database_url is None and not (settings.home / "hashguard.db").is_file():
         return Level.SKIP, "no database yet"
@@ -195,7 +196,7 @@ def check_migrations(doctor: Doctor) -> Outcome:
     )
 
 
-def check_index(doctor: Doctor) -> Outcome:
+def check_index(doctor: Doctor) -> Finding:
     """The saved match index belongs to this store and how far behind it is. Behind is
     normal (a server catches up when it loads it); another store's or a damaged
     snapshot is not (it is rebuilt, but something wrote it)."""
@@ -224,7 +225,7 @@ def check_index(doctor: Doctor) -> Outcome:
 _PROBE_SIZE = (64, 48)
 
 
-def check_pool(doctor: Doctor) -> Outcome:
+def check_pool(doctor: Doctor) -> Finding:
     """Start one isolated hashing worker, hash a small generated image, stop it."""
     settings = doctor.settings
     image = encode(generate(Kind.PHOTO, 7, *_PROBE_SIZE), "PNG")
@@ -245,7 +246,7 @@ def check_pool(doctor: Doctor) -> Outcome:
     return True, f"a worker started and hashed a generated image (PDQ) in {took:.1f} s"
 
 
-def check_weakening_settings(doctor: Doctor) -> Outcome:
+def check_weakening_settings(doctor: Doctor) -> Finding:
     """Settings that make the service less safe than its defaults. Each can be right
     for a test set-up; in production each needs a reason."""
     settings = doctor.settings
@@ -283,7 +284,7 @@ def check_weakening_settings(doctor: Doctor) -> Outcome:
 def permissions_check(problems: Callable[[Path], Sequence[str]]) -> Check:
     """The home's and its files' permissions, by ``problems(home)`` (one line each)."""
 
-    def run(doctor: Doctor) -> Outcome:
+    def run(doctor: Doctor) -> Finding:
         found = list(problems(doctor.settings.home))
         if not found:
             return True, f"{doctor.settings.home} and its files are private"
@@ -295,7 +296,7 @@ def permissions_check(problems: Callable[[Path], Sequence[str]]) -> Check:
 def orphans_check(count: Callable[[Doctor], int]) -> Check:
     """Evidence left without a case (a killed scan): ``count(doctor)`` of them."""
 
-    def run(doctor: Doctor) -> Outcome:
+    def run(doctor: Doctor) -> Finding:
         if doctor.store is None:
             return Level.SKIP, "the store is not usable (see above)"
         orphans = count(doctor)
@@ -312,7 +313,7 @@ def graph_api_check(warning: Callable[[str, date], str | None]) -> Check:
     """Each ThreatExchange exchange's Graph API version against its end of life:
     ``warning(version, today)`` says what to do, or ``None``."""
 
-    def run(doctor: Doctor) -> Outcome:
+    def run(doctor: Doctor) -> Finding:
         store = doctor.store
         if store is None:
             return Level.SKIP, "the store is not usable (see above)"
@@ -333,7 +334,7 @@ def graph_api_check(warning: Callable[[str, date], str | None]) -> Check:
     return Check(name="graph api", run=run)
 
 
-def check_background_jobs(doctor: Doctor) -> Outcome:
+def check_background_jobs(doctor: Doctor) -> Finding:
     """Each background job (``hashguard.jobs``) completed within twice its interval and
     a lease: a late one means no process runs it (every server ``--no-background`` and
     no worker), its runs fail, or its holder died and nobody took it over."""

@@ -129,6 +129,10 @@ class Registry:
     def installed(self) -> list[Installed]:
         return sorted(self._adapters.values(), key=lambda a: (a.kind, a.name))
 
+    def enabled(self, kind: AdapterKind) -> list[type[Adapter]]:
+        """The enabled adapters of ``kind``, by name."""
+        return [a.adapter for a in self.installed() if a.kind is kind and a.enabled]
+
     def get(self, name: str, kind: AdapterKind) -> type[Adapter]:
         """The enabled adapter ``name`` of ``kind``, or ``PluginError`` saying why not."""
         found = self._adapters.get(name)

@@ -11,7 +11,11 @@ runs against your adapter::
 from __future__ import annotations
 
 import hashlib
+import importlib
+import os
+import pickle
 import re
+import tempfile
 from abc import ABC, abstractmethod
 
 from pydantic import ValidationError
@@ -21,7 +25,9 @@ from hashguard.domain.exchanges import SyncBatch
 from hashguard.domain.remote import RemoteResult, RemoteStatus
 from hashguard.domain.reports import Outcome, ReportDraft
 from hashguard.domain.signals import Algorithm, FileSignals
-from hashguard.hashing.hasher import Hasher
+from hashguard.hashing.decode import SNIFF_BYTES
+from hashguard.hashing.hasher import BUILTIN_HASHERS, ExactHasher, Hasher, MediaHasher
+from hashguard.hashing.kernel import HashOptions, hash_data, hash_path
 from hashguard.plugins import Adapter
 from hashguard.remote.base import RemoteMatcher
 from hashguard.reports.base import ReportSink
@@ -41,6 +47,11 @@ def _check_declaration(adapter: type[Adapter]) -> None:
 
 
 class HasherContract(ABC):
+    """``hasher()`` is the hasher under test; ``sample()`` bytes it applies to (for a
+    media hasher, a file in a format it decodes). Each check runs it through the kernel
+    as scans do, beside the built-in exact hashers (in place of the built-in one of the
+    same algorithm) and without other media hashers."""
+
     @abstractmethod
     def hasher(self) -> Hasher: ...
 
@@ -48,22 +59,88 @@ class HasherContract(ABC):
     def sample(self) -> bytes:
         """Bytes the algorithm applies to (an image for a perceptual hash)."""
 
+    def _options(self, hasher: Hasher) -> HashOptions:
+        others = tuple(
+            h
+            for h in BUILTIN_HASHERS
+            if isinstance(h, ExactHasher) and h.algorithm is not hasher.algorithm
+        )
+        return HashOptions(max_pixels=50_000_000, hashers=(*others, hasher))
+
+    def _values(self, data: bytes, hasher: Hasher | None = None) -> tuple[str, ...]:
+        hasher = hasher or self.hasher()
+        output = hash_data(data, self._options(hasher))
+        assert output.signals is not None, output
+        if isinstance(hasher, MediaHasher):
+            assert output.problem is None, output
+        return hasher.values(output.signals)
+
     def test_declares_itself(self) -> None:
-        _check_declaration(type(self.hasher()))
+        hasher = self.hasher()
+        _check_declaration(type(hasher))
+        assert isinstance(hasher, ExactHasher | MediaHasher), "subclass one of the two sorts"
+        assert isinstance(hasher.algorithm, Algorithm)
+        if isinstance(hasher, MediaHasher):
+            assert hasher.media.strip(), "a media hasher names what it decodes"
 
     def test_canonical_and_deterministic(self) -> None:
-        hasher = self.hasher()
-        first = hasher.hash(self.sample())
+        first = self._values(self.sample())
         assert first, "the sample must produce a value"
-        assert first == hasher.hash(self.sample())
+        assert first == self._values(self.sample())
         for value in first:
             assert re.fullmatch("[0-9a-f]+", value), value
-            assert len(value) == hasher.algorithm.hex_length
+            assert len(value) == self.hasher().algorithm.hex_length
 
     def test_never_raises_on_garbage(self) -> None:
         hasher = self.hasher()
-        for junk in (b"", b"\x00" * 10, b"GIF89a" + b"\xff" * 100):
-            hasher.hash(junk)
+        sample = self.sample()
+        for junk in (b"", b"\x00" * 10, b"GIF89a" + b"\xff" * 100, sample[: len(sample) // 2]):
+            if isinstance(hasher, MediaHasher):
+                hasher.applies(junk[:SNIFF_BYTES])
+            output = hash_data(junk, self._options(hasher))
+            assert output.signals is not None, "exact hashes are always there"
+            assert output.signals.size == len(junk)
+
+    def test_a_file_hashes_as_its_bytes_do(self) -> None:
+        """The kernel streams a file no media hasher applies to and reads one it applies
+        to whole; either way the values are those of its bytes."""
+        hasher = self.hasher()
+        with tempfile.TemporaryDirectory() as folder:
+            path = os.path.join(folder, "sample")
+            with open(path, "wb") as file:
+                file.write(self.sample())
+            output = hash_path(path, self._options(hasher))
+        assert output.signals is not None, output
+        assert hasher.values(output.signals) == self._values(self.sample())
+
+    def test_exact_values_do_not_depend_on_chunking(self) -> None:
+        hasher = self.hasher()
+        if not isinstance(hasher, ExactHasher):
+            return
+        data = self.sample() * 3
+        whole = hasher.digest()
+        whole.update(data)
+        pieces = hasher.digest()
+        for start in range(0, len(data), 5):
+            pieces.update(memoryview(data)[start : start + 5])
+        assert pieces.hexdigest() == whole.hexdigest()
+        assert self._values(data) == (whole.hexdigest(),)
+
+    def test_applies_to_its_sample(self) -> None:
+        hasher = self.hasher()
+        if isinstance(hasher, MediaHasher):
+            assert hasher.applies(self.sample()[:SNIFF_BYTES])
+
+    def test_survives_the_trip_to_an_isolated_worker(self) -> None:
+        """Workers receive hashers by pickle: the class is imported there by its module
+        and name, and the copy hashes as the original does."""
+        hasher = self.hasher()
+        cls = type(hasher)
+        assert getattr(importlib.import_module(cls.__module__), cls.__qualname__) is cls
+        copy = pickle.loads(pickle.dumps(hasher))  # noqa: S301 - our own object, just pickled
+        assert copy == hasher
+        assert hash(copy) == hash(hasher)
+        assert self._values(self.sample(), copy) == self._values(self.sample(), hasher)
 
 
 Signal = tuple[Algorithm, str]

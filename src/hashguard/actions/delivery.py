@@ -29,8 +29,8 @@ class Permanent:
     error: str
 
 
-Outcome = Delivered | Retry | Permanent
+DeliveryResult = Delivered | Retry | Permanent
 
 
 class Deliverer(Protocol):
-    def deliver(self, action: OutboxAction) -> Outcome: ...
+    def deliver(self, action: OutboxAction) -> DeliveryResult: ...

@@ -21,7 +21,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
-from hashguard.actions.delivery import Delivered, Deliverer, Outcome, Permanent, Retry
+from hashguard.actions.delivery import Delivered, Deliverer, DeliveryResult, Permanent, Retry
 from hashguard.actions.outbox import endpoints_of
 from hashguard.actions.quarantine import QuarantineDeliverer
 from hashguard.actions.webhooks import WebhookDeliverer
@@ -108,7 +108,7 @@ class Dispatcher:
             if report.handled == 0:
                 stop.wait(poll_seconds)
 
-    def _outcome(self, action: OutboxAction) -> Outcome:
+    def _outcome(self, action: OutboxAction) -> DeliveryResult:
         deliverer = self._deliverers.get(action.kind)
         if deliverer is None:
             return Retry(f"no deliverer for {action.kind} actions in this dispatcher")

@@ -48,13 +48,13 @@ def derived_key(*parts: str) -> str:
     return f"msg_{digest[:32]}"
 
 
-def stamp(at: datetime) -> str:
+def webhook_timestamp(at: datetime) -> str:
     return at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def webhook_body(event: EventType, data: Mapping[str, Any], at: datetime) -> dict[str, Any]:
     """The Standard Webhooks payload shape: ``type``, ``timestamp`` and ``data``."""
-    return {"type": str(event), "timestamp": stamp(at), "data": dict(data)}
+    return {"type": str(event), "timestamp": webhook_timestamp(at), "data": dict(data)}
 
 
 def webhook_actions(

@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from hashguard.actions.delivery import Delivered, Outcome, Permanent, Retry
+from hashguard.actions.delivery import Delivered, DeliveryResult, Permanent, Retry
 from hashguard.actions.outbox import webhook_actions
 from hashguard.domain.actions import (
     EventType,
@@ -425,7 +425,7 @@ class QuarantineDeliverer:
         self._endpoints = endpoints
         self._clock = clock
 
-    def deliver(self, action: OutboxAction) -> Outcome:
+    def deliver(self, action: OutboxAction) -> DeliveryResult:
         try:
             source = base64.b64decode(str(action.payload["path_b64"]), validate=True)
         except (KeyError, ValueError):

@@ -18,7 +18,7 @@ from typing import Any
 import httpx
 from standardwebhooks import Webhook
 
-from hashguard.actions.delivery import Delivered, Outcome, Permanent, Retry
+from hashguard.actions.delivery import Delivered, DeliveryResult, Permanent, Retry
 from hashguard.domain.actions import OutboxAction, WebhookEndpoint
 
 USER_AGENT = "hashguard-webhooks/1"
@@ -70,7 +70,7 @@ class WebhookDeliverer:
     def close(self) -> None:
         self._client.close()
 
-    def deliver(self, action: OutboxAction) -> Outcome:
+    def deliver(self, action: OutboxAction) -> DeliveryResult:
         endpoint = self._endpoints.get(action.target or "")
         if endpoint is None:
             return Permanent(f"no webhook endpoint named {action.target!r} is configured")

@@ -24,7 +24,7 @@ from hashguard.cli.context import err, fail, out, settings_of, store_of
 from hashguard.domain.cases import CaseState
 from hashguard.review import cases as review
 from hashguard.review.cases import case_json, event_json
-from hashguard.review.decide import Decided, Verdict, decide
+from hashguard.review.decide import Decided, Verdict, apply_verdict
 from hashguard.review.reference import from_settings
 from hashguard.store import Store
 from hashguard.store.scans import UnknownRun
@@ -79,7 +79,7 @@ def _decide(
     allow_bank: str | None = None,
 ) -> Decided:
     settings = settings_of(ctx)
-    return decide(
+    return apply_verdict(
         store,
         case_id,
         verdict,

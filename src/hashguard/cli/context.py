@@ -8,6 +8,7 @@ from contextlib import contextmanager
 import typer
 from rich.console import Console
 
+from hashguard.hashing.hasher import Hasher, enabled_hashers
 from hashguard.keys import MasterKey, MasterKeyError, master_key_for
 from hashguard.plugins import PluginError, Registry
 from hashguard.settings import Settings
@@ -49,6 +50,14 @@ def fail(message: str, code: int = 2) -> typer.Exit:
 def registry_of(ctx: typer.Context) -> Registry:
     try:
         return Registry.load(settings_of(ctx).adapters)
+    except PluginError as exc:
+        raise fail(str(exc)) from None
+
+
+def hashers_of(ctx: typer.Context) -> tuple[Hasher, ...]:
+    """The hashers the settings enable (``HashOptions.hashers``)."""
+    try:
+        return enabled_hashers(registry_of(ctx))
     except PluginError as exc:
         raise fail(str(exc)) from None
 

@@ -19,7 +19,13 @@ from hashguard.banks.exchanges.fbtx import ThreatExchangeExchange
 from hashguard.banks.exchanges.graph_api import graph_api_warning
 from hashguard.banks.exchanges.sync import build_source, send_feedback, sync_exchange
 from hashguard.cli.context import err, fail, master_key_of, out, registry_of, store_of
-from hashguard.domain.exchanges import Exchange, ExchangeState, Feedback, SyncReport, Verdict
+from hashguard.domain.exchanges import (
+    Exchange,
+    ExchangeState,
+    Feedback,
+    FeedbackVerdict,
+    SyncReport,
+)
 from hashguard.domain.signals import Algorithm
 from hashguard.keys import MasterKeyError
 from hashguard.plugins import AdapterKind, PluginError
@@ -140,7 +146,7 @@ def add(
 
 
 def _state_json(exchange: Exchange, state: ExchangeState) -> dict[str, Any]:
-    def stamp(value: Any) -> str | None:
+    def iso(value: Any) -> str | None:
         return value.isoformat() if value else None
 
     return {
@@ -150,8 +156,8 @@ def _state_json(exchange: Exchange, state: ExchangeState) -> dict[str, Any]:
         "enabled": exchange.enabled,
         "settings": dict(exchange.settings),
         "credentials": list(exchange.credential_names),
-        "last_started_at": stamp(state.last_started_at),
-        "last_success_at": stamp(state.last_success_at),
+        "last_started_at": iso(state.last_started_at),
+        "last_success_at": iso(state.last_success_at),
         "last_error": state.last_error,
         "upserted": state.upserted,
         "removed": state.removed,
@@ -272,7 +278,7 @@ def feedback(
     entry_id: Annotated[str, typer.Option(help="The entry's id, as the bank shows it.")],
     algorithm: Annotated[Algorithm, typer.Option(help="The matched hash's algorithm.")],
     value: Annotated[str, typer.Option("--hash", help="The matched hash.")],
-    verdict: Annotated[Verdict, typer.Option(help="What review concluded.")],
+    verdict: Annotated[FeedbackVerdict, typer.Option(help="What review concluded.")],
     reason: Annotated[str | None, typer.Option(help="Why (a false positive's reason).")] = None,
 ) -> None:
     """Tell the exchange what review concluded about one of its entries."""

@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from hashguard.cli.context import fail, out, settings_of
+from hashguard.cli.context import fail, hashers_of, out, settings_of
 from hashguard.domain.scans import printable_path
 from hashguard.domain.signals import PdqMode, signals_shown
 from hashguard.hashing.isolate import HashingPool
@@ -39,11 +39,13 @@ def hash_files(
     into a list or a report, and only reference hashes leave hashguard.
     """
     settings = settings_of(ctx)
+    hashers = hashers_of(ctx)
     options = HashOptions(
         max_pixels=settings.max_pixels,
         max_frames=frames or settings.max_frames,
         dihedral=dihedral,
         pdq_mode=pdq_mode,
+        hashers=hashers,
     )
     failed = False
     with HashingPool(

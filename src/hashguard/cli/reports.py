@@ -17,8 +17,8 @@ from hashguard.domain.reports import Report, ReportState
 from hashguard.evidence import open_vault
 from hashguard.evidence.vault import EvidenceError
 from hashguard.hashing.kernel import HashOptions
+from hashguard.httpclient import ServiceError
 from hashguard.plugins import PluginError
-from hashguard.remote.http import ServiceError
 from hashguard.reports import service
 from hashguard.reports.base import InvalidReport, ReportSink
 from hashguard.reports.documents import ReportKeys

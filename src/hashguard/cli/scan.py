@@ -20,6 +20,7 @@ from hashguard.cli.context import (
     PDQ_MODE_OPTION,
     err,
     fail,
+    hashers_of,
     master_key_of,
     out,
     registry_of,
@@ -164,7 +165,9 @@ def scan(
                 HashingPool(
                     workers=workers or settings.workers,
                     options=HashOptions.for_scan(
-                        run.options, also_reference=sends_pdq_hashes(remote)
+                        run.options,
+                        also_reference=sends_pdq_hashes(remote),
+                        hashers=hashers_of(ctx),
                     ),
                     timeout=settings.decode_timeout,
                     memory_mb=settings.worker_memory_mb,

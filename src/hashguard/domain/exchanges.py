@@ -75,7 +75,7 @@ class SyncReport:
         return self.error is None
 
 
-class Verdict(StrEnum):
+class FeedbackVerdict(StrEnum):
     """What a reviewer concluded about content that matched an exchange entry."""
 
     CONFIRMED = "confirmed"
@@ -89,6 +89,6 @@ class Feedback:
     entry_id: str
     algorithm: Algorithm
     value: str
-    verdict: Verdict
+    verdict: FeedbackVerdict
     reason: str | None = None
     metadata: Mapping[str, Any] = field(default_factory=dict)

@@ -18,6 +18,9 @@ from typing import Any
 
 from hashguard.domain.tokens import Scope
 
+#: People's names (users, reviewers, assignees): what a login or an account name looks like.
+NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,99}$"
+
 
 class Role(StrEnum):
     """Persisted role names; never rename a value."""

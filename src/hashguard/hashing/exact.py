@@ -1,55 +1,58 @@
-"""MD5, SHA-1 and SHA-256 of a file's exact bytes, all three in one pass over the same buffer."""
+"""The exact hashes of a file's bytes: every exact hasher fed in one pass over the same chunks."""
 
 from __future__ import annotations
 
-import hashlib
-from dataclasses import dataclass
+from collections.abc import Iterable, Iterator, Sequence
 from typing import BinaryIO
+
+from hashguard.domain.signals import Algorithm, FileSignals
+from hashguard.hashing.hasher import BUILTIN_HASHERS, ExactHasher, Hasher
 
 CHUNK_BYTES = 1 << 20
 
 
-@dataclass(frozen=True, kw_only=True, slots=True)
-class ExactHashes:
-    size: int
-    md5: str
-    sha1: str
-    sha256: str
+def exact_hashers(hashers: Sequence[Hasher]) -> tuple[ExactHasher, ...]:
+    return tuple(h for h in hashers if isinstance(h, ExactHasher))
 
 
-class _Hashers:
-    def __init__(self) -> None:
-        self.md5 = hashlib.md5(usedforsecurity=False)
-        self.sha1 = hashlib.sha1(usedforsecurity=False)
-        self.sha256 = hashlib.sha256()
-        self.size = 0
-
-    def update(self, chunk: bytes | memoryview) -> None:
-        self.md5.update(chunk)
-        self.sha1.update(chunk)
-        self.sha256.update(chunk)
-        self.size += len(chunk)
-
-    def result(self) -> ExactHashes:
-        return ExactHashes(
-            size=self.size,
-            md5=self.md5.hexdigest(),
-            sha1=self.sha1.hexdigest(),
-            sha256=self.sha256.hexdigest(),
-        )
+_BUILTIN_EXACT = exact_hashers(BUILTIN_HASHERS)
 
 
-def hash_bytes(data: bytes | memoryview) -> ExactHashes:
-    hashers = _Hashers()
-    hashers.update(data)
-    return hashers.result()
+def hash_chunks(
+    chunks: Iterable[bytes | memoryview], hashers: Sequence[ExactHasher] = _BUILTIN_EXACT
+) -> FileSignals:
+    """The exact hashes of the concatenated ``chunks``, as ``FileSignals`` holding only
+    them (``hashers`` must cover md5, sha1 and sha256: ``hasher.checked``)."""
+    digests = [(h.algorithm, h.digest()) for h in hashers]
+    size = 0
+    for chunk in chunks:
+        for _, digest in digests:
+            digest.update(chunk)
+        size += len(chunk)
+    values = {algorithm: digest.hexdigest() for algorithm, digest in digests}
+    return FileSignals(
+        size=size,
+        md5=values[Algorithm.MD5],
+        sha1=values[Algorithm.SHA1],
+        sha256=values[Algorithm.SHA256],
+    )
 
 
-def hash_stream(stream: BinaryIO, *, prefix: bytes = b"") -> ExactHashes:
+def hash_bytes(
+    data: bytes | memoryview, hashers: Sequence[ExactHasher] = _BUILTIN_EXACT
+) -> FileSignals:
+    return hash_chunks((data,), hashers)
+
+
+def hash_stream(
+    stream: BinaryIO, *, prefix: bytes = b"", hashers: Sequence[ExactHasher] = _BUILTIN_EXACT
+) -> FileSignals:
     """Hash ``prefix`` followed by the rest of ``stream``, reading it once in 1 MiB chunks."""
-    hashers = _Hashers()
+    return hash_chunks(_chunks(stream, prefix), hashers)
+
+
+def _chunks(stream: BinaryIO, prefix: bytes) -> Iterator[bytes]:
     if prefix:
-        hashers.update(prefix)
+        yield prefix
     while chunk := stream.read(CHUNK_BYTES):
-        hashers.update(chunk)
-    return hashers.result()
+        yield chunk

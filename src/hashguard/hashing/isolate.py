@@ -25,9 +25,14 @@ from pebble import ProcessExpired, ProcessPool
 from pebble.common.types import RemoteTraceback
 
 from hashguard.domain.scans import Outcome
-from hashguard.domain.signals import FileSignals
-from hashguard.hashing.exact import hash_bytes
-from hashguard.hashing.kernel import HashOptions, HashOutput, exact_only, hash_data, hash_path
+from hashguard.hashing.kernel import (
+    HashOptions,
+    HashOutput,
+    exact_data,
+    exact_only,
+    hash_data,
+    hash_path,
+)
 from hashguard.hashing.supervisor import PoolHealth, PoolSupervisor
 
 
@@ -224,12 +229,17 @@ class HashingPool:
         (hashing bytes cannot crash or hang) and the upload is ``undecodable``.
         """
         outer = self._future()
-        inner = self._schedule_task(hash_data, (data, options or self.options), self.timeout)
-        inner.add_done_callback(lambda done: self._settle_data(done, data, outer))
+        chosen = options or self.options
+        inner = self._schedule_task(hash_data, (data, chosen), self.timeout)
+        inner.add_done_callback(lambda done: self._settle_data(done, data, chosen, outer))
         return outer
 
     def _settle_data(
-        self, done: Future[HashOutput], data: bytes, outer: Future[HashOutput]
+        self,
+        done: Future[HashOutput],
+        data: bytes,
+        options: HashOptions,
+        outer: Future[HashOutput],
     ) -> None:
         try:
             result = done.result()
@@ -238,10 +248,7 @@ class HashingPool:
             if reason is None:
                 _fail(outer, PoolStopped(f"hashing stopped: {exc!r}"))
                 return
-            exact = hash_bytes(data)
-            signals = FileSignals(
-                size=exact.size, md5=exact.md5, sha1=exact.sha1, sha256=exact.sha256
-            )
+            signals = exact_data(data, options)
             _resolve(outer, HashOutput(signals=signals, problem=Outcome.UNDECODABLE, reason=reason))
         else:
             _resolve(outer, result)
@@ -277,7 +284,7 @@ class HashingPool:
 
     def _schedule(self, path: str, outer: Future[HashOutput], options: HashOptions) -> None:
         inner = self._schedule_task(hash_path, (path, options), self.timeout)
-        inner.add_done_callback(lambda done: self._settle(done, path, outer))
+        inner.add_done_callback(lambda done: self._settle(done, path, options, outer))
 
     def _settle_batch(
         self,
@@ -298,7 +305,13 @@ class HashingPool:
         for outer, result in zip(outers, results, strict=True):
             _resolve(outer, result)
 
-    def _settle(self, done: Future[HashOutput], path: str, outer: Future[HashOutput]) -> None:
+    def _settle(
+        self,
+        done: Future[HashOutput],
+        path: str,
+        options: HashOptions,
+        outer: Future[HashOutput],
+    ) -> None:
         try:
             result = done.result()
         except BaseException as exc:  # noqa: BLE001 - decided below, per kind of failure
@@ -309,7 +322,7 @@ class HashingPool:
         else:
             _resolve(outer, result)
             return
-        fallback = self._schedule_task(exact_only, (path, self.options), self.timeout)
+        fallback = self._schedule_task(exact_only, (path, options), self.timeout)
         fallback.add_done_callback(lambda again: self._settle_fallback(again, reason, outer))
 
     def _settle_fallback(

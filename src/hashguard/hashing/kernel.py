@@ -1,7 +1,9 @@
-"""The hashing kernel: one file (or upload) in, every signal we compute and its typed problem out.
+"""The hashing kernel: one file (or upload) in, every hasher's signals and its typed problem out.
 
-Runs inside an isolated worker process. The file is read once; its bytes feed the
-exact hashers and the decoder.
+Runs inside an isolated worker process. The kernel knows no algorithm: it runs the
+hashers it is given (``HashOptions.hashers``, see ``hashguard.hashing.hasher``). The
+file is read once; its bytes feed every exact hasher in one pass, and, when a media
+hasher applies to its format, that hasher's decoder.
 """
 
 from __future__ import annotations
@@ -12,26 +14,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from hashguard.domain.scans import Outcome, ScanOptions
-from hashguard.domain.signals import FileSignals, PdqHash, PdqMode
-from hashguard.hashing.decode import (
-    SNIFF_BYTES,
-    Decoded,
-    DecodeError,
-    UnsupportedFormat,
-    decode,
-    sniff,
-)
-from hashguard.hashing.exact import ExactHashes, hash_bytes, hash_stream
-from hashguard.hashing.pdq import pdq_hash
-from hashguard.hashing.pdqgrid import sample
+from hashguard.domain.signals import FileSignals, PdqMode
+from hashguard.hashing.decode import SNIFF_BYTES, DecodeError, UnsupportedFormat
+from hashguard.hashing.exact import exact_hashers, hash_bytes, hash_stream
+from hashguard.hashing.hasher import BUILTIN_HASHERS, Hasher, MediaHasher, checked
 from hashguard.safefs import OutsideRoots, open_resolved
 
-#: Image files larger than this are exact-hashed but never decoded.
+#: Media files (images) larger than this are exact-hashed but never decoded.
 DEFAULT_MAX_IMAGE_BYTES = 256 * 1024 * 1024
-#: A fast-path hash of lower quality is recomputed on the reference path. On real JPEGs
-#: from 768 px, every file that drifted 40 bits or more had a quality below 100, and
-#: photos (the files the fast path is for) score 100.
-FAST_QUALITY = 100
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -48,6 +38,14 @@ class HashOptions:
     #: real folder paths a scan is confined to: files are opened without following any
     #: symlink swapped in after the check (``hashguard.safefs.open_resolved``)
     confine: tuple[str, ...] | None = None
+    #: the hashers to run: those the registry enables (``hasher.enabled_hashers``);
+    #: exact hashers first (``hasher.checked`` puts them in order and refuses a set that
+    #: leaves an exact hash out)
+    hashers: tuple[Hasher, ...] = BUILTIN_HASHERS
+
+    def __post_init__(self) -> None:
+        if self.hashers is not BUILTIN_HASHERS:
+            object.__setattr__(self, "hashers", checked(self.hashers))
 
     @classmethod
     def for_scan(
@@ -56,6 +54,7 @@ class HashOptions:
         *,
         also_reference: bool = False,
         confine: Sequence[str] | None = None,
+        hashers: Sequence[Hasher] = BUILTIN_HASHERS,
     ) -> HashOptions:
         return cls(
             max_pixels=options.max_pixels,
@@ -64,25 +63,28 @@ class HashOptions:
             pdq_mode=options.pdq_mode,
             also_reference=also_reference,
             confine=None if confine is None else tuple(confine),
+            hashers=tuple(hashers),
         )
+
+    @property
+    def media_hashers(self) -> tuple[MediaHasher, ...]:
+        return tuple(h for h in self.hashers if isinstance(h, MediaHasher))
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
 class HashOutput:
-    """Signals of one input and, when the input was not a fully hashed image, why.
+    """Signals of one input and, when the input was not fully hashed, why.
 
-    ``problem`` is None for a decoded image; ``unsupported`` for a file outside the
-    allowlist; ``undecodable`` for an allowed format that could not be decoded; ``error``
-    when the bytes could not be read (then ``signals`` is None).
+    ``problem`` is None when every media hasher that applies to the input hashed it (a
+    decoded image); ``unsupported`` for a file none applies to (outside the allowlist);
+    ``undecodable`` for a format one applies to that could not be decoded (the first
+    failing hasher's reason); ``error`` when the bytes could not be read (then
+    ``signals`` is None).
     """
 
     signals: FileSignals | None
     problem: Outcome | None = None
     reason: str | None = None
-
-
-def _signals(exact: ExactHashes) -> FileSignals:
-    return FileSignals(size=exact.size, md5=exact.md5, sha1=exact.sha1, sha256=exact.sha256)
 
 
 #: a confined scan's file that leads outside its roots
@@ -101,6 +103,20 @@ def open_input(path: str, confine: Sequence[str] | None) -> int:
     return open_resolved(path, flags, confine=confine)
 
 
+def applying(options: HashOptions, head: bytes) -> tuple[MediaHasher, ...]:
+    """The media hashers that decode a file starting with ``head``."""
+    return tuple(h for h in options.media_hashers if h.applies(head))
+
+
+def not_decoded(options: HashOptions) -> str:
+    """Why a file no media hasher applies to was exact-hashed only."""
+    media = sorted({h.media for h in options.media_hashers})
+    if not media:
+        return "no enabled hasher decodes files (exact hashes only)"
+    what = " or ".join(media)
+    return f"not {'an' if what[0] in 'aeiou' else 'a'} {what} format on the allowlist"
+
+
 def hash_path(path: str, options: HashOptions) -> HashOutput:
     """Hash the file at ``path``; never raises for anything the file itself can cause."""
     try:
@@ -111,6 +127,7 @@ def hash_path(path: str, options: HashOptions) -> HashOutput:
         return HashOutput(
             signals=None, problem=Outcome.ERROR, reason=f"cannot open: {exc.strerror}"
         )
+    exact = exact_hashers(options.hashers)
     try:
         with os.fdopen(fd, "rb") as stream:
             info = os.fstat(stream.fileno())
@@ -121,21 +138,22 @@ def hash_path(path: str, options: HashOptions) -> HashOutput:
             head = stream.read(SNIFF_BYTES)
             if not head:
                 return HashOutput(
-                    signals=_signals(hash_bytes(b"")),
+                    signals=hash_bytes(b"", exact),
                     problem=Outcome.UNSUPPORTED,
                     reason="empty file",
                 )
-            if sniff(head) is None:
+            media = applying(options, head)
+            if not media:
                 return HashOutput(
-                    signals=_signals(hash_stream(stream, prefix=head)),
+                    signals=hash_stream(stream, prefix=head, hashers=exact),
                     problem=Outcome.UNSUPPORTED,
-                    reason="not an image format on the allowlist",
+                    reason=not_decoded(options),
                 )
             if info.st_size > options.max_image_bytes:
                 return HashOutput(
-                    signals=_signals(hash_stream(stream, prefix=head)),
+                    signals=hash_stream(stream, prefix=head, hashers=exact),
                     problem=Outcome.UNDECODABLE,
-                    reason=f"image file of {info.st_size} bytes is over the "
+                    reason=f"{media[0].media} file of {info.st_size} bytes is over the "
                     f"{options.max_image_bytes} byte decode limit",
                 )
             stream.seek(0)  # one read into one buffer: no second copy of a large file
@@ -147,88 +165,37 @@ def hash_path(path: str, options: HashOptions) -> HashOutput:
     return hash_data(data, options)
 
 
-def _pdq(decoded: Decoded, options: HashOptions) -> tuple[PdqHash, ...]:
-    frames = decoded.frames
-    if decoded.mode is PdqMode.FAST:
-        frames = tuple(
-            sample(frame, *size) for frame, size in zip(frames, decoded.sizes, strict=True)
-        )
-    # Labelled with the path taken: a file asked for in fast mode that took the
-    # reference path (see ``decode.fast_applies``) has a reference hash.
-    return tuple(
-        pdq_hash(frame, frame=index, dihedral=options.dihedral, mode=decoded.mode)
-        for index, frame in enumerate(frames)
-    )
+def exact_data(data: bytes, options: HashOptions) -> FileSignals:
+    """The exact hashes of ``data``, by the exact hashers of ``options``."""
+    return hash_bytes(data, exact_hashers(options.hashers))
 
 
 def hash_data(data: bytes, options: HashOptions) -> HashOutput:
-    """Hash an upload held in memory: exact hashes always, PDQ when it decodes."""
-    exact = _signals(hash_bytes(data))
-    try:
-        decoded = decode(
-            data,
-            max_pixels=options.max_pixels,
-            max_frames=options.max_frames,
-            mode=options.pdq_mode,
-        )
-        pdq = _pdq(decoded, options)
-        if any(frame.quality < FAST_QUALITY for frame in pdq if frame.mode is PdqMode.FAST):
-            # Smooth pictures (gradients, plain fields) are where any preprocessing but
-            # the reference flips many bits; PDQ marks them with a quality below 100.
-            decoded = decode(
-                data,
-                max_pixels=options.max_pixels,
-                max_frames=options.max_frames,
-                mode=PdqMode.REFERENCE,
-            )
-            pdq = _pdq(decoded, options)
-    except UnsupportedFormat as exc:
-        reason = "empty file" if not data else str(exc)
-        return HashOutput(signals=exact, problem=Outcome.UNSUPPORTED, reason=reason)
-    except DecodeError as exc:
-        return HashOutput(signals=exact, problem=Outcome.UNDECODABLE, reason=str(exc))
-    except MemoryError:
-        return HashOutput(
-            signals=exact, problem=Outcome.UNDECODABLE, reason="hashing exceeded the memory limit"
-        )
-    except Exception as exc:  # noqa: BLE001 - a PDQ failure on odd pixels costs this file only
-        return HashOutput(signals=exact, problem=Outcome.UNDECODABLE, reason=f"PDQ failed: {exc}")
-    return HashOutput(
-        signals=FileSignals(
-            size=exact.size,
-            md5=exact.md5,
-            sha1=exact.sha1,
-            sha256=exact.sha256,
-            pdq=pdq,
-            image_format=str(decoded.image_format),
-            width=decoded.width,
-            height=decoded.height,
-            pdq_reference=_reference_too(data, options, pdq),
-        )
-    )
-
-
-def _reference_too(
-    data: bytes, options: HashOptions, pdq: tuple[PdqHash, ...]
-) -> tuple[PdqHash, ...]:
-    """Reference-mode hashes of every frame when ``also_reference`` asks for them and
-    some frame's hash is not one; empty when decoding for them fails (the exits then
-    carry no PDQ hash of this file; its outcome is as the first decode made it)."""
-    if not options.also_reference or all(p.mode is PdqMode.REFERENCE for p in pdq):
-        return ()
-    try:
-        decoded = decode(
-            data,
-            max_pixels=options.max_pixels,
-            max_frames=options.max_frames,
-            mode=PdqMode.REFERENCE,
-        )
-        return tuple(
-            pdq_hash(frame, frame=index, mode=PdqMode.REFERENCE)
-            for index, frame in enumerate(decoded.frames)
-        )
-    except Exception:  # noqa: BLE001 - a decode or PDQ failure here costs these hashes only
-        return ()
+    """Hash an upload held in memory: exact hashes always, and the hashes of every media
+    hasher that applies to it (PDQ for an image on the allowlist) when it decodes."""
+    signals = exact_data(data, options)
+    if not data:
+        return HashOutput(signals=signals, problem=Outcome.UNSUPPORTED, reason="empty file")
+    media = applying(options, data[:SNIFF_BYTES])
+    if not media:
+        return HashOutput(signals=signals, problem=Outcome.UNSUPPORTED, reason=not_decoded(options))
+    problem: Outcome | None = None
+    reason: str | None = None
+    for hasher in media:
+        try:
+            signals = hasher.add(data, signals, options)
+            continue
+        except UnsupportedFormat as exc:
+            failed, why = Outcome.UNSUPPORTED, str(exc)
+        except DecodeError as exc:
+            failed, why = Outcome.UNDECODABLE, str(exc)
+        except MemoryError:
+            failed, why = Outcome.UNDECODABLE, "hashing exceeded the memory limit"
+        except Exception as exc:  # noqa: BLE001 - a hasher failing on odd content costs this file only
+            failed, why = Outcome.UNDECODABLE, f"{str(hasher.algorithm).upper()} failed: {exc}"
+        if problem is None:  # the first hasher that failed says why
+            problem, reason = failed, why
+    return HashOutput(signals=signals, problem=problem, reason=reason)
 
 
 def exact_only(path: str, options: HashOptions | None = None) -> HashOutput:
@@ -244,7 +211,8 @@ def exact_only(path: str, options: HashOptions | None = None) -> HashOutput:
         )
     try:
         with os.fdopen(fd, "rb") as stream:
-            return HashOutput(signals=_signals(hash_stream(stream)))
+            hashers = BUILTIN_HASHERS if options is None else options.hashers
+            return HashOutput(signals=hash_stream(stream, hashers=exact_hashers(hashers)))
     except OSError as exc:
         return HashOutput(
             signals=None, problem=Outcome.ERROR, reason=f"cannot read: {exc.strerror}"

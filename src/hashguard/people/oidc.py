@@ -47,8 +47,7 @@ from joserfc.jwk import KeySet
 
 from hashguard.audit import record
 from hashguard.domain.audit import AuditAction
-from hashguard.domain.people import Role, User
-from hashguard.review.cases import NAME_PATTERN
+from hashguard.domain.people import NAME_PATTERN, Role, User
 from hashguard.settings import Settings
 from hashguard.store import Store
 from hashguard.store.people import PendingOidc, UserExists

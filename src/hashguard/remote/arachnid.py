@@ -27,8 +27,8 @@ from pydantic import BaseModel, Field, SecretStr
 
 from hashguard.domain.remote import RemoteResult, RemoteStatus
 from hashguard.domain.signals import FileSignals, PdqHash, leaving
+from hashguard.httpclient import RetryPolicy, ServiceClient, ServiceError, redact
 from hashguard.remote.base import RemoteMatcher, RemoteSettings
-from hashguard.remote.http import Retry, ServiceClient, ServiceError, redact
 
 log = logging.getLogger(__name__)
 
@@ -105,7 +105,7 @@ class ArachnidShieldMatcher(RemoteMatcher):
             options.base_url,
             service=self.name,
             timeout=options.timeout_seconds,
-            retry=Retry(attempts=options.retries + 1, base_seconds=options.backoff_seconds),
+            retry=RetryPolicy(attempts=options.retries + 1, base_seconds=options.backoff_seconds),
             per_second=options.requests_per_second,
             auth=(username, password),
             transport=transport,

@@ -18,8 +18,8 @@ from pydantic import BaseModel, Field, SecretStr
 
 from hashguard.domain.remote import RemoteResult, RemoteStatus
 from hashguard.domain.signals import FileSignals
+from hashguard.httpclient import RetryPolicy, ServiceClient, ServiceError, redact
 from hashguard.remote.base import RemoteMatcher, RemoteSettings
-from hashguard.remote.http import Retry, ServiceClient, ServiceError, redact
 
 log = logging.getLogger(__name__)
 
@@ -79,7 +79,7 @@ class PhotoDnaMatcher(RemoteMatcher):
             options.base_url,
             service=self.name,
             timeout=options.timeout_seconds,
-            retry=Retry(attempts=options.retries + 1, base_seconds=options.backoff_seconds),
+            retry=RetryPolicy(attempts=options.retries + 1, base_seconds=options.backoff_seconds),
             per_second=options.requests_per_second,
             headers={
                 "Ocp-Apim-Subscription-Key": self.credentials["subscription_key"].get_secret_value()

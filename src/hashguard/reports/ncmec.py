@@ -37,7 +37,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 from hashguard.banks.exchanges.base import ExchangeError
 from hashguard.banks.exchanges.ncmec import parse_xml
 from hashguard.domain.reports import Outcome, ReportDraft, ReportFile, SinkAnswer
-from hashguard.remote.http import Retry, ServiceClient, ServiceError, check_base_url
+from hashguard.httpclient import RetryPolicy, ServiceClient, ServiceError, check_base_url
 from hashguard.reports.base import InvalidReport, ReportSink
 
 log = logging.getLogger("hashguard.reports.ncmec")
@@ -229,7 +229,7 @@ class CyberTiplineSink(ReportSink):
             service=self.name,
             timeout=options.timeout_seconds,
             # one try per call: the state machine retries, with backoff, across processes
-            retry=Retry(attempts=1),
+            retry=RetryPolicy(attempts=1),
             per_second=options.requests_per_second,
             auth=(
                 self.credentials["username"].get_secret_value(),

@@ -30,6 +30,7 @@ from hashguard.domain.cases import (
     allowed,
 )
 from hashguard.domain.matches import match_to_json
+from hashguard.domain.people import NAME_PATTERN
 from hashguard.domain.policy import decision_to_json
 from hashguard.domain.scans import FileResult, Outcome
 from hashguard.domain.signals import Algorithm, PdqHash, leaving, signals_shown
@@ -40,6 +41,7 @@ from hashguard.store.cases import StaleCase, UnknownCase
 from hashguard.store.unit import Writes
 
 __all__ = [
+    "NAME_PATTERN",
     "InvalidTransition",
     "NotAnAllowBank",
     "OpenReport",
@@ -64,8 +66,6 @@ __all__ = [
 
 #: Who opens cases from recorded results when no person does.
 SYSTEM_ACTOR = "system:review"
-#: Reviewer and assignee names: what a login or an account name looks like.
-NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,99}$"
 
 
 class ReviewError(ValueError):

@@ -34,7 +34,7 @@ def confirms_finally(case: Case, *, second_confirmation: bool) -> bool:
     return len(case.confirmers) + 1 >= (2 if second_confirmation else 1)
 
 
-def decide(
+def apply_verdict(
     store: Store,
     case_id: int,
     verdict: Verdict,

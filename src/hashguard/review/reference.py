@@ -54,7 +54,7 @@ def from_settings(
     settings: Settings, store: Store, *, actor: str
 ) -> Callable[[Case], tuple[PdqHash, ...]]:
     """``from_evidence`` with this installation's vault and decode limits: one line for
-    the CLI, the UI and the API (``review.decide.decide(..., reference=...)``)."""
+    the CLI, the UI and the API (``review.decide.apply_verdict(..., reference=...)``)."""
     limits = HashOptions(max_pixels=settings.max_pixels, max_frames=settings.max_frames)
     return from_evidence(
         lambda: open_vault(settings, store, master_key_for(settings)[0]), limits, actor=actor

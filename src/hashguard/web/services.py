@@ -12,6 +12,7 @@ from hashguard.actions.outbox import endpoints_of
 from hashguard.domain.actions import WebhookEndpoint
 from hashguard.domain.scans import ScanRun
 from hashguard.evidence import Vault, open_vault
+from hashguard.hashing.hasher import BUILTIN_HASHERS, Hasher, enabled_hashers
 from hashguard.hashing.isolate import HashingPool
 from hashguard.hashing.kernel import HashOptions
 from hashguard.keys import MasterKey, master_key_for
@@ -51,8 +52,10 @@ class RunManager:
         pipeline: Pipeline,
         *,
         on_rebuild: Callable[[str], None] | None = None,
+        hashers: tuple[Hasher, ...] = BUILTIN_HASHERS,
     ) -> None:
         self._settings = settings
+        self._hashers = hashers
         self._on_rebuild = on_rebuild
         self._store = store
         self._matcher = matcher
@@ -101,6 +104,7 @@ class RunManager:
                     run.options,
                     confine=self._roots,
                     also_reference=sends_pdq_hashes(self._pipeline.remote),
+                    hashers=self._hashers,
                 ),
                 timeout=self._settings.decode_timeout,
                 memory_mb=self._settings.worker_memory_mb,
@@ -166,6 +170,7 @@ class Services:
     def start(cls, settings: Settings, store: Store, metrics: Metrics) -> Services:
         warn_about_permissions(settings)
         registry = Registry.load(settings.adapters)
+        hashers = enabled_hashers(registry)
         remote = remote_matching(
             settings,
             registry,
@@ -175,7 +180,7 @@ class Services:
         pool = HashingPool(
             workers=settings.workers,
             options=HashOptions.for_scan(
-                scan_options(settings), also_reference=sends_pdq_hashes(remote)
+                scan_options(settings), also_reference=sends_pdq_hashes(remote), hashers=hashers
             ),
             timeout=settings.decode_timeout,
             memory_mb=settings.worker_memory_mb,
@@ -236,6 +241,7 @@ class Services:
                 matcher,
                 pipeline,
                 on_rebuild=lambda _reason: metrics.pool_rebuilds.labels("runs").inc(),
+                hashers=hashers,
             ),
             registry=registry,
             remote=remote,

@@ -53,9 +53,9 @@ from hashguard.banks.formats import (
     parse_json,
 )
 from hashguard.domain.banks import BankEntry
-from hashguard.domain.exchanges import Feedback, SyncBatch, Verdict
+from hashguard.domain.exchanges import Feedback, FeedbackVerdict, SyncBatch
 from hashguard.domain.signals import Algorithm
-from hashguard.remote.http import Retry, ServiceClient, ServiceError, check_base_url
+from hashguard.httpclient import RetryPolicy, ServiceClient, ServiceError, check_base_url
 
 log = logging.getLogger("hashguard.exchanges.threatexchange")
 
@@ -127,7 +127,9 @@ class ThreatExchangeExchange(ListSource):
                 options.base_url,
                 service=self.name,
                 timeout=options.timeout_seconds,
-                retry=Retry(attempts=options.retries + 1, base_seconds=options.backoff_seconds),
+                retry=RetryPolicy(
+                    attempts=options.retries + 1, base_seconds=options.backoff_seconds
+                ),
                 per_second=options.requests_per_second,
                 headers={"Authorization": f"Bearer {token}"},
             )
@@ -223,7 +225,7 @@ class ThreatExchangeExchange(ListSource):
             raise FeedbackUnsupported(f"{self.name} holds no {feedback.algorithm} hashes")
         reaction = (
             self.options.confirmed_reaction
-            if feedback.verdict is Verdict.CONFIRMED
+            if feedback.verdict is FeedbackVerdict.CONFIRMED
             else self.options.false_positive_reaction
         )
         descriptors = _descriptor_ids(feedback.metadata.get("descriptor_ids"))

@@ -49,9 +49,9 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 from hashguard.banks.exchanges.base import ExchangeError, FeedbackUnsupported, ListSource
 from hashguard.banks.formats import InvalidRow, check_storable, normalise_hash
 from hashguard.domain.banks import BankEntry
-from hashguard.domain.exchanges import Feedback, SyncBatch, Verdict
+from hashguard.domain.exchanges import Feedback, FeedbackVerdict, SyncBatch
 from hashguard.domain.signals import Algorithm
-from hashguard.remote.http import Retry, ServiceClient, ServiceError, check_base_url
+from hashguard.httpclient import RetryPolicy, ServiceClient, ServiceError, check_base_url
 
 log = logging.getLogger("hashguard.exchanges.ncmec")
 
@@ -417,7 +417,7 @@ class NcmecExchange(ListSource):
             settings.url,
             service=self.name,
             timeout=settings.timeout_seconds,
-            retry=Retry(attempts=settings.retries + 1),
+            retry=RetryPolicy(attempts=settings.retries + 1),
             per_second=settings.requests_per_second,
             headers={"Accept": "application/xml"},
             auth=(
@@ -510,7 +510,7 @@ class NcmecExchange(ListSource):
         if not member.isdigit() or not ncmec_id:
             raise ExchangeError("ncmec: feedback needs an entry id of the form 'member:id'")
         root = ET.Element("feedbackSubmission", xmlns=NAMESPACE)
-        if feedback.verdict is Verdict.CONFIRMED:
+        if feedback.verdict is FeedbackVerdict.CONFIRMED:
             ET.SubElement(root, "affirmative")
         else:
             guid = self._reason_id(kind, feedback)

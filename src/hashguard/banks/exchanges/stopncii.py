@@ -48,9 +48,9 @@ from hashguard.banks.formats import (
     parse_json,
 )
 from hashguard.domain.banks import BankEntry
-from hashguard.domain.exchanges import Feedback, SyncBatch, Verdict
+from hashguard.domain.exchanges import Feedback, FeedbackVerdict, SyncBatch
 from hashguard.domain.signals import Algorithm
-from hashguard.remote.http import Retry, ServiceClient, ServiceError, check_base_url
+from hashguard.httpclient import RetryPolicy, ServiceClient, ServiceError, check_base_url
 
 log = logging.getLogger("hashguard.exchanges.stopncii")
 
@@ -65,7 +65,10 @@ _SIGNAL_TYPES = {
 }
 #: statuses after which the hash must no longer be used
 _REMOVED = frozenset({"Withdrawn", "Deleted"})
-_FEEDBACK_VALUES = {Verdict.CONFIRMED: "Blocked", Verdict.FALSE_POSITIVE: "NotBlocked"}
+_FEEDBACK_VALUES = {
+    FeedbackVerdict.CONFIRMED: "Blocked",
+    FeedbackVerdict.FALSE_POSITIVE: "NotBlocked",
+}
 
 
 class StopNciiSettings(BaseModel):
@@ -112,7 +115,9 @@ class StopNciiExchange(ListSource):
                 options.base_url,
                 service=self.name,
                 timeout=options.timeout_seconds,
-                retry=Retry(attempts=options.retries + 1, base_seconds=options.backoff_seconds),
+                retry=RetryPolicy(
+                    attempts=options.retries + 1, base_seconds=options.backoff_seconds
+                ),
                 per_second=options.requests_per_second,
                 headers={"Ocp-Apim-Subscription-Key": self._secret("subscription_key")},
             )

@@ -23,7 +23,7 @@ from hashguard.domain.people import Permission, User
 from hashguard.domain.tokens import Scope, Token
 from hashguard.review import cases as review
 from hashguard.review.cases import NAME_PATTERN
-from hashguard.review.decide import Verdict, confirms_finally, decide
+from hashguard.review.decide import Verdict, apply_verdict, confirms_finally
 from hashguard.review.reference import from_settings
 from hashguard.web.deps import require, services
 from hashguard.web.problems import ProblemError, problem_responses
@@ -181,7 +181,7 @@ def decide_case(case_id: CaseId, body: DecisionIn, token: Reviewer, svc: Svc) ->
         )
     actor = f"token:{token.id}/as:{person.name}"
     try:
-        decided = decide(
+        decided = apply_verdict(
             svc.store,
             case_id,
             body.verdict,

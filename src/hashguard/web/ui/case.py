@@ -21,7 +21,7 @@ from hashguard.domain.cases import Case, CaseEvent, CaseState
 from hashguard.domain.evidence import EvidenceItem
 from hashguard.domain.people import Permission
 from hashguard.review import cases as review
-from hashguard.review.decide import Verdict, confirms_finally, decide
+from hashguard.review.decide import Verdict, apply_verdict, confirms_finally
 from hashguard.review.exposure import BreakRule, reveal_open
 from hashguard.review.reference import from_settings
 from hashguard.web.services import Services
@@ -190,7 +190,7 @@ def _decide(
             "this confirmation makes the case confirmed (reportable): only a lead may give it",
         )
     try:
-        decided = decide(
+        decided = apply_verdict(
             svc.store,
             case_id,
             verdict,

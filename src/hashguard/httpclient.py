@@ -1,6 +1,7 @@
-"""One HTTP client for every vetted service: timeouts, retries with backoff on 429 and
-5xx (honouring Retry-After), a client-side rate limit, and errors that never carry a
-credential (only the method, the path, the status and the exception's type)."""
+"""One HTTP client for every vetted service, list sources and remote matchers alike:
+timeouts, retries with backoff on 429 and 5xx (honouring Retry-After), a client-side
+rate limit, and errors that never carry a credential (only the method, the path, the
+status and the exception's type)."""
 
 from __future__ import annotations
 
@@ -57,7 +58,7 @@ class RateLimiter:
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
-class Retry:
+class RetryPolicy:
     attempts: int = 3
     base_seconds: float = 0.5
 
@@ -72,7 +73,7 @@ class ServiceClient:
         *,
         service: str,
         timeout: float,
-        retry: Retry,
+        retry: RetryPolicy,
         per_second: float,
         headers: Mapping[str, str] | None = None,
         auth: tuple[str, str] | None = None,
