@@ -66,7 +66,7 @@ POINT = EntryPoint(
 
 def _sink(fake: FakeCyberTipline, *, password: str = "esp-pass") -> CyberTiplineSink:
     return CyberTiplineSink.configure(
-        {"test_url": fake.base_url, "schema_file": str(XSD)},
+        {"test_url": fake.base_url, "schema_file": str(XSD), "requests_per_second": 1000},
         {"username": SecretStr("esp-user"), "password": SecretStr(password)},
     )
 
@@ -451,7 +451,7 @@ CHILD = textwrap.dedent(
     store = open_store(url, migrate=False)
     master = MasterKey(bytes.fromhex(key))
     vault = Vault(store.evidence, master, __import__("pathlib").Path(blob_dir))
-    sink = CyberTiplineSink.configure({"test_url": base, "schema_file": xsd},
+    sink = CyberTiplineSink.configure({"test_url": base, "schema_file": xsd, "requests_per_second": 1000},
         {"username": SecretStr("esp-user"), "password": SecretStr("esp-pass")})
     def checkpoint(step):
         if step == stop:
