@@ -451,7 +451,8 @@ CHILD = textwrap.dedent(
     store = open_store(url, migrate=False)
     master = MasterKey(bytes.fromhex(key))
     vault = Vault(store.evidence, master, __import__("pathlib").Path(blob_dir))
-    sink = CyberTiplineSink.configure({"test_url": base, "schema_file": xsd, "requests_per_second": 1000},
+    sink = CyberTiplineSink.configure(
+        {"test_url": base, "schema_file": xsd, "requests_per_second": 1000},
         {"username": SecretStr("esp-user"), "password": SecretStr("esp-pass")})
     def checkpoint(step):
         if step == stop:
