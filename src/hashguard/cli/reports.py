@@ -14,15 +14,12 @@ from hashguard.audit import cli_actor
 from hashguard.cli.context import err, fail, master_key_of, out, registry_of, settings_of, store_of
 from hashguard.cli.exchanges import credential_value
 from hashguard.domain.reports import Report, ReportState
-from hashguard.evidence import open_vault
 from hashguard.evidence.vault import EvidenceError
-from hashguard.hashing.kernel import HashOptions
 from hashguard.httpclient import ServiceError
 from hashguard.plugins import PluginError
 from hashguard.reports import service
-from hashguard.reports.base import InvalidReport, ReportSink
-from hashguard.reports.documents import ReportKeys
-from hashguard.reports.machine import ReportBusy, RetractRefused, Runner
+from hashguard.reports.base import InvalidReport
+from hashguard.reports.machine import ReportBusy, RetractRefused
 from hashguard.reports.ncmec import CyberTiplineSink
 from hashguard.store import Store
 from hashguard.store.cases import UnknownCase
@@ -57,24 +54,13 @@ def _report_json(report: Report) -> dict[str, Any]:
     }
 
 
-def _parts(ctx: typer.Context, store: Store) -> tuple[ReportSink, ReportKeys, Any]:
-    settings = settings_of(ctx)
+def _reporting(ctx: typer.Context, store: Store) -> service.Reporting:
     try:
-        sink = service.open_sink(store, registry_of(ctx), lambda: master_key_of(ctx))
+        return service.Reporting.open(
+            settings_of(ctx), store, registry_of(ctx), lambda: master_key_of(ctx), clock=_now
+        )
     except PluginError as exc:
         raise fail(f"{exc} (see `hashguard reports settings`)") from None
-    key = master_key_of(ctx)
-    vault = open_vault(settings, store, key)
-
-    def read(evidence_id: str) -> bytes:
-        return vault.get(evidence_id, actor="system:reports", reason="report to NCMEC")[0]
-
-    return sink, ReportKeys(store.reports, key), read
-
-
-def _limits(ctx: typer.Context) -> HashOptions:
-    settings = settings_of(ctx)
-    return HashOptions(max_pixels=settings.max_pixels, max_frames=settings.max_frames)
 
 
 @app.command("settings")
@@ -137,16 +123,14 @@ def schema_command(
         raise fail("pass --fetch")
     settings = settings_of(ctx)
     with store_of(ctx) as store:
-        sink, _, _ = _parts(ctx, store)
-        if not isinstance(sink, CyberTiplineSink):
-            sink.close()
-            raise fail(f"{sink.name} has no schema to fetch")
-        try:
-            data = sink.fetch_schema()
-        except ServiceError as exc:  # its message names no secret
-            raise fail(str(exc)) from None
-        finally:
-            sink.close()
+        with _reporting(ctx, store) as reporting:
+            sink = reporting.sink
+            if not isinstance(sink, CyberTiplineSink):
+                raise fail(f"{sink.name} has no schema to fetch")
+            try:
+                data = sink.fetch_schema()
+            except ServiceError as exc:  # its message names no secret
+                raise fail(str(exc)) from None
         path = settings.home / "reports" / "cyber_tipline.xsd"
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(data)
@@ -157,49 +141,35 @@ def schema_command(
     err.print(f"schema saved to {path}", highlight=False)
 
 
-def _draft(ctx: typer.Context, store: Store, case_id: int) -> tuple[Report, Runner]:
-    sink, keys, read = _parts(ctx, store)
+def _draft(reporting: service.Reporting, case_id: int) -> Report:
     try:
-        report, created = service.draft(
-            store, sink, keys, case_id, data=read, limits=_limits(ctx),
-            actor=cli_actor(), at=_now(),
-        )  # fmt: skip
+        report, created = reporting.draft(case_id, actor=cli_actor())
     except (service.ReportRefused, InvalidReport, UnknownCase, EvidenceError) as exc:
-        sink.close()
         raise fail(str(exc)) from None
     if not created:
         err.print(f"case #{case_id} already has report #{report.id}", highlight=False)
-    runner = Runner(
-        reports=store.reports, sink=sink, keys=keys, evidence=read, clock=_now,
-        actor=cli_actor(),
-    )  # fmt: skip
-    return report, runner
+    return report
 
 
 @app.command("draft")
 def draft_command(ctx: typer.Context, case: Annotated[int, typer.Argument()]) -> None:
     """Build the report of a confirmed case, validated against NCMEC's XSD; nothing is sent.
     Prints the report document."""
-    with store_of(ctx) as store:
-        report, runner = _draft(ctx, store, case)
-        try:
-            out.print(runner.keys.draft_document(report).decode(), markup=False)
-        finally:
-            runner.sink.close()
+    with store_of(ctx) as store, _reporting(ctx, store) as reporting:
+        report = _draft(reporting, case)
+        out.print(reporting.keys.draft_document(report).decode(), markup=False)
     err.print(f"report #{report.id}: {report.state}", highlight=False)
 
 
 @app.command("submit")
 def submit_command(ctx: typer.Context, case: Annotated[int, typer.Argument()]) -> None:
     """Draft (if needed) and send the report of a confirmed case, or resume it."""
-    with store_of(ctx) as store:
-        report, runner = _draft(ctx, store, case)
+    with store_of(ctx) as store, _reporting(ctx, store) as reporting:
+        report = _draft(reporting, case)
         try:
-            report = runner.run(report.id)
+            report = reporting.runner(cli_actor()).run(report.id)
         except ReportBusy as exc:
             raise fail(str(exc)) from None
-        finally:
-            runner.sink.close()
     out.print(json.dumps(_report_json(report)), markup=False)
     if report.state is ReportState.FAILED:
         raise typer.Exit(1)
@@ -208,17 +178,9 @@ def submit_command(ctx: typer.Context, case: Annotated[int, typer.Argument()]) -
 @app.command("resume")
 def resume_command(ctx: typer.Context) -> None:
     """Run every report whose next attempt is due (retries after a failure, reports a
-    killed process left): put it in cron until a worker does it."""
-    with store_of(ctx) as store:
-        sink, keys, read = _parts(ctx, store)
-        runner = Runner(
-            reports=store.reports, sink=sink, keys=keys, evidence=read, clock=_now,
-            actor=cli_actor(),
-        )  # fmt: skip
-        try:
-            done = runner.resume_due()
-        finally:
-            sink.close()
+    killed process left); the background jobs do the same."""
+    with store_of(ctx) as store, _reporting(ctx, store) as reporting:
+        done = reporting.resume_due(actor=cli_actor())
     out.print(json.dumps([_report_json(r) for r in done]), markup=False)
 
 
@@ -268,16 +230,9 @@ def show_command(ctx: typer.Context, report_id: Annotated[int, typer.Argument()]
 @app.command("retract")
 def retract_command(ctx: typer.Context, report_id: Annotated[int, typer.Argument()]) -> None:
     """Cancel a report that is not finished."""
-    with store_of(ctx) as store:
-        sink, keys, read = _parts(ctx, store)
-        runner = Runner(
-            reports=store.reports, sink=sink, keys=keys, evidence=read, clock=_now,
-            actor=cli_actor(),
-        )  # fmt: skip
+    with store_of(ctx) as store, _reporting(ctx, store) as reporting:
         try:
-            report = runner.retract(report_id, actor=cli_actor())
+            report = reporting.retract(report_id, actor=cli_actor())
         except (RetractRefused, UnknownReport) as exc:
             raise fail(str(exc)) from None
-        finally:
-            sink.close()
     out.print(json.dumps(_report_json(report)), markup=False)

@@ -1,24 +1,30 @@
-"""Reports from confirmed cases: the draft, the sink's settings and credentials, and the
-one call the CLI (and later the UI) makes to draft, submit, retract or show a report."""
+"""Reports from confirmed cases: the draft, the sink's settings and credentials, and
+``Reporting``, the one object the CLI, the review UI and the background job use to
+draft, submit, resume or retract a report."""
 
 from __future__ import annotations
 
 import base64
 from collections.abc import Callable, Mapping
-from datetime import datetime
-from typing import Any
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from types import TracebackType
+from typing import Any, Self
 
 from pydantic import SecretStr
 
 from hashguard.domain.cases import Case, CaseState
 from hashguard.domain.reports import FileHash, Report, ReportDraft, Reporter, ReportFile
 from hashguard.domain.signals import Algorithm, leaving
+from hashguard.evidence import open_vault
 from hashguard.hashing.kernel import HashOptions
 from hashguard.hashing.reference import with_reference
 from hashguard.keys import MasterKey
 from hashguard.plugins import AdapterKind, PluginError, Registry
 from hashguard.reports.base import ReportSink
 from hashguard.reports.documents import ReportKeys
+from hashguard.reports.machine import Clock, EvidenceReader, Runner
+from hashguard.settings import Settings
 from hashguard.store import Store
 
 SINK = "cybertipline"
@@ -216,3 +222,102 @@ def draft(
         actor=actor,
         at=at,
     )
+
+
+# -- the one way in -----------------------------------------------------------------------
+
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(kw_only=True)
+class Reporting:
+    """The configured sink with its credentials opened, the keys that seal its documents
+    and hashguard's own reader of the evidence vault: everything a report needs, wired
+    once. Close it (or use it as a context manager) to close the sink's connection."""
+
+    store: Store
+    sink: ReportSink
+    keys: ReportKeys
+    evidence: EvidenceReader
+    limits: HashOptions
+    clock: Clock = _utc_now
+
+    @classmethod
+    def open(
+        cls,
+        settings: Settings,
+        store: Store,
+        registry: Registry,
+        master_key: Callable[[], MasterKey],
+        *,
+        clock: Clock = _utc_now,
+        sink: str = SINK,
+    ) -> Reporting:
+        """``PluginError`` when the sink is not configured (missing credentials)."""
+        opened = open_sink(store, registry, master_key, sink=sink)
+        key = master_key()
+        vault = open_vault(settings, store, key)
+
+        def read(evidence_id: str) -> bytes:
+            return vault.get(evidence_id, actor="system:reports", reason="report to NCMEC")[0]
+
+        return cls(
+            store=store,
+            sink=opened,
+            keys=ReportKeys(store.reports, key),
+            evidence=read,
+            limits=HashOptions(max_pixels=settings.max_pixels, max_frames=settings.max_frames),
+            clock=clock,
+        )
+
+    def runner(self, actor: str) -> Runner:
+        return Runner(
+            reports=self.store.reports,
+            sink=self.sink,
+            keys=self.keys,
+            evidence=self.evidence,
+            clock=self.clock,
+            actor=actor,
+        )
+
+    def draft(self, case_id: int, *, actor: str) -> tuple[Report, bool]:
+        """The case's report, drafted if it has none (``draft``)."""
+        return draft(
+            self.store,
+            self.sink,
+            self.keys,
+            case_id,
+            data=self.evidence,
+            limits=self.limits,
+            actor=actor,
+            at=self.clock(),
+        )
+
+    def submit(self, case_id: int, *, actor: str) -> Report:
+        """Draft the case's report if needed and take it as far as it goes now (finished,
+        failed, or waiting for a retry). ``ReportRefused``, ``InvalidReport``,
+        ``UnknownCase``, ``ReportBusy`` as the steps raise them."""
+        report, _ = self.draft(case_id, actor=actor)
+        return self.runner(actor).run(report.id)
+
+    def retract(self, report_id: int, *, actor: str) -> Report:
+        return self.runner(actor).retract(report_id, actor=actor)
+
+    def resume_due(self, *, actor: str) -> list[Report]:
+        return self.runner(actor).resume_due()
+
+    def close(self) -> None:
+        self.sink.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
