@@ -230,6 +230,7 @@ def _pipeline(
         settings,
         store,
         actor=cli_actor(),
+        matcher=matcher,
         policies=lambda: policies_of(matcher.banks),
         remote=remote,
         vault=OnceVault(lambda: open_vault(settings, store, master_key_of(ctx)))

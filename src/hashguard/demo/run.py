@@ -179,6 +179,7 @@ def scan_like_the_cli(
             settings,
             store,
             actor=actor,
+            matcher=found,
             policies=lambda: policies_of(found.banks),
             vault=OnceVault(lambda: open_vault(settings, store, master_key_for(settings)[0])),
             hashing=pool,

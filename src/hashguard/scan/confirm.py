@@ -10,7 +10,8 @@ the file is hashed again in reference mode, in the same isolated workers, and th
 reference hashes decide its matches; they are also what its evidence, webhooks and
 allow-bank entries carry. Files far from every entry (nearly all) cost nothing more.
 
-``/v1/scan`` and the scanner (``hashguard scan``, scan runs) both call ``screened``.
+``Pipeline.match`` calls ``screened`` for every way in (``/v1/scan``, ``hashguard scan``,
+scan runs).
 """
 
 from __future__ import annotations

@@ -1,6 +1,9 @@
-"""The one pipeline: a hashed item through remote → policy → audit → evidence → case → actions.
+"""The one pipeline: a hashed item through match → remote → policy → audit → evidence → case →
+actions.
 
-``/v1/scan``, ``hashguard scan`` and server-side scan runs all call it. Each item's
+``/v1/scan``, ``hashguard scan`` and server-side scan runs all call it: ``match``
+(with a fast PDQ hash near an entry confirmed by the reference, ``scan.confirm``),
+``judge`` (remote matchers and the policy), ``prepare`` and ``commit``. Each item's
 consequences (its scan result row if a run records it, its evidence row, its case
 opened or seen again, its outbox actions and their audit events) are written in ONE
 transaction (``Store.transaction``): all of them or none. Scan runs commit several
@@ -49,6 +52,7 @@ from hashguard.remote.service import RemoteMatching
 from hashguard.review.cases import open_in
 from hashguard.review.intake import audits_decision, decision_details, decision_subject
 from hashguard.scan.classify import classify
+from hashguard.scan.confirm import Screens, screened
 from hashguard.scan.sources import Source
 from hashguard.settings import Settings
 from hashguard.store import Store
@@ -103,13 +107,15 @@ class Committed:
 
 @dataclass(frozen=True, kw_only=True)
 class Pipeline:
-    """What follows an item's hashes. ``policies()`` gives the enabled banks' policies
-    (read only when something matched); ``vault`` (``None``: no evidence is kept)
-    opens the evidence vault; ``actor`` is who the audit log names."""
+    """What follows an item's hashes. ``matcher`` matches them (``match``);
+    ``policies()`` gives the enabled banks' policies (read only when something
+    matched); ``vault`` (``None``: no evidence is kept) opens the evidence vault;
+    ``actor`` is who the audit log names."""
 
     store: Store
     actor: str
     policies: Callable[[], Mapping[str, BankPolicy]]
+    matcher: Screens | None = None
     remote: RemoteMatching | None = None
     vault: Callable[[], Vault] | None = None
     jurisdiction: str = "US"
@@ -128,6 +134,7 @@ class Pipeline:
         store: Store,
         *,
         actor: str,
+        matcher: Screens,
         policies: Callable[[], Mapping[str, BankPolicy]],
         remote: RemoteMatching | None = None,
         vault: Callable[[], Vault] | None = None,
@@ -138,6 +145,7 @@ class Pipeline:
         return cls(
             store=store,
             actor=actor,
+            matcher=matcher,
             policies=policies,
             remote=remote,
             vault=vault,
@@ -153,6 +161,17 @@ class Pipeline:
     def with_hashing(self, pool: HashingPool) -> Pipeline:
         """This pipeline with ``pool`` computing the reference hashes of what leaves."""
         return replace(self, hashing=pool)
+
+    # -- match, remote and policy --------------------------------------------------------
+
+    def match(self, output: HashOutput, source: Source) -> tuple[HashOutput, tuple[Match, ...]]:
+        """The item's matches in the local banks; a ``fast`` PDQ hash near an entry is
+        confirmed with the reference hash of ``source``'s content (``scan.confirm``), in
+        the pipeline's hashing pool. Raises ``PoolStopped`` as the pool does."""
+        assert self.matcher is not None, "a pipeline that matches is given a matcher"
+        assert self.hashing is not None, "a pipeline that matches is given a hashing pool"
+        again = source.rehash()
+        return screened(self.matcher, output, pool=self.hashing, data=again.data, path=again.path)
 
     # -- remote and policy ---------------------------------------------------------------
 

@@ -270,7 +270,7 @@ class Scanner:
             if isinstance(result, HashOutput):
                 # a fast hash near an entry is confirmed here with the reference hash (a
                 # rare, blocking re-hash of this one file in the pool)
-                result, matches = screened(self._matcher, result, pool=self._pool, path=path)
+                result, matches = self._match(path, result)
                 if self._remote_wanted(result):
                     self._consult(remote_calls, recorder, path, result, matches)
                     continue  # comes back through the queue as the file's result
@@ -280,6 +280,11 @@ class Scanner:
                 recorder.add(self._prepare(result))
             finally:  # even when the run stops here (the result above is saved)
                 self._late_since(recorder, path)
+
+    def _match(self, path: str, output: HashOutput) -> tuple[HashOutput, tuple[Match, ...]]:
+        if self._pipeline is not None:
+            return self._pipeline.match(output, self._source(path))
+        return screened(self._matcher, output, pool=self._pool, path=path)  # results only
 
     def _late_since(self, recorder: _Recorder, path: str) -> None:
         """A late remote answer that came before the file's first result was recorded

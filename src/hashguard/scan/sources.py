@@ -60,6 +60,18 @@ class Source(Protocol):
         the limit, or the content changed)."""
         ...
 
+    def rehash(self) -> Rehash:
+        """Where the content is read again to confirm a fast hash in reference mode."""
+        ...
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Rehash:
+    """The content to hash again: its bytes, or a path (opened as the kernel opens it)."""
+
+    data: bytes | None = None
+    path: str | None = None
+
 
 @dataclass(frozen=True, kw_only=True, slots=True)
 class LocalFile:
@@ -99,6 +111,9 @@ class LocalFile:
         except (OSError, OutsideRoots):
             return b""
         return data if hashlib.sha256(data).hexdigest() == signals.sha256 else b""
+
+    def rehash(self) -> Rehash:
+        return Rehash(path=self.path)
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -142,6 +157,9 @@ class Upload:
 
     def media(self, signals: FileSignals) -> bytes:
         return self.data
+
+    def rehash(self) -> Rehash:
+        return Rehash(data=self.data)
 
 
 def scan_options(

@@ -197,6 +197,7 @@ class Services:
             settings,
             store,
             actor=PIPELINE_ACTOR,
+            matcher=matcher,
             policies=lambda: policies_of(matcher.banks),
             remote=remote,
             vault=vault,

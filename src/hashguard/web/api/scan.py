@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import functools
 import logging
 from typing import Annotated
 
@@ -16,7 +15,6 @@ from hashguard.domain.scans import Outcome
 from hashguard.domain.tokens import Scope, Token
 from hashguard.hashing.isolate import PoolStopped
 from hashguard.matching.service import NotLoaded
-from hashguard.scan.confirm import screened
 from hashguard.scan.sources import Upload
 from hashguard.web.deps import require, services
 from hashguard.web.problems import ProblemError, problem_responses, request_id_of
@@ -87,23 +85,6 @@ async def scan(
     they are all kept.
     """
     upload = await read_upload(request)
-    try:
-        output = await asyncio.wrap_future(svc.pool.submit_data(upload.data))
-        output, matches = await run_in_threadpool(
-            functools.partial(screened, svc.matcher, output, pool=svc.pool, data=upload.data)
-        )
-    except (PoolStopped, NotLoaded) as exc:
-        raise ProblemError(503, "Not ready", str(exc), {"Retry-After": "5"}) from None
-    except Exception:
-        # e.g. the store did not answer while the matches were described: the upload was
-        # not checked, and an answer must never let it pass as checked. Fail closed.
-        log.exception("an upload could not be matched; answered 503")
-        raise ProblemError(
-            503,
-            "Not checked",
-            "the upload could not be matched right now: try again",
-            {"Retry-After": "5"},
-        ) from None
     meta = ContentMeta(
         content_id=upload.fields.get("content_id", content_id),
         uploader_id=upload.fields.get("uploader_id", uploader_id),
@@ -119,6 +100,21 @@ async def scan(
         uploader_ip=meta.uploader_ip,
     )
     pipeline = svc.pipeline.acting_as(token_actor(token))
+    try:
+        output = await asyncio.wrap_future(svc.pool.submit_data(upload.data))
+        output, matches = await run_in_threadpool(pipeline.match, output, source)
+    except (PoolStopped, NotLoaded) as exc:
+        raise ProblemError(503, "Not ready", str(exc), {"Retry-After": "5"}) from None
+    except Exception:
+        # e.g. the store did not answer while the matches were described: the upload was
+        # not checked, and an answer must never let it pass as checked. Fail closed.
+        log.exception("an upload could not be matched; answered 503")
+        raise ProblemError(
+            503,
+            "Not checked",
+            "the upload could not be matched right now: try again",
+            {"Retry-After": "5"},
+        ) from None
     try:
         done = await run_in_threadpool(pipeline.process, "upload", output, matches, source)
     except Exception:
