@@ -16,6 +16,7 @@ from hashguard.domain.signals import Algorithm
 from hashguard.domain.tokens import Scope
 from hashguard.services import banks, exchanges, people, tokens
 from hashguard.store import Store
+from hashguard.store.audit import InvalidAuditEvent
 from hashguard.store.banks import BankExists
 
 ACTOR = "cli:tester"
@@ -125,6 +126,35 @@ def test_a_refused_change_records_nothing(store: Store, tmp_path: Path) -> None:
     assert store.tokens.list() == []
     assert store.exchanges.list() == []
     assert _events(store) == [*before, (ACTOR, "user.updated", bob.actor)]
+
+
+def test_a_change_whose_audit_entry_fails_is_not_made(store: Store) -> None:
+    """A change and its audit entry commit together: an entry the log refuses (here an
+    actor that is not one) leaves no token, no token owner, no bank, no person."""
+    carol = people.add_person(store, ACTOR, "carol", Role.LEAD)
+    before = _events(store)
+    with pytest.raises(InvalidAuditEvent):
+        tokens.create_token(store, "not an actor", "ci", [Scope.ADMIN], user="carol")
+    with pytest.raises(InvalidAuditEvent):
+        banks.create_bank(store, "not an actor", "known")
+    with pytest.raises(InvalidAuditEvent):
+        people.add_person(store, "not an actor", "dave", Role.REVIEWER)
+    with pytest.raises(InvalidAuditEvent):
+        people.disable_person(store, "not an actor", carol)
+    assert store.tokens.list() == []
+    assert store.banks.find("known") is None
+    assert store.people.find_user("dave") is None
+    assert not store.people.get_user(carol.id).disabled
+    assert _events(store) == before
+    # and the same changes with a real actor land, each with its entry
+    token, _, owner = tokens.create_token(store, ACTOR, "ci", [Scope.ADMIN], user="carol")
+    found = store.people.token_owner(token.id)
+    assert owner is not None
+    assert found is not None
+    assert found.id == carol.id
+    assert people.disable_person(store, ACTOR, carol) == 0
+    assert store.people.get_user(carol.id).disabled
+    assert [e[1] for e in _events(store)[len(before) :]] == ["token.created", "user.updated"]
 
 
 def test_front_ends_record_no_change_themselves() -> None:

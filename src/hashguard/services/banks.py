@@ -1,4 +1,8 @@
-"""Bank changes and their audit entries: create, configure, delete, import, edit entries."""
+"""Bank changes and their audit entries: create, configure, delete, import, edit entries.
+
+Each change commits with its audit entry in one transaction (``Store.atomic``), except
+an import: it lands in batches as a new version of the bank and is recorded once
+applied (``bank.imported``)."""
 
 from __future__ import annotations
 
@@ -45,17 +49,18 @@ def create_bank(
 ) -> Bank:
     """A new, empty bank (``bank.created``; ``exchange`` names the exchange it is made
     for). Raises ``BankExists``, ``InvalidBankName``, ``InvalidPolicy``."""
-    bank = store.banks.create(
-        name,
-        kind=kind,
-        enabled=enabled,
-        pdq_threshold=pdq_threshold,
-        source=source,
-        licence=licence,
-        policy=policy,
-    )
     made_for = {"exchange": exchange} if exchange is not None else {}
-    record(store, actor, AuditAction.BANK_CREATED, subject(name), kind=str(kind), **made_for)
+    with store.atomic() as unit:
+        bank = unit.banks.create(
+            name,
+            kind=kind,
+            enabled=enabled,
+            pdq_threshold=pdq_threshold,
+            source=source,
+            licence=licence,
+            policy=policy,
+        )
+        record(unit, actor, AuditAction.BANK_CREATED, subject(name), kind=str(kind), **made_for)
     return bank
 
 
@@ -79,17 +84,19 @@ class BankChanges:
 def configure_bank(store: Store, actor: str, name: str, changes: BankChanges) -> Bank:
     """Change a bank's settings and policy (``bank.configured`` with the settings after).
     Raises ``UnknownBank``, ``InvalidPolicy`` (nothing changes)."""
-    bank = store.banks.configure(
-        name, **{field.name: getattr(changes, field.name) for field in fields(changes)}
-    )
-    record(store, actor, AuditAction.BANK_CONFIGURED, subject(name), **bank_details(bank))
+    with store.atomic() as unit:
+        bank = unit.banks.configure(
+            name, **{field.name: getattr(changes, field.name) for field in fields(changes)}
+        )
+        record(unit, actor, AuditAction.BANK_CONFIGURED, subject(name), **bank_details(bank))
     return bank
 
 
 def delete_bank(store: Store, actor: str, name: str) -> None:
     """Delete a bank and its entries (``bank.deleted``). Raises ``UnknownBank``."""
-    store.banks.delete(name)
-    record(store, actor, AuditAction.BANK_DELETED, subject(name))
+    with store.atomic() as unit:
+        unit.banks.delete(name)
+        record(unit, actor, AuditAction.BANK_DELETED, subject(name))
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -164,8 +171,9 @@ def _imported(store: Store, actor: str, name: str, report: ImportReport) -> Impo
 
 def add_entries(store: Store, actor: str, name: str, entries: Sequence[BankEntry]) -> EntryCounts:
     """Add or update entries, the bank's others untouched (``bank.entries_added``)."""
-    counts = store.banks.add_entries(name, entries)
-    record(store, actor, AuditAction.BANK_ENTRIES_ADDED, subject(name), count=len(entries))
+    with store.atomic() as unit:
+        counts = unit.banks.add_entries(name, entries)
+        record(unit, actor, AuditAction.BANK_ENTRIES_ADDED, subject(name), count=len(entries))
     return counts
 
 
@@ -173,6 +181,7 @@ def remove_entries(
     store: Store, actor: str, name: str, signals: Iterable[tuple[Algorithm, str]]
 ) -> int:
     """Tombstone entries (``bank.entries_removed`` with how many were live)."""
-    removed = store.banks.remove_entries(name, signals)
-    record(store, actor, AuditAction.BANK_ENTRIES_REMOVED, subject(name), count=removed)
+    with store.atomic() as unit:
+        removed = unit.banks.remove_entries(name, signals)
+        record(unit, actor, AuditAction.BANK_ENTRIES_REMOVED, subject(name), count=removed)
     return removed

@@ -1,4 +1,5 @@
-"""Changes to the people who sign in, with their audit entries (user.created, user.updated)."""
+"""Changes to the people who sign in, each committed with its audit entry (user.created,
+user.updated) in one transaction (``Store.atomic``)."""
 
 from __future__ import annotations
 
@@ -36,10 +37,11 @@ def add_person(
     password_hash: str | None = None,
 ) -> User:
     """A new person (``user.created``). Raises ``UserExists``."""
-    user = store.people.create_user(
-        name, role, email=email, display_name=display_name, password_hash=password_hash
-    )
-    record(store, actor, AuditAction.USER_CREATED, user.actor, **user_to_json(user))
+    with store.atomic() as unit:
+        user = unit.people.create_user(
+            name, role, email=email, display_name=display_name, password_hash=password_hash
+        )
+        record(unit, actor, AuditAction.USER_CREATED, user.actor, **user_to_json(user))
     return user
 
 
@@ -54,9 +56,6 @@ def update_person(
 ) -> User:
     """Change a person (``user.updated`` naming what changed; a new password only as
     ``password_changed``)."""
-    updated = store.people.update_user(
-        user.id, role=role, password_hash=password_hash, disabled=disabled
-    )
     shown: dict[str, Any] = {}
     if role is not KEEP:
         shown["role"] = str(role)
@@ -64,16 +63,21 @@ def update_person(
         shown["password_changed"] = True
     if disabled is not KEEP:
         shown["disabled"] = disabled
-    record(store, actor, AuditAction.USER_UPDATED, user.actor, **shown)
+    with store.atomic() as unit:
+        updated = unit.people.update_user(
+            user.id, role=role, password_hash=password_hash, disabled=disabled
+        )
+        record(unit, actor, AuditAction.USER_UPDATED, user.actor, **shown)
     return updated
 
 
 def disable_person(store: Store, actor: str, user: User) -> int:
     """Stop a person signing in (``user.updated`` unless they were disabled already) and
     end their sessions; returns how many were ended."""
-    if not user.disabled:
-        update_person(store, actor, user, disabled=True)
-    return store.people.revoke_user_sessions(user.id)
+    with store.atomic() as unit:
+        if not user.disabled:
+            update_person(unit, actor, user, disabled=True)
+        return unit.people.revoke_user_sessions(user.id)
 
 
 def enable_person(store: Store, actor: str, user: User) -> None:

@@ -1,4 +1,5 @@
-"""API token changes and their audit entries (``token.created``, ``token.revoked``)."""
+"""API token changes, each committed with its audit entry (``token.created``,
+``token.revoked``) in one transaction (``Store.atomic``)."""
 
 from __future__ import annotations
 
@@ -38,21 +39,23 @@ def create_token(
     owner = find_person(store, user) if user is not None else None
     if owner is not None and owner.disabled:
         raise PersonDisabled(owner)
-    token, secret = store.tokens.create(name, scopes, expires_at=expires_at)
-    if owner is not None:
-        store.people.set_token_owner(token.id, owner.id)
-    record(
-        store,
-        actor,
-        AuditAction.TOKEN_CREATED,
-        subject(token),
-        **token_to_json(token, user=owner.name if owner else None),
-    )
+    with store.atomic() as unit:  # never a token without the person it acts for
+        token, secret = unit.tokens.create(name, scopes, expires_at=expires_at)
+        if owner is not None:
+            unit.people.set_token_owner(token.id, owner.id)
+        record(
+            unit,
+            actor,
+            AuditAction.TOKEN_CREATED,
+            subject(token),
+            **token_to_json(token, user=owner.name if owner else None),
+        )
     return token, secret, owner
 
 
 def revoke_token(store: Store, actor: str, token_id: int) -> Token:
     """Revoke a token (``token.revoked``). Raises ``UnknownToken``."""
-    token = store.tokens.revoke(token_id)
-    record(store, actor, AuditAction.TOKEN_REVOKED, subject(token), name=token.name)
+    with store.atomic() as unit:
+        token = unit.tokens.revoke(token_id)
+        record(unit, actor, AuditAction.TOKEN_REVOKED, subject(token), name=token.name)
     return token

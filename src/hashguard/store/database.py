@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import sqlite3
-from contextlib import AbstractContextManager
+from collections.abc import Iterator
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from alembic import command
 from alembic.config import Config
@@ -31,7 +32,7 @@ from hashguard.store.remote_secrets import RemoteSecretStore
 from hashguard.store.reports import ReportStore
 from hashguard.store.scans import ScanStore
 from hashguard.store.tokens import TokenStore
-from hashguard.store.unit import Writes, transaction
+from hashguard.store.unit import OneConnection, Writes, transaction
 
 MIGRATIONS = str(Path(__file__).with_name("migrations"))
 
@@ -103,6 +104,17 @@ class Store:
     def close(self) -> None:
         self.engine.dispose()
 
+    @contextmanager
+    def atomic(self) -> Iterator[Store]:
+        """Every store on one connection: what the block changes through them (a change
+        and its audit entry, a token and its owner) commits together when it ends
+        without an exception, else nothing does. Append the audit entry last (the log's
+        lock is the last one a transaction takes). For short changes by the services,
+        not for bulk work."""
+        with self.engine.begin() as conn:
+            # a unit's own atomic() and transaction() join the same connection
+            yield stores_on(cast(Engine, OneConnection(conn)))
+
     def transaction(self) -> AbstractContextManager[Writes]:
         """Writes across stores (scan results, evidence, cases, outbox, audit) in one
         transaction: see ``hashguard.store.unit``."""
@@ -112,6 +124,27 @@ class Store:
         """Raise if the database cannot be reached."""
         with self.engine.connect() as conn:
             conn.exec_driver_sql("SELECT 1")
+
+
+def stores_on(connectable: Engine) -> Store:
+    """Every store over ``connectable`` (an engine, or one connection: ``Store.atomic``)."""
+    return Store(
+        engine=connectable,
+        banks=BankStore(connectable),
+        scans=ScanStore(connectable),
+        tokens=TokenStore(connectable),
+        exchanges=ExchangeStore(connectable),
+        audit=AuditStore(connectable),
+        evidence=EvidenceStore(connectable),
+        cases=CaseStore(connectable),
+        actions=ActionStore(connectable),
+        people=PeopleStore(connectable),
+        remote_secrets=RemoteSecretStore(connectable),
+        exposure=ExposureStore(connectable),
+        flood=FloodStore(connectable),
+        leases=LeaseStore(connectable),
+        reports=ReportStore(connectable),
+    )
 
 
 def open_store(url: str, *, migrate: bool | None = None) -> Store:
@@ -132,20 +165,4 @@ def open_store(url: str, *, migrate: bool | None = None) -> Store:
         raise SchemaOutOfDate(
             "the database schema is not at this version's head: run `hashguard db upgrade`"
         )
-    return Store(
-        engine=engine,
-        banks=BankStore(engine),
-        scans=ScanStore(engine),
-        tokens=TokenStore(engine),
-        exchanges=ExchangeStore(engine),
-        audit=AuditStore(engine),
-        evidence=EvidenceStore(engine),
-        cases=CaseStore(engine),
-        actions=ActionStore(engine),
-        people=PeopleStore(engine),
-        remote_secrets=RemoteSecretStore(engine),
-        exposure=ExposureStore(engine),
-        flood=FloodStore(engine),
-        leases=LeaseStore(engine),
-        reports=ReportStore(engine),
-    )
+    return stores_on(engine)

@@ -86,6 +86,23 @@ class Writes:
             audit.append_event(self._conn, actor, action, subject, details)
 
 
+class OneConnection:
+    """Stands in for the engine of stores that must all write through one open
+    connection (``Store.atomic``): ``begin`` and ``connect`` hand out that connection
+    without beginning or ending anything, so every write joins the caller's transaction."""
+
+    def __init__(self, conn: Connection) -> None:
+        self._conn = conn
+
+    @contextmanager
+    def begin(self) -> Iterator[Connection]:
+        yield self._conn
+
+    @contextmanager
+    def connect(self) -> Iterator[Connection]:
+        yield self._conn
+
+
 @contextmanager
 def transaction(engine: Engine) -> Iterator[Writes]:
     """One transaction; everything written through the ``Writes`` commits when the
