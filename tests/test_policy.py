@@ -338,7 +338,7 @@ def test_cli_scan_json_carries_the_decision(tmp_path: Path) -> None:
     refused = hashguard("banks", "set", "live", "--review-max-distance", "near", check=2)
     assert "not a number or 'none'" in refused.stderr
     shown = hashguard("banks", "show", "live", "--json").stdout
-    assert '"policy": {"auto_max_distance": 5, "review_max_distance": null' in shown
+    assert '"auto_max_distance": 5, "review_max_distance": null' in shown
 
     done = hashguard("scan", str(folder), "--json", "--workers", "1", "--rescan", check=1)
     files, summary = json_lines(done.stdout)

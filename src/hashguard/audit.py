@@ -42,7 +42,7 @@ from hashguard.domain.audit import (
     Problem,
     VerifyReport,
 )
-from hashguard.domain.banks import Bank, ImportReport
+from hashguard.domain.banks import ImportReport
 from hashguard.domain.tokens import Token
 
 
@@ -313,16 +313,6 @@ def record(
 def token_actor(token: Token) -> str:
     """The actor of an API call: the token, by id (its name is in the token list)."""
     return f"token:{token.id}"
-
-
-def bank_details(bank: Bank) -> dict[str, Any]:
-    """What an audit event says of a bank's settings (never its entries)."""
-    return {
-        "kind": str(bank.kind),
-        "enabled": bank.enabled,
-        "pdq_threshold": bank.pdq_threshold,
-        "policy": bank.policy.describe(),
-    }
 
 
 def import_details(report: ImportReport) -> dict[str, Any]:

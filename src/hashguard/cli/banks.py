@@ -23,7 +23,12 @@ from hashguard.banks.columns import ColumnMappingError, Preset
 from hashguard.banks.formats import ListFormat
 from hashguard.banks.importer import NewBank
 from hashguard.cli.context import err, fail, out, store_of
-from hashguard.domain.banks import DEFAULT_PDQ_THRESHOLD, MAX_PDQ_THRESHOLD, Bank, BankKind
+from hashguard.domain.banks import (
+    DEFAULT_PDQ_THRESHOLD,
+    MAX_PDQ_THRESHOLD,
+    BankKind,
+    bank_stats_to_json,
+)
 from hashguard.domain.flood import (
     DEFAULT_FLOOD_MAX_ITEMS,
     FloodFlag,
@@ -54,26 +59,6 @@ Threshold = Annotated[
         help="Largest PDQ Hamming distance that counts as a match for this bank.",
     ),
 ]
-
-
-def _bank_json(bank: Bank) -> dict[str, object]:
-    return {
-        "name": bank.name,
-        "kind": str(bank.kind),
-        "enabled": bank.enabled,
-        "pdq_threshold": bank.pdq_threshold,
-        "source": bank.source,
-        "licence": bank.licence,
-        "version": bank.version,
-        "created_at": bank.created_at.isoformat(),
-        "imported_at": bank.imported_at.isoformat() if bank.imported_at else None,
-        "policy": {
-            "auto_max_distance": bank.policy.auto_max_distance,
-            "review_max_distance": bank.policy.review_max_distance,
-            "exact_action": str(bank.policy.exact_action),
-            "shadow": bank.policy.shadow,
-        },
-    }
 
 
 def _distance(value: str | None) -> int | None:
@@ -231,7 +216,7 @@ def list_banks(
         stats = [store.banks.stats(bank.name) for bank in store.banks.list()]
     if as_json:
         out.print(
-            json.dumps([{**_bank_json(s.bank), "entries": s.total_active} for s in stats]),
+            json.dumps([bank_stats_to_json(s) for s in stats]),
             markup=False,
         )
         return
@@ -263,10 +248,7 @@ def show(
             raise fail(str(exc)) from None
         flood_limit, flooded = store.flood.limit(name), store.flood.paused(bank=name)
     shown = {
-        **_bank_json(stats.bank),
-        "entries": {str(algorithm): count for algorithm, count in sorted(stats.active.items())},
-        "removed_entries": stats.removed,
-        "imports": stats.imports,
+        **bank_stats_to_json(stats),
         "flood_guard": flood_limit.describe(),
         # entries the flood guard paused: by entry id and flag, never by hash
         "flooded_entries": [

@@ -92,6 +92,37 @@ class BankStats:
         return sum(self.active.values())
 
 
+def bank_to_json(bank: Bank) -> dict[str, Any]:
+    """A bank's settings and policy as JSON: the one shape of the CLI's ``--json``, the
+    API and the audit log (never its entries)."""
+    return {
+        "name": bank.name,
+        "kind": str(bank.kind),
+        "enabled": bank.enabled,
+        "pdq_threshold": bank.pdq_threshold,
+        "source": bank.source,
+        "licence": bank.licence,
+        "version": bank.version,
+        "created_at": bank.created_at.isoformat(),
+        "imported_at": bank.imported_at.isoformat() if bank.imported_at else None,
+        "auto_max_distance": bank.policy.auto_max_distance,
+        "review_max_distance": bank.policy.review_max_distance,
+        "exact_action": str(bank.policy.exact_action),
+        "shadow": bank.policy.shadow,
+    }
+
+
+def bank_stats_to_json(stats: BankStats) -> dict[str, Any]:
+    """``bank_to_json`` with the live entries per algorithm, the removed ones and the
+    number of imports: counts only, never hashes."""
+    return {
+        **bank_to_json(stats.bank),
+        "entries": {str(a): n for a, n in sorted(stats.active.items())},
+        "removed_entries": stats.removed,
+        "imports": stats.imports,
+    }
+
+
 @dataclass(frozen=True, kw_only=True, slots=True)
 class RowError:
     """A rejected list row, named by file and 1-based line number."""

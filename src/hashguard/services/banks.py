@@ -11,7 +11,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, fields
 from pathlib import Path
 
-from hashguard.audit import bank_details, import_details, record
+from hashguard.audit import import_details, record
 from hashguard.banks.columns import Preset, column_map
 from hashguard.banks.formats import ListFormat
 from hashguard.banks.importer import ImportOptions, NewBank, import_list, import_stream
@@ -22,6 +22,7 @@ from hashguard.domain.banks import (
     BankEntry,
     BankKind,
     ImportReport,
+    bank_to_json,
 )
 from hashguard.domain.policy import Action, BankPolicy
 from hashguard.domain.signals import Algorithm
@@ -88,7 +89,7 @@ def configure_bank(store: Store, actor: str, name: str, changes: BankChanges) ->
         bank = unit.banks.configure(
             name, **{field.name: getattr(changes, field.name) for field in fields(changes)}
         )
-        record(unit, actor, AuditAction.BANK_CONFIGURED, subject(name), **bank_details(bank))
+        record(unit, actor, AuditAction.BANK_CONFIGURED, subject(name), **bank_to_json(bank))
     return bank
 
 

@@ -10,10 +10,10 @@ from pydantic import BaseModel, BeforeValidator, Field
 from hashguard.domain.banks import (
     BANK_NAME_PATTERN,
     MAX_PDQ_THRESHOLD,
-    Bank,
     BankKind,
     BankStats,
     ImportReport,
+    bank_stats_to_json,
 )
 from hashguard.domain.policy import DEFAULT_AUTO_MAX_DISTANCE, Action
 from hashguard.web.schemas.fields import Flag, Metadata, Text, not_a_boolean
@@ -82,25 +82,7 @@ class BankOut(BaseModel):
 
     @classmethod
     def of(cls, stats: BankStats) -> BankOut:
-        bank: Bank = stats.bank
-        return cls(
-            name=bank.name,
-            kind=bank.kind,
-            enabled=bank.enabled,
-            pdq_threshold=bank.pdq_threshold,
-            source=bank.source,
-            licence=bank.licence,
-            version=bank.version,
-            created_at=bank.created_at,
-            imported_at=bank.imported_at,
-            entries={str(a): n for a, n in sorted(stats.active.items())},
-            removed_entries=stats.removed,
-            imports=stats.imports,
-            auto_max_distance=bank.policy.auto_max_distance,
-            review_max_distance=bank.policy.review_max_distance,
-            exact_action=bank.policy.exact_action,
-            shadow=bank.policy.shadow,
-        )
+        return cls.model_validate(bank_stats_to_json(stats))
 
 
 # A bank's entries are described exactly, per algorithm, so that a client (and the
