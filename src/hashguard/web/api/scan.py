@@ -19,7 +19,7 @@ from hashguard.scan.sources import Upload
 from hashguard.web.deps import require, services
 from hashguard.web.problems import ProblemError, problem_responses, request_id_of
 from hashguard.web.schemas.fields import NO_NUL
-from hashguard.web.schemas.results import Decision, MatchOut, RemoteOut, SignalsOut
+from hashguard.web.schemas.results import DecisionOut, MatchOut, RemoteOut, SignalsOut
 from hashguard.web.schemas.scan import ContentMeta, ScanOut
 from hashguard.web.services import Services
 from hashguard.web.uploads import read_upload
@@ -140,7 +140,7 @@ async def scan(
         request_id=request_id_of(request),
         outcome=result.outcome,
         reason=result.reason,
-        decision=Decision.of(result.decision, matched=result.outcome is Outcome.MATCHED),
+        decision=DecisionOut.of(result.decision, matched=result.outcome is Outcome.MATCHED),
         content=meta,
         signals=SignalsOut.of(result.signals) if result.signals else None,
         matches=[MatchOut.of(m) for m in result.matches],

@@ -7,7 +7,7 @@ from pydantic import BaseModel, Field
 from hashguard.domain.banks import BankKind
 from hashguard.domain.matches import Match, match_to_json
 from hashguard.domain.policy import Action, decision_to_json
-from hashguard.domain.policy import Decision as PolicyDecision
+from hashguard.domain.policy import Decision
 from hashguard.domain.remote import RemoteResult, RemoteStatus, remote_to_json
 from hashguard.domain.signals import DIHEDRAL_NAMES, Algorithm, FileSignals, PdqMode, signals_shown
 
@@ -96,7 +96,7 @@ class ShadowDecisionOut(BaseModel):
     bank: str | None
 
 
-class Decision(BaseModel):
+class DecisionOut(BaseModel):
     """What the policy decided and the rule (bank and band) that decided it.
 
     ``action``: ``act`` (automatically), ``review`` (by a person) or ``ignore``.
@@ -113,5 +113,5 @@ class Decision(BaseModel):
     matched: bool
 
     @classmethod
-    def of(cls, decision: PolicyDecision, *, matched: bool) -> Decision:
+    def of(cls, decision: Decision, *, matched: bool) -> DecisionOut:
         return cls.model_validate(decision_to_json(decision) | {"matched": matched})

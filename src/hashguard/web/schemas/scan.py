@@ -5,7 +5,7 @@ from __future__ import annotations
 from pydantic import BaseModel, Field
 
 from hashguard.domain.scans import Outcome
-from hashguard.web.schemas.results import Decision, MatchOut, RemoteOut, SignalsOut
+from hashguard.web.schemas.results import DecisionOut, MatchOut, RemoteOut, SignalsOut
 
 
 class ContentMeta(BaseModel):
@@ -23,7 +23,7 @@ class ScanOut(BaseModel):
     case_id: int | None = None
     outcome: Outcome
     reason: str | None
-    decision: Decision
+    decision: DecisionOut
     content: ContentMeta
     signals: SignalsOut | None
     matches: list[MatchOut]
