@@ -19,9 +19,8 @@ from rich.table import Table
 
 from hashguard.audit import cli_actor
 from hashguard.cli.context import err, fail, out, store_of
-from hashguard.domain.people import Role, User, user_to_json
+from hashguard.domain.people import NAME_PATTERN, Role, User, user_to_json
 from hashguard.people.passwords import PasswordRefused, check_new_password, hash_password
-from hashguard.review.cases import NAME_PATTERN
 from hashguard.services import people as service
 from hashguard.services.people import UnknownPerson
 from hashguard.store import Store

@@ -41,7 +41,6 @@ from hashguard.store.cases import StaleCase, UnknownCase
 from hashguard.store.unit import Writes
 
 __all__ = [
-    "NAME_PATTERN",
     "InvalidTransition",
     "NotAnAllowBank",
     "OpenReport",

@@ -19,10 +19,9 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Depends, Path, Query
 
 from hashguard.domain.cases import Case, CaseState
-from hashguard.domain.people import Permission, User
+from hashguard.domain.people import NAME_PATTERN, Permission, User
 from hashguard.domain.tokens import Scope, Token
 from hashguard.review import cases as review
-from hashguard.review.cases import NAME_PATTERN
 from hashguard.review.decide import Verdict, apply_verdict, confirms_finally
 from hashguard.review.reference import from_settings
 from hashguard.web.deps import require, services

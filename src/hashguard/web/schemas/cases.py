@@ -10,9 +10,10 @@ from pydantic import BaseModel, BeforeValidator, Field
 
 from hashguard.domain.banks import BANK_NAME_PATTERN
 from hashguard.domain.cases import Case, CaseEvent, CaseEventKind, CaseState, SourceKind
+from hashguard.domain.people import NAME_PATTERN
 from hashguard.domain.policy import Action
 from hashguard.domain.remote import RemoteStatus
-from hashguard.review.cases import NAME_PATTERN, case_json, event_json
+from hashguard.review.cases import case_json, event_json
 from hashguard.review.decide import Verdict
 from hashguard.web.schemas.fields import Text, not_a_boolean
 from hashguard.web.schemas.results import MatchOut, ShadowDecisionOut, SignalsOut

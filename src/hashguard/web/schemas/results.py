@@ -6,8 +6,7 @@ from pydantic import BaseModel, Field
 
 from hashguard.domain.banks import BankKind
 from hashguard.domain.matches import Match, match_to_json
-from hashguard.domain.policy import Action, decision_to_json
-from hashguard.domain.policy import Decision
+from hashguard.domain.policy import Action, Decision, decision_to_json
 from hashguard.domain.remote import RemoteResult, RemoteStatus, remote_to_json
 from hashguard.domain.signals import DIHEDRAL_NAMES, Algorithm, FileSignals, PdqMode, signals_shown
 
