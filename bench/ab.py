@@ -1,23 +1,24 @@
 """A/B of the service's saturation throughput: this checkout against an earlier commit.
 
-``python -m bench.ab REV [ROUNDS]`` checks ``REV`` out into a temporary git worktree and
-runs ``hashguard serve`` from each tree in turn (A, B, A, B, …: the machine's other load
-falls on both alike), each against a fresh home with the same bank and token, and
-measures the closed-loop saturation of ``POST /v1/scan`` on the small 1 MP corpus
+``python -m bench.ab REV [ROUNDS]`` installs ``REV`` (a temporary git worktree) into a
+virtualenv of its own with this checkout's constraints, then runs ``hashguard serve``
+from each install in turn (A, B, A, B, …: the machine's other load falls on both
+alike), each against a fresh home with the same bank and token made by its own CLI,
+and measures the closed-loop saturation of ``POST /v1/scan`` on the small 1 MP corpus
 (workers x queue per worker clients, ``SECONDS`` each after a warm-up). Prints every
-round, the medians and B/A. The server's code comes from ``PYTHONPATH`` (the tree's
-``src``) in front of this virtualenv's editable install.
+round, the medians and B/A.
 """
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
-from bench.config import scale_from_env
+import bench.cli
+import bench.service
+from bench.config import hashguard_executable, scale_from_env
 from bench.corpus import build_corpora
 from bench.loadgen import Target, closed_loop
 from bench.service import PLANS, QUEUE_PER_WORKER, WORKERS, _setup, make_bank, running_server
@@ -27,8 +28,10 @@ SECONDS = 10.0
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def _saturation(src: Path, files: tuple[Path, ...], rows: int) -> float:
-    os.environ["PYTHONPATH"] = str(src)
+def _saturation(executable: Path, files: tuple[Path, ...], rows: int) -> float:
+    # the bench's CLI calls and its server run this install's ``hashguard``
+    for module in (bench.cli, bench.service):
+        setattr(module, "hashguard_executable", lambda: executable)  # noqa: B010
     with tempfile.TemporaryDirectory(prefix="hashguard-ab-") as tmp:
         home = Path(tmp)
         token = _setup(home, make_bank(files, rows, home))
@@ -53,18 +56,25 @@ def main() -> int:
     one = next(c for c in build_corpora(scale) if c.label == "1 MP")
     rows = PLANS[scale.name].bank_rows
     with tempfile.TemporaryDirectory(prefix="hashguard-ab-tree-") as tmp:
-        tree = Path(tmp) / "a"
+        tree, venv = Path(tmp) / "a", Path(tmp) / "venv"
         subprocess.run(
             ["git", "-C", str(ROOT), "worktree", "add", "--detach", str(tree), rev],
             check=True,
             capture_output=True,
         )
         try:
+            subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+            subprocess.run(
+                [str(venv / "bin" / "pip"), "install", "--quiet", "--constraint",
+                 str(ROOT / "constraints.txt"), str(tree)],
+                check=True,
+            )  # fmt: skip
+            old, new = venv / "bin" / "hashguard", hashguard_executable()
             a: list[float] = []
             b: list[float] = []
             for number in range(rounds):
-                a.append(_saturation(tree / "src", one.files, rows))
-                b.append(_saturation(ROOT / "src", one.files, rows))
+                a.append(_saturation(old, one.files, rows))
+                b.append(_saturation(new, one.files, rows))
                 print(f"round {number + 1}: A {a[-1]:.1f}/s  B {b[-1]:.1f}/s", flush=True)
         finally:
             subprocess.run(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -36,11 +37,12 @@ def postgres_server() -> Iterator[str]:
         yield url
 
 
-def _fresh_postgres_database(server: str) -> str:
+def _fresh_postgres_database(server: str, template: str | None = None) -> str:
     name = f"t_{uuid.uuid4().hex[:12]}"
+    copied = f' TEMPLATE "{template}"' if template else ""
     admin = create_engine(server, isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
+        conn.execute(text(f'CREATE DATABASE "{name}"{copied}'))
     admin.dispose()
     return make_url(server).set(database=name).render_as_string(hide_password=False)
 
@@ -51,9 +53,47 @@ def postgres_database(postgres_server: str) -> str:
     return _fresh_postgres_database(postgres_server)
 
 
+@pytest.fixture(scope="session")
+def _migrated_postgres(postgres_server: str) -> str:
+    """A PostgreSQL database migrated to the head once per session: ``db_url`` copies it
+    (``CREATE DATABASE … TEMPLATE``, a fraction of a second instead of the migrations'
+    two). Nobody connects to it after this, as a template requires."""
+    url = _fresh_postgres_database(postgres_server)
+    open_store(url, migrate=True).close()
+    return str(make_url(url).database)
+
+
+@pytest.fixture(scope="session")
+def _migrated_sqlite(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A SQLite file migrated to the head once per session, copied by ``db_url``."""
+    path = tmp_path_factory.mktemp("migrated") / "hashguard.db"
+    open_store(f"sqlite:///{path}", migrate=True).close()
+    return path
+
+
+def _copied_sqlite(template: Path, folder: Path) -> str:
+    path = folder / "hashguard.db"
+    shutil.copy2(template, path)  # mode too: the store's file is 0600
+    for suffix in ("-wal", "-shm"):
+        extra = template.with_name(template.name + suffix)
+        if extra.exists():
+            shutil.copy2(extra, path.with_name(path.name + suffix))
+    return f"sqlite:///{path}"
+
+
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    """A fresh, empty database on each engine."""
+    """A fresh database on each engine, already migrated to the head (a copy of one
+    migrated once per session); ``empty_db_url`` for one with no schema at all."""
+    if request.param == "sqlite":
+        return _copied_sqlite(request.getfixturevalue("_migrated_sqlite"), tmp_path)
+    server = str(request.getfixturevalue("postgres_server"))
+    return _fresh_postgres_database(server, request.getfixturevalue("_migrated_postgres"))
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def empty_db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A fresh, empty database on each engine (no schema)."""
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path / 'hashguard.db'}"
     return str(request.getfixturevalue("postgres_database"))

@@ -102,7 +102,8 @@ def test_an_empty_home_is_a_problem_and_nothing_is_created(tmp_path: Path) -> No
     assert not home.exists()
 
 
-def test_store_migrations_index_and_settings(db_url: str, tmp_path: Path) -> None:
+def test_store_migrations_index_and_settings(empty_db_url: str, tmp_path: Path) -> None:
+    db_url = empty_db_url
     settings = Settings(home=tmp_path / "home", database_url=db_url)
     engine = make_engine(db_url)
     upgrade(engine, "0011")  # one version behind
