@@ -27,6 +27,7 @@ from hashguard.store.exposure import ExposureStore
 from hashguard.store.flood import FloodStore
 from hashguard.store.leases import LeaseStore
 from hashguard.store.people import PeopleStore
+from hashguard.store.referrals import ReferralStore
 from hashguard.store.remote_secrets import RemoteSecretStore
 from hashguard.store.reports import ReportStore
 from hashguard.store.scans import ScanStore
@@ -99,6 +100,7 @@ class Store:
     flood: FloodStore
     leases: LeaseStore
     reports: ReportStore
+    referrals: ReferralStore
 
     def close(self) -> None:
         self.engine.dispose()
@@ -148,4 +150,5 @@ def open_store(url: str, *, migrate: bool | None = None) -> Store:
         flood=FloodStore(engine),
         leases=LeaseStore(engine),
         reports=ReportStore(engine),
+        referrals=ReferralStore(engine),
     )
