@@ -60,7 +60,7 @@ def _hotlines(value: Any) -> Any:
     built-in's table may override some of its fields."""
     if isinstance(value, list | tuple):
         if not all(isinstance(name, str) for name in value):
-            raise ValueError("a list of hotlines holds their names")  # noqa: TRY004
+            raise ValueError("a list of hotlines holds their names")
         value = {name: {} for name in value}
     if not isinstance(value, dict):
         return value
