@@ -18,6 +18,7 @@ from typing import Any
 
 import httpx
 import pytest
+from playwright.sync_api import expect
 from sqlalchemy import insert
 from sqlalchemy.exc import IntegrityError
 from typer.testing import CliRunner, Result
@@ -44,6 +45,7 @@ from hashguard.store import Store, open_store
 from hashguard.store.schema import referral_tasks
 from hashguard.web.app import create_app
 from hashguard.web.ui.session import COOKIE
+from tests.browser_support import VIEWPORT, chromium_or_skip, launched
 from tests.cli import hashguard
 from tests.server import running_server
 from tests.test_ui_roles import gate_of, ui_routes
@@ -502,8 +504,8 @@ class UiWorld:
         return contextlib.closing(open_store(self.settings.resolved_database_url))
 
 
-@pytest.fixture
-def ui(db_url: str, tmp_path: Path) -> UiWorld:
+def ui_world(db_url: str, tmp_path: Path) -> UiWorld:
+    """A confirmed case (with a URL), an open one, and a signed-in person per role."""
     opened = open_store(db_url, migrate=True)
     try:
         cases = {
@@ -526,6 +528,11 @@ def ui(db_url: str, tmp_path: Path) -> UiWorld:
         referral_hotlines=["iwf", "eokm", "bee-secure"],
     )
     return UiWorld(settings, cases, people)
+
+
+@pytest.fixture
+def ui(db_url: str, tmp_path: Path) -> UiWorld:
+    return ui_world(db_url, tmp_path)
 
 
 def _options(html: str) -> list[str]:
@@ -691,3 +698,38 @@ def test_referral_routes_by_role_over_http(ui: UiWorld) -> None:
     assert failures == []
     with ui.store() as store:
         assert store.referrals.list() == []
+
+
+def test_a_lead_refers_a_case_in_a_real_browser(tmp_path: Path) -> None:
+    """Debian's Chromium: open a task from the case page, copy the facts with the button
+    (the clipboard then holds exactly the facts), mark it done with the reference."""
+    executable = chromium_or_skip()
+    ui = ui_world(f"sqlite:///{tmp_path / 'browser.db'}", tmp_path)
+    case_id = ui.cases["confirmed"]
+    with running_server(ui.settings) as base, launched(executable) as (_, browser):
+        context = browser.new_context(viewport=VIEWPORT)
+        context.grant_permissions(["clipboard-read", "clipboard-write"], origin=base)
+        context.add_cookies(
+            [{"name": COOKIE, "value": ui.people["carol"][0], "url": base + "/ui/"}]
+        )
+        page = context.new_page()
+        page.on("dialog", lambda dialog: dialog.accept())
+        page.goto(f"{base}/ui/cases/{case_id}")
+        page.select_option("#referral-hotline", "bee-secure")
+        page.get_by_role("button", name="Open a referral task").click()
+        expect(page.locator("#referral-flash")).to_be_visible()
+        facts = page.locator("textarea.referral-facts")
+        expect(facts).to_have_value(re.compile(f"^URL: {re.escape(URL)}\n"))
+        page.get_by_role("button", name="Copy the facts").click()
+        expect(page.locator("span.copied")).to_have_text("Copied.")
+        assert page.evaluate("navigator.clipboard.readText()") == facts.input_value()
+        link = page.get_by_role("link", name="Open the hotline's form")
+        assert link.get_attribute("href") == "https://stopline.bee-secure.lu/"
+        page.get_by_label("The hotline's reference").fill("SL-2026-0099")
+        page.get_by_role("button", name="Mark done").click()
+        expect(page.locator("strong.referral-reference")).to_have_text("SL-2026-0099")
+        context.close()
+    with ui.store() as store:
+        assert [(t.hotline, t.reference) for t in store.referrals.list()] == [
+            ("bee-secure", "SL-2026-0099")
+        ]
