@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +18,7 @@ from pydantic_settings import (
 
 from hashguard.domain.actions import EventType
 from hashguard.domain.people import Role
+from hashguard.domain.referrals import HOTLINE_KEY_PATTERN, KNOWN_HOTLINES
 from hashguard.domain.signals import PdqMode
 
 CONFIG_ENV = "HASHGUARD_CONFIG"
@@ -36,6 +38,49 @@ class WebhookEndpointSettings(BaseModel):
     url: str = Field(pattern=r"^https?://")
     secret: SecretStr
     events: tuple[EventType, ...] = ()
+
+
+class HotlineSettings(BaseModel):
+    """A hotline this host refers confirmed cases to by hand, on its web form (there is
+    no API: nothing is sent). For a built-in name (``iwf``, ``eokm``, ``bee-secure``)
+    every field defaults to the known value; another name needs them all."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    name: str = Field(min_length=1, max_length=200)
+    #: the public page of the hotline's report form
+    form_url: str = Field(pattern=r"^https://\S+$", max_length=2000)
+    #: ISO 3166-1 alpha-2
+    country: str = Field(pattern=r"^[A-Z]{2}$")
+    notes: str = Field(default="", max_length=2000)
+
+
+def _hotlines(value: Any) -> Any:
+    """``referral_hotlines`` as given: a list of built-in names switches them on; a
+    built-in's table may override some of its fields."""
+    if isinstance(value, list | tuple):
+        if not all(isinstance(name, str) for name in value):
+            raise ValueError("a list of hotlines holds their names")
+        value = {name: {} for name in value}
+    if not isinstance(value, dict):
+        return value
+    resolved: dict[Any, Any] = {}
+    for key, given in value.items():
+        if not isinstance(key, str) or not re.fullmatch(HOTLINE_KEY_PATTERN, key):
+            raise ValueError(
+                f"{key!r} is not a hotline name: lowercase letters, digits, '-' or '_'"
+            )
+        known = KNOWN_HOTLINES.get(key)
+        if known is None and not given:
+            raise ValueError(
+                f"{key!r} is not a built-in hotline ({', '.join(KNOWN_HOTLINES)}): "
+                "give its name, form_url and country"
+            )
+        if known is not None and (given is None or isinstance(given, dict)):
+            resolved[key] = {**known.as_settings(), **(given or {})}
+        else:
+            resolved[key] = given
+    return resolved
 
 
 class Settings(BaseSettings):
@@ -200,6 +245,13 @@ class Settings(BaseSettings):
     #: how often an idle dispatcher looks for due actions
     actions_poll_seconds: float = Field(default=1.0, gt=0)
 
+    # -- hotline referrals --
+    #: hotlines this host refers confirmed cases to, by hand on their web forms: built-in
+    #: names switch them on (HASHGUARD_REFERRAL_HOTLINES='["iwf", "eokm", "bee-secure"]');
+    #: in TOML a table per hotline may override a built-in's fields or add another
+    #: hotline ([referral_hotlines.name] name, form_url, country, notes)
+    referral_hotlines: dict[str, HotlineSettings] = Field(default_factory=dict)
+
     # -- background jobs --
     #: how often background jobs run the evidence retention job (0: never; then run
     #: `hashguard evidence retention run` yourself)
@@ -207,6 +259,11 @@ class Settings(BaseSettings):
     #: a background job's lease: renewed while it runs; a killed process's job is taken
     #: over this long after its last renewal
     jobs_lease_seconds: float = Field(default=60, ge=1)
+
+    @field_validator("referral_hotlines", mode="before")
+    @classmethod
+    def _known_hotlines(cls, value: Any) -> Any:
+        return _hotlines(value)
 
     @field_validator("home")
     @classmethod

@@ -107,6 +107,13 @@ DEMO_ACCOUNTS = (
     ("demo-auditor", Role.AUDITOR),  # reads the audit log, sees no content
 )
 DEMO_ACTOR = "system:demo"
+#: the demo's only referral hotline: not a real one (the real ones take real reports)
+DEMO_HOTLINE = {
+    "name": "Demo hotline (not a real hotline)",
+    "form_url": "https://hotline.example.test/report",
+    "country": "ZZ",
+    "notes": "The demo refers to no real hotline: mark the task done with any reference.",
+}
 
 
 def demo_settings(home: Path, **values: Any) -> Settings:
@@ -121,6 +128,8 @@ def demo_settings(home: Path, **values: Any) -> Settings:
         "quarantine_local": False,
         "remote": {},
         "host": "127.0.0.1",
+        # a made-up hotline: demo facts must never reach a real hotline's form
+        "referral_hotlines": {"demo-hotline": DEMO_HOTLINE},
     }
     return Settings(home=home, **(own | values))
 

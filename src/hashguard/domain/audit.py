@@ -83,6 +83,11 @@ class AuditAction(StrEnum):
     REPORT_RESTARTED = "report.restarted"
     REPORT_FAILED = "report.failed"
     REPORT_SETTINGS_CHANGED = "report.settings_changed"
+    #: hotline referrals (filed by hand on a hotline's web form): a task opened for a
+    #: case, marked done with the hotline's reference, or cancelled with a reason
+    REFERRAL_OPENED = "referral.opened"
+    REFERRAL_DONE = "referral.done"
+    REFERRAL_CANCELLED = "referral.cancelled"
     #: a token looked up many PDQ hashes close to its own matched ones (reading a list)
     LOOKUP_PROBING = "lookup.probing"
 

@@ -43,6 +43,9 @@ class Permission(StrEnum):
     CASE_CONFIRM_FINAL = "case.confirm_final"
     #: give a case to someone else
     CASE_ASSIGN = "case.assign"
+    #: hotline referrals: open a task for a confirmed case, mark it done with the
+    #: hotline's reference, cancel it (the people who work cases: reviewers and leads)
+    REFERRALS_MANAGE = "referrals.manage"
     #: dead letters: see them, retry them
     ACTIONS_MANAGE = "actions.manage"
     #: reveals per reviewer (exposure), to look after the team
@@ -65,7 +68,14 @@ class Permission(StrEnum):
     SERVER_ADMIN = "server.admin"
 
 
-_REVIEWER = frozenset({Permission.QUEUE_VIEW, Permission.CASE_REVEAL, Permission.CASE_DECIDE})
+_REVIEWER = frozenset(
+    {
+        Permission.QUEUE_VIEW,
+        Permission.CASE_REVEAL,
+        Permission.CASE_DECIDE,
+        Permission.REFERRALS_MANAGE,
+    }
+)
 
 ROLE_PERMISSIONS: Mapping[Role, frozenset[Permission]] = {
     Role.VIEWER: frozenset({Permission.QUEUE_VIEW}),

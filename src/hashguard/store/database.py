@@ -28,6 +28,7 @@ from hashguard.store.exposure import ExposureStore
 from hashguard.store.flood import FloodStore
 from hashguard.store.leases import LeaseStore
 from hashguard.store.people import PeopleStore
+from hashguard.store.referrals import ReferralStore
 from hashguard.store.remote_secrets import RemoteSecretStore
 from hashguard.store.reports import ReportStore
 from hashguard.store.scans import ScanStore
@@ -100,6 +101,7 @@ class Store:
     flood: FloodStore
     leases: LeaseStore
     reports: ReportStore
+    referrals: ReferralStore
 
     def close(self) -> None:
         self.engine.dispose()
@@ -144,6 +146,7 @@ def stores_on(connectable: Engine) -> Store:
         flood=FloodStore(connectable),
         leases=LeaseStore(connectable),
         reports=ReportStore(connectable),
+        referrals=ReferralStore(connectable),
     )
 
 

@@ -18,6 +18,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     false,
+    text,
 )
 
 # SQLite only auto-increments an INTEGER PRIMARY KEY; PostgreSQL gets a BIGINT identity.
@@ -559,4 +560,35 @@ report_settings = Table(
     Column("settings", JSON, nullable=False),
     Column("sealed", JSON, nullable=False),
     Column("updated_at", DateTime(timezone=True), nullable=False),
+)
+
+#: Hotline referrals (``review/referrals.py``): tasks to file a confirmed case by hand on
+#: a hotline's web form. At most one open or done task per case and hotline (the partial
+#: unique index); a cancelled one may be followed by a new one. ``facts`` are what the
+#: person pastes (the content's own hashes, never a list's).
+referral_tasks = Table(
+    "referral_tasks",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("case_id", Id, ForeignKey("cases.id"), nullable=False),
+    Column("hotline", String(40), nullable=False),
+    Column("form_url", Text, nullable=False),
+    Column("state", String(16), nullable=False),
+    Column("facts", JSON, nullable=False),
+    Column("reference", String(200)),
+    Column("cancel_reason", Text),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("created_by", String(200), nullable=False),
+    Column("closed_at", DateTime(timezone=True)),
+    Column("closed_by", String(200)),
+    Index("ix_referral_tasks_case_id", "case_id"),
+    Index("ix_referral_tasks_state", "state", "id"),
+    Index(
+        "uq_referral_tasks_live",
+        "case_id",
+        "hotline",
+        unique=True,
+        sqlite_where=text("state IN ('open', 'done')"),
+        postgresql_where=text("state IN ('open', 'done')"),
+    ),
 )

@@ -38,6 +38,7 @@ from hashguard.web.ui.common import (
     when,
 )
 from hashguard.web.ui.errors import UiRoute
+from hashguard.web.ui.referrals import case_referrals
 from hashguard.web.ui.render import page
 from hashguard.web.ui.session import SignedIn, UiError, require, require_any
 
@@ -113,6 +114,7 @@ async def case_page(
     can_decide = who.can(Permission.CASE_DECIDE) and not case.state.final
     flash = FLASHES.get(done)
     rule = BreakRule.of(settings)
+    referrals = await run_in_threadpool(case_referrals, svc, who, case)
     return page(
         request,
         "case.html",
@@ -150,6 +152,7 @@ async def case_page(
             "undecodable": case.signals is not None and not case.signals.pdq,
             "age": age(case.created_at, utcnow()),
             "when": when,
+            "referrals": referrals,
         },
     )
 
