@@ -8,7 +8,7 @@ from __future__ import annotations
 import contextlib
 import re
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -171,6 +171,20 @@ def test_a_lead_submits_and_retracts_from_the_case_page(
             with world.store() as store:
                 waiting = store.reports.find(other, service.SINK)
             assert waiting is not None
+            # another process (the background job) holds it: left to it, said so
+            with world.store() as store:
+                now = datetime.now(UTC)
+                held = store.reports.claim(
+                    waiting.id, "elsewhere", now=now, until=now + timedelta(minutes=5)
+                )
+                assert held
+                busy = form_post(carol, f"/ui/cases/{other}/report", people["carol"])
+                assert busy.headers["location"] == f"/ui/cases/{other}?reported=busy"
+                assert "Another process" in carol.get(busy.headers["location"]).text
+                busy = form_post(carol, f"/ui/reports/{waiting.id}/retract", people["carol"])
+                assert busy.status_code == 409
+                assert "another process" in busy.text
+                store.reports.release(waiting.id, "elsewhere")
             gone = form_post(carol, f"/ui/reports/{waiting.id}/retract", people["carol"])
             assert gone.status_code == 303
             assert gone.headers["location"] == f"/ui/cases/{other}?reported=retracted"

@@ -8,8 +8,8 @@ details, finish), about two seconds at NCMEC's two requests a second, and the le
 the outcome (the report id, or why not) on the page the button leads to. What the
 request cannot finish (NCMEC answering "retry later", a process killed mid-way) stays
 in the report's persisted state machine for ``hashguard reports resume`` or the
-background job; a report being worked on elsewhere is refused (``ReportBusy``), never
-sent twice. Every step is audited by the report machine under the lead's name.
+background job; a report another process is working on is left to it (the page says
+so), never sent twice. Every step is audited by the report machine under the lead's name.
 """
 
 from __future__ import annotations
@@ -48,6 +48,7 @@ ReportId = Annotated[int, Path(ge=1, le=2**62)]
 FLASHES = {
     "submitted": "The report was sent as far as it goes now: see its state below.",
     "retracted": "The report was retracted.",
+    "busy": "Another process is sending this report right now: reload in a moment.",
 }
 #: reports shown on /ui/reports at most, newest first
 SHOWN = 500
@@ -118,29 +119,33 @@ def _reporting(svc: Services) -> Reporting:
         ) from None
 
 
-def _submit(svc: Services, who: SignedIn, case_id: int) -> Report:
+def _submit(svc: Services, who: SignedIn, case_id: int) -> str:
+    """The case page's flash: ``submitted``, or ``busy`` when another process (the
+    background job resuming due reports, another lead) holds the report: it is being
+    sent, once."""
     load_case(svc, case_id)
     with _reporting(svc) as reporting:
         try:
-            return reporting.submit(case_id, actor=who.user.actor)
+            reporting.submit(case_id, actor=who.user.actor)
+        except ReportBusy:
+            return "busy"
         except ReportRefused as exc:
             raise UiError(409, "Not reported", _detail(exc)) from None
         except InvalidReport as exc:
             raise UiError(409, "The report is not valid", _detail(exc)) from None
         except EvidenceError as exc:
             raise UiError(409, "The evidence cannot be read", _detail(exc)) from None
-        except ReportBusy as exc:
-            raise UiError(409, "Busy", f"{_detail(exc)}: reload the case in a moment") from None
         except review.UnknownCase:
             raise UiError(404, "Not found", f"there is no case #{case_id}") from None
+    return "submitted"
 
 
 @router.post("/cases/{case_id}/report")
 async def submit(request: Request, case_id: CaseId, who: Submitter) -> Response:
     """Draft the case's report if it has none and send it as far as it goes now (or
     resume one started); back to the case page, which shows the outcome."""
-    await run_in_threadpool(_submit, services(request), who, case_id)
-    return back_to_case(case_id, reported="submitted")
+    outcome = await run_in_threadpool(_submit, services(request), who, case_id)
+    return back_to_case(case_id, reported=outcome)
 
 
 def _retract(svc: Services, who: SignedIn, report_id: int) -> Report:
