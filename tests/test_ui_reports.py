@@ -228,6 +228,12 @@ def test_the_reports_page_lists_by_state_with_links_to_cases(
             assert "permanent (code 4000)" in failed
             assert "failed (1)" in failed
             assert carol.get("/ui/reports", params={"state": "nonsense"}).status_code == 400
+            # a confirmed case whose content was not kept has nothing to report
+            nokeep = cases["nokeep"]
+            confirm(world.settings, nokeep)
+            refused = form_post(carol, f"/ui/cases/{nokeep}/report", people["carol"])
+            assert refused.status_code == 409
+            assert "no evidence kept" in refused.text
         with people["adam"].client(base) as adam:
             page = adam.get("/ui/reports")
             assert page.status_code == 200, "an admin sees reports' states"
@@ -246,19 +252,3 @@ def test_the_reports_page_lists_by_state_with_links_to_cases(
 def _reports(world: World) -> list[Report]:
     with world.store() as store:
         return store.reports.list()
-
-
-def test_an_unreachable_sink_is_a_waiting_report_not_an_error(
-    world: World, fake: FakeCyberTipline
-) -> None:
-    """NCMEC down: the request ends with the report scheduled for its next attempt."""
-    configure_reports(world.settings, fake)
-    act = world.cases["act"]
-    confirm(world.settings, act)
-    fake.down = True
-    with running_server(world.settings) as base, world.people["carol"].client(base) as carol:
-        answer = form_post(carol, f"/ui/cases/{act}/report", world.people["carol"])
-        assert answer.status_code == 303
-        page = carol.get(f"/ui/cases/{act}").text
-        assert "next attempt" in page
-        assert _text(page, "report-remote-id") == "—"
