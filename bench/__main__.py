@@ -9,7 +9,14 @@ from rich.console import Console
 from bench.audit import audit_rows
 from bench.banks import import_rows
 from bench.cli import BenchError
-from bench.config import REPEATS, RESULTS_FILE, postgres_url, scale_from_env, sections_from_env
+from bench.config import (
+    CORPUS_SECTIONS,
+    REPEATS,
+    RESULTS_FILE,
+    postgres_url,
+    scale_from_env,
+    sections_from_env,
+)
 from bench.corpus import build_corpora
 from bench.exact import exact_rows
 from bench.fidelity import fidelity_rows
@@ -28,10 +35,14 @@ def main() -> int:
     out.print(f"hashguard {machine['hashguard']}, Python {machine['python']}", highlight=False)
     out.print(f"command: {machine['command']}", highlight=False, markup=False)
 
-    progress.print(f"corpus ({scale.name}): {scale.files_1mp} x 1 MP, {scale.files_12mp} x 12 MP")
-    corpora = build_corpora(scale)
     rows: list[Row] = []
     wanted = sections_from_env()
+    corpora = []
+    if wanted & CORPUS_SECTIONS:
+        progress.print(
+            f"corpus ({scale.name}): {scale.files_1mp} x 1 MP, {scale.files_12mp} x 12 MP"
+        )
+        corpora = build_corpora(scale)
     try:
         if "scan" in wanted:
             from bench.scan import scan_rows  # noqa: PLC0415 - threatexchange is slow to import
@@ -60,6 +71,10 @@ def main() -> int:
             from bench.service import service_rows  # noqa: PLC0415 - uvloop, httpx: only when asked
 
             rows += service_rows(corpora, scale, progress.print)
+        if "reports" in wanted:
+            from bench.reports import reports_rows  # noqa: PLC0415 - the fake lives in tests/
+
+            rows += reports_rows(scale, progress.print)
     except BenchError as exc:
         progress.print(f"[red]benchmark aborted:[/red] {exc}", highlight=False, markup=True)
         return 2

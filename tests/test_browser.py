@@ -22,13 +22,16 @@ from playwright.sync_api import Browser, Dialog, Page, expect
 from hashguard.domain.cases import CaseState
 from hashguard.web.ui.session import COOKIE
 from tests.browser_support import (
+    IMAGES,
     VIEWPORT,
     ReviewWorld,
     build_review_world,
     chromium_or_skip,
     launched,
 )
+from tests.fakes.cybertipline import FakeCyberTipline
 from tests.server import running_server
+from tests.test_ui_reports import configure_reports, confirm, xsd_or_skip
 
 TIMEOUT_MS = 10_000
 
@@ -48,7 +51,8 @@ def browser(chromium: Path) -> Iterator[Browser]:
 @pytest.fixture(scope="module")
 def world(tmp_path_factory: pytest.TempPathFactory) -> ReviewWorld:
     root = tmp_path_factory.mktemp("browser")
-    return build_review_world(root / "home", root / "uploads")
+    # "reported": a case of its own for the report test, whichever tests run before it
+    return build_review_world(root / "home", root / "uploads", names={**IMAGES, "reported": "md5"})
 
 
 @pytest.fixture(scope="module")
@@ -338,5 +342,36 @@ def test_a_post_without_the_csrf_token_is_refused(
         )
         assert accepted.status == 303
         assert case_state(world, "spare")[0] is CaseState.ESCALATED
+    finally:
+        context.close()
+
+
+# -- reports ------------------------------------------------------------------------------
+
+
+def test_the_lead_submits_the_report_from_the_case_page_and_sees_its_id(
+    world: ReviewWorld, base: str, browser: Browser
+) -> None:
+    xsd_or_skip()
+    case_id = world.cases["reported"]
+    confirm(world.settings, case_id)
+    context = world.signed_in(browser, base, "carol")
+    page = context.new_page()
+    page.set_default_timeout(TIMEOUT_MS)
+    accept_dialogs(page)
+    try:
+        with FakeCyberTipline() as fake:
+            configure_reports(world.settings, fake)
+            page.goto(f"{base}/ui/cases/{case_id}")
+            expect(page.locator("#report-state")).to_contain_text("Not reported")
+            page.locator("form#report-submit button[type=submit]").click()
+            expect(page.locator("#report-flash")).to_be_visible()
+            (sent,) = fake.finished()
+            expect(page.locator("#report-remote-id")).to_have_text(str(sent.id))
+            expect(page.locator("#report-state")).to_have_text("finished")
+            expect(page.locator("form#report-submit")).to_have_count(0)
+            page.locator("nav a", has_text="Reports").click()
+            listed = page.locator(f"#reports tr[data-state=finished] a[href='/ui/cases/{case_id}']")
+            expect(listed).to_have_count(1)
     finally:
         context.close()

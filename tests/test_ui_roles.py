@@ -44,6 +44,9 @@ EXPECTED: dict[tuple[str, str], frozenset[Permission]] = {
     ("GET", "/ui/flood"): frozenset({Permission.FLOOD_MANAGE}),
     ("POST", "/ui/flood/{flag_id}/release"): frozenset({Permission.FLOOD_MANAGE}),
     ("POST", "/ui/flood/{flag_id}/tombstone"): frozenset({Permission.FLOOD_MANAGE}),
+    ("GET", "/ui/reports"): frozenset({Permission.REPORTS_VIEW}),
+    ("POST", "/ui/cases/{case_id}/report"): frozenset({Permission.REPORTS_SUBMIT}),
+    ("POST", "/ui/reports/{report_id}/retract"): frozenset({Permission.REPORTS_SUBMIT}),
 }
 MISSING_ID = "987654"
 

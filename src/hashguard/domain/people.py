@@ -2,10 +2,11 @@
 
 Deny by default: a route names the one permission it needs, and a role has only the
 permissions listed here. ``admin`` manages people, deliveries, banks and scans but sees
-no content beyond the queue's blurred derivatives; ``auditor`` reads the audit log and
-nothing else. An API token that acts for a person (``tokens create --user``) uses a
-scope only when the person's role has one of the permissions ``SCOPE_PERMISSIONS``
-names for it: the token never does more than its person.
+no content beyond the queue's blurred derivatives (it sees reports' states; submitting
+one is a lead's call); ``auditor`` reads the audit log and nothing else. An API token
+that acts for a person (``tokens create --user``) uses a scope only when the person's
+role has one of the permissions ``SCOPE_PERMISSIONS`` names for it: the token never
+does more than its person.
 """
 
 from __future__ import annotations
@@ -54,6 +55,11 @@ class Permission(StrEnum):
     EXPOSURE_GRANT = "exposure.grant"
     #: entries the flood guard paused: see them, release or tombstone them
     FLOOD_MANAGE = "flood.manage"
+    #: reports to NCMEC and the like: their states, report ids, steps and dead letters
+    #: (never a file's content)
+    REPORTS_VIEW = "reports.view"
+    #: submit a confirmed case's report (or resume a failed or waiting one), retract one
+    REPORTS_SUBMIT = "reports.submit"
     AUDIT_READ = "audit.read"
     USERS_MANAGE = "users.manage"
     #: banks' settings, provenance and counts (never their hashes)
@@ -89,6 +95,8 @@ ROLE_PERMISSIONS: Mapping[Role, frozenset[Permission]] = {
         Permission.EXPOSURE_GRANT,
         Permission.FLOOD_MANAGE,
         Permission.BANKS_READ,
+        Permission.REPORTS_VIEW,
+        Permission.REPORTS_SUBMIT,
     },
     Role.ADMIN: frozenset(
         {
@@ -97,6 +105,7 @@ ROLE_PERMISSIONS: Mapping[Role, frozenset[Permission]] = {
             Permission.ACTIONS_MANAGE,
             Permission.EXPOSURE_VIEW,
             Permission.AUDIT_READ,
+            Permission.REPORTS_VIEW,
             Permission.USERS_MANAGE,
             Permission.BANKS_READ,
             Permission.BANKS_MANAGE,

@@ -25,6 +25,7 @@ from hashguard.review.decide import Verdict, apply_verdict, confirms_finally
 from hashguard.review.exposure import BreakRule, reveal_open
 from hashguard.review.reference import from_settings
 from hashguard.web.services import Services
+from hashguard.web.ui import reports
 from hashguard.web.ui.common import (
     CaseId,
     age,
@@ -106,6 +107,9 @@ async def case_page(
 ) -> Response:
     svc = services(request)
     loaded = await run_in_threadpool(_load, svc, who, case_id)
+    report = await run_in_threadpool(
+        reports.case_report, svc, who, loaded.case, request.query_params.get("reported", "")
+    )
     case, settings = loaded.case, svc.settings
     needs_lead = confirms_finally(case, second_confirmation=settings.review_second_confirmation)
     confirmed_by_me = who.user.name in case.confirmers
@@ -153,6 +157,7 @@ async def case_page(
             "age": age(case.created_at, utcnow()),
             "when": when,
             "referrals": referrals,
+            "report_section": report,
         },
     )
 

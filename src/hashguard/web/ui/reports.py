@@ -1,0 +1,210 @@
+"""Reports in the review UI: a case's report on its page (state, NCMEC report id, files,
+every step with its response code), submitting or retracting it (a lead), and
+``/ui/reports`` listing reports by state, the dead letters (``failed``) among them.
+
+Submitting runs ``Reporting.submit`` inside the request (in the thread pool), not in a
+background job: a case's report has one file, i.e. four calls (submit, upload, file
+details, finish), about two seconds at NCMEC's two requests a second, and the lead sees
+the outcome (the report id, or why not) on the page the button leads to. What the
+request cannot finish (NCMEC answering "retry later", a process killed mid-way) stays
+in the report's persisted state machine for ``hashguard reports resume`` or the
+background job; a report another process is working on is left to it (the page says
+so), never sent twice. Every step is audited by the report machine under the lead's name.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Path, Query, Request, Response
+from starlette.concurrency import run_in_threadpool
+
+from hashguard.domain.cases import Case, CaseState
+from hashguard.domain.people import Permission
+from hashguard.domain.reports import Report, ReportState, ReportStep
+from hashguard.evidence import EvidenceError
+from hashguard.keys import MasterKeyError
+from hashguard.plugins import PluginError
+from hashguard.reports.base import InvalidReport
+from hashguard.reports.machine import ReportBusy, RetractRefused
+from hashguard.reports.service import SINK, Reporting, ReportRefused
+from hashguard.review import cases as review
+from hashguard.store.reports import UnknownReport
+from hashguard.web.services import Services
+from hashguard.web.ui.common import CaseId, back_to_case, load_case, services, utcnow, when
+from hashguard.web.ui.errors import UiRoute
+from hashguard.web.ui.render import page
+from hashguard.web.ui.session import SignedIn, UiError, require
+
+router = APIRouter(route_class=UiRoute)
+
+Reader = Annotated[SignedIn, Depends(require(Permission.REPORTS_VIEW))]
+Submitter = Annotated[SignedIn, Depends(require(Permission.REPORTS_SUBMIT))]
+ReportId = Annotated[int, Path(ge=1, le=2**62)]
+
+#: the answers of ``?reported=`` on the case page: fixed texts, never the query's own
+FLASHES = {
+    "submitted": "The report was sent as far as it goes now: see its state below.",
+    "retracted": "The report was retracted.",
+    "busy": "Another process is sending this report right now: reload in a moment.",
+}
+#: reports shown on /ui/reports at most, newest first
+SHOWN = 500
+#: the longest error text shown (a schema's complaint can be long)
+MAX_DETAIL = 600
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class CaseReport:
+    """What the case page's report section shows (``_case_report.html``)."""
+
+    report: Report | None
+    steps: list[ReportStep]
+    #: the viewer may see the report's details (``reports.view``); others see its state
+    details: bool
+    can_submit: bool
+    #: the button resumes a report already started rather than sending a new one
+    resume: bool
+    can_retract: bool
+    #: a report waiting for its next attempt (NCMEC answered "retry later")
+    waiting_until: datetime | None
+    flash: str | None
+
+
+def _resumable(report: Report, now: datetime) -> bool:
+    due = report.next_attempt_at
+    return not report.state.final and (due is None or due <= now)
+
+
+def case_report(svc: Services, who: SignedIn, case: Case, reported: str = "") -> CaseReport:
+    """The case's report section for ``who`` (called in the thread pool)."""
+    report = svc.store.reports.find(case.id, SINK)
+    details = who.can(Permission.REPORTS_VIEW)
+    lead = who.can(Permission.REPORTS_SUBMIT)
+    now = utcnow()
+    waiting = (
+        report.next_attempt_at
+        if report is not None and not report.state.final and not _resumable(report, now)
+        else None
+    )
+    return CaseReport(
+        report=report,
+        steps=svc.store.reports.steps(report.id) if report is not None and details else [],
+        details=details,
+        can_submit=lead
+        and case.state is CaseState.CONFIRMED
+        and (report is None or _resumable(report, now)),
+        resume=report is not None,
+        can_retract=lead and report is not None and not report.state.final,
+        waiting_until=waiting,
+        flash=FLASHES.get(reported),
+    )
+
+
+def _detail(exc: BaseException) -> str:
+    text = str(exc)
+    return text if len(text) <= MAX_DETAIL else text[: MAX_DETAIL - 1] + "…"
+
+
+def _reporting(svc: Services) -> Reporting:
+    try:
+        return Reporting.open(svc.settings, svc.store, svc.registry, svc.master_key, clock=utcnow)
+    except (PluginError, MasterKeyError) as exc:  # their messages name no secret
+        raise UiError(
+            503,
+            "Reporting is not configured",
+            f"{_detail(exc)} — an administrator sets it up with `hashguard reports settings`",
+        ) from None
+
+
+def _submit(svc: Services, who: SignedIn, case_id: int) -> str:
+    """The case page's flash: ``submitted``, or ``busy`` when another process (the
+    background job resuming due reports, another lead) holds the report: it is being
+    sent, once."""
+    load_case(svc, case_id)
+    with _reporting(svc) as reporting:
+        try:
+            reporting.submit(case_id, actor=who.user.actor)
+        except ReportBusy:
+            return "busy"
+        except ReportRefused as exc:
+            raise UiError(409, "Not reported", _detail(exc)) from None
+        except InvalidReport as exc:
+            raise UiError(409, "The report is not valid", _detail(exc)) from None
+        except EvidenceError as exc:
+            raise UiError(409, "The evidence cannot be read", _detail(exc)) from None
+        except review.UnknownCase:
+            raise UiError(404, "Not found", f"there is no case #{case_id}") from None
+    return "submitted"
+
+
+@router.post("/cases/{case_id}/report")
+async def submit(request: Request, case_id: CaseId, who: Submitter) -> Response:
+    """Draft the case's report if it has none and send it as far as it goes now (or
+    resume one started); back to the case page, which shows the outcome."""
+    outcome = await run_in_threadpool(_submit, services(request), who, case_id)
+    return back_to_case(case_id, reported=outcome)
+
+
+def _retract(svc: Services, who: SignedIn, report_id: int) -> Report:
+    try:
+        svc.store.reports.get(report_id)
+    except UnknownReport:
+        raise UiError(404, "Not found", f"there is no report #{report_id}") from None
+    with _reporting(svc) as reporting:
+        try:
+            return reporting.retract(report_id, actor=who.user.actor)
+        except (RetractRefused, ReportBusy) as exc:
+            raise UiError(409, "Not retracted", _detail(exc)) from None
+
+
+@router.post("/reports/{report_id}/retract")
+async def retract(request: Request, report_id: ReportId, who: Submitter) -> Response:
+    """Cancel a report that is not finished (at NCMEC too, if it was sent)."""
+    report = await run_in_threadpool(_retract, services(request), who, report_id)
+    return back_to_case(report.case_id, reported="retracted")
+
+
+# -- the list -----------------------------------------------------------------------------
+
+
+def _state(state: str) -> ReportState | None:
+    if state in ("", "all"):
+        return None
+    try:
+        return ReportState(state)
+    except ValueError:
+        raise UiError(400, "Bad request", f"there is no report state {state!r}") from None
+
+
+def _listed(svc: Services, state: ReportState | None) -> tuple[list[Report], dict[str, int]]:
+    everything = svc.store.reports.list()
+    counts = {str(s): 0 for s in ReportState}
+    for report in everything:
+        counts[str(report.state)] += 1
+    shown = [r for r in everything if state is None or r.state is state]
+    shown.sort(key=lambda r: r.id, reverse=True)
+    return shown[:SHOWN], counts
+
+
+@router.get("/reports")
+async def reports_page(
+    request: Request, who: Reader, state: Annotated[str, Query(max_length=32)] = ""
+) -> Response:
+    """Reports newest first; ``state`` one state (``failed``: the dead letters)."""
+    wanted = _state(state)
+    shown, counts = await run_in_threadpool(_listed, services(request), wanted)
+    return page(
+        request,
+        "reports.html",
+        {
+            "reports": shown,
+            "counts": counts,
+            "state": str(wanted) if wanted is not None else "",
+            "states": [str(s) for s in ReportState],
+            "shown": SHOWN,
+            "when": when,
+        },
+    )
