@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
@@ -176,6 +177,10 @@ class Scanner:
         confine: Sequence[str] | None = None,
     ) -> None:
         self._store = store
+        if pipeline is not None:  # it matches with this scanner's matcher, in its pool
+            pipeline = dataclasses.replace(
+                pipeline, matcher=pipeline.matcher or matcher, hashing=pipeline.hashing or pool
+            )
         self._pipeline = pipeline
         self._confine = confine
         self._matcher = matcher
