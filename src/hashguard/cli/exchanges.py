@@ -349,7 +349,9 @@ def feedback_setting(
     ],
     reason: Annotated[
         str | None,
-        typer.Option(help="The reason false positives are sent with (NCMEC: one of its names)."),
+        typer.Option(
+            help='The reason false positives are sent with (NCMEC: one of its names); "" clears.'
+        ),
     ] = None,
 ) -> None:
     """Switch automatic feedback to this exchange on or off (off for a new exchange)."""

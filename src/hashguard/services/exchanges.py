@@ -110,8 +110,10 @@ def set_exchange_feedback(
     ``exchange.feedback_off``): with it on, the decision that makes a case ``confirmed``
     or ``false_positive`` queues feedback on each of this exchange's entries the case
     matched. ``reason`` is what a false positive is sent with (for NCMEC, the name of
-    one of its reasons); without it, the reviewer's. Raises ``UnknownExchange``."""
-    store.exchanges.set_feedback(name, on, _reason(reason))
+    one of its reasons); without it, the reviewer's. ``reason`` ``None`` keeps the one
+    set, ``""`` clears it. Raises ``UnknownExchange``."""
+    kept = store.exchanges.get(name).feedback_reason if reason is None else _reason(reason)
+    store.exchanges.set_feedback(name, on, kept)
     exchange = store.exchanges.get(name)
     action = AuditAction.EXCHANGE_FEEDBACK_ON if on else AuditAction.EXCHANGE_FEEDBACK_OFF
     record(store, actor, action, subject(name), reason=exchange.feedback_reason)
