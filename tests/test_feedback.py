@@ -648,3 +648,22 @@ def test_feedback_commands(home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
             "exchange.feedback_queued",
         ]
         assert NCMEC_PRINTS["sha1"] not in json.dumps(events).lower()
+
+
+def test_feedback_commits_with_the_case_change_only(
+    store: Store, registry: Registry, key: MasterKey
+) -> None:
+    """Queued in the case change's transaction: a decision refused as stale queues none."""
+    with _fake("stopncii") as fake:
+        setup = _setup("stopncii", store, registry, key, fake, feedback=True)
+        case_id = _open_case(setup)
+        seen = store.cases.get(case_id).version
+        review.assign(store, case_id, "carol", actor=BOB)  # the case changes meanwhile
+        with pytest.raises(review.StaleCase):
+            review.mark_false_positive(
+                store, case_id, actor=ALICE, reason="r", allow_bank="vetted", version=seen
+            )
+        assert _feedback_actions(store) == []
+        assert _audit(store) == []
+        review.mark_false_positive(store, case_id, actor=ALICE, reason="r", allow_bank="vetted")
+        assert len(_feedback_actions(store)) == 2

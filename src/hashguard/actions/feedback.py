@@ -329,7 +329,10 @@ class FeedbackDeliverer:
         best: tuple[int, str] | None = None
         for values in self._store.exchanges.live_values(request.bank, Algorithm.PDQ):
             for value in values:
-                number = int(value, 16)
+                try:
+                    number = int(value, 16)
+                except ValueError:  # never raised with the value in it (it is the list's)
+                    continue
                 distance = min((number ^ c).bit_count() for c in candidates)
                 if distance <= request.distance and (best is None or distance < best[0]):
                     best = (distance, value)
