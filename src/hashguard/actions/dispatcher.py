@@ -1,4 +1,5 @@
-"""The dispatcher: takes due outbox entries, delivers them at least once, backs off, gives up.
+"""The dispatcher: takes due outbox entries (webhooks, quarantine, feedback to the
+exchanges), delivers them at least once, backs off, gives up.
 
 Each round leases due entries (so several dispatchers can run; a killed one's entries
 come back when its lease runs out), delivers them and records the outcome. A failure
@@ -22,11 +23,14 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 from hashguard.actions.delivery import Delivered, Deliverer, DeliveryResult, Permanent, Retry
+from hashguard.actions.feedback import FeedbackDeliverer, KeyLoader
 from hashguard.actions.outbox import endpoints_of
 from hashguard.actions.quarantine import QuarantineDeliverer
 from hashguard.actions.webhooks import WebhookDeliverer
 from hashguard.domain.actions import ActionKind, OutboxAction
+from hashguard.plugins import Registry
 from hashguard.settings import Settings
+from hashguard.store import Store
 from hashguard.store.actions import ActionStore, LeaseLost
 
 log = logging.getLogger(__name__)
@@ -148,18 +152,30 @@ class Dispatcher:
             (report.retried if done else report.lost).append(action.id)
 
 
+def no_master_key() -> None:
+    return None
+
+
 def dispatcher_from_settings(
-    settings: Settings, store: ActionStore, *, owner: str | None = None
+    settings: Settings,
+    store: Store,
+    registry: Registry,
+    *,
+    key: KeyLoader = no_master_key,
+    owner: str | None = None,
 ) -> tuple[Dispatcher, WebhookDeliverer]:
-    """A dispatcher for webhooks and quarantine as ``settings`` configure them, and its
-    webhook deliverer (close it when done)."""
+    """A dispatcher for webhooks, quarantine and feedback to the exchanges as
+    ``settings`` configure them, and its webhook deliverer (close it when done).
+    Feedback builds each exchange's adapter from ``registry`` and opens its sealed
+    credentials with the master key ``key`` loads (when one is needed)."""
     endpoints = {e.name: e for e in endpoints_of(settings)}
     webhooks = WebhookDeliverer(endpoints, timeout=settings.webhook_timeout_seconds)
     deliverers: dict[ActionKind, Deliverer] = {
         ActionKind.WEBHOOK: webhooks,
         ActionKind.QUARANTINE: QuarantineDeliverer(
-            store, settings.resolved_quarantine_dir, endpoints
+            store.actions, settings.resolved_quarantine_dir, endpoints
         ),
+        ActionKind.FEEDBACK: FeedbackDeliverer(store, registry, key, actor=ACTOR),
     }
     backoff = Backoff(
         base=timedelta(seconds=settings.actions_backoff_base_seconds),
@@ -167,7 +183,7 @@ def dispatcher_from_settings(
         horizon=timedelta(hours=settings.actions_retry_hours),
     )
     dispatcher = Dispatcher(
-        store,
+        store.actions,
         deliverers,
         backoff=backoff,
         lease=timedelta(seconds=settings.actions_lease_seconds),

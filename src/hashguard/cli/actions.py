@@ -15,8 +15,9 @@ from rich.table import Table
 from hashguard.actions.dispatcher import dispatcher_from_settings
 from hashguard.actions.quarantine import QuarantineError, restore
 from hashguard.audit import cli_actor
-from hashguard.cli.context import err, fail, out, settings_of, store_of
+from hashguard.cli.context import err, fail, out, registry_of, settings_of, store_of
 from hashguard.domain.actions import ActionState, OutboxAction, QuarantineRecord
+from hashguard.jobs.builtin import existing_master_key
 from hashguard.store.actions import NotDead, NotQuarantined, UnknownAction
 
 app = typer.Typer(
@@ -96,11 +97,13 @@ def dispatch(
         bool, typer.Option("--once", help="Deliver what is due now, then exit.")
     ] = False,
 ) -> None:
-    """Deliver outbox entries: webhooks and quarantine, with retries and backoff. Runs
-    until SIGTERM or Ctrl-C unless --once."""
+    """Deliver outbox entries: webhooks, quarantine and feedback to the exchanges, with
+    retries and backoff. Runs until SIGTERM or Ctrl-C unless --once."""
     settings = settings_of(ctx)
     with store_of(ctx) as store:
-        dispatcher, webhooks = dispatcher_from_settings(settings, store.actions)
+        dispatcher, webhooks = dispatcher_from_settings(
+            settings, store, registry_of(ctx), key=lambda: existing_master_key(settings)
+        )
         try:
             if once:
                 report = dispatcher.run_once()

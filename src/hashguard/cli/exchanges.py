@@ -14,24 +14,20 @@ from pydantic import SecretStr
 from rich.table import Table
 
 from hashguard.audit import cli_actor
-from hashguard.banks.exchanges.base import ExchangeError, FeedbackUnsupported, ListSource
+from hashguard.banks.exchanges.base import ListSource
 from hashguard.banks.exchanges.fbtx import ThreatExchangeExchange
 from hashguard.banks.exchanges.graph_api import graph_api_warning
-from hashguard.banks.exchanges.sync import build_source, send_feedback, sync_exchange
+from hashguard.banks.exchanges.sync import build_source, sync_exchange
 from hashguard.cli.context import err, fail, master_key_of, out, registry_of, store_of
-from hashguard.domain.exchanges import (
-    Exchange,
-    ExchangeState,
-    Feedback,
-    FeedbackVerdict,
-    SyncReport,
-)
+from hashguard.domain.actions import ActionState
+from hashguard.domain.exchanges import Exchange, ExchangeState, FeedbackVerdict, SyncReport
 from hashguard.domain.signals import Algorithm
 from hashguard.keys import MasterKeyError
 from hashguard.plugins import AdapterKind, PluginError
 from hashguard.services import exchanges as service
-from hashguard.services.exchanges import BankInUse
+from hashguard.services.exchanges import BankInUse, NothingToSend
 from hashguard.store.banks import InvalidBankName
+from hashguard.store.cases import UnknownCase
 from hashguard.store.exchanges import ExchangeExists, UnknownExchange
 
 app = typer.Typer(help="Hash-sharing exchanges (NCMEC, StopNCII...).", no_args_is_help=True)
@@ -99,6 +95,17 @@ def add(
             "--share-bank", help="Allow a bank that already has entries or another exchange."
         ),
     ] = False,
+    feedback: Annotated[
+        bool,
+        typer.Option(
+            "--feedback/--no-feedback",
+            help="Tell it each final review decision on a case its entries matched.",
+        ),
+    ] = False,
+    feedback_reason: Annotated[
+        str | None,
+        typer.Option(help="The reason false positives are sent with (NCMEC: one of its names)."),
+    ] = None,
 ) -> None:
     """Configure an exchange. Its credentials are sealed with the master key; the bank
     is created if missing and, by default, belongs to this exchange alone (so a list
@@ -137,6 +144,8 @@ def add(
                 secrets=secrets,
                 key=key,
                 share_bank=share_bank,
+                feedback=feedback,
+                feedback_reason=feedback_reason,
             )
         except BankInUse as exc:
             raise fail(f"{exc}; pass --share-bank to mix this exchange's list into it") from None
@@ -154,6 +163,8 @@ def _state_json(exchange: Exchange, state: ExchangeState) -> dict[str, Any]:
         "adapter": exchange.adapter,
         "bank": exchange.bank,
         "enabled": exchange.enabled,
+        "feedback": exchange.feedback,
+        "feedback_reason": exchange.feedback_reason,
         "settings": dict(exchange.settings),
         "credentials": list(exchange.credential_names),
         "last_started_at": iso(state.last_started_at),
@@ -178,7 +189,14 @@ def list_exchanges(
         out.print(json.dumps(rows), markup=False)
         return
     table = Table(
-        "name", "adapter", "bank", "enabled", "last success (UTC)", "entries +/-", "error"
+        "name",
+        "adapter",
+        "bank",
+        "enabled",
+        "feedback",
+        "last success (UTC)",
+        "entries +/-",
+        "error",
     )
     for row in rows:
         success = (row["last_success_at"] or "")[:16].replace("T", " ")
@@ -187,6 +205,7 @@ def list_exchanges(
             row["adapter"],
             row["bank"],
             "yes" if row["enabled"] else "no",
+            "on" if row["feedback"] else "off",
             success,
             f"+{row['upserted']} -{row['removed']} ({row['skipped']} skipped)",
             row["last_error"] or "",
@@ -275,36 +294,78 @@ def sync(
 def feedback(
     ctx: typer.Context,
     name: Annotated[str, typer.Argument(help="The exchange the entry came from.")],
-    entry_id: Annotated[str, typer.Option(help="The entry's id, as the bank shows it.")],
-    algorithm: Annotated[Algorithm, typer.Option(help="The matched hash's algorithm.")],
-    value: Annotated[str, typer.Option("--hash", help="The matched hash.")],
     verdict: Annotated[FeedbackVerdict, typer.Option(help="What review concluded.")],
+    case: Annotated[
+        int | None, typer.Option("--case", help="Every entry of NAME this case matched.")
+    ] = None,
+    entry_id: Annotated[
+        str | None, typer.Option(help="The entry's id, as the bank shows it.")
+    ] = None,
+    algorithm: Annotated[
+        Algorithm | None, typer.Option(help="The matched hash's algorithm.")
+    ] = None,
     reason: Annotated[str | None, typer.Option(help="Why (a false positive's reason).")] = None,
 ) -> None:
-    """Tell the exchange what review concluded about one of its entries."""
-    registry = registry_of(ctx)
+    """Tell the exchange what review concluded about its entries: those case --case
+    matched, or the entry --entry-id of --algorithm. It goes through the outbox like a
+    decision's feedback (whether feedback is switched on for NAME or not), audited; the
+    dispatcher (`serve`, `worker` or `actions dispatch --once`) sends it and retries it."""
     with store_of(ctx) as store:
         try:
-            exchange = store.exchanges.get(name)
-            key = master_key_of(ctx) if exchange.credential_names else None
-            send_feedback(
-                registry,
+            queued = service.queue_feedback(
                 store,
-                key,
-                exchange,
-                Feedback(
-                    entry_id=entry_id,
-                    algorithm=algorithm,
-                    value=value.strip().lower(),
-                    verdict=verdict,
-                    reason=reason,
-                ),
+                cli_actor(),
+                name,
+                verdict=verdict,
+                reason=reason,
+                case_id=case,
+                entry_id=entry_id,
+                algorithm=algorithm,
             )
-        except (UnknownExchange, PluginError, MasterKeyError, FeedbackUnsupported) as exc:
+        except (UnknownExchange, UnknownCase, NothingToSend) as exc:
             raise fail(str(exc)) from None
-        except ExchangeError as exc:
-            raise fail(f"{name}: {exc}", code=1) from None
-    err.print(f"{name}: feedback {verdict} sent for entry {entry_id}")
+        states = {action_id: store.actions.get(action_id) for action_id, _ in queued}
+    for action_id, request in queued:
+        action = states[action_id]
+        if action.state is ActionState.PENDING and action.attempts == 0:
+            said = "queued"
+        elif action.state is ActionState.DEAD:
+            said = f"queued before, now a dead letter (`hashguard actions retry {action_id}`)"
+        else:
+            said = f"queued before ({action.state})"
+        err.print(f"{request.describe()}: action {action_id} {said}", highlight=False)
+    err.print("the dispatcher sends it: `hashguard actions dispatch --once`, `serve` or `worker`")
+
+
+@app.command("feedback-setting")
+def feedback_setting(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(help="The exchange.")],
+    on: Annotated[
+        bool,
+        typer.Option(
+            "--on/--off", help="Tell it each final review decision on a case its entries matched."
+        ),
+    ],
+    reason: Annotated[
+        str | None,
+        typer.Option(
+            help='The reason false positives are sent with (NCMEC: one of its names); "" clears.'
+        ),
+    ] = None,
+) -> None:
+    """Switch automatic feedback to this exchange on or off (off for a new exchange)."""
+    with store_of(ctx) as store:
+        try:
+            exchange = service.set_exchange_feedback(store, cli_actor(), name, on=on, reason=reason)
+        except UnknownExchange as exc:
+            raise fail(str(exc)) from None
+    said = (
+        f", false positives sent as {exchange.feedback_reason!r}"
+        if exchange.feedback_reason
+        else ""
+    )
+    err.print(f"exchange {name!r}: feedback {'on' if on else 'off'}{said}", highlight=False)
 
 
 def _set_enabled(ctx: typer.Context, name: str, enabled: bool) -> None:

@@ -1,4 +1,5 @@
-"""Actions: outbox entries (webhooks, quarantine), webhook endpoints and quarantine records."""
+"""Actions: outbox entries (webhooks, quarantine, exchange feedback), webhook endpoints
+and quarantine records."""
 
 from __future__ import annotations
 
@@ -14,6 +15,8 @@ class ActionKind(StrEnum):
 
     WEBHOOK = "webhook"
     QUARANTINE = "quarantine"
+    #: a review decision told back to the exchange whose entry matched
+    FEEDBACK = "feedback"
 
 
 class EventType(StrEnum):

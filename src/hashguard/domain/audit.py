@@ -43,6 +43,14 @@ class AuditAction(StrEnum):
     EXCHANGE_DISABLED = "exchange.disabled"
     EXCHANGE_REMOVED = "exchange.removed"
     EXCHANGE_SYNCED = "exchange.synced"
+    #: automatic feedback to an exchange on final review decisions switched on / off
+    EXCHANGE_FEEDBACK_ON = "exchange.feedback_on"
+    EXCHANGE_FEEDBACK_OFF = "exchange.feedback_off"
+    #: feedback on one of an exchange's entries put in the outbox (a decision or by hand)
+    EXCHANGE_FEEDBACK_QUEUED = "exchange.feedback_queued"
+    EXCHANGE_FEEDBACK_SENT = "exchange.feedback_sent"
+    #: feedback that could not be queued, or that the exchange can never take
+    EXCHANGE_FEEDBACK_FAILED = "exchange.feedback_failed"
     SCAN_DECISION = "scan.decision"
     CONTENT_REVEALED = "content.revealed"
     EVIDENCE_KEPT = "evidence.kept"

@@ -36,7 +36,10 @@ class Exchange:
     """A configured exchange: adapter ``adapter`` syncs into bank ``bank``.
 
     ``settings`` are the adapter's non-secret settings; credentials live encrypted in
-    the store and are never part of this record.
+    the store and are never part of this record. ``feedback``: final review decisions
+    on cases its entries matched are told back to it (off unless switched on);
+    ``feedback_reason`` is the reason a false positive is sent with (NCMEC wants one of
+    its own reason names), else the reviewer's.
     """
 
     id: int
@@ -47,6 +50,8 @@ class Exchange:
     enabled: bool
     created_at: datetime
     credential_names: tuple[str, ...] = ()
+    feedback: bool = False
+    feedback_reason: str | None = None
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)

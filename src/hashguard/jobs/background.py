@@ -15,7 +15,7 @@ from types import TracebackType
 
 from hashguard.actions.dispatcher import Dispatcher, dispatcher_from_settings
 from hashguard.actions.webhooks import WebhookDeliverer
-from hashguard.jobs.builtin import SyncObserver, builtin_jobs
+from hashguard.jobs.builtin import SyncObserver, builtin_jobs, existing_master_key
 from hashguard.jobs.runner import Clock, JobRunner, holder_id, wall_clock
 from hashguard.plugins import Registry
 from hashguard.settings import Settings
@@ -28,7 +28,7 @@ JOIN_SECONDS = 30.0
 
 
 class Background:
-    """The dispatcher (when webhooks or quarantine are configured) and the job runner,
+    """The dispatcher (when webhooks, quarantine or an exchange are configured) and the job runner,
     each in a thread; ``start`` them, ``stop`` them (or use ``with``)."""
 
     def __init__(
@@ -52,9 +52,14 @@ class Background:
         self._dispatcher: Dispatcher | None = None
         self._webhooks: WebhookDeliverer | None = None
         self._poll_seconds = settings.actions_poll_seconds
-        if settings.webhooks or settings.quarantine_local:
+        # an exchange may have feedback switched on at any time: its feedback needs one
+        if settings.webhooks or settings.quarantine_local or store.exchanges.list():
             self._dispatcher, self._webhooks = dispatcher_from_settings(
-                settings, store.actions, owner=self.holder
+                settings,
+                store,
+                registry,
+                key=lambda: existing_master_key(settings),
+                owner=self.holder,
             )
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []

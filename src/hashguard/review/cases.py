@@ -29,12 +29,13 @@ from hashguard.domain.cases import (
     SourceKind,
     allowed,
 )
+from hashguard.domain.exchanges import FeedbackVerdict
 from hashguard.domain.matches import match_to_json
 from hashguard.domain.people import NAME_PATTERN
 from hashguard.domain.policy import decision_to_json
 from hashguard.domain.scans import FileResult, Outcome
 from hashguard.domain.signals import Algorithm, PdqHash, leaving, signals_shown
-from hashguard.review.effects import case_webhooks
+from hashguard.review.effects import PlannedFeedback, case_feedback, case_webhooks, feedback_audit
 from hashguard.store import Store
 from hashguard.store.banks import BankExists
 from hashguard.store.cases import StaleCase, UnknownCase
@@ -304,7 +305,8 @@ def confirm(
     leaves the case ``confirmed_once`` and a second one by a different person makes it
     ``confirmed``; nobody confirms the same case twice. Only ``confirmed`` content is
     ever reported. The confirmation that makes it ``confirmed`` queues
-    ``case.confirmed`` to ``endpoints`` in the same transaction.
+    ``case.confirmed`` to ``endpoints``, and feedback to the exchanges with feedback on
+    whose entries the case matched, in the same transaction.
     """
     text = _reason(reason)
     case, version = _current(store, case_id, version)
@@ -316,6 +318,12 @@ def confirm(
     target = CaseState.CONFIRMED if len(confirmers) >= needed else CaseState.CONFIRMED_ONCE
     if not allowed(case.state, target):
         raise InvalidTransition(case, target)
+    final = target is CaseState.CONFIRMED
+    feedback = (
+        case_feedback(store, case, FeedbackVerdict.CONFIRMED, reason=text)
+        if final
+        else PlannedFeedback()
+    )
     changed = store.cases.transition(
         case_id,
         expected_version=version,
@@ -326,8 +334,8 @@ def confirm(
         confirmers=confirmers,
         details={"confirmations": len(confirmers), "needed": needed},
         actions=(
-            case_webhooks(case, target, EventType.CASE_CONFIRMED, endpoints)
-            if target is CaseState.CONFIRMED
+            [*case_webhooks(case, target, EventType.CASE_CONFIRMED, endpoints), *feedback.actions]
+            if final
             else ()
         ),
     )
@@ -341,6 +349,7 @@ def confirm(
         confirmations=len(confirmers),
         needed=needed,
     )
+    feedback_audit(store, actor, changed, feedback)
     return changed
 
 
@@ -438,9 +447,10 @@ def mark_false_positive(
     fast ones, those ``reference`` computes (called only then); without either the
     exact hashes alone are added and the history says so (``pdq_withheld``).
 
-    ``case.false_positive`` goes to ``endpoints`` in the same transaction as the
-    change. The bank is checked before the case changes; the entries are added right after
-    the (version-checked) change, so a refused change adds nothing.
+    ``case.false_positive`` goes to ``endpoints``, and feedback to the exchanges with
+    feedback on whose entries the case matched, in the same transaction as the change.
+    The bank is checked before the case changes; the entries are added right after the
+    (version-checked) change, so a refused change adds nothing.
     """
     text = _reason(reason)
     case, version = _current(store, case_id, version)
@@ -451,6 +461,7 @@ def mark_false_positive(
     withheld = not any(e.algorithm is Algorithm.PDQ for e in entries) and bool(
         case.signals and case.signals.needs_reference
     )
+    feedback = case_feedback(store, case, FeedbackVerdict.FALSE_POSITIVE, reason=text)
     changed = store.cases.transition(
         case_id,
         expected_version=version,
@@ -463,9 +474,12 @@ def mark_false_positive(
             "hashes": len(entries),
             **({"pdq_withheld": "no reference PDQ hash"} if withheld else {}),
         },
-        actions=case_webhooks(
-            case, CaseState.FALSE_POSITIVE, EventType.CASE_FALSE_POSITIVE, endpoints
-        ),
+        actions=[
+            *case_webhooks(
+                case, CaseState.FALSE_POSITIVE, EventType.CASE_FALSE_POSITIVE, endpoints
+            ),
+            *feedback.actions,
+        ],
     )
     counts = store.banks.add_entries(allow_bank, entries)
     record(
@@ -489,6 +503,7 @@ def mark_false_positive(
         allow_bank=allow_bank,
         hashes=len(entries),
     )
+    feedback_audit(store, actor, changed, feedback)
     return changed
 
 

@@ -1,9 +1,10 @@
-"""Exchange persistence: configuration, sealed credentials, checkpoint, progress, lease."""
+"""Exchange persistence: configuration, sealed credentials, checkpoint, progress, lease,
+the feedback switch, and the look-ups feedback needs (a matched entry's own value)."""
 
 from __future__ import annotations
 
 import builtins
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from datetime import timedelta
 from typing import Any
 
@@ -11,9 +12,10 @@ from sqlalchemy import Engine, Row, delete, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from hashguard.domain.exchanges import Exchange, ExchangeState
+from hashguard.domain.signals import Algorithm
 from hashguard.store._util import aware, now
 from hashguard.store.banks import UnknownBank
-from hashguard.store.schema import banks, exchanges
+from hashguard.store.schema import bank_entries, banks, exchanges
 
 #: a sync's error message is kept this long at most
 ERROR_LIMIT = 2000
@@ -31,7 +33,7 @@ class ExchangeExists(ValueError):
         self.name = name
 
 
-def _exchange(row: Row[Any, Any, Any, Any, Any, Any, Any, Any]) -> Exchange:
+def _exchange(row: Row[Any, Any, Any, Any, Any, Any, Any, Any, Any, Any]) -> Exchange:
     created = aware(row.created_at)
     assert created is not None
     return Exchange(
@@ -43,6 +45,8 @@ def _exchange(row: Row[Any, Any, Any, Any, Any, Any, Any, Any]) -> Exchange:
         enabled=row.enabled,
         created_at=created,
         credential_names=tuple(row.credential_names),
+        feedback=bool(row.feedback),
+        feedback_reason=row.feedback_reason,
     )
 
 
@@ -55,6 +59,8 @@ _COLUMNS = (
     exchanges.c.enabled,
     exchanges.c.created_at,
     exchanges.c.credential_names,
+    exchanges.c.feedback,
+    exchanges.c.feedback_reason,
 )
 
 
@@ -71,6 +77,8 @@ class ExchangeStore:
         settings: Mapping[str, Any],
         credential_names: Sequence[str],
         credentials: bytes | None,
+        feedback: bool = False,
+        feedback_reason: str | None = None,
     ) -> Exchange:
         """``credentials`` is already sealed (``keys.MasterKey``); the store never sees
         them in clear."""
@@ -88,6 +96,8 @@ class ExchangeStore:
                         credential_names=list(credential_names),
                         credentials=credentials,
                         enabled=True,
+                        feedback=feedback,
+                        feedback_reason=feedback_reason,
                         created_at=now(),
                         upserted=0,
                         removed=0,
@@ -150,6 +160,71 @@ class ExchangeStore:
 
     def set_enabled(self, name: str, enabled: bool) -> None:
         self._update(name, enabled=enabled)
+
+    def set_feedback(self, name: str, on: bool, reason: str | None = None) -> None:
+        """Switch feedback on or off; ``reason`` is what a false positive is sent with."""
+        self._update(name, feedback=on, feedback_reason=reason)
+
+    # -- what feedback needs: a matched entry's own value, read at delivery, never shown
+
+    def entry_value(
+        self, bank: str, algorithm: Algorithm, entry_id: str
+    ) -> tuple[str, dict[str, Any]] | None:
+        """The value and metadata of the live entry ``entry_id`` (of ``algorithm``) in
+        ``bank``; ``None`` when the list no longer holds it. For the exchange's own
+        use only (feedback names the entry it is about): never shown or logged."""
+        query = (
+            select(bank_entries.c.value, bank_entries.c.meta)
+            .join(banks, banks.c.id == bank_entries.c.bank_id)
+            .where(
+                banks.c.name == bank,
+                bank_entries.c.algorithm == str(algorithm),
+                bank_entries.c.entry_id == entry_id,
+                bank_entries.c.removed_at.is_(None),
+            )
+            .order_by(bank_entries.c.id)
+            .limit(1)
+        )
+        with self._engine.connect() as conn:
+            row = conn.execute(query).first()
+        return None if row is None else (row.value, dict(row.meta or {}))
+
+    def holds(self, bank: str, algorithm: Algorithm, value: str) -> bool:
+        """Whether ``bank`` holds ``value`` live (an exact match's entry is the content's
+        own hash)."""
+        query = (
+            select(bank_entries.c.id)
+            .join(banks, banks.c.id == bank_entries.c.bank_id)
+            .where(
+                banks.c.name == bank,
+                bank_entries.c.algorithm == str(algorithm),
+                bank_entries.c.value == value,
+                bank_entries.c.removed_at.is_(None),
+            )
+        )
+        with self._engine.connect() as conn:
+            return conn.execute(query).first() is not None
+
+    def live_values(
+        self, bank: str, algorithm: Algorithm, batch: int = 50_000
+    ) -> Iterator[builtins.list[str]]:
+        """Every live value of ``algorithm`` in ``bank``, in batches: for finding the
+        PDQ entry a near match was made with when the list names its entries by hash
+        alone (StopNCII)."""
+        query = (
+            select(bank_entries.c.value)
+            .join(banks, banks.c.id == bank_entries.c.bank_id)
+            .where(
+                banks.c.name == bank,
+                bank_entries.c.algorithm == str(algorithm),
+                bank_entries.c.removed_at.is_(None),
+            )
+            .order_by(bank_entries.c.id)
+            .execution_options(yield_per=batch)
+        )
+        with self._engine.connect() as conn:
+            for rows in conn.execute(query).partitions():
+                yield [row.value for row in rows]
 
     def delete(self, name: str) -> None:
         with self._engine.begin() as conn:

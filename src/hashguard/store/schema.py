@@ -118,6 +118,9 @@ exchanges = Table(
     # one sync at a time across every process: whoever holds an unexpired lease
     Column("lease_owner", String(200)),
     Column("lease_until", DateTime(timezone=True)),
+    # review decisions told back to the exchange (off until switched on)
+    Column("feedback", Boolean, nullable=False, server_default=false()),
+    Column("feedback_reason", Text),
 )
 
 #: One row. ``change_seq`` is bumped (row-locked) by every transaction that changes bank

@@ -75,7 +75,8 @@ def send_feedback(
 ) -> None:
     """Tell ``exchange`` what a reviewer concluded about one of its entries (NCMEC:
     affirmative/negative; StopNCII: Blocked/NotBlocked). Raises ``FeedbackUnsupported``
-    or ``ExchangeError``; the review workflow calls this on a decision."""
+    or ``ExchangeError``. Called by the outbox's feedback deliverer
+    (``hashguard.actions.feedback``), for decisions and by-hand feedback alike."""
     source = build_source(registry, store, key, exchange)
     try:
         source.send_feedback(feedback)
