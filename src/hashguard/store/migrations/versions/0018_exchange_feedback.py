@@ -2,7 +2,7 @@
 reason a false positive goes.
 
 Revision ID: 0018
-Revises: 0016 (re-chained at merge)
+Revises: 0017
 Create Date: 2026-12-04
 """
 
@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0018"
-down_revision = "0016"
+down_revision = "0017"
 branch_labels = None
 depends_on = None
 
