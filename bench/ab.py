@@ -5,7 +5,8 @@ virtualenv of its own with this checkout's constraints, then runs ``hashguard se
 from each install in turn (A, B, A, B, …: the machine's other load falls on both
 alike), each against a fresh home with the same bank and token made by its own CLI,
 and measures the closed-loop saturation of ``POST /v1/scan`` on the small 1 MP corpus
-(workers x queue per worker clients, ``SECONDS`` each after a warm-up). Prints every
+(as many clients as one token may have uploads in flight, ``SECONDS`` each after a
+warm-up). Prints every
 round, the medians and B/A.
 """
 
@@ -21,7 +22,7 @@ import bench.service
 from bench.config import hashguard_executable, scale_from_env
 from bench.corpus import build_corpora
 from bench.loadgen import Target, closed_loop
-from bench.service import PLANS, QUEUE_PER_WORKER, WORKERS, _setup, make_bank, running_server
+from bench.service import CLIENTS, PLANS, _setup, make_bank, running_server
 from bench.timing import median
 
 SECONDS = 10.0
@@ -42,9 +43,8 @@ def _saturation(executable: Path, files: tuple[Path, ...], rows: int) -> float:
                 token=server.token,
                 bodies=[p.read_bytes() for p in files],
             )
-            capacity = WORKERS * QUEUE_PER_WORKER
-            closed_loop(target, capacity, 2.0)  # warm-up
-            load = closed_loop(target, capacity, SECONDS)
+            closed_loop(target, CLIENTS, 2.0)  # warm-up
+            load = closed_loop(target, CLIENTS, SECONDS)
             return sum(s.status == 200 for s in load.sent) / load.seconds
 
 

@@ -57,11 +57,16 @@ from bench.report import FAIL, INFO, PASS, Row
 from bench.timing import median, timed
 from hashguard.hashing.kernel import HashOptions, hash_path
 from hashguard.settings import Settings
+from hashguard.web.limits import token_cap
 
 BANK = "bench-service"
 #: Hashing workers of the server: one per core of the 2-core reference machine.
 WORKERS = 2
 QUEUE_PER_WORKER: int = Settings.model_fields["queue_per_worker"].default
+#: The saturation loop's clients: as many uploads as the one token may have in flight (a
+#: token holds at most half the server's slots; more clients of it would only measure
+#: how fast the server answers their 429s)
+CLIENTS = token_cap(WORKERS * QUEUE_PER_WORKER, Settings.model_fields["token_concurrency"].default)
 #: Open-loop steps, as fractions of the saturation rate.
 STEPS = {"1 MP": (0.3, 0.5, 0.7, 1.0, 1.5, 2.0), "12 MP": (0.7, 2.0)}
 #: Corpus files whose PDQ hash (5 bits flipped) or MD5 is planted in the bank.
@@ -316,14 +321,14 @@ def sweep(
         token=server.token,
         bodies=[p.read_bytes() for p in corpus.files],
     )
-    capacity = WORKERS * QUEUE_PER_WORKER
-    closed_loop(target, capacity, 2.0)  # untimed: warms the workers and their caches
+    clients = CLIENTS
+    closed_loop(target, clients, 2.0)  # untimed: warms the workers and their caches
     # Every step's rate derives from this one: measured again while other jobs disturb it.
     for attempt in range(SATURATION_ATTEMPTS):
         if attempt:
             say(f"service: other jobs disturbed the saturation measurement; again in {PAUSE:g} s")
             time.sleep(PAUSE)
-        load, cpu = _measured(server, partial(closed_loop, target, capacity, plan.step_seconds))
+        load, cpu = _measured(server, partial(closed_loop, target, clients, plan.step_seconds))
         saturated = figures(corpus.label, None, load, cpu, expect, LATENCY_TARGET_MS)
         _report(saturated, say)
         if saturated.other <= OTHER_LOAD_WARNING:
