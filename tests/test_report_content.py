@@ -365,9 +365,11 @@ def test_an_answer_that_does_not_verify_refuses_the_draft(
 ) -> None:
     case_id = world.confirmed()
     world.platform.behaviour = behaviour
-    with world.reporting(timeout=0.5) as reporting:
-        with pytest.raises(service.UploaderUnavailable, match=reason) as refused:
-            reporting.draft(case_id, actor="cli:lead")
+    with (
+        world.reporting(timeout=0.5) as reporting,
+        pytest.raises(service.UploaderUnavailable, match=reason) as refused,
+    ):
+        reporting.draft(case_id, actor="cli:lead")
     assert refused.value.retryable
     assert "try again later" in str(refused.value)
     assert world.store.reports.list() == []
