@@ -563,24 +563,83 @@ def test_cleared_labels_and_a_false_positive(world: World) -> None:
         )
 
 
-def test_cli_annotate_classify_and_settings(home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_cli_end_to_end(home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Settings, annotate and classify by the CLI; ``reports submit`` asks the platform
+    (``Reporting.open`` opens the sealed secret) and sends it all; a bad answer refuses
+    the draft with exit 2."""
+    from hashguard.evidence import open_vault  # noqa: PLC0415
+    from hashguard.keys import master_key_for  # noqa: PLC0415
+    from hashguard.settings import Settings  # noqa: PLC0415
+    from hashguard.store import open_store  # noqa: PLC0415
     from tests.cli import hashguard  # noqa: PLC0415
+    from tests.test_reports import _with_entry_point  # noqa: PLC0415
 
-    monkeypatch.setenv("PLATFORM_SECRET", SECRET)
-    done = hashguard(
-        "reports", "settings", "--uploader-info-url", "https://platform.example.test/info",
-        "--uploader-info-secret", "env:PLATFORM_SECRET", "--industry-classification-mou",
-        "--json",
-    )  # fmt: skip
-    assert SECRET.removeprefix("whsec_") not in done.stdout + done.stderr
-    shown = json.loads(done.stdout)
-    assert shown["uploader_info"] == {"url": "https://platform.example.test/info"}
-    assert shown["sink"]["industry_classification_mou"] is True
-    assert service.UPLOADER_SECRET in shown["credentials"]
+    _with_entry_point(tmp_path, monkeypatch)
+    settings = Settings()
+    store = open_store(settings.resolved_database_url)
+    with FakeCyberTipline() as fake, Platform() as platform:
+        try:
+            store.banks.create("known")
+            key = master_key_for(settings)[0]
+            w = World(
+                store=store,
+                vault=open_vault(settings, store, key),
+                key=key,
+                fake=fake,
+                platform=platform,
+            )
+            first, second = (
+                w.confirmed("a"),
+                w.confirmed("b", encode(generate(Kind.PHOTO, 9, 96, 64))),
+            )
+        finally:
+            store.close()
+        monkeypatch.setenv("NCMEC_USER", "esp-user")
+        monkeypatch.setenv("NCMEC_PW", "esp-pass")
+        monkeypatch.setenv("PLATFORM_SECRET", SECRET)
+        done = hashguard(
+            "reports", "settings", "--first-name", "Test", "--last-name", "Reporter",
+            "--email", "trust-safety@example.test", "--test-url", fake.base_url,
+            "--schema-file", str(XSD), "--username", "env:NCMEC_USER", "--password", "env:NCMEC_PW",
+            "--uploader-info-url", platform.url, "--uploader-info-secret", "env:PLATFORM_SECRET",
+            "--industry-classification-mou", "--json",
+        )  # fmt: skip
+        assert SECRET.removeprefix("whsec_") not in done.stdout + done.stderr
+        shown = json.loads(done.stdout)
+        assert shown["uploader_info"] == {"url": platform.url}
+        assert shown["sink"]["industry_classification_mou"] is True
+        assert service.UPLOADER_SECRET in shown["credentials"]
+        hashguard(
+            "cases", "annotate", str(first), "--annotation", "generative_ai",
+            "--annotation", "viral",
+        )  # fmt: skip
+        hashguard("cases", "classify", str(first), "a1")
+        submitted = json.loads(hashguard("reports", "submit", str(first)).stdout)
+        assert submitted["state"] == "finished"
+        (sent,) = fake.finished()
+        (details,) = sent.details.values()
+        tree = _valid(details)
+        assert sorted(t.tag for t in tree.find("fileAnnotations") or ()) == [
+            "generativeAi",
+            "viral",
+        ]
+        assert tree.findtext("industryClassification") == "A1"
+        assert tree.findtext("ipCaptureEvent/ipAddress") == UPLOAD_IP
+        assert _valid(sent.document).findtext("personOrUserReported/screenName") == SCREEN_NAME
+        noted = hashguard("cases", "annotate", str(first), "--clear").stderr
+        assert "already has report" in noted
+
+        platform.behaviour = "wrong_secret"
+        refused = hashguard("reports", "draft", str(second), check=2)
+        assert "does not verify" in refused.stderr
+        assert "try again later" in refused.stderr
+        assert len(fake.reports) == 1
+
+    # what the CLI refuses
     refused = hashguard(
         "reports", "settings", "--uploader-info-url", "http://platform.example.test/", check=2
     )  # fmt: skip
     assert "https" in refused.stderr
     assert "A1, A2, B1, B2" in hashguard("cases", "classify", "1", "C3", check=2).stderr
     assert "--annotation" in hashguard("cases", "annotate", "1", check=2).stderr
-    assert "no case" in hashguard("cases", "classify", "7", "A1", check=2).stderr.lower()
+    assert "no case #77" in hashguard("cases", "classify", "77", "A1", check=2).stderr
