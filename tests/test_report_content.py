@@ -485,6 +485,38 @@ def test_a_url_without_its_secret_does_not_open(world: World) -> None:
         service.open_uploader(world.store, lambda: world.key)
 
 
+@pytest.mark.parametrize("stop", ["intent:fileinfo:1", "recorded:uploaded", "expired"])
+def test_resumed_or_reopened_reports_keep_the_sealed_details(world: World, stop: str) -> None:
+    case_id = world.confirmed()
+    review.annotate(world.store, case_id, actor="user:bob", annotations=[FileAnnotation.VIRAL])
+    stops: list[str] = []
+
+    def checkpoint(step: str) -> None:
+        if stop == "expired" and step == "recorded:upload" and not stops:
+            stops.append(step)
+            world.fake.reports.clear()  # NCMEC cancelled the unfinished report
+        elif step == stop and not stops:
+            stops.append(step)
+            raise KeyboardInterrupt
+
+    with world.reporting() as reporting:
+        report, _ = reporting.draft(case_id, actor="cli:lead")
+        runner = reporting.runner("cli:lead")
+        runner.checkpoint = checkpoint
+        if stop != "expired":
+            with pytest.raises(KeyboardInterrupt):
+                runner.run(report.id)
+            runner = reporting.runner("cli:lead")  # another process
+        assert runner.run(report.id).state is S.FINISHED
+    assert stops
+    (sent,) = world.fake.finished()
+    (details,) = sent.details.values()
+    tree = _valid(details)
+    assert [t.tag for t in tree.find("fileAnnotations") or ()] == ["viral"]
+    assert tree.findtext("ipCaptureEvent/ipAddress") == UPLOAD_IP
+    assert len(world.platform.asked) == 1, "asked once, at draft time"
+
+
 # -- the reviewers' annotations and classification -----------------------------------------
 
 

@@ -24,7 +24,7 @@ from hashguard.domain.reports import (
     ReportState,
     SinkAnswer,
 )
-from hashguard.reports.base import ReportSink
+from hashguard.reports.base import InvalidReport, ReportSink
 from hashguard.reports.documents import ReportKeys
 from hashguard.store import Store
 
@@ -109,17 +109,21 @@ class SealedFileDetails(ReportSink):
         self._keys = keys
 
     def _complete(self, remote_id: str, file: ReportFile) -> ReportFile:
-        found = [
-            r
-            for r in self._store.reports.list(state=ReportState.UPLOADED)
-            if r.remote_id == remote_id and r.sink == self._sink.name
-        ]
-        if not found:
-            return file
-        for step in self._keys.opened(found[0]):
-            if step.request is not None:  # the draft step: the first with a request
-                return with_sealed_details(file, step.response)
-        return file
+        """``file`` with the sealed details of the open report ``remote_id``;
+        ``InvalidReport`` when no such report is found (fail visibly: a file's details
+        never go without what its draft said)."""
+        for state in (ReportState.UPLOADED, ReportState.SUBMITTED, ReportState.DESCRIBED):
+            found = [
+                r
+                for r in self._store.reports.list(state=state)
+                if r.remote_id == remote_id and r.sink == self._sink.name
+            ]
+            if found:
+                for step in self._keys.opened(found[0]):
+                    if step.request is not None:  # the draft step: the first with a request
+                        return with_sealed_details(file, step.response)
+                return file
+        raise InvalidReport(f"no open report {remote_id}: its files' sealed details are not found")
 
     def report_document(self, draft: ReportDraft) -> bytes:
         return self._sink.report_document(draft)
