@@ -15,7 +15,7 @@ from __future__ import annotations
 import base64
 import binascii
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from types import TracebackType
 from typing import Any, ClassVar, Self
@@ -415,7 +415,7 @@ class Reporting:
     limits: HashOptions
     clock: Clock = _utc_now
     #: the additional-information request, when configured
-    uploader: UploaderLookup | None = field(default=None)
+    uploader: UploaderLookup | None = None
 
     @classmethod
     def open(
@@ -452,6 +452,9 @@ class Reporting:
         )
 
     def runner(self, actor: str) -> Runner:
+        """The state machine over this sink, with each file's sealed details put back
+        before its details are sent (``SealedFileDetails``): drive reports through
+        this, not a ``Runner`` over the bare sink."""
         return Runner(
             reports=self.store.reports,
             sink=SealedFileDetails(self.sink, self.store, self.keys),
