@@ -1,5 +1,6 @@
 """``hashguard cases``: the review queue — list and show cases, assign, confirm, escalate,
-mark false positives, and open the cases of a recorded scan run.
+mark false positives, annotate and classify a case's file for its report, and open the
+cases of a recorded scan run.
 
 Each step is recorded in the case's history and the audit log under the person who runs
 the command (``cli:<login>``). ``--as NAME`` is for delegated use: an operator entering
@@ -22,6 +23,7 @@ from hashguard.actions.outbox import endpoints_of
 from hashguard.audit import cli_actor
 from hashguard.cli.context import err, fail, out, settings_of, store_of
 from hashguard.domain.cases import CaseState
+from hashguard.domain.reports import FileAnnotation, IndustryClassification
 from hashguard.review import cases as review
 from hashguard.review.cases import case_json, event_json
 from hashguard.review.decide import Decided, Verdict, apply_verdict
@@ -234,6 +236,86 @@ def escalate(
     with _step(ctx) as store:
         case = _decide(ctx, store, case_id, Verdict.ESCALATE, actor, reason, version).case
     err.print(f"case {case.id} escalated", highlight=False)
+
+
+def _drafted_note(store: Store, case_id: int) -> None:
+    drafted = [r for r in store.reports.list() if r.case_id == case_id]
+    if drafted:
+        err.print(
+            f"note: case {case_id} already has report #{drafted[0].id}; "
+            "a drafted report keeps what it said then",
+            highlight=False,
+        )
+
+
+@app.command()
+def annotate(
+    ctx: typer.Context,
+    case_id: Annotated[int, CASE],
+    annotation: Annotated[
+        list[FileAnnotation] | None,
+        typer.Option(
+            "--annotation",
+            help="NCMEC's fileAnnotations tag for the file (repeat); replaces the earlier set.",
+        ),
+    ] = None,
+    clear: Annotated[bool, typer.Option("--clear", help="Remove every annotation.")] = False,
+    reason: Annotated[str | None, typer.Option(help="Why (optional).")] = None,
+    as_user: Annotated[str | None, AS_OPTION] = None,
+    version: Annotated[int | None, VERSION_OPTION] = None,
+) -> None:
+    """Tag the case's file for its NCMEC report (fileAnnotations: generative_ai, viral,
+    potential_meme, ...)."""
+    if not annotation and not clear:
+        raise fail("pass --annotation TAG (repeat) or --clear")
+    if annotation and clear:
+        raise fail("--annotation and --clear exclude each other")
+    actor = _actor(as_user)
+    with _step(ctx) as store:
+        review.annotate(
+            store,
+            case_id,
+            actor=actor,
+            annotations=annotation or (),
+            reason=reason,
+            version=version,
+        )
+        _drafted_note(store, case_id)
+    shown = ", ".join(sorted(str(a) for a in annotation or ())) or "none"
+    err.print(f"case {case_id} annotations: {shown}", highlight=False)
+
+
+@app.command()
+def classify(
+    ctx: typer.Context,
+    case_id: Annotated[int, CASE],
+    classification: Annotated[
+        str,
+        typer.Argument(
+            help="NCMEC's industry scale: A1, A2 (prepubescent minor: sex act, lascivious "
+            "exhibition), B1, B2 (pubescent minor: the same), or none.",
+        ),
+    ],
+    reason: Annotated[str | None, typer.Option(help="Why (optional).")] = None,
+    as_user: Annotated[str | None, AS_OPTION] = None,
+    version: Annotated[int | None, VERSION_OPTION] = None,
+) -> None:
+    """Set the file's industry classification. A report sends it only when the host
+    signed NCMEC's hash-sharing MOU (`hashguard reports settings
+    --industry-classification-mou`)."""
+    value = classification.strip().upper()
+    if value == "NONE":
+        chosen = None
+    else:
+        try:
+            chosen = IndustryClassification(value)
+        except ValueError:
+            raise fail("the classification is A1, A2, B1, B2 or none") from None
+    actor = _actor(as_user)
+    with _step(ctx) as store:
+        review.classify(store, case_id, chosen, actor=actor, reason=reason, version=version)
+        _drafted_note(store, case_id)
+    err.print(f"case {case_id} classification: {chosen or 'none'}", highlight=False)
 
 
 @app.command("open-from-run")

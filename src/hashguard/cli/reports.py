@@ -82,6 +82,26 @@ def settings_command(
     password: Annotated[
         str | None, typer.Option(help="env:VAR or file:PATH; sealed with the master key.")
     ] = None,
+    industry_classification_mou: Annotated[
+        bool | None,
+        typer.Option(
+            "--industry-classification-mou/--no-industry-classification-mou",
+            help="You signed NCMEC's hash-sharing MOU: send the files' industryClassification.",
+        ),
+    ] = None,
+    uploader_info_url: Annotated[
+        str | None,
+        typer.Option(
+            help="Your platform's endpoint for the signed additional-information request "
+            "(the uploader's details); an empty string switches it off.",
+        ),
+    ] = None,
+    uploader_info_secret: Annotated[
+        str | None,
+        typer.Option(
+            help="Its Standard Webhooks secret (whsec_...): env:VAR or file:PATH; sealed.",
+        ),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """Show or change who reports and how (credentials are sealed, never shown)."""
@@ -92,20 +112,31 @@ def settings_command(
     sink_settings = {
         "environment": environment, "schema_file": schema_file,
         "test_url": test_url, "production_url": production_url,
+        "industry_classification_mou": industry_classification_mou,
     }  # fmt: skip
+    uploader_info = {"url": uploader_info_url}
     if environment not in (None, "test", "production"):
         raise fail("environment is test or production")
     secrets = {
         name: credential_value(name, given)
-        for name, given in (("username", username), ("password", password))
+        for name, given in (
+            ("username", username),
+            ("password", password),
+            (service.UPLOADER_SECRET, uploader_info_secret),
+        )
         if given is not None
     }
+    given = (*reporter.values(), *sink_settings.values(), *uploader_info.values())
     with store_of(ctx) as store:
-        if any(v is not None for v in (*reporter.values(), *sink_settings.values())) or secrets:
-            changed = service.change_settings(
-                store, lambda: master_key_of(ctx), reporter=reporter,
-                sink_settings=sink_settings, secrets=secrets, actor=cli_actor(), at=_now(),
-            )  # fmt: skip
+        if any(v is not None for v in given) or secrets:
+            try:
+                changed = service.change_settings(
+                    store, lambda: master_key_of(ctx), reporter=reporter,
+                    sink_settings=sink_settings, secrets=secrets, actor=cli_actor(), at=_now(),
+                    uploader_info=uploader_info,
+                )  # fmt: skip
+            except ValueError as exc:  # names the setting, never a value
+                raise fail(str(exc)) from None
             err.print(f"changed: {', '.join(changed)}", highlight=False)
         stored, sealed = store.reports.settings(service.SINK)
     shown = {**stored, "credentials": sorted(sealed)}

@@ -66,6 +66,9 @@ class AuditAction(StrEnum):
     CASE_CONFIRMED = "case.confirmed"
     CASE_FALSE_POSITIVE = "case.false_positive"
     CASE_ESCALATED = "case.escalated"
+    #: a reviewer set a case's file annotations / industry classification (for reports)
+    CASE_ANNOTATED = "case.annotated"
+    CASE_CLASSIFIED = "case.classified"
     ACTION_RETRIED = "action.retried"
     CONTENT_QUARANTINED = "content.quarantined"
     CONTENT_RESTORED = "content.restored"
@@ -96,6 +99,8 @@ class AuditAction(StrEnum):
     REFERRAL_OPENED = "referral.opened"
     REFERRAL_DONE = "referral.done"
     REFERRAL_CANCELLED = "referral.cancelled"
+    #: the platform was asked for a case's uploader details (the outcome, never a value)
+    REPORT_UPLOADER_REQUESTED = "report.uploader_requested"
     #: a token looked up many PDQ hashes close to its own matched ones (reading a list)
     LOOKUP_PROBING = "lookup.probing"
 

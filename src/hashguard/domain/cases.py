@@ -69,6 +69,10 @@ class CaseEventKind(StrEnum):
     CONFIRMED = "confirmed"
     FALSE_POSITIVE = "false_positive"
     ESCALATED = "escalated"
+    #: a reviewer set the file's annotations (``details.annotations``; the latest wins)
+    ANNOTATED = "annotated"
+    #: a reviewer set the file's industry classification (``details.classification``)
+    CLASSIFIED = "classified"
 
 
 class SourceKind(StrEnum):

@@ -3,9 +3,12 @@ report stands in its persisted state machine. Records of steps never change."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
+
+from hashguard.domain.cases import CaseEvent, CaseEventKind
 
 
 class ReportState(StrEnum):
@@ -64,9 +67,96 @@ class FileHash:
     value: str
 
 
+class FileAnnotation(StrEnum):
+    """What a reviewer says of a file: NCMEC's ``fileAnnotations`` tags (XSD element
+    names in ``xml_name``). Persisted names (case history); never rename a value."""
+
+    ANIME_DRAWING_VIRTUAL_HENTAI = "anime_drawing_virtual_hentai"
+    POTENTIAL_MEME = "potential_meme"
+    VIRAL = "viral"
+    POSSIBLE_SELF_PRODUCTION = "possible_self_production"
+    PHYSICAL_HARM = "physical_harm"
+    VIOLENCE_GORE = "violence_gore"
+    BESTIALITY = "bestiality"
+    LIVE_STREAMING = "live_streaming"
+    INFANT = "infant"
+    GENERATIVE_AI = "generative_ai"
+
+    @property
+    def xml_name(self) -> str:
+        head, *rest = self.value.split("_")
+        return head + "".join(part.capitalize() for part in rest)
+
+
+class IndustryClassification(StrEnum):
+    """The industry classification scale of NCMEC's hash-sharing programme
+    (``industryClassification`` in the XSD: only for a host that signed its MOU).
+    A: a prepubescent minor; B: a pubescent minor; 1: a sex act; 2: a lascivious
+    exhibition. Persisted names; never rename a value."""
+
+    A1 = "A1"
+    A2 = "A2"
+    B1 = "B1"
+    B2 = "B2"
+
+
+def labels_of(
+    history: Iterable[CaseEvent],
+) -> tuple[tuple[FileAnnotation, ...], IndustryClassification | None]:
+    """A case's file annotations and classification as its reviewers last set them
+    (``annotated`` / ``classified`` events: the latest of each kind wins)."""
+    annotations: tuple[FileAnnotation, ...] = ()
+    classification: IndustryClassification | None = None
+    for event in history:
+        if event.kind is CaseEventKind.ANNOTATED:
+            annotations = tuple(FileAnnotation(a) for a in event.details.get("annotations", ()))
+        elif event.kind is CaseEventKind.CLASSIFIED:
+            found = event.details.get("classification")
+            classification = IndustryClassification(found) if found else None
+    return annotations, classification
+
+
+class IpEvent(StrEnum):
+    """What an IP address was captured at (the XSD's ``ipCaptureType``)."""
+
+    LOGIN = "Login"
+    REGISTRATION = "Registration"
+    PURCHASE = "Purchase"
+    UPLOAD = "Upload"
+    OTHER = "Other"
+    UNKNOWN = "Unknown"
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class IpCapture:
+    """An IP address the platform recorded for the uploader, and when."""
+
+    ip: str
+    event: IpEvent = IpEvent.UNKNOWN
+    at: datetime | None = None
+    possible_proxy: bool | None = None
+    port: int | None = None
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Uploader:
+    """What the platform says of the person who uploaded the content (its answer to
+    the additional-information request). Personal data: kept only inside the sealed
+    report documents, never in a table, a log or an audit event."""
+
+    esp_id: str | None = None
+    screen_name: str | None = None
+    display_names: tuple[str, ...] = ()
+    emails: tuple[str, ...] = ()
+    ip_captures: tuple[IpCapture, ...] = ()
+
+
 @dataclass(frozen=True, kw_only=True, slots=True)
 class ReportFile:
-    """One file of a report: the evidence item that holds it and what is said of it."""
+    """One file of a report: the evidence item that holds it and what is said of it.
+
+    ``annotations``, ``classification``, ``uploaded_at`` and ``upload_ip`` are kept
+    sealed with the report, not in the file's row (``reports.service``)."""
 
     evidence_id: str
     name: str
@@ -76,6 +166,11 @@ class ReportFile:
     viewed: bool
     location: str | None = None
     uploaded_at: datetime | None = None
+    annotations: tuple[FileAnnotation, ...] = ()
+    #: sent only when the sink's host signed NCMEC's hash-sharing MOU
+    classification: IndustryClassification | None = None
+    #: the IP address the file was uploaded from (the platform's answer)
+    upload_ip: IpCapture | None = None
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -103,6 +198,8 @@ class ReportDraft:
     additional_info: str | None = None
     #: the host's own words for when the incident happened
     incident_description: str | None = None
+    #: the uploader's details from the platform (the additional-information request)
+    uploader: Uploader | None = None
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)

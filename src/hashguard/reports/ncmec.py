@@ -36,7 +36,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
 from hashguard.banks.exchanges.base import ExchangeError
 from hashguard.banks.exchanges.ncmec import parse_xml
-from hashguard.domain.reports import Outcome, ReportDraft, ReportFile, SinkAnswer
+from hashguard.domain.reports import IpCapture, Outcome, ReportDraft, ReportFile, SinkAnswer
 from hashguard.httpclient import RetryPolicy, ServiceClient, ServiceError, check_base_url
 from hashguard.reports.base import InvalidReport, ReportSink
 
@@ -83,6 +83,9 @@ class CyberTiplineSettings(BaseModel):
     schema_file: str | None = None
     timeout_seconds: float = Field(default=60.0, gt=0, le=600)
     requests_per_second: float = Field(default=2.0, gt=0, le=1000)
+    #: the host signed NCMEC's hash-sharing MOU: only then is a file's
+    #: ``industryClassification`` sent (never otherwise, even when a reviewer set one)
+    industry_classification_mou: bool = False
 
     @field_validator("test_url", "production_url")
     @classmethod
@@ -143,6 +146,44 @@ def _bytes(root: ET.Element) -> bytes:
     return document
 
 
+def _ip_capture(parent: ET.Element, capture: IpCapture) -> None:
+    event = _sub(parent, "ipCaptureEvent")
+    _sub(event, "ipAddress", capture.ip)
+    _sub(event, "eventName", str(capture.event))
+    if capture.at is not None:
+        _sub(event, "dateTime", _time(capture.at))
+    if capture.possible_proxy is not None:
+        _sub(event, "possibleProxy", "true" if capture.possible_proxy else "false")
+    if capture.port is not None:
+        _sub(event, "port", str(capture.port))
+
+
+def _reported_user(root: ET.Element, draft: ReportDraft) -> None:
+    """``personOrUserReported``: the case's uploader id, and what the platform said of
+    the uploader (e-mails, ESP id, screen name, display names, IP capture events)."""
+    details = draft.uploader
+    esp_id = (details.esp_id if details else None) or draft.uploader_id
+    if not esp_id and details is None:
+        return
+    user = _sub(root, "personOrUserReported")
+    if details is not None and details.emails:
+        person = _sub(user, "personOrUserReportedPerson")
+        for address in details.emails:
+            _sub(person, "email", address)
+    if esp_id:
+        _sub(user, "espIdentifier", esp_id)
+    if draft.reporter.platform:
+        _sub(user, "espService", draft.reporter.platform)
+    if details is None:
+        return
+    if details.screen_name:
+        _sub(user, "screenName", details.screen_name)
+    for name in details.display_names:
+        _sub(user, "displayName", name)
+    for capture in details.ip_captures:
+        _ip_capture(user, capture)
+
+
 def report_xml(draft: ReportDraft) -> bytes:
     """The ``<report>`` of ``draft``, elements in the XSD's order."""
     root = _root("report")
@@ -164,20 +205,19 @@ def report_xml(draft: ReportDraft) -> bytes:
         _sub(reporter, "companyTemplate", draft.reporter.company_template)
     if draft.reporter.legal_url:
         _sub(reporter, "legalURL", draft.reporter.legal_url)
-    if draft.uploader_id:
-        user = _sub(root, "personOrUserReported")
-        _sub(user, "espIdentifier", draft.uploader_id)
-        if draft.reporter.platform:
-            _sub(user, "espService", draft.reporter.platform)
+    _reported_user(root, draft)
     if draft.additional_info:
         _sub(root, "additionalInfo", draft.additional_info)
     return _bytes(root)
 
 
-def file_xml(remote_id: str, file_id: str, file: ReportFile) -> bytes:
-    """The ``<fileDetails>`` of one uploaded file. Exact hashes go in
-    ``originalFileHash``; a (reference-mode) PDQ hash, a perceptual hash and not a hash
-    of the file's bytes, goes in ``details type="HASH"`` as NCMEC's examples do."""
+def file_xml(remote_id: str, file_id: str, file: ReportFile, *, mou: bool = False) -> bytes:
+    """The ``<fileDetails>`` of one uploaded file, elements in the XSD's order. Exact
+    hashes go in ``originalFileHash``; a (reference-mode) PDQ hash, a perceptual hash
+    and not a hash of the file's bytes, goes in ``details type="HASH"`` as NCMEC's
+    examples do. The reviewers' ``fileAnnotations``; ``industryClassification`` only
+    with ``mou`` (the host signed NCMEC's hash-sharing MOU); the upload's time and IP
+    address when the platform gave them."""
     root = _root("fileDetails")
     _sub(root, "reportId", remote_id)
     _sub(root, "fileId", file_id)
@@ -187,10 +227,18 @@ def file_xml(remote_id: str, file_id: str, file: ReportFile) -> bytes:
     if file.location:
         _sub(root, "locationOfFile", file.location)
     _sub(root, "fileViewedByEsp", "true" if file.viewed else "false")
+    if file.annotations:
+        tags = _sub(root, "fileAnnotations")
+        for annotation in sorted(set(file.annotations)):
+            _sub(tags, annotation.xml_name, "true")
+    if mou and file.classification is not None:
+        _sub(root, "industryClassification", str(file.classification))
     exact = [h for h in file.hashes if h.kind != "PDQ"]
     perceptual = [h for h in file.hashes if h.kind == "PDQ"]
     for item in exact:
         _sub(root, "originalFileHash", item.value, hashType=item.kind)
+    if file.upload_ip is not None:
+        _ip_capture(root, file.upload_ip)
     if perceptual:
         details = _sub(root, "details", type="HASH")
         for item in perceptual:
@@ -249,7 +297,8 @@ class CyberTiplineSink(ReportSink):
         return validate(report_xml(draft), self.options.schema_file)
 
     def file_document(self, remote_id: str, file_id: str, file: ReportFile) -> bytes:
-        return validate(file_xml(remote_id, file_id, file), self.options.schema_file)
+        document = file_xml(remote_id, file_id, file, mou=self.options.industry_classification_mou)
+        return validate(document, self.options.schema_file)
 
     # -- calls --
 

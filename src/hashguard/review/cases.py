@@ -33,6 +33,7 @@ from hashguard.domain.exchanges import FeedbackVerdict
 from hashguard.domain.matches import match_to_json
 from hashguard.domain.people import NAME_PATTERN
 from hashguard.domain.policy import decision_to_json
+from hashguard.domain.reports import FileAnnotation, IndustryClassification
 from hashguard.domain.scans import FileResult, Outcome
 from hashguard.domain.signals import Algorithm, PdqHash, leaving, signals_shown
 from hashguard.review.effects import PlannedFeedback, case_feedback, case_webhooks, feedback_audit
@@ -51,8 +52,10 @@ __all__ = [
     "SameReviewer",
     "StaleCase",
     "UnknownCase",
+    "annotate",
     "assign",
     "case_json",
+    "classify",
     "confirm",
     "delegated_actor",
     "escalate",
@@ -371,6 +374,63 @@ def escalate(
     )
     _audit(store, actor, AuditAction.CASE_ESCALATED, changed, case, reason=text)
     return changed
+
+
+def annotate(
+    store: Store,
+    case_id: int,
+    *,
+    actor: str,
+    annotations: Sequence[FileAnnotation] = (),
+    classification: IndustryClassification | None = None,
+    set_classification: bool = False,
+    reason: str | None = None,
+    version: int | None = None,
+) -> Case:
+    """Set what a report says of the case's file: its NCMEC ``fileAnnotations``
+    (``annotations``, replacing the earlier ones; empty clears them) or, with
+    ``set_classification``, its industry classification (``None`` clears it). Kept as
+    the case's history (``annotated`` / ``classified``: the latest of each wins) and
+    audited. A false positive is never reported, so it takes neither."""
+    case, version = _current(store, case_id, version)
+    if case.state is CaseState.FALSE_POSITIVE:
+        raise InvalidTransition(case, "annotated")
+    text = (reason or "").strip() or None
+    if set_classification:
+        kind, action = CaseEventKind.CLASSIFIED, AuditAction.CASE_CLASSIFIED
+        details: dict[str, Any] = {
+            "classification": str(classification) if classification else None
+        }
+    else:
+        kind, action = CaseEventKind.ANNOTATED, AuditAction.CASE_ANNOTATED
+        details = {"annotations": sorted({str(a) for a in annotations})}
+    changed = store.cases.transition(
+        case_id, expected_version=version, actor=actor, kind=kind, reason=text, details=details
+    )
+    _audit(store, actor, action, changed, case, reason=text, **details)
+    return changed
+
+
+def classify(
+    store: Store,
+    case_id: int,
+    classification: IndustryClassification | None,
+    *,
+    actor: str,
+    reason: str | None = None,
+    version: int | None = None,
+) -> Case:
+    """``annotate`` for the industry classification (sent only by a host that signed
+    NCMEC's hash-sharing MOU: ``reports.ncmec``)."""
+    return annotate(
+        store,
+        case_id,
+        actor=actor,
+        classification=classification,
+        set_classification=True,
+        reason=reason,
+        version=version,
+    )
 
 
 #: Reference PDQ hashes of a case's content, computed when the case holds none (e.g.
