@@ -83,6 +83,11 @@ class AuditAction(StrEnum):
     REPORT_RESTARTED = "report.restarted"
     REPORT_FAILED = "report.failed"
     REPORT_SETTINGS_CHANGED = "report.settings_changed"
+    #: auto_report could not draft or submit a confirmed case's report (once per error)
+    REPORT_AUTO_REFUSED = "report.auto_refused"
+    #: a finished report put the reported evidence on a hold for a year from the
+    #: receipt (REPORT Act) and queued ``report.filed`` webhooks
+    EVIDENCE_PRESERVED = "evidence.preserved"
     #: a token looked up many PDQ hashes close to its own matched ones (reading a list)
     LOOKUP_PROBING = "lookup.probing"
 

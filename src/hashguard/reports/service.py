@@ -6,13 +6,15 @@ from __future__ import annotations
 
 import base64
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
-from datetime import UTC, datetime
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from types import TracebackType
 from typing import Any, Self
 
 from pydantic import SecretStr
 
+from hashguard.actions.outbox import endpoints_of
+from hashguard.domain.actions import WebhookEndpoint
 from hashguard.domain.cases import Case, CaseState
 from hashguard.domain.reports import FileHash, Report, ReportDraft, Reporter, ReportFile
 from hashguard.domain.signals import Algorithm, leaving
@@ -23,7 +25,7 @@ from hashguard.keys import MasterKey
 from hashguard.plugins import AdapterKind, PluginError, Registry
 from hashguard.reports.base import ReportSink
 from hashguard.reports.documents import ReportKeys
-from hashguard.reports.machine import Clock, EvidenceReader, Runner
+from hashguard.reports.machine import Backoff, Clock, EvidenceReader, Runner
 from hashguard.settings import Settings
 from hashguard.store import Store
 
@@ -243,6 +245,9 @@ class Reporting:
     evidence: EvidenceReader
     limits: HashOptions
     clock: Clock = _utc_now
+    #: who gets ``report.filed`` when a report finishes, and the retries' backoff
+    endpoints: tuple[WebhookEndpoint, ...] = ()
+    backoff: Backoff = field(default_factory=Backoff)
 
     @classmethod
     def open(
@@ -270,6 +275,8 @@ class Reporting:
             evidence=read,
             limits=HashOptions(max_pixels=settings.max_pixels, max_frames=settings.max_frames),
             clock=clock,
+            endpoints=endpoints_of(settings),
+            backoff=Backoff(give_up_after=timedelta(days=settings.reports_give_up_days)),
         )
 
     def runner(self, actor: str) -> Runner:
@@ -280,6 +287,8 @@ class Reporting:
             evidence=self.evidence,
             clock=self.clock,
             actor=actor,
+            backoff=self.backoff,
+            endpoints=self.endpoints,
         )
 
     def draft(self, case_id: int, *, actor: str) -> tuple[Report, bool]:
