@@ -39,7 +39,8 @@ REPORTS = "reports"
 REPORTS_ACTOR = "system:reports"
 #: confirmed cases auto_report drafts and submits in one run at most (the rest next run)
 AUTO_REPORT_BATCH = 100
-#: a case auto_report could not report is tried again after this long (by this process)
+#: a case auto_report could not report, or a report whose run raised, is tried again
+#: after this long (by this process)
 AUTO_REPORT_RETRY = timedelta(hours=1)
 #: how often ended sessions, stale OpenID Connect sign-ins and old failures are forgotten
 HOUSEKEEPING_EVERY = timedelta(hours=1)
@@ -157,7 +158,7 @@ class ReportsJob:
     every confirmed case with evidence that has none. Nothing at all (not even the
     master key) when no report sink is configured. One report's or one case's failure
     is logged (and, for a case, audited once per distinct error) and the others go on;
-    a case that failed is tried again after ``AUTO_REPORT_RETRY``."""
+    a case or report that failed is tried again after ``AUTO_REPORT_RETRY``."""
 
     def __init__(self, settings: Settings, store: Store, registry: Registry) -> None:
         self._settings = settings
@@ -165,6 +166,8 @@ class ReportsJob:
         self._registry = registry
         #: case id -> when this process tries it again
         self._retry_at: dict[int, datetime] = {}
+        #: report id -> when this process resumes it again (its run raised)
+        self._resume_at: dict[int, datetime] = {}
 
     def __call__(self, context: JobContext) -> None:
         if not reports_configured(self._store, self._registry):
@@ -185,15 +188,20 @@ class ReportsJob:
         """Run every report of the sink that is due and was sent at least once (a draft
         that nothing was sent for waits for a person, or for auto_report)."""
         runner = reporting.runner(REPORTS_ACTOR)
+        now = context.now()
+        self._resume_at = {r: at for r, at in self._resume_at.items() if at > now}
         done = []
-        for report_id in self._store.reports.resumable(context.now(), sink=reporting.sink.name):
+        for report_id in self._store.reports.resumable(now, sink=reporting.sink.name):
+            if report_id in self._resume_at:
+                continue
             context.check()
             try:
                 report = runner.run(report_id)
             except ReportBusy:
                 continue  # another process is on it
-            except Exception:  # one report's trouble is not the job's
+            except Exception:  # one report's trouble is not the job's (doctor shows it late)
                 log.exception("reports: report #%d could not be resumed", report_id)
+                self._resume_at[report_id] = now + AUTO_REPORT_RETRY
                 continue
             log.info("reports: report #%d is %s", report.id, report.state)
             done.append(report)

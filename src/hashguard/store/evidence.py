@@ -227,6 +227,13 @@ class EvidenceStore:
                 found.update(conn.execute(query).scalars())
         return found
 
+    def preserve(
+        self, item_ids: Iterable[str], *, until: datetime, reason: str, at: datetime
+    ) -> builtins.list[EvidenceItem]:
+        """``preserve_items`` in a transaction of its own."""
+        with self._engine.begin() as conn:
+            return preserve_items(conn, item_ids, until=until, reason=reason, at=at)
+
     def set_hold(self, item_id: str, *, reason: str | None, at: datetime) -> bool:
         """Place (``reason`` given) or release a legal hold on a live item; False when the
         item is destroyed."""
