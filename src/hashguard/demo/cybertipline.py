@@ -73,6 +73,8 @@ class FakeCyberTipline:
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
         self.xsd = xsd
+        #: what a client authenticates with (Basic auth)
+        self.credentials = (username, password)
         self.auth = "Basic " + base64.b64encode(f"{username}:{password}".encode()).decode()
         self.expire_after = expire_after
         self.clock = clock
