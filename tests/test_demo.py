@@ -17,9 +17,11 @@ import pytest
 from hashguard.demo.run import DEMO_ACCOUNTS, DEMO_BANK, DEMO_POLICY, demo_settings
 from hashguard.domain.cases import CaseState
 from hashguard.domain.policy import Action
+from hashguard.domain.reports import ReportState
 from hashguard.store import open_store
 from hashguard.web.ui.session import COOKIE
 from tests.cli import command, hashguard
+from tests.fakes.cybertipline import XSD
 from tests.server import free_port
 
 
@@ -65,11 +67,58 @@ def wait_for(check: object, what: str, timeout: float = 30) -> None:
         time.sleep(0.1)
 
 
+def sign_in(http: httpx.Client, name: str, password: str) -> dict[str, str]:
+    """Sign in through the form, as a browser would; the session cookie header."""
+    form = http.get("/ui/login")
+    login_token = form.cookies["hashguard_login"]
+    assert f'value="{login_token}"' in form.text
+    signed = http.post(
+        "/ui/login",
+        data={"login_token": login_token, "next": "/ui/", "username": name, "password": password},
+        headers={"cookie": f"hashguard_login={login_token}"},
+    )
+    assert signed.status_code == 303, signed.text
+    # plain http on 127.0.0.1: not Secure, which some browsers would drop there
+    session_cookie = signed.headers["set-cookie"].lower()
+    assert "httponly" in session_cookie
+    assert "secure" not in session_cookie
+    return {"cookie": f"{COOKIE}={signed.cookies[COOKIE]}"}
+
+
+def decide(http: httpx.Client, cookie: dict[str, str], case_id: int, verdict: str) -> None:
+    """Decide the case from its page, as a browser would."""
+    page = http.get(f"/ui/cases/{case_id}", headers=cookie)
+    found = re.search(r'name="csrf_token" value="([^"]+)"', page.text)
+    version = re.search(r'name="version" value="([0-9]+)"', page.text)
+    assert found is not None
+    assert version is not None
+    answer = http.post(
+        f"/ui/cases/{case_id}/decide",
+        data={
+            "csrf_token": found.group(1),
+            "version": version.group(1),
+            "verdict": verdict,
+            "reason": "a generated test image",
+        },
+        headers=cookie,
+    )
+    assert answer.status_code == 303, answer.text
+
+
 @pytest.mark.usefixtures("home")
 def test_review_demo_serves_the_cases_and_shows_every_effect(tmp_path: Path) -> None:
     directory, port = tmp_path / "demo", free_port()
     process = subprocess.Popen(
-        command("demo", "--dir", str(directory), "--serve", "--port", str(port)),
+        command(
+            "demo",
+            "--dir",
+            str(directory),
+            "--serve",
+            "--port",
+            str(port),
+            "--ncmec-xsd",
+            str(XSD),
+        ),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         text=True,
@@ -116,41 +165,11 @@ def test_review_demo_serves_the_cases_and_shows_every_effect(tmp_path: Path) -> 
         # a false positive: the file comes back, the hashes go to the allow bank, the
         # webhook is printed, the decision is audited
         with httpx.Client(base_url=base, headers={"origin": base}) as http:
-            form = http.get("/ui/login")
-            login_token = form.cookies["hashguard_login"]
-            assert f'value="{login_token}"' in form.text
-            signed = http.post(
-                "/ui/login",
-                data={
-                    "login_token": login_token,
-                    "next": "/ui/",
-                    "username": "demo-lead",
-                    "password": passwords["demo-lead"],
-                },
-                headers={"cookie": f"hashguard_login={login_token}"},
-            )
-            assert signed.status_code == 303, signed.text
-            # plain http on 127.0.0.1: not Secure, which some browsers would drop there
-            session_cookie = signed.headers["set-cookie"].lower()
-            assert "httponly" in session_cookie
-            assert "secure" not in session_cookie
-            cookie = {"cookie": f"{COOKIE}={signed.cookies[COOKIE]}"}
-            page = http.get(f"/ui/cases/{case.id}", headers=cookie)
+            lead = sign_in(http, "demo-lead", passwords["demo-lead"])
+            page = http.get(f"/ui/cases/{case.id}", headers=lead)
             assert page.status_code == 200
             assert 'id="preview"' in page.text
-            found = re.search(r'name="csrf_token" value="([^"]+)"', page.text)
-            assert found is not None
-            answer = http.post(
-                f"/ui/cases/{case.id}/decide",
-                data={
-                    "csrf_token": found.group(1),
-                    "version": str(case.version),
-                    "verdict": "false_positive",
-                    "reason": "a generated test image",
-                },
-                headers=cookie,
-            )
-            assert answer.status_code == 303, answer.text
+            decide(http, lead, case.id, "false_positive")
         assert exact.is_file(), "restored from quarantine"
         wait_for(lambda: "webhook case.false_positive" in said(), "the case's webhook")
         with contextlib.closing(open_store(settings.resolved_database_url)) as store:
@@ -160,6 +179,26 @@ def test_review_demo_serves_the_cases_and_shows_every_effect(tmp_path: Path) -> 
             actions = {e.action for e in store.audit.events()}
             assert {"user.created", "scan.decision", "login"} <= actions
             assert any(a.startswith("case.") for a in actions), actions
+            edited = next(
+                c for c in store.cases.list(limit=100) if c.decision.action is not Action.ACT
+            )
+
+        # an edited copy confirmed by the reviewer, then the lead: the reports job files
+        # it against the fake CyberTipline, the evidence is held, report.filed arrives
+        assert "reports: confirm an edited copy's case twice" in said()
+        with httpx.Client(base_url=base, headers={"origin": base}) as http:
+            reviewer = sign_in(http, "demo-reviewer", passwords["demo-reviewer"])
+            decide(http, reviewer, edited.id, "confirm")
+            decide(http, lead, edited.id, "confirm")
+        wait_for(lambda: "webhook report.filed" in said(), "the report to be filed", 60)
+        assert f"case #{edited.id} reported to NCMEC (test), report id" in said()
+        with contextlib.closing(open_store(settings.resolved_database_url)) as store:
+            (report,) = store.reports.list()
+            assert (report.case_id, report.state) == (edited.id, ReportState.FINISHED)
+            assert edited.evidence_id is not None
+            assert store.evidence.get(edited.evidence_id).legal_hold
+            actions = {e.action for e in store.audit.events()}
+            assert {"report.finished", "evidence.preserved"} <= actions
     finally:
         process.send_signal(signal.SIGINT)
         try:

@@ -22,6 +22,7 @@ from pathlib import Path
 from hashguard.banks.exchanges.graph_api import DEFAULT_VERSION, graph_api_warning
 from hashguard.demo.corpus import Kind, encode, generate
 from hashguard.domain.banks import BankKind
+from hashguard.domain.reports import ReportState
 from hashguard.evidence import blob_dir_of
 from hashguard.evidence.retention import count_orphans
 from hashguard.hashing.isolate import HashingPool
@@ -30,6 +31,7 @@ from hashguard.jobs.builtin import intervals
 from hashguard.keys import MasterKey, MasterKeyError
 from hashguard.matching import snapshot
 from hashguard.permissions import permission_problems
+from hashguard.reports.service import SINK as REPORT_SINK
 from hashguard.settings import Settings
 from hashguard.store import Store, open_store
 from hashguard.store.database import SchemaOutOfDate, current_revision, head_revision, make_engine
@@ -366,6 +368,46 @@ def check_background_jobs(doctor: Doctor) -> Finding:
     return True, f"{len(leases)} background job(s) on schedule"
 
 
+def check_reports(doctor: Doctor) -> Finding:
+    """Reports to NCMEC: any in the dead letter (``failed``) is a problem, someone must
+    look at it; reports due that nobody resumed for twice the reports job's interval
+    (an hour when the job is off) are worth a warning, as is auto_report on while no
+    report sink is configured."""
+    found = _needs_store(doctor)
+    if not isinstance(found, Store):
+        return found
+    settings = doctor.settings
+    counts = found.reports.count_by_state()
+    failed = counts.get(ReportState.FAILED, 0)
+    every = timedelta(minutes=settings.reports_run_minutes or 60)
+    overdue = found.reports.overdue(
+        doctor.now - 2 * every - timedelta(seconds=settings.jobs_lease_seconds)
+    )
+    said = []
+    if failed:
+        said.append(
+            f"{failed} report(s) failed (the dead letter): `hashguard reports list --state "
+            "failed`, then `hashguard reports show ID` says why"
+        )
+    if overdue:
+        said.append(
+            f"{len(overdue)} report(s) due but not resumed (#{', #'.join(map(str, overdue[:5]))}"
+            f"{', …' if len(overdue) > 5 else ''}): is a worker running? "
+            "(`hashguard reports resume` resumes them now)"
+        )
+    if settings.auto_report and not found.reports.settings(REPORT_SINK)[1]:
+        said.append(
+            "auto_report is on but the report sink has no credentials "
+            "(`hashguard reports settings`)"
+        )
+    if failed:
+        return False, "; ".join(said)
+    if said:
+        return Level.WARN, "; ".join(said)
+    finished = counts.get(ReportState.FINISHED, 0)
+    return True, f"{sum(counts.values())} report(s), {finished} finished, none failed or late"
+
+
 #: The checks ``hashguard doctor`` runs, in order.
 CHECKS: tuple[Check, ...] = (
     permissions_check(permission_problems),
@@ -384,6 +426,7 @@ CHECKS: tuple[Check, ...] = (
     ),
     graph_api_check(graph_api_warning),
     Check(name="background jobs", run=check_background_jobs),
+    Check(name="reports", run=check_reports),
 )
 
 

@@ -265,6 +265,18 @@ class Settings(BaseSettings):
     def _known_hotlines(cls, value: Any) -> Any:
         return _hotlines(value)
 
+    # -- reports (NCMEC CyberTipline) --
+    #: how often background jobs resume the reports that are due (retries after a
+    #: backoff, reports a crash interrupted) and, with auto_report, submit the reports
+    #: of newly confirmed cases (0: never; then `hashguard reports submit` alone sends)
+    reports_run_minutes: float = Field(default=1, ge=0)
+    #: the reports job drafts and submits the report of every confirmed case with
+    #: evidence that has none yet (off: a person runs `hashguard reports submit`)
+    auto_report: bool = False
+    #: a report whose retries failed for this long since its draft is the dead letter
+    #: (`hashguard reports list --state failed`)
+    reports_give_up_days: float = Field(default=3, gt=0, le=90)
+
     @field_validator("home")
     @classmethod
     def _expand(cls, value: Path) -> Path:

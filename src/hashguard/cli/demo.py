@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import shutil
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated
 
@@ -14,7 +15,10 @@ from rich.markup import escape
 from rich.table import Table
 
 from hashguard.cli.context import err, out, settings_of
+from hashguard.demo.cybertipline import FakeCyberTipline
 from hashguard.demo.receiver import WebhookReceiver
+from hashguard.demo.reports import configure as configure_reports
+from hashguard.demo.reports import find_xsd, start_fake
 from hashguard.demo.run import (
     DEMO_BANK,
     DEMO_POLICY,
@@ -29,6 +33,8 @@ from hashguard.demo.run import (
 )
 from hashguard.domain.policy import Action
 from hashguard.domain.scans import Outcome, ScanOptions
+from hashguard.keys import master_key_for
+from hashguard.plugins import Registry
 from hashguard.settings import Settings, WebhookEndpointSettings
 from hashguard.store import open_store
 
@@ -48,6 +54,15 @@ def demo(
         ),
     ] = False,
     port: Annotated[int, typer.Option(help="Port of the review UI with --serve.", min=1)] = 8080,
+    ncmec_xsd: Annotated[
+        Path | None,
+        typer.Option(
+            envvar="HASHGUARD_DEMO_NCMEC_XSD",
+            help="NCMEC's CyberTipline XSD (not part of hashguard): with --serve, confirmed "
+            "cases are reported to a fake CyberTipline. Default: the project's shared "
+            "reference beside a source checkout, if there.",
+        ),
+    ] = None,
 ) -> None:
     """Generate benign images, make a demo bank of four, scan edited copies and distractors.
 
@@ -62,6 +77,8 @@ def demo(
     layout = build(directory)
     home = (directory / "home").resolve()
     receiver = WebhookReceiver(say=lambda line: err.print(escape(line))) if serve else None
+    xsd = find_xsd(ncmec_xsd) if serve else None
+    fake = start_fake(xsd) if xsd is not None else None
     if receiver is not None:
         receiver.start()
         # the exact copies are moved into DIR/home/quarantine once the server runs (its
@@ -79,22 +96,34 @@ def demo(
             # served on plain http at 127.0.0.1 only: some browsers (Safari) drop Secure
             # cookies there, and the cookie never leaves this machine
             ui_secure_cookies=False,
+            # a case two people confirmed is reported within seconds
+            auto_report=fake is not None,
+            reports_run_minutes=0.1,
         )
     else:
         demo_home = demo_settings(home, workers=settings.workers)
     try:
-        done, passwords = _scan(demo_home, layout, settings.max_pixels, accounts=serve)
+        done, passwords = _scan(
+            demo_home, layout, settings.max_pixels, accounts=serve, cybertipline=fake
+        )
         if _report(layout, done, directory, started):
             raise typer.Exit(1)
         if serve:
-            _serve(demo_home, passwords)
+            _serve(demo_home, passwords, fake, ncmec_xsd)
     finally:
         if receiver is not None:
             receiver.stop()
+        if fake is not None:
+            fake.stop()
 
 
 def _scan(
-    demo_home: Settings, layout: DemoLayout, max_pixels: int, *, accounts: bool
+    demo_home: Settings,
+    layout: DemoLayout,
+    max_pixels: int,
+    *,
+    accounts: bool,
+    cybertipline: FakeCyberTipline | None = None,
 ) -> tuple[ScanDone, dict[str, str]]:
     store = open_store(demo_home.resolved_database_url)
     try:
@@ -106,6 +135,15 @@ def _scan(
         options = ScanOptions(max_pixels=max_pixels, dihedral=True)
         done = scan_like_the_cli(store, demo_home, layout.uploads, options)
         passwords = create_demo_accounts(store) if accounts else {}
+        if cybertipline is not None:
+            configure_reports(
+                store,
+                Registry.load(demo_home.adapters),
+                lambda: master_key_for(demo_home)[0],
+                cybertipline,
+                home=demo_home.home,
+                at=datetime.now(UTC),
+            )
     finally:
         store.close()
     return done, passwords
@@ -162,7 +200,12 @@ def _report(layout: DemoLayout, done: ScanDone, directory: Path, started: float)
     return False
 
 
-def _serve(demo_home: Settings, passwords: dict[str, str]) -> None:
+def _serve(
+    demo_home: Settings,
+    passwords: dict[str, str],
+    cybertipline: FakeCyberTipline | None,
+    xsd_given: Path | None,
+) -> None:
     import uvicorn  # noqa: PLC0415 - only --serve needs the server
 
     from hashguard.web.app import create_app  # noqa: PLC0415
@@ -177,8 +220,25 @@ def _serve(demo_home: Settings, passwords: dict[str, str]) -> None:
         f"effects: exact copies move to {demo_home.resolved_quarantine_dir} (a false "
         "positive puts them back); false positives' hashes go to the allow bank "
         f"{demo_home.review_allow_bank!r}; webhooks are printed below as they arrive; "
-        f"the audit log is at {base}/ui/audit (as demo-auditor). Ctrl-C stops."
+        f"the audit log is at {base}/ui/audit (as demo-auditor)."
     )
+    if cybertipline is not None:
+        err.print(
+            "reports: confirm an edited copy's case twice (demo-reviewer, then demo-lead): "
+            "within seconds the reports job (auto_report on) files it against a fake "
+            f"CyberTipline at {cybertipline.base_url} (NCMEC's test environment as far as "
+            "hashguard knows), its evidence goes on a one-year legal hold (REPORT Act) and "
+            "report.filed arrives below; see the case page, or `hashguard reports list` "
+            "with HASHGUARD_HOME set as above."
+        )
+    else:
+        where = f"{xsd_given} is not a file" if xsd_given else "none found"
+        err.print(
+            f"reports: off ({where}): NCMEC's XSD is not part of hashguard and no report "
+            "leaves unvalidated; pass --ncmec-xsd PATH (or set HASHGUARD_DEMO_NCMEC_XSD) "
+            "to file reports against a fake CyberTipline."
+        )
+    err.print("Ctrl-C stops.")
     uvicorn.run(
         create_app(demo_home),
         host=demo_home.host,

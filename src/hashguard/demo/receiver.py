@@ -27,6 +27,12 @@ def describe(event: dict[str, Any]) -> str:
     """One line about a delivered event: its type and what it is about."""
     data = event.get("data") or {}
     kind = str(event.get("type", "?"))
+    if "ncmec_report_id" in data:
+        return (
+            f"{kind}: case #{data['case']} reported to NCMEC ({data.get('environment')}), "
+            f"report id {data['ncmec_report_id']}; preserve the account's data until "
+            f"{str(data.get('preserve_until'))[:10]}"
+        )
     if "case" in data:
         return f"{kind}: case #{data['case']} now {data.get('state')}"
     if "path" in data:

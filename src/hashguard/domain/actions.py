@@ -28,6 +28,9 @@ class EventType(StrEnum):
     CONTENT_QUARANTINED = "content.quarantined"
     #: the flood guard paused a list entry (for leads: release or tombstone it)
     BANK_ENTRY_FLOODED = "bank.entry_flooded"
+    #: a report to NCMEC finished (its receipt): the platform preserves the account
+    #: data it holds for a year (REPORT Act)
+    REPORT_FILED = "report.filed"
 
 
 class ActionState(StrEnum):

@@ -101,6 +101,11 @@ class AuditAction(StrEnum):
     REFERRAL_CANCELLED = "referral.cancelled"
     #: the platform was asked for a case's uploader details (the outcome, never a value)
     REPORT_UPLOADER_REQUESTED = "report.uploader_requested"
+    #: auto_report could not draft or submit a confirmed case's report (once per error)
+    REPORT_AUTO_REFUSED = "report.auto_refused"
+    #: a finished report put the reported evidence on a hold for a year from the
+    #: receipt (REPORT Act) and queued ``report.filed`` webhooks
+    EVIDENCE_PRESERVED = "evidence.preserved"
     #: a token looked up many PDQ hashes close to its own matched ones (reading a list)
     LOOKUP_PROBING = "lookup.probing"
 

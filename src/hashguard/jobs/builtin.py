@@ -1,9 +1,10 @@
-"""The built-in background jobs: exchange sync, evidence retention, housekeeping.
+"""The built-in background jobs: exchange sync, evidence retention, housekeeping, reports.
 
 Each is a ``Job`` whose name is its lease's name (persisted: never renamed). They are
 idempotent, so a job taken over from a killed process and run again changes nothing
 twice: a sync resumes from its checkpoint, retention destroys only what is still due,
-housekeeping deletes what is already past.
+housekeeping deletes what is already past, and reports go through the report state
+machine, whose per-report lease and persisted steps make a second run change nothing.
 """
 
 from __future__ import annotations
@@ -12,13 +13,18 @@ import logging
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
+from hashguard.audit import record
 from hashguard.banks.exchanges.sync import build_source, sync_exchange
+from hashguard.domain.audit import AuditAction
+from hashguard.domain.reports import Report
 from hashguard.evidence import open_vault, run_retention
 from hashguard.evidence.retention import ORPHAN_GRACE
 from hashguard.jobs.runner import Job, JobContext
 from hashguard.keys import MasterKey
 from hashguard.people.oidc import PENDING_SECONDS
-from hashguard.plugins import Registry
+from hashguard.plugins import AdapterKind, PluginError, Registry
+from hashguard.reports.machine import ReportBusy
+from hashguard.reports.service import SINK, Reporting
 from hashguard.settings import Settings
 from hashguard.store import Store
 from hashguard.store.people import PeopleStore
@@ -28,6 +34,14 @@ log = logging.getLogger("hashguard.jobs")
 EXCHANGE_SYNC = "exchange-sync"
 RETENTION = "retention"
 HOUSEKEEPING = "housekeeping"
+REPORTS = "reports"
+#: who the reports job acts as (in the audit log and the reports' steps)
+REPORTS_ACTOR = "system:reports"
+#: confirmed cases auto_report drafts and submits in one run at most (the rest next run)
+AUTO_REPORT_BATCH = 100
+#: a case auto_report could not report, or a report whose run raised, is tried again
+#: after this long (by this process)
+AUTO_REPORT_RETRY = timedelta(hours=1)
 #: how often ended sessions, stale OpenID Connect sign-ins and old failures are forgotten
 HOUSEKEEPING_EVERY = timedelta(hours=1)
 
@@ -122,6 +136,110 @@ def forget_ended_sign_ins(
     )
 
 
+# -- reports ------------------------------------------------------------------------------
+
+
+def reports_configured(store: Store, registry: Registry, sink: str = SINK) -> bool:
+    """Whether ``sink`` has settings and every credential it needs stored (sealed): read
+    without the master key, so an installation that does not report never needs one."""
+    stored, sealed = store.reports.settings(sink)
+    if not stored.get("sink") and not sealed:
+        return False
+    try:
+        adapter = registry.get(sink, AdapterKind.REPORT_SINK)
+    except PluginError:
+        return False
+    return set(adapter.secrets) <= set(sealed)
+
+
+class ReportsJob:
+    """The reports job: resume every report that is due (a retry after its backoff, a
+    report a crash interrupted) and, with ``auto_report``, draft and submit the report of
+    every confirmed case with evidence that has none. Nothing at all (not even the
+    master key) when no report sink is configured. One report's or one case's failure
+    is logged (and, for a case, audited once per distinct error) and the others go on;
+    a case or report that failed is tried again after ``AUTO_REPORT_RETRY``."""
+
+    def __init__(self, settings: Settings, store: Store, registry: Registry) -> None:
+        self._settings = settings
+        self._store = store
+        self._registry = registry
+        #: case id -> when this process tries it again
+        self._retry_at: dict[int, datetime] = {}
+        #: report id -> when this process resumes it again (its run raised)
+        self._resume_at: dict[int, datetime] = {}
+
+    def __call__(self, context: JobContext) -> None:
+        if not reports_configured(self._store, self._registry):
+            log.debug("reports: no report sink configured")
+            return
+        key = existing_master_key(self._settings)
+        if key is None:
+            # not done here: a process with the key takes the job over
+            raise RuntimeError("reports are configured but there is no master key here")
+        with Reporting.open(
+            self._settings, self._store, self._registry, lambda: key, clock=context.now
+        ) as reporting:
+            self.resume(reporting, context)
+            if self._settings.auto_report:
+                self.auto_report(reporting, context)
+
+    def resume(self, reporting: Reporting, context: JobContext) -> list[Report]:
+        """Run every report of the sink that is due and was sent at least once (a draft
+        that nothing was sent for waits for a person, or for auto_report)."""
+        runner = reporting.runner(REPORTS_ACTOR)
+        now = context.now()
+        self._resume_at = {r: at for r, at in self._resume_at.items() if at > now}
+        done = []
+        for report_id in self._store.reports.resumable(now, sink=reporting.sink.name):
+            if report_id in self._resume_at:
+                continue
+            context.check()
+            try:
+                report = runner.run(report_id)
+            except ReportBusy:
+                continue  # another process is on it
+            except Exception:  # one report's trouble is not the job's (doctor shows it late)
+                log.exception("reports: report #%d could not be resumed", report_id)
+                self._resume_at[report_id] = now + AUTO_REPORT_RETRY
+                continue
+            log.info("reports: report #%d is %s", report.id, report.state)
+            done.append(report)
+        return done
+
+    def auto_report(self, reporting: Reporting, context: JobContext) -> list[Report]:
+        """Draft and submit the report of each confirmed case that has none yet."""
+        now = context.now()
+        self._retry_at = {c: at for c, at in self._retry_at.items() if at > now}
+        found = self._store.reports.unreported(
+            reporting.sink.name, limit=AUTO_REPORT_BATCH + len(self._retry_at)
+        )
+        done = []
+        for case_id in [c for c in found if c not in self._retry_at][:AUTO_REPORT_BATCH]:
+            context.check()
+            try:
+                report = reporting.submit(case_id, actor=REPORTS_ACTOR)
+            except ReportBusy:
+                continue
+            except Exception as exc:  # noqa: BLE001 - one case's failure, not the job's
+                self._refused(case_id, exc, now)
+                continue
+            log.info("reports: case #%d reported: report #%d %s", case_id, report.id, report.state)
+            done.append(report)
+        return done
+
+    def _refused(self, case_id: int, exc: Exception, now: datetime) -> None:
+        self._retry_at[case_id] = now + AUTO_REPORT_RETRY
+        error = f"{type(exc).__name__}: {exc}"[:500]
+        subject = f"case:{case_id}"
+        last = self._store.reports.last_event(AuditAction.REPORT_AUTO_REFUSED, subject)
+        if last is not None and last.get("error") == error:
+            log.debug("reports: case #%d still not reported: %s", case_id, error)
+            return
+        log.warning("reports: case #%d could not be reported: %s", case_id, error)
+        record(self._store, REPORTS_ACTOR, AuditAction.REPORT_AUTO_REFUSED, subject, error=error)
+
+
 def intervals(settings: Settings) -> dict[str, timedelta]:
     """The jobs ``settings`` switch on (an interval of 0 switches one off), by name, and
     how often each runs."""
@@ -130,6 +248,9 @@ def intervals(settings: Settings) -> dict[str, timedelta]:
         every[EXCHANGE_SYNC] = timedelta(minutes=settings.exchange_sync_minutes)
     if settings.retention_run_hours > 0:
         every[RETENTION] = timedelta(hours=settings.retention_run_hours)
+    if settings.reports_run_minutes > 0:
+        # on whenever its interval is: it does nothing while no report sink is configured
+        every[REPORTS] = timedelta(minutes=settings.reports_run_minutes)
     return every
 
 
@@ -146,6 +267,7 @@ def builtin_jobs(
             store, registry, settings, ctx, on_sync=on_sync
         ),
         RETENTION: lambda ctx: evidence_retention(settings, store, ctx.now()),
+        REPORTS: ReportsJob(settings, store, registry),
     }
     return [
         Job(name=name, every=every, run=runs[name]) for name, every in intervals(settings).items()

@@ -28,15 +28,17 @@ import hashlib
 import logging
 import os
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+from hashguard.domain.actions import WebhookEndpoint
 from hashguard.domain.audit import AuditAction
 from hashguard.domain.reports import FileState, Outcome, Report, ReportState, SinkAnswer
 from hashguard.reports.base import InvalidReport, ReportSink
 from hashguard.reports.documents import ReportKeys
+from hashguard.reports.preservation import preservation
 from hashguard.store.reports import ReportStore, StaleReport
 
 log = logging.getLogger(__name__)
@@ -85,6 +87,8 @@ class Runner:
     backoff: Backoff = field(default_factory=Backoff)
     lease: timedelta = timedelta(minutes=10)
     checkpoint: Callable[[str], None] = _no_checkpoint
+    #: who gets the ``report.filed`` webhook when a report finishes
+    endpoints: Sequence[WebhookEndpoint] = ()
 
     # -- driving --
 
@@ -288,6 +292,7 @@ class Runner:
                 detail = f"finished: report {remote_id} (NCMEC: already finished)"
             if extra:
                 detail += f"; files we did not record: {', '.join(extra)}"
+            finished_at = self.clock()
             return self._record(
                 report,
                 step="finish",
@@ -297,13 +302,15 @@ class Runner:
                 sealed=self.keys.sealed(report, response=answer.raw),
                 state=ReportState.FINISHED,
                 receipt=answer.file_ids,
-                finished_at=self.clock(),
+                finished_at=finished_at,
                 next_attempt_at=None,
                 last_error=None,
                 audit=(
                     AuditAction.REPORT_FINISHED,
                     {"remote_id": remote_id, "files": len(report.files)},
                 ),
+                # preservation (REPORT Act) commits with the finish: hold and webhook
+                preserve=preservation(report, remote_id, finished_at, self.endpoints),
             )
         return self._failed_call(report, "finish", answer)
 

@@ -15,8 +15,8 @@ from __future__ import annotations
 import base64
 import binascii
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, replace
-from datetime import UTC, datetime
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, timedelta
 from types import TracebackType
 from typing import Any, ClassVar, Self
 
@@ -24,7 +24,9 @@ from pydantic import SecretStr, ValidationError
 from standardwebhooks import Webhook
 from standardwebhooks.webhooks import EmptyWebhookSecretError
 
+from hashguard.actions.outbox import endpoints_of
 from hashguard.audit import record
+from hashguard.domain.actions import WebhookEndpoint
 from hashguard.domain.audit import AuditAction
 from hashguard.domain.cases import Case, CaseEvent, CaseEventKind, CaseState
 from hashguard.domain.reports import (
@@ -44,7 +46,7 @@ from hashguard.plugins import AdapterKind, PluginError, Registry
 from hashguard.reports.base import ReportSink
 from hashguard.reports.documents import ReportKeys
 from hashguard.reports.filedetails import SealedFileDetails, row_of, sealed_file_details
-from hashguard.reports.machine import Clock, EvidenceReader, Runner
+from hashguard.reports.machine import Backoff, Clock, EvidenceReader, Runner
 from hashguard.reports.uploader import Details, LookupFailed, UploaderInfoSettings, UploaderLookup
 from hashguard.settings import Settings
 from hashguard.store import Store
@@ -416,6 +418,9 @@ class Reporting:
     clock: Clock = _utc_now
     #: the additional-information request, when configured
     uploader: UploaderLookup | None = None
+    #: who gets ``report.filed`` when a report finishes, and the retries' backoff
+    endpoints: tuple[WebhookEndpoint, ...] = ()
+    backoff: Backoff = field(default_factory=Backoff)
 
     @classmethod
     def open(
@@ -449,6 +454,8 @@ class Reporting:
             limits=HashOptions(max_pixels=settings.max_pixels, max_frames=settings.max_frames),
             clock=clock,
             uploader=uploader,
+            endpoints=endpoints_of(settings),
+            backoff=Backoff(give_up_after=timedelta(days=settings.reports_give_up_days)),
         )
 
     def runner(self, actor: str) -> Runner:
@@ -462,6 +469,8 @@ class Reporting:
             evidence=self.evidence,
             clock=self.clock,
             actor=actor,
+            backoff=self.backoff,
+            endpoints=self.endpoints,
         )
 
     def draft(self, case_id: int, *, actor: str) -> tuple[Report, bool]:

@@ -88,6 +88,45 @@ def insert_item(conn: Connection, item: EvidenceItem, *, data_key: bytes, contex
     )
 
 
+def preserve_items(
+    conn: Connection, item_ids: Iterable[str], *, until: datetime, reason: str, at: datetime
+) -> builtins.list[EvidenceItem]:
+    """Inside the caller's transaction, keep each live item of ``item_ids`` at least until
+    ``until`` (``retain_until`` never shortened) under a legal hold whose reason names
+    ``reason`` (added to the reason of a hold already there, once). Idempotent; the
+    items as they are now (destroyed ones left out)."""
+    done: builtins.list[EvidenceItem] = []
+    for item_id in sorted(set(item_ids)):
+        row = conn.execute(
+            select(*_METADATA)
+            .where(evidence_items.c.id == item_id, evidence_items.c.destroyed_at.is_(None))
+            .with_for_update()
+        ).first()
+        if row is None:
+            continue
+        held = bool(row.legal_hold)
+        before = row.hold_reason if held and row.hold_reason else None
+        if before is None:
+            hold_reason = reason
+        elif reason in before:
+            hold_reason = before
+        else:
+            hold_reason = f"{before}; {reason}"
+        conn.execute(
+            update(evidence_items)
+            .where(evidence_items.c.id == item_id)
+            .values(
+                retain_until=max(stamp(row.retain_until), utc(until)),
+                legal_hold=True,
+                hold_reason=hold_reason,
+                held_at=row.held_at if held else utc(at),
+            )
+        )
+        changed = conn.execute(select(*_METADATA).where(evidence_items.c.id == item_id)).one()
+        done.append(_item(changed))
+    return done
+
+
 class EvidenceStore:
     def __init__(self, engine: Engine) -> None:
         self._engine = engine
@@ -187,6 +226,13 @@ class EvidenceStore:
                 )
                 found.update(conn.execute(query).scalars())
         return found
+
+    def preserve(
+        self, item_ids: Iterable[str], *, until: datetime, reason: str, at: datetime
+    ) -> builtins.list[EvidenceItem]:
+        """``preserve_items`` in a transaction of its own."""
+        with self._engine.begin() as conn:
+            return preserve_items(conn, item_ids, until=until, reason=reason, at=at)
 
     def set_hold(self, item_id: str, *, reason: str | None, at: datetime) -> bool:
         """Place (``reason`` given) or release a legal hold on a live item; False when the

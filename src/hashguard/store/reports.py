@@ -11,14 +11,30 @@ from __future__ import annotations
 import builtins
 import uuid
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Engine, Row, and_, exists, insert, or_, select, update
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    Engine,
+    Row,
+    and_,
+    exists,
+    func,
+    insert,
+    not_,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.exc import IntegrityError
 
+from hashguard.domain.actions import NewAction
 from hashguard.domain.audit import AuditAction
+from hashguard.domain.cases import CaseState
+from hashguard.domain.evidence import EvidenceItem
 from hashguard.domain.reports import (
     FileHash,
     FileState,
@@ -29,8 +45,16 @@ from hashguard.domain.reports import (
     ReportStep,
 )
 from hashguard.store._util import aware, stamp, utc
+from hashguard.store.actions import enqueue
 from hashguard.store.audit import append_event
-from hashguard.store.schema import audit_events, report_files, report_settings, report_steps
+from hashguard.store.evidence import preserve_items
+from hashguard.store.schema import (
+    audit_events,
+    cases,
+    report_files,
+    report_settings,
+    report_steps,
+)
 from hashguard.store.schema import reports as reports_table
 
 
@@ -85,6 +109,61 @@ class Sealed:
     part: str
     request: bytes | None = None
     response: bytes | None = None
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Preserve:
+    """What a finished report sets off in the transaction that records it: the reported
+    evidence kept at least ``until`` under a legal hold naming ``reason``, ``actions``
+    (the ``report.filed`` webhooks) put in the outbox, one ``evidence.preserved`` event
+    per item with ``details``."""
+
+    until: datetime
+    reason: str
+    actions: Sequence[NewAction] = ()
+    details: Mapping[str, Any] = field(default_factory=dict)
+
+
+def _unsent() -> ColumnElement[bool]:
+    """A draft nothing was ever sent for (only ``hashguard reports draft`` made it): a
+    person's ``submit`` (or auto_report) sends it, never a resume on its own."""
+    return and_(
+        reports_table.c.state == str(ReportState.DRAFT),
+        reports_table.c.intent.is_(None),
+        not_(
+            exists().where(
+                report_steps.c.report_id == reports_table.c.id, report_steps.c.step != "draft"
+            )
+        ),
+    )
+
+
+def _preserve(
+    conn: Connection, report: Report, preserve: Preserve, *, at: datetime
+) -> builtins.list[EvidenceItem]:
+    held = preserve_items(
+        conn,
+        [f.evidence_id for f in report.files],
+        until=preserve.until,
+        reason=preserve.reason,
+        at=at,
+    )
+    for queued in preserve.actions:
+        enqueue(conn, queued, at=at)
+    return held
+
+
+def _preserved(
+    conn: Connection, held: Sequence[EvidenceItem], preserve: Preserve, *, actor: str, at: datetime
+) -> None:
+    for item in held:
+        details = {
+            **preserve.details,
+            "retain_until": item.retain_until.isoformat(),
+            "hold_reason": item.hold_reason,
+            "webhooks": len(preserve.actions),
+        }
+        append_event(conn, actor, AuditAction.EVIDENCE_PRESERVED, item.id, details, at=at)
 
 
 def new_part() -> str:
@@ -288,6 +367,91 @@ class ReportStore:
         with self._engine.connect() as conn:
             return list(conn.execute(query).scalars())
 
+    def resumable(self, now: datetime, *, sink: str) -> builtins.list[int]:
+        """``sink``'s reports that are ``due`` and were sent at least once (a draft
+        nothing was sent for waits for a person's ``submit``)."""
+        finals = [str(s) for s in ReportState if s.final]
+        query = (
+            select(reports_table.c.id)
+            .where(
+                reports_table.c.sink == sink,
+                reports_table.c.state.not_in(finals),
+                or_(
+                    reports_table.c.next_attempt_at.is_(None),
+                    reports_table.c.next_attempt_at <= utc(now),
+                ),
+                not_(_unsent()),
+            )
+            .order_by(reports_table.c.id)
+        )
+        with self._engine.connect() as conn:
+            return list(conn.execute(query).scalars())
+
+    def overdue(self, since: datetime) -> builtins.list[int]:
+        """Reports sent at least once, not final, that were already due at ``since``
+        (their next attempt, or their last change when none is scheduled) and that no
+        process holds now: nobody resumed them since."""
+        finals = [str(s) for s in ReportState if s.final]
+        query = (
+            select(reports_table.c.id)
+            .where(
+                reports_table.c.state.not_in(finals),
+                or_(
+                    reports_table.c.next_attempt_at <= utc(since),
+                    and_(
+                        reports_table.c.next_attempt_at.is_(None),
+                        reports_table.c.updated_at <= utc(since),
+                    ),
+                ),
+                or_(
+                    reports_table.c.leased_until.is_(None),
+                    reports_table.c.leased_until <= utc(since),
+                ),
+                not_(_unsent()),
+            )
+            .order_by(reports_table.c.id)
+        )
+        with self._engine.connect() as conn:
+            return list(conn.execute(query).scalars())
+
+    def count_by_state(self) -> dict[ReportState, int]:
+        query = select(reports_table.c.state, func.count()).group_by(reports_table.c.state)
+        with self._engine.connect() as conn:
+            return {ReportState(state): int(n) for state, n in conn.execute(query).all()}
+
+    def unreported(self, sink: str, *, limit: int = 100) -> builtins.list[int]:
+        """Confirmed cases with evidence kept that have no report to ``sink`` yet, or
+        only a draft nothing was sent for, oldest first (auto_report's work)."""
+        reported = exists().where(
+            reports_table.c.case_id == cases.c.id,
+            reports_table.c.sink == sink,
+            not_(_unsent()),
+        )
+        query = (
+            select(cases.c.id)
+            .where(
+                cases.c.state == str(CaseState.CONFIRMED),
+                cases.c.evidence_id.is_not(None),
+                not_(reported),
+            )
+            .order_by(cases.c.id)
+            .limit(limit)
+        )
+        with self._engine.connect() as conn:
+            return list(conn.execute(query).scalars())
+
+    def last_event(self, action: AuditAction, subject: str) -> dict[str, Any] | None:
+        """The details of the newest ``action`` event about ``subject``, if any."""
+        query = (
+            select(audit_events.c.details)
+            .where(audit_events.c.action == str(action), audit_events.c.subject == subject)
+            .order_by(audit_events.c.seq.desc())
+            .limit(1)
+        )
+        with self._engine.connect() as conn:
+            found = conn.execute(query).scalar()
+        return None if found is None else dict(found)
+
     def data_key(self, report_id: int) -> bytes:
         with self._engine.connect() as conn:
             found = conn.execute(
@@ -392,11 +556,13 @@ class ReportStore:
         reset_files: bool = False,
         audit: tuple[AuditAction, Mapping[str, Any]] | None = None,
         intent: str | None = None,
+        preserve: Preserve | None = None,
     ) -> Report:
         """One step, all or nothing: the report row (its ``intent`` cleared, or set to
         ``intent``), a file's
-        state, the step row and the audit event. ``StaleReport`` when ``report`` is not
-        the current version."""
+        state, the step row and the audit event; with ``preserve``, the reported
+        evidence held and the webhooks queued too. ``StaleReport`` when ``report`` is
+        not the current version."""
         values: dict[str, Any] = {"intent": intent}
         if state is not None:
             values["state"] = str(state)
@@ -439,9 +605,13 @@ class ReportStore:
                 state=state or report.state,
                 sealed=sealed,
             )
+            held = _preserve(conn, report, preserve, at=at) if preserve else []
+            # audit events last: appending holds the log's lock until commit
             if audit is not None:
                 action, details = audit
                 append_event(conn, actor, action, f"report:{report.id}", dict(details), at=at)
+            if preserve is not None:
+                _preserved(conn, held, preserve, actor=actor, at=at)
             return _load(conn, report.id)
 
     @staticmethod
