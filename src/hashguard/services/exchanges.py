@@ -1,5 +1,6 @@
-"""Exchange changes and their audit entries: add, enable or disable, feedback on or off,
-remove."""
+"""Exchange changes, each committed with its audit entries in one transaction
+(``Store.atomic``): add (with its bank), enable or disable, feedback on or off, manual
+feedback queued, remove."""
 
 from __future__ import annotations
 
@@ -53,50 +54,53 @@ def add_exchange(
     ``ExchangeExists``."""
     if secrets and key is None:
         raise ValueError("sealing credentials needs the master key")
-    if store.banks.find(bank) is None:
-        create_bank(
-            store,
-            actor,
-            bank,
-            kind=BankKind.KNOWN,
-            source=f"exchange {name} ({adapter})",
-            exchange=name,
+    sealed = seal_credentials(key, name, secrets) if key and secrets else None
+    with store.atomic() as unit:  # the bank made for it goes if the exchange is refused
+        if unit.banks.find(bank) is None:
+            create_bank(
+                unit,
+                actor,
+                bank,
+                kind=BankKind.KNOWN,
+                source=f"exchange {name} ({adapter})",
+                exchange=name,
+            )
+        elif not share_bank and (
+            unit.banks.stats(bank).total_active or unit.exchanges.users_of_bank(bank)
+        ):
+            raise BankInUse(bank)
+        exchange = unit.exchanges.create(
+            name,
+            adapter=adapter,
+            bank=bank,
+            settings=settings,
+            credential_names=sorted(secrets),
+            credentials=sealed,
+            feedback=feedback,
+            feedback_reason=_reason(feedback_reason),
         )
-    elif not share_bank and (
-        store.banks.stats(bank).total_active or store.exchanges.users_of_bank(bank)
-    ):
-        raise BankInUse(bank)
-    exchange = store.exchanges.create(
-        name,
-        adapter=adapter,
-        bank=bank,
-        settings=settings,
-        credential_names=sorted(secrets),
-        credentials=seal_credentials(key, name, secrets) if key and secrets else None,
-        feedback=feedback,
-        feedback_reason=_reason(feedback_reason),
-    )
-    record(
-        store,
-        actor,
-        AuditAction.EXCHANGE_ADDED,
-        subject(name),
-        adapter=adapter,
-        bank=bank,
-        settings=dict(settings),
-        credential_names=sorted(secrets),
-        feedback=feedback,
-        feedback_reason=exchange.feedback_reason,
-    )
+        record(
+            unit,
+            actor,
+            AuditAction.EXCHANGE_ADDED,
+            subject(name),
+            adapter=adapter,
+            bank=bank,
+            settings=dict(settings),
+            credential_names=sorted(secrets),
+            feedback=feedback,
+            feedback_reason=exchange.feedback_reason,
+        )
     return exchange
 
 
 def set_exchange_enabled(store: Store, actor: str, name: str, *, enabled: bool) -> None:
     """Switch syncing on or off (``exchange.enabled`` / ``exchange.disabled``). Raises
     ``UnknownExchange``."""
-    store.exchanges.set_enabled(name, enabled)
     action = AuditAction.EXCHANGE_ENABLED if enabled else AuditAction.EXCHANGE_DISABLED
-    record(store, actor, action, subject(name))
+    with store.atomic() as unit:
+        unit.exchanges.set_enabled(name, enabled)
+        record(unit, actor, action, subject(name))
 
 
 def _reason(text: str | None) -> str | None:
@@ -112,11 +116,12 @@ def set_exchange_feedback(
     matched. ``reason`` is what a false positive is sent with (for NCMEC, the name of
     one of its reasons); without it, the reviewer's. ``reason`` ``None`` keeps the one
     set, ``""`` clears it. Raises ``UnknownExchange``."""
-    kept = store.exchanges.get(name).feedback_reason if reason is None else _reason(reason)
-    store.exchanges.set_feedback(name, on, kept)
-    exchange = store.exchanges.get(name)
     action = AuditAction.EXCHANGE_FEEDBACK_ON if on else AuditAction.EXCHANGE_FEEDBACK_OFF
-    record(store, actor, action, subject(name), reason=exchange.feedback_reason)
+    with store.atomic() as unit:
+        kept = unit.exchanges.get(name).feedback_reason if reason is None else _reason(reason)
+        unit.exchanges.set_feedback(name, on, kept)
+        exchange = unit.exchanges.get(name)
+        record(unit, actor, action, subject(name), reason=exchange.feedback_reason)
     return exchange
 
 
@@ -172,22 +177,24 @@ def queue_feedback(
                 manual=True,
             )
         ]
-    with store.actions.transaction() as outbox:
-        queued = [(outbox.enqueue(feedback_action(r)), r) for r in requests]
-    for action_id, request in queued:
-        record(
-            store,
-            actor,
-            AuditAction.EXCHANGE_FEEDBACK_QUEUED,
-            subject(name),
-            outbox_action=action_id,
-            **request.audit_details(),
-        )
+    with store.atomic() as unit:
+        with unit.actions.transaction() as outbox:
+            queued = [(outbox.enqueue(feedback_action(r)), r) for r in requests]
+        for action_id, request in queued:
+            record(
+                unit,
+                actor,
+                AuditAction.EXCHANGE_FEEDBACK_QUEUED,
+                subject(name),
+                outbox_action=action_id,
+                **request.audit_details(),
+            )
     return queued
 
 
 def remove_exchange(store: Store, actor: str, name: str) -> None:
     """Forget an exchange and its credentials; its bank keeps its entries
     (``exchange.removed``). Raises ``UnknownExchange``."""
-    store.exchanges.delete(name)
-    record(store, actor, AuditAction.EXCHANGE_REMOVED, subject(name))
+    with store.atomic() as unit:
+        unit.exchanges.delete(name)
+        record(unit, actor, AuditAction.EXCHANGE_REMOVED, subject(name))
