@@ -301,9 +301,9 @@ def _walkthrough(
         lines += [
             "  3. the report: within seconds the reports job (auto_report on) files it "
             f"against a fake CyberTipline at {cybertipline.base_url} (NCMEC's test "
-            "environment as far as hashguard knows); the case page's Report shows "
-            "demo-lead the NCMEC report id and the receipt, and report.filed is printed below "
-            "(`hashguard reports list` with HASHGUARD_HOME set as above)",
+            "environment as far as hashguard knows); the case page's Report (as "
+            "demo-lead) shows the NCMEC report id and the receipt, and report.filed is "
+            "printed below (`hashguard reports list` with HASHGUARD_HOME set as above)",
             "  4. evidence on hold: the receipt puts the case's evidence on a one-year "
             "legal hold (REPORT Act): the case page's Evidence says legal hold",
         ]

@@ -120,7 +120,7 @@ async def case_page(
     flash = FLASHES.get(done)
     rule = BreakRule.of(settings)
     referrals = await run_in_threadpool(case_referrals, svc, who, case)
-    feedback = await run_in_threadpool(case_feedback, svc, case)
+    feedback = await run_in_threadpool(case_feedback, svc.store, case.id)
     return page(
         request,
         "case.html",

@@ -10,8 +10,7 @@ from datetime import datetime
 
 from hashguard.actions.feedback import FeedbackRequest
 from hashguard.domain.actions import ActionKind, ActionState, OutboxAction
-from hashguard.domain.cases import Case
-from hashguard.web.services import Services
+from hashguard.store import Store
 
 #: feedback entries the page shows at most
 SHOWN = 200
@@ -65,8 +64,8 @@ def _line(action: OutboxAction) -> FeedbackLine | None:
     )
 
 
-def case_feedback(svc: Services, case: Case) -> tuple[FeedbackLine, ...]:
-    """``case``'s feedback entries, oldest first (reads the store: call it in a worker
+def case_feedback(store: Store, case_id: int) -> tuple[FeedbackLine, ...]:
+    """The case's feedback entries, oldest first (reads the store: call it in a worker
     thread)."""
-    found = svc.store.actions.about(f"case:{case.id}", kind=ActionKind.FEEDBACK, limit=SHOWN)
+    found = store.actions.about(f"case:{case_id}", kind=ActionKind.FEEDBACK, limit=SHOWN)
     return tuple(line for line in map(_line, found) if line is not None)
