@@ -5,7 +5,8 @@ and each feedback the fake receives is said, so a final review decision is seen 
 back to the list.
 
 Only the review demo (``--serve``) takes this path: ``make demo`` decides nothing, so
-no feedback would ever leave, and it keeps showing a list imported from a file.
+no feedback would ever leave, and it keeps showing the other way a list arrives,
+imported from a file.
 """
 
 from __future__ import annotations
