@@ -14,6 +14,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from hashguard.demo.exchange import EXCHANGE, MEMBER_ID
 from hashguard.demo.run import DEMO_ACCOUNTS, DEMO_BANK, DEMO_POLICY, demo_settings
 from hashguard.domain.cases import CaseState
 from hashguard.domain.policy import Action
@@ -85,17 +86,32 @@ def sign_in(http: httpx.Client, name: str, password: str) -> dict[str, str]:
     return {"cookie": f"{COOKIE}={signed.cookies[COOKIE]}"}
 
 
+def csrf(page: httpx.Response) -> str:
+    found = re.search(r'name="csrf_token" value="([^"]+)"', page.text)
+    assert found is not None
+    return found.group(1)
+
+
+def post_form(
+    http: httpx.Client, cookie: dict[str, str], case_id: int, action: str, form: dict[str, str]
+) -> httpx.Response:
+    """Post ``form`` to ``action`` from the case's page (its CSRF token), as a browser
+    would; the answer must be a redirect."""
+    page = http.get(f"/ui/cases/{case_id}", headers=cookie)
+    answer = http.post(action, data={"csrf_token": csrf(page), **form}, headers=cookie)
+    assert answer.status_code == 303, answer.text
+    return answer
+
+
 def decide(http: httpx.Client, cookie: dict[str, str], case_id: int, verdict: str) -> None:
     """Decide the case from its page, as a browser would."""
     page = http.get(f"/ui/cases/{case_id}", headers=cookie)
-    found = re.search(r'name="csrf_token" value="([^"]+)"', page.text)
     version = re.search(r'name="version" value="([0-9]+)"', page.text)
-    assert found is not None
     assert version is not None
     answer = http.post(
         f"/ui/cases/{case_id}/decide",
         data={
-            "csrf_token": found.group(1),
+            "csrf_token": csrf(page),
             "version": version.group(1),
             "verdict": verdict,
             "reason": "a generated test image",
@@ -137,6 +153,8 @@ def test_review_demo_serves_the_cases_and_shows_every_effect(tmp_path: Path) -> 
         passwords = dict(re.findall(r"(demo-[a-z]+) password (\S+)", said()))
         assert set(passwords) == {name for name, _ in DEMO_ACCOUNTS}
         assert f"sign in at {base}/ui/login" in said()
+        # the demo list arrived through an exchange with feedback on
+        assert f"entries synced from exchange {EXCHANGE}" in said()
 
         def ready() -> bool:
             with contextlib.suppress(httpx.TransportError):
@@ -172,6 +190,13 @@ def test_review_demo_serves_the_cases_and_shows_every_effect(tmp_path: Path) -> 
             decide(http, lead, case.id, "false_positive")
         assert exact.is_file(), "restored from quarantine"
         wait_for(lambda: "webhook case.false_positive" in said(), "the case's webhook")
+        # ... and the list is told: negative, with the reason the exchange is set to
+        wait_for(
+            lambda: (
+                f"({EXCHANGE}): negative (Not CSAM) on MD5 of entry {MEMBER_ID}:demo-000" in said()
+            ),
+            "the false positive's feedback",
+        )
         with contextlib.closing(open_store(settings.resolved_database_url)) as store:
             assert store.cases.get(case.id).state is CaseState.FALSE_POSITIVE
             allow = store.banks.get(settings.review_allow_bank)
@@ -183,22 +208,92 @@ def test_review_demo_serves_the_cases_and_shows_every_effect(tmp_path: Path) -> 
                 c for c in store.cases.list(limit=100) if c.decision.action is not Action.ACT
             )
 
-        # an edited copy confirmed by the reviewer, then the lead: the reports job files
-        # it against the fake CyberTipline, the evidence is held, report.filed arrives
-        assert "reports: confirm an edited copy's case twice" in said()
-        with httpx.Client(base_url=base, headers={"origin": base}) as http:
+        # the walkthrough: the edited copy's case confirmed by the reviewer, then the
+        # lead; the list gets affirmative feedback (the case page shows it delivered);
+        # a referral task is opened and marked done; meanwhile the reports job files the
+        # report against the fake CyberTipline, the evidence is held, report.filed
+        # arrives; the case page and the audit log show it all
+        assert f"1. as demo-reviewer, open case #{edited.id}" in said()
+        assert "5. feedback: the lead's confirmation sends affirmative feedback" in said()
+        assert "6. a referral" in said()
+        (entry,) = {m.entry_id for m in edited.matches if m.effective}
+        assert entry is not None
+        with (
+            httpx.Client(base_url=base, headers={"origin": base}) as http,
+            httpx.Client(base_url=base, headers={"origin": base}) as other,
+        ):
             reviewer = sign_in(http, "demo-reviewer", passwords["demo-reviewer"])
             decide(http, reviewer, edited.id, "confirm")
             decide(http, lead, edited.id, "confirm")
-        wait_for(lambda: "webhook report.filed" in said(), "the report to be filed", 60)
-        assert f"case #{edited.id} reported to NCMEC (test), report id" in said()
+            # signing in takes a while (Argon2): done while the report is being filed
+            auditor = sign_in(other, "demo-auditor", passwords["demo-auditor"])
+            wait_for(
+                lambda: f"({EXCHANGE}): affirmative on PDQ of entry {entry}" in said(),
+                "the confirmation's feedback",
+            )
+
+            def feedback_list() -> str:
+                page = http.get(f"/ui/cases/{edited.id}", headers=reviewer).text
+                _, _, shown = page.partition('id="feedback-list"')
+                return shown.split("</table>")[0]
+
+            wait_for(lambda: "delivered" in feedback_list(), "the feedback shown delivered")
+            feedback = feedback_list()
+            assert EXCHANGE in feedback
+            assert entry in feedback
+            assert "confirmed" in feedback
+
+            # a referral task for the demo hotline, opened and marked done from the page
+            post_form(
+                http,
+                reviewer,
+                edited.id,
+                f"/ui/cases/{edited.id}/referrals",
+                {"hotline": "demo-hotline"},
+            )
+            page = http.get(f"/ui/cases/{edited.id}", headers=reviewer).text
+            task = re.search(r'data-referral-id="([0-9]+)"', page)
+            assert task is not None
+            post_form(
+                http,
+                reviewer,
+                edited.id,
+                f"/ui/referrals/{task.group(1)}/done",
+                {"reference": "DEMO-1"},
+            )
+            page = http.get(f"/ui/cases/{edited.id}", headers=reviewer).text
+            assert '<strong class="referral-reference">DEMO-1</strong>' in page
+
+            wait_for(lambda: "webhook report.filed" in said(), "the report to be filed", 60)
+            assert f"case #{edited.id} reported to NCMEC (test), report id" in said()
+            assert "legal hold" in http.get(f"/ui/cases/{edited.id}", headers=reviewer).text
+            # the report's id and receipt: for those who see reports (the lead)
+            page = http.get(f"/ui/cases/{edited.id}", headers=lead).text
+            assert 'id="report-remote-id"' in page
+            assert 'id="report-receipt"' in page
+            audit_page = other.get("/ui/audit", headers=auditor).text
+        walked = {
+            "case.confirmed",
+            "report.submitted",
+            "report.finished",
+            "evidence.preserved",
+            "exchange.feedback_sent",
+            "referral.opened",
+            "referral.done",
+        }
+        assert all(action in audit_page for action in walked)
         with contextlib.closing(open_store(settings.resolved_database_url)) as store:
             (report,) = store.reports.list()
             assert (report.case_id, report.state) == (edited.id, ReportState.FINISHED)
             assert edited.evidence_id is not None
             assert store.evidence.get(edited.evidence_id).legal_hold
-            actions = {e.action for e in store.audit.events()}
-            assert {"report.finished", "evidence.preserved"} <= actions
+            events = list(store.audit.events())
+            assert walked <= {e.action for e in events}
+            sent = [e for e in events if e.action == "exchange.feedback_sent"]
+            assert {(e.details["verdict"], e.details["case"]) for e in sent} >= {
+                ("confirmed", edited.id),
+                ("false_positive", case.id),
+            }
     finally:
         process.send_signal(signal.SIGINT)
         try:

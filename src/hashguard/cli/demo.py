@@ -16,11 +16,15 @@ from rich.table import Table
 
 from hashguard.cli.context import err, out, settings_of
 from hashguard.demo.cybertipline import FakeCyberTipline
+from hashguard.demo.exchange import EXCHANGE, add_and_sync
+from hashguard.demo.exchange import start_fake as start_hashsharing
+from hashguard.demo.hashsharing import FakeNcmec
 from hashguard.demo.receiver import WebhookReceiver
 from hashguard.demo.reports import configure as configure_reports
 from hashguard.demo.reports import find_xsd, start_fake
 from hashguard.demo.run import (
     DEMO_BANK,
+    DEMO_HOTLINE,
     DEMO_POLICY,
     DemoLayout,
     ScanDone,
@@ -31,6 +35,7 @@ from hashguard.demo.run import (
     needs_dihedral,
     scan_like_the_cli,
 )
+from hashguard.domain.cases import Case
 from hashguard.domain.policy import Action
 from hashguard.domain.scans import Outcome, ScanOptions
 from hashguard.keys import master_key_for
@@ -49,8 +54,9 @@ def demo(
         typer.Option(
             "--serve",
             help="Then serve the review UI on 127.0.0.1: demo accounts (passwords printed "
-            "once), quarantine of the exact copies, a webhook receiver that prints what "
-            "arrives. Stop with Ctrl-C.",
+            "once), the demo list synced from a fake NCMEC hash sharing with feedback on, "
+            "quarantine of the exact copies, a webhook receiver that prints what arrives, "
+            "and a walkthrough to follow. Stop with Ctrl-C.",
         ),
     ] = False,
     port: Annotated[int, typer.Option(help="Port of the review UI with --serve.", min=1)] = 8080,
@@ -76,9 +82,12 @@ def demo(
     shutil.rmtree(directory, ignore_errors=True)
     layout = build(directory)
     home = (directory / "home").resolve()
-    receiver = WebhookReceiver(say=lambda line: err.print(escape(line))) if serve else None
+    say = _say
+    receiver = WebhookReceiver(say=say) if serve else None
     xsd = find_xsd(ncmec_xsd) if serve else None
     fake = start_fake(xsd) if xsd is not None else None
+    # the review demo's list comes from an exchange with feedback on (see demo/exchange.py)
+    lists = start_hashsharing(layout, at=datetime.now(UTC), say=say) if serve else None
     if receiver is not None:
         receiver.start()
         # the exact copies are moved into DIR/home/quarantine once the server runs (its
@@ -104,17 +113,33 @@ def demo(
         demo_home = demo_settings(home, workers=settings.workers)
     try:
         done, passwords = _scan(
-            demo_home, layout, settings.max_pixels, accounts=serve, cybertipline=fake
+            demo_home,
+            layout,
+            settings.max_pixels,
+            accounts=serve,
+            cybertipline=fake,
+            hashsharing=lists,
         )
         if _report(layout, done, directory, started):
             raise typer.Exit(1)
         if serve:
-            _serve(demo_home, passwords, fake, ncmec_xsd)
+            _serve(demo_home, passwords, fake, ncmec_xsd, _example(done))
     finally:
         if receiver is not None:
             receiver.stop()
         if fake is not None:
             fake.stop()
+        if lists is not None:
+            lists.stop()
+
+
+def _say(line: str) -> None:
+    err.print(escape(line), highlight=False)
+
+
+def _example(done: ScanDone) -> Case | None:
+    """An edited copy's case (a PDQ match, for review) to walk through."""
+    return next((c for c in done.cases if c.decision.action is not Action.ACT), None)
 
 
 def _scan(
@@ -124,21 +149,39 @@ def _scan(
     *,
     accounts: bool,
     cybertipline: FakeCyberTipline | None = None,
+    hashsharing: FakeNcmec | None = None,
 ) -> tuple[ScanDone, dict[str, str]]:
     store = open_store(demo_home.resolved_database_url)
+    registry = Registry.load(demo_home.adapters)
     try:
-        report = import_demo_bank(store, layout)
-        err.print(
-            f"bank {DEMO_BANK}: {report.added} entries from {layout.known_list}; "
-            f"policy {DEMO_POLICY.describe()}"
-        )
+        if hashsharing is None:
+            report = import_demo_bank(store, layout)
+            err.print(
+                f"bank {DEMO_BANK}: {report.added} entries from {layout.known_list}; "
+                f"policy {DEMO_POLICY.describe()}"
+            )
+        else:
+            synced = add_and_sync(
+                store, registry, master_key_for(demo_home)[0], hashsharing, at=datetime.now(UTC)
+            )
+            if not synced.ok:
+                err.print(
+                    f"[red]demo failed[/red]: syncing {EXCHANGE}: {escape(synced.error or '')}"
+                )
+                raise typer.Exit(1)
+            err.print(
+                f"bank {DEMO_BANK}: {synced.upserted} entries synced from exchange {EXCHANGE} "
+                f"(ncmec adapter, test environment: a fake NCMEC hash sharing at "
+                f"{hashsharing.url}), feedback on; policy {DEMO_POLICY.describe()}",
+                highlight=False,
+            )
         options = ScanOptions(max_pixels=max_pixels, dihedral=True)
         done = scan_like_the_cli(store, demo_home, layout.uploads, options)
         passwords = create_demo_accounts(store) if accounts else {}
         if cybertipline is not None:
             configure_reports(
                 store,
-                Registry.load(demo_home.adapters),
+                registry,
                 lambda: master_key_for(demo_home)[0],
                 cybertipline,
                 home=demo_home.home,
@@ -205,6 +248,7 @@ def _serve(
     passwords: dict[str, str],
     cybertipline: FakeCyberTipline | None,
     xsd_given: Path | None,
+    example: Case | None,
 ) -> None:
     import uvicorn  # noqa: PLC0415 - only --serve needs the server
 
@@ -219,25 +263,11 @@ def _serve(
     err.print(
         f"effects: exact copies move to {demo_home.resolved_quarantine_dir} (a false "
         "positive puts them back); false positives' hashes go to the allow bank "
-        f"{demo_home.review_allow_bank!r}; webhooks are printed below as they arrive; "
-        f"the audit log is at {base}/ui/audit (as demo-auditor)."
+        f"{demo_home.review_allow_bank!r}; webhooks and the list's feedback are printed "
+        f"below as they arrive; the audit log is at {base}/ui/audit (as demo-auditor)."
     )
-    if cybertipline is not None:
-        err.print(
-            "reports: confirm an edited copy's case twice (demo-reviewer, then demo-lead): "
-            "within seconds the reports job (auto_report on) files it against a fake "
-            f"CyberTipline at {cybertipline.base_url} (NCMEC's test environment as far as "
-            "hashguard knows), its evidence goes on a one-year legal hold (REPORT Act) and "
-            "report.filed arrives below; see the case page, or `hashguard reports list` "
-            "with HASHGUARD_HOME set as above."
-        )
-    else:
-        where = f"{xsd_given} is not a file" if xsd_given else "none found"
-        err.print(
-            f"reports: off ({where}): NCMEC's XSD is not part of hashguard and no report "
-            "leaves unvalidated; pass --ncmec-xsd PATH (or set HASHGUARD_DEMO_NCMEC_XSD) "
-            "to file reports against a fake CyberTipline."
-        )
+    for line in _walkthrough(base, example, cybertipline, xsd_given):
+        err.print(escape(line), highlight=False)
     err.print("Ctrl-C stops.")
     uvicorn.run(
         create_app(demo_home),
@@ -247,3 +277,51 @@ def _serve(
         access_log=False,
         timeout_graceful_shutdown=5,
     )
+
+
+def _walkthrough(
+    base: str, example: Case | None, cybertipline: FakeCyberTipline | None, xsd_given: Path | None
+) -> list[str]:
+    """The steps from a scanned case to its report, feedback and referral, each with
+    where it shows."""
+    case = (
+        f"case #{example.id} ({Path(example.sources[0].path or '').name}) at "
+        f"{base}/ui/cases/{example.id}"
+        if example is not None and example.sources
+        else "an edited copy's case"
+    )
+    lines = [
+        "walkthrough: one case from scan to report; each step shows on the case page and "
+        f"in the audit log ({base}/ui/audit, as demo-auditor)",
+        f"  1. as demo-reviewer, open {case} and confirm it",
+        "  2. as demo-lead, confirm it again: the case is confirmed (case.confirmed is "
+        "printed below)",
+    ]
+    if cybertipline is not None:
+        lines += [
+            "  3. the report: within seconds the reports job (auto_report on) files it "
+            f"against a fake CyberTipline at {cybertipline.base_url} (NCMEC's test "
+            "environment as far as hashguard knows); the case page's Report (as "
+            "demo-lead) shows the NCMEC report id and the receipt, and report.filed is "
+            "printed below (`hashguard reports list` with HASHGUARD_HOME set as above)",
+            "  4. evidence on hold: the receipt puts the case's evidence on a one-year "
+            "legal hold (REPORT Act): the case page's Evidence says legal hold",
+        ]
+    else:
+        where = f"{xsd_given} is not a file" if xsd_given else "none found"
+        lines += [
+            f"  3-4. reports: off ({where}): NCMEC's XSD is not part of hashguard and no "
+            "report leaves unvalidated; pass --ncmec-xsd PATH (or set "
+            "HASHGUARD_DEMO_NCMEC_XSD) to file reports against a fake CyberTipline and "
+            "hold the evidence",
+        ]
+    lines += [
+        "  5. feedback: the lead's confirmation sends affirmative feedback to the list "
+        f"the match came from (exchange {EXCHANGE}, a fake NCMEC hash sharing): printed "
+        "below as it arrives, and delivered under the case page's Feedback to the lists",
+        "  6. a referral: on the case page, open a referral task for "
+        f"{DEMO_HOTLINE['name']!r}, then mark it done with any reference (say DEMO-1)",
+        "  the audit log then holds case.confirmed, report.finished, evidence.preserved, "
+        "exchange.feedback_sent, referral.opened and referral.done",
+    ]
+    return lines

@@ -44,6 +44,8 @@ class DemoLayout:
     known_list: Path
     #: upload file name -> True when it is a copy of a known image (must be found)
     expected: dict[str, bool]
+    #: the demo list's entries: made-up entry id -> algorithm -> the known image's hash
+    known: dict[str, dict[str, str]]
 
 
 def build(root: Path) -> DemoLayout:
@@ -57,6 +59,7 @@ def build(root: Path) -> DemoLayout:
     # The list is built the way HMA builds one (full-resolution reference PDQ).
     options = HashOptions(max_pixels=50_000_000, pdq_mode=PdqMode.REFERENCE)
     rows = []
+    known: dict[str, dict[str, str]] = {}
     for index in range(KNOWN):
         # Photo-like, not textures: on noise-like textures even a 1 % crop moves PDQ past 31.
         original = generate(Kind.PHOTO, seed=1000 + index, width=SIZE[0], height=SIZE[1])
@@ -66,6 +69,7 @@ def build(root: Path) -> DemoLayout:
         entry = f"demo-{index:03d}"
         rows.append(("md5", signals.md5, entry, "demo"))
         rows.append(("pdq", signals.pdq[0].value, entry, "demo"))
+        known[entry] = {"md5": signals.md5, "pdq": signals.pdq[0].value}
         name = f"known-{index}-exact-copy.jpg"
         (uploads / name).write_bytes(data)
         expected[name] = True
@@ -88,7 +92,9 @@ def build(root: Path) -> DemoLayout:
         writer = csv.writer(stream)
         writer.writerow(["algorithm", "hash", "entry_id", "category"])
         writer.writerows(rows)
-    return DemoLayout(root=root, uploads=uploads, known_list=lists / "known.csv", expected=expected)
+    return DemoLayout(
+        root=root, uploads=uploads, known_list=lists / "known.csv", expected=expected, known=known
+    )
 
 
 def needs_dihedral(name: str) -> bool:

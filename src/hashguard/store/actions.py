@@ -176,6 +176,17 @@ class ActionStore:
         with self._engine.connect() as conn:
             return [_action(row) for row in conn.execute(query)]
 
+    def about(
+        self, subject: str, *, kind: ActionKind | None = None, limit: int = 1000
+    ) -> builtins.list[OutboxAction]:
+        """The entries about ``subject`` (``case:17``), of ``kind`` if given, oldest
+        first. (No index on ``subject`` yet: it reads the outbox.)"""
+        query = select(t).where(t.c.subject == subject).order_by(t.c.id).limit(limit)
+        if kind is not None:
+            query = query.where(t.c.kind == str(kind))
+        with self._engine.connect() as conn:
+            return [_action(row) for row in conn.execute(query)]
+
     def dead_letters(self, limit: int = 1000) -> builtins.list[OutboxAction]:
         return self.list(state=ActionState.DEAD, limit=limit)
 

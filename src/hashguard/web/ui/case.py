@@ -39,6 +39,7 @@ from hashguard.web.ui.common import (
     when,
 )
 from hashguard.web.ui.errors import UiRoute
+from hashguard.web.ui.feedback import case_feedback
 from hashguard.web.ui.referrals import case_referrals
 from hashguard.web.ui.render import page
 from hashguard.web.ui.session import SignedIn, UiError, require, require_any
@@ -119,6 +120,7 @@ async def case_page(
     flash = FLASHES.get(done)
     rule = BreakRule.of(settings)
     referrals = await run_in_threadpool(case_referrals, svc, who, case)
+    feedback = await run_in_threadpool(case_feedback, svc.store, case.id)
     return page(
         request,
         "case.html",
@@ -158,6 +160,7 @@ async def case_page(
             "when": when,
             "referrals": referrals,
             "report_section": report,
+            "feedback": feedback,
         },
     )
 
