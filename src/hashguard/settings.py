@@ -17,8 +17,8 @@ from pydantic_settings import (
 )
 
 from hashguard.domain.actions import EventType
-from hashguard.domain.people import Role
 from hashguard.domain.notices import NotifierKind
+from hashguard.domain.people import Role
 from hashguard.domain.referrals import HOTLINE_KEY_PATTERN, KNOWN_HOTLINES
 from hashguard.domain.signals import PdqMode
 
