@@ -74,7 +74,11 @@ def check(request: NoticeRequest) -> None:
         raise NoticeRefused("a notice names at least one URL or content id")
     if count > MAX_ITEMS:
         raise NoticeRefused(f"a notice names at most {MAX_ITEMS} URLs or content ids")
-    for text in (*request.urls, *request.content_ids, request.explanation):
+    notifier = request.notifier
+    said = (notifier.name, notifier.email, notifier.reference) if notifier else ()
+    for text in (*request.urls, *request.content_ids, request.explanation, *said):
+        if text is None:
+            continue
         why = unstorable(text)
         if why is not None:
             raise NoticeRefused(f"a text {why}")
@@ -87,7 +91,6 @@ def check(request: NoticeRequest) -> None:
         raise NoticeRefused(f"the explanation is at most {MAX_EXPLANATION} characters")
     if request.category.csam:
         return  # Art. 16(2)(c): no identity, no statement needed
-    notifier = request.notifier
     if notifier is None or not notifier.name or not notifier.email:
         raise NoticeRefused("a notice of this category gives the notifier's name and e-mail")
     if not request.good_faith:

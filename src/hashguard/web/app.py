@@ -20,6 +20,7 @@ from hashguard.web.api import banks, cases, health, lookup, notices, runs, scan
 from hashguard.web.gate import GateMiddleware
 from hashguard.web.metrics import Metrics, MetricsMiddleware
 from hashguard.web.services import Services
+from hashguard.web.ui import notice as ui_notice
 
 
 def create_app(settings: Settings, *, background: bool = True) -> FastAPI:
@@ -80,6 +81,7 @@ def create_app(settings: Settings, *, background: bool = True) -> FastAPI:
     ):
         app.include_router(router)
     app.include_router(ui.router)
+    app.include_router(ui_notice.router)
     app.mount("/ui/static", StaticFiles(directory=ui.STATIC, check_dir=True), name="ui-static")
     app.add_middleware(GateMiddleware, metrics=metrics)  # inside the request id's
     problems.install(app)
