@@ -12,6 +12,7 @@ import base64
 import contextlib
 import hashlib
 import json
+import re
 import secrets
 import threading
 from collections.abc import Callable, Iterator
@@ -27,7 +28,6 @@ from typer.testing import CliRunner
 
 from hashguard.cli.app import app as cli_app
 from hashguard.demo.corpus import Kind, encode, generate
-from hashguard.domain.actions import WebhookEndpoint
 from hashguard.domain.audit import AuditAction
 from hashguard.domain.banks import BankEntry
 from hashguard.domain.cases import SourceKind
@@ -59,6 +59,7 @@ from hashguard.settings import NotifierSettings, Settings
 from hashguard.store import Store, open_store
 from hashguard.web.ui.notice import FORM_COOKIE, FORM_FIELD, FormLimiter
 from tests.api_support import assert_problem, bearer
+from tests.browser_support import VIEWPORT, chromium_or_skip, launched
 from tests.server import running_server
 
 KNOWN = encode(generate(Kind.PHOTO, 1401, 320, 240))
@@ -241,10 +242,13 @@ def test_a_match_opens_a_case_with_it_and_a_non_match_a_notice_only_review_case(
     assert notice.state is NoticeState.RESOLVED
     matched, clean = (store.cases.get(i.case_id) for i in notice.items if i.case_id)
     assert [i.outcome for i in notice.items] == ["matched", "no_match"]
-    assert matched.banks == ("known",) and matched.decision.action is Action.ACT
+    assert matched.banks == ("known",)
+    assert matched.decision.action is Action.ACT
     assert matched.evidence_id is not None
-    assert clean.matches == () and clean.decision.action is Action.REVIEW
-    assert clean.decision.rule == NO_MATCH_RULE and clean.evidence_id is None
+    assert clean.matches == ()
+    assert clean.decision.action is Action.REVIEW
+    assert clean.decision.rule == NO_MATCH_RULE
+    assert clean.evidence_id is None
     for case in (matched, clean):
         assert [(s.kind, s.ref) for s in case.sources] == [(SourceKind.NOTICE, str(notice_id))]
     assert _audit(store, notice_id) == [
@@ -266,13 +270,16 @@ def test_not_found_failed_retried_and_never_no_match(
     slow = _notice(store, _url(platform, "slow", 0))
     forged = _notice(store, _url(platform, "badsig", KNOWN))
     done = {n.id: n for n in resolver.resolve_due()}
-    assert done[missing].state is NoticeState.NOT_FOUND and not done[missing].case_ids
+    assert done[missing].state is NoticeState.NOT_FOUND
+    assert not done[missing].case_ids
     for notice_id, why in ((broken, "HTTP 500"), (slow, "ReadTimeout"), (forged, "not signed")):
         notice = done[notice_id]
         assert notice.state is NoticeState.FAILED, notice
-        assert notice.items[0].state is ItemState.FAILED and notice.items[0].outcome is None
+        assert notice.items[0].state is ItemState.FAILED
+        assert notice.items[0].outcome is None
         assert why in (notice.last_error or "")
-        assert notice.attempts == 1 and notice.next_attempt_at == T0 + timedelta(seconds=60)
+        assert notice.attempts == 1
+        assert notice.next_attempt_at == T0 + timedelta(seconds=60)
         assert AuditAction.NOTICE_FAILED in _audit(store, notice_id)
     assert store.cases.list() == []
     # not due again before the backoff; then retried, and this time the platform answers
@@ -294,9 +301,11 @@ def test_undecodable_content_is_a_typed_state_with_a_case(
     notice = resolver.resolve(notice_id)
     assert notice.state is NoticeState.UNDECODABLE
     (item,) = notice.items
-    assert item.state is ItemState.UNDECODABLE and item.outcome == "undecodable"
+    assert item.state is ItemState.UNDECODABLE
+    assert item.outcome == "undecodable"
     case = store.cases.get(item.case_id or 0)
-    assert case.decision.rule == UNDECODABLE_RULE and case.decision.action is Action.REVIEW
+    assert case.decision.rule == UNDECODABLE_RULE
+    assert case.decision.action is Action.REVIEW
 
 
 def test_a_resolver_killed_between_steps_loses_nothing(
@@ -348,9 +357,8 @@ def test_configured_notifiers_go_first(store: Store) -> None:
     notice = store.notices.get(trusted)
     assert notice.priority == PRIORITY_CONFIGURED
     assert notice.notifier.kind is NotifierKind.HOTLINE
-    assert (
-        notice.notifier.name == "BEE SECURE Stopline" and notice.notifier.configured == "stopline"
-    )
+    assert notice.notifier.name == "BEE SECURE Stopline"
+    assert notice.notifier.configured == "stopline"
     assert store.notices.get(first).notifier.configured is None
 
 
@@ -365,7 +373,8 @@ def test_the_cli_lists_and_shows_notices(
     assert listed.exit_code == 0, listed.output
     assert [n["id"] for n in json.loads(listed.output)] == [notice_id]
     shown = runner.invoke(cli_app, ["notices", "show", str(notice_id)])
-    assert shown.exit_code == 0 and "received" in shown.output
+    assert shown.exit_code == 0
+    assert "received" in shown.output
     assert runner.invoke(cli_app, ["notices", "show", "999"]).exit_code != 0
 
 
@@ -375,7 +384,8 @@ def test_the_form_rate_limit_counts_a_minute_and_a_day() -> None:
     assert [limiter.allow("a"), limiter.allow("a"), limiter.allow("a")] == [True, True, False]
     assert limiter.allow("b")  # per address
     now[0] = 61
-    assert limiter.allow("a") and not limiter.allow("a")  # the day's 3 are used
+    assert limiter.allow("a")
+    assert not limiter.allow("a")
     now[0] = 86_401
     assert limiter.allow("a")
 
@@ -437,7 +447,9 @@ def test_the_api_takes_a_notice_and_refuses_what_art_16_does_not_allow(
         answer = http.post("/v1/notices", json=CSAM, headers=token)
         assert answer.status_code == 202, answer.text
         ack = answer.json()
-        assert ack["state"] == "received" and ack["priority"] == 1 and ack["items"] == 1
+        assert ack["state"] == "received"
+        assert ack["priority"] == 1
+        assert ack["items"] == 1
         assert ack["next_steps"]
         assert http.post("/v1/notices", json=OTHER, headers=token).status_code == 202
         bad: list[dict[str, Any]] = [
@@ -474,10 +486,12 @@ def test_the_api_takes_a_notice_and_refuses_what_art_16_does_not_allow(
         # a token bound to a configured hotline: its notices go first, as that hotline
         stopline = bearer(_token(settings, "sl", Scope.NOTICES))
         trusted = http.post("/v1/notices", json={**CSAM, "notifier": None}, headers=stopline)
-        assert trusted.status_code == 202 and trusted.json()["priority"] == PRIORITY_CONFIGURED
+        assert trusted.status_code == 202
+        assert trusted.json()["priority"] == PRIORITY_CONFIGURED
     with contextlib.closing(open_store(settings.resolved_database_url)) as store:
         notice = store.notices.get(ack["notice_id"])
-        assert notice.notifier.reference == "SL-2026-0042" and notice.notifier.configured is None
+        assert notice.notifier.reference == "SL-2026-0042"
+        assert notice.notifier.configured is None
         first = store.notices.due(datetime.now(UTC) + timedelta(1))[0]
         assert first == trusted.json()["notice_id"]
         hooks = [a for a in store.actions.list() if a.subject == f"notice:{ack['notice_id']}"]
@@ -487,7 +501,8 @@ def test_the_api_takes_a_notice_and_refuses_what_art_16_does_not_allow(
 
 def _form_page(http: httpx.Client) -> str:
     page = http.get("/notice")
-    assert page.status_code == 200 and FORM_COOKIE in http.cookies
+    assert page.status_code == 200
+    assert FORM_COOKIE in http.cookies
     token = page.text.split(f'name="{FORM_FIELD}" value="', 1)[1].split('"', 1)[0]
     return token
 
@@ -507,9 +522,11 @@ def test_the_public_form_checks_csrf_size_and_redirects_only_to_its_own_page(
         sent = http.post("/notice", data={**form, FORM_FIELD: token})
         assert sent.status_code == 303
         location = sent.headers["location"]
-        assert location.startswith("/notice/received/") and location.split("/")[-1].isdigit()
+        assert location.startswith("/notice/received/")
+        assert location.split("/")[-1].isdigit()
         thanks = http.get(location)
-        assert thanks.status_code == 200 and "received" in thanks.text
+        assert thanks.status_code == 200
+        assert "received" in thanks.text
         # CSRF: no token, a token without its cookie, another site's origin
         assert http.post("/notice", data=form).status_code == 403
         with httpx.Client(base_url=base, timeout=30) as stranger:
@@ -529,7 +546,8 @@ def test_the_public_form_checks_csrf_size_and_redirects_only_to_its_own_page(
         assert nul.status_code == 422
         token = _form_page(http)
         other = http.post("/notice", data={**form, FORM_FIELD: token, "category": "other"})
-        assert other.status_code == 422 and "name and e-mail" in other.text
+        assert other.status_code == 422
+        assert "name and e-mail" in other.text
 
 
 def test_the_public_form_is_rate_limited_per_address(tmp_path: Path) -> None:
@@ -549,3 +567,20 @@ def test_the_public_form_is_rate_limited_per_address(tmp_path: Path) -> None:
         form = {"urls": "https://x.test/a", "category": "child_sexual_abuse", "explanation": "e"}
         codes = [http.post("/notice", data={**form, FORM_FIELD: token}).status_code for _ in "abc"]
         assert codes == [303, 303, 429]
+
+
+def test_a_browser_sends_the_public_form(served: tuple[str, Settings]) -> None:
+    base, settings = served
+    with launched(chromium_or_skip()) as (_, browser):
+        page = browser.new_page(viewport=VIEWPORT)
+        page.goto(base + "/notice")
+        page.fill("#urls", "https://files.example.test/u/browser")
+        page.select_option("#category", "child_sexual_abuse")
+        page.fill("#explanation", "seen while browsing")
+        page.click("button[type=submit]")
+        page.wait_for_url(re.compile(r".*/notice/received/\d+$"), timeout=10_000)
+        notice_id = int(page.inner_text("#notice-id"))
+    with contextlib.closing(open_store(settings.resolved_database_url)) as store:
+        notice = store.notices.get(notice_id)
+    assert notice.channel is NoticeChannel.FORM
+    assert notice.items[0].url == "https://files.example.test/u/browser"
