@@ -362,12 +362,11 @@ def test_configured_notifiers_go_first(store: Store) -> None:
     assert store.notices.get(first).notifier.configured is None
 
 
-def test_the_cli_lists_and_shows_notices(
-    sqlite_store: Store, monkeypatch: pytest.MonkeyPatch
+def test_the_cli_lists_shows_and_resolves_notices(
+    home: Path, sqlite_store: Store, platform: Platform, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    url = str(sqlite_store.engine.url)
-    monkeypatch.setenv("HASHGUARD_DATABASE_URL", url)
-    notice_id = _notice(sqlite_store, "https://files.example.test/u/cli")
+    monkeypatch.setenv("HASHGUARD_DATABASE_URL", str(sqlite_store.engine.url))
+    notice_id = _notice(sqlite_store, _url(platform, "bytes", CLEAN))
     runner = CliRunner()
     listed = runner.invoke(cli_app, ["notices", "list", "--state", "open", "--json"])
     assert listed.exit_code == 0, listed.output
@@ -376,6 +375,14 @@ def test_the_cli_lists_and_shows_notices(
     assert shown.exit_code == 0
     assert "received" in shown.output
     assert runner.invoke(cli_app, ["notices", "show", "999"]).exit_code != 0
+    assert runner.invoke(cli_app, ["notices", "resolve"]).exit_code != 0  # no callback
+    monkeypatch.setenv("HASHGUARD_NOTICES_CALLBACK_URL", platform.url)
+    monkeypatch.setenv("HASHGUARD_NOTICES_CALLBACK_SECRET", SECRET)
+    resolved = runner.invoke(cli_app, ["notices", "resolve", "--json"])
+    assert resolved.exit_code == 0, resolved.output
+    (notice,) = json.loads(resolved.output)
+    assert notice["state"] == "resolved"
+    assert len(notice["case_ids"]) == 1
 
 
 def test_the_form_rate_limit_counts_a_minute_and_a_day() -> None:
