@@ -472,6 +472,7 @@ def test_the_api_takes_a_notice_and_refuses_what_art_16_does_not_allow(
             {**OTHER, "notifier": None},
             {**OTHER, "notifier": {"name": "A Person"}},
             {**OTHER, "good_faith": "yes"},
+            {**OTHER, "good_faith": 1},
         ]
         for body in bad:
             assert_problem(http.post("/v1/notices", json=body, headers=token), 422)

@@ -33,7 +33,7 @@ from hashguard.domain.text import unstorable
 from hashguard.settings import NotifierSettings
 from hashguard.store import Store
 
-#: the most URLs or content ids one notice may name
+#: the most URLs (and the most content ids) one notice may name
 MAX_ITEMS = 100
 MAX_EXPLANATION = 5000
 MAX_URL = 2000
@@ -69,11 +69,10 @@ class Acknowledgement:
 
 def check(request: NoticeRequest) -> None:
     """Raise ``NoticeRefused`` unless ``request`` meets Art. 16(2)."""
-    count = len(request.urls) + len(request.content_ids)
-    if count == 0:
+    if not request.urls and not request.content_ids:
         raise NoticeRefused("a notice names at least one URL or content id")
-    if count > MAX_ITEMS:
-        raise NoticeRefused(f"a notice names at most {MAX_ITEMS} URLs or content ids")
+    if len(request.urls) > MAX_ITEMS or len(request.content_ids) > MAX_ITEMS:
+        raise NoticeRefused(f"a notice names at most {MAX_ITEMS} URLs and {MAX_ITEMS} content ids")
     notifier = request.notifier
     said = (notifier.name, notifier.email, notifier.reference) if notifier else ()
     for text in (*request.urls, *request.content_ids, request.explanation, *said):

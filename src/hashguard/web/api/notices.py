@@ -8,7 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends
 
 from hashguard.audit import token_actor
-from hashguard.domain.notices import NoticeChannel, Notifier
+from hashguard.domain.notices import NoticeCategory, NoticeChannel, Notifier
 from hashguard.domain.tokens import Scope, Token
 from hashguard.notices.intake import NoticeRefused, NoticeRequest, receive
 from hashguard.web.deps import require, services
@@ -51,7 +51,7 @@ def send_notice(
     request = NoticeRequest(
         urls=tuple(body.urls),
         content_ids=tuple(body.content_ids),
-        category=body.category,
+        category=NoticeCategory(body.category),
         explanation=body.explanation,
         notifier=notifier,
         good_faith=body.good_faith,
