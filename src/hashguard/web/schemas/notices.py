@@ -12,10 +12,11 @@ from hashguard.notices.intake import MAX_EXPLANATION, MAX_ITEMS, MAX_URL
 from hashguard.web.schemas.cases import REASON_PATTERN
 from hashguard.web.schemas.fields import NO_NUL, Flag
 
-#: an http(s) URL, without NUL or whitespace
-URL_PATTERN = r"^https?://[^\x00\s]+$"
+#: an http(s) URL, without NUL, space or line break (explicit characters: ``\s`` means
+#: more in Python than in the document's JSON Schema)
+URL_PATTERN = r"^https?://[^\x00 \t\r\n]+$"
 #: an e-mail address as people write one (not verified: the platform acknowledges it)
-EMAIL_PATTERN = r"^[^\x00\s@]+@[^\x00\s@]+$"
+EMAIL_PATTERN = r"^[^\x00 \t\r\n@]+@[^\x00 \t\r\n@]+$"
 
 Url = Annotated[str, Field(max_length=MAX_URL, pattern=URL_PATTERN)]
 ContentId = Annotated[str, Field(min_length=1, max_length=500, pattern=NO_NUL)]
