@@ -340,6 +340,30 @@ def test_a_resolver_killed_between_steps_loses_nothing(
     assert len(opened) == 2  # the first item done again changed nothing
 
 
+def test_an_unexpected_error_fails_one_notice_not_the_queue(
+    store: Store, pool: HashingPool, platform: Platform, tmp_path: Path
+) -> None:
+    errors = [RuntimeError("the store hiccupped")]
+
+    def once(step: str) -> None:
+        if step == "committed" and errors:
+            raise errors.pop()
+
+    clock = Clock()
+    resolver = _resolver(store, pool, platform, tmp_path, clock, checkpoint=once)
+    first = _notice(store, _url(platform, "bytes", KNOWN))
+    second = _notice(store, _url(platform, "bytes", CLEAN))
+    done = {n.id: n for n in resolver.resolve_due()}
+    assert done[first].state is NoticeState.FAILED
+    assert "RuntimeError" in (done[first].last_error or "")
+    assert done[second].state is NoticeState.RESOLVED
+    clock.now += timedelta(seconds=60)
+    (again,) = resolver.resolve_due()
+    assert again.id == first
+    assert again.state is NoticeState.RESOLVED
+    assert len(again.case_ids) == 1
+
+
 def test_a_location_is_read_only_under_the_content_roots(
     store: Store, pool: HashingPool, platform: Platform, tmp_path: Path
 ) -> None:

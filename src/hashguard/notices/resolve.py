@@ -102,8 +102,27 @@ class Resolver:
         for notice_id in self.store.notices.due(self.clock(), limit=limit):
             if check is not None:
                 check()
-            done.append(self.resolve(notice_id))
+            try:
+                done.append(self.resolve(notice_id))
+            except Exception as exc:  # one notice's trouble, not the queue's
+                log.exception("notice #%d could not be resolved", notice_id)
+                done.append(self._failed(notice_id, f"{type(exc).__name__}: {exc}"))
         return done
+
+    def _failed(self, notice_id: int, error: str) -> Notice:
+        """An unexpected error: the notice waits for its backoff (its items as saved),
+        so it does not hold up the notices behind it."""
+        notice = self.store.notices.get(notice_id)
+        now = self.clock()
+        wait = backoff(notice.attempts, base=self.retry_base, most=self.retry_max)
+        return self.store.notices.move(
+            notice_id,
+            NoticeState.FAILED,
+            actor=self.actor,
+            at=now,
+            error=error,
+            next_attempt_at=now + wait,
+        )
 
     def resolve(self, notice_id: int) -> Notice:
         """Resolve the notice's items still to do (a resolved notice is left as it is;
