@@ -47,6 +47,7 @@ REQUIRED: dict[tuple[str, str], Scope] = {
     ("GET", "/v1/cases/{case_id}"): Scope.CASES_READ,
     ("POST", "/v1/cases/{case_id}/decisions"): Scope.CASES_REVIEW,
     ("POST", "/v1/cases/{case_id}/assignee"): Scope.CASES_REVIEW,
+    ("POST", "/v1/notices"): Scope.NOTICES,
 }
 
 BANK = "matrix"
@@ -70,6 +71,8 @@ def app_routes(app: FastAPI) -> set[Route]:
     for context in iter_route_contexts(app.routes):
         if context.path == "/ui" or context.path.startswith("/ui/"):
             continue  # the review UI: sessions and roles, see test_ui_roles.py
+        if context.path == "/notice" or context.path.startswith("/notice/"):
+            continue  # the public notice form: CSRF and rate limits, see test_notices.py
         unknown = f"{context.original_route!r} is not an HTTP route: extend the auth matrix"
         assert context.methods, unknown
         assert context.path, unknown
@@ -143,6 +146,19 @@ def requests_for(root: Path) -> dict[Route, tuple[Request, Request]]:
         ("POST", "/v1/cases/{case_id}/assignee"): (
             ("/v1/cases/1/assignee", {"json": {"assignee": LEAD}}),
             ("/v1/cases/0/assignee", {"json": {"assignee": "not a name"}}),
+        ),
+        ("POST", "/v1/notices"): (
+            (
+                "/v1/notices",
+                {
+                    "json": {
+                        "urls": ["https://files.example.test/u/matrix"],
+                        "category": "child_sexual_abuse",
+                        "explanation": "matrix",
+                    }
+                },
+            ),
+            ("/v1/notices", {"json": {"urls": [], "category": "none", "explanation": ""}}),
         ),
     }
 

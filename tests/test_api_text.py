@@ -31,6 +31,22 @@ SURROGATE = "a\ud800b"
 SURROGATE_BYTES = "a%ED%A0%80b"
 JSON_HEADERS = {"Content-Type": "application/json"}
 
+_NOTICE: dict[str, Any] = {
+    "category": "scams_and_fraud",
+    "explanation": "e",
+    "notifier": {"name": "n", "email": "n@example.test", "reference": "r"},
+    "good_faith": True,
+}
+_NOTICES = [
+    {**_NOTICE, "urls": ["https://x.test/BAD"]},
+    {**_NOTICE, "content_ids": ["BAD"]},
+    {**_NOTICE, "content_ids": ["c"], "explanation": "BAD"},
+    *(
+        {**_NOTICE, "content_ids": ["c"], "notifier": {**_NOTICE["notifier"], k: v}}
+        for k, v in (("name", "BAD"), ("email", "BAD@example.test"), ("reference", "BAD"))
+    ),
+]
+
 #: Every JSON text field of every route: (method, path, body with "BAD" where the text goes).
 JSON_FIELDS: list[tuple[str, str, Any]] = [
     ("POST", "/v1/lookup", {"hashes": [{"algorithm": "md5", "hash": "BAD"}]}),
@@ -70,6 +86,7 @@ JSON_FIELDS: list[tuple[str, str, Any]] = [
     ("POST", "/v1/cases/1/assignee", {"assignee": "BAD"}),
     ("POST", "/v1/cases/1/assignee", {"assignee": None, "reason": "BAD"}),
     ("POST", "/v1/runs", {"paths": ["/BAD"]}),
+    *(("POST", "/v1/notices", notice) for notice in _NOTICES),
 ]
 
 #: Every text query or path parameter: (method, path, params) with "BAD" for the text.

@@ -17,6 +17,7 @@ from pydantic_settings import (
 )
 
 from hashguard.domain.actions import EventType
+from hashguard.domain.notices import NotifierKind
 from hashguard.domain.people import Role
 from hashguard.domain.referrals import HOTLINE_KEY_PATTERN, KNOWN_HOTLINES
 from hashguard.domain.signals import PdqMode
@@ -53,6 +54,18 @@ class HotlineSettings(BaseModel):
     #: ISO 3166-1 alpha-2
     country: str = Field(pattern=r"^[A-Z]{2}$")
     notes: str = Field(default="", max_length=2000)
+
+
+class NotifierSettings(BaseModel):
+    """A notifier whose DSA notices go first: a trusted flagger (Art. 22), a hotline or an
+    authority. ``tokens``: the names of the API tokens that send its notices (a notice
+    sent with one of them is this notifier's, whatever its body says)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    name: str = Field(min_length=1, max_length=200)
+    kind: NotifierKind
+    tokens: tuple[str, ...] = ()
 
 
 def _hotlines(value: Any) -> Any:
@@ -276,6 +289,34 @@ class Settings(BaseSettings):
     #: a report whose retries failed for this long since its draft is the dead letter
     #: (`hashguard reports list --state failed`)
     reports_give_up_days: float = Field(default=3, gt=0, le=90)
+
+    # -- DSA Art. 16 notices --
+    #: configured notifiers whose notices go first, by key: in TOML
+    #: [notice_notifiers.stopline] name = "BEE SECURE Stopline", kind = "hotline",
+    #: tokens = ["stopline"] (the API tokens that send for it)
+    notice_notifiers: dict[str, NotifierSettings] = Field(default_factory=dict)
+    #: the platform's callback that resolves a notice's URL or content id to its content
+    #: (a signed Standard Webhooks POST; unset: notices wait, `received`, until it is)
+    notices_callback_url: str | None = Field(default=None, pattern=r"^https?://\S+$")
+    #: the callback's Standard Webhooks secret (``whsec_`` + base64), both ways: hashguard
+    #: signs its request with it and refuses an answer that is not signed with it
+    notices_callback_secret: SecretStr | None = None
+    notices_callback_timeout_seconds: float = Field(default=10, gt=0, le=300)
+    #: the largest content a callback may hand back (base64 bytes or a local file)
+    notices_max_content_mb: float = Field(default=32, gt=0, le=1024)
+    #: folders the callback's ``location`` may name (a local path; nothing else is read,
+    #: and nothing is ever fetched from a URL)
+    notices_content_roots: tuple[Path, ...] = ()
+    #: how often background jobs resolve due notices (0: never; `hashguard notices resolve`)
+    notices_run_minutes: float = Field(default=1, ge=0)
+    #: a failed resolution is retried after min(max, base * 2**attempts)
+    notices_retry_base_seconds: float = Field(default=60, gt=0)
+    notices_retry_max_seconds: float = Field(default=3600, gt=0)
+    #: the public notice form at /notice (no account needed)
+    notices_form: bool = True
+    #: notices the public form takes from one IP address (per process, in memory)
+    notices_form_per_minute: int = Field(default=5, ge=1)
+    notices_form_per_day: int = Field(default=50, ge=1)
 
     @field_validator("home")
     @classmethod

@@ -23,6 +23,7 @@ from hashguard.cli.cases import app as cases_app
 from hashguard.cli.doctor import doctor as doctor_command
 from hashguard.cli.evidence import app as evidence_app
 from hashguard.cli.exposure import app as exposure_app
+from hashguard.cli.notices import app as notices_app
 from hashguard.cli.referrals import app as referrals_app
 from hashguard.cli.remote import app as remote_app
 from hashguard.cli.reports import app as reports_app
@@ -52,6 +53,7 @@ app.add_typer(remote_app, name="remote")
 app.add_typer(exposure_app, name="exposure")
 app.add_typer(reports_app, name="reports")
 app.add_typer(referrals_app, name="referrals")
+app.add_typer(notices_app, name="notices")
 app.command("serve")(serve.serve)
 app.command("worker")(worker.worker)
 app.command("hash")(hash.hash_files)

@@ -31,6 +31,9 @@ class EventType(StrEnum):
     #: a report to NCMEC finished (its receipt): the platform preserves the account
     #: data it holds for a year (REPORT Act)
     REPORT_FILED = "report.filed"
+    #: a DSA Art. 16 notice was received: the platform acknowledges it to the notifier
+    #: (by e-mail, if it wants to; hashguard sends none)
+    NOTICE_RECEIVED = "notice.received"
 
 
 class ActionState(StrEnum):

@@ -106,6 +106,14 @@ class AuditAction(StrEnum):
     #: a finished report put the reported evidence on a hold for a year from the
     #: receipt (REPORT Act) and queued ``report.filed`` webhooks
     EVIDENCE_PRESERVED = "evidence.preserved"
+    #: DSA Art. 16 notices: received (API or public form), each state change of its
+    #: resolution through the platform's callback (``notices/resolve.py``)
+    NOTICE_RECEIVED = "notice.received"
+    NOTICE_RESOLVING = "notice.resolving"
+    NOTICE_RESOLVED = "notice.resolved"
+    NOTICE_NOT_FOUND = "notice.not_found"
+    NOTICE_UNDECODABLE = "notice.undecodable"
+    NOTICE_FAILED = "notice.failed"
     #: a token looked up many PDQ hashes close to its own matched ones (reading a list)
     LOOKUP_PROBING = "lookup.probing"
 

@@ -78,6 +78,8 @@ class CaseEventKind(StrEnum):
 class SourceKind(StrEnum):
     SCAN = "scan"
     UPLOAD = "upload"
+    #: a DSA Art. 16 notice resolved to the platform's content (``ref``: the notice id)
+    NOTICE = "notice"
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)

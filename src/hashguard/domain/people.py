@@ -70,6 +70,8 @@ class Permission(StrEnum):
     CONTENT_SCAN = "content.scan"
     #: look hashes up in the banks (``POST /v1/lookup``)
     HASHES_LOOKUP = "hashes.lookup"
+    #: send DSA Art. 16 notices through the API (``POST /v1/notices``)
+    NOTICES_SUBMIT = "notices.submit"
     #: what only the ``admin`` scope itself opens: scan runs over server folders
     SERVER_ADMIN = "server.admin"
 
@@ -97,6 +99,7 @@ ROLE_PERMISSIONS: Mapping[Role, frozenset[Permission]] = {
         Permission.BANKS_READ,
         Permission.REPORTS_VIEW,
         Permission.REPORTS_SUBMIT,
+        Permission.NOTICES_SUBMIT,
     },
     Role.ADMIN: frozenset(
         {
@@ -111,6 +114,7 @@ ROLE_PERMISSIONS: Mapping[Role, frozenset[Permission]] = {
             Permission.BANKS_MANAGE,
             Permission.CONTENT_SCAN,
             Permission.HASHES_LOOKUP,
+            Permission.NOTICES_SUBMIT,
             Permission.SERVER_ADMIN,
         }
     ),
@@ -126,6 +130,7 @@ SCOPE_PERMISSIONS: Mapping[Scope, frozenset[Permission]] = {
     Scope.BANKS_WRITE: frozenset({Permission.BANKS_MANAGE}),
     Scope.CASES_READ: frozenset({Permission.QUEUE_VIEW}),
     Scope.CASES_REVIEW: frozenset({Permission.CASE_DECIDE, Permission.CASE_ASSIGN}),
+    Scope.NOTICES: frozenset({Permission.NOTICES_SUBMIT}),
     Scope.ADMIN: frozenset({Permission.SERVER_ADMIN}),
 }
 

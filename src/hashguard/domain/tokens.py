@@ -19,6 +19,8 @@ class Scope(StrEnum):
     CASES_READ = "cases:read"
     #: decide and assign cases, as the person who owns the token (``tokens create --user``)
     CASES_REVIEW = "cases:review"
+    #: send DSA Art. 16 notices (``POST /v1/notices``): hotlines, trusted flaggers
+    NOTICES = "notices"
     ADMIN = "admin"
 
 

@@ -21,6 +21,8 @@ from hashguard.evidence import open_vault, run_retention
 from hashguard.evidence.retention import ORPHAN_GRACE
 from hashguard.jobs.runner import Job, JobContext
 from hashguard.keys import MasterKey
+from hashguard.notices.callback import PlatformCallback
+from hashguard.notices.service import configured_resolver
 from hashguard.people.oidc import PENDING_SECONDS
 from hashguard.plugins import AdapterKind, PluginError, Registry
 from hashguard.reports.machine import ReportBusy
@@ -35,6 +37,7 @@ EXCHANGE_SYNC = "exchange-sync"
 RETENTION = "retention"
 HOUSEKEEPING = "housekeeping"
 REPORTS = "reports"
+NOTICES = "notices"
 #: who the reports job acts as (in the audit log and the reports' steps)
 REPORTS_ACTOR = "system:reports"
 #: confirmed cases auto_report drafts and submits in one run at most (the rest next run)
@@ -240,6 +243,30 @@ class ReportsJob:
         record(self._store, REPORTS_ACTOR, AuditAction.REPORT_AUTO_REFUSED, subject, error=error)
 
 
+# -- notices ------------------------------------------------------------------------------
+
+
+def resolve_notices(settings: Settings, store: Store, registry: Registry, ctx: JobContext) -> None:
+    """The notices job: resolve every due DSA notice through the platform's callback and
+    the one pipeline. Nothing at all (no hashing pool) while no callback is configured
+    or no notice is due."""
+    if PlatformCallback.configured(settings) is None:
+        log.debug("notices: no platform callback configured")
+        return
+    if not store.notices.due(ctx.now(), limit=1):
+        return
+
+    def master_key() -> MasterKey:
+        key = existing_master_key(settings)
+        if key is None:
+            raise RuntimeError("a notice's content is to be kept but there is no master key")
+        return key
+
+    with configured_resolver(settings, store, registry, master_key, clock=ctx.now) as resolver:
+        for notice in resolver.resolve_due(check=ctx.check):
+            log.info("notices: notice #%d is %s", notice.id, notice.state)
+
+
 def intervals(settings: Settings) -> dict[str, timedelta]:
     """The jobs ``settings`` switch on (an interval of 0 switches one off), by name, and
     how often each runs."""
@@ -251,6 +278,8 @@ def intervals(settings: Settings) -> dict[str, timedelta]:
     if settings.reports_run_minutes > 0:
         # on whenever its interval is: it does nothing while no report sink is configured
         every[REPORTS] = timedelta(minutes=settings.reports_run_minutes)
+    if settings.notices_run_minutes > 0:
+        every[NOTICES] = timedelta(minutes=settings.notices_run_minutes)
     return every
 
 
@@ -268,6 +297,7 @@ def builtin_jobs(
         ),
         RETENTION: lambda ctx: evidence_retention(settings, store, ctx.now()),
         REPORTS: ReportsJob(settings, store, registry),
+        NOTICES: lambda ctx: resolve_notices(settings, store, registry, ctx),
     }
     return [
         Job(name=name, every=every, run=runs[name]) for name, every in intervals(settings).items()

@@ -337,10 +337,20 @@ class Pipeline:
         return Committed(result=result, case=opened[0] if opened else None, evidence_id=evidence_id)
 
     def process(
-        self, path: str, output: HashOutput, matches: tuple[Match, ...], source: Source
+        self,
+        path: str,
+        output: HashOutput,
+        matches: tuple[Match, ...],
+        source: Source,
+        *,
+        decided: Callable[[FileResult], FileResult] | None = None,
     ) -> Committed:
-        """One item, start to end: judged, prepared and committed."""
+        """One item, start to end: judged, prepared and committed. ``decided`` may
+        change the judged result before it is prepared (a notice's content goes to a
+        person whether or not it matched: ``notices.resolve``)."""
         result = self.judge(path, output, matches, source)
+        if decided is not None:
+            result = decided(result)
         (done,) = self.commit([self.prepare(result, source)])
         return done
 

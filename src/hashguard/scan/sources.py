@@ -1,4 +1,5 @@
-"""Where a hashed item came from: a local file of a scan run, or an upload's bytes.
+"""Where a hashed item came from: a local file of a scan run, an upload's bytes, or the
+content a DSA notice resolved to.
 
 A source says what the pipeline needs to know of an item's origin: the bytes to keep
 as evidence or to send to a remote matcher, where the case says it was seen, the
@@ -157,6 +158,52 @@ class Upload:
 
     def media(self, signals: FileSignals) -> bytes:
         return self.data
+
+    def rehash(self) -> Rehash:
+        return Rehash(data=self.data)
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class NoticeContent:
+    """The content a DSA notice's item resolved to: the bytes the platform's callback
+    handed back (``notices.callback``), item ``item`` of notice ``notice_id``. Its case
+    names the notice (``SourceKind.NOTICE``, the notice id)."""
+
+    data: bytes
+    notice_id: int
+    item: int
+    content_ref: ContentRef
+
+    @property
+    def run_id(self) -> int | None:
+        return None
+
+    @property
+    def quarantine_local(self) -> bool:
+        return False  # the platform's to hold back, not a file here
+
+    def case_source(self, result: FileResult) -> CaseSource:
+        return CaseSource(kind=SourceKind.NOTICE, ref=str(self.notice_id))
+
+    def content(self) -> ContentRef:
+        return self.content_ref
+
+    def context(self) -> dict[str, str | None]:
+        return {
+            "notice_id": str(self.notice_id),
+            "content_id": self.content_ref.content_id,
+            "url": self.content_ref.url,
+        }
+
+    def action_key(self, result: FileResult) -> str:
+        sha256 = result.signals.sha256 if result.signals else ""
+        return f"notice:{self.notice_id}:{self.item}:{sha256}"
+
+    def evidence(self, sha256: str) -> bytes:
+        return self.data
+
+    def media(self, signals: FileSignals) -> bytes:
+        return self.data if len(self.data) <= REMOTE_MEDIA_LIMIT else b""
 
     def rehash(self) -> Rehash:
         return Rehash(data=self.data)

@@ -27,6 +27,7 @@ from hashguard.store.exchanges import ExchangeStore
 from hashguard.store.exposure import ExposureStore
 from hashguard.store.flood import FloodStore
 from hashguard.store.leases import LeaseStore
+from hashguard.store.notices import NoticeStore
 from hashguard.store.people import PeopleStore
 from hashguard.store.referrals import ReferralStore
 from hashguard.store.remote_secrets import RemoteSecretStore
@@ -102,6 +103,7 @@ class Store:
     leases: LeaseStore
     reports: ReportStore
     referrals: ReferralStore
+    notices: NoticeStore
 
     def close(self) -> None:
         self.engine.dispose()
@@ -147,6 +149,7 @@ def stores_on(connectable: Engine) -> Store:
         leases=LeaseStore(connectable),
         reports=ReportStore(connectable),
         referrals=ReferralStore(connectable),
+        notices=NoticeStore(connectable),
     )
 
 

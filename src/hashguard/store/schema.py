@@ -595,3 +595,28 @@ referral_tasks = Table(
         postgresql_where=text("state IN ('open', 'done')"),
     ),
 )
+
+#: DSA Art. 16 notices (``notices/``): one row per notice; ``items`` (the URLs or content
+#: ids and what resolving each found) change only with the notice's state. The resolver
+#: takes due notices by (priority, received_at, id): configured notifiers first.
+notices = Table(
+    "notices",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("state", String(16), nullable=False),
+    Column("category", String(60), nullable=False),
+    Column("explanation", Text, nullable=False),
+    Column("notifier", JSON, nullable=False),
+    Column("good_faith", Boolean, nullable=False),
+    Column("channel", String(16), nullable=False),
+    Column("priority", Integer, nullable=False),
+    Column("items", JSON, nullable=False),
+    Column("token_id", Id),
+    Column("attempts", Integer, nullable=False),
+    Column("next_attempt_at", DateTime(timezone=True)),
+    Column("last_error", Text),
+    Column("received_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    Column("resolved_at", DateTime(timezone=True)),
+    Index("ix_notices_queue", "state", "priority", "received_at", "id"),
+)

@@ -16,10 +16,11 @@ from hashguard.jobs import Background
 from hashguard.settings import Settings
 from hashguard.store import open_store
 from hashguard.web import openapi, problems, tasks, ui
-from hashguard.web.api import banks, cases, health, lookup, runs, scan
+from hashguard.web.api import banks, cases, health, lookup, notices, runs, scan
 from hashguard.web.gate import GateMiddleware
 from hashguard.web.metrics import Metrics, MetricsMiddleware
 from hashguard.web.services import Services
+from hashguard.web.ui import notice as ui_notice
 
 
 def create_app(settings: Settings, *, background: bool = True) -> FastAPI:
@@ -75,10 +76,12 @@ def create_app(settings: Settings, *, background: bool = True) -> FastAPI:
         banks.router,
         cases.router,
         runs.router,
+        notices.router,
         health.router,
     ):
         app.include_router(router)
     app.include_router(ui.router)
+    app.include_router(ui_notice.router)
     app.mount("/ui/static", StaticFiles(directory=ui.STATIC, check_dir=True), name="ui-static")
     app.add_middleware(GateMiddleware, metrics=metrics)  # inside the request id's
     problems.install(app)

@@ -1,0 +1,647 @@
+"""DSA Art. 16 notices: intake through the API (validation, scope, role, priority, the
+acknowledgement webhook) and the public form (CSRF, rate limit, size, no open redirect,
+a browser submitting it); resolution through a loopback platform callback answering
+signed content (benign generated images) and the one pipeline: a match opens a case
+with the match, a non-match a notice-only review case, undecodable bytes a typed state
+and a case; a callback error, timeout or bad signature is ``failed`` and retried, never
+"no match"; a resolver killed between steps loses nothing."""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import hashlib
+import json
+import re
+import secrets
+import threading
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from standardwebhooks import Webhook
+from typer.testing import CliRunner
+
+from hashguard.cli.app import app as cli_app
+from hashguard.demo.corpus import Kind, encode, generate
+from hashguard.domain.audit import AuditAction
+from hashguard.domain.banks import BankEntry
+from hashguard.domain.cases import SourceKind
+from hashguard.domain.notices import (
+    PRIORITY_CONFIGURED,
+    ItemState,
+    NoticeCategory,
+    NoticeChannel,
+    NoticeState,
+    Notifier,
+    NotifierKind,
+)
+from hashguard.domain.people import Role
+from hashguard.domain.policy import Action
+from hashguard.domain.scans import ScanOptions
+from hashguard.domain.signals import Algorithm
+from hashguard.domain.tokens import Scope
+from hashguard.evidence.vault import Vault
+from hashguard.hashing.isolate import HashingPool
+from hashguard.hashing.kernel import HashOptions
+from hashguard.jobs.builtin import NOTICES, builtin_jobs
+from hashguard.jobs.runner import JobRunner
+from hashguard.keys import MasterKey
+from hashguard.matching.matcher import Matcher
+from hashguard.notices.callback import PlatformCallback
+from hashguard.notices.intake import NoticeRequest, receive
+from hashguard.notices.resolve import NO_MATCH_RULE, UNDECODABLE_RULE, Resolver
+from hashguard.plugins import Registry
+from hashguard.scan.classify import policies_of
+from hashguard.scan.pipeline import Pipeline
+from hashguard.settings import NotifierSettings, Settings
+from hashguard.store import Store, open_store
+from hashguard.web.ui.notice import FORM_COOKIE, FORM_FIELD, FormLimiter
+from tests.api_support import assert_problem, bearer
+from tests.browser_support import VIEWPORT, chromium_or_skip, launched
+from tests.server import running_server
+
+KNOWN = encode(generate(Kind.PHOTO, 1401, 320, 240))
+CLEAN = encode(generate(Kind.PHOTO, 1402, 320, 240))
+SECRET = "whsec_" + base64.b64encode(b"notices-test-secret-0123456789ab").decode()
+OTHER_SECRET = "whsec_" + base64.b64encode(b"not-the-platform-secret-abcdefgh").decode()
+NOWHERE = "http://127.0.0.1:9/hook"
+T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
+OPTIONS = ScanOptions(max_pixels=10**7)
+STOPLINE = NotifierSettings(name="BEE SECURE Stopline", kind=NotifierKind.HOTLINE, tokens=("sl",))
+
+# -- a loopback platform that answers the callback -------------------------------------
+
+
+class Platform:
+    """The platform's side of the callback: what each URL is (bytes, missing, an
+    error, slow, signed with the wrong secret, a local path), answers signed."""
+
+    def __init__(self) -> None:
+        self.content: dict[str, tuple[str, Any]] = {}
+        self.release = threading.Event()
+        self.requests: list[dict[str, Any]] = []
+        platform = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *_: object) -> None:
+                return None
+
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers["content-length"]))
+                data = Webhook(SECRET).verify(body, dict(self.headers))["data"]
+                platform.requests.append(data)
+                kind, value = platform.content.get(data["url"] or data["content_id"], ("gone", 0))
+                if kind == "status":
+                    self._send(value, {"error": "boom"})
+                elif kind == "slow":
+                    platform.release.wait(5)
+                    self._send(200, {"found": False})
+                elif kind == "gone":
+                    self._send(200, {"found": False})
+                elif kind == "location":
+                    self._send(200, {"found": True, "content_id": "c-loc", "location": value})
+                else:
+                    answer = {
+                        "found": True,
+                        "content_id": f"c-{hashlib.sha256(value).hexdigest()[:8]}",
+                        "data": base64.b64encode(value).decode(),
+                    }
+                    self._send(200, answer, OTHER_SECRET if kind == "badsig" else SECRET)
+
+            def _send(self, status: int, answer: dict[str, Any], secret: str = SECRET) -> None:
+                raw = json.dumps(answer).encode()
+                msg_id = self.headers["webhook-id"]
+                now = datetime.now(UTC)
+                self.send_response(status)
+                self.send_header("content-type", "application/json")
+                self.send_header("content-length", str(len(raw)))
+                self.send_header("webhook-id", msg_id)
+                self.send_header("webhook-timestamp", str(int(now.timestamp())))
+                self.send_header(
+                    "webhook-signature", Webhook(secret).sign(msg_id, now, raw.decode())
+                )
+                self.end_headers()
+                self.wfile.write(raw)
+
+        class Server(ThreadingHTTPServer):
+            def handle_error(self, *_: object) -> None:
+                return None  # a client that gave up (the timeout test) is not an error
+
+        self.server = Server(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_port}/resolve"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def close(self) -> None:
+        self.release.set()
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture(scope="module")
+def platform() -> Iterator[Platform]:
+    served = Platform()
+    yield served
+    served.close()
+
+
+@pytest.fixture(scope="module")
+def pool() -> Iterator[HashingPool]:
+    with HashingPool(
+        workers=1, options=HashOptions.for_scan(OPTIONS), timeout=60, memory_mb=2048
+    ) as opened:
+        yield opened
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = T0
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+def _resolver(
+    store: Store,
+    pool: HashingPool,
+    platform: Platform,
+    tmp_path: Path,
+    clock: Clock,
+    *,
+    checkpoint: Callable[[str], None] | None = None,
+    roots: tuple[str, ...] = (),
+) -> Resolver:
+    if not store.banks.list():
+        store.banks.create("known")
+        store.banks.add_entries(
+            "known",
+            [BankEntry(algorithm=Algorithm.MD5, value=hashlib.md5(KNOWN).hexdigest())],
+        )
+    matcher = Matcher.build(store.banks)
+    vault = Vault(store.evidence, MasterKey(secrets.token_bytes(32)), tmp_path / "evidence")
+    pipeline = Pipeline(
+        store=store,
+        actor="system:notices",
+        policies=lambda: policies_of(matcher.banks),
+        matcher=matcher,
+        hashing=pool,
+        vault=lambda: vault,
+    )
+    callback = PlatformCallback(
+        url=platform.url, secret=SECRET, timeout=0.5, max_bytes=1024 * 1024, roots=roots
+    )
+    extra = {"checkpoint": checkpoint} if checkpoint else {}
+    return Resolver(
+        store=store,
+        pipeline=pipeline,
+        callback=callback,
+        retry_base=60,
+        retry_max=600,
+        clock=clock,
+        **extra,  # type: ignore[arg-type]
+    )
+
+
+def _notice(store: Store, *urls: str, at: datetime = T0, token: str | None = None) -> int:
+    ack = receive(
+        store,
+        NoticeRequest(
+            urls=urls,
+            category=NoticeCategory.CHILD_SEXUAL_ABUSE,
+            explanation="reported by a hotline",
+            notifier=Notifier(kind=NotifierKind.HOTLINE, reference="SL-1"),
+        ),
+        actor="system:test",
+        channel=NoticeChannel.API,
+        at=at,
+        notifiers={"stopline": STOPLINE},
+        token_name=token,
+    )
+    return ack.notice.id
+
+
+def _url(platform: Platform, kind: str, value: Any) -> str:
+    url = f"https://files.example.test/u/{secrets.token_hex(4)}"
+    platform.content[url] = (kind, value)
+    return url
+
+
+def _audit(store: Store, notice_id: int) -> list[str]:
+    return [e.action for e in store.audit.events() if e.subject == f"notice:{notice_id}"]
+
+
+# -- resolution (SQLite and PostgreSQL) -------------------------------------------------
+
+
+def test_a_match_opens_a_case_with_it_and_a_non_match_a_notice_only_review_case(
+    store: Store, pool: HashingPool, platform: Platform, tmp_path: Path
+) -> None:
+    clock = Clock()
+    resolver = _resolver(store, pool, platform, tmp_path, clock)
+    notice_id = _notice(store, _url(platform, "bytes", KNOWN), _url(platform, "bytes", CLEAN))
+    notice = resolver.resolve_due()[0]
+    assert notice.id == notice_id
+    assert notice.state is NoticeState.RESOLVED
+    matched, clean = (store.cases.get(i.case_id) for i in notice.items if i.case_id)
+    assert [i.outcome for i in notice.items] == ["matched", "no_match"]
+    assert matched.banks == ("known",)
+    assert matched.decision.action is Action.ACT
+    assert matched.evidence_id is not None
+    assert clean.matches == ()
+    assert clean.decision.action is Action.REVIEW
+    assert clean.decision.rule == NO_MATCH_RULE
+    assert clean.evidence_id is None
+    for case in (matched, clean):
+        assert [(s.kind, s.ref) for s in case.sources] == [(SourceKind.NOTICE, str(notice_id))]
+    assert _audit(store, notice_id) == [
+        AuditAction.NOTICE_RECEIVED,
+        AuditAction.NOTICE_RESOLVING,
+        AuditAction.NOTICE_RESOLVED,
+    ]
+    assert resolver.resolve_due() == []  # nothing is due twice
+
+
+def test_not_found_failed_retried_and_never_no_match(
+    store: Store, pool: HashingPool, platform: Platform, tmp_path: Path
+) -> None:
+    clock = Clock()
+    resolver = _resolver(store, pool, platform, tmp_path, clock)
+    missing = _notice(store, _url(platform, "gone", 0))
+    broken_url = _url(platform, "status", 500)
+    broken = _notice(store, broken_url)
+    slow = _notice(store, _url(platform, "slow", 0))
+    forged = _notice(store, _url(platform, "badsig", KNOWN))
+    done = {n.id: n for n in resolver.resolve_due()}
+    assert done[missing].state is NoticeState.NOT_FOUND
+    assert not done[missing].case_ids
+    for notice_id, why in ((broken, "HTTP 500"), (slow, "ReadTimeout"), (forged, "not signed")):
+        notice = done[notice_id]
+        assert notice.state is NoticeState.FAILED, notice
+        assert notice.items[0].state is ItemState.FAILED
+        assert notice.items[0].outcome is None
+        assert why in (notice.last_error or "")
+        assert notice.attempts == 1
+        assert notice.next_attempt_at == T0 + timedelta(seconds=60)
+        assert AuditAction.NOTICE_FAILED in _audit(store, notice_id)
+    assert store.cases.list() == []
+    # not due again before the backoff; then retried, and this time the platform answers
+    assert store.notices.due(T0 + timedelta(seconds=59)) == []
+    platform.content[broken_url] = ("bytes", CLEAN)
+    clock.now = T0 + timedelta(seconds=60)
+    again = {n.id: n for n in resolver.resolve_due()}
+    assert set(again) == {broken, slow, forged}
+    assert again[broken].state is NoticeState.RESOLVED
+    assert again[forged].attempts == 2
+    assert again[forged].next_attempt_at == clock.now + timedelta(seconds=120)
+
+
+def test_undecodable_content_is_a_typed_state_with_a_case(
+    store: Store, pool: HashingPool, platform: Platform, tmp_path: Path
+) -> None:
+    resolver = _resolver(store, pool, platform, tmp_path, Clock())
+    notice_id = _notice(store, _url(platform, "bytes", b"\xff\xd8\xff\xe0 not really a jpeg"))
+    notice = resolver.resolve(notice_id)
+    assert notice.state is NoticeState.UNDECODABLE
+    (item,) = notice.items
+    assert item.state is ItemState.UNDECODABLE
+    assert item.outcome == "undecodable"
+    case = store.cases.get(item.case_id or 0)
+    assert case.decision.rule == UNDECODABLE_RULE
+    assert case.decision.action is Action.REVIEW
+
+
+def test_a_resolver_killed_between_steps_loses_nothing(
+    store: Store, pool: HashingPool, platform: Platform, tmp_path: Path
+) -> None:
+    class Killed(BaseException):
+        pass
+
+    def kill(step: str) -> None:
+        if step == "committed":
+            raise Killed
+
+    notice_id = _notice(store, _url(platform, "bytes", KNOWN), _url(platform, "bytes", CLEAN))
+    with pytest.raises(Killed):
+        _resolver(store, pool, platform, tmp_path, Clock(), checkpoint=kill).resolve_due()
+    cut = store.notices.get(notice_id)
+    assert cut.state is NoticeState.RESOLVING  # still due: taken again
+    assert [i.state for i in cut.items] == [ItemState.PENDING, ItemState.PENDING]
+    assert len(store.cases.list()) == 1  # the first item's commit happened
+    (notice,) = _resolver(store, pool, platform, tmp_path, Clock()).resolve_due()
+    assert notice.state is NoticeState.RESOLVED
+    cases = store.cases.list()
+    assert sorted(c.id for c in cases) == sorted(notice.case_ids)
+    opened = [e for e in store.audit.events() if e.action == AuditAction.CASE_OPENED]
+    assert len(opened) == 2  # the first item done again changed nothing
+
+
+def test_an_unexpected_error_fails_one_notice_not_the_queue(
+    store: Store, pool: HashingPool, platform: Platform, tmp_path: Path
+) -> None:
+    errors = [RuntimeError("the store hiccupped")]
+
+    def once(step: str) -> None:
+        if step == "committed" and errors:
+            raise errors.pop()
+
+    clock = Clock()
+    resolver = _resolver(store, pool, platform, tmp_path, clock, checkpoint=once)
+    first = _notice(store, _url(platform, "bytes", KNOWN))
+    second = _notice(store, _url(platform, "bytes", CLEAN))
+    done = {n.id: n for n in resolver.resolve_due()}
+    assert done[first].state is NoticeState.FAILED
+    assert "RuntimeError" in (done[first].last_error or "")
+    assert done[second].state is NoticeState.RESOLVED
+    clock.now += timedelta(seconds=60)
+    (again,) = resolver.resolve_due()
+    assert again.id == first
+    assert again.state is NoticeState.RESOLVED
+    assert len(again.case_ids) == 1
+
+
+def test_a_location_is_read_only_under_the_content_roots(
+    store: Store, pool: HashingPool, platform: Platform, tmp_path: Path
+) -> None:
+    roots = tmp_path / "storage"
+    roots.mkdir()
+    (roots / "known.jpg").write_bytes(KNOWN)
+    (tmp_path / "outside.jpg").write_bytes(KNOWN)
+    resolver = _resolver(store, pool, platform, tmp_path, Clock(), roots=(str(roots.resolve()),))
+    inside = _notice(store, _url(platform, "location", str(roots / "known.jpg")))
+    outside = _notice(store, _url(platform, "location", str(roots / ".." / "outside.jpg")))
+    done = {n.id: n for n in resolver.resolve_due()}
+    assert done[inside].state is NoticeState.RESOLVED
+    assert done[outside].state is NoticeState.FAILED
+    assert "outside" in (done[outside].last_error or "")
+
+
+def test_configured_notifiers_go_first(store: Store) -> None:
+    first = _notice(store, "https://files.example.test/u/1")
+    trusted = _notice(store, "https://files.example.test/u/2", at=T0 + timedelta(1), token="sl")
+    last = _notice(store, "https://files.example.test/u/3", at=T0 + timedelta(2))
+    assert store.notices.due(T0 + timedelta(3)) == [trusted, first, last]
+    notice = store.notices.get(trusted)
+    assert notice.priority == PRIORITY_CONFIGURED
+    assert notice.notifier.kind is NotifierKind.HOTLINE
+    assert notice.notifier.name == "BEE SECURE Stopline"
+    assert notice.notifier.configured == "stopline"
+    assert store.notices.get(first).notifier.configured is None
+
+
+def test_the_cli_lists_shows_and_resolves_notices(
+    home: Path, sqlite_store: Store, platform: Platform, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("HASHGUARD_DATABASE_URL", str(sqlite_store.engine.url))
+    notice_id = _notice(sqlite_store, _url(platform, "bytes", CLEAN))
+    runner = CliRunner()
+    listed = runner.invoke(cli_app, ["notices", "list", "--state", "open", "--json"])
+    assert listed.exit_code == 0, listed.output
+    assert [n["id"] for n in json.loads(listed.output)] == [notice_id]
+    shown = runner.invoke(cli_app, ["notices", "show", str(notice_id)])
+    assert shown.exit_code == 0
+    assert "received" in shown.output
+    assert runner.invoke(cli_app, ["notices", "show", "999"]).exit_code != 0
+    assert runner.invoke(cli_app, ["notices", "resolve"]).exit_code != 0  # no callback
+    monkeypatch.setenv("HASHGUARD_NOTICES_CALLBACK_URL", platform.url)
+    monkeypatch.setenv("HASHGUARD_NOTICES_CALLBACK_SECRET", SECRET)
+    resolved = runner.invoke(cli_app, ["notices", "resolve", "--json"])
+    assert resolved.exit_code == 0, resolved.output
+    (notice,) = json.loads(resolved.output)
+    assert notice["state"] == "resolved"
+    assert len(notice["case_ids"]) == 1
+
+
+def test_the_notices_job_resolves_due_notices(
+    home: Path, sqlite_store: Store, platform: Platform
+) -> None:
+    settings = Settings(
+        home=home,
+        database_url=str(sqlite_store.engine.url),
+        notices_run_minutes=1,
+        notices_callback_url=platform.url,
+        notices_callback_secret=SECRET,  # type: ignore[arg-type]
+    )
+    now = [T0]
+    jobs = [j for j in builtin_jobs(settings, sqlite_store, Registry.load()) if j.name == NOTICES]
+    runner = JobRunner(sqlite_store.leases, jobs, clock=lambda: now[0])
+    sqlite_store.leases.ensure(NOTICES, at=now[0])
+    now[0] += timedelta(minutes=1, seconds=1)
+    assert runner.run_due()[0] == [NOTICES]  # nothing due: no hashing pool is started
+    notice_id = _notice(sqlite_store, _url(platform, "bytes", CLEAN))
+    now[0] += timedelta(minutes=1, seconds=1)
+    assert runner.run_due()[0] == [NOTICES]
+    assert sqlite_store.notices.get(notice_id).state is NoticeState.RESOLVED
+
+
+def test_the_form_rate_limit_counts_a_minute_and_a_day() -> None:
+    now = [0.0]
+    limiter = FormLimiter(2, 3, clock=lambda: now[0])
+    assert [limiter.allow("a"), limiter.allow("a"), limiter.allow("a")] == [True, True, False]
+    assert limiter.allow("b")  # per address
+    now[0] = 61
+    assert limiter.allow("a")
+    assert not limiter.allow("a")
+    now[0] = 86_401
+    assert limiter.allow("a")
+
+
+# -- the API and the public form on a live server (SQLite) ----------------------------
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Settings]]:
+    home = tmp_path_factory.mktemp("notices-server")
+    url = f"sqlite:///{home / 'hashguard.db'}"
+    open_store(url, migrate=True).close()
+    settings = Settings(
+        home=home,
+        database_url=url,
+        workers=1,
+        notice_notifiers={"stopline": STOPLINE},
+        notices_form_per_minute=20,
+        notices_run_minutes=0,
+        ui_secure_cookies=False,  # httpx sends no Secure cookie over http
+        webhooks=(
+            {"name": "platform", "url": NOWHERE, "secret": SECRET, "events": ["notice.received"]},
+        ),  # type: ignore[arg-type]
+    )
+    with running_server(settings) as base:
+        yield base, settings
+
+
+def _token(settings: Settings, name: str, scope: Scope, role: Role | None = None) -> str:
+    with contextlib.closing(open_store(settings.resolved_database_url)) as store:
+        token, secret = store.tokens.create(name, [scope])
+        if role is not None:
+            person = store.people.create_user(f"{name}-person", role)
+            store.people.set_token_owner(token.id, person.id)
+    return secret
+
+
+CSAM = {
+    "urls": ["https://files.example.test/u/abc"],
+    "category": "child_sexual_abuse",
+    "explanation": "a hotline's analyst assessed it",
+    "notifier": {"kind": "hotline", "name": "BEE SECURE Stopline", "reference": "SL-2026-0042"},
+}
+OTHER = {
+    "content_ids": ["c-1"],
+    "category": "scams_and_fraud",
+    "explanation": "a fake shop",
+    "notifier": {"name": "A Person", "email": "person@example.test"},
+    "good_faith": True,
+}
+
+
+def test_the_api_takes_a_notice_and_refuses_what_art_16_does_not_allow(
+    served: tuple[str, Settings],
+) -> None:
+    base, settings = served
+    token = bearer(_token(settings, "api-notices", Scope.NOTICES))
+    with httpx.Client(base_url=base, timeout=30) as http:
+        answer = http.post("/v1/notices", json=CSAM, headers=token)
+        assert answer.status_code == 202, answer.text
+        ack = answer.json()
+        assert ack["state"] == "received"
+        assert ack["priority"] == 1
+        assert ack["items"] == 1
+        assert ack["next_steps"]
+        assert http.post("/v1/notices", json=OTHER, headers=token).status_code == 202
+        bad: list[dict[str, Any]] = [
+            {**CSAM, "urls": []},
+            {**CSAM, "urls": [f"https://x.test/{n}" for n in range(101)]},
+            {**CSAM, "urls": ["ftp://x.test/a"]},
+            {**CSAM, "explanation": "a\x00b"},
+            {**CSAM, "explanation": "x" * 5001},
+            {**CSAM, "explanation": "   "},
+            {**CSAM, "category": "nonsense"},
+            {**CSAM, "surprise": 1},
+            {**OTHER, "good_faith": False},
+            {**OTHER, "notifier": None},
+            {**OTHER, "notifier": {"name": "A Person"}},
+            {**OTHER, "good_faith": "yes"},
+            {**OTHER, "good_faith": 1},
+        ]
+        for body in bad:
+            assert_problem(http.post("/v1/notices", json=body, headers=token), 422)
+        surrogate = json.dumps(CSAM).replace("a hotline", "a \\ud800 hotline")
+        refused = http.post(
+            "/v1/notices",
+            content=surrogate,
+            headers={**token, "content-type": "application/json"},
+        )
+        assert_problem(refused, 422)
+        # scope and role: another scope, no token, a reviewer's token
+        scan = bearer(_token(settings, "api-scan", Scope.SCAN))
+        assert_problem(http.post("/v1/notices", json=CSAM, headers=scan), 403)
+        assert_problem(http.post("/v1/notices", json=CSAM), 401)
+        reviewer = bearer(_token(settings, "api-reviewer", Scope.NOTICES, Role.REVIEWER))
+        assert_problem(http.post("/v1/notices", json=CSAM, headers=reviewer), 403)
+        lead = bearer(_token(settings, "api-lead", Scope.NOTICES, Role.LEAD))
+        assert http.post("/v1/notices", json=CSAM, headers=lead).status_code == 202
+        # a token bound to a configured hotline: its notices go first, as that hotline
+        stopline = bearer(_token(settings, "sl", Scope.NOTICES))
+        trusted = http.post("/v1/notices", json={**CSAM, "notifier": None}, headers=stopline)
+        assert trusted.status_code == 202
+        assert trusted.json()["priority"] == PRIORITY_CONFIGURED
+    with contextlib.closing(open_store(settings.resolved_database_url)) as store:
+        notice = store.notices.get(ack["notice_id"])
+        assert notice.notifier.reference == "SL-2026-0042"
+        assert notice.notifier.configured is None
+        first = store.notices.due(datetime.now(UTC) + timedelta(1))[0]
+        assert first == trusted.json()["notice_id"]
+        hooks = [a for a in store.actions.list() if a.subject == f"notice:{ack['notice_id']}"]
+        assert [(h.event, h.target) for h in hooks] == [("notice.received", "platform")]
+        assert hooks[0].payload["data"]["notice_id"] == ack["notice_id"]
+
+
+def _form_page(http: httpx.Client) -> str:
+    page = http.get("/notice")
+    assert page.status_code == 200
+    assert FORM_COOKIE in http.cookies
+    token = page.text.split(f'name="{FORM_FIELD}" value="', 1)[1].split('"', 1)[0]
+    return token
+
+
+def test_the_public_form_checks_csrf_size_and_redirects_only_to_its_own_page(
+    served: tuple[str, Settings],
+) -> None:
+    base, _ = served
+    form = {
+        "urls": "https://files.example.test/u/form\n",
+        "category": "child_sexual_abuse",
+        "explanation": "seen on the site",
+        "next": "https://evil.example/",
+    }
+    with httpx.Client(base_url=base, timeout=30, follow_redirects=False) as http:
+        token = _form_page(http)
+        sent = http.post("/notice", data={**form, FORM_FIELD: token})
+        assert sent.status_code == 303
+        location = sent.headers["location"]
+        assert location.startswith("/notice/received/")
+        assert location.split("/")[-1].isdigit()
+        thanks = http.get(location)
+        assert thanks.status_code == 200
+        assert "received" in thanks.text
+        # CSRF: no token, a token without its cookie, another site's origin
+        assert http.post("/notice", data=form).status_code == 403
+        with httpx.Client(base_url=base, timeout=30) as stranger:
+            assert stranger.post("/notice", data={**form, FORM_FIELD: token}).status_code == 403
+        evil = http.post(
+            "/notice",
+            data={**form, FORM_FIELD: token},
+            headers={"origin": "https://evil.example"},
+        )
+        assert evil.status_code == 403
+        # size and text: too large a body, a NUL, a non-CSAM notice without its notifier
+        # (a refused form is shown again with a new token)
+        token = _form_page(http)
+        huge = http.post("/notice", data={**form, FORM_FIELD: token, "explanation": "x" * 300_000})
+        assert huge.status_code == 413
+        nul = http.post("/notice", data={**form, FORM_FIELD: token, "explanation": "a\x00b"})
+        assert nul.status_code == 422
+        token = _form_page(http)
+        other = http.post("/notice", data={**form, FORM_FIELD: token, "category": "other"})
+        assert other.status_code == 422
+        assert "name and e-mail" in other.text
+
+
+def test_the_public_form_is_rate_limited_per_address(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'hashguard.db'}"
+    settings = Settings(
+        home=tmp_path,
+        database_url=url,
+        workers=1,
+        notices_form_per_minute=2,
+        ui_secure_cookies=False,
+    )
+    with (
+        running_server(settings, ready=False) as base,
+        httpx.Client(base_url=base, timeout=30, follow_redirects=False) as http,
+    ):
+        token = _form_page(http)
+        form = {"urls": "https://x.test/a", "category": "child_sexual_abuse", "explanation": "e"}
+        codes = [http.post("/notice", data={**form, FORM_FIELD: token}).status_code for _ in "abc"]
+        assert codes == [303, 303, 429]
+
+
+def test_a_browser_sends_the_public_form(served: tuple[str, Settings]) -> None:
+    base, settings = served
+    with launched(chromium_or_skip()) as (_, browser):
+        page = browser.new_page(viewport=VIEWPORT)
+        page.goto(base + "/notice")
+        page.fill("#urls", "https://files.example.test/u/browser")
+        page.select_option("#category", "child_sexual_abuse")
+        page.fill("#explanation", "seen while browsing")
+        page.click("button[type=submit]")
+        page.wait_for_url(re.compile(r".*/notice/received/\d+$"), timeout=10_000)
+        notice_id = int(page.inner_text("#notice-id"))
+    with contextlib.closing(open_store(settings.resolved_database_url)) as store:
+        notice = store.notices.get(notice_id)
+    assert notice.channel is NoticeChannel.FORM
+    assert notice.items[0].url == "https://files.example.test/u/browser"
