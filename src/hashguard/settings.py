@@ -277,6 +277,12 @@ class Settings(BaseSettings):
     #: (`hashguard reports list --state failed`)
     reports_give_up_days: float = Field(default=3, gt=0, le=90)
 
+    # -- statements of reasons (DSA Art. 17) and the Transparency Database (Art. 24(5)) --
+    #: how often background jobs file pending statements in the Transparency Database
+    #: (0: never; then `hashguard statements submit` alone sends). It does nothing while
+    #: the sink is off (`hashguard statements settings --tdb`): only online platforms file
+    statements_run_minutes: float = Field(default=1, ge=0)
+
     @field_validator("home")
     @classmethod
     def _expand(cls, value: Path) -> Path:

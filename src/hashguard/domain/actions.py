@@ -31,6 +31,10 @@ class EventType(StrEnum):
     #: a report to NCMEC finished (its receipt): the platform preserves the account
     #: data it holds for a year (REPORT Act)
     REPORT_FILED = "report.filed"
+    #: a statement of reasons (DSA Art. 17) for the platform to show the uploader
+    STATEMENT_ISSUED = "statement.issued"
+    #: the decision on a notice, for the platform to tell the notifier (Art. 16(5))
+    NOTICE_DECIDED = "notice.decided"
 
 
 class ActionState(StrEnum):

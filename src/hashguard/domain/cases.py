@@ -78,6 +78,7 @@ class CaseEventKind(StrEnum):
 class SourceKind(StrEnum):
     SCAN = "scan"
     UPLOAD = "upload"
+    NOTICE = "notice"
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)

@@ -26,6 +26,8 @@ from hashguard.plugins import AdapterKind, PluginError, Registry
 from hashguard.reports.machine import ReportBusy
 from hashguard.reports.service import SINK, Reporting
 from hashguard.settings import Settings
+from hashguard.statements import service as statements
+from hashguard.statements.filing import Filer
 from hashguard.store import Store
 from hashguard.store.people import PeopleStore
 
@@ -35,6 +37,7 @@ EXCHANGE_SYNC = "exchange-sync"
 RETENTION = "retention"
 HOUSEKEEPING = "housekeeping"
 REPORTS = "reports"
+STATEMENTS = "statements"
 #: who the reports job acts as (in the audit log and the reports' steps)
 REPORTS_ACTOR = "system:reports"
 #: confirmed cases auto_report drafts and submits in one run at most (the rest next run)
@@ -240,6 +243,32 @@ class ReportsJob:
         record(self._store, REPORTS_ACTOR, AuditAction.REPORT_AUTO_REFUSED, subject, error=error)
 
 
+def file_statements(
+    settings: Settings, store: Store, registry: Registry, context: JobContext
+) -> None:
+    """The statements job: file the pending statements of reasons in the Transparency
+    Database. Nothing at all (not even the master key) while the sink is off."""
+    if not statements.sink_configured(store):
+        log.debug("statements: the Transparency Database sink is off")
+        return
+    key = existing_master_key(settings)
+    if key is None:
+        raise RuntimeError("statements are to be filed but there is no master key here")
+    sink = statements.open_sink(store, registry, lambda: key)
+    try:
+        report = Filer(statements=store.statements, sink=sink, clock=context.now).run()
+    finally:
+        sink.close()
+    if report.batches:
+        log.info(
+            "statements: %d filed (%d already there), %d refused%s",
+            report.filed,
+            report.existing,
+            report.failed,
+            f"; retry later: {report.error}" if report.error else "",
+        )
+
+
 def intervals(settings: Settings) -> dict[str, timedelta]:
     """The jobs ``settings`` switch on (an interval of 0 switches one off), by name, and
     how often each runs."""
@@ -251,6 +280,9 @@ def intervals(settings: Settings) -> dict[str, timedelta]:
     if settings.reports_run_minutes > 0:
         # on whenever its interval is: it does nothing while no report sink is configured
         every[REPORTS] = timedelta(minutes=settings.reports_run_minutes)
+    if settings.statements_run_minutes > 0:
+        # on whenever its interval is: a no-op while the Transparency Database sink is off
+        every[STATEMENTS] = timedelta(minutes=settings.statements_run_minutes)
     return every
 
 
@@ -268,6 +300,7 @@ def builtin_jobs(
         ),
         RETENTION: lambda ctx: evidence_retention(settings, store, ctx.now()),
         REPORTS: ReportsJob(settings, store, registry),
+        STATEMENTS: lambda ctx: file_statements(settings, store, registry, ctx),
     }
     return [
         Job(name=name, every=every, run=runs[name]) for name, every in intervals(settings).items()

@@ -32,6 +32,7 @@ from hashguard.store.referrals import ReferralStore
 from hashguard.store.remote_secrets import RemoteSecretStore
 from hashguard.store.reports import ReportStore
 from hashguard.store.scans import ScanStore
+from hashguard.store.statements import StatementStore
 from hashguard.store.tokens import TokenStore
 from hashguard.store.unit import OneConnection, Writes, transaction
 
@@ -102,6 +103,7 @@ class Store:
     leases: LeaseStore
     reports: ReportStore
     referrals: ReferralStore
+    statements: StatementStore
 
     def close(self) -> None:
         self.engine.dispose()
@@ -147,6 +149,7 @@ def stores_on(connectable: Engine) -> Store:
         leases=LeaseStore(connectable),
         reports=ReportStore(connectable),
         referrals=ReferralStore(connectable),
+        statements=StatementStore(connectable),
     )
 
 
