@@ -136,6 +136,8 @@ class FakeTransparencyDatabase(LoopbackServer):
         self.stored: dict[str, dict[str, Any]] = {}
         self.stores: Counter[str] = Counter()
         self.posts = 0
+        #: how many statements each batch received held
+        self.batch_sizes: list[int] = []
         self.refused_auth = 0
         self._lock = threading.Lock()
 
@@ -227,6 +229,8 @@ def _handler_for(fake: FakeTransparencyDatabase) -> type[BaseHTTPRequestHandler]
             except ValueError:
                 self._send(400, {"message": "malformed JSON"})
                 return
+            if isinstance(body, dict) and isinstance(body.get("statements"), list):
+                fake.batch_sizes.append(len(body["statements"]))
             code, answer = fake.answer(body)
             self._send(code, answer)
 
