@@ -541,3 +541,71 @@ def test_territorial_scope_defaults_to_the_eu_and_eea() -> None:
     assert StatementConfig().territorial_scope == EU_EEA
     assert "GR" in EU_EEA
     assert "EL" not in EU_EEA
+
+
+# -- the command line ---------------------------------------------------------------------
+
+
+def test_cli_settings_list_show_and_submit(
+    home: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    fake: FakeTransparencyDatabase,
+) -> None:
+    """In-process: the ``tdb`` adapter found through the registry (from the installed
+    metadata, else a one-file shim on the path)."""
+    from importlib.metadata import entry_points  # noqa: PLC0415
+
+    from typer.testing import CliRunner  # noqa: PLC0415
+
+    from hashguard.cli.app import app  # noqa: PLC0415
+    from hashguard.keys import master_key_for  # noqa: PLC0415
+    from hashguard.store import open_store  # noqa: PLC0415
+
+    if not entry_points(group=GROUP, name="tdb"):
+        info = tmp_path / "shim" / "hashguard_tdb_shim-0.dist-info"
+        info.mkdir(parents=True)
+        (info / "METADATA").write_text(
+            "Metadata-Version: 2.1\nName: hashguard-tdb-shim\nVersion: 0\n"
+        )
+        (info / "entry_points.txt").write_text(f"[{GROUP}]\n{POINT.name} = {POINT.value}\n")
+        monkeypatch.syspath_prepend(str(info.parent))
+    fake.stored.clear()
+    fake.stores.clear()
+    fake.down = False
+    monkeypatch.setenv("TDB_TOKEN", fake.token)
+    runner = CliRunner()
+
+    def hashguard(*args: str, code: int = 0) -> str:
+        done = runner.invoke(app, list(args))
+        assert done.exit_code == code, (done.exit_code, done.output)
+        return done.output
+
+    settings = Settings()
+    store = open_store(settings.resolved_database_url)
+    try:
+        store.banks.create("known")
+        world = World(
+            store=store, key=master_key_for(settings)[0], fake=fake, now=[datetime.now(UTC)],
+            endpoint=WebhookEndpoint(name="p", url="http://127.0.0.1:9/h", secret=new_secret()),
+        )  # fmt: skip
+        shown = hashguard(
+            "statements", "settings", "--issue", "--legal-ground", "StGB § 184b",
+            "--territorial-scope", "de,lu", "--tdb", "--sandbox-url", fake.base_url,
+            "--token", "env:TDB_TOKEN", "--json",
+        )  # fmt: skip
+        assert fake.token not in shown
+        assert json.loads(shown.splitlines()[-1])["tdb"]["credentials"] == ["token"]
+        case = world.upload("a", 1541)
+    finally:
+        store.close()
+    pending = json.loads(hashguard("statements", "list", "--pending", "--json"))
+    assert [(s["case"], s["state"]) for s in pending] == [(case.id, "pending")]
+    one = json.loads(hashguard("statements", "show", str(pending[0]["id"])))
+    assert one["reasons"]["legal_ground"] == "StGB § 184b"
+    assert one["reasons"]["territorial_scope"] == ["DE", "LU"]
+    submitted = json.loads(hashguard("statements", "submit").splitlines()[-1])
+    assert (submitted["filed"], submitted["states"]) == (1, {"filed": 1})
+    assert list(fake.stored) == [pending[0]["puid"]]
+    assert json.loads(hashguard("statements", "list", "--pending", "--json")) == []
+    assert "no statement #999" in hashguard("statements", "show", "999", code=2)
