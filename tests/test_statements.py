@@ -609,3 +609,20 @@ def test_cli_settings_list_show_and_submit(
     assert list(fake.stored) == [pending[0]["puid"]]
     assert json.loads(hashguard("statements", "list", "--pending", "--json")) == []
     assert "no statement #999" in hashguard("statements", "show", "999", code=2)
+
+
+def test_the_job_issues_a_statement_a_crash_kept_from_being_written(world: World) -> None:
+    world.configure(tdb=False)
+    case = world.upload("a", 1551, review=True)
+    # a process killed between the decision's commit and its statement's transaction
+    from hashguard.review import cases as review  # noqa: PLC0415
+
+    review.confirm(
+        world.store, case.id, actor="user:lead", reason="seen", second_confirmation=False
+    )
+    assert world.store.statements.for_case(case.id) == []
+    issued = service.issue_missing(world.store, actor="system:statements", endpoints=())
+    assert issued == 1
+    (statement,) = world.store.statements.for_case(case.id)
+    assert statement.reasons.kind is StatementKind.CONFIRMED
+    assert service.issue_missing(world.store, actor="system:statements", endpoints=()) == 0

@@ -13,6 +13,7 @@ import logging
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
+from hashguard.actions.outbox import endpoints_of
 from hashguard.audit import record
 from hashguard.banks.exchanges.sync import build_source, sync_exchange
 from hashguard.domain.audit import AuditAction
@@ -246,8 +247,14 @@ class ReportsJob:
 def file_statements(
     settings: Settings, store: Store, registry: Registry, context: JobContext
 ) -> None:
-    """The statements job: file the pending statements of reasons in the Transparency
-    Database. Nothing at all (not even the master key) while the sink is off."""
+    """The statements job: issue the statements a crash kept from being written, then
+    file the pending ones in the Transparency Database (nothing of that, not even the
+    master key, while the sink is off)."""
+    issued = statements.issue_missing(
+        store, actor="system:statements", endpoints=endpoints_of(settings)
+    )
+    if issued:
+        log.warning("statements: issued %d a crash had kept from being written", issued)
     if not statements.sink_configured(store):
         log.debug("statements: the Transparency Database sink is off")
         return

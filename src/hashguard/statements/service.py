@@ -354,3 +354,26 @@ def decided(
             endpoints=endpoints,
             notifier=who,
         )
+
+
+def issue_missing(
+    store: Store,
+    *,
+    actor: str,
+    endpoints: Sequence[WebhookEndpoint],
+    notifier: NotifierOf | None = None,
+    limit: int = 100,
+) -> int:
+    """Issue the statements of confirmed cases that have none, decided since statements
+    were switched on: a process killed between a reviewer's decision and its statement's
+    transaction leaves one so (the statements job runs this). How many were issued."""
+    stored, _ = store.statements.settings(STATEMENTS)
+    if not stored.get("issue") or not stored.get("issue_since"):
+        return 0
+    since = datetime.fromisoformat(stored["issue_since"])
+    done = 0
+    for case_id in store.statements.confirmed_without(since, limit=limit):
+        case = store.cases.get(case_id)
+        if decided(store, case, actor=actor, endpoints=endpoints, notifier=notifier) is not None:
+            done += 1
+    return done

@@ -30,6 +30,7 @@ from hashguard.domain.statements import (
 )
 from hashguard.store._util import aware, stamp, utc
 from hashguard.store.audit import append_event
+from hashguard.store.schema import cases
 from hashguard.store.schema import statement_settings as settings_table
 from hashguard.store.schema import statements as t
 
@@ -109,6 +110,19 @@ class StatementStore:
             query = query.where(t.c.state.in_([str(s) for s in states]))
         with self._engine.connect() as conn:
             return [_statement(r) for r in conn.execute(query).all()]
+
+    def confirmed_without(self, since: datetime, *, limit: int = 100) -> builtins.list[int]:
+        """Confirmed cases changed since ``since`` that have no statement: a decision
+        whose statement a crash kept from being written (oldest first)."""
+        has = select(t.c.id).where(t.c.case_id == cases.c.id).exists()
+        query = (
+            select(cases.c.id)
+            .where(cases.c.state == "confirmed", cases.c.updated_at >= utc(since), ~has)
+            .order_by(cases.c.id)
+            .limit(limit)
+        )
+        with self._engine.connect() as conn:
+            return [int(i) for i in conn.execute(query).scalars()]
 
     def count_by_state(self) -> dict[FilingState, int]:
         with self._engine.connect() as conn:
