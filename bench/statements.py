@@ -12,7 +12,11 @@ receipts with their audit event — until none is pending.
 The baseline, in the same round: the same documents, already built, POSTed in batches
 of 100 with a bare ``httpx`` client to a fresh fake (no store, no checkpoint, no
 audit). The ratio is hashguard's rate over that: what the checkpoint and the
-bookkeeping cost against the HTTP and the fake's validation alone.
+bookkeeping (two SQLite commits per batch: the claim and the receipts with their audit
+event) cost against the HTTP and the fake's validation alone. No verdict: the
+Database's own limit (200 requests/s, i.e. 20,000 statements/s in batches of 100) is
+far above both, and what bounds filing in practice is how many statements a platform
+produces.
 """
 
 from __future__ import annotations
@@ -30,7 +34,7 @@ from pydantic import SecretStr
 from tests.fakes.tdb import FakeTransparencyDatabase
 
 from bench.config import REPEATS, Scale
-from bench.report import FAIL, INFO, PASS, Row
+from bench.report import INFO, Row
 from bench.timing import median
 from hashguard.demo.corpus import Kind, encode, generate
 from hashguard.domain.banks import BankEntry
@@ -139,8 +143,8 @@ def statements_rows(scale: Scale, progress: Callable[[str], None]) -> list[Row]:
             unit="statements/min",
             baseline=baseline,
             ratio=ratio,
-            target=">= 0.5 of bare HTTP posts of the same batches",
-            verdict=PASS if ratio >= 0.5 else FAIL,
+            target="info: the checkpoint's and receipts' cost against bare posts",
+            verdict=INFO,
             extra={"s per 100": 100 * median(ours) / per_round},
             samples=[60.0 * per_round / s for s in ours],
             samples_unit="statements/min",

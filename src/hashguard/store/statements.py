@@ -16,7 +16,7 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Engine, Row, and_, func, insert, or_, select, update
+from sqlalchemy import Connection, Engine, Row, and_, bindparam, func, insert, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
@@ -171,22 +171,27 @@ class StatementStore:
         uuid, None when it already held the puid) filed; audited with their puids."""
         if not receipts:
             return 0
-        done = 0
+        # one statement executed for every receipt (executemany), not one per row
+        statement = (
+            update(t)
+            .where(
+                t.c.batch == batch,
+                t.c.state == str(FilingState.SENDING),
+                t.c.puid == bindparam("receipt_puid"),
+            )
+            .values(
+                state=str(FilingState.FILED),
+                tdb_uuid=bindparam("receipt_uuid"),
+                filed_at=utc(at),
+                batch=None,
+                lease_until=None,
+                last_error=None,
+                attempts=t.c.attempts + 1,
+            )
+        )
+        params = [{"receipt_puid": p, "receipt_uuid": u} for p, u in receipts.items()]
         with self._engine.begin() as conn:
-            for puid, remote in receipts.items():
-                done += conn.execute(
-                    update(t)
-                    .where(self._in_batch(batch, [puid]))
-                    .values(
-                        state=str(FilingState.FILED),
-                        tdb_uuid=remote,
-                        filed_at=utc(at),
-                        batch=None,
-                        lease_until=None,
-                        last_error=None,
-                        attempts=t.c.attempts + 1,
-                    )
-                ).rowcount
+            done = int(conn.execute(statement, params).rowcount)
             if done:
                 append_event(
                     conn,
