@@ -626,3 +626,40 @@ def test_the_job_issues_a_statement_a_crash_kept_from_being_written(world: World
     (statement,) = world.store.statements.for_case(case.id)
     assert statement.reasons.kind is StatementKind.CONFIRMED
     assert service.issue_missing(world.store, actor="system:statements", endpoints=()) == 0
+
+
+def test_the_notifier_comes_from_the_notices_store_when_there_is_one() -> None:
+    """The notices' store is read through ``store.notices`` when the installation has
+    one (``notifier_from_store``), without importing it; an anonymous notice has none."""
+
+    @dataclass
+    class Notice:
+        notifier: Any
+
+    @dataclass
+    class Notifier:
+        kind: str
+
+    class Notices:
+        def get(self, notice_id: int) -> Notice:
+            if notice_id == 404:
+                raise LookupError(notice_id)
+            return Notice(Notifier("trusted_flagger") if notice_id == 1 else None)
+
+    @dataclass
+    class WithNotices:
+        notices: Notices
+
+    def case_from(ref: str) -> Case:
+        return Case(
+            id=1, content_key="0" * 64, content=ContentRef(), signals=None, matches=(),
+            remote=(), decision=Decision(action=Action.REVIEW, rule="test"),
+            state=CaseState.CONFIRMED, assignee=None, confirmers=(), created_at=T0,
+            updated_at=T0, version=1, sources=(CaseSource(kind=SourceKind.NOTICE, ref=ref),),
+        )  # fmt: skip
+
+    kind = service.notifier_from_store(WithNotices(Notices()))
+    assert kind(case_from("1")) == "trusted_flagger"
+    assert kind(case_from("2")) is None
+    assert kind(case_from("404")) is None
+    assert service.notifier_from_store(object())(case_from("1")) is None

@@ -192,9 +192,12 @@ def notifier_from_store(store: object) -> NotifierOf:
             return None
         for source in notice_sources(case):
             try:
-                return str(notices.get(int(source.ref)).notifier.kind)
+                # a CSAM notice may come without a notifier (Art. 16(2)): no kind then
+                found = getattr(notices.get(int(source.ref)).notifier, "kind", None)
             except Exception:  # noqa: BLE001 - an unknown notice is a notice all the same
                 log.warning("case %s: notice %s could not be read", case.id, source.ref)
+                continue
+            return None if found is None else str(found)
         return None
 
     return kind
