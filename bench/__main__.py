@@ -75,6 +75,10 @@ def main() -> int:
             from bench.reports import reports_rows  # noqa: PLC0415 - the fake lives in tests/
 
             rows += reports_rows(scale, progress.print)
+        if "statements" in wanted:
+            from bench.statements import statements_rows  # noqa: PLC0415 - the fake lives in tests/
+
+            rows += statements_rows(scale, progress.print)
     except BenchError as exc:
         progress.print(f"[red]benchmark aborted:[/red] {exc}", highlight=False, markup=True)
         return 2

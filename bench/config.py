@@ -40,7 +40,9 @@ def scale_from_env() -> Scale:
         raise SystemExit(f"BENCH_SCALE must be one of {', '.join(SCALES)}, not {name!r}") from None
 
 
-SECTIONS = ("scan", "fidelity", "import", "exact", "index", "service", "audit", "reports")
+SECTIONS = (
+    "scan", "fidelity", "import", "exact", "index", "service", "audit", "reports", "statements",
+)  # fmt: skip
 #: the sections that read the generated 1 MP / 12 MP corpora (built only when one runs)
 CORPUS_SECTIONS = frozenset({"scan", "service"})
 

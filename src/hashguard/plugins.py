@@ -27,6 +27,8 @@ class AdapterKind(StrEnum):
     LIST_SOURCE = "list_source"
     REMOTE_MATCHER = "remote_matcher"
     REPORT_SINK = "report_sink"
+    #: where statements of reasons are filed (the DSA Transparency Database)
+    STATEMENT_SINK = "statement_sink"
 
 
 class NoSettings(BaseModel):

@@ -317,6 +317,11 @@ class Settings(BaseSettings):
     #: notices the public form takes from one IP address (per process, in memory)
     notices_form_per_minute: int = Field(default=5, ge=1)
     notices_form_per_day: int = Field(default=50, ge=1)
+    # -- statements of reasons (DSA Art. 17) and the Transparency Database (Art. 24(5)) --
+    #: how often background jobs file pending statements in the Transparency Database
+    #: (0: never; then `hashguard statements submit` alone sends). It does nothing while
+    #: the sink is off (`hashguard statements settings --tdb`): only online platforms file
+    statements_run_minutes: float = Field(default=1, ge=0)
 
     @field_validator("home")
     @classmethod

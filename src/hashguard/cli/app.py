@@ -27,6 +27,7 @@ from hashguard.cli.notices import app as notices_app
 from hashguard.cli.referrals import app as referrals_app
 from hashguard.cli.remote import app as remote_app
 from hashguard.cli.reports import app as reports_app
+from hashguard.cli.statements import app as statements_app
 from hashguard.cli.users import app as users_app
 
 app = typer.Typer(
@@ -54,6 +55,7 @@ app.add_typer(exposure_app, name="exposure")
 app.add_typer(reports_app, name="reports")
 app.add_typer(referrals_app, name="referrals")
 app.add_typer(notices_app, name="notices")
+app.add_typer(statements_app, name="statements")
 app.command("serve")(serve.serve)
 app.command("worker")(worker.worker)
 app.command("hash")(hash.hash_files)

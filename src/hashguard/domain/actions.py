@@ -34,6 +34,10 @@ class EventType(StrEnum):
     #: a DSA Art. 16 notice was received: the platform acknowledges it to the notifier
     #: (by e-mail, if it wants to; hashguard sends none)
     NOTICE_RECEIVED = "notice.received"
+    #: a statement of reasons (DSA Art. 17) for the platform to show the uploader
+    STATEMENT_ISSUED = "statement.issued"
+    #: the decision on a notice, for the platform to tell the notifier (Art. 16(5))
+    NOTICE_DECIDED = "notice.decided"
 
 
 class ActionState(StrEnum):

@@ -116,6 +116,17 @@ class AuditAction(StrEnum):
     NOTICE_FAILED = "notice.failed"
     #: a token looked up many PDQ hashes close to its own matched ones (reading a list)
     LOOKUP_PROBING = "lookup.probing"
+    #: a statement of reasons (DSA Art. 17) was issued for a restriction
+    STATEMENT_ISSUED = "statement.issued"
+    #: a batch of statements was filed in the Transparency Database (puids named)
+    STATEMENTS_FILED = "statement.filed"
+    #: the Transparency Database refused a statement as invalid (the dead letter)
+    STATEMENT_REFUSED = "statement.refused"
+    #: a batch could not be filed now (the Database down, the token refused): retried
+    STATEMENT_RETRY_SCHEDULED = "statement.retry_scheduled"
+    STATEMENT_SETTINGS_CHANGED = "statement.settings_changed"
+    #: a notifier was told the decision on their notice (DSA Art. 16(5))
+    NOTICE_DECIDED = "notice.decided"
 
 
 def valid_action(action: str) -> bool:

@@ -13,6 +13,7 @@ import logging
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
+from hashguard.actions.outbox import endpoints_of
 from hashguard.audit import record
 from hashguard.banks.exchanges.sync import build_source, sync_exchange
 from hashguard.domain.audit import AuditAction
@@ -28,6 +29,8 @@ from hashguard.plugins import AdapterKind, PluginError, Registry
 from hashguard.reports.machine import ReportBusy
 from hashguard.reports.service import SINK, Reporting
 from hashguard.settings import Settings
+from hashguard.statements import service as statements
+from hashguard.statements.filing import Filer
 from hashguard.store import Store
 from hashguard.store.people import PeopleStore
 
@@ -38,6 +41,7 @@ RETENTION = "retention"
 HOUSEKEEPING = "housekeeping"
 REPORTS = "reports"
 NOTICES = "notices"
+STATEMENTS = "statements"
 #: who the reports job acts as (in the audit log and the reports' steps)
 REPORTS_ACTOR = "system:reports"
 #: confirmed cases auto_report drafts and submits in one run at most (the rest next run)
@@ -267,6 +271,38 @@ def resolve_notices(settings: Settings, store: Store, registry: Registry, ctx: J
             log.info("notices: notice #%d is %s", notice.id, notice.state)
 
 
+def file_statements(
+    settings: Settings, store: Store, registry: Registry, context: JobContext
+) -> None:
+    """The statements job: issue the statements a crash kept from being written, then
+    file the pending ones in the Transparency Database (nothing of that, not even the
+    master key, while the sink is off)."""
+    issued = statements.issue_missing(
+        store, actor="system:statements", endpoints=endpoints_of(settings)
+    )
+    if issued:
+        log.warning("statements: issued %d a crash had kept from being written", issued)
+    if not statements.sink_configured(store):
+        log.debug("statements: the Transparency Database sink is off")
+        return
+    key = existing_master_key(settings)
+    if key is None:
+        raise RuntimeError("statements are to be filed but there is no master key here")
+    sink = statements.open_sink(store, registry, lambda: key)
+    try:
+        report = Filer(statements=store.statements, sink=sink, clock=context.now).run()
+    finally:
+        sink.close()
+    if report.batches:
+        log.info(
+            "statements: %d filed (%d already there), %d refused%s",
+            report.filed,
+            report.existing,
+            report.failed,
+            f"; retry later: {report.error}" if report.error else "",
+        )
+
+
 def intervals(settings: Settings) -> dict[str, timedelta]:
     """The jobs ``settings`` switch on (an interval of 0 switches one off), by name, and
     how often each runs."""
@@ -280,6 +316,9 @@ def intervals(settings: Settings) -> dict[str, timedelta]:
         every[REPORTS] = timedelta(minutes=settings.reports_run_minutes)
     if settings.notices_run_minutes > 0:
         every[NOTICES] = timedelta(minutes=settings.notices_run_minutes)
+    if settings.statements_run_minutes > 0:
+        # on whenever its interval is: a no-op while the Transparency Database sink is off
+        every[STATEMENTS] = timedelta(minutes=settings.statements_run_minutes)
     return every
 
 
@@ -298,6 +337,7 @@ def builtin_jobs(
         RETENTION: lambda ctx: evidence_retention(settings, store, ctx.now()),
         REPORTS: ReportsJob(settings, store, registry),
         NOTICES: lambda ctx: resolve_notices(settings, store, registry, ctx),
+        STATEMENTS: lambda ctx: file_statements(settings, store, registry, ctx),
     }
     return [
         Job(name=name, every=every, run=runs[name]) for name, every in intervals(settings).items()

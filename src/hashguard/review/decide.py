@@ -10,8 +10,10 @@ from enum import StrEnum
 
 from hashguard.domain.actions import WebhookEndpoint
 from hashguard.domain.cases import Case
+from hashguard.domain.statements import NotifierOf
 from hashguard.review import cases as review
 from hashguard.review.effects import restore_quarantined
+from hashguard.statements.service import decided
 from hashguard.store import Store
 
 
@@ -46,11 +48,14 @@ def apply_verdict(
     endpoints: Sequence[WebhookEndpoint],
     version: int | None = None,
     reference: review.ReferencePdq | None = None,
+    notifier: NotifierOf | None = None,
 ) -> Decided:
     """Apply ``verdict`` to the case (raises ``review.ReviewError``, ``StaleCase``,
     ``UnknownCase`` as the workflow does) and set off its effects. ``reference``
     computes the reference PDQ hashes a false positive's allow-bank entries need when
-    the case holds only fast ones (``review.reference.from_settings``)."""
+    the case holds only fast ones (``review.reference.from_settings``). A final
+    decision issues its statement of reasons and answers the notices behind the case
+    (``statements.service.decided``; ``notifier`` says who sent a notice)."""
     if verdict is Verdict.CONFIRM:
         case = review.confirm(
             store,
@@ -61,6 +66,7 @@ def apply_verdict(
             version=version,
             endpoints=endpoints,
         )
+        decided(store, case, actor=actor, endpoints=endpoints, notifier=notifier)
         return Decided(case=case)
     if verdict is Verdict.FALSE_POSITIVE:
         case = review.mark_false_positive(
@@ -73,6 +79,7 @@ def apply_verdict(
             endpoints=endpoints,
             reference=reference,
         )
+        decided(store, case, actor=actor, endpoints=endpoints, notifier=notifier)
         return Decided(case=case, notes=tuple(restore_quarantined(store, case, actor=actor)))
     case = review.escalate(store, case_id, actor=actor, reason=reason, version=version)
     return Decided(case=case)

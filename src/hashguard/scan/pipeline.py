@@ -43,6 +43,7 @@ from hashguard.domain.matches import Match
 from hashguard.domain.policy import BankPolicy
 from hashguard.domain.remote import RemoteResult
 from hashguard.domain.scans import FileResult, Outcome, printable_path
+from hashguard.domain.statements import NotifierOf, StatementKind
 from hashguard.evidence.capture import NotTheMatchedFile, evidence_context
 from hashguard.evidence.vault import SealedItem, Vault, kept_details
 from hashguard.hashing.isolate import HashingPool
@@ -55,6 +56,7 @@ from hashguard.scan.classify import classify
 from hashguard.scan.confirm import Screens, screened
 from hashguard.scan.sources import Source
 from hashguard.settings import Settings
+from hashguard.statements.service import issue_in, notifier_from_store
 from hashguard.store import Store
 from hashguard.store.unit import Writes
 
@@ -126,6 +128,8 @@ class Pipeline:
     hashing: HashingPool | None = None
     clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
     checkpoint: Callable[[str], None] = field(default=_no_checkpoint)
+    #: who sent the notice behind a case (default: the store's notices, if any)
+    notifier: NotifierOf | None = None
 
     @classmethod
     def configured(
@@ -329,6 +333,19 @@ class Pipeline:
             evidence_id=evidence_id,
         )
         if opened is not None:
+            if opened[1] is not None and result.decision.acts:
+                # a new sighting acted on: its statement of reasons (DSA Art. 17)
+                issue_in(
+                    writes,
+                    opened[0],
+                    kind=StatementKind.AUTOMATED,
+                    at=self.clock(),
+                    actor=self.actor,
+                    endpoints=self.endpoints,
+                    notifier=self.notifier or notifier_from_store(self.store),
+                    source=case_source,
+                    key=source.action_key(result),
+                )
             self.checkpoint("case")
         for action in prepared.actions:
             writes.enqueue(action)

@@ -33,6 +33,7 @@ from hashguard.store.referrals import ReferralStore
 from hashguard.store.remote_secrets import RemoteSecretStore
 from hashguard.store.reports import ReportStore
 from hashguard.store.scans import ScanStore
+from hashguard.store.statements import StatementStore
 from hashguard.store.tokens import TokenStore
 from hashguard.store.unit import OneConnection, Writes, transaction
 
@@ -104,6 +105,7 @@ class Store:
     reports: ReportStore
     referrals: ReferralStore
     notices: NoticeStore
+    statements: StatementStore
 
     def close(self) -> None:
         self.engine.dispose()
@@ -150,6 +152,7 @@ def stores_on(connectable: Engine) -> Store:
         reports=ReportStore(connectable),
         referrals=ReferralStore(connectable),
         notices=NoticeStore(connectable),
+        statements=StatementStore(connectable),
     )
 
 

@@ -620,3 +620,40 @@ notices = Table(
     Column("resolved_at", DateTime(timezone=True)),
     Index("ix_notices_queue", "state", "priority", "received_at", "id"),
 )
+
+#: Statements of reasons (``statements/``): one per restriction, ``puid`` its stable id
+#: (also at the Transparency Database); ``state`` where it stands there (a ``sending``
+#: row is in a batch whose answer was not recorded: ``batch`` and ``lease_until`` say
+#: which and until when).
+statements = Table(
+    "statements",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("puid", String(500), nullable=False, unique=True),
+    Column("case_id", Id, ForeignKey("cases.id"), nullable=False),
+    Column("kind", String(16), nullable=False),
+    Column("reasons", JSON, nullable=False),
+    Column("text", Text, nullable=False),
+    Column("state", String(16), nullable=False),
+    Column("attempts", Integer, nullable=False),
+    Column("next_attempt_at", DateTime(timezone=True)),
+    Column("batch", String(40)),
+    Column("lease_until", DateTime(timezone=True)),
+    Column("last_error", Text),
+    Column("tdb_uuid", String(100)),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("filed_at", DateTime(timezone=True)),
+    Index("ix_statements_case_id", "case_id"),
+    Index("ix_statements_state", "state", "id"),
+)
+
+#: What the host configured for statements (``statements``) and the Transparency
+#: Database sink (``tdb``), its token sealed with the master key.
+statement_settings = Table(
+    "statement_settings",
+    metadata,
+    Column("name", String(40), primary_key=True),
+    Column("settings", JSON, nullable=False),
+    Column("sealed", JSON, nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Connection, Engine
@@ -24,7 +25,8 @@ from hashguard.domain.policy import Decision
 from hashguard.domain.remote import RemoteResult
 from hashguard.domain.scans import FileResult
 from hashguard.domain.signals import FileSignals
-from hashguard.store import actions, audit, cases, evidence, scans
+from hashguard.domain.statements import Statement, StatementOfReasons
+from hashguard.store import actions, audit, cases, evidence, scans, statements
 
 
 class Writes:
@@ -72,6 +74,15 @@ class Writes:
 
     def enqueue(self, action: NewAction) -> int:
         return actions.enqueue(self._conn, action)
+
+    def add_statement(
+        self, reasons: StatementOfReasons, text: str, *, at: datetime
+    ) -> tuple[Statement, bool]:
+        """A statement of reasons (a second with the same puid returns the first)."""
+        return statements.insert_statement(self._conn, reasons, text, at=at)
+
+    def statement_settings(self, name: str) -> tuple[dict[str, Any], dict[str, str]]:
+        return statements.read_settings(self._conn, name)
 
     def audit(
         self, actor: str, action: AuditAction, subject: str | None, details: Mapping[str, Any]

@@ -32,6 +32,8 @@ from hashguard.web.schemas.cases import (
     CaseOut,
     CasePage,
     DecisionIn,
+    StatementList,
+    StatementOut,
 )
 from hashguard.web.services import Services
 
@@ -144,6 +146,18 @@ def show_case(case_id: CaseId, token: Reader, svc: Svc) -> CaseDetailOut:
     sources, decision and history. Never the content's bytes, never a bank's entries."""
     _reader(svc, token)
     return _detail(svc, _load(svc, case_id))
+
+
+@router.get("/{case_id}/statements", response_model=StatementList, responses=problem_responses(404))
+def case_statements(case_id: CaseId, token: Reader, svc: Svc) -> StatementList:
+    """The case's statements of reasons (DSA Art. 17), oldest first: the text the
+    platform shows the uploader for each restriction, and whether it was filed in the
+    Transparency Database. Empty when no decision restricted the content (or the host
+    does not issue statements)."""
+    _reader(svc, token)
+    _load(svc, case_id)
+    found = svc.store.statements.for_case(case_id)
+    return StatementList(statements=[StatementOut.of(s) for s in found])
 
 
 @router.post(

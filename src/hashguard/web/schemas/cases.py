@@ -13,6 +13,15 @@ from hashguard.domain.cases import Case, CaseEvent, CaseEventKind, CaseState, So
 from hashguard.domain.people import NAME_PATTERN
 from hashguard.domain.policy import Action
 from hashguard.domain.remote import RemoteStatus
+from hashguard.domain.statements import (
+    AutomatedDecision,
+    ContentType,
+    FilingState,
+    SourceType,
+    Statement,
+    StatementKind,
+    Visibility,
+)
 from hashguard.review.cases import case_json, event_json
 from hashguard.review.decide import Verdict
 from hashguard.web.schemas.fields import Text, not_a_boolean
@@ -132,3 +141,50 @@ class AssigneeIn(BaseModel):
     assignee: str | None = Field(pattern=NAME_PATTERN)
     reason: str | None = Text(2000)
     version: CaseVersion | None = None
+
+
+class StatementOut(BaseModel):
+    """A statement of reasons (DSA Art. 17): ``text`` is what the platform shows the
+    uploader; ``state`` where it stands with the Transparency Database. Nothing
+    personal, never the content."""
+
+    id: int
+    puid: str
+    case: int
+    kind: StatementKind
+    decision_visibility: Visibility
+    content_type: ContentType
+    source_type: SourceType
+    automated_detection: bool
+    automated_decision: AutomatedDecision
+    legal_ground: str
+    territorial_scope: list[str]
+    decided_at: datetime
+    text: str
+    state: FilingState
+    filed_at: datetime | None
+
+    @classmethod
+    def of(cls, statement: Statement) -> StatementOut:
+        sor = statement.reasons
+        return cls(
+            id=statement.id,
+            puid=sor.puid,
+            case=sor.case_id,
+            kind=sor.kind,
+            decision_visibility=sor.visibility,
+            content_type=sor.content_type,
+            source_type=sor.source_type,
+            automated_detection=sor.automated_detection,
+            automated_decision=sor.automated_decision,
+            legal_ground=sor.legal_ground,
+            territorial_scope=list(sor.territorial_scope),
+            decided_at=sor.decided_at,
+            text=statement.text,
+            state=statement.state,
+            filed_at=statement.filed_at,
+        )
+
+
+class StatementList(BaseModel):
+    statements: list[StatementOut]
