@@ -535,7 +535,7 @@ def test_annotations_and_classification_with_the_mou(world: World) -> None:
         annotations=[FileAnnotation.GENERATIVE_AI, FileAnnotation.VIRAL],
         reason="the latest set wins",
     )
-    review.classify(world.store, case_id, IndustryClassification.B2, actor="user:bob")
+    review.set_classification(world.store, case_id, IndustryClassification.B2, actor="user:bob")
     world.settings(industry_classification_mou=True)
     _, details = _sent(world, case_id)
     tags = details.find("fileAnnotations")
@@ -561,7 +561,7 @@ def test_annotations_and_classification_with_the_mou(world: World) -> None:
 
 def test_no_classification_without_the_mou(world: World) -> None:
     case_id = world.confirmed()
-    review.classify(world.store, case_id, IndustryClassification.A1, actor="user:bob")
+    review.set_classification(world.store, case_id, IndustryClassification.A1, actor="user:bob")
     review.annotate(world.store, case_id, actor="user:bob", annotations=[FileAnnotation.INFANT])
     _, details = _sent(world, case_id)
     assert details.find("industryClassification") is None
@@ -572,8 +572,8 @@ def test_cleared_labels_and_a_false_positive(world: World) -> None:
     case_id = world.confirmed()
     review.annotate(world.store, case_id, actor="user:bob", annotations=[FileAnnotation.VIRAL])
     review.annotate(world.store, case_id, actor="user:bob", annotations=[])
-    review.classify(world.store, case_id, IndustryClassification.A2, actor="user:bob")
-    review.classify(world.store, case_id, None, actor="user:bob")
+    review.set_classification(world.store, case_id, IndustryClassification.A2, actor="user:bob")
+    review.set_classification(world.store, case_id, None, actor="user:bob")
     world.settings(industry_classification_mou=True)
     _, details = _sent(world, case_id)
     assert details.find("fileAnnotations") is None

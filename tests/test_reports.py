@@ -27,7 +27,7 @@ from hashguard.demo.corpus import Kind, encode, generate
 from hashguard.domain.audit import AuditAction
 from hashguard.domain.banks import BankEntry
 from hashguard.domain.cases import ContentRef
-from hashguard.domain.reports import FileHash, Outcome, ReportDraft, Reporter, ReportFile
+from hashguard.domain.reports import FileHash, ReportDraft, Reporter, ReportFile, SinkOutcome
 from hashguard.domain.reports import ReportState as S
 from hashguard.domain.signals import Algorithm, PdqMode
 from hashguard.evidence.vault import Vault
@@ -125,15 +125,15 @@ def test_the_sink_loads_through_the_registry() -> None:
 
 
 def test_response_codes_map_as_documented() -> None:
-    assert map_code(0, "submit") is Outcome.OK
+    assert map_code(0, "submit") is SinkOutcome.OK
     for code in (1000, 1100, 1110, 1111, 1300):
-        assert map_code(code, "upload") is Outcome.RETRYABLE
+        assert map_code(code, "upload") is SinkOutcome.RETRYABLE
     for code in (1210, 2000, 3000, 3100, 3300, 4000, 4100, 4110, 4200, 9999):
-        assert map_code(code, "submit") is Outcome.PERMANENT
-    assert map_code(5001, "finish") is Outcome.EXPIRED
-    assert map_code(5102, "finish") is Outcome.ALREADY_DONE
-    assert map_code(5102, "upload") is Outcome.PERMANENT
-    assert map_code(5101, "retract") is Outcome.ALREADY_DONE
+        assert map_code(code, "submit") is SinkOutcome.PERMANENT
+    assert map_code(5001, "finish") is SinkOutcome.EXPIRED
+    assert map_code(5102, "finish") is SinkOutcome.ALREADY_DONE
+    assert map_code(5102, "upload") is SinkOutcome.PERMANENT
+    assert map_code(5101, "retract") is SinkOutcome.ALREADY_DONE
 
 
 def test_nothing_unvalidated_is_built_or_sent(fake: FakeCyberTipline) -> None:

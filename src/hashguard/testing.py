@@ -23,7 +23,7 @@ from pydantic import ValidationError
 from hashguard.banks.exchanges.base import ListSource
 from hashguard.domain.exchanges import SyncBatch
 from hashguard.domain.remote import RemoteResult, RemoteStatus
-from hashguard.domain.reports import Outcome, ReportDraft
+from hashguard.domain.reports import ReportDraft, SinkOutcome
 from hashguard.domain.signals import Algorithm, FileSignals
 from hashguard.hashing.decode import SNIFF_BYTES
 from hashguard.hashing.hasher import BUILTIN_HASHERS, ExactHasher, Hasher, MediaHasher
@@ -291,21 +291,21 @@ class ReportSinkContract(ABC):
         sink, draft, data = self.sink("ok"), self.draft(), self.sample()
         try:
             opened = sink.submit(sink.report_document(draft))
-            assert opened.outcome is Outcome.OK, opened
+            assert opened.outcome is SinkOutcome.OK, opened
             assert opened.remote_id
             (file,) = draft.files
             uploaded = sink.upload(opened.remote_id, file.name, data)
-            assert uploaded.outcome is Outcome.OK, uploaded
+            assert uploaded.outcome is SinkOutcome.OK, uploaded
             assert uploaded.file_id
             assert uploaded.md5 == hashlib.md5(data).hexdigest()
             details = sink.file_document(opened.remote_id, uploaded.file_id, file)
-            assert sink.send_file_details(details).outcome is Outcome.OK
+            assert sink.send_file_details(details).outcome is SinkOutcome.OK
             done = sink.finish(opened.remote_id)
-            assert done.outcome is Outcome.OK, done
+            assert done.outcome is SinkOutcome.OK, done
             assert uploaded.file_id in done.file_ids
             again = sink.finish(opened.remote_id)
-            assert again.outcome is Outcome.ALREADY_DONE, again
-            assert sink.retract(opened.remote_id).outcome is not Outcome.OK
+            assert again.outcome is SinkOutcome.ALREADY_DONE, again
+            assert sink.retract(opened.remote_id).outcome is not SinkOutcome.OK
         finally:
             sink.close()
 
@@ -314,15 +314,15 @@ class ReportSinkContract(ABC):
         try:
             opened = sink.submit(sink.report_document(self.draft()))
             assert opened.remote_id
-            assert sink.retract(opened.remote_id).outcome is Outcome.OK
-            assert sink.retract(opened.remote_id).outcome is Outcome.ALREADY_DONE
+            assert sink.retract(opened.remote_id).outcome is SinkOutcome.OK
+            assert sink.retract(opened.remote_id).outcome is SinkOutcome.ALREADY_DONE
         finally:
             sink.close()
 
     def test_refused_credentials_are_permanent_and_no_answer_is_retryable(self) -> None:
         for behaviour, expected in (
-            ("unauthorized", Outcome.PERMANENT),
-            ("down", Outcome.RETRYABLE),
+            ("unauthorized", SinkOutcome.PERMANENT),
+            ("down", SinkOutcome.RETRYABLE),
         ):
             sink = self.sink(behaviour)
             try:

@@ -313,7 +313,9 @@ def classify(
             raise fail("the classification is A1, A2, B1, B2 or none") from None
     actor = _actor(as_user)
     with _step(ctx) as store:
-        review.classify(store, case_id, chosen, actor=actor, reason=reason, version=version)
+        review.set_classification(
+            store, case_id, chosen, actor=actor, reason=reason, version=version
+        )
         _drafted_note(store, case_id)
     err.print(f"case {case_id} classification: {chosen or 'none'}", highlight=False)
 

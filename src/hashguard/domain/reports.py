@@ -42,7 +42,7 @@ class FileState(StrEnum):
     DESCRIBED = "described"
 
 
-class Outcome(StrEnum):
+class SinkOutcome(StrEnum):
     """What a channel's answer means for the state machine. Persisted names."""
 
     OK = "ok"
@@ -207,7 +207,7 @@ class SinkAnswer:
     """A channel's answer to one call, mapped. ``code`` is the channel's response code
     (None when no parseable answer came); ``raw`` the response body as received."""
 
-    outcome: Outcome
+    outcome: SinkOutcome
     code: int | None
     description: str
     raw: bytes = b""

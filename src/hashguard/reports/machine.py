@@ -35,7 +35,7 @@ from typing import Any
 
 from hashguard.domain.actions import WebhookEndpoint
 from hashguard.domain.audit import AuditAction
-from hashguard.domain.reports import FileState, Outcome, Report, ReportState, SinkAnswer
+from hashguard.domain.reports import FileState, Report, ReportState, SinkAnswer, SinkOutcome
 from hashguard.reports.base import InvalidReport, ReportSink
 from hashguard.reports.documents import ReportKeys
 from hashguard.reports.preservation import preservation
@@ -183,7 +183,7 @@ class Runner:
     def _submit(self, report: Report) -> Report | None:
         document = self.keys.draft_document(report)
         report, answer = self._call(report, "submit", lambda: self.sink.submit(document))
-        if answer.outcome is Outcome.OK and answer.remote_id:
+        if answer.outcome is SinkOutcome.OK and answer.remote_id:
             return self._record(
                 report,
                 step="submit",
@@ -196,9 +196,9 @@ class Runner:
                 next_attempt_at=None,
                 audit=(AuditAction.REPORT_SUBMITTED, {"remote_id": answer.remote_id}),
             )
-        if answer.outcome is Outcome.OK:
+        if answer.outcome is SinkOutcome.OK:
             answer = SinkAnswer(
-                outcome=Outcome.PERMANENT,
+                outcome=SinkOutcome.PERMANENT,
                 code=answer.code,
                 description="no report id",
                 raw=answer.raw,
@@ -224,7 +224,7 @@ class Runner:
         report, answer = self._call(
             report, f"upload:{file.seq}", lambda: self.sink.upload(remote_id, file.name, data)
         )
-        if answer.outcome is Outcome.OK:
+        if answer.outcome is SinkOutcome.OK:
             if not answer.file_id or answer.md5 != file.md5:
                 # NCMEC holds something other than our file: start again, every file once
                 return self._restart(
@@ -266,7 +266,7 @@ class Runner:
         report, answer = self._call(
             report, f"fileinfo:{file.seq}", lambda: self.sink.send_file_details(document)
         )
-        if answer.outcome is Outcome.OK:
+        if answer.outcome is SinkOutcome.OK:
             return self._record(
                 report,
                 step="fileinfo",
@@ -284,11 +284,11 @@ class Runner:
         remote_id = report.remote_id
         assert remote_id is not None
         report, answer = self._call(report, "finish", lambda: self.sink.finish(remote_id))
-        if answer.outcome in (Outcome.OK, Outcome.ALREADY_DONE):
+        if answer.outcome in (SinkOutcome.OK, SinkOutcome.ALREADY_DONE):
             ours = {f.file_id for f in report.files}
             extra = sorted(set(answer.file_ids) - ours)
             detail = f"finished: report {remote_id}, receipt lists {len(answer.file_ids)} file(s)"
-            if answer.outcome is Outcome.ALREADY_DONE:
+            if answer.outcome is SinkOutcome.ALREADY_DONE:
                 detail = f"finished: report {remote_id} (NCMEC: already finished)"
             if extra:
                 detail += f"; files we did not record: {', '.join(extra)}"
@@ -321,9 +321,9 @@ class Runner:
     ) -> Report | None:
         sealed = self.keys.sealed(report, request=request, response=answer.raw)
         error = f"{step}: {answer.outcome} (code {answer.code}): {answer.description}"
-        if answer.outcome is Outcome.EXPIRED and report.state is not ReportState.DRAFT:
+        if answer.outcome is SinkOutcome.EXPIRED and report.state is not ReportState.DRAFT:
             return self._restart(report, answer, f"{step}: NCMEC no longer holds the report")
-        if answer.outcome is Outcome.RETRYABLE:
+        if answer.outcome is SinkOutcome.RETRYABLE:
             attempts = report.attempts + 1
             now = self.clock()
             if now - report.created_at >= self.backoff.give_up_after:
@@ -355,7 +355,7 @@ class Runner:
     def _restart(self, report: Report, answer: SinkAnswer, why: str) -> Report:
         if report.attempts >= MAX_RESTARTS:
             return self._fail(report, "restart", f"{why}; {MAX_RESTARTS} attempts spent")
-        if report.remote_id is not None and answer.outcome is not Outcome.EXPIRED:
+        if report.remote_id is not None and answer.outcome is not SinkOutcome.EXPIRED:
             self.sink.retract(report.remote_id)
         return self._record(
             report,
@@ -422,7 +422,7 @@ class Runner:
         else:
             report, answer = self._call(report, "retract", lambda: self.sink.retract(remote_id))
         sealed = self.keys.sealed(report, response=answer.raw)
-        if answer.outcome in (Outcome.OK, Outcome.ALREADY_DONE, Outcome.EXPIRED):
+        if answer.outcome in (SinkOutcome.OK, SinkOutcome.ALREADY_DONE, SinkOutcome.EXPIRED):
             return self.reports.advance(
                 report,
                 actor=actor,

@@ -36,7 +36,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
 from hashguard.banks.exchanges.base import ExchangeError
 from hashguard.banks.exchanges.ncmec import parse_xml
-from hashguard.domain.reports import IpCapture, Outcome, ReportDraft, ReportFile, SinkAnswer
+from hashguard.domain.reports import IpCapture, ReportDraft, ReportFile, SinkAnswer, SinkOutcome
 from hashguard.httpclient import RetryPolicy, ServiceClient, ServiceError, check_base_url
 from hashguard.reports.base import InvalidReport, ReportSink
 
@@ -59,17 +59,17 @@ ALREADY_FINISHED = 5102
 Step = Literal["submit", "upload", "fileinfo", "finish", "retract", "status"]
 
 
-def map_code(code: int, step: Step) -> Outcome:
+def map_code(code: int, step: Step) -> SinkOutcome:
     """What NCMEC's response ``code`` to ``step`` means (module docstring)."""
     if code == 0:
-        return Outcome.OK
+        return SinkOutcome.OK
     if code in RETRYABLE_CODES:
-        return Outcome.RETRYABLE
+        return SinkOutcome.RETRYABLE
     if code in EXPIRED_CODES:
-        return Outcome.EXPIRED
+        return SinkOutcome.EXPIRED
     if (code, step) in ((ALREADY_RETRACTED, "retract"), (ALREADY_FINISHED, "finish")):
-        return Outcome.ALREADY_DONE
-    return Outcome.PERMANENT
+        return SinkOutcome.ALREADY_DONE
+    return SinkOutcome.PERMANENT
 
 
 class CyberTiplineSettings(BaseModel):
@@ -306,7 +306,7 @@ class CyberTiplineSink(ReportSink):
         try:
             response = self._client.request(method, path, **kwargs)
         except ServiceError as exc:
-            return SinkAnswer(outcome=Outcome.RETRYABLE, code=None, description=str(exc))
+            return SinkAnswer(outcome=SinkOutcome.RETRYABLE, code=None, description=str(exc))
         raw = response.content
         try:
             root = parse_xml(raw)
@@ -314,7 +314,7 @@ class CyberTiplineSink(ReportSink):
         except (ExchangeError, ValueError):
             retry = response.status_code >= 500 or response.status_code == 429
             return SinkAnswer(
-                outcome=Outcome.RETRYABLE if retry else Outcome.PERMANENT,
+                outcome=SinkOutcome.RETRYABLE if retry else SinkOutcome.PERMANENT,
                 code=None,
                 description=f"HTTP {response.status_code} without a CyberTipline answer",
                 raw=raw,

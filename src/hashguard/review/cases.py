@@ -55,7 +55,6 @@ __all__ = [
     "annotate",
     "assign",
     "case_json",
-    "classify",
     "confirm",
     "delegated_actor",
     "escalate",
@@ -65,6 +64,7 @@ __all__ = [
     "open_from_result",
     "open_in",
     "reviewer_of",
+    "set_classification",
 ]
 
 #: Who opens cases from recorded results when no person does.
@@ -411,7 +411,7 @@ def annotate(
     return changed
 
 
-def classify(
+def set_classification(
     store: Store,
     case_id: int,
     classification: IndustryClassification | None,
