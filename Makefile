@@ -32,7 +32,7 @@ screenshots: $(DEV)
 
 ## test: the whole suite, on SQLite and on a throwaway PostgreSQL from the local binaries
 test: $(DEV)
-	$(BIN)/pytest
+	$(BIN)/pytest -n 2 --dist loadfile
 
 ## lint: formatting, lint rules, strict typing
 lint: $(DEV)
