@@ -162,7 +162,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 def pytest_configure(config: pytest.Config) -> None:
     days = config.getoption("--clock-ahead")
-    if days:
+    # a worker process of pytest-xdist is a subprocess: the shim moved its clock already
+    if days and not os.environ.get("PYTEST_XDIST_WORKER"):
         import time_machine  # noqa: PLC0415 (only this guard needs it)
 
         traveller = time_machine.travel(datetime.now(UTC) + timedelta(days=days), tick=True)

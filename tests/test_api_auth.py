@@ -45,6 +45,7 @@ REQUIRED: dict[tuple[str, str], Scope] = {
     ("GET", "/v1/runs/{run_id}"): Scope.ADMIN,
     ("GET", "/v1/cases"): Scope.CASES_READ,
     ("GET", "/v1/cases/{case_id}"): Scope.CASES_READ,
+    ("GET", "/v1/cases/{case_id}/statements"): Scope.CASES_READ,
     ("POST", "/v1/cases/{case_id}/decisions"): Scope.CASES_REVIEW,
     ("POST", "/v1/cases/{case_id}/assignee"): Scope.CASES_REVIEW,
     ("POST", "/v1/notices"): Scope.NOTICES,
@@ -139,6 +140,10 @@ def requests_for(root: Path) -> dict[Route, tuple[Request, Request]]:
         # no case exists: an allowed request is a 404 (the lead's token may decide)
         ("GET", "/v1/cases"): (("/v1/cases", {}), ("/v1/cases", {"params": {"limit": 0}})),
         ("GET", "/v1/cases/{case_id}"): (("/v1/cases/1", {}), ("/v1/cases/0", {})),
+        ("GET", "/v1/cases/{case_id}/statements"): (
+            ("/v1/cases/1/statements", {}),
+            ("/v1/cases/0/statements", {}),
+        ),
         ("POST", "/v1/cases/{case_id}/decisions"): (
             ("/v1/cases/1/decisions", {"json": {"verdict": "escalate", "reason": "matrix"}}),
             ("/v1/cases/0/decisions", {"json": {"verdict": "maybe", "reason": " "}}),

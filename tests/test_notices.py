@@ -261,6 +261,8 @@ def test_a_match_opens_a_case_with_it_and_a_non_match_a_notice_only_review_case(
     assert _audit(store, notice_id) == [
         AuditAction.NOTICE_RECEIVED,
         AuditAction.NOTICE_RESOLVING,
+        # the matched item's automatic act is a decision the notifier is told of
+        AuditAction.NOTICE_DECIDED,
         AuditAction.NOTICE_RESOLVED,
     ]
     assert resolver.resolve_due() == []  # nothing is due twice
