@@ -32,7 +32,8 @@ screenshots: $(DEV)
 
 ## test: the whole suite, on SQLite and on a throwaway PostgreSQL from the local binaries
 test: $(DEV)
-	$(BIN)/pytest -n 2 --dist loadfile
+	$(BIN)/pytest -n 2 --dist loadfile -m 'not serial'
+	$(BIN)/pytest -m serial
 
 ## lint: formatting, lint rules, strict typing
 lint: $(DEV)

@@ -75,6 +75,9 @@ def _document() -> dict[str, Any]:
     return document
 
 
+#: schemathesis's tests, generated per operation, collapse to one item under pytest-xdist
+pytestmark = pytest.mark.serial
+
 schema = schemathesis.openapi.from_dict(
     _document(), config=schemathesis.Config.from_dict({"seed": SEED})
 )
