@@ -38,8 +38,9 @@ def lookup(
     """Match up to ``lookup_max_batch`` (default 1,000) MD5, SHA-1, SHA-256 or PDQ hashes
     against every enabled bank. Each match names its bank's list source and version, and
     ``index_version`` the list version the whole answer came from. Each hash counts
-    against the token's per-minute budget, so a list cannot be enumerated by brute force. An invalid hash gets ``valid: false``
-    with the reason; it does not fail the others.
+    against the token's per-minute budget, so a list cannot be enumerated by brute
+    force. An invalid hash gets ``valid: false`` with the reason; it does not fail the
+    others.
 
     A PDQ match says which entry matched, not how far it is (``distance`` null) unless
     the server trusts the token with distances. PDQ lookups close to the token's own
