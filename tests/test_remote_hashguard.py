@@ -11,7 +11,6 @@ import json
 import logging
 import threading
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -23,7 +22,7 @@ from hashguard.domain.banks import BankEntry
 from hashguard.domain.remote import RemoteStatus
 from hashguard.domain.signals import Algorithm, FileSignals, PdqMode
 from hashguard.domain.tokens import Scope
-from hashguard.plugins import PluginError
+from hashguard.plugins import PluginError, Registry
 from hashguard.remote.base import RemoteMatcher
 from hashguard.remote.hashguard import (
     LOOKUP_PATH,
@@ -32,6 +31,7 @@ from hashguard.remote.hashguard import (
     WhoamiError,
     whoami,
 )
+from hashguard.remote.service import configure_remote
 from hashguard.settings import Settings
 from hashguard.store import open_store
 from hashguard.testing import RemoteMatcherContract
@@ -165,7 +165,8 @@ def test_a_near_match_names_its_list(
     assert result.distance is None, "the service does not tell this token distances"
     assert result.classification == "test-category"
     assert result.source == SOURCE
-    assert result.list_version is not None and int(result.list_version) > 0
+    assert result.list_version is not None
+    assert int(result.list_version) > 0
     raw = json.loads(result.raw or "")
     assert raw["index_version"] == result.list_version
     assert raw["matches"][0]["bank"] == "known"
@@ -290,10 +291,7 @@ def test_a_lookup_answer_names_its_list_version(service: tuple[str, str, Setting
     assert "list_version" in match
 
 
-def test_configured_under_its_own_name(tmp_path: Path) -> None:
-    from hashguard.plugins import Registry
-    from hashguard.remote.service import configure_remote
-
+def test_configured_under_its_own_name() -> None:
     (matcher,) = configure_remote(
         Registry.load(),
         {"hotline": {"adapter": "hashguard", "base_url": "https://check.example.test"}},
