@@ -274,7 +274,7 @@ def test_every_route_against_every_credential(api_settings: Settings, tmp_path: 
             for kind in ("no Authorization header", "unknown token", "revoked token"):
                 answer = http.get(path, headers=refused[kind])
                 if answer.status_code != 200:
-                    failures.append(f"GET {path} with {kind}: {answer.status_code}")
+                    failures.append(f"GET {path} with {kind}: {answer.status_code} {answer.text}")
         for method, template in routes:
             valid, invalid = requests[(method, template)]
             for kind, credentials in refused.items():
