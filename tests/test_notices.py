@@ -54,7 +54,7 @@ from hashguard.jobs.runner import JobRunner
 from hashguard.keys import MasterKey
 from hashguard.matching.matcher import Matcher
 from hashguard.notices.callback import PlatformCallback
-from hashguard.notices.intake import NoticeRequest, receive
+from hashguard.notices.intake import NEXT_STEPS, NoticeRequest, receive
 from hashguard.notices.resolve import NO_MATCH_RULE, UNDECODABLE_RULE, Resolver
 from hashguard.plugins import Registry
 from hashguard.scan.classify import policies_of
@@ -465,7 +465,9 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Sett
         database_url=url,
         workers=1,
         notice_notifiers={"stopline": STOPLINE},
-        notices_form_per_minute=20,
+        # the form's tests share this server's per-address limit (its own test has its own)
+        notices_form_per_minute=100,
+        notices_form_per_day=1000,
         notices_run_minutes=0,
         ui_secure_cookies=False,  # httpx sends no Secure cookie over http
         webhooks=(
@@ -613,6 +615,116 @@ def test_the_public_form_checks_csrf_size_and_redirects_only_to_its_own_page(
         assert "name and e-mail" in other.text
 
 
+FORM = {
+    "urls": "https://files.example.test/u/limits",
+    "category": "child_sexual_abuse",
+    "explanation": "seen on the site",
+}
+
+
+def _stored(settings: Settings) -> int:
+    with contextlib.closing(open_store(settings.resolved_database_url)) as store:
+        return len(store.notices.list(limit=100_000))
+
+
+def test_the_public_form_refuses_each_field_over_its_limit_and_stores_nothing(
+    served: tuple[str, Settings],
+) -> None:
+    base, settings = served
+    before = _stored(settings)
+    refused = [
+        ("urls", "\n".join(f"https://x.test/{n}" for n in range(101)), "at most 100 URLs"),
+        ("urls", "https://x.test/" + "a" * 2000, "at most 2000 characters"),
+        ("urls", "javascript:alert(1)", "http(s) URL"),
+        ("urls", "", "at least one URL"),
+        ("explanation", "x" * 5001, "at most 5000 characters"),
+        ("name", "n" * 201, "at most 200 characters"),
+        ("reference", "r" * 201, "at most 200 characters"),
+        ("email", "not-an-address", "does not look like one"),
+        ("category", "nope", "choose what kind"),
+    ]
+    with httpx.Client(base_url=base, timeout=30, follow_redirects=False) as http:
+        for name, value, said in refused:
+            answer = http.post("/notice", data={**FORM, FORM_FIELD: _form_page(http), name: value})
+            assert answer.status_code == 422, name
+            assert said in answer.text, name
+        # the form comes back with what was sent, escaped
+        again = http.post(
+            "/notice",
+            data={**FORM, FORM_FIELD: _form_page(http), "category": "other", "name": "<b>N</b>"},
+        )
+        assert again.status_code == 422
+        assert "&lt;b&gt;N&lt;/b&gt;" in again.text
+        assert "<b>N</b>" not in again.text
+        # a body streamed without a length is cut at the limit as well
+        token = _form_page(http)
+
+        def chunks() -> Iterator[bytes]:
+            yield f"{FORM_FIELD}={token}&urls=https://x.test/a&explanation=".encode()
+            for _ in range(40):
+                yield b"x" * 8192
+
+        streamed = http.post(
+            "/notice",
+            content=chunks(),
+            headers={"content-type": "application/x-www-form-urlencoded"},
+        )
+        assert streamed.status_code == 413
+        assert "content-length" not in streamed.request.headers
+        many = {**FORM, FORM_FIELD: _form_page(http), **{f"f{n}": "1" for n in range(25)}}
+        assert http.post("/notice", data=many).status_code == 400
+    assert _stored(settings) == before
+
+
+def test_the_public_form_csrf_cookie_and_no_redirect_off_site(
+    served: tuple[str, Settings],
+) -> None:
+    base, settings = served
+    with httpx.Client(base_url=base, timeout=30, follow_redirects=False) as http:
+        page = http.get("/notice")
+        cookie = page.headers["set-cookie"].lower()
+        for part in ("httponly", "samesite=strict", "path=/notice", "max-age=3600"):
+            assert part in cookie
+        assert "default-src 'none'" in page.headers["content-security-policy"]
+        assert "form-action 'self'" in page.headers["content-security-policy"]
+        before = _stored(settings)
+        token = _form_page(http)
+        # the cookie's token and another in the form; a browser's opaque origin
+        other = http.post("/notice", data={**FORM, FORM_FIELD: token[:-2] + "xx"})
+        assert other.status_code == 403
+        token = _form_page(http)
+        null = http.post("/notice", data={**FORM, FORM_FIELD: token}, headers={"origin": "null"})
+        assert null.status_code == 403
+        assert _stored(settings) == before
+        # a sent notice goes to a path on this site, whatever the Host or the form say
+        token = _form_page(http)
+        sent = http.post(
+            "/notice",
+            data={**FORM, FORM_FIELD: token, "next": "//evil.example/", "redirect": "https://e.x"},
+            headers={"host": "evil.example"},
+        )
+        assert sent.status_code == 303
+        assert re.fullmatch(r"/notice/received/\d+", sent.headers["location"])
+        # the slash-ended paths redirect to paths, never to a URL built from the Host
+        spoofed = {"host": "evil.example"}
+        for path, target in (
+            ("/notice/", "/notice"),
+            (sent.headers["location"] + "/", sent.headers["location"]),
+        ):
+            moved = http.get(path, headers=spoofed)
+            assert moved.status_code == 308, path
+            assert moved.headers["location"] == target
+        assert http.post("/notice/", headers=spoofed).headers["location"] == "/notice"
+        for path in ("/notice/received/abc", "/notice/received/0"):
+            answer = http.get(path, headers=spoofed)
+            assert answer.status_code in (404, 422), path
+            assert "location" not in answer.headers
+        # the thank-you page shows the number and nothing of the notice
+        thanks = http.get(sent.headers["location"]).text
+        assert FORM["urls"] not in thanks
+        assert FORM["explanation"] not in thanks
+
+
 def test_the_public_form_is_rate_limited_per_address(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'hashguard.db'}"
     settings = Settings(
@@ -630,20 +742,51 @@ def test_the_public_form_is_rate_limited_per_address(tmp_path: Path) -> None:
         form = {"urls": "https://x.test/a", "category": "child_sexual_abuse", "explanation": "e"}
         codes = [http.post("/notice", data={**form, FORM_FIELD: token}).status_code for _ in "abc"]
         assert codes == [303, 303, 429]
+        over = http.post("/notice", data={**form, FORM_FIELD: token})
+        assert over.headers["retry-after"] == "60"
+        assert "Too many notices" in over.text
+        # counted before anything is read or checked: no token, a huge body, all 429
+        assert http.post("/notice", data=form).status_code == 429
+        assert http.post("/notice", content=b"x" * 300_000).status_code == 429
+        assert http.get("/notice").status_code == 200  # the form itself is not limited
+    with contextlib.closing(open_store(url)) as store:
+        assert len(store.notices.list()) == 2
 
 
 def test_a_browser_sends_the_public_form(served: tuple[str, Settings]) -> None:
     base, settings = served
     with launched(chromium_or_skip()) as (_, browser):
         page = browser.new_page(viewport=VIEWPORT)
+        page.set_default_timeout(10_000)
         page.goto(base + "/notice")
         page.fill("#urls", "https://files.example.test/u/browser")
-        page.select_option("#category", "child_sexual_abuse")
+        page.select_option("#category", "scams_and_fraud")
         page.fill("#explanation", "seen while browsing")
+        # a notice of this category needs the notifier: refused, the form kept as filled
+        with page.expect_response(lambda r: r.request.method == "POST") as refused:
+            page.click("button[type=submit]")
+        assert refused.value.status == 422
+        assert "name and e-mail" in page.inner_text("p.error[role=alert]")
+        assert page.input_value("#urls") == "https://files.example.test/u/browser"
+        assert page.input_value("#explanation") == "seen while browsing"
+        page.fill("#name", "A Person")
+        page.fill("#email", "person@example.test")
+        page.fill("#reference", "my-ref-7")
+        page.check("#good_faith")
         page.click("button[type=submit]")
-        page.wait_for_url(re.compile(r".*/notice/received/\d+$"), timeout=10_000)
+        page.wait_for_url(re.compile(r".*/notice/received/\d+$"))
         notice_id = int(page.inner_text("#notice-id"))
+        acknowledgement = page.inner_text("main")
+        assert f"notice {notice_id} received" in acknowledgement
+        assert NEXT_STEPS in acknowledgement
+        assert "person@example.test" not in page.content()
     with contextlib.closing(open_store(settings.resolved_database_url)) as store:
         notice = store.notices.get(notice_id)
+        hooks = [a for a in store.actions.list() if a.subject == f"notice:{notice_id}"]
     assert notice.channel is NoticeChannel.FORM
     assert notice.items[0].url == "https://files.example.test/u/browser"
+    assert notice.category is NoticeCategory.SCAMS_AND_FRAUD
+    assert (notice.notifier.name, notice.notifier.reference) == ("A Person", "my-ref-7")
+    assert notice.good_faith
+    # the acknowledgement by e-mail is the platform's, through its webhook
+    assert [h.event for h in hooks] == ["notice.received"]

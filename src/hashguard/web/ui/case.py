@@ -43,6 +43,7 @@ from hashguard.web.ui.feedback import case_feedback
 from hashguard.web.ui.referrals import case_referrals
 from hashguard.web.ui.render import page
 from hashguard.web.ui.session import SignedIn, UiError, require, require_any
+from hashguard.web.ui.statements import case_statements
 
 router = APIRouter(route_class=UiRoute)
 
@@ -121,6 +122,7 @@ async def case_page(
     rule = BreakRule.of(settings)
     referrals = await run_in_threadpool(case_referrals, svc, who, case)
     feedback = await run_in_threadpool(case_feedback, svc.store, case.id)
+    statements = await run_in_threadpool(case_statements, svc.store, case.id)
     return page(
         request,
         "case.html",
@@ -161,6 +163,7 @@ async def case_page(
             "referrals": referrals,
             "report_section": report,
             "feedback": feedback,
+            "statements": statements,
         },
     )
 
