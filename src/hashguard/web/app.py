@@ -69,6 +69,9 @@ def create_app(settings: Settings, *, background: bool = True) -> FastAPI:
         version=__version__,
         summary="Find known CSAM on your own service with vetted hashes and lists.",
         lifespan=lifespan,
+        # no automatic trailing-slash redirects: Starlette builds their target from the
+        # Host header, an open redirect behind a proxy that passes it through
+        redirect_slashes=False,
     )
     for router in (
         scan.router,
