@@ -14,16 +14,13 @@ import hashlib
 import json
 import re
 import secrets
-import threading
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from standardwebhooks import Webhook
 from typer.testing import CliRunner
 
 from hashguard.cli.app import app as cli_app
@@ -63,6 +60,7 @@ from hashguard.store import Store, open_store
 from hashguard.web.ui.notice import FORM_COOKIE, FORM_FIELD, FormLimiter
 from tests.api_support import assert_problem, bearer
 from tests.browser_support import VIEWPORT, chromium_or_skip, launched
+from tests.fakes.platform import Platform
 from tests.server import running_server
 
 KNOWN = encode(generate(Kind.PHOTO, 1401, 320, 240))
@@ -74,78 +72,10 @@ T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 OPTIONS = ScanOptions(max_pixels=10**7)
 STOPLINE = NotifierSettings(name="BEE SECURE Stopline", kind=NotifierKind.HOTLINE, tokens=("sl",))
 
-# -- a loopback platform that answers the callback -------------------------------------
-
-
-class Platform:
-    """The platform's side of the callback: what each URL is (bytes, missing, an
-    error, slow, signed with the wrong secret, a local path), answers signed."""
-
-    def __init__(self) -> None:
-        self.content: dict[str, tuple[str, Any]] = {}
-        self.release = threading.Event()
-        self.requests: list[dict[str, Any]] = []
-        platform = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *_: object) -> None:
-                return None
-
-            def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers["content-length"]))
-                data = Webhook(SECRET).verify(body, dict(self.headers))["data"]
-                platform.requests.append(data)
-                kind, value = platform.content.get(data["url"] or data["content_id"], ("gone", 0))
-                if kind == "status":
-                    self._send(value, {"error": "boom"})
-                elif kind == "slow":
-                    platform.release.wait(5)
-                    self._send(200, {"found": False})
-                elif kind == "gone":
-                    self._send(200, {"found": False})
-                elif kind == "location":
-                    self._send(200, {"found": True, "content_id": "c-loc", "location": value})
-                else:
-                    answer = {
-                        "found": True,
-                        "content_id": f"c-{hashlib.sha256(value).hexdigest()[:8]}",
-                        "data": base64.b64encode(value).decode(),
-                    }
-                    self._send(200, answer, OTHER_SECRET if kind == "badsig" else SECRET)
-
-            def _send(self, status: int, answer: dict[str, Any], secret: str = SECRET) -> None:
-                raw = json.dumps(answer).encode()
-                msg_id = self.headers["webhook-id"]
-                now = datetime.now(UTC)
-                self.send_response(status)
-                self.send_header("content-type", "application/json")
-                self.send_header("content-length", str(len(raw)))
-                self.send_header("webhook-id", msg_id)
-                self.send_header("webhook-timestamp", str(int(now.timestamp())))
-                self.send_header(
-                    "webhook-signature", Webhook(secret).sign(msg_id, now, raw.decode())
-                )
-                self.end_headers()
-                self.wfile.write(raw)
-
-        class Server(ThreadingHTTPServer):
-            def handle_error(self, *_: object) -> None:
-                return None  # a client that gave up (the timeout test) is not an error
-
-        self.server = Server(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_port}/resolve"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
-
-    def close(self) -> None:
-        self.release.set()
-        self.server.shutdown()
-        self.server.server_close()
-
 
 @pytest.fixture(scope="module")
 def platform() -> Iterator[Platform]:
-    served = Platform()
+    served = Platform(SECRET, wrong_secret=OTHER_SECRET)
     yield served
     served.close()
 
