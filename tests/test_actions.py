@@ -23,7 +23,7 @@ import pytest
 from standardwebhooks.exceptions import WebhookVerificationError
 
 from hashguard.actions.delivery import Delivered
-from hashguard.actions.dispatcher import Backoff, Dispatcher
+from hashguard.actions.dispatcher import Dispatcher
 from hashguard.actions.outbox import (
     derived_key,
     enqueue_for_decision,
@@ -49,6 +49,7 @@ from hashguard.domain.actions import (
     QuarantineState,
     WebhookEndpoint,
 )
+from hashguard.domain.backoff import Backoff
 from hashguard.domain.banks import BankKind
 from hashguard.domain.matches import Match
 from hashguard.domain.policy import Action, Decision
@@ -181,7 +182,13 @@ def test_every_event_delivered_and_applied_once_through_failures(
     keys = _enqueue_matches(store, endpoint, 5)
     receiver.script = ["fail", "fail", "drop", "apply_drop", "fail", "apply_drop", "drop"]
     dispatcher = _dispatcher(
-        store, endpoint, backoff=Backoff(base=timedelta(seconds=1), cap=timedelta(minutes=1))
+        store,
+        endpoint,
+        backoff=Backoff(
+            first=timedelta(seconds=1),
+            longest=timedelta(minutes=1),
+            give_up_after=timedelta(hours=24),
+        ),
     )
     now = T0
     for _ in range(20):
@@ -243,7 +250,9 @@ def test_backoff_with_jitter_then_dead_letter_then_retry(
     store: Store, receiver: WebhookReceiver
 ) -> None:
     down = _endpoint(_closed_port_url())
-    backoff = Backoff(base=timedelta(seconds=10), cap=timedelta(hours=1))
+    backoff = Backoff(
+        first=timedelta(seconds=10), longest=timedelta(hours=1), give_up_after=timedelta(hours=24)
+    )
     dispatcher = _dispatcher(store, down, backoff=backoff)
     (action_id,) = [
         store.actions.enqueue(a, at=T0)
@@ -258,14 +267,14 @@ def test_backoff_with_jitter_then_dead_letter_then_retry(
             break
         assert report.retried == [action_id]
         wait = action.next_attempt_at - now
-        ceiling = min(backoff.cap, backoff.base * 2 ** min(action.attempts, 20))
+        ceiling = backoff.delay(action.attempts)
         assert timedelta(0) <= wait <= ceiling
         waits.append(wait)
         assert dispatcher.run_once(action.next_attempt_at - timedelta(seconds=1)).handled == 0
         now = action.next_attempt_at
     # retried for at least the 24 hour horizon, then given up, with jittered waits
     assert now - T0 >= timedelta(hours=24)
-    assert now - T0 < timedelta(hours=24) + backoff.cap
+    assert now - T0 < timedelta(hours=24) + backoff.longest
     assert len(set(waits)) == len(waits)
     assert action.attempts == len(waits) + 1
     assert action.dead_at == now

@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from hashguard.actions.dispatcher import Backoff, Dispatcher, dispatcher_from_settings
+from hashguard.actions.dispatcher import Dispatcher, dispatcher_from_settings
 from hashguard.actions.feedback import (
     FeedbackDeliverer,
     FeedbackRequest,
@@ -28,6 +28,7 @@ from hashguard.audit import verify
 from hashguard.banks.exchanges.ncmec import NAMESPACE
 from hashguard.banks.exchanges.sync import build_source, seal_credentials, sync_exchange
 from hashguard.domain.actions import ActionKind, ActionState, OutboxAction
+from hashguard.domain.backoff import Backoff
 from hashguard.domain.cases import CaseSource, CaseState, SourceKind
 from hashguard.domain.exchanges import FeedbackVerdict
 from hashguard.domain.policy import Action, Decision
@@ -102,7 +103,11 @@ class Setup:
         return Dispatcher(
             self.store.actions,
             {ActionKind.FEEDBACK: deliverer},
-            backoff=Backoff(**backoff) if backoff else Backoff(base=timedelta(0)),
+            backoff=Backoff(**backoff)
+            if backoff
+            else Backoff(
+                first=timedelta(0), longest=timedelta(0), give_up_after=timedelta(hours=24)
+            ),
         )
 
 

@@ -28,6 +28,7 @@ from typer.testing import CliRunner
 from hashguard.cli.app import app as cli_app
 from hashguard.demo.corpus import Kind, encode, generate
 from hashguard.domain.audit import AuditAction
+from hashguard.domain.backoff import Backoff
 from hashguard.domain.banks import BankEntry
 from hashguard.domain.cases import SourceKind
 from hashguard.domain.notices import (
@@ -134,8 +135,7 @@ def _resolver(
         store=store,
         pipeline=pipeline,
         callback=callback,
-        retry_base=60,
-        retry_max=600,
+        backoff=Backoff(first=timedelta(seconds=60), longest=timedelta(seconds=600)),
         clock=clock,
         **extra,  # type: ignore[arg-type]
     )

@@ -13,7 +13,7 @@ import subprocess
 import sys
 import textwrap
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from importlib.metadata import EntryPoint
 from pathlib import Path
@@ -38,7 +38,7 @@ from hashguard.plugins import GROUP, AdapterKind, Registry
 from hashguard.reports import service
 from hashguard.reports.base import InvalidReport
 from hashguard.reports.documents import ReportKeys
-from hashguard.reports.machine import Backoff, RetractRefused, Runner
+from hashguard.reports.machine import RetractRefused, Runner, report_backoff
 from hashguard.reports.ncmec import CyberTiplineSink, map_code
 from hashguard.review import cases as review
 from hashguard.scan.classify import policies_of
@@ -332,7 +332,7 @@ def test_only_a_confirmed_case_is_reported(world: World) -> None:
 def test_ncmec_down_for_an_hour_retries_then_succeeds(world: World) -> None:
     report_id = world.draft(_confirmed(world))
     world.fake.down = True
-    runner = world.runner(backoff=Backoff(first=timedelta(minutes=5)))
+    runner = world.runner(backoff=replace(report_backoff(), first=timedelta(minutes=5)))
     report = runner.run(report_id)
     while world.clock() < T0 + timedelta(hours=1):
         assert report.state is S.DRAFT
@@ -350,7 +350,7 @@ def test_ncmec_down_for_an_hour_retries_then_succeeds(world: World) -> None:
 def test_retries_spent_and_permanent_refusals_are_the_dead_letter(world: World) -> None:
     first = world.draft(_confirmed(world, "a"))
     world.fake.down = True
-    runner = world.runner(backoff=Backoff(give_up_after=timedelta(hours=2)))
+    runner = world.runner(backoff=report_backoff(timedelta(hours=2)))
     report = runner.run(first)
     while not report.state.final:
         world.now[0] = report.next_attempt_at or world.clock()

@@ -28,6 +28,7 @@ from hashguard.actions.outbox import endpoints_of
 from hashguard.actions.quarantine import QuarantineDeliverer
 from hashguard.actions.webhooks import WebhookDeliverer
 from hashguard.domain.actions import ActionKind, OutboxAction
+from hashguard.domain.backoff import Backoff
 from hashguard.plugins import Registry
 from hashguard.settings import Settings
 from hashguard.store import Store
@@ -39,16 +40,10 @@ log = logging.getLogger(__name__)
 ACTOR = "system:dispatcher"
 
 
-@dataclass(frozen=True, kw_only=True, slots=True)
-class Backoff:
-    base: timedelta = timedelta(seconds=10)
-    cap: timedelta = timedelta(hours=1)
-    horizon: timedelta = timedelta(hours=24)
-
-    def delay(self, attempts: int, rng: random.Random) -> timedelta:
-        """The wait after the ``attempts``-th failed attempt (1 for the first)."""
-        ceiling = min(self.cap.total_seconds(), self.base.total_seconds() * 2 ** min(attempts, 40))
-        return timedelta(seconds=rng.uniform(0, ceiling))
+#: an action that still fails this long after its first try is a dead letter
+DEFAULT_BACKOFF = Backoff(
+    first=timedelta(seconds=10), longest=timedelta(hours=1), give_up_after=timedelta(hours=24)
+)
 
 
 @dataclass(kw_only=True, slots=True)
@@ -82,7 +77,7 @@ class Dispatcher:
     ) -> None:
         self._store = store
         self._deliverers = dict(deliverers)
-        self._backoff = backoff or Backoff()
+        self._backoff = backoff or DEFAULT_BACKOFF
         self._lease = lease
         self._batch = batch
         self.owner = owner or default_owner()
@@ -142,8 +137,8 @@ class Dispatcher:
             (report.dead if done else report.lost).append(action.id)
             return
         since = action.retried_at or action.created_at
-        next_at = at + self._backoff.delay(action.attempts + 1, self._rng)
-        if at - since >= self._backoff.horizon:
+        next_at = at + self._backoff.jittered(action.attempts + 1, self._rng)
+        if at - since >= (self._backoff.give_up_after or timedelta.max):
             error = f"{outcome.error} (gave up after {action.attempts + 1} attempts)"
             done = self._store.mark_dead(action.id, self.owner, error, at)
             (report.dead if done else report.lost).append(action.id)
@@ -178,9 +173,9 @@ def dispatcher_from_settings(
         ActionKind.FEEDBACK: FeedbackDeliverer(store, registry, key, actor=ACTOR),
     }
     backoff = Backoff(
-        base=timedelta(seconds=settings.actions_backoff_base_seconds),
-        cap=timedelta(seconds=settings.actions_backoff_max_seconds),
-        horizon=timedelta(hours=settings.actions_retry_hours),
+        first=timedelta(seconds=settings.actions_backoff_base_seconds),
+        longest=timedelta(seconds=settings.actions_backoff_max_seconds),
+        give_up_after=timedelta(hours=settings.actions_retry_hours),
     )
     dispatcher = Dispatcher(
         store.actions,

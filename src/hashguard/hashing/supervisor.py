@@ -20,18 +20,19 @@ from concurrent.futures import Future, InvalidStateError
 from concurrent.futures.process import BrokenProcessPool
 from contextlib import suppress
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any
 
 from pebble import ProcessPool
+
+from hashguard.domain.backoff import Backoff
 
 log = logging.getLogger("hashguard.hashing")
 
 #: how often the supervisor looks at its pools (pebble itself looks every 0.1 s)
 CHECK_SECONDS = 0.05
-#: a pool that breaks again right after a rebuild is rebuilt after this, doubling...
-BACKOFF_FIRST = 0.5
-#: ... up to this
-BACKOFF_MAX = 30.0
+#: a pool that breaks again right after a rebuild is rebuilt after 0.5 s, doubling up to 30 s
+REBUILD_BACKOFF = Backoff(first=timedelta(seconds=0.5), longest=timedelta(seconds=30))
 #: a task that finds no pool able to take work waits this long for a rebuild
 WAIT_FOR_REBUILD = 10.0
 
@@ -44,7 +45,7 @@ def backoff(failures: int) -> float:
     """Seconds before rebuilding a pool that broke ``failures`` times in a row."""
     if failures <= 1:
         return 0.0
-    return float(min(BACKOFF_MAX, BACKOFF_FIRST * 2 ** (failures - 2)))
+    return REBUILD_BACKOFF.delay(failures - 1).total_seconds()
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -262,7 +263,9 @@ class PoolSupervisor:
         except Exception as exc:  # e.g. no memory to start a process
             with self._lock:
                 group.failures += 1
-                group.rebuild_at = self._clock() + max(BACKOFF_FIRST, backoff(group.failures))
+                group.rebuild_at = self._clock() + max(
+                    REBUILD_BACKOFF.first.total_seconds(), backoff(group.failures)
+                )
                 self._last_problem = f"rebuilding failed: {exc!r}"
             log.exception("rebuilding hashing worker pool %d failed", group.index)
             return

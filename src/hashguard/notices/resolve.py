@@ -30,6 +30,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 
+from hashguard.domain.backoff import Backoff
 from hashguard.domain.cases import ContentRef
 from hashguard.domain.notices import (
     ItemState,
@@ -56,6 +57,8 @@ NO_MATCH_RULE = "notice: no list match"
 UNDECODABLE_RULE = "notice: content could not be decoded"
 #: the steps ``checkpoint`` names: after an item's pipeline commit, after its save
 STEPS = ("committed", "saved")
+#: the wait before a notice whose callback failed is tried again
+CALLBACK_BACKOFF = Backoff(first=timedelta(minutes=1), longest=timedelta(hours=1))
 
 
 class NotConfigured(RuntimeError):
@@ -92,11 +95,6 @@ def notice_decision(result: FileResult) -> FileResult:
     )
 
 
-def backoff(attempts: int, *, base: float, most: float) -> timedelta:
-    """The wait before the next try after ``attempts`` failed ones."""
-    return timedelta(seconds=min(most, base * 2 ** min(attempts, 30)))
-
-
 @dataclass(frozen=True, kw_only=True)
 class Resolver:
     """Resolves due notices with ``callback`` through ``pipeline`` (which holds the
@@ -105,8 +103,7 @@ class Resolver:
     store: Store
     pipeline: Pipeline
     callback: PlatformCallback | None
-    retry_base: float = 60.0
-    retry_max: float = 3600.0
+    backoff: Backoff = CALLBACK_BACKOFF
     actor: str = RESOLVER_ACTOR
     clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
     checkpoint: Callable[[str], None] = field(default=_no_checkpoint)
@@ -144,7 +141,7 @@ class Resolver:
             return None
         try:
             notice = self.store.notices.get(notice_id)
-            wait = backoff(notice.attempts, base=self.retry_base, most=self.retry_max)
+            wait = self.backoff.delay(notice.attempts + 1)
             return self.store.notices.move(
                 notice_id,
                 NoticeState.FAILED,
@@ -202,7 +199,7 @@ class Resolver:
         state = aggregate_state(tuple(items))
         now = self.clock()
         if state is NoticeState.FAILED:
-            wait = backoff(notice.attempts, base=self.retry_base, most=self.retry_max)
+            wait = self.backoff.delay(notice.attempts + 1)
             log.warning("notice #%d failed: %s", notice_id, "; ".join(errors))
             return self.store.notices.move(
                 notice_id,

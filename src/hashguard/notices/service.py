@@ -6,8 +6,9 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
+from hashguard.domain.backoff import Backoff
 from hashguard.evidence import open_vault
 from hashguard.hashing.hasher import enabled_hashers
 from hashguard.hashing.isolate import HashingPool
@@ -64,8 +65,10 @@ def configured_resolver(
                 store=store,
                 pipeline=pipeline,
                 callback=PlatformCallback.configured(settings),
-                retry_base=settings.notices_retry_base_seconds,
-                retry_max=settings.notices_retry_max_seconds,
+                backoff=Backoff(
+                    first=timedelta(seconds=settings.notices_retry_base_seconds),
+                    longest=timedelta(seconds=settings.notices_retry_max_seconds),
+                ),
                 actor=actor,
                 clock=clock,
             )

@@ -35,6 +35,7 @@ from typing import Any
 
 from hashguard.domain.actions import WebhookEndpoint
 from hashguard.domain.audit import AuditAction
+from hashguard.domain.backoff import Backoff
 from hashguard.domain.reports import FileState, Report, ReportState, SinkAnswer, SinkOutcome
 from hashguard.reports.base import InvalidReport, ReportSink
 from hashguard.reports.documents import ReportKeys
@@ -56,16 +57,12 @@ def _no_checkpoint(_step: str) -> None:
     return None
 
 
-@dataclass(frozen=True, kw_only=True, slots=True)
-class Backoff:
-    first: timedelta = timedelta(minutes=1)
-    longest: timedelta = timedelta(hours=6)
-    #: after this long since the draft, a retryable failure is the dead letter
-    give_up_after: timedelta = timedelta(days=3)
-
-    def delay(self, attempts: int) -> timedelta:
-        grown: timedelta = self.first * 2 ** max(attempts - 1, 0)
-        return min(grown, self.longest)
+def report_backoff(give_up_after: timedelta = timedelta(days=3)) -> Backoff:
+    """Waits between tries of a report; after ``give_up_after`` since the draft, a
+    retryable failure is the dead letter."""
+    return Backoff(
+        first=timedelta(minutes=1), longest=timedelta(hours=6), give_up_after=give_up_after
+    )
 
 
 class ReportBusy(RuntimeError):
@@ -84,7 +81,7 @@ class Runner:
     clock: Clock
     actor: str = "system:reports"
     owner: str = field(default_factory=lambda: f"{os.getpid()}:{uuid.uuid4().hex[:12]}")
-    backoff: Backoff = field(default_factory=Backoff)
+    backoff: Backoff = field(default_factory=report_backoff)
     lease: timedelta = timedelta(minutes=10)
     checkpoint: Callable[[str], None] = _no_checkpoint
     #: who gets the ``report.filed`` webhook when a report finishes
@@ -326,7 +323,7 @@ class Runner:
         if answer.outcome is SinkOutcome.RETRYABLE:
             attempts = report.attempts + 1
             now = self.clock()
-            if now - report.created_at >= self.backoff.give_up_after:
+            if now - report.created_at >= (self.backoff.give_up_after or timedelta.max):
                 return self._fail(report, step, f"retries spent; last: {error}", sealed=sealed)
             due = now + self.backoff.delay(attempts)
             self._record(

@@ -28,6 +28,7 @@ from hashguard.actions.outbox import endpoints_of
 from hashguard.audit import record
 from hashguard.domain.actions import WebhookEndpoint
 from hashguard.domain.audit import AuditAction
+from hashguard.domain.backoff import Backoff
 from hashguard.domain.cases import Case, CaseEvent, CaseEventKind, CaseState
 from hashguard.domain.reports import (
     FileHash,
@@ -46,7 +47,7 @@ from hashguard.plugins import AdapterKind, PluginError, Registry
 from hashguard.reports.base import ReportSink
 from hashguard.reports.documents import ReportKeys
 from hashguard.reports.filedetails import SealedFileDetails, row_of, sealed_file_details
-from hashguard.reports.machine import Backoff, Clock, EvidenceReader, Runner
+from hashguard.reports.machine import Clock, EvidenceReader, Runner, report_backoff
 from hashguard.reports.uploader import Details, LookupFailed, UploaderInfoSettings, UploaderLookup
 from hashguard.settings import Settings
 from hashguard.store import Store
@@ -420,7 +421,7 @@ class Reporting:
     uploader: UploaderLookup | None = None
     #: who gets ``report.filed`` when a report finishes, and the retries' backoff
     endpoints: tuple[WebhookEndpoint, ...] = ()
-    backoff: Backoff = field(default_factory=Backoff)
+    backoff: Backoff = field(default_factory=report_backoff)
 
     @classmethod
     def open(
@@ -455,7 +456,7 @@ class Reporting:
             clock=clock,
             uploader=uploader,
             endpoints=endpoints_of(settings),
-            backoff=Backoff(give_up_after=timedelta(days=settings.reports_give_up_days)),
+            backoff=report_backoff(timedelta(days=settings.reports_give_up_days)),
         )
 
     def runner(self, actor: str) -> Runner:

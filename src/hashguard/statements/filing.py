@@ -15,10 +15,11 @@ the batch ``sending``: after the lease it is claimed and sent again, and the
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+from hashguard.domain.backoff import Backoff
 from hashguard.domain.statements import MAX_BATCH, Statement
 from hashguard.statements.sink import InvalidStatement, StatementSink
 from hashguard.store.statements import StatementStore
@@ -33,17 +34,8 @@ def _no_checkpoint(_step: str) -> None:
     return None
 
 
-@dataclass(frozen=True, kw_only=True, slots=True)
-class Backoff:
-    """The wait before a failed batch is tried again: ``base`` doubled per attempt,
-    at most ``most``."""
-
-    base: timedelta = timedelta(minutes=1)
-    most: timedelta = timedelta(hours=1)
-
-    def after(self, attempts: int) -> timedelta:
-        wait: timedelta = self.base * 2 ** min(attempts, 20)
-        return min(wait, self.most)
+#: the wait before a failed batch is tried again
+BATCH_BACKOFF = Backoff(first=timedelta(minutes=1), longest=timedelta(hours=1))
 
 
 @dataclass(kw_only=True, slots=True)
@@ -69,7 +61,7 @@ class Filer:
     actor: str = ACTOR
     batch_size: int = MAX_BATCH
     lease: timedelta = LEASE
-    backoff: Backoff = field(default_factory=Backoff)
+    backoff: Backoff = BATCH_BACKOFF
     checkpoint: Callable[[str], None] = _no_checkpoint
 
     def run(self, *, max_batches: int | None = None) -> FilingReport:
@@ -122,7 +114,7 @@ class Filer:
             self.statements.release(
                 batch,
                 error=report.error,
-                next_attempt_at=now + self.backoff.after(attempts),
+                next_attempt_at=now + self.backoff.delay(attempts + 1),
                 actor=self.actor,
                 at=now,
             )

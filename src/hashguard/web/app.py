@@ -16,7 +16,7 @@ from hashguard.jobs import Background
 from hashguard.settings import Settings
 from hashguard.store import open_store
 from hashguard.web import openapi, problems, tasks, ui
-from hashguard.web.api import banks, cases, health, lookup, notices, runs, scan
+from hashguard.web.api import banks, cases, health, lookup, notices, runs, scan, whoami
 from hashguard.web.gate import GateMiddleware
 from hashguard.web.metrics import Metrics, MetricsMiddleware
 from hashguard.web.services import Services
@@ -77,6 +77,7 @@ def create_app(settings: Settings, *, background: bool = True) -> FastAPI:
         cases.router,
         runs.router,
         notices.router,
+        whoami.router,
         health.router,
     ):
         app.include_router(router)
