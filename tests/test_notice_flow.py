@@ -368,6 +368,8 @@ def test_a_hotline_notice_reaches_a_decision_statements_the_database_and_the_not
                 )
                 assert done.status_code == 200, done.text
             assert done.json()["state"] == "confirmed"
+    confirmations = flow.audit(AuditAction.CASE_CONFIRMED)
+    assert len(confirmations) == 4  # two people, two cases
     (confirmed,) = store.statements.for_case(clean_case.id)
     assert confirmed.reasons.kind is StatementKind.CONFIRMED
     assert confirmed.reasons.automated_detection is False
