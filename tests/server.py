@@ -22,14 +22,22 @@ def free_port() -> int:
 
 
 @contextmanager
-def running_server(settings: Settings, *, ready: bool = True) -> Iterator[str]:
+def running_server(
+    settings: Settings, *, ready: bool = True, background: bool = True
+) -> Iterator[str]:
     """Serve ``settings`` on 127.0.0.1 until the block ends; yields the base URL.
 
-    With ``ready``, waits until /readyz answers 200 (the match index is loaded).
+    With ``ready``, waits until /readyz answers 200 (the match index is loaded); without
+    ``background``, the server runs no background jobs and no outbox dispatcher (as
+    ``serve --no-background``: workers do).
     """
     port = free_port()
     config = uvicorn.Config(
-        create_app(settings), host="127.0.0.1", port=port, log_level="warning", lifespan="on"
+        create_app(settings, background=background),
+        host="127.0.0.1",
+        port=port,
+        log_level="warning",
+        lifespan="on",
     )
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, name=f"hashguard-server-{port}", daemon=True)

@@ -618,6 +618,9 @@ notices = Table(
     Column("received_at", DateTime(timezone=True), nullable=False),
     Column("updated_at", DateTime(timezone=True), nullable=False),
     Column("resolved_at", DateTime(timezone=True)),
+    #: the resolver working on it (``NoticeStore.claim``) and until when
+    Column("lease_owner", String(100)),
+    Column("leased_until", DateTime(timezone=True)),
     Index("ix_notices_queue", "state", "priority", "received_at", "id"),
 )
 
