@@ -187,6 +187,7 @@ def receive(store: Store, new: NewAppeal, *, actor: str, at: datetime) -> Receiv
     restricted) and ``AppealConflict``. The same appeal sent again returns the first
     (``new`` False) and changes nothing, even after its six months."""
     new = _check(new)
+    case = store.cases.get(new.case_id)
     found = store.appeals.find(new.reference)
     if found is not None:
         if not _same(found, new):
@@ -195,7 +196,6 @@ def receive(store: Store, new: NewAppeal, *, actor: str, at: datetime) -> Receiv
                 "statement or with another explanation"
             )
         return Received(appeal=found, new=False)
-    case = store.cases.get(new.case_id)
     statement = next(
         (s for s in store.statements.for_case(case.id) if s.puid == new.statement_puid), None
     )
