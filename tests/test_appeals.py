@@ -50,7 +50,7 @@ from hashguard.scan.sources import Upload
 from hashguard.statements import service
 from hashguard.statements.tdb import tdb_document
 from hashguard.store import Store
-from hashguard.store.appeals import AppealAlreadyDecided
+from hashguard.store.appeals import AppealAlreadyDecided, StatementAppealed
 from tests.fakes.tdb import problems
 
 T0 = datetime(2026, 1, 15, 12, 30, tzinfo=UTC)
@@ -392,6 +392,10 @@ def test_the_store_keeps_one_appeal_per_reference_and_decides_it_once(store: Sto
         new, statement_id=statement.id, received_by="token:2", at=T0
     )
     assert (added, added_again) == (True, False)
+    other = NewAppeal(case_id=case.id, statement_puid=statement.puid, reference="S/2",
+                      explanation="mine")  # fmt: skip
+    with pytest.raises(StatementAppealed):  # one appeal per statement
+        store.appeals.add(other, statement_id=statement.id, received_by="token:1", at=T0)
     assert again == first
     assert first.received_at == T0
     assert store.appeals.find("S/1#a") == first

@@ -58,7 +58,7 @@ from hashguard.review.cases import (
 from hashguard.statements.appeal import appeal_reasons, appeal_text
 from hashguard.statements.service import STATEMENTS, config_of
 from hashguard.store import Store
-from hashguard.store.appeals import AppealAlreadyDecided, UnknownAppeal
+from hashguard.store.appeals import AppealAlreadyDecided, StatementAppealed, UnknownAppeal
 
 __all__ = [
     "AppealAlreadyDecided",
@@ -217,7 +217,12 @@ def receive(store: Store, new: NewAppeal, *, actor: str, at: datetime) -> Receiv
             f"{earlier[0].state}): one appeal per statement"
         )
     with store.atomic() as unit:
-        appeal, added = unit.appeals.add(new, statement_id=statement.id, received_by=actor, at=at)
+        try:
+            appeal, added = unit.appeals.add(
+                new, statement_id=statement.id, received_by=actor, at=at
+            )
+        except StatementAppealed as exc:
+            raise AppealConflict(f"{statement.puid}: {exc}: one appeal per statement") from None
         if not added:  # the same reference, stored meanwhile by a concurrent request
             if not _same(appeal, new):
                 raise AppealConflict(f"reference {new.reference!r} is appeal #{appeal.id}")
@@ -370,6 +375,9 @@ def _decide_in(
     restoration: Restoration | None,
 ) -> Decided:
     current = unit.cases.get(case.id)
+    person = reviewer_of(actor)
+    if person in first_deciders(unit, current):  # again, in the transaction that decides
+        raise SamePerson(appeal, person)
     details: dict[str, Any] = {"appeal": appeal.id, "statement": appeal.statement_puid}
     entries = []
     if outcome is Outcome.REVERSE:

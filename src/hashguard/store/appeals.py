@@ -7,7 +7,8 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Engine, Row, insert, select, update
+from sqlalchemy import Connection, Engine, Row, insert, select, update
+from sqlalchemy.exc import IntegrityError
 
 from hashguard.domain.appeals import Appeal, AppealState, NewAppeal, Restoration
 from hashguard.store._util import aware, stamp, utc
@@ -19,6 +20,19 @@ class UnknownAppeal(LookupError):
     def __init__(self, appeal_id: int) -> None:
         super().__init__(f"no appeal #{appeal_id}")
         self.appeal_id = appeal_id
+
+
+class StatementAppealed(RuntimeError):
+    """The statement already has an appeal under another reference (one per statement),
+    or a concurrent request stored the same reference first: nothing was stored."""
+
+    def __init__(self, appeal: Appeal | None) -> None:
+        super().__init__(
+            f"the statement was already appealed (appeal #{appeal.id})"
+            if appeal is not None
+            else "an appeal of this statement or with this reference was stored meanwhile"
+        )
+        self.appeal = appeal
 
 
 class AppealAlreadyDecided(RuntimeError):
@@ -94,12 +108,29 @@ class AppealStore:
         self, appeal: NewAppeal, *, statement_id: int, received_by: str, at: datetime
     ) -> tuple[Appeal, bool]:
         """Store an open appeal; the stored one and whether it is new (an appeal with
-        the same reference is returned as it is: the caller compares it)."""
+        the same reference is returned as it is: the caller compares it).
+        ``StatementAppealed`` when the statement has an appeal under another reference
+        (the unique constraint decides between concurrent writers)."""
         with self._engine.begin() as conn:
             found = conn.execute(_query().where(t.c.reference == appeal.reference)).first()
             if found is not None:
                 return _appeal(found), False
-            appeal_id = conn.execute(
+            other = conn.execute(_query().where(t.c.statement_id == statement_id)).first()
+            if other is not None:
+                raise StatementAppealed(_appeal(other))
+            try:
+                appeal_id = self._insert(conn, appeal, statement_id, received_by, at)
+            except IntegrityError:
+                raise StatementAppealed(None) from None
+            row = conn.execute(_query().where(t.c.id == appeal_id)).one()
+        return _appeal(row), True
+
+    @staticmethod
+    def _insert(
+        conn: Connection, appeal: NewAppeal, statement_id: int, received_by: str, at: datetime
+    ) -> int:
+        return int(
+            conn.execute(
                 insert(t)
                 .values(
                     reference=appeal.reference,
@@ -113,8 +144,7 @@ class AppealStore:
                 )
                 .returning(t.c.id)
             ).scalar_one()
-            row = conn.execute(_query().where(t.c.id == appeal_id)).one()
-        return _appeal(row), True
+        )
 
     def decide(
         self,

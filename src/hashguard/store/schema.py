@@ -667,7 +667,8 @@ appeals = Table(
     Column("id", Id, primary_key=True, autoincrement=True),
     Column("reference", String(200), nullable=False, unique=True),
     Column("case_id", Id, ForeignKey("cases.id"), nullable=False),
-    Column("statement_id", Id, ForeignKey("statements.id"), nullable=False),
+    #: one appeal per statement of reasons
+    Column("statement_id", Id, ForeignKey("statements.id"), nullable=False, unique=True),
     Column("explanation", Text, nullable=False),
     Column("state", String(16), nullable=False),
     Column("received_at", DateTime(timezone=True), nullable=False),

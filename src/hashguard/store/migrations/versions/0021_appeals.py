@@ -38,6 +38,7 @@ def upgrade() -> None:
         sa.Column("restoration_notes", sa.JSON, nullable=False),
         sa.PrimaryKeyConstraint("id", name="pk_appeals"),
         sa.UniqueConstraint("reference", name="uq_appeals_reference"),
+        sa.UniqueConstraint("statement_id", name="uq_appeals_statement_id"),
         sa.ForeignKeyConstraint(["case_id"], ["cases.id"], name="fk_appeals_case_id_cases"),
         sa.ForeignKeyConstraint(
             ["statement_id"], ["statements.id"], name="fk_appeals_statement_id_statements"
