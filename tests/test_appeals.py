@@ -453,3 +453,22 @@ def test_cli_lists_and_decides_appeals_as_a_named_person(
     assert json.loads(listed.stdout) == []
     table = runner.invoke(app, ["appeals", "list"])
     assert "reversed" in table.output
+
+
+def test_an_appeal_of_a_case_marked_a_false_positive_meanwhile_is_closed_by_reversing(
+    world: World,
+) -> None:
+    case = world.case(12)  # acted on automatically; review has not looked yet
+    appeal = world.appeal(case).appeal
+    apply_verdict(
+        world.store, case.id, Verdict.FALSE_POSITIVE, actor="user:bob", reason="not it",
+        second_confirmation=False, allow_bank=ALLOW, endpoints=(),
+    )  # fmt: skip
+    with pytest.raises(appeals.SamePerson):  # bob decided it: not his appeal either
+        world.decide(appeal.id, Outcome.REVERSE, actor="user:bob")
+    with pytest.raises(appeals.NotContestable):
+        world.decide(appeal.id, Outcome.UPHOLD)
+    decided = world.decide(appeal.id, Outcome.REVERSE)
+    assert decided.appeal.state is AppealState.REVERSED
+    assert decided.case.state is CaseState.FALSE_POSITIVE
+    assert decided.appeal.restoration is Restoration.NONE

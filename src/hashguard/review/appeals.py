@@ -316,7 +316,8 @@ def decide(
 
     Raises ``UnknownAppeal``, ``ReasonRequired``, ``AppealClosed`` (decided already),
     ``SamePerson`` (the person took part in the first decision: no role bypasses it),
-    ``NotContestable`` (upholding a case that is no longer restricted) and
+    ``NotContestable`` (upholding a case marked a false positive meanwhile: reversing
+    it closes the appeal without changing the case) and
     ``StaleCase`` (the case changed while the decision was made: decide again)."""
     text = (reason or "").strip()
     if not text:
@@ -330,8 +331,10 @@ def decide(
     person = reviewer_of(actor)
     if person in first_deciders(store, case):
         raise SamePerson(appeal, person)
-    if case.state is CaseState.FALSE_POSITIVE:
-        raise NotContestable(f"case #{case.id} is already a false positive: nothing to decide")
+    if case.state is CaseState.FALSE_POSITIVE and outcome is Outcome.UPHOLD:
+        # marked a false positive meanwhile: the restriction is gone, nothing to uphold
+        # (reversing still closes the appeal, with its statement and webhook)
+        raise NotContestable(f"case #{case.id} is a false positive now: nothing to uphold")
     contested = store.statements.get(appeal.statement_id)
     quarantined = _quarantined(store, case) if outcome is Outcome.REVERSE else []
     restoration = None
@@ -380,7 +383,8 @@ def _decide_in(
         raise SamePerson(appeal, person)
     details: dict[str, Any] = {"appeal": appeal.id, "statement": appeal.statement_puid}
     entries = []
-    if outcome is Outcome.REVERSE:
+    lifts = outcome is Outcome.REVERSE and current.state is not CaseState.FALSE_POSITIVE
+    if lifts:
         _allow_bank(unit, allow_bank, actor)
         entries = _allow_entries(current, actor=actor, reason=reason)
         details |= {"allow_bank": allow_bank, "hashes": len(entries)}
@@ -391,7 +395,7 @@ def _decide_in(
         kind=CaseEventKind.APPEAL_UPHELD
         if outcome is Outcome.UPHOLD
         else CaseEventKind.APPEAL_REVERSED,
-        to_state=CaseState.FALSE_POSITIVE if outcome is Outcome.REVERSE else None,
+        to_state=CaseState.FALSE_POSITIVE if lifts else None,
         reason=reason,
         details=details,
     )
