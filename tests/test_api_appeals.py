@@ -6,7 +6,7 @@ page offers uphold/reverse only to an eligible reviewer. The rules: test_appeals
 from __future__ import annotations
 
 import contextlib
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
@@ -28,7 +28,8 @@ def test_the_platform_sends_an_appeal(api_settings: Settings, tmp_path: Path) ->
     with contextlib.closing(open_store(api_settings.resolved_database_url)) as store:
         world = World(store=store, tmp=tmp_path)
         world.statements_on()
-        # an automated act of January (the pipeline's clock): its six months are over
+        # an automated act 200 days ago (the pipeline's clock): its six months are over
+        world.now[0] = datetime.now(UTC) - timedelta(days=200)
         old = world.case(21)
         # one of today (the server's clock is the real one)
         world.now[0] = datetime.now(UTC)
