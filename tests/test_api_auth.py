@@ -50,6 +50,8 @@ REQUIRED: dict[tuple[str, str], Scope | None] = {
     ("POST", "/v1/cases/{case_id}/assignee"): Scope.CASES_REVIEW,
     ("POST", "/v1/notices"): Scope.NOTICES,
     ("GET", "/v1/whoami"): None,
+    ("POST", "/v1/cases/{case_id}/appeals"): Scope.APPEALS,
+    ("GET", "/v1/cases/{case_id}/appeals"): Scope.APPEALS,
 }
 
 BANK = "matrix"
@@ -166,6 +168,17 @@ def requests_for(root: Path) -> dict[Route, tuple[Request, Request]]:
                 },
             ),
             ("/v1/notices", {"json": {"urls": [], "category": "none", "explanation": ""}}),
+        ),
+        ("POST", "/v1/cases/{case_id}/appeals"): (
+            (
+                "/v1/cases/1/appeals",
+                {"json": {"statement": "hg-c1-confirmed", "reference": "P-1", "explanation": "x"}},
+            ),
+            ("/v1/cases/0/appeals", {"json": {"statement": "no spaces", "explanation": " "}}),
+        ),
+        ("GET", "/v1/cases/{case_id}/appeals"): (
+            ("/v1/cases/1/appeals", {}),
+            ("/v1/cases/0/appeals", {}),
         ),
     }
 

@@ -49,6 +49,7 @@ EXPECTED: dict[tuple[str, str], frozenset[Permission]] = {
     ("POST", "/ui/reports/{report_id}/retract"): frozenset({Permission.REPORTS_SUBMIT}),
     ("GET", "/ui/notices"): frozenset({Permission.QUEUE_VIEW}),
     ("GET", "/ui/notices/{notice_id}"): frozenset({Permission.QUEUE_VIEW}),
+    ("POST", "/ui/appeals/{appeal_id}/decide"): frozenset({Permission.CASE_DECIDE}),
 }
 MISSING_ID = "987654"
 

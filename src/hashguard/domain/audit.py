@@ -127,6 +127,13 @@ class AuditAction(StrEnum):
     STATEMENT_SETTINGS_CHANGED = "statement.settings_changed"
     #: a notifier was told the decision on their notice (DSA Art. 16(5))
     NOTICE_DECIDED = "notice.decided"
+    #: an appeal (DSA Art. 20) received from the platform (``state`` "received") and
+    #: decided by a person who did not take the first decision (``state`` "upheld" or
+    #: "reversed"): what ``Metric.APPEALS`` counts
+    APPEAL_RECEIVED = "appeal.received"
+    APPEAL_DECIDED = "appeal.decided"
+    #: what a reversal did to the quarantined files (``restoration``: restored/failed/none)
+    APPEAL_RESTORED = "appeal.restored"
 
 
 def valid_action(action: str) -> bool:

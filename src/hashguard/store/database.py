@@ -19,6 +19,7 @@ from sqlalchemy.pool import NullPool
 
 from hashguard.permissions import private_file
 from hashguard.store.actions import ActionStore
+from hashguard.store.appeals import AppealStore
 from hashguard.store.audit import AuditStore
 from hashguard.store.banks import BankStore
 from hashguard.store.cases import CaseStore
@@ -106,6 +107,7 @@ class Store:
     referrals: ReferralStore
     notices: NoticeStore
     statements: StatementStore
+    appeals: AppealStore
 
     def close(self) -> None:
         self.engine.dispose()
@@ -153,6 +155,7 @@ def stores_on(connectable: Engine) -> Store:
         referrals=ReferralStore(connectable),
         notices=NoticeStore(connectable),
         statements=StatementStore(connectable),
+        appeals=AppealStore(connectable),
     )
 
 

@@ -26,6 +26,7 @@ from hashguard.review.exposure import BreakRule, reveal_open
 from hashguard.review.reference import from_settings
 from hashguard.web.services import Services
 from hashguard.web.ui import reports
+from hashguard.web.ui.appeals import case_appeals
 from hashguard.web.ui.common import (
     CaseId,
     age,
@@ -123,6 +124,7 @@ async def case_page(
     referrals = await run_in_threadpool(case_referrals, svc, who, case)
     feedback = await run_in_threadpool(case_feedback, svc.store, case.id)
     statements = await run_in_threadpool(case_statements, svc.store, case.id)
+    appeals = await run_in_threadpool(case_appeals, svc, who, case)
     return page(
         request,
         "case.html",
@@ -164,6 +166,7 @@ async def case_page(
             "report_section": report,
             "feedback": feedback,
             "statements": statements,
+            "appeals": appeals,
         },
     )
 
