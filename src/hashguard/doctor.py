@@ -460,6 +460,8 @@ def _existing_master_key(settings: Settings) -> MasterKey:
         value, file = None, settings.master_key_file or settings.default_master_key_file
     key, _ = MasterKey.load(value=value, file=file, default_file=settings.default_master_key_file)
     return key
+
+
 def _late(doctor: Doctor, minutes: float) -> datetime:
     """What a job running every ``minutes`` (an hour when it is off) should have taken
     by now: anything older than twice its interval and a lease."""
