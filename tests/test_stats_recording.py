@@ -302,7 +302,7 @@ def test_kill_9_mid_workload_leaves_the_rollups_equal_to_the_recount(tmp_path: P
     )
     assert proc.stdout is not None
     for line in proc.stdout:
-        if int(line) >= 40:
+        if int(line) >= 15:
             break
     proc.kill()
     proc.wait()

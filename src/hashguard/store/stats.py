@@ -140,6 +140,23 @@ class Tally:
         add_timings(conn, timings)
 
 
+def _month(conn: Connection, day: Any) -> Any:
+    """The month of a ``day`` column as an SQL expression (``YYYY-MM`` text on SQLite,
+    the month's first day on PostgreSQL)."""
+    if conn.dialect.name == "postgresql":
+        return func.date_trunc("month", day)
+    return func.substr(day, 1, 7)
+
+
+def _first(value: Any) -> date:
+    if isinstance(value, datetime):
+        return value.date().replace(day=1)
+    if isinstance(value, date):
+        return value.replace(day=1)
+    year, month = str(value)[:7].split("-")
+    return date(int(year), int(month), 1)
+
+
 class StatsStore:
     """The rollups: ``StatsReader`` for everything that shows the numbers."""
 
@@ -168,6 +185,59 @@ class StatsStore:
                 labels = parsed[(metric, row.labels)] = labels_of(metric, row.labels)
             out.append(CountRow(day=row.day, metric=metric, labels=labels, value=int(row.value)))
         return out
+
+    def monthly(
+        self, since: date, until: date, metrics: Collection[Metric] | None = None
+    ) -> tuple[Sequence[CountRow], Sequence[TimingRow]]:
+        """The rollups of ``since``..``until`` summed by calendar month in the database
+        (each row's ``day`` is the first of its month): a year is a few thousand rows
+        whatever the traffic. Same contents as summing ``counts`` and ``timings``."""
+        with self._engine.connect() as conn:
+            month = _month(conn, stats_counts.c.day)
+            query = (
+                select(
+                    month,
+                    stats_counts.c.metric,
+                    stats_counts.c.labels,
+                    func.sum(stats_counts.c.value),
+                )
+                .where(stats_counts.c.day >= since, stats_counts.c.day <= until)
+                .group_by(month, stats_counts.c.metric, stats_counts.c.labels)
+            )
+            if metrics is not None:
+                query = query.where(stats_counts.c.metric.in_([str(m) for m in metrics]))
+            count_rows = conn.execute(query).all()
+            tmonth = _month(conn, stats_timings.c.day)
+            timing_rows = conn.execute(
+                select(
+                    tmonth,
+                    stats_timings.c.timing,
+                    stats_timings.c.bucket,
+                    func.sum(stats_timings.c.count),
+                )
+                .where(stats_timings.c.day >= since, stats_timings.c.day <= until)
+                .group_by(tmonth, stats_timings.c.timing, stats_timings.c.bucket)
+            ).all()
+        known = {str(m): m for m in Metric}
+        known_t = {str(t): t for t in Timing}
+        counts = [
+            CountRow(
+                day=_first(day),
+                metric=known[metric],
+                labels=labels_of(known[metric], labels),
+                value=int(value),
+            )
+            for day, metric, labels, value in count_rows
+            if metric in known
+        ]
+        timings = [
+            TimingRow(day=_first(day), timing=known_t[timing], bucket=int(bucket), count=int(n))
+            for day, timing, bucket, n in timing_rows
+            if timing in known_t
+        ]
+        counts.sort(key=lambda r: r.day)
+        timings.sort(key=lambda r: r.day)
+        return counts, timings
 
     def timings(self, since: date, until: date) -> Sequence[TimingRow]:
         known = {str(t): t for t in Timing}
