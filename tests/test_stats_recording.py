@@ -260,6 +260,23 @@ def test_the_year_reads_by_month_from_the_rollups(shared_store: Store) -> None:
     ]
     (timing,) = shared_store.stats.timings(date(2024, 1, 1), date(2024, 12, 31))
     assert (timing.timing, timing.bucket, timing.count) == (Timing.NOTICE_TO_DECISION, 4, 2)
+    shared_store.stats.add({(date(2024, 6, 30), Metric.NOTICES, '["user","x","api"]'): 4})
+    shared_store.stats.add({(date(2024, 7, 1), Metric.NOTICES, '["user","x","api"]'): 5})
+    # whole months from the monthly rollups, cut months from the daily rows: the same sums
+    for since, until in [
+        (date(2024, 1, 1), date(2024, 12, 31)),
+        (date(2024, 5, 2), date(2024, 7, 1)),
+        (date(2024, 6, 30), date(2024, 6, 30)),
+        (date(2024, 5, 3), date(2024, 6, 29)),
+    ]:
+        monthly, _ = shared_store.stats.monthly(since, until, [Metric.NOTICES])
+        daily = shared_store.stats.counts(since, until, [Metric.NOTICES])
+        by_month: dict[date, int] = {}
+        for row in daily:
+            month = row.day.replace(day=1)
+            by_month[month] = by_month.get(month, 0) + row.value
+        assert {r.day: r.value for r in monthly} == by_month
+    assert shared_store.stats.month_mismatches(date(2024, 1, 1), date(2024, 12, 31)) == []
 
 
 # -- kill -9 in the middle of a workload ----------------------------------------------------

@@ -1,5 +1,8 @@
 """``hashguard stats verify``: a period's rollups compared with a recount from the records.
 
+The monthly rollups of the months the period touches are also compared with the sum
+of their daily rows (both are written by one upsert; a difference means a hand edit).
+
 The recount (``Store.stats.recount``) replays the audit log — every case, report,
 statement, notice, referral, removal and matched file's decision is an audit event
 committed with its change — and recounts the scan results of scan runs. Both are
@@ -115,6 +118,16 @@ def verify(store: Store, since: date, until: date) -> Verification:
                     recounted=tally.timings[tkey],
                 )
             )
+    for month, name, cell_key, monthly, daily in store.stats.month_mismatches(since, until):
+        differences.append(
+            Difference(
+                day=month,
+                name=f"{name} (month)",
+                labels={"cell": cell_key},
+                recorded=monthly,
+                recounted=daily,
+            )
+        )
     return Verification(
         since=since,
         until=until,

@@ -708,3 +708,23 @@ stats_timings = Table(
     Column("bucket", Integer, primary_key=True),
     Column("count", BigInteger, nullable=False),
 )
+
+#: The same counts summed by calendar month (``month``: its first day), written in the
+#: same upsert as the daily rows: a year by month is a few thousand rows to read.
+stats_counts_monthly = Table(
+    "stats_counts_monthly",
+    metadata,
+    Column("month", Date, primary_key=True),
+    Column("metric", String(40), primary_key=True),
+    Column("labels", String(600), primary_key=True),
+    Column("value", BigInteger, nullable=False),
+)
+
+stats_timings_monthly = Table(
+    "stats_timings_monthly",
+    metadata,
+    Column("month", Date, primary_key=True),
+    Column("timing", String(40), primary_key=True),
+    Column("bucket", Integer, primary_key=True),
+    Column("count", BigInteger, nullable=False),
+)

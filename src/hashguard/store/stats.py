@@ -13,14 +13,20 @@ from __future__ import annotations
 import json
 from collections import Counter
 from collections.abc import Collection, Iterable, Mapping, Sequence
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Connection, Engine, delete, func, select
 from sqlalchemy.dialects import postgresql, sqlite
 
 from hashguard.domain.stats import LABELS, CountRow, Metric, Timing, TimingRow, timing_bucket
-from hashguard.store.schema import banks, stats_counts, stats_timings
+from hashguard.store.schema import (
+    banks,
+    stats_counts,
+    stats_counts_monthly,
+    stats_timings,
+    stats_timings_monthly,
+)
 
 #: a count cell: (day, metric, labels key)
 Cell = tuple[date, Metric, str]
@@ -69,7 +75,11 @@ def _upsert(
 
 
 def add_counts(conn: Connection, counts: Mapping[Cell, int]) -> None:
-    """Add ``counts`` to the rollups inside the caller's transaction."""
+    """Add ``counts`` to the daily and the monthly rollups inside the caller's
+    transaction."""
+    monthly: Counter[tuple[date, str, str]] = Counter()
+    for (day, metric, key), n in counts.items():
+        monthly[(day.replace(day=1), str(metric), key)] += n
     _upsert(
         conn,
         stats_counts,
@@ -81,9 +91,23 @@ def add_counts(conn: Connection, counts: Mapping[Cell, int]) -> None:
             if n
         ],
     )
+    _upsert(
+        conn,
+        stats_counts_monthly,
+        ("month", "metric", "labels"),
+        "value",
+        [
+            {"month": month, "metric": metric, "labels": key, "value": n}
+            for (month, metric, key), n in monthly.items()
+            if n
+        ],
+    )
 
 
 def add_timings(conn: Connection, timings: Mapping[TimingCell, int]) -> None:
+    monthly: Counter[tuple[date, str, int]] = Counter()
+    for (day, timing, bucket), n in timings.items():
+        monthly[(day.replace(day=1), str(timing), bucket)] += n
     _upsert(
         conn,
         stats_timings,
@@ -92,6 +116,17 @@ def add_timings(conn: Connection, timings: Mapping[TimingCell, int]) -> None:
         [
             {"day": day, "timing": str(timing), "bucket": bucket, "count": n}
             for (day, timing, bucket), n in timings.items()
+            if n
+        ],
+    )
+    _upsert(
+        conn,
+        stats_timings_monthly,
+        ("month", "timing", "bucket"),
+        "count",
+        [
+            {"month": month, "timing": timing, "bucket": bucket, "count": n}
+            for (month, timing, bucket), n in monthly.items()
             if n
         ],
     )
@@ -140,21 +175,13 @@ class Tally:
         add_timings(conn, timings)
 
 
-def _month(conn: Connection, day: Any) -> Any:
-    """The month of a ``day`` column as an SQL expression (``YYYY-MM`` text on SQLite,
-    the month's first day on PostgreSQL)."""
-    if conn.dialect.name == "postgresql":
-        return func.date_trunc("month", day)
-    return func.substr(day, 1, 7)
+_METRICS = {str(m): m for m in Metric}
+_TIMINGS = {str(t): t for t in Timing}
 
 
-def _first(value: Any) -> date:
-    if isinstance(value, datetime):
-        return value.date().replace(day=1)
-    if isinstance(value, date):
-        return value.replace(day=1)
-    year, month = str(value)[:7].split("-")
-    return date(int(year), int(month), 1)
+def _next_month(day: date) -> date:
+    first = day.replace(day=1)
+    return (first + timedelta(days=32)).replace(day=1)
 
 
 class StatsStore:
@@ -189,55 +216,117 @@ class StatsStore:
     def monthly(
         self, since: date, until: date, metrics: Collection[Metric] | None = None
     ) -> tuple[Sequence[CountRow], Sequence[TimingRow]]:
-        """The rollups of ``since``..``until`` summed by calendar month in the database
-        (each row's ``day`` is the first of its month): a year is a few thousand rows
-        whatever the traffic. Same contents as summing ``counts`` and ``timings``."""
+        """The rollups of ``since``..``until`` by calendar month (each row's ``day`` is
+        the first of its month): whole months from the monthly rollups (a year is a few
+        thousand rows whatever the traffic), the days of a month the period cuts
+        summed from the daily rows. Same contents as summing ``counts`` and ``timings``."""
+        counts: Counter[tuple[date, Metric, str]] = Counter()
+        timings: Counter[tuple[date, Timing, int]] = Counter()
+        wanted = None if metrics is None else [str(m) for m in metrics]
+        first_whole = since if since.day == 1 else _next_month(since)
+        after_whole = (
+            _next_month(until)
+            if _next_month(until) - timedelta(days=1) == until
+            else until.replace(day=1)
+        )
+        if first_whole < after_whole:
+            whole: tuple[date, date] | None = (first_whole, after_whole)
+            ranges = [(since, first_whole - timedelta(days=1)), (after_whole, until)]
+        else:
+            whole, ranges = None, [(since, until)]
         with self._engine.connect() as conn:
-            month = _month(conn, stats_counts.c.day)
-            query = (
-                select(
-                    month,
-                    stats_counts.c.metric,
-                    stats_counts.c.labels,
-                    func.sum(stats_counts.c.value),
-                )
-                .where(stats_counts.c.day >= since, stats_counts.c.day <= until)
-                .group_by(month, stats_counts.c.metric, stats_counts.c.labels)
-            )
-            if metrics is not None:
-                query = query.where(stats_counts.c.metric.in_([str(m) for m in metrics]))
-            count_rows = conn.execute(query).all()
-            tmonth = _month(conn, stats_timings.c.day)
-            timing_rows = conn.execute(
-                select(
-                    tmonth,
-                    stats_timings.c.timing,
-                    stats_timings.c.bucket,
-                    func.sum(stats_timings.c.count),
-                )
-                .where(stats_timings.c.day >= since, stats_timings.c.day <= until)
-                .group_by(tmonth, stats_timings.c.timing, stats_timings.c.bucket)
-            ).all()
-        known = {str(m): m for m in Metric}
-        known_t = {str(t): t for t in Timing}
-        counts = [
-            CountRow(
-                day=_first(day),
-                metric=known[metric],
-                labels=labels_of(known[metric], labels),
-                value=int(value),
-            )
-            for day, metric, labels, value in count_rows
-            if metric in known
-        ]
-        timings = [
-            TimingRow(day=_first(day), timing=known_t[timing], bucket=int(bucket), count=int(n))
-            for day, timing, bucket, n in timing_rows
-            if timing in known_t
-        ]
-        counts.sort(key=lambda r: r.day)
-        timings.sort(key=lambda r: r.day)
-        return counts, timings
+            if whole is not None:
+                self._add_months(conn, whole, wanted, counts, timings)
+            for start, end in ranges:
+                if start <= end:
+                    self._add_days(conn, (start, end), wanted, counts, timings)
+        count_rows = sorted(
+            (
+                CountRow(day=month, metric=metric, labels=labels_of(metric, key), value=n)
+                for (month, metric, key), n in counts.items()
+            ),
+            key=lambda r: r.day,
+        )
+        timing_rows = sorted(
+            (
+                TimingRow(day=month, timing=timing, bucket=bucket, count=n)
+                for (month, timing, bucket), n in timings.items()
+            ),
+            key=lambda r: r.day,
+        )
+        return count_rows, timing_rows
+
+    def month_mismatches(self, since: date, until: date) -> list[tuple[date, str, str, int, int]]:
+        """Monthly rollup cells of the months ``since``..``until`` touch that differ
+        from the sum of their daily cells: (month, metric or timing, labels key or
+        bucket, monthly value, daily sum)."""
+        first, after = since.replace(day=1), _next_month(until)
+        months: tuple[Counter[tuple[date, Metric, str]], Counter[tuple[date, Timing, int]]] = (
+            Counter(),
+            Counter(),
+        )
+        days: tuple[Counter[tuple[date, Metric, str]], Counter[tuple[date, Timing, int]]] = (
+            Counter(),
+            Counter(),
+        )
+        with self._engine.connect() as conn:
+            self._add_months(conn, (first, after), None, *months)
+            self._add_days(conn, (first, after - timedelta(days=1)), None, *days)
+        out: list[tuple[date, str, str, int, int]] = []
+        for key in sorted(set(months[0]) | set(days[0]), key=str):
+            if months[0][key] != days[0][key]:
+                out.append((key[0], str(key[1]), key[2], months[0][key], days[0][key]))
+        for tkey in sorted(set(months[1]) | set(days[1]), key=str):
+            if months[1][tkey] != days[1][tkey]:
+                out.append((tkey[0], str(tkey[1]), str(tkey[2]), months[1][tkey], days[1][tkey]))
+        return out
+
+    @staticmethod
+    def _add_months(
+        conn: Connection,
+        months: tuple[date, date],
+        wanted: list[str] | None,
+        counts: Counter[tuple[date, Metric, str]],
+        timings: Counter[tuple[date, Timing, int]],
+    ) -> None:
+        """Months ``first <= month < after`` of the monthly rollups."""
+        first, after = months
+        table, ttable = stats_counts_monthly, stats_timings_monthly
+        query = select(table).where(table.c.month >= first, table.c.month < after)
+        if wanted is not None:
+            query = query.where(table.c.metric.in_(wanted))
+        for row in conn.execute(query):
+            if row.metric in _METRICS:
+                counts[(row.month, _METRICS[row.metric], row.labels)] += int(row.value)
+        for row in conn.execute(
+            select(ttable).where(ttable.c.month >= first, ttable.c.month < after)
+        ):
+            if row.timing in _TIMINGS:
+                key = (row.month, _TIMINGS[row.timing], int(row.bucket))
+                timings[key] += int(row._mapping["count"])
+
+    @staticmethod
+    def _add_days(
+        conn: Connection,
+        days: tuple[date, date],
+        wanted: list[str] | None,
+        counts: Counter[tuple[date, Metric, str]],
+        timings: Counter[tuple[date, Timing, int]],
+    ) -> None:
+        """Days ``start``..``end`` of the daily rollups, by month."""
+        start, end = days
+        query = select(stats_counts).where(stats_counts.c.day >= start, stats_counts.c.day <= end)
+        if wanted is not None:
+            query = query.where(stats_counts.c.metric.in_(wanted))
+        for row in conn.execute(query):
+            if row.metric in _METRICS:
+                counts[(row.day.replace(day=1), _METRICS[row.metric], row.labels)] += int(row.value)
+        for row in conn.execute(
+            select(stats_timings).where(stats_timings.c.day >= start, stats_timings.c.day <= end)
+        ):
+            if row.timing in _TIMINGS:
+                key = (row.day.replace(day=1), _TIMINGS[row.timing], int(row.bucket))
+                timings[key] += int(row._mapping["count"])
 
     def timings(self, since: date, until: date) -> Sequence[TimingRow]:
         known = {str(t): t for t in Timing}
@@ -305,8 +394,8 @@ class StatsStore:
     def clear(self) -> None:
         """Remove every rollup row (tests and benchmarks only)."""
         with self._engine.begin() as conn:
-            conn.execute(delete(stats_counts))
-            conn.execute(delete(stats_timings))
+            for table in (stats_counts, stats_timings, stats_counts_monthly, stats_timings_monthly):
+                conn.execute(delete(table))
 
 
 def tally_of(cells: Iterable[tuple[Cell, int]]) -> Counter[Cell]:

@@ -1,4 +1,4 @@
-"""Statistics: daily counts per metric and labels, daily histograms of measured times.
+"""Statistics: daily (and monthly) counts per metric and labels, histograms of measured times.
 
 Revision ID: 0023
 Revises: 0022
@@ -33,8 +33,26 @@ def upgrade() -> None:
         sa.Column("count", sa.BigInteger, nullable=False),
         sa.PrimaryKeyConstraint("day", "timing", "bucket", name="pk_stats_timings"),
     )
+    op.create_table(
+        "stats_counts_monthly",
+        sa.Column("month", sa.Date, nullable=False),
+        sa.Column("metric", sa.String(40), nullable=False),
+        sa.Column("labels", sa.String(600), nullable=False),
+        sa.Column("value", sa.BigInteger, nullable=False),
+        sa.PrimaryKeyConstraint("month", "metric", "labels", name="pk_stats_counts_monthly"),
+    )
+    op.create_table(
+        "stats_timings_monthly",
+        sa.Column("month", sa.Date, nullable=False),
+        sa.Column("timing", sa.String(40), nullable=False),
+        sa.Column("bucket", sa.Integer, nullable=False),
+        sa.Column("count", sa.BigInteger, nullable=False),
+        sa.PrimaryKeyConstraint("month", "timing", "bucket", name="pk_stats_timings_monthly"),
+    )
 
 
 def downgrade() -> None:
+    op.drop_table("stats_timings_monthly")
+    op.drop_table("stats_counts_monthly")
     op.drop_table("stats_timings")
     op.drop_table("stats_counts")
