@@ -14,6 +14,7 @@ import json
 from collections import Counter
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from datetime import UTC, date, datetime, timedelta
+from functools import lru_cache
 from typing import Any
 
 from sqlalchemy import Connection, Engine, delete, func, select
@@ -41,10 +42,16 @@ class UnknownLabel(ValueError):
 def label_key(metric: Metric, labels: Mapping[str, str]) -> str:
     """The stored form of ``labels``: their values in ``LABELS[metric]`` order, as JSON."""
     keys = LABELS[metric]
-    extra = set(labels) - set(keys)
-    if extra:
-        raise UnknownLabel(f"{metric} carries no label {sorted(extra)} (it has {keys})")
-    return json.dumps([str(labels.get(k) or "") for k in keys], separators=(",", ":"))
+    if any(k not in keys for k in labels):
+        extra = sorted(set(labels) - set(keys))
+        raise UnknownLabel(f"{metric} carries no label {extra} (it has {keys})")
+    return _dumped(tuple(str(labels.get(k) or "") for k in keys))
+
+
+@lru_cache(maxsize=8192)
+def _dumped(values: tuple[str, ...]) -> str:
+    # counted once per file checked: the same few label sets over and over
+    return json.dumps(list(values), separators=(",", ":"))
 
 
 def labels_of(metric: Metric, key: str) -> dict[str, str]:
