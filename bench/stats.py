@@ -260,6 +260,8 @@ def _commit_rows(progress: Callable[[str], None]) -> Row:
     batches, size = 6, 500
     on: list[float] = []
     off: list[float] = []
+    cpu_on: list[float] = []
+    cpu_off: list[float] = []
     with tempfile.TemporaryDirectory() as scratch:
         url = f"sqlite:///{Path(scratch) / 'commit.db'}"
         with closing(open_store(url, migrate=True)) as store:
@@ -282,7 +284,7 @@ def _commit_rows(progress: Callable[[str], None]) -> Row:
                         pid=1,
                         host="bench",
                     )
-                    taken = 0.0
+                    taken = cpu = 0.0
                     for _ in range(batches):
                         items = []
                         for _ in range(size):
@@ -300,22 +302,26 @@ def _commit_rows(progress: Callable[[str], None]) -> Row:
                                     result=result, source=LocalFile(path=result.path, run_id=run.id)
                                 )
                             )
-                        start = time.perf_counter()
+                        start, start_cpu = time.perf_counter(), time.process_time()
                         pipeline.commit(items)
                         taken += time.perf_counter() - start
+                        cpu += time.process_time() - start_cpu
                     (on if counting else off).append(taken / (batches * size))
-    extra_us = (median(on) - median(off)) * 1e6
+                    (cpu_on if counting else cpu_off).append(cpu / (batches * size))
+    # SQLite runs in this process: its CPU time is the stable figure on a shared machine
+    extra_us = (median(cpu_on) - median(cpu_off)) * 1e6
     return Row(
         figure="stats: counting per recorded file, commit path only (batches of 500 "
-        "results through Pipeline.commit, SQLite): extra time per file, on against off",
+        "results through Pipeline.commit, SQLite): extra CPU time per file, on against off",
         value=extra_us,
-        unit="µs/file",
-        baseline=median(off) * 1e6,
-        ratio=median(on) / median(off),
+        unit="µs CPU/file",
+        baseline=median(cpu_off) * 1e6,
+        ratio=median(cpu_on) / median(cpu_off),
+        extra={"µs wall/file on": median(on) * 1e6, "µs wall/file off": median(off) * 1e6},
         target="info: the rollups' cost inside the recording transaction",
         verdict=INFO,
-        samples=[t * 1e6 for t in on],
-        samples_unit="µs/file (counting on)",
+        samples=[t * 1e6 for t in cpu_on],
+        samples_unit="µs CPU/file (counting on)",
     )
 
 

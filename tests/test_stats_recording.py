@@ -343,3 +343,24 @@ def test_stats_verify_command_exits_non_zero_on_a_difference(settings: Settings)
     bad = runner.invoke(app, ["stats", "verify", "--since", "2026-01-01", "--until", "2026-01-31"])
     assert bad.exit_code == 1
     assert "2026-01-05 reports state=failed: recorded 2, recounted 0" in bad.output
+
+
+def test_the_appeals_hook_counts_in_the_callers_transaction(shared_store: Store) -> None:
+    at = datetime(2023, 2, 3, 12, tzinfo=UTC)
+    day = at.date()
+
+    def fails() -> None:
+        with shared_store.atomic() as unit:
+            unit.stats.count(Metric.APPEALS, at=at, state="received")
+            raise RuntimeError("the appeal was not recorded")
+
+    with pytest.raises(RuntimeError):
+        fails()
+    assert shared_store.stats.counts(day, day, [Metric.APPEALS]) == []
+    with shared_store.atomic() as unit:
+        unit.stats.count(Metric.APPEALS, at=at, state="received")
+    (row,) = shared_store.stats.counts(day, day, [Metric.APPEALS])
+    assert (dict(row.labels), row.value) == ({"state": "received"}, 1)
+    found = verify(shared_store, day, day)
+    assert found.ok
+    assert found.not_recomputable == (("appeals", 1),)

@@ -122,19 +122,24 @@ def insert_results(
     *,
     at: datetime | None = None,
     counting: bool = True,
+    tally: Tally | None = None,
 ) -> None:
     """Record ``results`` of run ``run_id`` (checked ``at``, default now) and count them
-    (``store.stats_files``) inside the caller's transaction. ``counting`` False only
-    for the benchmark that measures what counting costs."""
+    (``store.stats_files``) inside the caller's transaction: into ``tally`` when given
+    (the caller writes it just before its commit), else written here. ``counting``
+    False only for the benchmark that measures what counting costs."""
     if not results:
         return
     at = at or now()
     conn.execute(insert(scan_results), [_result_row(run_id, r, at) for r in results])
     if counting:
-        tally, sources = Tally(), bank_sources(conn)
+        own = tally is None
+        tally = Tally() if tally is None else tally
+        sources = bank_sources(conn)
         for result in results:
             tally_file(tally, day_of(at), str(Way.SCAN), result, sources)
-        tally.flush(conn)
+        if own:
+            tally.flush(conn)
 
 
 def replace_result(

@@ -377,6 +377,19 @@ class StatsStore:
                     )
         return counts, timings
 
+    def count(self, metric: Metric, *, at: datetime, n: int = 1, **labels: str) -> None:
+        """Count ``n`` events of ``metric`` at ``at``. Inside ``Store.atomic()`` this
+        joins the block's transaction: the hook for an event recorded without an audit
+        event that ``store.stats_events`` maps (e.g. ``Metric.APPEALS``, state=…).
+        Call it before the block appends its audit entry (the log's lock is last)."""
+        with self._engine.begin() as conn:
+            add_counts(conn, {cell(day_of(at), metric, **labels): n})
+
+    def time(self, timing: Timing, *, at: datetime, seconds: float) -> None:
+        """Count a measured time (``Store.atomic()``: in the block's transaction)."""
+        with self._engine.begin() as conn:
+            add_timings(conn, {(day_of(at), timing, timing_bucket(max(seconds, 0.0))): 1})
+
     def add(self, counts: Mapping[Cell, int], timings: Mapping[TimingCell, int] = {}) -> None:
         """Add cells in a transaction of their own (benchmarks, imports)."""
         with self._engine.begin() as conn:

@@ -47,7 +47,9 @@ class Writes:
         self, run_id: int, results: Sequence[FileResult], *, at: datetime | None = None
     ) -> None:
         """Record a run's results, counted with them (``store.stats_files``)."""
-        scans.insert_results(self._conn, run_id, results, at=at, counting=self._counting)
+        scans.insert_results(
+            self._conn, run_id, results, at=at, counting=self._counting, tally=self._tally
+        )
 
     def replace_result(
         self, run_id: int, result: FileResult, *, at: datetime | None = None
@@ -120,8 +122,9 @@ class Writes:
         self._audit.append((actor, action, subject, dict(details)))
 
     def append_audit(self) -> None:
-        # the counts first: the audit log's lock stays the last one taken (the cells
-        # written here are never written under that lock, so no lock-order cycle)
+        # the counts as late as possible (on PostgreSQL a busy cell's row lock is held
+        # from here to the commit) and before the audit log's lock, which stays the
+        # last one taken (the cells written here are never written under that lock)
         if self._tally:
             self._tally.flush(self._conn)
         queued, self._audit = self._audit, []
