@@ -12,9 +12,7 @@ Some counts have no record to recount, by design: a file checked through an uplo
 or a notice that matched nothing is counted and never kept (nothing that did not
 match is kept), and the time from an upload to its decision is measured, not
 recorded. Those cells are listed as not recomputable, with their totals, never as
-differences. Appeals are counted through ``store.stats.count`` by the appeals
-service and are listed the same way until appeals are recorded in the audit log
-this module replays.
+differences.
 """
 
 from __future__ import annotations
@@ -33,8 +31,6 @@ _FILE_METRICS = frozenset({Metric.FILES_CHECKED, Metric.MATCHES, Metric.REMOTE_C
 _RECORDED_WAYS = frozenset({str(Way.SCAN)})
 #: timings measured, not recorded
 _MEASURED = frozenset({Timing.UPLOAD_TO_DECISION})
-#: metrics counted by hooks that the recount does not replay yet
-_HOOKED = frozenset({Metric.APPEALS})
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -67,8 +63,6 @@ class Verification:
 
 def _recomputable(key: Cell) -> bool:
     _day, metric, labels = key
-    if metric in _HOOKED:
-        return False
     if metric in _FILE_METRICS:
         return labels_of(metric, labels).get("way", "") in _RECORDED_WAYS
     return True

@@ -685,6 +685,7 @@ appeals = Table(
     Column("restoration_notes", JSON, nullable=False),
     Index("ix_appeals_case_id", "case_id"),
     Index("ix_appeals_state", "state", "id"),
+)
 
 #: Statistics (``store/stats.py``): one row per day, metric and labels (the label values
 #: in ``domain.stats.LABELS`` order, as a JSON array), added to in the transaction of

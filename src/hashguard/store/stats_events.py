@@ -43,6 +43,8 @@ COUNTED = frozenset(
         AuditAction.NOTICE_DECIDED,
         AuditAction.REFERRAL_DONE,
         AuditAction.CONTENT_QUARANTINED,
+        AuditAction.APPEAL_RECEIVED,
+        AuditAction.APPEAL_DECIDED,
     }
 )
 
@@ -202,3 +204,6 @@ def tally_event(  # noqa: PLR0912, PLR0915 (one branch per counted action, read 
         tally.count(day, Metric.REFERRALS, hotline=str(hotline or ""))
     elif kind is AuditAction.CONTENT_QUARANTINED:
         tally.count(day, Metric.REMOVALS, way="", how="quarantine")
+    elif kind in (AuditAction.APPEAL_RECEIVED, AuditAction.APPEAL_DECIDED):
+        # received, then upheld or reversed (``review/appeals.py`` names the state)
+        tally.count(day, Metric.APPEALS, state=str(details.get("state") or ""))
