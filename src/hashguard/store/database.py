@@ -34,6 +34,7 @@ from hashguard.store.remote_secrets import RemoteSecretStore
 from hashguard.store.reports import ReportStore
 from hashguard.store.scans import ScanStore
 from hashguard.store.statements import StatementStore
+from hashguard.store.stats import StatsStore
 from hashguard.store.tokens import TokenStore
 from hashguard.store.unit import OneConnection, Writes, transaction
 
@@ -109,6 +110,7 @@ class Store:
     notices: NoticeStore
     statements: StatementStore
     appeals: AppealStore
+    stats: StatsStore
 
     def close(self) -> None:
         self.engine.dispose()
@@ -124,10 +126,10 @@ class Store:
             # a unit's own atomic() and transaction() join the same connection
             yield stores_on(cast(Engine, OneConnection(conn)))
 
-    def transaction(self) -> AbstractContextManager[Writes]:
+    def transaction(self, *, counting: bool = True) -> AbstractContextManager[Writes]:
         """Writes across stores (scan results, evidence, cases, outbox, audit) in one
         transaction: see ``hashguard.store.unit``."""
-        return transaction(self.engine)
+        return transaction(self.engine, counting=counting)
 
     def ping(self) -> None:
         """Raise if the database cannot be reached."""
@@ -157,6 +159,7 @@ def stores_on(connectable: Engine) -> Store:
         notices=NoticeStore(connectable),
         statements=StatementStore(connectable),
         appeals=AppealStore(connectable),
+        stats=StatsStore(connectable),
     )
 
 
