@@ -25,7 +25,8 @@ class Metric(StrEnum):
 
     #: a file (or upload, notice item, object) checked: labels way, kind, outcome
     FILES_CHECKED = "files_checked"
-    #: a match of a file against a bank: labels way, bank, source, algorithm, band
+    #: a match of a file against a bank: labels way, bank, source, algorithm, band and
+    #: category (the list's category of the entry, e.g. an industry classification)
     MATCHES = "matches"
     #: the policy's decision about a file: labels way, decision (act/review/ignore/shadow)
     DECISIONS = "decisions"
@@ -56,7 +57,7 @@ class Metric(StrEnum):
 #: label keys each metric carries, in this order (a missing label is stored as "")
 LABELS: Mapping[Metric, tuple[str, ...]] = {
     Metric.FILES_CHECKED: ("way", "kind", "outcome"),
-    Metric.MATCHES: ("way", "bank", "source", "algorithm", "band"),
+    Metric.MATCHES: ("way", "bank", "source", "algorithm", "band", "category"),
     Metric.DECISIONS: ("way", "decision"),
     Metric.REMOTE_CALLS: ("service", "answer"),
     Metric.CASES_OPENED: ("way", "bank", "band"),
