@@ -37,7 +37,9 @@ VALUES: dict[Metric, dict[str, tuple[str, ...]]] = {
     },
     Metric.NOTICES_DECIDED: {
         "notifier_kind": ("user", "trusted_flagger", "hotline", "authority"),
-        "outcome": ("acted", "no_action"),
+        "outcome": ("restricted", "not_restricted"),
+        "category": ("child_sexual_abuse", "protection_of_minors"),
+        "automated": ("yes", "no"),
     },
     Metric.APPEALS: {"state": ("received", "upheld", "reversed")},
     Metric.REFERRALS: {"hotline": ("iwf", "inhope")},
@@ -54,6 +56,9 @@ WEIGHTS: dict[tuple[Metric, str], tuple[float, ...]] = {
     (Metric.STATEMENTS_FILED, "state"): (97, 3),
     (Metric.NOTICES, "notifier_kind"): (60, 20, 15, 5),
     (Metric.APPEALS, "state"): (50, 40, 10),
+    (Metric.NOTICES_DECIDED, "outcome"): (80, 20),
+    (Metric.NOTICES_DECIDED, "category"): (85, 15),
+    (Metric.NOTICES, "category"): (85, 15),
 }
 
 

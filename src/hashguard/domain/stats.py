@@ -45,6 +45,8 @@ class Metric(StrEnum):
     #: a DSA notice received: labels notifier_kind, category, channel
     NOTICES = "notices"
     #: a notice decided (its last item resolved and decided): labels notifier_kind, outcome
+    #: (restricted/not_restricted), category (the notice's) and automated (yes/no: the
+    #: decision was taken by automated means)
     NOTICES_DECIDED = "notices_decided"
     #: an Art. 20 appeal: labels state (received/upheld/reversed)
     APPEALS = "appeals"
@@ -66,7 +68,7 @@ LABELS: Mapping[Metric, tuple[str, ...]] = {
     Metric.STATEMENTS: ("source_type", "automated", "kind"),
     Metric.STATEMENTS_FILED: ("state",),
     Metric.NOTICES: ("notifier_kind", "category", "channel"),
-    Metric.NOTICES_DECIDED: ("notifier_kind", "outcome"),
+    Metric.NOTICES_DECIDED: ("notifier_kind", "outcome", "category", "automated"),
     Metric.APPEALS: ("state",),
     Metric.REFERRALS: ("hotline",),
     Metric.REMOVALS: ("way", "how"),
