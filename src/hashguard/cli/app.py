@@ -30,6 +30,7 @@ from hashguard.cli.referrals import app as referrals_app
 from hashguard.cli.remote import app as remote_app
 from hashguard.cli.reports import app as reports_app
 from hashguard.cli.statements import app as statements_app
+from hashguard.cli.stats_views import register as register_stats_views
 from hashguard.cli.users import app as users_app
 
 app = typer.Typer(
@@ -59,6 +60,11 @@ app.add_typer(referrals_app, name="referrals")
 app.add_typer(notices_app, name="notices")
 app.add_typer(statements_app, name="statements")
 app.add_typer(appeals_app, name="appeals")
+# the stats group: its views (table, transparency, feed) register on it; at the merge
+# with the recording this group is cli/stats.py's (which holds `verify`)
+stats_app = typer.Typer(help="Statistics: tables, transparency reports, the aggregate feed.")
+register_stats_views(stats_app)
+app.add_typer(stats_app, name="stats")
 app.command("serve")(serve.serve)
 app.command("worker")(worker.worker)
 app.command("hash")(hash.hash_files)

@@ -102,6 +102,11 @@ def schema() -> dict[str, Any]:
     return loaded
 
 
+def envelope_schema() -> dict[str, Any]:
+    """The schema of the signed envelope (the feed as its payload)."""
+    return {**schema(), "$ref": "#/$defs/envelope"}
+
+
 def _ms(bound: float | None) -> int | None:
     return None if bound is None or bound == float("inf") else round(bound * 1000)
 
