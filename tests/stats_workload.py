@@ -19,7 +19,10 @@ VALUES: dict[Metric, dict[str, tuple[str, ...]]] = {
         "kind": ("image", "video"),
         "outcome": ("no_match", "matched", "undecodable", "unsupported", "error", "not_answered"),
     },
-    Metric.DECISIONS: {"way": ("upload", "scan"), "decision": ("act", "review", "ignore", "shadow")},
+    Metric.DECISIONS: {
+        "way": ("upload", "scan"),
+        "decision": ("act", "review", "ignore", "shadow"),
+    },
     Metric.REMOTE_CALLS: {"service": ("photodna",), "answer": ("answered", "not_answered")},
     Metric.CASES_OPENED: {"way": ("upload", "scan", "notice")},
     Metric.CASES_DECIDED: {"outcome": ("confirmed", "false_positive", "escalated")},

@@ -71,7 +71,7 @@ def _period(text: str) -> Period:
 def duration(seconds: float | None) -> str:
     """A bucket's upper bound as people read it: ``≤ 2.5 s``, ``≤ 6 h``, ``> 180 d``."""
     if seconds is None:
-        return "–"
+        return "-"
     if seconds == float("inf"):
         return "> 180 d"
     for unit, size in (("d", 86400), ("h", 3600), ("min", 60)):
@@ -82,13 +82,13 @@ def duration(seconds: float | None) -> str:
 
 def _share(share: Proportion) -> str:
     if share.value is None or share.low is None or share.high is None:
-        return "–"
-    return f"{share.value:.1%} ({share.low:.1%}–{share.high:.1%}, n={share.total})"
+        return "-"
+    return f"{share.value:.1%} ({share.low:.1%} to {share.high:.1%}, n={share.total})"
 
 
 def _times(times: Times) -> str:
     if not times.count:
-        return "–"
+        return "-"
     return f"{duration(times.median)} / {duration(times.p90)} (n={times.count})"
 
 
@@ -98,12 +98,9 @@ def rich_table(table: StatsTable) -> Table:
     lines: list[tuple[str, list[str]]] = [
         *((name, [str(r.counts[name]) for r in table.rows]) for name in table.counts),
         *((name, [_share(r.shares[name]) for r in table.rows]) for name in table.shares),
-        *(
-            (f"{t} median / p90", [_times(r.times[t]) for r in table.rows])
-            for t in table.times
-        ),
+        *((f"{t} median / p90", [_times(r.times[t]) for r in table.rows]) for t in table.times),
     ]
-    heads = [" ".join(v or "–" for v in row.key) or "all" for row in table.rows]
+    heads = [" ".join(v or "-" for v in row.key) or "all" for row in table.rows]
     if len(table.rows) <= TRANSPOSE_UP_TO:
         shown = Table(title=title)
         shown.add_column(",".join(table.by) or "figure")
@@ -157,7 +154,17 @@ def register(
         except StatsUnavailable as exc:
             raise fail(str(exc)) from None
 
-    @group.callback(invoke_without_command=True)
+    group.callback(invoke_without_command=True)(_table_command(read, clock))
+    group.command("transparency")(_transparency_command(read, clock))
+    group.command("feed")(_feed_command(read, clock))
+    group.command("feed-key")(feed_key)
+
+
+Read = Callable[[Store], StatsReader]
+Clock = Callable[[], datetime]
+
+
+def _table_command(read: Read, clock: Clock) -> Callable[..., None]:
     def stats(
         ctx: typer.Context,
         since: Annotated[
@@ -206,7 +213,10 @@ def register(
         else:
             out.print(rich_table(table))
 
-    @group.command("transparency")
+    return stats
+
+
+def _transparency_command(read: Read, clock: Clock) -> Callable[..., None]:
     def transparency(
         ctx: typer.Context,
         period: Annotated[str, typer.Option(help="2026, 2026-H1, 2026-Q2 or 2026-05.")],
@@ -235,7 +245,10 @@ def register(
             (out_dir / name).write_bytes(content)
             err.print(f"wrote {out_dir / name}", highlight=False)
 
-    @group.command("feed")
+    return transparency
+
+
+def _feed_command(read: Read, clock: Clock) -> Callable[..., None]:
     def feed(
         ctx: typer.Context,
         period: Annotated[str, typer.Option(help="2026, 2026-H1, 2026-Q2 or 2026-05.")],
@@ -285,8 +298,10 @@ def register(
                 )
         out.print(json.dumps(envelope, indent=2, ensure_ascii=False), markup=False)
 
-    @group.command("feed-key")
-    def feed_key(ctx: typer.Context) -> None:
-        """The public key collectors pin to verify this host's feeds (id and PEM)."""
-        key = SigningKey.from_master(master_key_of(ctx))
-        out.print(f"{key.id}\n{key.public_pem()}", markup=False, end="")
+    return feed
+
+
+def feed_key(ctx: typer.Context) -> None:
+    """The public key collectors pin to verify this host's feeds (id and PEM)."""
+    key = SigningKey.from_master(master_key_of(ctx))
+    out.print(f"{key.id}\n{key.public_pem()}", markup=False, end="")

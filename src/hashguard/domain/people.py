@@ -3,10 +3,10 @@
 Deny by default: a route names the one permission it needs, and a role has only the
 permissions listed here. ``admin`` manages people, deliveries, banks and scans but sees
 no content beyond the queue's blurred derivatives (it sees reports' states; submitting
-one is a lead's call); ``auditor`` reads the audit log and the aggregate statistics, nothing else. An API token
-that acts for a person (``tokens create --user``) uses a scope only when the person's
-role has one of the permissions ``SCOPE_PERMISSIONS`` names for it: the token never
-does more than its person.
+one is a lead's call); ``auditor`` reads the audit log and the aggregate statistics,
+nothing else. An API token that acts for a person (``tokens create --user``) uses a
+scope only when the person's role has one of the permissions ``SCOPE_PERMISSIONS`` names
+for it: the token never does more than its person.
 """
 
 from __future__ import annotations

@@ -149,7 +149,7 @@ def aggregate(
     sums: dict[tuple[str, ...], dict[str, int]] = defaultdict(lambda: defaultdict(int))
     if not labels:  # every period shows, empty ones too
         for day in _days(since, until):
-            sums[key(day, {})]  # noqa: B018 (creates the group)
+            sums[key(day, {})]
     for row in reader.counts(since, until, metrics) if metrics else ():
         if row.metric not in metrics:
             continue

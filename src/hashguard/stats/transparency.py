@@ -134,27 +134,44 @@ def _notices(sums: _Sums) -> Sheet:
         name, keyword = _category(category)
         rows.append(
             (
-                name, keyword, received.get(category, 0), trusted.get(category, 0),
-                decided.get(category, 0), restricted.get(category, 0), 0,
-                automated.get(category, 0), "",
+                name,
+                keyword,
+                received.get(category, 0),
+                trusted.get(category, 0),
+                decided.get(category, 0),
+                restricted.get(category, 0),
+                0,
+                automated.get(category, 0),
+                "",
             )
-        )  # fmt: skip
+        )
     rows.append(
         (
-            "ALL", "", sum(received.values()), sum(trusted.values()), sum(decided.values()),
-            sum(restricted.values()), 0, sum(automated.values()),
+            "ALL",
+            "",
+            sum(received.values()),
+            sum(trusted.values()),
+            sum(decided.values()),
+            sum(restricted.values()),
+            0,
+            sum(automated.values()),
             _seconds(sums.times[Timing.NOTICE_TO_DECISION]),
         )
-    )  # fmt: skip
+    )
     return Sheet(
         name="dsa-1.3-notices",
         title="1.3 Art. 15(1)(b): notices submitted in accordance with Art. 16",
         header=(
-            "type_of_alleged_illegal_content", "keyword", "notices_received",
-            "notices_by_trusted_flaggers", "notices_decided", "actions_on_basis_of_law",
-            "actions_on_basis_of_terms_and_conditions", "notices_processed_by_automated_means",
+            "type_of_alleged_illegal_content",
+            "keyword",
+            "notices_received",
+            "notices_by_trusted_flaggers",
+            "notices_decided",
+            "actions_on_basis_of_law",
+            "actions_on_basis_of_terms_and_conditions",
+            "notices_processed_by_automated_means",
             "median_time_to_action_le_seconds",
-        ),  # fmt: skip
+        ),
         rows=tuple(rows),
     )
 
@@ -165,21 +182,35 @@ def _own_initiative(sums: _Sums) -> Sheet:
     for automated, label in (("yes", "fully_automated"), ("no", "after_human_review")):
         rows.append(
             (
-                *CSAM, "hash matching against lists of known material", label,
-                "removal or disabling of access", statements.get(automated, 0),
+                *CSAM,
+                "hash matching against lists of known material",
+                label,
+                "removal or disabling of access",
+                statements.get(automated, 0),
             )
-        )  # fmt: skip
+        )
     removals = sums.by(Metric.REMOVALS, "how", way=("upload", "scan", "bulk", "lookup"))
     for how, number in sorted(removals.items()):
-        rows.append((*CSAM, "hash matching against lists of known material", "",
-                     f"measure carried out: {how or 'unspecified'}", number))  # fmt: skip
+        rows.append(
+            (
+                *CSAM,
+                "hash matching against lists of known material",
+                "",
+                f"measure carried out: {how or 'unspecified'}",
+                number,
+            )
+        )
     return Sheet(
         name="dsa-1.4-own-initiative",
         title="1.4 Art. 15(1)(c): own-initiative content moderation",
         header=(
-            "type_of_illegal_content", "keyword", "detection_method", "decision",
-            "type_of_restriction", "number_of_items",
-        ),  # fmt: skip
+            "type_of_illegal_content",
+            "keyword",
+            "detection_method",
+            "decision",
+            "type_of_restriction",
+            "number_of_items",
+        ),
         rows=tuple(rows),
     )
 
@@ -223,17 +254,19 @@ def _accuracy_rows(sums: _Sums) -> list[tuple[Cell, ...]]:
 
 def _automated(sums: _Sums) -> Sheet:
     checked = sums.total(Metric.FILES_CHECKED)
-    incomplete = sums.total(
-        Metric.FILES_CHECKED, outcome=("undecodable", "error", "not_answered")
-    )
+    incomplete = sums.total(Metric.FILES_CHECKED, outcome=("undecodable", "error", "not_answered"))
     rows: list[tuple[Cell, ...]] = [
         ("files_checked", "all", checked, "", "", ""),
         *(
             ("files_checked", f"outcome={o}", n, "", "", "")
             for o, n in sorted(sums.by(Metric.FILES_CHECKED, "outcome").items())
         ),
-        ("not_checked_share", "undecodable+error+not_answered",
-         *_share(proportion(incomplete, checked)), checked),  # fmt: skip
+        (
+            "not_checked_share",
+            "undecodable+error+not_answered",
+            *_share(proportion(incomplete, checked)),
+            checked,
+        ),
         *(
             ("matches", f"algorithm={a}", n, "", "", "")
             for a, n in sorted(sums.by(Metric.MATCHES, "algorithm").items())
@@ -325,7 +358,11 @@ def report_files(report: TransparencyReport, html: str) -> dict[str, bytes]:
 
 def sheets_json(report: TransparencyReport) -> list[dict[str, Any]]:
     return [
-        {"name": s.name, "title": s.title, "rows": [dict(zip(s.header, r, strict=True)) for r in s.rows]}
+        {
+            "name": s.name,
+            "title": s.title,
+            "rows": [dict(zip(s.header, r, strict=True)) for r in s.rows],
+        }
         for s in report.sheets
     ]
 
