@@ -10,6 +10,7 @@ import csv
 import io
 import itertools
 import json
+import re
 from collections.abc import Iterator
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -33,6 +34,7 @@ from hashguard.stats.aggregate import aggregate, table_json
 from hashguard.stats.signing import verify
 from hashguard.store import Store, open_store
 from hashguard.web.app import create_app
+from hashguard.web.ui.session import COOKIE
 from tests.api_support import assert_problem, bearer
 from tests.server import running_server
 from tests.stats_workload import workload
@@ -41,6 +43,7 @@ GOLDEN = Path(__file__).parent / "golden" / "stats"
 AT = datetime(2026, 7, 2, 8, 0, tzinfo=UTC)
 SECRET = "whsec_" + base64.b64encode(b"s" * 32).decode()
 _names = itertools.count()
+UI_ALLOWED = {Role.LEAD, Role.ADMIN, Role.AUDITOR}
 
 
 @pytest.fixture(scope="module")
@@ -215,3 +218,51 @@ def test_the_api_serves_the_same_numbers_to_the_roles_allowed(
         assert_problem(http.get("/v1/stats"), 401)
     with _server(api_settings, None) as base, httpx.Client(base_url=base, timeout=30) as http:
         assert_problem(http.get("/v1/stats", headers=bearer(tokens[Scope.STATS, None])), 503)
+
+
+# -- /ui/stats ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+def test_the_dashboard_draws_the_api_numbers_for_the_roles_allowed(
+    api_settings: Settings, reader: StatsReader
+) -> None:
+    settings = api_settings.model_copy(update={"ui_secure_cookies": False})
+    with contextlib.closing(open_store(settings.resolved_database_url)) as store:
+        cookies = {}
+        for role in Role:
+            user = store.people.create_user(f"u{next(_names)}", role)
+            cookies[role] = store.people.create_session(user.id, method="password", ip=None)[1]
+        api = _token(store, Scope.STATS, None)
+    span = {"since": "2026-01-01", "until": "2026-06-30"}
+    with _server(settings, reader) as base:
+        for role, secret in cookies.items():
+            with httpx.Client(base_url=base, cookies={COOKIE: secret}) as http:
+                answer = http.get("/ui/stats", params=span)
+                assert answer.status_code == (200 if role in UI_ALLOWED else 403), role
+        with httpx.Client(base_url=base, cookies={COOKIE: cookies[Role.AUDITOR]}) as http:
+            html = http.get("/ui/stats", params=span).text
+            exported = http.get("/ui/stats.csv", params={**span, "by": "bank,band"})
+        numbers = httpx.get(
+            f"{base}/v1/stats", params={**span, "by": "month"}, headers=bearer(api)
+        ).json()
+    assert "Content-Security-Policy" in answer.headers
+    assert "style=" not in html and "<script" not in html.split("</head>")[1]
+    charts = dict(re.findall(r'<svg class="chart" data-chart="([^"]+)"(.*?)</svg>', html, re.S))
+    assert set(charts) == {"files checked", "matches", "not-checked share",
+                           "matches per list source", "accuracy per list and band"}  # fmt: skip
+    drawn = [float(v) for v in re.findall(r'data-value="([^"]+)"', charts["matches"])]
+    assert drawn == [row["counts"]["matches"] for row in numbers["rows"]]
+    checked = [float(v) for v in re.findall(r'data-value="([^"]+)"', charts["files checked"])]
+    assert checked == [row["counts"]["checked"] for row in numbers["rows"]]
+    lists = aggregate(reader, date(2026, 1, 1), date(2026, 6, 30), by=["bank", "band"])
+    dots = re.findall(
+        r'data-label="([^"]+)" data-value="([^"]+)"', charts["accuracy per list and band"]
+    )
+    assert [(label, round(float(v), 4)) for label, v in dots] == [
+        (f"{r.key[0]} {r.key[1]}".strip(), round(r.shares["accuracy"].value or 0, 4))
+        for r in lists.rows
+    ]
+    assert exported.status_code == 200
+    assert exported.headers["content-type"].startswith("text/csv")
+    assert exported.text.splitlines()[0].startswith("bank,band,matches")

@@ -4,8 +4,6 @@ commands (``verify``) check the recording; all of them read a ``StatsReader``.""
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 from collections.abc import Callable
 from datetime import UTC, date, datetime
@@ -21,16 +19,10 @@ from hashguard.audit import cli_actor
 from hashguard.cli.context import err, fail, master_key_of, out, settings_of, store_of
 from hashguard.domain.stats import Period, StatsReader
 from hashguard.settings import Settings
-from hashguard.stats.aggregate import (
-    BadGrouping,
-    StatsTable,
-    aggregate,
-    table_columns,
-    table_json,
-    table_records,
-)
+from hashguard.stats.aggregate import BadGrouping, StatsTable, aggregate, table_json
 from hashguard.stats.feed import build_feed
 from hashguard.stats.figures import Proportion, Times
+from hashguard.stats.formats import duration, table_csv
 from hashguard.stats.push import push, subscribers
 from hashguard.stats.signing import SigningKey
 from hashguard.stats.source import StatsUnavailable, reader_of
@@ -66,18 +58,6 @@ def _period(text: str) -> Period:
         return Period.parse(text)
     except ValueError as exc:
         raise fail(str(exc)) from None
-
-
-def duration(seconds: float | None) -> str:
-    """A bucket's upper bound as people read it: ``≤ 2.5 s``, ``≤ 6 h``, ``> 180 d``."""
-    if seconds is None:
-        return "-"
-    if seconds == float("inf"):
-        return "> 180 d"
-    for unit, size in (("d", 86400), ("h", 3600), ("min", 60)):
-        if seconds >= size:
-            return f"≤ {seconds / size:g} {unit}"
-    return f"≤ {seconds:g} s"
 
 
 def _share(share: Proportion) -> str:
@@ -116,14 +96,6 @@ def rich_table(table: StatsTable) -> Table:
     for index, head in enumerate(heads):
         shown.add_row(head, *(values[index] for _, values in lines))
     return shown
-
-
-def table_csv(table: StatsTable) -> str:
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=table_columns(table), lineterminator="\n")
-    writer.writeheader()
-    writer.writerows(table_records(table))
-    return buffer.getvalue()
 
 
 def retention_text(settings: Settings) -> str:

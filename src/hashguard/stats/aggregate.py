@@ -110,10 +110,8 @@ def _applies(count: Count, labels: Sequence[str]) -> bool:
 
 
 def _days(since: date, until: date) -> Iterator[date]:
-    day = since
-    while day <= until:
-        yield day
-        day += timedelta(days=1)
+    for offset in range((until - since).days + 1):  # never past date.max
+        yield since + timedelta(days=offset)
 
 
 def aggregate(
