@@ -247,10 +247,16 @@ def test_the_dashboard_draws_the_api_numbers_for_the_roles_allowed(
             f"{base}/v1/stats", params={**span, "by": "month"}, headers=bearer(api)
         ).json()
     assert "Content-Security-Policy" in answer.headers
-    assert "style=" not in html and "<script" not in html.split("</head>")[1]
+    assert "style=" not in html
+    assert "<script" not in html.split("</head>")[1]
     charts = dict(re.findall(r'<svg class="chart" data-chart="([^"]+)"(.*?)</svg>', html, re.S))
-    assert set(charts) == {"files checked", "matches", "not-checked share",
-                           "matches per list source", "accuracy per list and band"}  # fmt: skip
+    assert set(charts) == {
+        "files checked",
+        "matches",
+        "not-checked share",
+        "matches per list source",
+        "accuracy per list and band",
+    }
     drawn = [float(v) for v in re.findall(r'data-value="([^"]+)"', charts["matches"])]
     assert drawn == [row["counts"]["matches"] for row in numbers["rows"]]
     checked = [float(v) for v in re.findall(r'data-value="([^"]+)"', charts["files checked"])]
