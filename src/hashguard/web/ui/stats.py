@@ -117,7 +117,7 @@ async def stats_csv(
     first, last = _span(since, until)
     reader = services(request).stats
     if reader is None:
-        raise UiError(503, "No statistics", "this store keeps no statistics rollups")
+        raise UiError(404, "No statistics", "this store keeps no statistics rollups")
     try:
         table = await run_in_threadpool(aggregate, reader, first, last, by=by.split(","))
     except BadGrouping as exc:
