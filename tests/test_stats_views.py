@@ -147,13 +147,20 @@ def test_times_follow_the_grains_and_csv_records_are_flat(reader: MemoryStatsRea
 
 @pytest.mark.parametrize(
     ("by", "figures"),
-    [(["fortnight"], None), (["month", "month"], None), ([], ["nonsense"])],
+    [(["fortnight"], None), (["person"], None), ([], ["nonsense"])],
 )
 def test_bad_groupings_are_refused(
     reader: MemoryStatsReader, by: list[str], figures: list[str] | None
 ) -> None:
     with pytest.raises(BadGrouping):
         aggregate(reader, H1.since, H1.until, by=by, figures=figures)
+
+
+def test_odd_spans_answer_rather_than_fail(reader: MemoryStatsReader) -> None:
+    assert aggregate(reader, H1.until, H1.since, by=["month"]).rows == ()
+    every = aggregate(reader, date.min, date.max, by=["year", "year"])
+    assert every.by == ("year",)
+    assert [r.key for r in every.rows] == [("2026",)]  # beyond a decade: periods with data
 
 
 def test_table_json_golden(reader: MemoryStatsReader) -> None:

@@ -30,7 +30,8 @@ from hashguard.stats.catalogue import (
 from hashguard.stats.figures import Proportion, Times, proportion, times_of
 from hashguard.stats.periods import Grain, period_of
 
-#: the longest span a table may cover day by day (a decade of days is 3,653 rows)
+#: the longest span whose empty periods are filled in (a decade); a longer span shows
+#: only the periods that have data
 MAX_DAYS = 3660
 
 
@@ -69,9 +70,26 @@ def parse_by(text: str | Sequence[str] | None) -> tuple[str, ...]:
         if name not in Grain.__members__.values() and name not in LABEL_KEYS:
             known = ", ".join([*(str(g) for g in Grain), *sorted(LABEL_KEYS)])
             raise BadGrouping(f"cannot group by {name!r}; one of: {known}")
-    if len(set(names)) != len(names):
-        raise BadGrouping("a name appears twice in the grouping")
-    return names
+    return tuple(dict.fromkeys(names))  # a name given twice groups once
+
+
+def name_pattern(names: Collection[str]) -> str:
+    """A regular expression of comma-separated ``names`` (for the API's document)."""
+    alternatives = "|".join(sorted(names, key=lambda n: (-len(n), n)))
+    return f"^(?:{alternatives})(?:,(?:{alternatives}))*$"
+
+
+def grouping_names() -> frozenset[str]:
+    return frozenset({*(str(g) for g in Grain), *LABEL_KEYS})
+
+
+def figure_names() -> frozenset[str]:
+    return frozenset(
+        {c.name for c in COUNTS}
+        | {s.name for s in SHARES}
+        | {str(m) for m in Metric}
+        | {str(t) for t in Timing}
+    )
 
 
 def _selected(
@@ -80,13 +98,7 @@ def _selected(
     counts = [c for c in COUNTS if all(k in LABELS[c.metric] for k in labels)]
     if names is not None:
         wanted = set(names)
-        known = (
-            {c.name for c in COUNTS}
-            | {s.name for s in SHARES}
-            | {str(m) for m in Metric}
-            | {str(t) for t in Timing}
-        )
-        unknown = sorted(wanted - known)
+        unknown = sorted(wanted - figure_names())
         if unknown:
             raise BadGrouping(f"unknown figures: {', '.join(unknown)}")
         counts = [c for c in counts if c.name in wanted or str(c.metric) in wanted]
@@ -125,11 +137,8 @@ def aggregate(
     """The figures of the days ``since``..``until`` (both included), grouped ``by``.
 
     Grouped by grains only, every period of the span has a row (zeros included), so a
-    trend shows its empty months. Grouped by labels, a row per label value seen."""
-    if until < since:
-        raise BadGrouping("until is before since")
-    if (until - since).days >= MAX_DAYS:
-        raise BadGrouping(f"a table spans at most {MAX_DAYS} days")
+    trend shows its empty months (up to ``MAX_DAYS``; beyond, the periods with data).
+    Grouped by labels, a row per label value seen. ``until`` before ``since``: no rows."""
     by = parse_by(list(by))
     grains = [Grain(b) for b in by if b in Grain.__members__.values()]
     labels = [b for b in by if b not in Grain.__members__.values()]
@@ -145,10 +154,10 @@ def aggregate(
         )
 
     sums: dict[tuple[str, ...], dict[str, int]] = defaultdict(lambda: defaultdict(int))
-    if not labels:  # every period shows, empty ones too
-        for day in _days(since, until):
+    if not labels and since <= until and (until - since).days < MAX_DAYS:
+        for day in _days(since, until):  # every period shows, empty ones too
             sums[key(day, {})]
-    for row in reader.counts(since, until, metrics) if metrics else ():
+    for row in reader.counts(since, until, metrics) if metrics and since <= until else ():
         if row.metric not in metrics:
             continue
         cell = sums[key(row.day, row.labels)]
@@ -158,7 +167,7 @@ def aggregate(
     histograms: dict[tuple[str, ...], dict[Timing, dict[int, int]]] = defaultdict(
         lambda: defaultdict(lambda: defaultdict(int))
     )
-    if times:
+    if times and since <= until:
         for timing_row in reader.timings(since, until):
             if timing_row.timing in times:
                 group = tuple(period_of(timing_row.day, g) for g in grains)

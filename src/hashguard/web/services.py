@@ -26,6 +26,7 @@ from hashguard.scan.pipeline import OnceVault, Pipeline
 from hashguard.scan.scanner import ScanAlreadyRunning, Scanner, prepare_run
 from hashguard.scan.sources import scan_options
 from hashguard.settings import Settings
+from hashguard.stats.memory import MemoryStatsReader
 from hashguard.stats.source import StatsUnavailable, reader_of
 from hashguard.store import Store
 from hashguard.web.auth import Authenticator
@@ -148,11 +149,14 @@ def _owner_disabled(store: Store) -> Callable[[int], bool]:
     return disabled
 
 
-def _stats_reader(store: Store) -> StatsReader | None:
+def _stats_reader(store: Store) -> StatsReader:
+    """The store's rollups; a store of a version that keeps none shows zeros (and the log
+    says so) rather than failing every statistics request."""
     try:
         return reader_of(store)
     except StatsUnavailable:
-        return None
+        log.warning("this store keeps no statistics rollups: the statistics views show zeros")
+        return MemoryStatsReader()
 
 
 @dataclass(kw_only=True)
