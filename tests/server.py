@@ -10,6 +10,7 @@ from contextlib import contextmanager
 
 import httpx
 import uvicorn
+from fastapi import FastAPI
 
 from hashguard.settings import Settings
 from hashguard.web.app import create_app
@@ -23,9 +24,14 @@ def free_port() -> int:
 
 @contextmanager
 def running_server(
-    settings: Settings, *, ready: bool = True, background: bool = True
+    settings: Settings,
+    *,
+    ready: bool = True,
+    background: bool = True,
+    app: FastAPI | None = None,
 ) -> Iterator[str]:
-    """Serve ``settings`` on 127.0.0.1 until the block ends; yields the base URL.
+    """Serve ``settings`` (or ``app``, made from them) on 127.0.0.1 until the block ends;
+    yields the base URL.
 
     With ``ready``, waits until /readyz answers 200 (the match index is loaded); without
     ``background``, the server runs no background jobs and no outbox dispatcher (as
@@ -33,7 +39,7 @@ def running_server(
     """
     port = free_port()
     config = uvicorn.Config(
-        create_app(settings, background=background),
+        app or create_app(settings, background=background),
         host="127.0.0.1",
         port=port,
         log_level="warning",

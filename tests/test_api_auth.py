@@ -52,6 +52,7 @@ REQUIRED: dict[tuple[str, str], Scope | None] = {
     ("GET", "/v1/whoami"): None,
     ("POST", "/v1/cases/{case_id}/appeals"): Scope.APPEALS,
     ("GET", "/v1/cases/{case_id}/appeals"): Scope.APPEALS,
+    ("GET", "/v1/stats"): Scope.STATS,
 }
 
 BANK = "matrix"
@@ -179,6 +180,10 @@ def requests_for(root: Path) -> dict[Route, tuple[Request, Request]]:
         ("GET", "/v1/cases/{case_id}/appeals"): (
             ("/v1/cases/1/appeals", {}),
             ("/v1/cases/0/appeals", {}),
+        ),
+        ("GET", "/v1/stats"): (
+            ("/v1/stats", {"params": {"by": "month"}}),
+            ("/v1/stats", {"params": {"by": "person"}}),
         ),
     }
 

@@ -50,6 +50,8 @@ EXPECTED: dict[tuple[str, str], frozenset[Permission]] = {
     ("GET", "/ui/notices"): frozenset({Permission.QUEUE_VIEW}),
     ("GET", "/ui/notices/{notice_id}"): frozenset({Permission.QUEUE_VIEW}),
     ("POST", "/ui/appeals/{appeal_id}/decide"): frozenset({Permission.CASE_DECIDE}),
+    ("GET", "/ui/stats"): frozenset({Permission.STATS_VIEW}),
+    ("GET", "/ui/stats.csv"): frozenset({Permission.STATS_VIEW}),
 }
 MISSING_ID = "987654"
 

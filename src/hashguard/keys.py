@@ -18,7 +18,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from hashguard.permissions import private_dir
 
@@ -53,6 +55,15 @@ def _decode(text: str, where: str) -> bytes:
 class MasterKey:
     def __init__(self, key: bytes) -> None:
         self._aead = AESGCM(key)
+        self._key = key
+
+    def derive(self, purpose: str, length: int = 32) -> bytes:
+        """Key material for ``purpose`` (HKDF-SHA256 of the master key): the same key on
+        every start, and nothing about the master key or another purpose's key follows
+        from it (e.g. the seed of the host's Ed25519 feed-signing key)."""
+        return HKDF(
+            algorithm=hashes.SHA256(), length=length, salt=None, info=purpose.encode()
+        ).derive(self._key)
 
     @classmethod
     def load(

@@ -239,6 +239,11 @@ class Settings(BaseSettings):
     oidc_roles_claim: str | None = None
     oidc_role_map: dict[str, Role] = Field(default_factory=dict)
 
+    # -- statistics --
+    #: the aggregate feed publishes no count under this (small-number suppression)
+    stats_feed_k: int = Field(default=10, ge=1, le=1000)
+    #: who the feed and the transparency reports say published them (the host's name)
+    stats_publisher: str | None = Field(default=None, max_length=200)
     # -- actions --
     #: webhook endpoints, e.g. HASHGUARD_WEBHOOKS='[{"name": "ops", "url": "https://...",
     #: "secret": "whsec_...", "events": ["match.detected"]}]'

@@ -31,6 +31,7 @@ from hashguard.cli.remote import app as remote_app
 from hashguard.cli.reports import app as reports_app
 from hashguard.cli.statements import app as statements_app
 from hashguard.cli.stats import app as stats_app
+from hashguard.cli.stats_views import register as register_stats_views
 from hashguard.cli.users import app as users_app
 
 app = typer.Typer(
@@ -60,6 +61,7 @@ app.add_typer(referrals_app, name="referrals")
 app.add_typer(notices_app, name="notices")
 app.add_typer(statements_app, name="statements")
 app.add_typer(appeals_app, name="appeals")
+register_stats_views(stats_app)  # the table, transparency files and feed beside `verify`
 app.add_typer(stats_app, name="stats")
 app.command("serve")(serve.serve)
 app.command("worker")(worker.worker)

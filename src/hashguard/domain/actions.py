@@ -41,6 +41,9 @@ class EventType(StrEnum):
     #: an appeal (DSA Art. 20) was decided: upheld, or reversed (the platform restores
     #: the content it holds); with the outcome's statement text for the uploader
     APPEAL_DECIDED = "appeal.decided"
+    #: the signed aggregate statistics feed of a period, pushed to a hotline or NGO that
+    #: subscribed to it by name (an endpoint with no events listed does not get it)
+    STATS_FEED = "stats.feed"
 
 
 class ActionState(StrEnum):

@@ -134,6 +134,8 @@ class AuditAction(StrEnum):
     APPEAL_DECIDED = "appeal.decided"
     #: what a reversal did to the quarantined files (``restoration``: restored/failed/none)
     APPEAL_RESTORED = "appeal.restored"
+    #: the signed aggregate feed of a period was put in the outbox for its subscribers
+    STATS_FEED_PUSHED = "stats.feed_pushed"
 
 
 def valid_action(action: str) -> bool:

@@ -3,10 +3,10 @@
 Deny by default: a route names the one permission it needs, and a role has only the
 permissions listed here. ``admin`` manages people, deliveries, banks and scans but sees
 no content beyond the queue's blurred derivatives (it sees reports' states; submitting
-one is a lead's call); ``auditor`` reads the audit log and nothing else. An API token
-that acts for a person (``tokens create --user``) uses a scope only when the person's
-role has one of the permissions ``SCOPE_PERMISSIONS`` names for it: the token never
-does more than its person.
+one is a lead's call); ``auditor`` reads the audit log and the aggregate statistics,
+nothing else. An API token that acts for a person (``tokens create --user``) uses a
+scope only when the person's role has one of the permissions ``SCOPE_PERMISSIONS`` names
+for it: the token never does more than its person.
 """
 
 from __future__ import annotations
@@ -76,6 +76,8 @@ class Permission(StrEnum):
     APPEALS_SUBMIT = "appeals.submit"
     #: what only the ``admin`` scope itself opens: scan runs over server folders
     SERVER_ADMIN = "server.admin"
+    #: the aggregate statistics and transparency figures (counts, never a case)
+    STATS_VIEW = "stats.view"
 
 
 _REVIEWER = frozenset(
@@ -103,6 +105,7 @@ ROLE_PERMISSIONS: Mapping[Role, frozenset[Permission]] = {
         Permission.REPORTS_SUBMIT,
         Permission.NOTICES_SUBMIT,
         Permission.APPEALS_SUBMIT,
+        Permission.STATS_VIEW,
     },
     Role.ADMIN: frozenset(
         {
@@ -120,9 +123,10 @@ ROLE_PERMISSIONS: Mapping[Role, frozenset[Permission]] = {
             Permission.NOTICES_SUBMIT,
             Permission.APPEALS_SUBMIT,
             Permission.SERVER_ADMIN,
+            Permission.STATS_VIEW,
         }
     ),
-    Role.AUDITOR: frozenset({Permission.AUDIT_READ}),
+    Role.AUDITOR: frozenset({Permission.AUDIT_READ, Permission.STATS_VIEW}),
 }
 
 #: What a route's scope asks of the person a token acts for: one of these permissions.
@@ -136,6 +140,7 @@ SCOPE_PERMISSIONS: Mapping[Scope, frozenset[Permission]] = {
     Scope.CASES_REVIEW: frozenset({Permission.CASE_DECIDE, Permission.CASE_ASSIGN}),
     Scope.NOTICES: frozenset({Permission.NOTICES_SUBMIT}),
     Scope.APPEALS: frozenset({Permission.APPEALS_SUBMIT}),
+    Scope.STATS: frozenset({Permission.STATS_VIEW}),
     Scope.ADMIN: frozenset({Permission.SERVER_ADMIN}),
 }
 

@@ -25,7 +25,8 @@ class Metric(StrEnum):
 
     #: a file (or upload, notice item, object) checked: labels way, kind, outcome
     FILES_CHECKED = "files_checked"
-    #: a match of a file against a bank: labels way, bank, source, algorithm, band
+    #: a match of a file against a bank: labels way, bank, source, algorithm, band and
+    #: category (the list's category of the entry, e.g. an industry classification)
     MATCHES = "matches"
     #: the policy's decision about a file: labels way, decision (act/review/ignore/shadow)
     DECISIONS = "decisions"
@@ -44,6 +45,8 @@ class Metric(StrEnum):
     #: a DSA notice received: labels notifier_kind, category, channel
     NOTICES = "notices"
     #: a notice decided (its last item resolved and decided): labels notifier_kind, outcome
+    #: (restricted/not_restricted), category (the notice's) and automated (yes/no: the
+    #: decision was taken by automated means)
     NOTICES_DECIDED = "notices_decided"
     #: an Art. 20 appeal: labels state (received/upheld/reversed)
     APPEALS = "appeals"
@@ -56,7 +59,7 @@ class Metric(StrEnum):
 #: label keys each metric carries, in this order (a missing label is stored as "")
 LABELS: Mapping[Metric, tuple[str, ...]] = {
     Metric.FILES_CHECKED: ("way", "kind", "outcome"),
-    Metric.MATCHES: ("way", "bank", "source", "algorithm", "band"),
+    Metric.MATCHES: ("way", "bank", "source", "algorithm", "band", "category"),
     Metric.DECISIONS: ("way", "decision"),
     Metric.REMOTE_CALLS: ("service", "answer", "way"),
     Metric.CASES_OPENED: ("way", "bank", "band"),
@@ -65,7 +68,7 @@ LABELS: Mapping[Metric, tuple[str, ...]] = {
     Metric.STATEMENTS: ("source_type", "automated", "kind"),
     Metric.STATEMENTS_FILED: ("state",),
     Metric.NOTICES: ("notifier_kind", "category", "channel"),
-    Metric.NOTICES_DECIDED: ("notifier_kind", "outcome"),
+    Metric.NOTICES_DECIDED: ("notifier_kind", "outcome", "category", "automated"),
     Metric.APPEALS: ("state",),
     Metric.REFERRALS: ("hotline",),
     Metric.REMOVALS: ("way", "how"),

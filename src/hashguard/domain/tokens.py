@@ -24,6 +24,8 @@ class Scope(StrEnum):
     #: send an uploader's appeal (DSA Art. 20) against a restriction and read the
     #: appeals of a case (``/v1/cases/{id}/appeals``): the platform
     APPEALS = "appeals"
+    #: read the aggregate statistics (``GET /v1/stats``): counts, never a case or content
+    STATS = "stats"
     ADMIN = "admin"
 
 

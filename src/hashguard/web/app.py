@@ -16,7 +16,18 @@ from hashguard.jobs import Background
 from hashguard.settings import Settings
 from hashguard.store import open_store
 from hashguard.web import openapi, problems, tasks, ui
-from hashguard.web.api import appeals, banks, cases, health, lookup, notices, runs, scan, whoami
+from hashguard.web.api import (
+    appeals,
+    banks,
+    cases,
+    health,
+    lookup,
+    notices,
+    runs,
+    scan,
+    stats,
+    whoami,
+)
 from hashguard.web.gate import GateMiddleware
 from hashguard.web.metrics import Metrics, MetricsMiddleware
 from hashguard.web.services import Services
@@ -82,6 +93,7 @@ def create_app(settings: Settings, *, background: bool = True) -> FastAPI:
         notices.router,
         whoami.router,
         appeals.router,
+        stats.router,
         health.router,
     ):
         app.include_router(router)

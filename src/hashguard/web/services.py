@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from hashguard.actions.outbox import endpoints_of
 from hashguard.domain.actions import WebhookEndpoint
 from hashguard.domain.scans import ScanRun
+from hashguard.domain.stats import StatsReader
 from hashguard.evidence import Vault, open_vault
 from hashguard.hashing.hasher import BUILTIN_HASHERS, Hasher, enabled_hashers
 from hashguard.hashing.isolate import HashingPool
@@ -25,6 +26,8 @@ from hashguard.scan.pipeline import OnceVault, Pipeline
 from hashguard.scan.scanner import ScanAlreadyRunning, Scanner, prepare_run
 from hashguard.scan.sources import scan_options
 from hashguard.settings import Settings
+from hashguard.stats.memory import MemoryStatsReader
+from hashguard.stats.source import StatsUnavailable, reader_of
 from hashguard.store import Store
 from hashguard.web.auth import Authenticator
 from hashguard.web.limits import Admission, LookupLimiter, Receiving
@@ -146,6 +149,16 @@ def _owner_disabled(store: Store) -> Callable[[int], bool]:
     return disabled
 
 
+def _stats_reader(store: Store) -> StatsReader:
+    """The store's rollups; a store of a version that keeps none shows zeros (and the log
+    says so) rather than failing every statistics request."""
+    try:
+        return reader_of(store)
+    except StatsUnavailable:
+        log.warning("this store keeps no statistics rollups: the statistics views show zeros")
+        return MemoryStatsReader()
+
+
 @dataclass(kw_only=True)
 class Services:
     settings: Settings
@@ -165,6 +178,8 @@ class Services:
     pipeline: Pipeline
     _vault: OnceVault
     ready_error: str | None = field(default=None)
+    #: the statistics rollups the views read (None: this store keeps none)
+    stats: StatsReader | None = field(default=None)
 
     @classmethod
     def start(cls, settings: Settings, store: Store, metrics: Metrics) -> Services:
@@ -248,6 +263,7 @@ class Services:
             remote=remote,
             pipeline=pipeline,
             _vault=vault,
+            stats=_stats_reader(store),
         )
 
     def vault(self) -> Vault:

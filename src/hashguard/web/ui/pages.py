@@ -24,6 +24,7 @@ from hashguard.web.ui import (
     referrals,
     reports,
     reveal,
+    stats,
 )
 from hashguard.web.ui.common import age, services, utcnow
 from hashguard.web.ui.errors import UiRoute, install
@@ -41,6 +42,7 @@ router.include_router(referrals.router)
 router.include_router(appeals.router)
 router.include_router(reports.router)
 router.include_router(notices.router)
+router.include_router(stats.router)
 
 Viewer = Annotated[SignedIn, Depends(require(Permission.QUEUE_VIEW))]
 
