@@ -6,16 +6,17 @@ import json
 import signal
 import sys
 from collections.abc import Iterable
+from contextlib import ExitStack
 from enum import StrEnum
-from pathlib import Path
 from types import FrameType
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Column, Table
 
 from hashguard.audit import cli_actor
+from hashguard.cli import objects
 from hashguard.cli.context import (
     PDQ_MODE_OPTION,
     err,
@@ -39,6 +40,7 @@ from hashguard.plugins import PluginError
 from hashguard.remote.service import RemoteMatching, remote_matching, sends_pdq_hashes
 from hashguard.scan.classify import policies_of
 from hashguard.scan.pipeline import OnceVault, Pipeline
+from hashguard.scan.objectscan import ObjectListingFailed, ObjectScanner, listing_of
 from hashguard.scan.scanner import ScanAlreadyRunning, Scanner, prepare_run
 from hashguard.scan.sources import scan_options
 from hashguard.store import Store
@@ -92,7 +94,10 @@ def _terminate_as_interrupt(_signum: int, _frame: FrameType | None) -> None:
 
 def scan(
     ctx: typer.Context,
-    paths: Annotated[list[Path], typer.Argument(help="Files and directories to scan.")],
+    paths: Annotated[
+        list[str],
+        typer.Argument(help="Files and directories to scan, or s3://bucket/prefix addresses."),
+    ],
     as_json: Annotated[
         bool, typer.Option("--json", help="One JSON object per file, then a summary, on stdout.")
     ] = False,
@@ -119,14 +124,39 @@ def scan(
             help="Keep an encrypted copy of each matched file the policy acts on or reviews."
         ),
     ] = True,
+    endpoint_url: objects.EndpointOption = None,
+    inventory: objects.InventoryOption = None,
+    versions: objects.VersionsOption = objects.Versions.LATEST,
+    max_size: objects.MaxSizeOption = None,
+    extensions: objects.ExtOption = None,
+    content_types: objects.ContentTypeOption = None,
+    dry_run: objects.DryRunOption = False,
+    rate: objects.RateOption = None,
 ) -> None:
-    """Scan files and directories against every enabled bank.
+    """Scan files and directories, or object storage (s3://bucket/prefix), against every
+    enabled bank.
 
     Exit code: 0 nothing matched, 1 something matched, 2 some file could not be
     checked fully (undecodable or unreadable), 130 interrupted (run it again to resume).
     """
     if as_json and as_csv:
         raise fail("choose one of --json and --csv")
+    bucket = objects.object_args(
+        paths,
+        endpoint_url=endpoint_url,
+        inventory=inventory,
+        versions=versions,
+        max_size=max_size,
+        extensions=extensions,
+        content_types=content_types,
+        rate=rate,
+    )
+    if dry_run:
+        if bucket is None:
+            raise fail("--dry-run estimates an s3:// scan")
+        objects.dry_run(bucket, as_json=as_json)
+        raise typer.Exit(EXIT_CLEAN)
+    object_store: Any = objects.open_store(bucket) if bucket is not None else None
     output = OutputFormat.JSON if as_json else OutputFormat.CSV if as_csv else OutputFormat.TABLE
     settings = settings_of(ctx)
     options = scan_options(
@@ -139,7 +169,13 @@ def scan(
     signal.signal(signal.SIGTERM, _terminate_as_interrupt)
     with store_of(ctx) as store:
         try:
-            prepared = prepare_run(store.scans, [str(p) for p in paths], options, rescan=rescan)
+            prepared = prepare_run(
+                store.scans,
+                list(paths),
+                options,
+                rescan=rescan,
+                scope=bucket.scope() if bucket is not None else None,
+            )
         except ScanAlreadyRunning as exc:
             raise fail(str(exc)) from None
         run = prepared.run
@@ -161,6 +197,7 @@ def scan(
         task = progress.add_task(f"scan #{run.id}", total=None)
         try:
             with (
+                ExitStack() as stack,
                 progress,
                 HashingPool(
                     workers=workers or settings.workers,
@@ -173,14 +210,29 @@ def scan(
                     memory_mb=settings.worker_memory_mb,
                 ) as pool,
             ):
-                scanner = Scanner(
-                    store=store.scans,
-                    matcher=matcher,
-                    pool=pool,
-                    pipeline=_pipeline(
+                parts: dict[str, Any] = {
+                    "store": store.scans,
+                    "matcher": matcher,
+                    "pool": pool,
+                    "pipeline": _pipeline(
                         ctx, store, matcher, remote, keep_evidence=keep_evidence
                     ).with_hashing(pool),
-                )
+                }
+                if bucket is None:
+                    scanner: Scanner = Scanner(**parts)
+                else:
+                    scanner = ObjectScanner(
+                        objects=object_store,
+                        listing=listing_of(
+                            object_store,
+                            bucket.uris,
+                            inventory=bucket.inventory,
+                            all_versions=bucket.chosen.all_versions,
+                        ),
+                        chosen=bucket.chosen,
+                        **parts,
+                    )
+                    stack.callback(scanner.close)
 
                 def planned(total: int, done: int) -> None:
                     progress.update(task, total=total, completed=done)
@@ -191,12 +243,16 @@ def scan(
 
                 run = scanner.run(run, on_planned=planned, on_result=on_result)
                 run = _after_late_answers(store, run, remote)
+                if isinstance(scanner, ObjectScanner):
+                    _object_notes(scanner, object_store)
         except KeyboardInterrupt:
             sys.stdout.flush()
             err.print(
                 f"interrupted: run `hashguard scan` on the same paths again to resume #{run.id}"
             )
             raise typer.Exit(EXIT_INTERRUPTED) from None
+        except ObjectListingFailed as exc:
+            raise fail(f"cannot list scan #{run.id}'s objects: {exc}") from None
         except PoolStopped as exc:
             sys.stdout.flush()
             raise fail(
@@ -215,6 +271,15 @@ def scan(
         if output is OutputFormat.TABLE:
             out.print(_files_table(store.scans.results(run.id), only=None))
     raise typer.Exit(code)
+
+
+def _object_notes(scanner: ObjectScanner, object_store: Any) -> None:
+    requests = object_store.requests
+    sent = ", ".join(f"{n} {name}" for name, n in sorted(requests.sent.items()))
+    err.print(
+        f"object store: {sent or 'no requests'}; {requests.retried} retried "
+        f"({requests.throttled} throttled); {scanner.filtered} objects left out by filters"
+    )
 
 
 def _pipeline(
