@@ -52,7 +52,7 @@ def s3_proxy(target: str) -> Iterator[Proxy]:
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
 
-        def log_message(self, format: str, *args: object) -> None:  # noqa: A002
+        def log_message(self, format: str, *args: object) -> None:
             return
 
         def _answer(self, status: int, body: bytes, length: int | None = None) -> None:
@@ -67,7 +67,9 @@ def s3_proxy(target: str) -> Iterator[Proxy]:
             body = self.rfile.read(size) if size else b""
             path = urlsplit(self.path).path
             with lock:
-                slow = self.command == "GET" and faults.slowdowns > 0 and "list-type" not in self.path
+                slow = (
+                    self.command == "GET" and faults.slowdowns > 0 and "list-type" not in self.path
+                )
                 if slow:
                     faults.slowdowns -= 1
             if slow:

@@ -8,6 +8,8 @@ import hashlib
 import io
 import json
 import os
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -124,7 +126,8 @@ def test_versions_all_or_latest(s3: Any, fresh_proxy: Proxy) -> None:
     # an old version is read as it was, pinned to its version id
     old = next(o for o in every if o.ref.key == "a.jpg" and not o.is_latest)
     data, read = store.get(old.ref)
-    assert data == b"one" and read.version_id == old.ref.version_id
+    assert data == b"one"
+    assert read.version_id == old.ref.version_id
     assert [o.ref.key for o in store.list("versioned", "", versions=False)] == ["a.jpg"]
 
 
@@ -140,7 +143,9 @@ def _manifest(s3: Any, source: str, fmt: str, files: dict[str, bytes], schema: s
     entries = []
     for key, data in files.items():
         s3.put_object(Bucket="inv", Key=key, Body=data)
-        entries.append({"key": key, "size": len(data), "MD5checksum": hashlib.md5(data).hexdigest()})
+        entries.append(
+            {"key": key, "size": len(data), "MD5checksum": hashlib.md5(data).hexdigest()}
+        )
     manifest = {
         "sourceBucket": source,
         "destinationBucket": "arn:aws:s3:::inv",
@@ -167,14 +172,31 @@ def test_inventory_csv_and_parquet_manifests(s3: Any, fresh_proxy: Proxy) -> Non
     objects = {"photos/a b.jpg": b"a" * 10, "photos/c.jpg": b"c" * 20, "docs/d.txt": b"d"}
     _bucket(s3, "invsrc", objects)
     s3.create_bucket(Bucket="inv")
-    listed = {o.ref.key: o for o in ObjectStore(endpoint_url=fresh_proxy.url).list("invsrc", "", versions=False)}
+    listed = {
+        o.ref.key: o
+        for o in ObjectStore(endpoint_url=fresh_proxy.url).list("invsrc", "", versions=False)
+    }
     rows = [
-        ["invsrc", key.replace(" ", "%20"), "", "true", "false", str(o.size), "2026-12-03T00:00:00.000Z", o.ref.etag or ""]
+        [
+            "invsrc",
+            key.replace(" ", "%20"),
+            "",
+            "true",
+            "false",
+            str(o.size),
+            "2026-12-03T00:00:00.000Z",
+            o.ref.etag or "",
+        ]
         for key, o in listed.items()
     ] + [["invsrc", "gone.jpg", "", "true", "true", "", "2026-12-03T00:00:00.000Z", ""]]
     csv_uri = _manifest(
-        s3, "invsrc", "CSV",
-        {"invsrc/config/data/one.csv.gz": _csv_gz(rows[:2]), "invsrc/config/data/two.csv.gz": _csv_gz(rows[2:])},
+        s3,
+        "invsrc",
+        "CSV",
+        {
+            "invsrc/config/data/one.csv.gz": _csv_gz(rows[:2]),
+            "invsrc/config/data/two.csv.gz": _csv_gz(rows[2:]),
+        },
         CSV_SCHEMA,
     )
     table = pa.table(
@@ -197,9 +219,14 @@ def test_inventory_csv_and_parquet_manifests(s3: Any, fresh_proxy: Proxy) -> Non
     want = sorted((o.ref.uri, o.ref.etag, o.size) for o in listed.values())
     assert sorted((o.ref.uri, o.ref.etag, o.size) for o in store.inventory(csv_uri)) == want
     assert sorted((o.ref.uri, o.ref.etag, o.size) for o in store.inventory(parquet_uri)) == want
-    assert [o.ref.key for o in store.inventory(parquet_uri, prefix="photos/")] == ["photos/a b.jpg", "photos/c.jpg"]
+    assert [o.ref.key for o in store.inventory(parquet_uri, prefix="photos/")] == [
+        "photos/a b.jpg",
+        "photos/c.jpg",
+    ]
     # a data file that is not the one the manifest names is refused
-    manifest = json.loads(s3.get_object(Bucket="inv", Key=parquet_uri.removeprefix("s3://inv/"))["Body"].read())
+    manifest = json.loads(
+        s3.get_object(Bucket="inv", Key=parquet_uri.removeprefix("s3://inv/"))["Body"].read()
+    )
     manifest["files"][0]["MD5checksum"] = "0" * 32
     with pytest.raises(BadInventory, match="MD5checksum"):
         list(read_inventory(manifest, store.__class__._read.__get__(store)))
@@ -228,7 +255,9 @@ def corpus(tmp_path_factory: pytest.TempPathFactory) -> dict[str, bytes]:
     """A known image and its copy, others, the hostile set (decoding bombs, truncated and
     lying files), a text file: the same files go to a folder and to a bucket."""
     folder = tmp_path_factory.mktemp("hostile")
-    files = {f"hostile/{p.name}": p.read_bytes() for p in hostile.write_hostile_set(folder).values()}
+    files = {
+        f"hostile/{p.name}": p.read_bytes() for p in hostile.write_hostile_set(folder).values()
+    }
     known = encode(generate(Kind.PHOTO, seed=42, width=320, height=240))
     return {
         **files,
@@ -272,7 +301,13 @@ def test_s3_scan_equals_a_local_scan_and_records_identity(
 
     local = _cli("scan", str(folder), "--json", "--workers", "2", check=1)
     remote = _cli(
-        "scan", "s3://same/corpus/", "--endpoint-url", fresh_proxy.url, "--json", "--workers", "2",
+        "scan",
+        "s3://same/corpus/",
+        "--endpoint-url",
+        fresh_proxy.url,
+        "--json",
+        "--workers",
+        "2",
         check=1,
     )
     local_files, local_summary = json_lines(local.stdout)
@@ -311,8 +346,16 @@ def test_filters_apply_before_download_and_dry_run_reads_nothing(
         {"a.jpg": image, "b.jpg": image, "big.jpg": big, "notes.txt": b"text", "c.JPG": image},
     )
     s3.put_object(Bucket="filtered", Key="lying.jpg", Body=image, ContentType="text/html")
-    common = ("s3://filtered", "--endpoint-url", fresh_proxy.url, "--ext", "jpg",
-              "--max-size", str(len(image) + 10), "--json")
+    common = (
+        "s3://filtered",
+        "--endpoint-url",
+        fresh_proxy.url,
+        "--ext",
+        "jpg",
+        "--max-size",
+        str(len(image) + 10),
+        "--json",
+    )
 
     estimate_line = _cli("scan", *common, "--dry-run").stdout.strip()
     figures = json.loads(estimate_line)
@@ -379,8 +422,15 @@ def test_an_object_that_cannot_be_read_is_an_error_never_no_match(
 ) -> None:
     image = encode(generate(Kind.PHOTO, seed=5, width=64, height=48))
     _bucket(
-        s3, "unread",
-        {"ok.jpg": image, "denied.jpg": image, "cut.jpg": image, "deleted.jpg": image, "changed.jpg": image},
+        s3,
+        "unread",
+        {
+            "ok.jpg": image,
+            "denied.jpg": image,
+            "cut.jpg": image,
+            "deleted.jpg": image,
+            "changed.jpg": image,
+        },
     )
     objects = ObjectStore(endpoint_url=fresh_proxy.url, attempts=2)
     listing = list(objects.list("unread", "", versions=False))
@@ -435,6 +485,23 @@ def test_an_interrupted_object_scan_resumes_where_it_stopped(
     sqlite_store.scans.finish(first.id, first.status.__class__("interrupted"))
     fresh_proxy.log.clear()
     again, results = _scan(sqlite_store, objects, listing)
-    assert again.id == first.id and again.total == 5
+    assert again.id == first.id
+    assert again.total == 5
     assert len(fresh_proxy.requests("GET", "/resumed/")) == 3  # only what was left
     assert os.path.basename(sorted(results)[0]) == "0.jpg"
+
+
+def test_the_server_and_cli_start_without_boto3_and_say_which_extra(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    blocked = (
+        "import sys; sys.modules['boto3'] = sys.modules['botocore'] = None; "
+        "import hashguard.cli.app, hashguard.web.app, hashguard.scan.objectscan; print('ok')"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", blocked], capture_output=True, text=True, check=False, timeout=120
+    )
+    assert done.stdout.strip() == "ok", done.stderr[-2000:]
+    monkeypatch.setitem(sys.modules, "boto3", None)
+    result = _cli("scan", "s3://any-bucket/prefix", check=2)
+    assert "pip install 'hashguard[s3]'" in result.stderr

@@ -11,6 +11,7 @@ from enum import StrEnum
 from typing import Annotated, Any
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from hashguard.cli.context import err, fail, out
@@ -109,8 +110,10 @@ def object_args(
     remote = [p for p in paths if is_object_uri(p)]
     if not remote:
         if inventory or extensions or content_types or max_size or endpoint_url:
-            raise fail("--inventory, --ext, --content-type, --max-size and --endpoint-url "
-                       "apply to s3:// addresses")
+            raise fail(
+                "--inventory, --ext, --content-type, --max-size and --endpoint-url "
+                "apply to s3:// addresses"
+            )
         return None
     if len(remote) != len(paths):
         raise fail("scan either s3:// addresses or local paths, not both at once")
@@ -124,15 +127,25 @@ def object_args(
         endpoint_url=endpoint_url,
         inventory=inventory,
         chosen=ObjectFilter(
-            extensions=frozenset(e.lower().lstrip(".") for e in extensions)
-            if extensions
-            else None,
+            extensions=frozenset(e.lower().lstrip(".") for e in extensions) if extensions else None,
             content_types=tuple(t.lower() for t in content_types or ()),
             max_size=max_size,
             all_versions=versions is Versions.ALL,
         ),
         rate=rate,
     )
+
+
+def object_scan(
+    paths: Sequence[str], *, dry_run: bool, as_json: bool, **options: Any
+) -> tuple[ObjectScanArgs | None, Any]:
+    """The object scan ``paths`` and ``options`` ask for and its opened store (``None``,
+    ``None``: local paths); a dry run prints its estimate and exits."""
+    args = object_args(paths, **options)
+    if dry_run:
+        _dry_run(args, as_json=as_json)
+        raise typer.Exit(0)
+    return args, open_store(args) if args is not None else None
 
 
 def open_store(args: ObjectScanArgs) -> Any:
@@ -142,11 +155,13 @@ def open_store(args: ObjectScanArgs) -> Any:
 
         return ObjectStore(endpoint_url=args.endpoint_url, rate=args.rate)
     except NeedsExtra as exc:
-        raise fail(str(exc)) from None
+        raise fail(escape(str(exc))) from None
 
 
-def dry_run(args: ObjectScanArgs, *, as_json: bool) -> None:
+def _dry_run(args: ObjectScanArgs | None, *, as_json: bool) -> None:
     """Print what the scan would read and cost; nothing is downloaded."""
+    if args is None:
+        raise fail("--dry-run estimates an s3:// scan")
     store = open_store(args)
     listing = listing_of(
         store, args.uris, inventory=args.inventory, all_versions=args.chosen.all_versions
@@ -156,7 +171,9 @@ def dry_run(args: ObjectScanArgs, *, as_json: bool) -> None:
         figures = estimate(
             listing(),
             args.chosen,
-            listing_requests=(lambda _listed: reads.get("GetObject", 0)) if args.inventory else None,
+            listing_requests=(lambda _listed: reads.get("GetObject", 0))
+            if args.inventory
+            else None,
         )
     except Exception as exc:  # noqa: BLE001 - a refused listing (botocore's errors vary)
         raise fail(f"cannot list: {exc}") from None
@@ -181,4 +198,3 @@ def dry_run(args: ObjectScanArgs, *, as_json: bool) -> None:
         f"{shown['cpu_model']['seconds_per_mb']} s per MB (measured: python -m bench, "
         "section objects)"
     )
-

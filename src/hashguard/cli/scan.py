@@ -12,6 +12,7 @@ from types import FrameType
 from typing import Annotated, Any
 
 import typer
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Column, Table
 
@@ -39,9 +40,9 @@ from hashguard.matching.matcher import Matcher, load_or_build
 from hashguard.plugins import PluginError
 from hashguard.remote.service import RemoteMatching, remote_matching, sends_pdq_hashes
 from hashguard.scan.classify import policies_of
-from hashguard.scan.pipeline import OnceVault, Pipeline
 from hashguard.scan.objectscan import ObjectListingFailed, ObjectScanner, listing_of
-from hashguard.scan.scanner import ScanAlreadyRunning, Scanner, prepare_run
+from hashguard.scan.pipeline import OnceVault, Pipeline
+from hashguard.scan.scanner import PreparedRun, ScanAlreadyRunning, Scanner, prepare_run
 from hashguard.scan.sources import scan_options
 from hashguard.store import Store
 from hashguard.store.scans import UnknownRun
@@ -141,7 +142,7 @@ def scan(
     """
     if as_json and as_csv:
         raise fail("choose one of --json and --csv")
-    bucket = objects.object_args(
+    bucket, object_store = objects.object_scan(
         paths,
         endpoint_url=endpoint_url,
         inventory=inventory,
@@ -150,13 +151,9 @@ def scan(
         extensions=extensions,
         content_types=content_types,
         rate=rate,
+        dry_run=dry_run,
+        as_json=as_json,
     )
-    if dry_run:
-        if bucket is None:
-            raise fail("--dry-run estimates an s3:// scan")
-        objects.dry_run(bucket, as_json=as_json)
-        raise typer.Exit(EXIT_CLEAN)
-    object_store: Any = objects.open_store(bucket) if bucket is not None else None
     output = OutputFormat.JSON if as_json else OutputFormat.CSV if as_csv else OutputFormat.TABLE
     settings = settings_of(ctx)
     options = scan_options(
@@ -179,13 +176,8 @@ def scan(
         except ScanAlreadyRunning as exc:
             raise fail(str(exc)) from None
         run = prepared.run
-        if prepared.resumed:
-            err.print(f"resuming scan #{run.id} ({run.total} files already done)")
         matcher, remote = _matchers(ctx, store)
-        if output is OutputFormat.CSV:
-            sys.stdout.write(csv_header())
-        for earlier in store.scans.results(run.id):
-            _emit(earlier, output)
+        _earlier(store, prepared, output)
         progress = Progress(
             TextColumn("[progress.description]{task.description}"),
             BarColumn(),
@@ -210,29 +202,17 @@ def scan(
                     memory_mb=settings.worker_memory_mb,
                 ) as pool,
             ):
-                parts: dict[str, Any] = {
-                    "store": store.scans,
-                    "matcher": matcher,
-                    "pool": pool,
-                    "pipeline": _pipeline(
+                scanner = _scanner(
+                    bucket,
+                    object_store,
+                    stack,
+                    store=store.scans,
+                    matcher=matcher,
+                    pool=pool,
+                    pipeline=_pipeline(
                         ctx, store, matcher, remote, keep_evidence=keep_evidence
                     ).with_hashing(pool),
-                }
-                if bucket is None:
-                    scanner: Scanner = Scanner(**parts)
-                else:
-                    scanner = ObjectScanner(
-                        objects=object_store,
-                        listing=listing_of(
-                            object_store,
-                            bucket.uris,
-                            inventory=bucket.inventory,
-                            all_versions=bucket.chosen.all_versions,
-                        ),
-                        chosen=bucket.chosen,
-                        **parts,
-                    )
-                    stack.callback(scanner.close)
+                )
 
                 def planned(total: int, done: int) -> None:
                     progress.update(task, total=total, completed=done)
@@ -243,18 +223,17 @@ def scan(
 
                 run = scanner.run(run, on_planned=planned, on_result=on_result)
                 run = _after_late_answers(store, run, remote)
-                if isinstance(scanner, ObjectScanner):
-                    _object_notes(scanner, object_store)
+                _object_notes(scanner, object_store)
         except KeyboardInterrupt:
             sys.stdout.flush()
             err.print(
                 f"interrupted: run `hashguard scan` on the same paths again to resume #{run.id}"
             )
             raise typer.Exit(EXIT_INTERRUPTED) from None
-        except ObjectListingFailed as exc:
-            raise fail(f"cannot list scan #{run.id}'s objects: {exc}") from None
-        except PoolStopped as exc:
+        except (PoolStopped, ObjectListingFailed) as exc:
             sys.stdout.flush()
+            if isinstance(exc, ObjectListingFailed):
+                raise fail(escape(f"cannot list scan #{run.id}'s objects: {exc}")) from None
             raise fail(
                 f"the hashing workers stopped ({exc}); scan #{run.id} is saved as far as it "
                 "got: run the same command again to resume it"
@@ -273,7 +252,41 @@ def scan(
     raise typer.Exit(code)
 
 
-def _object_notes(scanner: ObjectScanner, object_store: Any) -> None:
+def _earlier(store: Store, prepared: PreparedRun, output: OutputFormat) -> None:
+    """A resumed run's results so far, first."""
+    run = prepared.run
+    if prepared.resumed:
+        err.print(f"resuming scan #{run.id} ({run.total} files already done)")
+    if output is OutputFormat.CSV:
+        sys.stdout.write(csv_header())
+    for earlier in store.scans.results(run.id):
+        _emit(earlier, output)
+
+
+def _scanner(
+    bucket: objects.ObjectScanArgs | None, object_store: Any, stack: ExitStack, **parts: Any
+) -> Scanner:
+    """The local scanner, or for s3:// addresses the object scanner over their listing."""
+    if bucket is None:
+        return Scanner(**parts)
+    scanner = ObjectScanner(
+        objects=object_store,
+        listing=listing_of(
+            object_store,
+            bucket.uris,
+            inventory=bucket.inventory,
+            all_versions=bucket.chosen.all_versions,
+        ),
+        chosen=bucket.chosen,
+        **parts,
+    )
+    stack.callback(scanner.close)
+    return scanner
+
+
+def _object_notes(scanner: Scanner, object_store: Any) -> None:
+    if not isinstance(scanner, ObjectScanner):
+        return
     requests = object_store.requests
     sent = ", ".join(f"{n} {name}" for name, n in sorted(requests.sent.items()))
     err.print(

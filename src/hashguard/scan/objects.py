@@ -211,7 +211,7 @@ class ObjectStore:
         delete markers."""
         bucket, key = split_uri(manifest_uri)
         manifest = json.loads(self._read(bucket, key))
-        yield from read_inventory(manifest, lambda b, k: self._read(b, k), prefix=prefix)
+        yield from read_inventory(manifest, self._read, prefix=prefix)
 
     def _read(self, bucket: str, key: str) -> bytes:
         data: bytes = self.client.get_object(Bucket=bucket, Key=key)["Body"].read()
@@ -233,7 +233,7 @@ class ObjectStore:
         body = answer["Body"]
         try:
             data: bytes = body.read()
-        except Exception as exc:  # noqa: BLE001 - botocore's stream errors vary by version
+        except Exception as exc:
             raise Unreadable(f"the download was cut short: {exc}") from exc
         finally:
             body.close()

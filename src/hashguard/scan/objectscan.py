@@ -234,7 +234,7 @@ class ObjectScanner(Scanner):
     def _listed(self) -> Iterator[ListedObject]:
         try:
             yield from self._listing()
-        except Exception as exc:  # noqa: BLE001 - botocore's errors, a bad inventory
+        except Exception as exc:
             raise ObjectListingFailed(str(exc)) from exc
 
     def _type_of(self, ref: ObjectRef) -> str | None:
@@ -321,9 +321,7 @@ def listing_of(
     def objects() -> Iterator[ListedObject]:
         if inventory is not None:
             for item in store.inventory(inventory):
-                if any(
-                    item.ref.bucket == b and item.ref.key.startswith(p) for b, p in scopes
-                ):
+                if any(item.ref.bucket == b and item.ref.key.startswith(p) for b, p in scopes):
                     yield item
             return
         for bucket, prefix in scopes:
