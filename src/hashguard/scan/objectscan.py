@@ -29,8 +29,8 @@ from hashguard.store.scans import path_key
 #: section ``objects``, "hashing cost"): CPU seconds per object (decode set-up, exact
 #: hashes, PDQ of a small image) and per MB of content (decoding and hashing large
 #: images). A dry run's CPU-hours are ``objects * PER_OBJECT + MB * PER_MB``.
-CPU_SECONDS_PER_OBJECT = 0.004
-CPU_SECONDS_PER_MB = 0.030
+CPU_SECONDS_PER_OBJECT = 0.0063
+CPU_SECONDS_PER_MB = 0.0073
 
 #: objects listed per LIST request (S3's page)
 KEYS_PER_LIST = 1000
