@@ -155,7 +155,7 @@ def _manifest(s3: Any, source: str, fmt: str, files: dict[str, bytes], schema: s
         "fileSchema": schema,
         "files": entries,
     }
-    key = f"{source}/config/2026-12-03T01-00Z/manifest.json"
+    key = f"{source}/{fmt.lower()}/2026-12-03T01-00Z/manifest.json"
     s3.put_object(Bucket="inv", Key=key, Body=json.dumps(manifest).encode())
     return f"s3://inv/{key}"
 
@@ -168,6 +168,7 @@ PARQUET_SCHEMA = (
 )
 
 
+@pytest.mark.usefixtures("home")
 def test_inventory_csv_and_parquet_manifests(s3: Any, fresh_proxy: Proxy) -> None:
     objects = {"photos/a b.jpg": b"a" * 10, "photos/c.jpg": b"c" * 20, "docs/d.txt": b"d"}
     _bucket(s3, "invsrc", objects)
@@ -223,6 +224,16 @@ def test_inventory_csv_and_parquet_manifests(s3: Any, fresh_proxy: Proxy) -> Non
         "photos/a b.jpg",
         "photos/c.jpg",
     ]
+    # a dry run from the inventory: the manifest and its 2 data files are all it reads
+    fresh_proxy.log.clear()
+    dry = _cli(
+        "scan", "s3://invsrc/photos/", "--inventory", csv_uri, "--endpoint-url",
+        fresh_proxy.url, "--dry-run", "--json",
+    )  # fmt: skip
+    figures = json.loads(dry.stdout)
+    assert (figures["objects"], figures["bytes"]) == (2, 30)
+    assert figures["requests"] == {"list": 3, "head": 0, "get": 2}
+    assert len(fresh_proxy.log) == 3
     # a data file that is not the one the manifest names is refused
     manifest = json.loads(
         s3.get_object(Bucket="inv", Key=parquet_uri.removeprefix("s3://inv/"))["Body"].read()
