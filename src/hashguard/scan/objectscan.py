@@ -30,7 +30,7 @@ from hashguard.store.scans import path_key
 #: hashes, PDQ of a small image) and per MB of content (decoding and hashing large
 #: images). A dry run's CPU-hours are ``objects * PER_OBJECT + MB * PER_MB``.
 CPU_SECONDS_PER_OBJECT = 0.0063
-CPU_SECONDS_PER_MB = 0.0073
+CPU_SECONDS_PER_MB = 0.011
 
 #: objects listed per LIST request (S3's page)
 KEYS_PER_LIST = 1000
