@@ -87,6 +87,11 @@ def main() -> int:
             from bench.stats import stats_rows  # noqa: PLC0415 - the hashing pool: only when asked
 
             rows += stats_rows(scale, progress.print)
+        if "objects" in wanted:
+            from bench.objects import objects_rows  # noqa: PLC0415 - moto: the dev extra
+
+            progress.print("object storage (moto S3 server on loopback)")
+            rows += objects_rows(progress.print)
     except BenchError as exc:
         progress.print(f"[red]benchmark aborted:[/red] {exc}", highlight=False, markup=True)
         return 2

@@ -7,6 +7,7 @@ import io
 from typing import Any
 
 from hashguard.domain.matches import match_to_json
+from hashguard.domain.objects import object_to_json
 from hashguard.domain.policy import Action, decision_to_json
 from hashguard.domain.remote import RemoteStatus, remote_to_json
 from hashguard.domain.scans import FileResult, Outcome, ScanRun, printable_path
@@ -23,6 +24,7 @@ def result_json(result: FileResult) -> dict[str, Any]:
         "matches": [match_to_json(match) for match in result.matches],
         "remote": [remote_to_json(r) for r in result.remote],
         "decision": decision_to_json(result.decision),
+        **({"object": object_to_json(result.object)} if result.object else {}),
     }
 
 

@@ -6,16 +6,18 @@ import json
 import signal
 import sys
 from collections.abc import Iterable
+from contextlib import ExitStack
 from enum import StrEnum
-from pathlib import Path
 from types import FrameType
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Column, Table
 
 from hashguard.audit import cli_actor
+from hashguard.cli import objects
 from hashguard.cli.context import (
     PDQ_MODE_OPTION,
     err,
@@ -38,8 +40,9 @@ from hashguard.matching.matcher import Matcher, load_or_build
 from hashguard.plugins import PluginError
 from hashguard.remote.service import RemoteMatching, remote_matching, sends_pdq_hashes
 from hashguard.scan.classify import policies_of
+from hashguard.scan.objectscan import ObjectListingFailed, ObjectScanner, listing_of
 from hashguard.scan.pipeline import OnceVault, Pipeline
-from hashguard.scan.scanner import ScanAlreadyRunning, Scanner, prepare_run
+from hashguard.scan.scanner import PreparedRun, ScanAlreadyRunning, Scanner, prepare_run
 from hashguard.scan.sources import scan_options
 from hashguard.store import Store
 from hashguard.store.scans import UnknownRun
@@ -92,7 +95,10 @@ def _terminate_as_interrupt(_signum: int, _frame: FrameType | None) -> None:
 
 def scan(
     ctx: typer.Context,
-    paths: Annotated[list[Path], typer.Argument(help="Files and directories to scan.")],
+    paths: Annotated[
+        list[str],
+        typer.Argument(help="Files and directories to scan, or s3://bucket/prefix addresses."),
+    ],
     as_json: Annotated[
         bool, typer.Option("--json", help="One JSON object per file, then a summary, on stdout.")
     ] = False,
@@ -119,14 +125,35 @@ def scan(
             help="Keep an encrypted copy of each matched file the policy acts on or reviews."
         ),
     ] = True,
+    endpoint_url: objects.EndpointOption = None,
+    inventory: objects.InventoryOption = None,
+    versions: objects.VersionsOption = objects.Versions.LATEST,
+    max_size: objects.MaxSizeOption = None,
+    extensions: objects.ExtOption = None,
+    content_types: objects.ContentTypeOption = None,
+    dry_run: objects.DryRunOption = False,
+    rate: objects.RateOption = None,
 ) -> None:
-    """Scan files and directories against every enabled bank.
+    """Scan files and directories, or object storage (s3://bucket/prefix), against every
+    enabled bank.
 
     Exit code: 0 nothing matched, 1 something matched, 2 some file could not be
     checked fully (undecodable or unreadable), 130 interrupted (run it again to resume).
     """
     if as_json and as_csv:
         raise fail("choose one of --json and --csv")
+    bucket, object_store = objects.object_scan(
+        paths,
+        endpoint_url=endpoint_url,
+        inventory=inventory,
+        versions=versions,
+        max_size=max_size,
+        extensions=extensions,
+        content_types=content_types,
+        rate=rate,
+        dry_run=dry_run,
+        as_json=as_json,
+    )
     output = OutputFormat.JSON if as_json else OutputFormat.CSV if as_csv else OutputFormat.TABLE
     settings = settings_of(ctx)
     options = scan_options(
@@ -139,17 +166,18 @@ def scan(
     signal.signal(signal.SIGTERM, _terminate_as_interrupt)
     with store_of(ctx) as store:
         try:
-            prepared = prepare_run(store.scans, [str(p) for p in paths], options, rescan=rescan)
+            prepared = prepare_run(
+                store.scans,
+                list(paths),
+                options,
+                rescan=rescan,
+                scope=bucket.scope() if bucket is not None else None,
+            )
         except ScanAlreadyRunning as exc:
             raise fail(str(exc)) from None
         run = prepared.run
-        if prepared.resumed:
-            err.print(f"resuming scan #{run.id} ({run.total} files already done)")
         matcher, remote = _matchers(ctx, store)
-        if output is OutputFormat.CSV:
-            sys.stdout.write(csv_header())
-        for earlier in store.scans.results(run.id):
-            _emit(earlier, output)
+        _earlier(store, prepared, output)
         progress = Progress(
             TextColumn("[progress.description]{task.description}"),
             BarColumn(),
@@ -161,6 +189,7 @@ def scan(
         task = progress.add_task(f"scan #{run.id}", total=None)
         try:
             with (
+                ExitStack() as stack,
                 progress,
                 HashingPool(
                     workers=workers or settings.workers,
@@ -173,7 +202,10 @@ def scan(
                     memory_mb=settings.worker_memory_mb,
                 ) as pool,
             ):
-                scanner = Scanner(
+                scanner = _scanner(
+                    bucket,
+                    object_store,
+                    stack,
                     store=store.scans,
                     matcher=matcher,
                     pool=pool,
@@ -191,14 +223,17 @@ def scan(
 
                 run = scanner.run(run, on_planned=planned, on_result=on_result)
                 run = _after_late_answers(store, run, remote)
+                _object_notes(scanner, object_store)
         except KeyboardInterrupt:
             sys.stdout.flush()
             err.print(
                 f"interrupted: run `hashguard scan` on the same paths again to resume #{run.id}"
             )
             raise typer.Exit(EXIT_INTERRUPTED) from None
-        except PoolStopped as exc:
+        except (PoolStopped, ObjectListingFailed) as exc:
             sys.stdout.flush()
+            if isinstance(exc, ObjectListingFailed):
+                raise fail(escape(f"cannot list scan #{run.id}'s objects: {exc}")) from None
             raise fail(
                 f"the hashing workers stopped ({exc}); scan #{run.id} is saved as far as it "
                 "got: run the same command again to resume it"
@@ -215,6 +250,49 @@ def scan(
         if output is OutputFormat.TABLE:
             out.print(_files_table(store.scans.results(run.id), only=None))
     raise typer.Exit(code)
+
+
+def _earlier(store: Store, prepared: PreparedRun, output: OutputFormat) -> None:
+    """A resumed run's results so far, first."""
+    run = prepared.run
+    if prepared.resumed:
+        err.print(f"resuming scan #{run.id} ({run.total} files already done)")
+    if output is OutputFormat.CSV:
+        sys.stdout.write(csv_header())
+    for earlier in store.scans.results(run.id):
+        _emit(earlier, output)
+
+
+def _scanner(
+    bucket: objects.ObjectScanArgs | None, object_store: Any, stack: ExitStack, **parts: Any
+) -> Scanner:
+    """The local scanner, or for s3:// addresses the object scanner over their listing."""
+    if bucket is None:
+        return Scanner(**parts)
+    scanner = ObjectScanner(
+        objects=object_store,
+        listing=listing_of(
+            object_store,
+            bucket.uris,
+            inventory=bucket.inventory,
+            all_versions=bucket.chosen.all_versions,
+        ),
+        chosen=bucket.chosen,
+        **parts,
+    )
+    stack.callback(scanner.close)
+    return scanner
+
+
+def _object_notes(scanner: Scanner, object_store: Any) -> None:
+    if not isinstance(scanner, ObjectScanner):
+        return
+    requests = object_store.requests
+    sent = ", ".join(f"{n} {name}" for name, n in sorted(requests.sent.items()))
+    err.print(
+        f"object store: {sent or 'no requests'}; {requests.retried} retried "
+        f"({requests.throttled} throttled); {scanner.filtered} objects left out by filters"
+    )
 
 
 def _pipeline(

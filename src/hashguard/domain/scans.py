@@ -9,6 +9,7 @@ from enum import StrEnum
 from typing import Any
 
 from hashguard.domain.matches import Match
+from hashguard.domain.objects import ObjectRef
 from hashguard.domain.policy import NO_MATCH, Action, Decision
 from hashguard.domain.remote import RemoteResult
 from hashguard.domain.signals import FileSignals, PdqMode
@@ -85,6 +86,8 @@ class FileResult:
     remote: tuple[RemoteResult, ...] = ()
     #: what the policy decided (act, review, ignore) and the rule that decided it
     decision: Decision = NO_MATCH
+    #: the object-storage object scanned (``None``: a local file or an upload)
+    object: ObjectRef | None = None
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)

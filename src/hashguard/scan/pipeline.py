@@ -238,6 +238,8 @@ class Pipeline:
     def prepare(self, result: FileResult, source: Source, *, late: bool = False) -> Prepared:
         """Seal and write the item's evidence (when the decision keeps it) and plan its
         actions; nothing is recorded yet."""
+        if source.object is not None and result.object is None:
+            result = replace(result, object=source.object)
         sealed, not_kept = None, None
         if (
             result.outcome is Outcome.MATCHED

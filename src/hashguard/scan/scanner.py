@@ -9,7 +9,7 @@ import os
 import socket
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import partial
@@ -27,7 +27,7 @@ from hashguard.matching.matcher import Screened
 from hashguard.scan.classify import classify, policies_of
 from hashguard.scan.confirm import screened
 from hashguard.scan.pipeline import Pipeline, Prepared
-from hashguard.scan.sources import LocalFile
+from hashguard.scan.sources import LocalFile, Source
 from hashguard.scan.walk import WalkItem, walk
 from hashguard.store.scans import ScanStore, path_key
 
@@ -50,9 +50,13 @@ class ScanAlreadyRunning(RuntimeError):
     pass
 
 
-def resume_key(roots: Sequence[str], options: ScanOptions) -> str:
-    """Runs over the same roots with the same options are one run, resumable."""
-    canonical = json.dumps({"roots": sorted(roots), **options.as_json()}, sort_keys=True)
+def resume_key(
+    roots: Sequence[str], options: ScanOptions, scope: Mapping[str, Any] | None = None
+) -> str:
+    """Runs over the same roots with the same options (and ``scope``: what an object
+    scan selects) are one run, resumable."""
+    shape = {"roots": sorted(roots), **options.as_json(), **({"scope": scope} if scope else {})}
+    canonical = json.dumps(shape, sort_keys=True)
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
@@ -75,15 +79,22 @@ def _alive(run: ScanRun, host: str) -> bool:
 
 
 def prepare_run(
-    store: ScanStore, roots: Sequence[str], options: ScanOptions, *, rescan: bool = False
+    store: ScanStore,
+    roots: Sequence[str],
+    options: ScanOptions,
+    *,
+    rescan: bool = False,
+    scope: Mapping[str, Any] | None = None,
 ) -> PreparedRun:
     """Resume the unfinished run over these roots, or start a new one.
 
     ``rescan`` always starts afresh. A run whose process is still alive on this host
-    is not taken over.
+    is not taken over. A root with a scheme (``s3://bucket/prefix``) is kept as given.
     """
-    absolute = list(dict.fromkeys(os.path.abspath(root) for root in roots))
-    key = resume_key(absolute, options)
+    absolute = list(
+        dict.fromkeys(root if root.startswith("s3://") else os.path.abspath(root) for root in roots)
+    )
+    key = resume_key(absolute, options, scope)
     host = socket.gethostname()
     if not rescan:
         previous = store.latest_unfinished(key)
@@ -232,12 +243,14 @@ class Scanner:
         self._store.finish(run.id, RunStatus.COMPLETED)
         return self._store.get(run.id)
 
-    def _source(self, path: str) -> LocalFile:
+    def _source(self, path: str) -> Source:
         return LocalFile(path=path, run_id=self._run_id, confine=self._confine)
 
     def _prepare(self, result: FileResult) -> Prepared:
         source = self._source(result.path)
         if self._pipeline is None:
+            if source.object is not None:  # the pipeline's prepare does this otherwise
+                result = dataclasses.replace(result, object=source.object)
             return Prepared(result=result, source=source)
         return self._pipeline.prepare(result, source)
 

@@ -3,23 +3,24 @@ content a DSA notice resolved to.
 
 A source says what the pipeline needs to know of an item's origin: the bytes to keep
 as evidence or to send to a remote matcher, where the case says it was seen, the
-caller's ids kept with the evidence, the key its actions are named by, and whether
-its result is recorded in a scan run. A new way in (an object-storage object, a
-notice's content) is a new class here, not a new wiring.
+caller's ids kept with the evidence, the key its actions are named by, whether its
+result is recorded in a scan run, and (for an object-storage object) the identity its
+result is recorded with. A new way in is a new class here, not a new wiring.
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
 from hashguard.domain.cases import CaseSource, ContentRef, SourceKind
+from hashguard.domain.objects import ObjectRef
 from hashguard.domain.scans import FileResult, ScanOptions
 from hashguard.domain.signals import FileSignals, PdqMode
-from hashguard.evidence.capture import read_matched
+from hashguard.evidence.capture import NotTheMatchedFile, read_matched
 from hashguard.hashing.kernel import open_input
 from hashguard.safefs import OutsideRoots
 from hashguard.settings import Settings
@@ -37,6 +38,11 @@ class Source(Protocol):
     @property
     def quarantine_local(self) -> bool:
         """Whether the item is a local file that quarantine may move."""
+        ...
+
+    @property
+    def object(self) -> ObjectRef | None:
+        """The object-storage object the item is (recorded with its result), if any."""
         ...
 
     def case_source(self, result: FileResult) -> CaseSource: ...
@@ -88,6 +94,10 @@ class LocalFile:
     def quarantine_local(self) -> bool:
         return True  # when the settings ask for it
 
+    @property
+    def object(self) -> ObjectRef | None:
+        return None
+
     def case_source(self, result: FileResult) -> CaseSource:
         return CaseSource(kind=SourceKind.SCAN, ref=str(self.run_id), path=result.path)
 
@@ -133,6 +143,10 @@ class Upload:
     @property
     def quarantine_local(self) -> bool:
         return False  # an upload is the platform's to hold back, not a file here
+
+    @property
+    def object(self) -> ObjectRef | None:
+        return None
 
     def case_source(self, result: FileResult) -> CaseSource:
         return CaseSource(kind=SourceKind.UPLOAD, ref=self.request_id or "-")
@@ -182,6 +196,10 @@ class NoticeContent:
     def quarantine_local(self) -> bool:
         return False  # the platform's to hold back, not a file here
 
+    @property
+    def object(self) -> ObjectRef | None:
+        return None
+
     def case_source(self, result: FileResult) -> CaseSource:
         return CaseSource(kind=SourceKind.NOTICE, ref=str(self.notice_id))
 
@@ -207,6 +225,74 @@ class NoticeContent:
 
     def rehash(self) -> Rehash:
         return Rehash(data=self.data)
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class StoredObject:
+    """An object of an object-storage scan run (``hashguard scan s3://…``).
+
+    ``data`` holds the bytes hashed while the item is in flight (a fast PDQ hash is
+    confirmed and evidence kept from them, with no second download); once it is
+    recorded, ``fetch(ref)`` reads the object again, pinned to its version and ETag
+    (``If-Match``), and the bytes are used only if they are the ones hashed."""
+
+    ref: ObjectRef
+    run_id: int
+    fetch: Callable[[ObjectRef], bytes]
+    data: bytes | None = None
+
+    @property
+    def object(self) -> ObjectRef | None:
+        return self.ref
+
+    @property
+    def quarantine_local(self) -> bool:
+        return False  # quarantine in object storage is its own action (issue 18, part 3)
+
+    def case_source(self, result: FileResult) -> CaseSource:
+        return CaseSource(kind=SourceKind.SCAN, ref=str(self.run_id), path=result.path)
+
+    def content(self) -> ContentRef:
+        return ContentRef(url=self.ref.uri)
+
+    def context(self) -> dict[str, str | None]:
+        return {
+            "bucket": self.ref.bucket,
+            "key": self.ref.key,
+            "version_id": self.ref.version_id,
+            "etag": self.ref.etag,
+        }
+
+    def action_key(self, result: FileResult) -> str:
+        return f"scan:{self.run_id}:{self.ref.uri}"
+
+    def _bytes(self) -> bytes:
+        if self.data is not None:
+            return self.data
+        return self.fetch(self.ref)
+
+    def evidence(self, sha256: str) -> bytes:
+        try:
+            data = self._bytes()
+        except OSError as exc:
+            raise NotTheMatchedFile(f"the object cannot be read again: {exc}") from exc
+        if hashlib.sha256(data).hexdigest() != sha256:
+            raise NotTheMatchedFile("the object changed since it was hashed")
+        return data
+
+    def media(self, signals: FileSignals) -> bytes:
+        if signals.size > REMOTE_MEDIA_LIMIT:
+            return b""
+        try:
+            data = self._bytes()
+        except OSError:
+            return b""
+        return data if hashlib.sha256(data).hexdigest() == signals.sha256 else b""
+
+    def rehash(self) -> Rehash:
+        # only the bytes in hand: reading the object again for a rare confirmation is
+        # left to the caller (the scanner keeps them until the item is recorded)
+        return Rehash(data=self.data if self.data is not None else b"")
 
 
 def scan_options(

@@ -12,6 +12,7 @@ from sqlalchemy import Connection, Engine, Row, func, insert, select, update
 
 from hashguard.domain.actions import NewAction
 from hashguard.domain.matches import match_from_json, match_to_json
+from hashguard.domain.objects import ObjectRef
 from hashguard.domain.policy import (
     NO_MATCH,
     Action,
@@ -88,7 +89,30 @@ def _result_row(run_id: int, result: FileResult, at: datetime | None = None) -> 
         "scanned_at": at or now(),
         "decision": decision_to_json(result.decision),
         "action": str(result.decision.action),
+        **_object_columns(result.object),
     }
+
+
+def _object_columns(ref: ObjectRef | None) -> dict[str, Any]:
+    if ref is None:
+        return dict.fromkeys(("object_bucket", "object_key", "object_version", "object_etag"))
+    return {
+        "object_bucket": ref.bucket,
+        "object_key": ref.key,
+        "object_version": ref.version_id,
+        "object_etag": ref.etag,
+    }
+
+
+def _object(row: Row[Any]) -> ObjectRef | None:
+    if row.object_bucket is None:
+        return None
+    return ObjectRef(
+        bucket=row.object_bucket,
+        key=row.object_key,
+        version_id=row.object_version,
+        etag=row.object_etag,
+    )
 
 
 #: Results recorded before policies existed: a match goes to a person.
@@ -112,6 +136,7 @@ def _result(row: Row[Any]) -> FileResult:
         matches=tuple(match_from_json(item) for item in row.matches or ()),
         remote=tuple(remote_from_json(item) for item in row.remote or ()),
         decision=_decision(row),
+        object=_object(row),
     )
 
 

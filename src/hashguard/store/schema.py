@@ -247,8 +247,14 @@ scan_results = Table(
     # the policy's decision (domain.policy.Decision as JSON) and its action, for counting
     Column("decision", JSON),
     Column("action", String(16)),
+    # an object-storage object's identity (domain.objects.ObjectRef); NULL for a file
+    Column("object_bucket", String(255)),
+    Column("object_key", Text),
+    Column("object_version", String(1024)),
+    Column("object_etag", String(200)),
     UniqueConstraint("run_id", "path_key", name="uq_scan_results_path"),
     Index("ix_scan_results_run_outcome", "run_id", "outcome"),
+    Index("ix_scan_results_object", "object_bucket", "object_key"),
 )
 
 #: The audit log: append-only, each entry chained to the one before by its hash.
