@@ -66,6 +66,8 @@ WEIGHTS: dict[tuple[Metric, str], tuple[float, ...]] = {
 
 
 def _pick(rng: random.Random, metric: Metric, key: str) -> str:
+    if key not in VALUES[metric]:  # a label the seeded workload leaves empty
+        return ""
     values = VALUES[metric][key]
     weights = WEIGHTS.get((metric, key))
     return rng.choices(values, weights=weights)[0] if weights else rng.choice(values)
