@@ -34,6 +34,7 @@ from hashguard.store.remote_secrets import RemoteSecretStore
 from hashguard.store.reports import ReportStore
 from hashguard.store.scans import ScanStore
 from hashguard.store.statements import StatementStore
+from hashguard.store.tenants import TenantStore
 from hashguard.store.tokens import TokenStore
 from hashguard.store.unit import OneConnection, Writes, transaction
 
@@ -106,6 +107,7 @@ class Store:
     referrals: ReferralStore
     notices: NoticeStore
     statements: StatementStore
+    tenants: TenantStore
 
     def close(self) -> None:
         self.engine.dispose()
@@ -153,6 +155,7 @@ def stores_on(connectable: Engine) -> Store:
         referrals=ReferralStore(connectable),
         notices=NoticeStore(connectable),
         statements=StatementStore(connectable),
+        tenants=TenantStore(connectable),
     )
 
 

@@ -19,6 +19,7 @@ from hashguard.web.probing import ProbeVerdict
 from hashguard.web.problems import ProblemError, problem_responses
 from hashguard.web.schemas.lookup import LookupIn, LookupMatchOut, LookupOut, LookupResult
 from hashguard.web.services import Services
+from hashguard.web.tenancy import Charged, admit
 
 log = logging.getLogger(__name__)
 router = APIRouter(prefix="/v1", tags=["lookup"])
@@ -62,17 +63,34 @@ def _lookup(body: LookupIn, token: Token, svc: Services) -> LookupOut:
         except InvalidRow as exc:
             checked.append(str(exc))
     valid = [query for query in checked if not isinstance(query, str)]
+    charged = admit(
+        store=svc.store,
+        directory=svc.tenants,
+        rates=svc.tenant_rates,
+        clock=svc.clock,
+        token=token,
+        submitted=len(body.hashes),
+        distinct=len(set(valid)),
+    )
     try:
         found = svc.matcher.lookup(valid)
     except NotLoaded as exc:
+        _refund(charged)
         raise ProblemError(503, "Not ready", str(exc), {"Retry-After": "5"}) from None
     except Exception:  # the store did not answer: nothing was looked up (never "no match")
+        _refund(charged)
         log.exception("a lookup could not be answered; answered 503")
         raise ProblemError(
             503, "Not checked", "the hashes could not be looked up right now: try again",
             {"Retry-After": "5"},
         ) from None  # fmt: skip
-    _watch(svc, token, valid, found)
+    try:
+        _watch(svc, token, valid, found)
+    except ProblemError:
+        _refund(charged)
+        raise
+    if charged is not None:
+        _count(svc, token, charged, valid, found)
     distances = token.id in settings.lookup_distance_tokens
     matches = iter(found)
     results = []
@@ -95,6 +113,42 @@ def _lookup(body: LookupIn, token: Token, svc: Services) -> LookupOut:
     return LookupOut(results=results)
 
 
+def _refund(charged: Charged | None) -> None:
+    if charged is not None:
+        charged.refund()
+
+
+def _count(
+    svc: Services,
+    token: Token,
+    charged: Charged,
+    queries: list[tuple[Algorithm, str]],
+    found: list[tuple[Match, ...]],
+) -> None:
+    """Count a tenant's answered call's matches (distinct hashes) on its day; a call
+    that matched is audited, naming the tenant and counts per bank, never a hash, so
+    the hotline can follow up with the host."""
+    hits = {query: matches for query, matches in zip(queries, found, strict=True) if matches}
+    charged.answered(len(hits))
+    if not hits:
+        return
+    banks: dict[str, int] = {}
+    for matches in hits.values():
+        for bank in {m.bank for m in matches}:
+            banks[bank] = banks.get(bank, 0) + 1
+    record(
+        svc.store,
+        token_actor(token),
+        AuditAction.LOOKUP_MATCHED,
+        f"tenant:{charged.tenant.name}",
+        tenant=charged.tenant.name,
+        day=charged.day.isoformat(),
+        hashes=charged.hashes,
+        matched=len(hits),
+        banks=banks,
+    )
+
+
 def _watch(
     svc: Services,
     token: Token,
@@ -110,17 +164,21 @@ def _watch(
     ]
     if not pdq:
         return
-    verdict = svc.probes.check(token.id, pdq)
+    tenant = svc.tenants.get(token.tenant).id if token.tenant is not None else None
+    verdict = svc.probes.check(token.id, pdq, tenant_id=tenant)
     if not verdict.refused:
         return
     svc.metrics.rejected.labels("probing").inc()
     if verdict.alert:
         _alert(svc, token, verdict)
+    whose = "this tenant's" if verdict.of == "tenant" else "this token's"
     raise ProblemError(
         429,
-        "Too many requests for this token",
-        f"this call has {verdict.close} PDQ lookups close to this token's recent matched "
-        f"ones; {verdict.budget - verdict.used} more are allowed in the next "
+        "Too many requests for this tenant"
+        if verdict.of == "tenant"
+        else "Too many requests for this token",
+        f"this call has {verdict.close} PDQ lookups close to {whose} recent matched "
+        f"ones; {max(0, verdict.budget - verdict.used)} more are allowed in the next "
         f"{svc.settings.lookup_probe_window_seconds:g} s (reading a list by lookup is not)",
         {"Retry-After": str(int(svc.settings.lookup_probe_window_seconds))},
     )
@@ -139,4 +197,5 @@ def _alert(svc: Services, token: Token, verdict: ProbeVerdict) -> None:
         radius=settings.lookup_probe_radius,
         window_seconds=settings.lookup_probe_window_seconds,
         refused_calls=verdict.refused_since_alert,
+        **({"tenant": token.tenant, "budget_of": verdict.of} if token.tenant is not None else {}),
     )
