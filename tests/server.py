@@ -5,8 +5,9 @@ from __future__ import annotations
 import socket
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from datetime import datetime
 
 import httpx
 import uvicorn
@@ -22,14 +23,21 @@ def free_port() -> int:
 
 
 @contextmanager
-def running_server(settings: Settings, *, ready: bool = True) -> Iterator[str]:
+def running_server(
+    settings: Settings, *, ready: bool = True, clock: Callable[[], datetime] | None = None
+) -> Iterator[str]:
     """Serve ``settings`` on 127.0.0.1 until the block ends; yields the base URL.
 
     With ``ready``, waits until /readyz answers 200 (the match index is loaded).
+    ``clock``: the server's time for tenants' quotas and rate limits.
     """
     port = free_port()
     config = uvicorn.Config(
-        create_app(settings), host="127.0.0.1", port=port, log_level="warning", lifespan="on"
+        create_app(settings, clock=clock),
+        host="127.0.0.1",
+        port=port,
+        log_level="warning",
+        lifespan="on",
     )
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, name=f"hashguard-server-{port}", daemon=True)
