@@ -42,6 +42,7 @@ def scale_from_env() -> Scale:
 
 SECTIONS = (
     "scan", "fidelity", "import", "exact", "index", "service", "audit", "reports", "statements",
+    "tenants",
 )  # fmt: skip
 #: the sections that read the generated 1 MP / 12 MP corpora (built only when one runs)
 CORPUS_SECTIONS = frozenset({"scan", "service"})
