@@ -127,6 +127,7 @@ def test_a_quota_is_counted_all_or_nothing_per_day(store: Store) -> None:
         (DAY, 1, 6, 2),
     ]
     assert tenants.days(tenant.id, DAY + timedelta(days=2)) == []
+    assert [(name, d.day, d.matched) for name, d in tenants.all_days(DAY, DAY)] == [("t", DAY, 2)]
 
 
 @pytest.mark.parametrize(

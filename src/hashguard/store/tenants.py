@@ -183,6 +183,22 @@ class TenantStore:
                 for r in rows
             ]
 
+    def all_days(self, since: date, until: date) -> builtins.list[tuple[str, TenantDay]]:
+        """Every tenant's days from ``since`` to ``until`` (inclusive), by tenant name then
+        day: the service's numbers per tenant and in aggregate (the statistics' source
+        for tenants; the hotline sees who found matches and how many, nothing more)."""
+        with self._engine.connect() as conn:
+            rows = conn.execute(
+                select(tenants.c.name, tenant_usage)
+                .join(tenants, tenants.c.id == tenant_usage.c.tenant_id)
+                .where(tenant_usage.c.day >= since, tenant_usage.c.day <= until)
+                .order_by(tenants.c.name, tenant_usage.c.day)
+            )
+            return [
+                (r.name, TenantDay(day=r.day, calls=r.calls, hashes=r.hashes, matched=r.matched))
+                for r in rows
+            ]
+
     def used(self, tenant_id: int, day: date) -> int:
         with self._engine.connect() as conn:
             value = conn.execute(

@@ -7,6 +7,10 @@ UTC day, a problem naming the quota), never answered in part or with an empty an
 A call that is then not answered (the index not loaded, the store down, refused for
 probing) is refunded. Nothing here is shared between tenants: each has its own bucket,
 its own row, its own cached settings.
+
+Statistics (the service's numbers per tenant and in aggregate) read the same day rows
+(``TenantStore.all_days``); a rollup counter per lookup would be written next to
+``Charged.answered``.
 """
 
 from __future__ import annotations

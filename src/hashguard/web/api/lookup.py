@@ -44,7 +44,11 @@ def lookup(
     A PDQ match says which entry matched, not how far it is (``distance`` null) unless
     the server trusts the token with distances. PDQ lookups close to the token's own
     recent matched ones (what reading a listed hash bit by bit takes) have a small
-    budget; a call over it is refused whole with 429 and the probing is audited."""
+    budget; a call over it is refused whole with 429 and the probing is audited.
+
+    A token of a tenant of the hash check service also passes its tenant's rate limit,
+    probing budget and daily quota (distinct valid hashes per UTC day): a call over the
+    quota is refused whole with 429 and a ``Retry-After`` to the next UTC day."""
     return _lookup(body, token, svc)
 
 
@@ -63,15 +67,7 @@ def _lookup(body: LookupIn, token: Token, svc: Services) -> LookupOut:
         except InvalidRow as exc:
             checked.append(str(exc))
     valid = [query for query in checked if not isinstance(query, str)]
-    charged = admit(
-        store=svc.store,
-        directory=svc.tenants,
-        rates=svc.tenant_rates,
-        clock=svc.clock,
-        token=token,
-        submitted=len(body.hashes),
-        distinct=len(set(valid)),
-    )
+    charged = _admit(svc, token, len(body.hashes), valid)
     try:
         found = svc.matcher.lookup(valid)
     except NotLoaded as exc:
@@ -80,17 +76,18 @@ def _lookup(body: LookupIn, token: Token, svc: Services) -> LookupOut:
     except Exception:  # the store did not answer: nothing was looked up (never "no match")
         _refund(charged)
         log.exception("a lookup could not be answered; answered 503")
-        raise ProblemError(
-            503, "Not checked", "the hashes could not be looked up right now: try again",
-            {"Retry-After": "5"},
-        ) from None  # fmt: skip
+        raise _not_checked() from None
     try:
         _watch(svc, token, valid, found)
     except ProblemError:
         _refund(charged)
         raise
     if charged is not None:
-        _count(svc, token, charged, valid, found)
+        try:
+            _count(svc, token, charged, valid, found)
+        except Exception:  # a tenant's matches are never answered unrecorded
+            log.exception("a tenant's lookup could not be recorded; answered 503")
+            raise _not_checked() from None
     distances = token.id in settings.lookup_distance_tokens
     matches = iter(found)
     results = []
@@ -111,6 +108,36 @@ def _lookup(body: LookupIn, token: Token, svc: Services) -> LookupOut:
                 )
             )
     return LookupOut(results=results)
+
+
+def _admit(
+    svc: Services, token: Token, submitted: int, valid: list[tuple[Algorithm, str]]
+) -> Charged | None:
+    """A tenant's call through its rate limit and quota (None: a token of no tenant)."""
+    try:
+        return admit(
+            store=svc.store,
+            directory=svc.tenants,
+            rates=svc.tenant_rates,
+            clock=svc.clock,
+            token=token,
+            submitted=submitted,
+            distinct=len(set(valid)),
+        )
+    except ProblemError:
+        raise
+    except Exception:  # the quota could not be counted: nothing is answered uncounted
+        log.exception("a tenant's lookup could not be counted; answered 503")
+        raise _not_checked() from None
+
+
+def _not_checked() -> ProblemError:
+    return ProblemError(
+        503,
+        "Not checked",
+        "the hashes could not be looked up right now: try again",
+        {"Retry-After": "5"},
+    )
 
 
 def _refund(charged: Charged | None) -> None:
