@@ -6,8 +6,9 @@ from each install in turn (A, B, A, B, …: the machine's other load falls on bo
 alike), each against a fresh home with the same bank and token made by its own CLI,
 and measures the closed-loop saturation of ``POST /v1/scan`` on the small 1 MP corpus
 (as many clients as one token may have uploads in flight, ``SECONDS`` each after a
-warm-up). Prints every
-round, the medians and B/A.
+warm-up) and the CPU the server and its hashing workers spent per upload (which other
+load on a shared machine moves far less than throughput). Prints every round, the
+medians and B/A of both.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from __future__ import annotations
 import subprocess
 import sys
 import tempfile
+from functools import partial
 from pathlib import Path
 
 import bench.cli
@@ -22,14 +24,16 @@ import bench.service
 from bench.config import hashguard_executable, scale_from_env
 from bench.corpus import build_corpora
 from bench.loadgen import Target, closed_loop
-from bench.service import CLIENTS, PLANS, _setup, make_bank, running_server
+from bench.service import CLIENTS, PLANS, _measured, _setup, make_bank, running_server
 from bench.timing import median
 
 SECONDS = 10.0
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def _saturation(executable: Path, files: tuple[Path, ...], rows: int) -> float:
+def _saturation(executable: Path, files: tuple[Path, ...], rows: int) -> tuple[float, float]:
+    """(uploads/s at saturation, CPU ms the server and its workers spent per upload): the
+    second barely moves when other work shares the machine, the first does."""
     # the bench's CLI calls and its server run this install's ``hashguard``
     for module in (bench.cli, bench.service):
         setattr(module, "hashguard_executable", lambda: executable)  # noqa: B010
@@ -44,8 +48,12 @@ def _saturation(executable: Path, files: tuple[Path, ...], rows: int) -> float:
                 bodies=[p.read_bytes() for p in files],
             )
             closed_loop(target, CLIENTS, 2.0)  # warm-up
-            load = closed_loop(target, CLIENTS, SECONDS)
-            return sum(s.status == 200 for s in load.sent) / load.seconds
+            load, (before, after) = _measured(
+                server, partial(closed_loop, target, CLIENTS, SECONDS)
+            )
+            done = sum(s.status == 200 for s in load.sent)
+            spent = after.server + after.workers - before.server - before.workers
+            return done / load.seconds, 1000 * spent / max(done, 1)
 
 
 def main() -> int:
@@ -70,19 +78,25 @@ def main() -> int:
                 check=True,
             )  # fmt: skip
             old, new = venv / "bin" / "hashguard", hashguard_executable()
-            a: list[float] = []
-            b: list[float] = []
+            a: list[tuple[float, float]] = []
+            b: list[tuple[float, float]] = []
             for number in range(rounds):
                 a.append(_saturation(old, one.files, rows))
                 b.append(_saturation(new, one.files, rows))
-                print(f"round {number + 1}: A {a[-1]:.1f}/s  B {b[-1]:.1f}/s", flush=True)
+                print(
+                    f"round {number + 1}: A {a[-1][0]:.1f}/s {a[-1][1]:.1f} CPU ms/upload  "
+                    f"B {b[-1][0]:.1f}/s {b[-1][1]:.1f} CPU ms/upload",
+                    flush=True,
+                )
         finally:
             subprocess.run(
                 ["git", "-C", str(ROOT), "worktree", "remove", "--force", str(tree)], check=False
             )
-    ma, mb = median(a), median(b)
-    print(f"A = {rev}: median {ma:.1f} uploads/s; B = this checkout: median {mb:.1f} uploads/s")
-    print(f"B/A = {mb / ma:.3f}")
+    ma, mb = median([r for r, _ in a]), median([r for r, _ in b])
+    ca, cb = median([c for _, c in a]), median([c for _, c in b])
+    print(f"A = {rev}: median {ma:.1f} uploads/s, {ca:.1f} CPU ms/upload")
+    print(f"B = this checkout: median {mb:.1f} uploads/s, {cb:.1f} CPU ms/upload")
+    print(f"B/A throughput {mb / ma:.3f}; B/A CPU per upload {cb / ca:.3f}")
     return 0
 
 

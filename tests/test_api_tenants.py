@@ -129,6 +129,8 @@ def test_quota_view_audit_and_isolation(api_settings: Settings) -> None:
             k: v for k, v in nobody.items() if k != "request_id"
         }
         assert http.get("/v1/tenants/a", headers=a).json()["name"] == "a"
+        assert http.get("/v1/whoami", headers=a).json()["tenant"] == "a"
+        assert http.get("/v1/whoami", headers=unbound).json()["tenant"] is None
         b_view = http.get("/v1/tenant", headers=b).json()
         assert (b_view["name"], b_view["today"]["hashes"]) == ("b", 0)  # b's day is the 15th now
         assert [(d["hashes"], d["matched"]) for d in b_view["days"]] == [(50, 0)]

@@ -31,6 +31,9 @@ from hashguard.jobs.builtin import intervals
 from hashguard.keys import MasterKey, MasterKeyError
 from hashguard.matching import snapshot
 from hashguard.permissions import permission_problems
+from hashguard.plugins import PluginError, Registry
+from hashguard.remote.secrets import matcher_secrets
+from hashguard.remote.service import configure_remote
 from hashguard.reports.service import SINK as REPORT_SINK
 from hashguard.settings import Settings
 from hashguard.store import Store, open_store
@@ -408,6 +411,53 @@ def check_reports(doctor: Doctor) -> Finding:
     return True, f"{sum(counts.values())} report(s), {finished} finished, none failed or late"
 
 
+def check_remote(doctor: Doctor) -> Finding:
+    """Each configured remote matcher can be built (adapter enabled, settings valid,
+    credentials present and opening) and, where its adapter has a check call that
+    carries no file's data, the service accepts the credentials."""
+    settings = doctor.settings
+    if not settings.remote:
+        return True, "none configured (local banks only)"
+    found = _needs_store(doctor)
+    if not isinstance(found, Store):
+        return found
+    try:
+        secrets = matcher_secrets(
+            settings.remote,
+            plaintext=settings.remote_secrets,
+            stored=found.remote_secrets,
+            master_key=lambda: _existing_master_key(settings),
+        )
+        matchers = configure_remote(Registry.load(settings.adapters), settings.remote, secrets)
+    except PluginError as exc:
+        return False, str(exc)
+    said: list[str] = []
+    failed = False
+    try:
+        for matcher in matchers:
+            try:
+                answer = matcher.probe()
+            except Exception as exc:  # noqa: BLE001 - any failure of the check is the finding
+                failed = True
+                said.append(f"{matcher.label}: {_first_line(exc)}")
+                continue
+            said.append(f"{matcher.label}: {answer or 'configured (no check call)'}")
+    finally:
+        for matcher in matchers:
+            matcher.close()
+    return not failed, "; ".join(said)
+
+
+def _existing_master_key(settings: Settings) -> MasterKey:
+    """The master key as configured, never created (``MasterKeyError`` when missing)."""
+    if settings.master_key is not None:
+        value, file = settings.master_key.get_secret_value(), None
+    else:
+        value, file = None, settings.master_key_file or settings.default_master_key_file
+    key, _ = MasterKey.load(value=value, file=file, default_file=settings.default_master_key_file)
+    return key
+
+
 #: The checks ``hashguard doctor`` runs, in order.
 CHECKS: tuple[Check, ...] = (
     permissions_check(permission_problems),
@@ -417,6 +467,7 @@ CHECKS: tuple[Check, ...] = (
     Check(name="index", run=check_index),
     Check(name="worker pool", run=check_pool),
     Check(name="safety settings", run=check_weakening_settings),
+    Check(name="remote matchers", run=check_remote),
     orphans_check(
         lambda d: (
             count_orphans(d.store.evidence, blob_dir_of(d.settings), d.now).removable

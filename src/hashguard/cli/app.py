@@ -24,6 +24,7 @@ from hashguard.cli.cases import app as cases_app
 from hashguard.cli.doctor import doctor as doctor_command
 from hashguard.cli.evidence import app as evidence_app
 from hashguard.cli.exposure import app as exposure_app
+from hashguard.cli.init import init as init_command
 from hashguard.cli.notices import app as notices_app
 from hashguard.cli.referrals import app as referrals_app
 from hashguard.cli.remote import app as remote_app
@@ -64,3 +65,4 @@ app.command("hash")(hash.hash_files)
 app.command("scan")(scan.scan)
 app.command("demo")(demo.demo)
 app.command("doctor")(doctor_command)
+app.command("init")(init_command)

@@ -1,5 +1,5 @@
-"""``hashguard remote``: the credentials of remote matchers (PhotoDNA, Arachnid Shield),
-sealed with the master key in the store."""
+"""``hashguard remote``: remote matchers (PhotoDNA, Arachnid Shield, a hotline's hashguard):
+added to the settings file, their credentials sealed with the master key in the store."""
 
 from __future__ import annotations
 
@@ -13,15 +13,64 @@ from rich.table import Table
 
 from hashguard.audit import cli_actor
 from hashguard.cli.context import err, fail, master_key_of, out, registry_of, settings_of, store_of
-from hashguard.cli.exchanges import credential_value
+from hashguard.cli.exchanges import _pairs, _setting_value, credential_value
 from hashguard.plugins import Adapter, AdapterKind, Registry
+from hashguard.remote.configure import RemoteConfigError, add_remote
 from hashguard.remote.secrets import seal_secret
+from hashguard.remote.service import adapter_of
 from hashguard.store.remote_secrets import UnknownRemoteSecret
 
 app = typer.Typer(
-    help="Remote matchers' credentials, sealed in the store (never shown).",
+    help="Remote matchers and their credentials, sealed in the store (never shown).",
     no_args_is_help=True,
 )
+
+
+@app.command()
+def add(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(help="Your name for it, e.g. hotline.")],
+    adapter: Annotated[str, typer.Option(help="Adapter: hashguard, photodna, arachnid_shield.")],
+    setting: Annotated[
+        list[str] | None, typer.Option("--setting", help="Adapter setting NAME=VALUE; repeat.")
+    ] = None,
+    credential: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--credential", help="NAME=env:VAR or NAME=file:PATH; asked for when missing."
+        ),
+    ] = None,
+) -> None:
+    """Add a remote matcher every scan consults: ``[remote.NAME]`` in the settings file,
+    its credentials sealed in the store (audited by name and key, never by value)."""
+    registry = registry_of(ctx)
+    values = {k: _setting_value(v) for k, v in _pairs(setting or [], "--setting").items()}
+    given = _pairs(credential or [], "--credential")
+    kind = _matcher(registry, adapter)
+    for key in kind.secrets:
+        given.setdefault(key, "")
+    secrets = {key: credential_value(key, source or None) for key, source in given.items()}
+    with store_of(ctx) as store:
+        try:
+            path = add_remote(
+                settings=settings_of(ctx),
+                registry=registry,
+                secrets_store=store.remote_secrets,
+                master_key=lambda: master_key_of(ctx),
+                name=name,
+                adapter=adapter,
+                values=values,
+                secrets=secrets,
+                actor=cli_actor(),
+                at=datetime.now(UTC),
+            )
+        except RemoteConfigError as exc:
+            raise fail(str(exc)) from None
+    err.print(
+        f"remote matcher {name!r} ({adapter}) added to {path}"
+        + (f"; credentials sealed: {', '.join(sorted(secrets))}" if secrets else ""),
+        highlight=False,
+    )
 
 
 def _matcher(registry: Registry, name: str) -> type[Adapter]:
@@ -50,7 +99,7 @@ def set_secret(
 ) -> None:
     """Seal one secret of a remote matcher with the master key and store it (replacing
     any earlier value). Audited by name and key, never by value."""
-    adapter = _matcher(registry_of(ctx), name)
+    adapter = _matcher(registry_of(ctx), adapter_of(name, settings_of(ctx).remote.get(name, {})))
     known = (*adapter.secrets, *adapter.optional_secrets)
     if key not in known:
         raise fail(f"{name} takes no secret named {key!r} (it takes: {', '.join(known)})")
@@ -114,6 +163,7 @@ def list_remote(
         rows.append(
             {
                 "name": name,
+                "adapter": name,
                 "enabled": installed.enabled,
                 "configured": name in settings.remote,
                 "secrets": list(adapter.secrets),
@@ -123,6 +173,28 @@ def list_remote(
                 "missing": [s for s in adapter.secrets if s not in stored and s not in plain],
             }
         )
+    # matchers configured under their own name (``remote.hotline``, adapter hashguard)
+    names = {row["name"] for row in rows}
+    for name, options in sorted(settings.remote.items()):
+        adapter_name = adapter_of(name, options)
+        found = next((a for a in registry.installed() if a.name == adapter_name), None)
+        if name in names or found is None:
+            continue
+        stored = sealed.get(name, [])
+        plain = sorted(settings.remote_secrets.get(name, {}))
+        rows.append(
+            {
+                "name": name,
+                "adapter": adapter_name,
+                "enabled": found.enabled,
+                "configured": True,
+                "secrets": list(found.adapter.secrets),
+                "optional_secrets": list(found.adapter.optional_secrets),
+                "sealed": stored,
+                "plaintext": plain,
+                "missing": [s for s in found.adapter.secrets if s not in stored and s not in plain],
+            }
+        )
     # secrets stored for an adapter that is no longer installed
     names = {row["name"] for row in rows}
     for name, keys in sorted(sealed.items()):
@@ -130,6 +202,7 @@ def list_remote(
             rows.append(
                 {
                     "name": name,
+                    "adapter": None,
                     "enabled": False,
                     "configured": name in settings.remote,
                     "secrets": [],

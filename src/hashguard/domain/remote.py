@@ -32,6 +32,8 @@ class RemoteResult:
     distance: int | None = None
     source: str | None = None
     tracking_id: str | None = None
+    #: the version of the service's lists the answer came from, when it says
+    list_version: str | None = None
     reason: str | None = None
     raw: str | None = None
     seconds: float = 0.0

@@ -124,6 +124,15 @@ class MatcherService:
         with self._lock:
             return self._current().lookup(queries)
 
+    def versioned_lookup(
+        self, queries: Sequence[tuple[Algorithm, str]]
+    ) -> tuple[int, tuple[Bank, ...], list[tuple[Match, ...]]]:
+        """``lookup`` with the index's change sequence number and enabled banks it was
+        answered from (read together: an answer names the list version it came from)."""
+        with self._lock:
+            matcher = self._current()
+            return matcher.seq, matcher.banks, matcher.lookup(queries)
+
     @property
     def banks(self) -> tuple[Bank, ...]:
         """The enabled banks as of the last refresh (their policies decide on matches)."""

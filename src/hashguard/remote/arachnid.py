@@ -103,7 +103,7 @@ class ArachnidShieldMatcher(RemoteMatcher):
         self._secret_values = tuple(v for v in (password, username, basic) if v)
         self._client = ServiceClient(
             options.base_url,
-            service=self.name,
+            service=self.label,
             timeout=options.timeout_seconds,
             retry=RetryPolicy(attempts=options.retries + 1, base_seconds=options.backoff_seconds),
             per_second=options.requests_per_second,
@@ -182,7 +182,7 @@ class ArachnidShieldMatcher(RemoteMatcher):
                 log.warning("arachnid_shield: test mode is on but a match said %s", classification)
             classification = TEST
         return RemoteResult(
-            service=self.name,
+            service=self.label,
             status=verdict.status,
             method=method,
             classification=classification,
@@ -224,7 +224,7 @@ class ArachnidShieldMatcher(RemoteMatcher):
 
     def _not_answered(self, method: str, reason: str, seconds: float = 0.0) -> RemoteResult:
         return RemoteResult(
-            service=self.name,
+            service=self.label,
             status=RemoteStatus.NOT_ANSWERED,
             method=method,
             reason=self._redact(reason),

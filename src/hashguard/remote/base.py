@@ -45,6 +45,20 @@ class RemoteMatcher(Adapter):
     #: the matcher sends files' PDQ hashes: hashing must then compute reference-mode
     #: hashes for every file (``HashOptions(also_reference=True)``)
     sends_pdq: ClassVar[bool] = False
+    #: files one matcher may be asked about at once (calls past the budget included)
+    concurrency: ClassVar[int] = 4
+    #: the name it is configured under when not its adapter's (``remote.<label>`` with
+    #: ``adapter = "<name>"`` in the settings): its answers carry it
+    _label: str | None = None
+
+    @property
+    def label(self) -> str:
+        """The name its answers carry: the configured name, else the adapter's."""
+        return self._label or self.name
+
+    def labelled(self, label: str) -> RemoteMatcher:
+        self._label = None if label == self.name else label
+        return self
 
     @property
     def options(self) -> RemoteSettings:
@@ -53,6 +67,12 @@ class RemoteMatcher(Adapter):
 
     @abstractmethod
     def match(self, data: bytes, signals: FileSignals) -> RemoteResult: ...
+
+    def probe(self) -> str | None:
+        """Check the service and the credentials with a call that carries no file's data
+        (``hashguard doctor``): what it said, or None when the adapter has no such call.
+        Raises with a message (never a secret) when the check fails."""
+        return None
 
     def close(self) -> None:
         """Release connections."""

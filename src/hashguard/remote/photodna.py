@@ -77,7 +77,7 @@ class PhotoDnaMatcher(RemoteMatcher):
         )
         self._client = ServiceClient(
             options.base_url,
-            service=self.name,
+            service=self.label,
             timeout=options.timeout_seconds,
             retry=RetryPolicy(attempts=options.retries + 1, base_seconds=options.backoff_seconds),
             per_second=options.requests_per_second,
@@ -179,7 +179,7 @@ class PhotoDnaMatcher(RemoteMatcher):
         tracking_id = tracking if isinstance(tracking, str) else None
         if not is_match:
             return RemoteResult(
-                service=self.name,
+                service=self.label,
                 status=RemoteStatus.NO_MATCH,
                 method="media",
                 tracking_id=tracking_id,
@@ -198,7 +198,7 @@ class PhotoDnaMatcher(RemoteMatcher):
         else:
             classification = ",".join(violations) or "unspecified"
         return RemoteResult(
-            service=self.name,
+            service=self.label,
             status=RemoteStatus.MATCHED,
             method="media",
             classification=classification,
@@ -221,7 +221,7 @@ class PhotoDnaMatcher(RemoteMatcher):
 
     def _not_answered(self, reason: str, started: float | None = None) -> RemoteResult:
         return RemoteResult(
-            service=self.name,
+            service=self.label,
             status=RemoteStatus.NOT_ANSWERED,
             method="media",
             reason=self._redact(reason),

@@ -30,9 +30,8 @@ from hashguard.settings import Settings
 
 log = logging.getLogger(__name__)
 
-#: calls still running past a budget keep their thread; this many spare per matcher
-#: lets the next files start at once
-_THREADS_PER_MATCHER = 4
+#: in a remote matcher's settings: its adapter, when it is configured under another name
+ADAPTER_KEY = "adapter"
 
 
 class RemoteMatching:
@@ -58,7 +57,9 @@ class RemoteMatching:
         self._in_flight: set[Future[RemoteResult]] = set()
         self._in_flight_lock = threading.Lock()
         self._executor = ThreadPoolExecutor(
-            max_workers=max(1, _THREADS_PER_MATCHER * len(self.matchers)),
+            # calls still running past a budget keep their thread; each matcher's
+            # ``concurrency`` spare lets the next files start at once
+            max_workers=max(1, sum(m.concurrency for m in self.matchers)),
             thread_name_prefix="hashguard-remote",
         )
 
@@ -93,7 +94,7 @@ class RemoteMatching:
             future.add_done_callback(partial(self._late, on_late))
             results.append(
                 RemoteResult(
-                    service=matcher.name,
+                    service=matcher.label,
                     status=RemoteStatus.NOT_ANSWERED,
                     # the call is in flight: whether media left is the adapter's choice
                     method="unknown",
@@ -138,7 +139,7 @@ class RemoteMatching:
                 matcher.close()
             except Exception as exc:  # noqa: BLE001 - closing one must not stop the rest
                 log.warning(
-                    "closing remote matcher %s failed (%s)", matcher.name, type(exc).__name__
+                    "closing remote matcher %s failed (%s)", matcher.label, type(exc).__name__
                 )
 
     def __enter__(self) -> RemoteMatching:
@@ -177,12 +178,12 @@ def _ask(matcher: RemoteMatcher, data: bytes, signals: FileSignals) -> RemoteRes
     try:
         return matcher.match(data, signals)
     except Exception as exc:  # noqa: BLE001 - one broken adapter costs its own answer only
-        log.warning("remote matcher %s raised %s", matcher.name, type(exc).__name__)
+        log.warning("remote matcher %s raised %s", matcher.label, type(exc).__name__)
         return RemoteResult(
-            service=matcher.name,
+            service=matcher.label,
             status=RemoteStatus.NOT_ANSWERED,
             method="unknown",
-            reason=f"{matcher.name} failed ({type(exc).__name__})",
+            reason=f"{matcher.label} failed ({type(exc).__name__})",
             seconds=time.monotonic() - started,
         )
 
@@ -192,9 +193,11 @@ def configure_remote(
     configs: Mapping[str, Mapping[str, Any]],
     secrets: Mapping[str, Mapping[str, SecretStr]],
 ) -> list[RemoteMatcher]:
-    """One configured matcher per entry of ``configs`` (adapter name -> its settings),
+    """One configured matcher per entry of ``configs`` (its name -> its settings),
     built through the registry, so an adapter that is not installed or not enabled is
-    refused with ``PluginError``, as are invalid settings and missing credentials."""
+    refused with ``PluginError``, as are invalid settings and missing credentials. The
+    adapter is the entry's ``adapter`` setting, else its name (``remote.photodna``);
+    ``secrets`` are by entry name."""
     matchers: list[RemoteMatcher] = []
     try:
         for name, settings in configs.items():
@@ -209,10 +212,24 @@ def configure_remote(
 def _build(
     registry: Registry, name: str, settings: Mapping[str, Any], secrets: Mapping[str, SecretStr]
 ) -> RemoteMatcher:
-    matcher = registry.get(name, AdapterKind.REMOTE_MATCHER).configure(settings, secrets)
+    rest = dict(settings)
+    adapter = rest.pop(ADAPTER_KEY, name)
+    if not isinstance(adapter, str):
+        raise PluginError(f"remote.{name}: {ADAPTER_KEY} must be an adapter's name")
+    try:
+        matcher = registry.get(adapter, AdapterKind.REMOTE_MATCHER).configure(rest, secrets)
+    except PluginError as exc:
+        if adapter == name:
+            raise
+        raise PluginError(f"remote.{name}: {exc}") from None
     if not isinstance(matcher, RemoteMatcher):
         raise PluginError(f"{name}: not a remote matcher")
-    return matcher
+    return matcher.labelled(name)
+
+
+def adapter_of(name: str, settings: Mapping[str, Any]) -> str:
+    """The adapter of the remote matcher configured as ``name``."""
+    return str(settings.get(ADAPTER_KEY, name))
 
 
 def remote_matching(

@@ -17,7 +17,17 @@ from hashguard.jobs import Background
 from hashguard.settings import Settings
 from hashguard.store import open_store
 from hashguard.web import openapi, problems, tasks, ui
-from hashguard.web.api import banks, cases, health, lookup, notices, runs, scan, tenant
+from hashguard.web.api import (
+    banks,
+    cases,
+    health,
+    lookup,
+    notices,
+    runs,
+    scan,
+    tenant,
+    whoami,
+)
 from hashguard.web.gate import GateMiddleware
 from hashguard.web.metrics import Metrics, MetricsMiddleware
 from hashguard.web.services import Services
@@ -85,6 +95,7 @@ def create_app(
         cases.router,
         runs.router,
         notices.router,
+        whoami.router,
         health.router,
     ):
         app.include_router(router)

@@ -7,6 +7,7 @@ from collections.abc import Awaitable, Callable
 from fastapi import Request
 from starlette.concurrency import run_in_threadpool
 
+from hashguard.domain.people import User
 from hashguard.domain.tokens import Scope, Token
 from hashguard.web.auth import Authenticator
 from hashguard.web.services import Services
@@ -31,3 +32,14 @@ def require(scope: Scope) -> Callable[..., Awaitable[Token]]:
         return Authenticator.check(token, scope, owner)
 
     return authenticated
+
+
+async def identified(request: Request) -> tuple[Token, User | None]:
+    """A dependency for routes any valid token may call (``/v1/whoami``): the request's
+    token (authenticated by the gate) and the person it acts for, if any."""
+    token: Token = request.state.token
+    authenticator: Authenticator = request.app.state.services.authenticator
+    known, owner = authenticator.cached_owner(token)
+    if not known:
+        owner = await run_in_threadpool(authenticator.owner, token)
+    return token, owner

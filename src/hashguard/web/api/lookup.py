@@ -37,9 +37,11 @@ def lookup(
     svc: Annotated[Services, Depends(services)],
 ) -> LookupOut:
     """Match up to ``lookup_max_batch`` (default 1,000) MD5, SHA-1, SHA-256 or PDQ hashes
-    against every enabled bank. Each hash counts against the token's per-minute budget,
-    so a list cannot be enumerated by brute force. An invalid hash gets ``valid: false``
-    with the reason; it does not fail the others.
+    against every enabled bank. Each match names its bank's list source and version, and
+    ``index_version`` the list version the whole answer came from. Each hash counts
+    against the token's per-minute budget, so a list cannot be enumerated by brute
+    force. An invalid hash gets ``valid: false`` with the reason; it does not fail the
+    others.
 
     A PDQ match says which entry matched, not how far it is (``distance`` null) unless
     the server trusts the token with distances. PDQ lookups close to the token's own
@@ -69,7 +71,7 @@ def _lookup(body: LookupIn, token: Token, svc: Services) -> LookupOut:
     valid = [query for query in checked if not isinstance(query, str)]
     charged = _admit(svc, token, len(body.hashes), valid)
     try:
-        found = svc.matcher.lookup(valid)
+        seq, banks, found = svc.matcher.versioned_lookup(valid)
     except NotLoaded as exc:
         _refund(charged)
         raise ProblemError(503, "Not ready", str(exc), {"Retry-After": "5"}) from None
@@ -89,6 +91,7 @@ def _lookup(body: LookupIn, token: Token, svc: Services) -> LookupOut:
             log.exception("a tenant's lookup could not be recorded; answered 503")
             raise _not_checked() from None
     distances = token.id in settings.lookup_distance_tokens
+    by_name = {bank.name: bank for bank in banks}
     matches = iter(found)
     results = []
     for item, query in zip(body.hashes, checked, strict=True):
@@ -104,10 +107,13 @@ def _lookup(body: LookupIn, token: Token, svc: Services) -> LookupOut:
                     algorithm=item.algorithm,
                     hash=query[1],
                     valid=True,
-                    matches=[LookupMatchOut.hiding(m, distances=distances) for m in next(matches)],
+                    matches=[
+                        LookupMatchOut.hiding(m, distances=distances, bank=by_name.get(m.bank))
+                        for m in next(matches)
+                    ],
                 )
             )
-    return LookupOut(results=results)
+    return LookupOut(results=results, index_version=seq)
 
 
 def _admit(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, Field
 
+from hashguard.domain.banks import Bank
 from hashguard.domain.matches import Match
 from hashguard.domain.signals import Algorithm
 from hashguard.web.schemas.fields import NO_NUL
@@ -28,10 +29,18 @@ class LookupMatchOut(MatchOut):
         description="0 for exact hashes; for PDQ, null unless the token is trusted with it"
     )
 
+    source: str | None = Field(
+        default=None, description="where the bank's list comes from (the bank's source)"
+    )
+    list_version: str | None = Field(
+        default=None, description="the version of the bank's list that matched, if it has one"
+    )
+
     @classmethod
-    def hiding(cls, match: Match, *, distances: bool) -> LookupMatchOut:
+    def hiding(cls, match: Match, *, distances: bool, bank: Bank | None = None) -> LookupMatchOut:
         shown = match.distance if distances or match.algorithm is not Algorithm.PDQ else None
-        return cls.model_validate(MatchOut.of(match).model_dump() | {"distance": shown})
+        listed = {"source": bank.source, "list_version": bank.version} if bank else {}
+        return cls.model_validate(MatchOut.of(match).model_dump() | {"distance": shown} | listed)
 
 
 class LookupResult(BaseModel):
@@ -44,3 +53,9 @@ class LookupResult(BaseModel):
 
 class LookupOut(BaseModel):
     results: list[LookupResult]
+    index_version: int | None = Field(
+        default=None,
+        description="the service's list version: the change number of the match index the "
+        "answer came from (it grows with every change to a bank's entries or settings; a "
+        "client keeps nothing from an answer beyond it)",
+    )

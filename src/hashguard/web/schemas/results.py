@@ -78,6 +78,7 @@ class RemoteOut(BaseModel):
     distance: int | None
     source: str | None
     tracking_id: str | None
+    list_version: str | None = None
     reason: str | None
     raw: str | None
     seconds: float
