@@ -76,7 +76,9 @@ def bank_csv(rows: int) -> tuple[Path, list[str]]:
 
 def _setup(home: Path, csv: Path) -> tuple[list[str], list[str]]:
     """Import the bank; ten tenants with a lookup token each, and ten unbound tokens."""
-    (home / "hashguard.toml").write_text("lookup_rate_per_minute = 1000000000\n")
+    config = home / "hashguard.toml"
+    config.write_text("lookup_rate_per_minute = 1000000000\n")
+    config.chmod(0o600)
     imported = run_hashguard(
         ["banks", "import", BANK, str(csv), "--format", "csv", "--source", "bench"], home=home
     )
@@ -181,7 +183,7 @@ def tenants_rows(scale: Scale, say: Say) -> list[Row]:
     with tempfile.TemporaryDirectory(prefix="hashguard-bench-tenants-") as tmp:
         home = Path(tmp)
         tenant_tokens, plain_tokens = _setup(home, csv)
-        with running_server(home, tenant_tokens[0]) as server:
+        with running_server(home, tenant_tokens[0], ready_seconds=900) as server:
             closed_loop(server.port, tenant_tokens, bodies[:200], 2.0)  # warm up
             runs: dict[str, list[Loop]] = {"tenants": [], "plain": []}
             for round_ in range(REPEATS):
