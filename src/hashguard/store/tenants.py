@@ -131,14 +131,22 @@ class TenantStore:
 
     def charge(self, tenant_id: int, day: date, hashes: int, quota: int) -> Charge:
         """Count one call of ``hashes`` against ``quota`` for ``day``, all or nothing."""
+        counted = (
+            update(tenant_usage)
+            .where(_day_row(tenant_id, day), tenant_usage.c.hashes + hashes <= quota)
+            .values(hashes=tenant_usage.c.hashes + hashes, calls=tenant_usage.c.calls + 1)
+            .returning(tenant_usage.c.hashes)
+        )
         with self._engine.begin() as conn:
-            _ensure_day(conn, tenant_id, day)
-            used = conn.execute(
-                update(tenant_usage)
-                .where(_day_row(tenant_id, day), tenant_usage.c.hashes + hashes <= quota)
-                .values(hashes=tenant_usage.c.hashes + hashes, calls=tenant_usage.c.calls + 1)
-                .returning(tenant_usage.c.hashes)
-            ).scalar()
+            used = conn.execute(counted).scalar()
+            if (
+                used is None
+                and not conn.execute(
+                    select(tenant_usage.c.tenant_id).where(_day_row(tenant_id, day))
+                ).first()
+            ):  # the day's first call: its row, then the same update
+                _ensure_day(conn, tenant_id, day)
+                used = conn.execute(counted).scalar()
             if used is not None:
                 return Charge(allowed=True, used=int(used))
             row = conn.execute(
