@@ -83,6 +83,10 @@ def main() -> int:
             from bench.tenants import tenants_rows  # noqa: PLC0415 - uvloop: only when asked
 
             rows += tenants_rows(scale, progress.print)
+        if "notices" in wanted:
+            from bench.notices import notices_rows  # noqa: PLC0415 - uvloop: only when asked
+
+            rows += notices_rows(scale, progress.print)
     except BenchError as exc:
         progress.print(f"[red]benchmark aborted:[/red] {exc}", highlight=False, markup=True)
         return 2

@@ -1,14 +1,14 @@
 """A/B of the service's saturation throughput: this checkout against an earlier commit.
 
-``python -m bench.ab REV [ROUNDS]`` installs ``REV`` (a temporary git worktree) into a
-virtualenv of its own with this checkout's constraints, then runs ``hashguard serve``
-from each install in turn (A, B, A, B, …: the machine's other load falls on both
-alike), each against a fresh home with the same bank and token made by its own CLI,
-and measures the closed-loop saturation of ``POST /v1/scan`` on the small 1 MP corpus
-(as many clients as one token may have uploads in flight, ``SECONDS`` each after a
-warm-up) and the CPU the server and its hashing workers spent per upload (which other
-load on a shared machine moves far less than throughput). Prints every round, the
-medians and B/A of both.
+``python -m bench.ab REV [ROUNDS [REV_B]]`` installs ``REV`` (and ``REV_B``, else B is
+this checkout; each from a temporary git worktree) into a virtualenv of its own with
+this checkout's constraints, then runs ``hashguard serve`` from each install in turn
+(A, B, A, B, …: the machine's other load falls on both alike), each against a fresh
+home with the same bank and token made by its own CLI, and measures the closed-loop
+saturation of ``POST /v1/scan`` on the small 1 MP corpus (as many clients as one token
+may have uploads in flight, ``SECONDS`` each after a warm-up) and the CPU the server
+and its hashing workers spent per upload (which other load on a shared machine moves
+far less than throughput). Prints every round, the medians and B/A of both.
 """
 
 from __future__ import annotations
@@ -56,46 +56,53 @@ def _saturation(executable: Path, files: tuple[Path, ...], rows: int) -> tuple[f
             return done / load.seconds, 1000 * spent / max(done, 1)
 
 
+def _install(rev: str, where: Path) -> Path:
+    """``rev`` installed (not editable) in a virtualenv under ``where``: its ``hashguard``."""
+    tree, venv = where / "tree", where / "venv"
+    subprocess.run(
+        ["git", "-C", str(ROOT), "worktree", "add", "--detach", str(tree), rev],
+        check=True,
+        capture_output=True,
+    )
+    try:
+        subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+        subprocess.run(
+            [str(venv / "bin" / "pip"), "install", "--quiet", "--constraint",
+             str(ROOT / "constraints.txt"), str(tree)],
+            check=True,
+        )  # fmt: skip
+    finally:
+        subprocess.run(
+            ["git", "-C", str(ROOT), "worktree", "remove", "--force", str(tree)], check=False
+        )
+    return venv / "bin" / "hashguard"
+
+
 def main() -> int:
     if len(sys.argv) < 2:
-        raise SystemExit("usage: python -m bench.ab REV [ROUNDS]")
+        raise SystemExit("usage: python -m bench.ab REV_A [ROUNDS [REV_B]]  (B: this checkout)")
     rev, rounds = sys.argv[1], int(sys.argv[2]) if len(sys.argv) > 2 else 3
+    rev_b = sys.argv[3] if len(sys.argv) > 3 else None
     scale = scale_from_env()
     one = next(c for c in build_corpora(scale) if c.label == "1 MP")
     rows = PLANS[scale.name].bank_rows
     with tempfile.TemporaryDirectory(prefix="hashguard-ab-tree-") as tmp:
-        tree, venv = Path(tmp) / "a", Path(tmp) / "venv"
-        subprocess.run(
-            ["git", "-C", str(ROOT), "worktree", "add", "--detach", str(tree), rev],
-            check=True,
-            capture_output=True,
-        )
-        try:
-            subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
-            subprocess.run(
-                [str(venv / "bin" / "pip"), "install", "--quiet", "--constraint",
-                 str(ROOT / "constraints.txt"), str(tree)],
-                check=True,
-            )  # fmt: skip
-            old, new = venv / "bin" / "hashguard", hashguard_executable()
-            a: list[tuple[float, float]] = []
-            b: list[tuple[float, float]] = []
-            for number in range(rounds):
-                a.append(_saturation(old, one.files, rows))
-                b.append(_saturation(new, one.files, rows))
-                print(
-                    f"round {number + 1}: A {a[-1][0]:.1f}/s {a[-1][1]:.1f} CPU ms/upload  "
-                    f"B {b[-1][0]:.1f}/s {b[-1][1]:.1f} CPU ms/upload",
-                    flush=True,
-                )
-        finally:
-            subprocess.run(
-                ["git", "-C", str(ROOT), "worktree", "remove", "--force", str(tree)], check=False
+        old = _install(rev, Path(tmp) / "a")
+        new = hashguard_executable() if rev_b is None else _install(rev_b, Path(tmp) / "b")
+        a: list[tuple[float, float]] = []
+        b: list[tuple[float, float]] = []
+        for number in range(rounds):
+            a.append(_saturation(old, one.files, rows))
+            b.append(_saturation(new, one.files, rows))
+            print(
+                f"round {number + 1}: A {a[-1][0]:.1f}/s {a[-1][1]:.1f} CPU ms/upload  "
+                f"B {b[-1][0]:.1f}/s {b[-1][1]:.1f} CPU ms/upload",
+                flush=True,
             )
     ma, mb = median([r for r, _ in a]), median([r for r, _ in b])
     ca, cb = median([c for _, c in a]), median([c for _, c in b])
     print(f"A = {rev}: median {ma:.1f} uploads/s, {ca:.1f} CPU ms/upload")
-    print(f"B = this checkout: median {mb:.1f} uploads/s, {cb:.1f} CPU ms/upload")
+    print(f"B = {rev_b or 'this checkout'}: median {mb:.1f} uploads/s, {cb:.1f} CPU ms/upload")
     print(f"B/A throughput {mb / ma:.3f}; B/A CPU per upload {cb / ca:.3f}")
     return 0
 

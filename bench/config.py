@@ -43,6 +43,7 @@ def scale_from_env() -> Scale:
 SECTIONS = (
     "scan", "fidelity", "import", "exact", "index", "service", "audit", "reports", "statements",
     "tenants",
+    "notices",
 )  # fmt: skip
 #: the sections that read the generated 1 MP / 12 MP corpora (built only when one runs)
 CORPUS_SECTIONS = frozenset({"scan", "service"})

@@ -2,37 +2,51 @@
 
 Builds the demo (benign generated images only) in a temporary folder, scans it the way
 ``hashguard demo`` does, serves it on a free loopback port, signs in through the form
-in Debian's Chromium and writes docs/img/review-queue.png and docs/img/review-case.png
-(a case page with its blurred preview, before any reveal).
+in Debian's Chromium and writes docs/img/review-queue.png, docs/img/review-case.png
+(a case page with its blurred preview, before any reveal) and docs/img/review-notices.png
+(the notices queue: a few notices resolved by the real resolver, the platform's
+callback answered in process with the demo's own files).
 """
 
 from __future__ import annotations
 
+import base64
 import contextlib
+import dataclasses
+import json
 import socket
 import tempfile
 import threading
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
 import uvicorn
 from argon2 import PasswordHasher
 from playwright.sync_api import Page, ViewportSize, sync_playwright
+from pydantic import SecretStr
+from standardwebhooks import Webhook
 
 from hashguard.demo.run import (
+    DemoLayout,
     build,
     demo_settings,
     import_demo_bank,
     scan_like_the_cli,
 )
+from hashguard.domain.notices import NoticeCategory, NoticeChannel, Notifier, NotifierKind
 from hashguard.domain.people import Role
 from hashguard.domain.scans import ScanOptions
+from hashguard.keys import master_key_for
+from hashguard.notices.intake import NoticeRequest, receive
+from hashguard.notices.service import configured_resolver
+from hashguard.plugins import Registry
 from hashguard.review.cases import assign
 from hashguard.review.decide import Verdict, apply_verdict
-from hashguard.settings import Settings
-from hashguard.store import open_store
+from hashguard.settings import NotifierSettings, Settings
+from hashguard.store import Store, open_store
 from hashguard.web.app import create_app
 
 CHROMIUM = "/usr/bin/chromium"
@@ -77,7 +91,85 @@ def prepare(root: Path) -> tuple[Settings, int]:
             endpoints=(),
         )
         assign(store, newest[3], NAME, actor="user:demo-lead", reason=None)
+        add_notices(settings, store, layout)
         return settings, by_name[SHOWN].id
+
+
+#: the demo's notifiers: a configured hotline and a trusted flagger (made up)
+NOTIFIERS = {
+    "demo-hotline": NotifierSettings(
+        name="Demo Hotline", kind=NotifierKind.HOTLINE, tokens=("demo-hotline",)
+    ),
+    "demo-flagger": NotifierSettings(
+        name="Demo Trusted Flagger", kind=NotifierKind.TRUSTED_FLAGGER, tokens=("demo-flagger",)
+    ),
+}
+SITE = "https://files.example.test/u/"
+
+
+def add_notices(settings: Settings, store: Store, layout: DemoLayout) -> None:
+    """Notices for some demo files (and one URL the platform does not have), resolved by
+    the real resolver; one more is left waiting."""
+    secret = "whsec_" + base64.b64encode(b"screenshots-only-callback-secret").decode()
+    files = {SITE + p.name: p for p in layout.uploads.iterdir()}
+
+    def platform(request: httpx.Request) -> httpx.Response:
+        path = files.get(json.loads(request.content)["data"]["url"])
+        found = {"found": False}
+        if path is not None:
+            data = base64.b64encode(path.read_bytes()).decode()
+            found = {"found": True, "content_id": path.stem, "data": data}  # type: ignore[dict-item]
+        raw, msg, now = json.dumps(found), request.headers["webhook-id"], datetime.now(UTC)
+        return httpx.Response(
+            200,
+            content=raw,
+            headers={
+                "content-type": "application/json",
+                "webhook-id": msg,
+                "webhook-timestamp": str(int(now.timestamp())),
+                "webhook-signature": Webhook(secret).sign(msg, now, raw),
+            },
+        )
+
+    def send(name: str, notifier: Notifier, token: str | None = None) -> None:
+        receive(
+            store,
+            NoticeRequest(
+                urls=(SITE + name,),
+                category=NoticeCategory.CHILD_SEXUAL_ABUSE,
+                explanation="Assessed as child sexual abuse material (demo notice).",
+                notifier=notifier,
+            ),
+            actor="system:demo",
+            channel=NoticeChannel.FORM if token is None else NoticeChannel.API,
+            at=datetime.now(UTC),
+            notifiers=NOTIFIERS,
+            token_name=token,
+        )
+
+    user = Notifier(kind=NotifierKind.USER)
+    send("other-00.jpg", user)
+    send(
+        "known-0-exact-copy.jpg",
+        Notifier(kind=NotifierKind.HOTLINE, reference="DH-2026-0042"),
+        "demo-hotline",
+    )
+    send("removed-long-ago.jpg", user)
+    send(
+        "known-1-cropped.jpg",
+        Notifier(kind=NotifierKind.TRUSTED_FLAGGER, reference="TF-118"),
+        "demo-flagger",
+    )
+    configured = settings.model_copy(
+        update={"notices_callback_url": "https://platform.example/resolve",
+                "notices_callback_secret": SecretStr(secret)}
+    )  # fmt: skip
+    key = master_key_for(settings)[0]
+    with configured_resolver(configured, store, Registry.load(), lambda: key) as resolver:
+        assert resolver.callback is not None
+        callback = dataclasses.replace(resolver.callback, transport=httpx.MockTransport(platform))
+        dataclasses.replace(resolver, callback=callback).resolve_due()
+    send("other-02.jpg", Notifier(kind=NotifierKind.USER, name="A Person", reference="my report"))
 
 
 def free_port() -> int:
@@ -146,6 +238,9 @@ def main() -> None:
                 )
                 assert page.locator("img#original").count() == 0, "before any reveal"
                 shoot(page, OUT / "review-case.png")
+                page.goto(f"{base}/ui/notices?state=all")
+                page.wait_for_selector("table#notices")
+                shoot(page, OUT / "review-notices.png")
             finally:
                 browser.close()
 

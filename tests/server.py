@@ -24,16 +24,22 @@ def free_port() -> int:
 
 @contextmanager
 def running_server(
-    settings: Settings, *, ready: bool = True, clock: Callable[[], datetime] | None = None
+    settings: Settings,
+    *,
+    ready: bool = True,
+    background: bool = True,
+    clock: Callable[[], datetime] | None = None,
 ) -> Iterator[str]:
     """Serve ``settings`` on 127.0.0.1 until the block ends; yields the base URL.
 
-    With ``ready``, waits until /readyz answers 200 (the match index is loaded).
-    ``clock``: the server's time for tenants' quotas and rate limits.
+    With ``ready``, waits until /readyz answers 200 (the match index is loaded); without
+    ``background``, the server runs no background jobs and no outbox dispatcher (as
+    ``serve --no-background``: workers do). ``clock``: the server's time for tenants'
+    quotas and rate limits.
     """
     port = free_port()
     config = uvicorn.Config(
-        create_app(settings, clock=clock),
+        create_app(settings, background=background, clock=clock),
         host="127.0.0.1",
         port=port,
         log_level="warning",

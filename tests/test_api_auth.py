@@ -52,6 +52,8 @@ REQUIRED: dict[tuple[str, str], Scope | None] = {
     ("POST", "/v1/cases/{case_id}/assignee"): Scope.CASES_REVIEW,
     ("POST", "/v1/notices"): Scope.NOTICES,
     ("GET", "/v1/whoami"): None,
+    ("POST", "/v1/cases/{case_id}/appeals"): Scope.APPEALS,
+    ("GET", "/v1/cases/{case_id}/appeals"): Scope.APPEALS,
 }
 
 BANK = "matrix"
@@ -175,6 +177,17 @@ def requests_for(root: Path) -> dict[Route, tuple[Request, Request]]:
             ),
             ("/v1/notices", {"json": {"urls": [], "category": "none", "explanation": ""}}),
         ),
+        ("POST", "/v1/cases/{case_id}/appeals"): (
+            (
+                "/v1/cases/1/appeals",
+                {"json": {"statement": "hg-c1-confirmed", "reference": "P-1", "explanation": "x"}},
+            ),
+            ("/v1/cases/0/appeals", {"json": {"statement": "no spaces", "explanation": " "}}),
+        ),
+        ("GET", "/v1/cases/{case_id}/appeals"): (
+            ("/v1/cases/1/appeals", {}),
+            ("/v1/cases/0/appeals", {}),
+        ),
     }
 
 
@@ -282,7 +295,7 @@ def test_every_route_against_every_credential(api_settings: Settings, tmp_path: 
             for kind in ("no Authorization header", "unknown token", "revoked token"):
                 answer = http.get(path, headers=refused[kind])
                 if answer.status_code != 200:
-                    failures.append(f"GET {path} with {kind}: {answer.status_code}")
+                    failures.append(f"GET {path} with {kind}: {answer.status_code} {answer.text}")
         for method, template in routes:
             valid, invalid = requests[(method, template)]
             for kind, credentials in refused.items():

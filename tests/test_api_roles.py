@@ -58,6 +58,7 @@ ROUTES: list[tuple[Scope, str, str, dict[str, object]]] = [
         "/v1/cases/999999/decisions",
         {"json": {"verdict": "escalate", "reason": "r"}},
     ),
+    (Scope.APPEALS, "GET", "/v1/cases/999999/appeals", {}),
     (Scope.ADMIN, "GET", "/v1/runs", {}),
     # an empty list of paths: 422 once allowed (so no run starts), 403 when refused
     (Scope.ADMIN, "POST", "/v1/runs", {"json": {"paths": []}}),

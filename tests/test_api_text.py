@@ -47,6 +47,8 @@ _NOTICES = [
     ),
 ]
 
+_APPEAL = {"statement": "hg-c1-confirmed", "reference": "P-1", "explanation": "e"}
+
 #: Every JSON text field of every route: (method, path, body with "BAD" where the text goes).
 JSON_FIELDS: list[tuple[str, str, Any]] = [
     ("POST", "/v1/lookup", {"hashes": [{"algorithm": "md5", "hash": "BAD"}]}),
@@ -87,6 +89,10 @@ JSON_FIELDS: list[tuple[str, str, Any]] = [
     ("POST", "/v1/cases/1/assignee", {"assignee": None, "reason": "BAD"}),
     ("POST", "/v1/runs", {"paths": ["/BAD"]}),
     *(("POST", "/v1/notices", notice) for notice in _NOTICES),
+    *(
+        ("POST", "/v1/cases/1/appeals", {**_APPEAL, name: "BAD"})
+        for name in ("statement", "reference", "explanation")
+    ),
 ]
 
 #: Every text query or path parameter: (method, path, params) with "BAD" for the text.

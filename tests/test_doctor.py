@@ -6,9 +6,10 @@ from __future__ import annotations
 import base64
 import json
 import os
+import secrets
 import socket
 from contextlib import closing
-from datetime import date
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -16,20 +17,30 @@ import pytest
 from hashguard.doctor import (
     CHECKS,
     Check,
+    Doctor,
     Level,
     Result,
+    check_notices,
+    check_statements,
     graph_api_check,
     orphans_check,
     permissions_check,
     run_checks,
 )
 from hashguard.domain.banks import BankEntry
+from hashguard.domain.cases import CaseSource, SourceKind
 from hashguard.domain.flood import FloodLimit
-from hashguard.domain.policy import BankPolicy
+from hashguard.domain.notices import NoticeCategory, NoticeChannel, NoticeState
+from hashguard.domain.policy import Action, BankPolicy, Decision
 from hashguard.domain.signals import Algorithm
+from hashguard.domain.statements import StatementKind
+from hashguard.keys import MasterKey
 from hashguard.matching.matcher import Matcher
+from hashguard.notices.intake import NoticeRequest, receive
 from hashguard.settings import Settings
-from hashguard.store import open_store
+from hashguard.statements import service
+from hashguard.statements.reasons import build, uploader_text
+from hashguard.store import Store, open_store
 from hashguard.store.database import make_engine, upgrade
 from tests.cli import hashguard
 
@@ -72,6 +83,8 @@ def test_doctor_passes_on_a_fresh_demo_home(
         "api",
         "jobs",
         "reports",
+        "statements",
+        "notices",
     ]
     assert not [line for line in lines if line.startswith(("fail", "skip"))], done.stdout
     # the demo keeps its master key in its home: worth a warning, not a problem
@@ -100,6 +113,8 @@ def test_an_empty_home_is_a_problem_and_nothing_is_created(tmp_path: Path) -> No
         "graph api": Level.SKIP,
         "background jobs": Level.SKIP,
         "reports": Level.SKIP,
+        "statements": Level.SKIP,
+        "notices": Level.SKIP,
     }
     assert "no database at" in found["store"].message
     assert "created in" in found["master key"].message
@@ -271,3 +286,150 @@ def test_graph_api_and_orphans_slots_with_a_store(tmp_path: Path) -> None:
         (Level.WARN, "meta: Graph API v1.0 ends soon"),
         (Level.OK, "no evidence without a case"),
     ]
+
+
+# -- DSA: statements of reasons and notices ---------------------------------------------
+
+T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
+
+
+def _statement(store: Store, n: int) -> str:
+    """A confirmed case's statement of reasons, issued at T0 (statements on)."""
+    with store.transaction() as writes:
+        case, _ = writes.open_case(
+            content_key=f"{n:064x}",
+            source=CaseSource(kind=SourceKind.SCAN, ref="1"),
+            signals=None,
+            matches=(),
+            remote=(),
+            decision=Decision(action=Action.REVIEW, rule="test"),
+            actor="system:test",
+        )
+        config = service.config_of(store.statements.settings(service.STATEMENTS)[0])
+        sor = build(case, config, kind=StatementKind.CONFIRMED, at=T0, notifier=None)
+        writes.add_statement(sor, uploader_text(sor), at=T0)
+    return sor.puid
+
+
+def test_statements_pending_or_refused_and_the_sink_off_being_fine(tmp_path: Path) -> None:
+    settings = Settings(home=tmp_path / "home", statements_run_minutes=1)
+    key = MasterKey(secrets.token_bytes(32))
+
+    def change(**kwargs: object) -> None:
+        values: dict[str, object] = {"statements": {}, "sink_settings": {}, "token": None}
+        service.change_settings(
+            store,
+            lambda: key,
+            actor="cli:test",
+            at=T0,
+            **{**values, **kwargs},  # type: ignore[arg-type]
+        )
+
+    def at(minutes: float) -> tuple[Level | bool, str]:
+        doctor = Doctor(settings, today=T0.date(), now=T0 + timedelta(minutes=minutes))
+        try:
+            return check_statements(doctor)
+        finally:
+            doctor.close()
+
+    with closing(open_store(settings.resolved_database_url)) as store:
+        level, said = at(0)
+        assert level is True
+        assert said.startswith("statements off, 0 issued; the Transparency Database sink is off")
+        assert "fine for a hosting service" in said
+        change(statements={"issue": True})
+        _statement(store, 1)
+        # a hosting service keeps the sink off: statements wait for nobody, that is fine
+        level, said = at(600)
+        assert level is True
+        assert "statements on, 1 issued" in said
+        assert "sink is off" in said
+        change(tdb=True)
+        level, said = at(0)
+        assert level is False
+        assert "has no token" in said
+        change(token="tdb-token")
+        assert at(1)[0] is True
+        # not filed after twice the job's interval and a lease: is a worker running?
+        level, said = at(3 + settings.jobs_lease_seconds / 60 + 1)
+        assert level is Level.WARN
+        assert "1 statement(s) not filed since 2026-03-01 12:00 UTC" in said
+        assert "hashguard statements submit" in said
+        # refused by the Database: the dead letter is a problem
+        batch, rows = store.statements.claim(now=T0, lease_until=T0, limit=10)
+        store.statements.refused(
+            batch, {rows[0].puid: "invalid: decision_ground"}, actor="system:test", at=T0
+        )
+        _statement(store, 2)
+        level, said = at(600)
+        assert level is False
+        assert "1 statement(s) refused by the Database" in said
+        assert "1 statement(s) not filed" in said
+        change(statements={"issue": False})
+        assert "no statements are issued" in at(600)[1]
+
+
+def _notice(store: Store, minutes: float = 0) -> int:
+    return receive(
+        store,
+        NoticeRequest(
+            urls=("https://files.example.test/u/x",),
+            category=NoticeCategory.CHILD_SEXUAL_ABUSE,
+            explanation="seen",
+        ),
+        actor="system:test",
+        channel=NoticeChannel.FORM,
+        at=T0 + timedelta(minutes=minutes),
+        notifiers={},
+    ).notice.id
+
+
+def test_notices_waiting_without_a_callback_or_stuck(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    without = Settings(home=home, notices_run_minutes=1)
+    configured = Settings(
+        home=home,
+        notices_run_minutes=1,
+        notices_callback_url="http://127.0.0.1:9/resolve",
+        notices_callback_secret="whsec_" + key(),  # type: ignore[arg-type]
+    )
+
+    def at(settings: Settings, minutes: float) -> tuple[Level | bool, str]:
+        doctor = Doctor(settings, today=T0.date(), now=T0 + timedelta(minutes=minutes))
+        try:
+            return check_notices(doctor)
+        finally:
+            doctor.close()
+
+    with closing(open_store(without.resolved_database_url)) as store:
+        assert at(without, 0) == (
+            True,
+            "no notice waiting; no platform callback configured (notices would wait)",
+        )
+        assert at(configured, 0) == (True, "no notice waiting")
+        first = _notice(store)
+        level, said = at(without, 0)
+        assert level is False
+        assert "1 notice(s) waiting since 2026-03-01 12:00 UTC" in said
+        assert "notices_callback_url" in said
+        assert at(configured, 1) == (True, "1 notice(s) being resolved, none stuck")
+        late = 3 + configured.jobs_lease_seconds / 60 + 1
+        level, said = at(configured, late)
+        assert level is Level.WARN
+        assert "1 notice(s) unresolved since 2026-03-01 12:00 UTC" in said
+        assert "hashguard notices resolve" in said
+        store.notices.move(
+            first,
+            NoticeState.FAILED,
+            actor="system:test",
+            at=T0,
+            error="item 0: the callback answered HTTP 500",
+            next_attempt_at=T0 + timedelta(minutes=1),
+        )
+        level, said = at(configured, late)
+        assert level is Level.WARN
+        assert "1 failed (retried with backoff; last error: item 0: the callback" in said
+        assert "worker" not in said
+        # a resolved notice waits for nothing
+        store.notices.move(first, NoticeState.NOT_FOUND, actor="system:test", at=T0)
+        assert at(configured, late) == (True, "no notice waiting")

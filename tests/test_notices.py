@@ -16,14 +16,13 @@ import re
 import secrets
 import threading
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from standardwebhooks import Webhook
 from typer.testing import CliRunner
 
 from hashguard.cli.app import app as cli_app
@@ -35,6 +34,7 @@ from hashguard.domain.cases import SourceKind
 from hashguard.domain.notices import (
     PRIORITY_CONFIGURED,
     ItemState,
+    Notice,
     NoticeCategory,
     NoticeChannel,
     NoticeState,
@@ -54,16 +54,18 @@ from hashguard.jobs.runner import JobRunner
 from hashguard.keys import MasterKey
 from hashguard.matching.matcher import Matcher
 from hashguard.notices.callback import PlatformCallback
-from hashguard.notices.intake import NoticeRequest, receive
+from hashguard.notices.intake import NEXT_STEPS, NoticeRequest, receive
 from hashguard.notices.resolve import NO_MATCH_RULE, UNDECODABLE_RULE, Resolver
 from hashguard.plugins import Registry
 from hashguard.scan.classify import policies_of
 from hashguard.scan.pipeline import Pipeline
 from hashguard.settings import NotifierSettings, Settings
 from hashguard.store import Store, open_store
+from hashguard.store.notices import NoticeBusy
 from hashguard.web.ui.notice import FORM_COOKIE, FORM_FIELD, FormLimiter
 from tests.api_support import assert_problem, bearer
 from tests.browser_support import VIEWPORT, chromium_or_skip, launched
+from tests.fakes.platform import Platform
 from tests.server import running_server
 
 KNOWN = encode(generate(Kind.PHOTO, 1401, 320, 240))
@@ -75,78 +77,10 @@ T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 OPTIONS = ScanOptions(max_pixels=10**7)
 STOPLINE = NotifierSettings(name="BEE SECURE Stopline", kind=NotifierKind.HOTLINE, tokens=("sl",))
 
-# -- a loopback platform that answers the callback -------------------------------------
-
-
-class Platform:
-    """The platform's side of the callback: what each URL is (bytes, missing, an
-    error, slow, signed with the wrong secret, a local path), answers signed."""
-
-    def __init__(self) -> None:
-        self.content: dict[str, tuple[str, Any]] = {}
-        self.release = threading.Event()
-        self.requests: list[dict[str, Any]] = []
-        platform = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *_: object) -> None:
-                return None
-
-            def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers["content-length"]))
-                data = Webhook(SECRET).verify(body, dict(self.headers))["data"]
-                platform.requests.append(data)
-                kind, value = platform.content.get(data["url"] or data["content_id"], ("gone", 0))
-                if kind == "status":
-                    self._send(value, {"error": "boom"})
-                elif kind == "slow":
-                    platform.release.wait(5)
-                    self._send(200, {"found": False})
-                elif kind == "gone":
-                    self._send(200, {"found": False})
-                elif kind == "location":
-                    self._send(200, {"found": True, "content_id": "c-loc", "location": value})
-                else:
-                    answer = {
-                        "found": True,
-                        "content_id": f"c-{hashlib.sha256(value).hexdigest()[:8]}",
-                        "data": base64.b64encode(value).decode(),
-                    }
-                    self._send(200, answer, OTHER_SECRET if kind == "badsig" else SECRET)
-
-            def _send(self, status: int, answer: dict[str, Any], secret: str = SECRET) -> None:
-                raw = json.dumps(answer).encode()
-                msg_id = self.headers["webhook-id"]
-                now = datetime.now(UTC)
-                self.send_response(status)
-                self.send_header("content-type", "application/json")
-                self.send_header("content-length", str(len(raw)))
-                self.send_header("webhook-id", msg_id)
-                self.send_header("webhook-timestamp", str(int(now.timestamp())))
-                self.send_header(
-                    "webhook-signature", Webhook(secret).sign(msg_id, now, raw.decode())
-                )
-                self.end_headers()
-                self.wfile.write(raw)
-
-        class Server(ThreadingHTTPServer):
-            def handle_error(self, *_: object) -> None:
-                return None  # a client that gave up (the timeout test) is not an error
-
-        self.server = Server(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_port}/resolve"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
-
-    def close(self) -> None:
-        self.release.set()
-        self.server.shutdown()
-        self.server.server_close()
-
 
 @pytest.fixture(scope="module")
 def platform() -> Iterator[Platform]:
-    served = Platform()
+    served = Platform(SECRET, wrong_secret=OTHER_SECRET)
     yield served
     served.close()
 
@@ -342,6 +276,116 @@ def test_a_resolver_killed_between_steps_loses_nothing(
     assert len(opened) == 2  # the first item done again changed nothing
 
 
+def test_every_unusable_callback_answer_is_failed_and_retried_never_no_match(
+    store: Store, pool: HashingPool, platform: Platform, tmp_path: Path
+) -> None:
+    """The platform unreachable, or an answer hashguard cannot use (no content, not
+    base64, no boolean ``found``, larger than the limit): ``failed`` with why, no case,
+    no outcome, due again after the backoff and listed as open meanwhile."""
+    clock = Clock()
+    resolver = _resolver(store, pool, platform, tmp_path, clock)
+    answers: dict[str, Any] = {
+        "neither 'data' nor 'location'": {"found": True, "content_id": "c-1"},
+        "not base64": {"found": True, "data": "%%% not base64 %%%"},
+        "no boolean 'found'": {"found": "yes"},
+        "larger than the limit": {
+            "found": True,
+            "data": base64.b64encode(b"\0" * (2 * 1024 * 1024)).decode(),
+        },
+    }
+    notices = {_notice(store, _url(platform, "answer", body)): why for why, body in answers.items()}
+    done = {n.id: n for n in resolver.resolve_due()}
+    assert resolver.callback is not None
+    # nothing listens on the discard port
+    down = replace(resolver, callback=replace(resolver.callback, url="http://127.0.0.1:9/resolve"))
+    unreachable = _notice(store, "https://files.example.test/u/down")
+    done[unreachable] = down.resolve(unreachable)
+    notices[unreachable] = "did not answer: ConnectError"
+    for notice_id, why in notices.items():
+        notice = done[notice_id]
+        assert notice.state is NoticeState.FAILED, notice
+        (item,) = notice.items
+        assert (item.state, item.outcome, item.case_id) == (ItemState.FAILED, None, None)
+        assert why in (notice.last_error or ""), (why, notice.last_error)
+        assert notice.next_attempt_at == T0 + timedelta(seconds=60)
+    assert store.cases.list() == []
+    still_open = {n.id for n in store.notices.list(states=[s for s in NoticeState if s.open])}
+    assert still_open == set(notices)
+    assert set(store.notices.due(T0 + timedelta(seconds=60))) == set(notices)
+
+
+def test_a_failed_item_is_retried_alone_and_the_found_ones_keep_their_cases(
+    store: Store, pool: HashingPool, platform: Platform, tmp_path: Path
+) -> None:
+    clock = Clock()
+    resolver = _resolver(store, pool, platform, tmp_path, clock)
+    found, broken = _url(platform, "bytes", KNOWN), _url(platform, "status", 503)
+    notice_id = _notice(store, found, broken)
+    (notice,) = resolver.resolve_due()
+    assert notice.state is NoticeState.FAILED
+    assert [i.state for i in notice.items] == [ItemState.RESOLVED, ItemState.FAILED]
+    (case_id,) = notice.case_ids
+    platform.content[broken] = ("bytes", CLEAN)
+    clock.now += timedelta(seconds=60)
+    (notice,) = resolver.resolve_due()
+    assert notice.id == notice_id
+    assert notice.state is NoticeState.RESOLVED
+    assert [i.outcome for i in notice.items] == ["matched", "no_match"]
+    assert notice.case_ids[0] == case_id
+    assert (platform.asked[found], platform.asked[broken]) == (1, 2)  # the found one, once
+    assert sorted(c.id for c in store.cases.list()) == sorted(notice.case_ids)
+
+
+def test_two_resolvers_never_resolve_one_notice_and_neither_is_locked_out(
+    store: Store, pool: HashingPool, platform: Platform, tmp_path: Path
+) -> None:
+    """Two resolvers, each with its own store (as two processes), on one database: the
+    one holding a notice's lease resolves it alone; the other goes on with the rest."""
+    other = open_store(store.engine.url.render_as_string(hide_password=False))
+    try:
+        clock = Clock()
+        first = _resolver(store, pool, platform, tmp_path / "a", clock)
+        assert first.callback is not None
+        first = replace(first, callback=replace(first.callback, timeout=30))  # it is held
+        second = _resolver(other, pool, platform, tmp_path / "b", clock)
+        held_url, free_url = _url(platform, "hold", KNOWN), _url(platform, "bytes", CLEAN)
+        held, free = _notice(store, held_url), _notice(store, free_url)
+        platform.arrived.clear()
+        platform.release.clear()
+        results: list[Notice] = []
+        thread = threading.Thread(target=lambda: results.extend(first.resolve_due()))
+        thread.start()
+        try:
+            assert platform.arrived.wait(30), "the first resolver did not ask the platform"
+            assert other.notices.get(held).lease_owner == first.owner
+            assert other.notices.due(T0) == [free]
+            assert [n.id for n in second.resolve_due()] == [free]
+            with pytest.raises(NoticeBusy):
+                second.resolve(held)
+        finally:
+            platform.release.set()
+            thread.join(60)
+            platform.release.clear()
+        assert {n.id: n.state for n in results} == {
+            held: NoticeState.RESOLVED, free: NoticeState.RESOLVED,
+        }  # fmt: skip
+        assert (platform.asked[held_url], platform.asked[free_url]) == (1, 1)
+        for notice_id in (held, free):
+            assert len([a for a in _audit(store, notice_id) if a == "notice.resolving"]) == 1
+            assert store.notices.get(notice_id).lease_owner is None
+        assert len(store.cases.list()) == 2
+        # a lease is taken by exactly one; a dead holder's notice is due again after it
+        third = _notice(store, "https://files.example.test/u/third")
+        later = T0 + timedelta(minutes=10)
+        assert store.notices.claim(third, "a", now=T0, until=later)
+        assert not other.notices.claim(third, "b", now=T0, until=later)
+        assert third not in other.notices.due(T0)
+        assert third in other.notices.due(later)
+        assert other.notices.claim(third, "b", now=later, until=later + timedelta(minutes=10))
+    finally:
+        other.close()
+
+
 def test_an_unexpected_error_fails_one_notice_not_the_queue(
     store: Store, pool: HashingPool, platform: Platform, tmp_path: Path
 ) -> None:
@@ -465,7 +509,9 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Sett
         database_url=url,
         workers=1,
         notice_notifiers={"stopline": STOPLINE},
-        notices_form_per_minute=20,
+        # the form's tests share this server's per-address limit (its own test has its own)
+        notices_form_per_minute=100,
+        notices_form_per_day=1000,
         notices_run_minutes=0,
         ui_secure_cookies=False,  # httpx sends no Secure cookie over http
         webhooks=(
@@ -613,6 +659,116 @@ def test_the_public_form_checks_csrf_size_and_redirects_only_to_its_own_page(
         assert "name and e-mail" in other.text
 
 
+FORM = {
+    "urls": "https://files.example.test/u/limits",
+    "category": "child_sexual_abuse",
+    "explanation": "seen on the site",
+}
+
+
+def _stored(settings: Settings) -> int:
+    with contextlib.closing(open_store(settings.resolved_database_url)) as store:
+        return len(store.notices.list(limit=100_000))
+
+
+def test_the_public_form_refuses_each_field_over_its_limit_and_stores_nothing(
+    served: tuple[str, Settings],
+) -> None:
+    base, settings = served
+    before = _stored(settings)
+    refused = [
+        ("urls", "\n".join(f"https://x.test/{n}" for n in range(101)), "at most 100 URLs"),
+        ("urls", "https://x.test/" + "a" * 2000, "at most 2000 characters"),
+        ("urls", "javascript:alert(1)", "http(s) URL"),
+        ("urls", "", "at least one URL"),
+        ("explanation", "x" * 5001, "at most 5000 characters"),
+        ("name", "n" * 201, "at most 200 characters"),
+        ("reference", "r" * 201, "at most 200 characters"),
+        ("email", "not-an-address", "does not look like one"),
+        ("category", "nope", "choose what kind"),
+    ]
+    with httpx.Client(base_url=base, timeout=30, follow_redirects=False) as http:
+        for name, value, said in refused:
+            answer = http.post("/notice", data={**FORM, FORM_FIELD: _form_page(http), name: value})
+            assert answer.status_code == 422, name
+            assert said in answer.text, name
+        # the form comes back with what was sent, escaped
+        again = http.post(
+            "/notice",
+            data={**FORM, FORM_FIELD: _form_page(http), "category": "other", "name": "<b>N</b>"},
+        )
+        assert again.status_code == 422
+        assert "&lt;b&gt;N&lt;/b&gt;" in again.text
+        assert "<b>N</b>" not in again.text
+        # a body streamed without a length is cut at the limit as well
+        token = _form_page(http)
+
+        def chunks() -> Iterator[bytes]:
+            yield f"{FORM_FIELD}={token}&urls=https://x.test/a&explanation=".encode()
+            for _ in range(40):
+                yield b"x" * 8192
+
+        streamed = http.post(
+            "/notice",
+            content=chunks(),
+            headers={"content-type": "application/x-www-form-urlencoded"},
+        )
+        assert streamed.status_code == 413
+        assert "content-length" not in streamed.request.headers
+        many = {**FORM, FORM_FIELD: _form_page(http), **{f"f{n}": "1" for n in range(25)}}
+        assert http.post("/notice", data=many).status_code == 400
+    assert _stored(settings) == before
+
+
+def test_the_public_form_csrf_cookie_and_no_redirect_off_site(
+    served: tuple[str, Settings],
+) -> None:
+    base, settings = served
+    with httpx.Client(base_url=base, timeout=30, follow_redirects=False) as http:
+        page = http.get("/notice")
+        cookie = page.headers["set-cookie"].lower()
+        for part in ("httponly", "samesite=strict", "path=/notice", "max-age=3600"):
+            assert part in cookie
+        assert "default-src 'none'" in page.headers["content-security-policy"]
+        assert "form-action 'self'" in page.headers["content-security-policy"]
+        before = _stored(settings)
+        token = _form_page(http)
+        # the cookie's token and another in the form; a browser's opaque origin
+        other = http.post("/notice", data={**FORM, FORM_FIELD: token[:-2] + "xx"})
+        assert other.status_code == 403
+        token = _form_page(http)
+        null = http.post("/notice", data={**FORM, FORM_FIELD: token}, headers={"origin": "null"})
+        assert null.status_code == 403
+        assert _stored(settings) == before
+        # a sent notice goes to a path on this site, whatever the Host or the form say
+        token = _form_page(http)
+        sent = http.post(
+            "/notice",
+            data={**FORM, FORM_FIELD: token, "next": "//evil.example/", "redirect": "https://e.x"},
+            headers={"host": "evil.example"},
+        )
+        assert sent.status_code == 303
+        assert re.fullmatch(r"/notice/received/\d+", sent.headers["location"])
+        # the slash-ended paths redirect to paths, never to a URL built from the Host
+        spoofed = {"host": "evil.example"}
+        for path, target in (
+            ("/notice/", "/notice"),
+            (sent.headers["location"] + "/", sent.headers["location"]),
+        ):
+            moved = http.get(path, headers=spoofed)
+            assert moved.status_code == 308, path
+            assert moved.headers["location"] == target
+        assert http.post("/notice/", headers=spoofed).headers["location"] == "/notice"
+        for path in ("/notice/received/abc", "/notice/received/0"):
+            answer = http.get(path, headers=spoofed)
+            assert answer.status_code in (404, 422), path
+            assert "location" not in answer.headers
+        # the thank-you page shows the number and nothing of the notice
+        thanks = http.get(sent.headers["location"]).text
+        assert FORM["urls"] not in thanks
+        assert FORM["explanation"] not in thanks
+
+
 def test_the_public_form_is_rate_limited_per_address(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'hashguard.db'}"
     settings = Settings(
@@ -630,20 +786,51 @@ def test_the_public_form_is_rate_limited_per_address(tmp_path: Path) -> None:
         form = {"urls": "https://x.test/a", "category": "child_sexual_abuse", "explanation": "e"}
         codes = [http.post("/notice", data={**form, FORM_FIELD: token}).status_code for _ in "abc"]
         assert codes == [303, 303, 429]
+        over = http.post("/notice", data={**form, FORM_FIELD: token})
+        assert over.headers["retry-after"] == "60"
+        assert "Too many notices" in over.text
+        # counted before anything is read or checked: no token, a huge body, all 429
+        assert http.post("/notice", data=form).status_code == 429
+        assert http.post("/notice", content=b"x" * 300_000).status_code == 429
+        assert http.get("/notice").status_code == 200  # the form itself is not limited
+    with contextlib.closing(open_store(url)) as store:
+        assert len(store.notices.list()) == 2
 
 
 def test_a_browser_sends_the_public_form(served: tuple[str, Settings]) -> None:
     base, settings = served
     with launched(chromium_or_skip()) as (_, browser):
         page = browser.new_page(viewport=VIEWPORT)
+        page.set_default_timeout(10_000)
         page.goto(base + "/notice")
         page.fill("#urls", "https://files.example.test/u/browser")
-        page.select_option("#category", "child_sexual_abuse")
+        page.select_option("#category", "scams_and_fraud")
         page.fill("#explanation", "seen while browsing")
+        # a notice of this category needs the notifier: refused, the form kept as filled
+        with page.expect_response(lambda r: r.request.method == "POST") as refused:
+            page.click("button[type=submit]")
+        assert refused.value.status == 422
+        assert "name and e-mail" in page.inner_text("p.error[role=alert]")
+        assert page.input_value("#urls") == "https://files.example.test/u/browser"
+        assert page.input_value("#explanation") == "seen while browsing"
+        page.fill("#name", "A Person")
+        page.fill("#email", "person@example.test")
+        page.fill("#reference", "my-ref-7")
+        page.check("#good_faith")
         page.click("button[type=submit]")
-        page.wait_for_url(re.compile(r".*/notice/received/\d+$"), timeout=10_000)
+        page.wait_for_url(re.compile(r".*/notice/received/\d+$"))
         notice_id = int(page.inner_text("#notice-id"))
+        acknowledgement = page.inner_text("main")
+        assert f"notice {notice_id} received" in acknowledgement
+        assert NEXT_STEPS in acknowledgement
+        assert "person@example.test" not in page.content()
     with contextlib.closing(open_store(settings.resolved_database_url)) as store:
         notice = store.notices.get(notice_id)
+        hooks = [a for a in store.actions.list() if a.subject == f"notice:{notice_id}"]
     assert notice.channel is NoticeChannel.FORM
     assert notice.items[0].url == "https://files.example.test/u/browser"
+    assert notice.category is NoticeCategory.SCAMS_AND_FRAUD
+    assert (notice.notifier.name, notice.notifier.reference) == ("A Person", "my-ref-7")
+    assert notice.good_faith
+    # the acknowledgement by e-mail is the platform's, through its webhook
+    assert [h.event for h in hooks] == ["notice.received"]

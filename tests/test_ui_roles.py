@@ -47,6 +47,9 @@ EXPECTED: dict[tuple[str, str], frozenset[Permission]] = {
     ("GET", "/ui/reports"): frozenset({Permission.REPORTS_VIEW}),
     ("POST", "/ui/cases/{case_id}/report"): frozenset({Permission.REPORTS_SUBMIT}),
     ("POST", "/ui/reports/{report_id}/retract"): frozenset({Permission.REPORTS_SUBMIT}),
+    ("GET", "/ui/notices"): frozenset({Permission.QUEUE_VIEW}),
+    ("GET", "/ui/notices/{notice_id}"): frozenset({Permission.QUEUE_VIEW}),
+    ("POST", "/ui/appeals/{appeal_id}/decide"): frozenset({Permission.CASE_DECIDE}),
 }
 MISSING_ID = "987654"
 

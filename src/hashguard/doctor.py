@@ -22,7 +22,9 @@ from pathlib import Path
 from hashguard.banks.exchanges.graph_api import DEFAULT_VERSION, graph_api_warning
 from hashguard.demo.corpus import Kind, encode, generate
 from hashguard.domain.banks import BankKind
+from hashguard.domain.notices import NoticeState
 from hashguard.domain.reports import ReportState
+from hashguard.domain.statements import FilingState
 from hashguard.evidence import blob_dir_of
 from hashguard.evidence.retention import count_orphans
 from hashguard.hashing.isolate import HashingPool
@@ -36,6 +38,8 @@ from hashguard.remote.secrets import matcher_secrets
 from hashguard.remote.service import configure_remote
 from hashguard.reports.service import SINK as REPORT_SINK
 from hashguard.settings import Settings
+from hashguard.statements.service import SINK as STATEMENT_SINK
+from hashguard.statements.service import STATEMENTS, TOKEN, sink_configured
 from hashguard.store import Store, open_store
 from hashguard.store.database import SchemaOutOfDate, current_revision, head_revision, make_engine
 
@@ -458,6 +462,106 @@ def _existing_master_key(settings: Settings) -> MasterKey:
     return key
 
 
+def _late(doctor: Doctor, minutes: float) -> datetime:
+    """What a job running every ``minutes`` (an hour when it is off) should have taken
+    by now: anything older than twice its interval and a lease."""
+    every = timedelta(minutes=minutes or 60)
+    return doctor.now - 2 * every - timedelta(seconds=doctor.settings.jobs_lease_seconds)
+
+
+def check_statements(doctor: Doctor) -> Finding:
+    """Statements of reasons and the Transparency Database. The sink off is fine: only
+    online platforms file (Art. 24(5)); a hosting service keeps it off. With it on, a
+    statement the Database refused (``failed``, the dead letter) is a problem, one
+    waiting longer than twice the statements job's interval is worth a warning, as is a
+    sink switched on without its token or with statements off."""
+    found = _needs_store(doctor)
+    if not isinstance(found, Store):
+        return found
+    issuing = bool(found.statements.settings(STATEMENTS)[0].get("issue"))
+    stored, sealed = found.statements.settings(STATEMENT_SINK)
+    counts = found.statements.count_by_state()
+    total = sum(counts.values())
+    said = f"statements {'on' if issuing else 'off'}, {total} issued"
+    if not sink_configured(found):
+        if stored.get("enabled") and TOKEN not in sealed:
+            return False, (
+                f"{said}; the Transparency Database sink is on but has no token: "
+                "`hashguard statements settings --token env:VAR`"
+            )
+        return True, (
+            f"{said}; the Transparency Database sink is off (fine for a hosting service "
+            "that is not an online platform; online platforms file every statement: "
+            "`hashguard statements settings --tdb`)"
+        )
+    problems, warnings = [], []
+    if failed := counts.get(FilingState.FAILED, 0):
+        problems.append(
+            f"{failed} statement(s) refused by the Database (the dead letter): "
+            "`hashguard statements list --state failed`, then `hashguard statements "
+            "submit --retry-failed` once fixed"
+        )
+    waiting = found.statements.list(states=[FilingState.PENDING, FilingState.SENDING])
+    late = [
+        s for s in waiting if s.created_at < _late(doctor, doctor.settings.statements_run_minutes)
+    ]
+    if late:
+        oldest = late[0]
+        error = f"; last error: {oldest.last_error[:200]}" if oldest.last_error else ""
+        warnings.append(
+            f"{len(late)} statement(s) not filed since {oldest.created_at:%Y-%m-%d %H:%M} UTC"
+            f"{error}: is a worker running? (`hashguard statements submit` files them now)"
+        )
+    if not issuing:
+        warnings.append("the sink is on but no statements are issued (`--issue`)")
+    if problems:
+        return False, "; ".join(problems + warnings)
+    if warnings:
+        return Level.WARN, "; ".join(warnings)
+    filed = counts.get(FilingState.FILED, 0)
+    return True, f"{said}, {filed} filed in the Transparency Database; none failed or late"
+
+
+def check_notices(doctor: Doctor) -> Finding:
+    """Notices waiting to be resolved: with no platform callback configured nothing
+    resolves them (a problem once one waits); with one, a notice still ``received`` or
+    ``failed`` after twice the notices job's interval is worth a warning."""
+    found = _needs_store(doctor)
+    if not isinstance(found, Store):
+        return found
+    settings = doctor.settings
+    callback = (
+        settings.notices_callback_url is not None and settings.notices_callback_secret is not None
+    )
+    waiting = found.notices.list(
+        states=[NoticeState.RECEIVED, NoticeState.RESOLVING, NoticeState.FAILED]
+    )
+    if not waiting:
+        return True, "no notice waiting" + (
+            "" if callback else "; no platform callback configured (notices would wait)"
+        )
+    oldest = min(n.received_at for n in waiting)
+    if not callback:
+        return False, (
+            f"{len(waiting)} notice(s) waiting since {oldest:%Y-%m-%d %H:%M} UTC and no platform "
+            "callback resolves them: set notices_callback_url and notices_callback_secret"
+        )
+    stuck = [n for n in waiting if n.received_at < _late(doctor, settings.notices_run_minutes)]
+    if not stuck:
+        return True, f"{len(waiting)} notice(s) being resolved, none stuck"
+    failed = [n for n in stuck if n.state is NoticeState.FAILED]
+    said = [f"{len(stuck)} notice(s) unresolved since {oldest:%Y-%m-%d %H:%M} UTC"]
+    if failed:
+        last = max(failed, key=lambda n: n.updated_at)
+        said.append(
+            f"{len(failed)} failed (retried with backoff; last error: "
+            f"{(last.last_error or 'none')[:200]}): `hashguard notices list --state failed`"
+        )
+    if len(failed) < len(stuck):
+        said.append("is a worker running? (`hashguard notices resolve` resolves them now)")
+    return Level.WARN, "; ".join(said)
+
+
 #: The checks ``hashguard doctor`` runs, in order.
 CHECKS: tuple[Check, ...] = (
     permissions_check(permission_problems),
@@ -478,6 +582,8 @@ CHECKS: tuple[Check, ...] = (
     graph_api_check(graph_api_warning),
     Check(name="background jobs", run=check_background_jobs),
     Check(name="reports", run=check_reports),
+    Check(name="statements", run=check_statements),
+    Check(name="notices", run=check_notices),
 )
 
 

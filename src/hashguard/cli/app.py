@@ -19,6 +19,7 @@ from hashguard.cli import (
     worker,
 )
 from hashguard.cli.actions import app as actions_app
+from hashguard.cli.appeals import app as appeals_app
 from hashguard.cli.audit import app as audit_app
 from hashguard.cli.cases import app as cases_app
 from hashguard.cli.doctor import doctor as doctor_command
@@ -59,6 +60,7 @@ app.add_typer(reports_app, name="reports")
 app.add_typer(referrals_app, name="referrals")
 app.add_typer(notices_app, name="notices")
 app.add_typer(statements_app, name="statements")
+app.add_typer(appeals_app, name="appeals")
 app.command("serve")(serve.serve)
 app.command("worker")(worker.worker)
 app.command("hash")(hash.hash_files)

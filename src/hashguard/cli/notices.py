@@ -15,7 +15,7 @@ from hashguard.cli.context import err, fail, master_key_of, out, registry_of, se
 from hashguard.domain.notices import Notice, NoticeState, notice_json
 from hashguard.notices.resolve import NotConfigured
 from hashguard.notices.service import configured_resolver
-from hashguard.store.notices import UnknownNotice
+from hashguard.store.notices import NoticeBusy, UnknownNotice
 
 app = typer.Typer(
     help="DSA Art. 16 notices: the queue, one notice, resolving them now.",
@@ -130,7 +130,7 @@ def resolve(
                     if notice_id is not None
                     else resolver.resolve_due()
                 )
-        except (NotConfigured, UnknownNotice) as exc:
+        except (NotConfigured, UnknownNotice, NoticeBusy) as exc:
             raise fail(str(exc)) from None
     if as_json:
         out.print(json.dumps([notice_json(n) for n in done]), markup=False)

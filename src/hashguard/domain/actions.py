@@ -38,6 +38,9 @@ class EventType(StrEnum):
     STATEMENT_ISSUED = "statement.issued"
     #: the decision on a notice, for the platform to tell the notifier (Art. 16(5))
     NOTICE_DECIDED = "notice.decided"
+    #: an appeal (DSA Art. 20) was decided: upheld, or reversed (the platform restores
+    #: the content it holds); with the outcome's statement text for the uploader
+    APPEAL_DECIDED = "appeal.decided"
 
 
 class ActionState(StrEnum):

@@ -136,6 +136,13 @@ class AuditAction(StrEnum):
     LOOKUP_MATCHED = "lookup.matched"
     #: a tenant went over its daily quota (once per tenant and day)
     TENANT_QUOTA_REACHED = "tenant.quota_reached"
+    #: an appeal (DSA Art. 20) received from the platform (``state`` "received") and
+    #: decided by a person who did not take the first decision (``state`` "upheld" or
+    #: "reversed"): what ``Metric.APPEALS`` counts
+    APPEAL_RECEIVED = "appeal.received"
+    APPEAL_DECIDED = "appeal.decided"
+    #: what a reversal did to the quarantined files (``restoration``: restored/failed/none)
+    APPEAL_RESTORED = "appeal.restored"
 
 
 def valid_action(action: str) -> bool:

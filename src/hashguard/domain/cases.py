@@ -73,6 +73,14 @@ class CaseEventKind(StrEnum):
     ANNOTATED = "annotated"
     #: a reviewer set the file's industry classification (``details.classification``)
     CLASSIFIED = "classified"
+    #: the uploader contested the decision (DSA Art. 20): the case is open for a person
+    #: who did not take the first decision (``details.appeal``)
+    APPEALED = "appealed"
+    #: that person upheld the decision (the state stays as it was)
+    APPEAL_UPHELD = "appeal_upheld"
+    #: that person reversed it: the case becomes ``false_positive`` whatever its state
+    #: was, the one way out of ``confirmed`` (``review.appeals``)
+    APPEAL_REVERSED = "appeal_reversed"
 
 
 class SourceKind(StrEnum):

@@ -191,6 +191,9 @@ class Notice:
     next_attempt_at: datetime | None = None
     last_error: str | None = None
     resolved_at: datetime | None = None
+    #: the resolver working on it now (its lease), and until when
+    lease_owner: str | None = None
+    leased_until: datetime | None = None
 
     @property
     def case_ids(self) -> tuple[int, ...]:

@@ -72,6 +72,8 @@ class Permission(StrEnum):
     HASHES_LOOKUP = "hashes.lookup"
     #: send DSA Art. 16 notices through the API (``POST /v1/notices``)
     NOTICES_SUBMIT = "notices.submit"
+    #: send uploaders' appeals (DSA Art. 20) through the API (``/v1/cases/{id}/appeals``)
+    APPEALS_SUBMIT = "appeals.submit"
     #: what only the ``admin`` scope itself opens: scan runs over server folders
     SERVER_ADMIN = "server.admin"
 
@@ -100,6 +102,7 @@ ROLE_PERMISSIONS: Mapping[Role, frozenset[Permission]] = {
         Permission.REPORTS_VIEW,
         Permission.REPORTS_SUBMIT,
         Permission.NOTICES_SUBMIT,
+        Permission.APPEALS_SUBMIT,
     },
     Role.ADMIN: frozenset(
         {
@@ -115,6 +118,7 @@ ROLE_PERMISSIONS: Mapping[Role, frozenset[Permission]] = {
             Permission.CONTENT_SCAN,
             Permission.HASHES_LOOKUP,
             Permission.NOTICES_SUBMIT,
+            Permission.APPEALS_SUBMIT,
             Permission.SERVER_ADMIN,
         }
     ),
@@ -131,6 +135,7 @@ SCOPE_PERMISSIONS: Mapping[Scope, frozenset[Permission]] = {
     Scope.CASES_READ: frozenset({Permission.QUEUE_VIEW}),
     Scope.CASES_REVIEW: frozenset({Permission.CASE_DECIDE, Permission.CASE_ASSIGN}),
     Scope.NOTICES: frozenset({Permission.NOTICES_SUBMIT}),
+    Scope.APPEALS: frozenset({Permission.APPEALS_SUBMIT}),
     Scope.ADMIN: frozenset({Permission.SERVER_ADMIN}),
 }
 

@@ -45,6 +45,16 @@ class StatementKind(StrEnum):
     AUTOMATED = "automated"
     #: the confirmation by people that made the case ``confirmed``
     CONFIRMED = "confirmed"
+    #: an appeal (Art. 20) decided by a person: the restriction stands
+    APPEAL_UPHELD = "appeal_upheld"
+    #: an appeal (Art. 20) decided by a person: the restriction is lifted. Never filed in
+    #: the Transparency Database, whose statements each describe a restriction
+    APPEAL_REVERSED = "appeal_reversed"
+
+    @property
+    def filed(self) -> bool:
+        """Whether statements of this kind go to the Transparency Database."""
+        return self is not StatementKind.APPEAL_REVERSED
 
 
 class Visibility(StrEnum):
@@ -79,12 +89,15 @@ class FilingState(StrEnum):
     ``sending``: in a batch whose answer was not recorded yet (a process killed there
     leaves it so; it is sent again once its lease ends and a puid the Database already
     holds is reconciled as filed). ``failed``: the Database refused it as invalid (the
-    dead letter, shown by ``hashguard statements list``)."""
+    dead letter, shown by ``hashguard statements list``). ``not_filed``: a kind the
+    Database has no statement for (``StatementKind.filed``)."""
 
     PENDING = "pending"
     SENDING = "sending"
     FILED = "filed"
     FAILED = "failed"
+    #: a statement the Database takes none of (an appeal's reversal): kept, never sent
+    NOT_FILED = "not_filed"
 
 
 #: who sent the notice behind a case (the notices' ``NotifierKind`` value:

@@ -25,6 +25,9 @@ class Scope(StrEnum):
     CASES_REVIEW = "cases:review"
     #: send DSA Art. 16 notices (``POST /v1/notices``): hotlines, trusted flaggers
     NOTICES = "notices"
+    #: send an uploader's appeal (DSA Art. 20) against a restriction and read the
+    #: appeals of a case (``/v1/cases/{id}/appeals``): the platform
+    APPEALS = "appeals"
     ADMIN = "admin"
 
 

@@ -13,11 +13,19 @@ two items, or between the pipeline's commit and the item's save, loses nothing: 
 next run takes the notice again (it is still ``resolving``) and does what is left; an
 item done again changes nothing (its case already holds the notice as a source, its
 actions have the same idempotency keys).
+
+A resolver works on a notice under the notice's lease (``NoticeStore.claim``), renewed
+as each item is saved: two resolvers on one store (a worker's job and ``hashguard
+notices resolve``) never resolve the same notice, and each goes on with the notices the
+other does not hold. A killed resolver's notice is taken again once its lease ran out.
 """
 
 from __future__ import annotations
 
 import logging
+import os
+import socket
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
@@ -39,6 +47,7 @@ from hashguard.notices.callback import CallbackFailed, NotFound, PlatformCallbac
 from hashguard.scan.pipeline import Pipeline
 from hashguard.scan.sources import NoticeContent
 from hashguard.store import Store
+from hashguard.store.notices import NoticeBusy
 
 log = logging.getLogger("hashguard.notices")
 
@@ -56,8 +65,18 @@ class NotConfigured(RuntimeError):
     """No platform callback is configured: notices wait, ``received``."""
 
 
+#: how long a resolver holds a notice without saving an item (a killed one's is taken
+#: again after): longer than an item takes (the callback's timeout, then hashing)
+LEASE = timedelta(minutes=10)
+
+
 def _no_checkpoint(_step: str) -> None:
     return None
+
+
+def default_owner() -> str:
+    """A name unique to this resolver (host, process, random): two never share a lease."""
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"[:100]
 
 
 def notice_decision(result: FileResult) -> FileResult:
@@ -88,11 +107,14 @@ class Resolver:
     actor: str = RESOLVER_ACTOR
     clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
     checkpoint: Callable[[str], None] = field(default=_no_checkpoint)
+    owner: str = field(default_factory=default_owner)
+    lease: timedelta = LEASE
 
     def resolve_due(
         self, *, limit: int = 100, check: Callable[[], None] | None = None
     ) -> list[Notice]:
-        """Every due notice, in queue order (configured notifiers first)."""
+        """Every due notice, in queue order (configured notifiers first); a notice
+        another resolver holds is left to it."""
         if self.callback is None:
             raise NotConfigured("no notices_callback_url and notices_callback_secret are set")
         done = []
@@ -101,47 +123,78 @@ class Resolver:
                 check()
             try:
                 done.append(self.resolve(notice_id))
+            except NoticeBusy:
+                continue  # another resolver took it since ``due`` was read
             except Exception as exc:  # one notice's trouble, not the queue's
                 log.exception("notice #%d could not be resolved", notice_id)
-                done.append(self._failed(notice_id, f"{type(exc).__name__}: {exc}"))
+                failed = self._failed(notice_id, f"{type(exc).__name__}: {exc}")
+                if failed is not None:
+                    done.append(failed)
         return done
 
-    def _failed(self, notice_id: int, error: str) -> Notice:
+    def _failed(self, notice_id: int, error: str) -> Notice | None:
         """An unexpected error: the notice waits for its backoff (its items as saved),
-        so it does not hold up the notices behind it."""
-        notice = self.store.notices.get(notice_id)
+        so it does not hold up the notices behind it. None when another resolver holds
+        it now."""
         now = self.clock()
-        wait = self.backoff.delay(notice.attempts + 1)
-        return self.store.notices.move(
-            notice_id,
-            NoticeState.FAILED,
-            actor=self.actor,
-            at=now,
-            error=error,
-            next_attempt_at=now + wait,
-        )
+        if not self.store.notices.claim(notice_id, self.owner, now=now, until=now + self.lease):
+            return None
+        try:
+            notice = self.store.notices.get(notice_id)
+            wait = self.backoff.delay(notice.attempts + 1)
+            return self.store.notices.move(
+                notice_id,
+                NoticeState.FAILED,
+                actor=self.actor,
+                at=now,
+                error=error,
+                next_attempt_at=now + wait,
+                owner=self.owner,
+            )
+        finally:
+            self.store.notices.release(notice_id, self.owner)
 
     def resolve(self, notice_id: int) -> Notice:
         """Resolve the notice's items still to do (a resolved notice is left as it is;
-        a failed one is tried now, whatever its backoff). Raises ``UnknownNotice``."""
+        a failed one is tried now, whatever its backoff), under the notice's lease.
+        Raises ``UnknownNotice``, and ``NoticeBusy`` when another resolver holds it."""
         notice = self.store.notices.get(notice_id)
         if not notice.state.due:
             return notice
         if self.callback is None:
             raise NotConfigured("no notices_callback_url and notices_callback_secret are set")
+        now = self.clock()
+        if not self.store.notices.claim(notice_id, self.owner, now=now, until=now + self.lease):
+            raise NoticeBusy(notice_id)
+        try:
+            return self._resolve(notice_id, self.callback)
+        finally:
+            self.store.notices.release(notice_id, self.owner)
+
+    def _resolve(self, notice_id: int, callback: PlatformCallback) -> Notice:
+        notice = self.store.notices.get(notice_id)  # as it is now that it is ours
+        if not notice.state.due:
+            return notice  # another resolver finished it before we took it
         if notice.state is not NoticeState.RESOLVING:
             notice = self.store.notices.move(
-                notice_id, NoticeState.RESOLVING, actor=self.actor, at=self.clock()
+                notice_id,
+                NoticeState.RESOLVING,
+                actor=self.actor,
+                at=self.clock(),
+                owner=self.owner,
             )
         items = list(notice.items)
         errors = []
         for index, item in enumerate(items):
             if item.state not in (ItemState.PENDING, ItemState.FAILED):
                 continue
-            items[index] = self._item(notice, index, item, self.callback)
+            items[index] = self._item(notice, index, item, callback)
             if items[index].state is ItemState.FAILED:
                 errors.append(f"item {index}: {items[index].reason}")
-            self.store.notices.save_items(notice_id, items, at=self.clock())
+            now = self.clock()
+            self.store.notices.save_items(
+                notice_id, items, at=now, owner=self.owner, until=now + self.lease
+            )
             self.checkpoint("saved")
         state = aggregate_state(tuple(items))
         now = self.clock()
@@ -156,9 +209,12 @@ class Resolver:
                 items=items,
                 error="; ".join(errors),
                 next_attempt_at=now + wait,
+                owner=self.owner,
             )
         log.info("notice #%d %s", notice_id, state)
-        return self.store.notices.move(notice_id, state, actor=self.actor, at=now, items=items)
+        return self.store.notices.move(
+            notice_id, state, actor=self.actor, at=now, items=items, owner=self.owner
+        )
 
     def _item(
         self, notice: Notice, index: int, item: NoticeItem, callback: PlatformCallback

@@ -246,7 +246,8 @@ def _answer_notifiers(
             EventType.NOTICE_DECIDED,
             data,
             endpoints,
-            key=f"notice:{notice.ref}:decided",
+            # one answer per decision: a notice naming two items gets both outcomes
+            key=f"notice:{notice.ref}:decided:case:{case.id}:{outcome}",
             subject=f"case:{case.id}",
             at=at,
         )

@@ -19,6 +19,7 @@ from sqlalchemy.pool import NullPool
 
 from hashguard.permissions import private_file
 from hashguard.store.actions import ActionStore
+from hashguard.store.appeals import AppealStore
 from hashguard.store.audit import AuditStore
 from hashguard.store.banks import BankStore
 from hashguard.store.cases import CaseStore
@@ -108,6 +109,7 @@ class Store:
     notices: NoticeStore
     statements: StatementStore
     tenants: TenantStore
+    appeals: AppealStore
 
     def close(self) -> None:
         self.engine.dispose()
@@ -156,6 +158,7 @@ def stores_on(connectable: Engine) -> Store:
         notices=NoticeStore(connectable),
         statements=StatementStore(connectable),
         tenants=TenantStore(connectable),
+        appeals=AppealStore(connectable),
     )
 
 

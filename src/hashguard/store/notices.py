@@ -5,6 +5,11 @@ The resolver's queue is ``due``: received notices, notices a cut-off run left
 ``resolving``, and failed ones whose backoff has passed, by (priority, received_at, id).
 Items' progress (``save_items``) is written as each item is taken through the pipeline,
 so a resolver killed between two items does not do the first one again.
+
+A resolver works on a notice under its lease (``claim``: one conditional ``UPDATE``, so
+of two resolvers racing for a notice exactly one gets it); ``due`` leaves out notices
+another resolver holds, so a second resolver goes on with the others. A killed
+resolver's notice is due again once its lease runs out.
 """
 
 from __future__ import annotations
@@ -43,6 +48,14 @@ STATE_EVENTS = {
 _QUEUE = (notices.c.priority, notices.c.received_at, notices.c.id)
 
 
+class NoticeBusy(RuntimeError):
+    """Another resolver holds the notice's lease."""
+
+    def __init__(self, notice_id: int) -> None:
+        super().__init__(f"notice #{notice_id} is being resolved by another process")
+        self.notice_id = notice_id
+
+
 class UnknownNotice(LookupError):
     def __init__(self, notice_id: int) -> None:
         super().__init__(f"no notice #{notice_id}")
@@ -67,7 +80,14 @@ def _notice(row: Row[Any]) -> Notice:
         next_attempt_at=aware(row.next_attempt_at),
         last_error=row.last_error,
         resolved_at=aware(row.resolved_at),
+        lease_owner=row.lease_owner,
+        leased_until=aware(row.leased_until),
     )
+
+
+def _free(now: datetime) -> Any:
+    """No resolver holds the notice at ``now`` (none took it, or its lease ran out)."""
+    return or_(notices.c.leased_until.is_(None), notices.c.leased_until <= utc(now))
 
 
 def _get(conn: Connection, notice_id: int) -> Notice:
@@ -161,7 +181,8 @@ class NoticeStore:
                             notices.c.next_attempt_at <= utc(now),
                         ),
                     ),
-                )
+                ),
+                _free(now),
             )
             .order_by(*_QUEUE)
             .limit(limit)
@@ -169,15 +190,51 @@ class NoticeStore:
         with self._engine.connect() as conn:
             return [row.id for row in conn.execute(query)]
 
-    def save_items(self, notice_id: int, items: Sequence[NoticeItem], *, at: datetime) -> None:
-        """The items' progress within a run (no state change, no audit event: the run's
-        end records both)."""
+    def claim(self, notice_id: int, owner: str, *, now: datetime, until: datetime) -> bool:
+        """Take the notice for ``owner`` until ``until`` unless another resolver holds it
+        (its own lease is extended). Whether ``owner`` holds it now."""
+        with self._engine.begin() as conn:
+            taken = conn.execute(
+                update(notices)
+                .where(
+                    notices.c.id == notice_id,
+                    or_(_free(now), notices.c.lease_owner == owner),
+                )
+                .values(lease_owner=owner, leased_until=utc(until))
+            ).rowcount
+        return bool(taken)
+
+    def release(self, notice_id: int, owner: str) -> None:
+        """Give the lease up (nothing when ``owner`` no longer holds it)."""
         with self._engine.begin() as conn:
             conn.execute(
                 update(notices)
-                .where(notices.c.id == notice_id)
-                .values(items=_items(items), updated_at=at)
+                .where(notices.c.id == notice_id, notices.c.lease_owner == owner)
+                .values(lease_owner=None, leased_until=None)
             )
+
+    def save_items(
+        self,
+        notice_id: int,
+        items: Sequence[NoticeItem],
+        *,
+        at: datetime,
+        owner: str | None = None,
+        until: datetime | None = None,
+    ) -> None:
+        """The items' progress within a run (no state change, no audit event: the run's
+        end records both). With ``owner``, only while it holds the lease, which is
+        extended to ``until``; ``NoticeBusy`` when another resolver took it over."""
+        values: dict[str, Any] = {"items": _items(items), "updated_at": at}
+        query = update(notices).where(notices.c.id == notice_id)
+        if owner is not None:
+            query = query.where(notices.c.lease_owner == owner)
+            if until is not None:
+                values["leased_until"] = utc(until)
+        with self._engine.begin() as conn:
+            done = conn.execute(query.values(**values)).rowcount
+        if owner is not None and not done:
+            raise NoticeBusy(notice_id)
 
     def move(
         self,
@@ -189,11 +246,15 @@ class NoticeStore:
         items: Sequence[NoticeItem] | None = None,
         error: str | None = None,
         next_attempt_at: datetime | None = None,
+        owner: str | None = None,
     ) -> Notice:
         """Move the notice to ``state`` (with its items, if given) and audit it. A
-        failed run counts an attempt and says when the next one is due."""
+        failed run counts an attempt and says when the next one is due. With ``owner``,
+        only while no other resolver holds the lease (``NoticeBusy`` otherwise)."""
         with self._engine.begin() as conn:
             before = _get(conn, notice_id)
+            if owner is not None and before.lease_owner not in (None, owner):
+                raise NoticeBusy(notice_id)
             values: dict[str, Any] = {"state": str(state), "updated_at": at}
             if items is not None:
                 values["items"] = _items(items)

@@ -650,6 +650,9 @@ notices = Table(
     Column("received_at", DateTime(timezone=True), nullable=False),
     Column("updated_at", DateTime(timezone=True), nullable=False),
     Column("resolved_at", DateTime(timezone=True)),
+    #: the resolver working on it (``NoticeStore.claim``) and until when
+    Column("lease_owner", String(100)),
+    Column("leased_until", DateTime(timezone=True)),
     Index("ix_notices_queue", "state", "priority", "received_at", "id"),
 )
 
@@ -688,4 +691,29 @@ statement_settings = Table(
     Column("settings", JSON, nullable=False),
     Column("sealed", JSON, nullable=False),
     Column("updated_at", DateTime(timezone=True), nullable=False),
+)
+
+#: Appeals (DSA Art. 20) against a restriction explained by a statement of reasons: one
+#: per platform reference (the idempotency key), decided by a person who did not take
+#: the first decision.
+appeals = Table(
+    "appeals",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("reference", String(200), nullable=False, unique=True),
+    Column("case_id", Id, ForeignKey("cases.id"), nullable=False),
+    #: one appeal per statement of reasons
+    Column("statement_id", Id, ForeignKey("statements.id"), nullable=False, unique=True),
+    Column("explanation", Text, nullable=False),
+    Column("state", String(16), nullable=False),
+    Column("received_at", DateTime(timezone=True), nullable=False),
+    Column("received_by", String(200), nullable=False),
+    Column("decided_at", DateTime(timezone=True)),
+    Column("decided_by", String(200)),
+    Column("reason", Text),
+    Column("decision_statement_id", Id, ForeignKey("statements.id")),
+    Column("restoration", String(16)),
+    Column("restoration_notes", JSON, nullable=False),
+    Index("ix_appeals_case_id", "case_id"),
+    Index("ix_appeals_state", "state", "id"),
 )

@@ -67,7 +67,7 @@ def insert_statement(
         "kind": str(reasons.kind),
         "reasons": reasons_to_json(reasons),
         "text": text,
-        "state": str(FilingState.PENDING),
+        "state": str(FilingState.PENDING if reasons.kind.filed else FilingState.NOT_FILED),
         "attempts": 0,
         "created_at": utc(at),
     }

@@ -18,6 +18,7 @@ from hashguard.settings import Settings
 from hashguard.store import open_store
 from hashguard.web import openapi, problems, tasks, ui
 from hashguard.web.api import (
+    appeals,
     banks,
     cases,
     health,
@@ -86,6 +87,9 @@ def create_app(
         version=__version__,
         summary="Find known CSAM on your own service with vetted hashes and lists.",
         lifespan=lifespan,
+        # no automatic trailing-slash redirects: Starlette builds their target from the
+        # Host header, an open redirect behind a proxy that passes it through
+        redirect_slashes=False,
     )
     for router in (
         scan.router,
@@ -96,6 +100,7 @@ def create_app(
         runs.router,
         notices.router,
         whoami.router,
+        appeals.router,
         health.router,
     ):
         app.include_router(router)

@@ -26,6 +26,7 @@ from hashguard.review.exposure import BreakRule, reveal_open
 from hashguard.review.reference import from_settings
 from hashguard.web.services import Services
 from hashguard.web.ui import reports
+from hashguard.web.ui.appeals import case_appeals
 from hashguard.web.ui.common import (
     CaseId,
     age,
@@ -43,6 +44,7 @@ from hashguard.web.ui.feedback import case_feedback
 from hashguard.web.ui.referrals import case_referrals
 from hashguard.web.ui.render import page
 from hashguard.web.ui.session import SignedIn, UiError, require, require_any
+from hashguard.web.ui.statements import case_statements
 
 router = APIRouter(route_class=UiRoute)
 
@@ -121,6 +123,8 @@ async def case_page(
     rule = BreakRule.of(settings)
     referrals = await run_in_threadpool(case_referrals, svc, who, case)
     feedback = await run_in_threadpool(case_feedback, svc.store, case.id)
+    statements = await run_in_threadpool(case_statements, svc.store, case.id)
+    appeals = await run_in_threadpool(case_appeals, svc, who, case)
     return page(
         request,
         "case.html",
@@ -161,6 +165,8 @@ async def case_page(
             "referrals": referrals,
             "report_section": report,
             "feedback": feedback,
+            "statements": statements,
+            "appeals": appeals,
         },
     )
 

@@ -11,8 +11,10 @@
 * Size: the body is read up to ``MAX_BODY`` bytes (413 past it, before parsing); each
   field has its length (``notices.intake``).
 * No open redirect: a sent notice answers 303 to the fixed page ``/notice/received/<id>``,
-  never to a place the request names. No e-mail is sent by hashguard: the platform
-  gets a ``notice.received`` webhook and acknowledges it if it wants to.
+  never to a place the request names; every redirect here is a path on this site
+  (``/notice/`` too, which Starlette would send to a URL built from the Host header).
+  No e-mail is sent by hashguard: the platform gets a ``notice.received`` webhook and
+  acknowledges it if it wants to.
 """
 
 from __future__ import annotations
@@ -245,6 +247,24 @@ async def send_notice(request: Request) -> Response:
     response = RedirectResponse(f"/notice/received/{ack.notice.id}", status_code=303)
     response.headers.update(SECURITY_HEADERS)
     return response
+
+
+def _here(path: str) -> Response:
+    """A redirect to ``path`` on this site: a Location with no scheme or host, so never
+    one built from the request's Host header (Starlette's own slash redirect is)."""
+    response = RedirectResponse(path, status_code=308)
+    response.headers.update(SECURITY_HEADERS)
+    return response
+
+
+@router.api_route("/notice/", methods=["GET", "POST"])
+async def notice_slash() -> Response:
+    return _here("/notice")
+
+
+@router.get("/notice/received/{notice_id}/")
+async def received_slash(notice_id: Annotated[int, Path(ge=1, le=2**62)]) -> Response:
+    return _here(f"/notice/received/{notice_id}")
 
 
 @router.get("/notice/received/{notice_id}")

@@ -15,7 +15,16 @@ from starlette.concurrency import run_in_threadpool
 from hashguard.domain.cases import Case, CaseState
 from hashguard.domain.people import Permission
 from hashguard.web.services import Services
-from hashguard.web.ui import case, flood, oversight, referrals, reports, reveal
+from hashguard.web.ui import (
+    appeals,
+    case,
+    flood,
+    notices,
+    oversight,
+    referrals,
+    reports,
+    reveal,
+)
 from hashguard.web.ui.common import age, services, utcnow
 from hashguard.web.ui.errors import UiRoute, install
 from hashguard.web.ui.render import page
@@ -29,7 +38,9 @@ router.include_router(reveal.router)
 router.include_router(oversight.router)
 router.include_router(flood.router)
 router.include_router(referrals.router)
+router.include_router(appeals.router)
 router.include_router(reports.router)
+router.include_router(notices.router)
 
 Viewer = Annotated[SignedIn, Depends(require(Permission.QUEUE_VIEW))]
 
