@@ -87,6 +87,10 @@ def main() -> int:
             from bench.notices import notices_rows  # noqa: PLC0415 - uvloop: only when asked
 
             rows += notices_rows(scale, progress.print)
+        if "stats" in wanted:
+            from bench.stats import stats_rows  # noqa: PLC0415 - the hashing pool: only when asked
+
+            rows += stats_rows(scale, progress.print)
     except BenchError as exc:
         progress.print(f"[red]benchmark aborted:[/red] {exc}", highlight=False, markup=True)
         return 2

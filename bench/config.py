@@ -44,6 +44,7 @@ SECTIONS = (
     "scan", "fidelity", "import", "exact", "index", "service", "audit", "reports", "statements",
     "tenants",
     "notices",
+    "stats",
 )  # fmt: skip
 #: the sections that read the generated 1 MP / 12 MP corpora (built only when one runs)
 CORPUS_SECTIONS = frozenset({"scan", "service"})

@@ -15,6 +15,7 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +29,7 @@ from hashguard.domain.banks import BankEntry
 from hashguard.domain.cases import ContentRef
 from hashguard.domain.scans import ScanOptions
 from hashguard.domain.signals import Algorithm
+from hashguard.domain.stats import Metric
 from hashguard.domain.tokens import Scope
 from hashguard.evidence.vault import Vault
 from hashguard.hashing.kernel import HashOptions, HashOutput, hash_data
@@ -212,12 +214,14 @@ def test_a_scan_batch_commits_each_result_with_its_consequences_or_nothing(
     assert kinds == ["quarantine", "webhook"]
 
 
-def test_nothing_is_written_for_a_clean_upload(world: World) -> None:
-    done = world.pipeline(raise_at("audit")).process(
-        "upload", world.clean, world.matches(world.clean), _upload()
-    )
+def test_nothing_but_its_count_is_written_for_a_clean_upload(world: World) -> None:
+    done = world.pipeline().process("upload", world.clean, world.matches(world.clean), _upload())
     assert done.result.outcome == "no_match"
     assert recorded(world.store, world.vault.blob_dir) == NOTHING
+    counted = world.store.stats.counts(date(2000, 1, 1), date(2999, 1, 1), [Metric.FILES_CHECKED])
+    assert [(dict(c.labels), c.value) for c in counted] == [
+        ({"way": "upload", "kind": "image", "outcome": "no_match"}, 1)
+    ]
 
 
 # -- /v1/scan in a real server process, killed between steps ------------------------------

@@ -31,6 +31,7 @@ from hashguard.cli.referrals import app as referrals_app
 from hashguard.cli.remote import app as remote_app
 from hashguard.cli.reports import app as reports_app
 from hashguard.cli.statements import app as statements_app
+from hashguard.cli.stats import app as stats_app
 from hashguard.cli.users import app as users_app
 
 app = typer.Typer(
@@ -61,6 +62,7 @@ app.add_typer(referrals_app, name="referrals")
 app.add_typer(notices_app, name="notices")
 app.add_typer(statements_app, name="statements")
 app.add_typer(appeals_app, name="appeals")
+app.add_typer(stats_app, name="stats")
 app.command("serve")(serve.serve)
 app.command("worker")(worker.worker)
 app.command("hash")(hash.hash_files)

@@ -29,7 +29,7 @@ class Metric(StrEnum):
     MATCHES = "matches"
     #: the policy's decision about a file: labels way, decision (act/review/ignore/shadow)
     DECISIONS = "decisions"
-    #: a remote matcher asked: labels service, answer (answered/not_answered)
+    #: a remote matcher asked: labels service, answer (answered/not_answered), way
     REMOTE_CALLS = "remote_calls"
     #: a case opened: labels way, bank, band (empty for notice-only cases)
     CASES_OPENED = "cases_opened"
@@ -58,7 +58,7 @@ LABELS: Mapping[Metric, tuple[str, ...]] = {
     Metric.FILES_CHECKED: ("way", "kind", "outcome"),
     Metric.MATCHES: ("way", "bank", "source", "algorithm", "band"),
     Metric.DECISIONS: ("way", "decision"),
-    Metric.REMOTE_CALLS: ("service", "answer"),
+    Metric.REMOTE_CALLS: ("service", "answer", "way"),
     Metric.CASES_OPENED: ("way", "bank", "band"),
     Metric.CASES_DECIDED: ("outcome", "bank", "band"),
     Metric.REPORTS: ("state",),
@@ -80,6 +80,12 @@ class Way(StrEnum):
     NOTICE = "notice"
     BULK = "bulk"
     LOOKUP = "lookup"
+
+
+def band_of(action: str) -> str:
+    """The ``band`` label of a bank's decision (``domain.policy``): ``a`` (band A, acted
+    on automatically), ``b`` (band B, human review), ``beyond`` (ignored), or empty."""
+    return {"act": "a", "review": "b", "ignore": "beyond"}.get(str(action), "")
 
 
 class Timing(StrEnum):

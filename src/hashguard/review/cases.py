@@ -36,6 +36,7 @@ from hashguard.domain.policy import decision_to_json
 from hashguard.domain.reports import FileAnnotation, IndustryClassification
 from hashguard.domain.scans import FileResult, Outcome
 from hashguard.domain.signals import Algorithm, PdqHash, leaving, signals_shown
+from hashguard.domain.stats import band_of
 from hashguard.review.effects import PlannedFeedback, case_feedback, case_webhooks, feedback_audit
 from hashguard.store import Store
 from hashguard.store.banks import BankExists
@@ -183,6 +184,9 @@ def open_in(
                 "decided": str(result.decision.action),
                 "rule": result.decision.rule,
                 "banks": list(case.banks),
+                # the statistics' labels (``store.stats_events``)
+                "bank": result.decision.bank,
+                "band": band_of(result.decision.action),
             },
         )
     return case, change
@@ -249,6 +253,9 @@ def _audit(
         from_state=str(before.state),
         to_state=str(case.state),
         version=case.version,
+        # the statistics' labels (``store.stats_events``)
+        bank=case.decision.bank,
+        band=band_of(case.decision.action),
         **details,
     )
 

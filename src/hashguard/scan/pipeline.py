@@ -44,6 +44,7 @@ from hashguard.domain.policy import BankPolicy
 from hashguard.domain.remote import RemoteResult
 from hashguard.domain.scans import FileResult, Outcome, printable_path
 from hashguard.domain.statements import NotifierOf, StatementKind
+from hashguard.domain.stats import Timing, Way
 from hashguard.evidence.capture import NotTheMatchedFile, evidence_context
 from hashguard.evidence.vault import SealedItem, Vault, kept_details
 from hashguard.hashing.isolate import HashingPool
@@ -98,6 +99,8 @@ class Prepared:
     not_kept: str | None = None
     #: a late remote answer: the item's scan result replaces the one recorded
     late: bool = False
+    #: when the item came in (an upload: its time to decision is measured from here)
+    received_at: datetime | None = None
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -130,6 +133,9 @@ class Pipeline:
     checkpoint: Callable[[str], None] = field(default=_no_checkpoint)
     #: who sent the notice behind a case (default: the store's notices, if any)
     notifier: NotifierOf | None = None
+    #: count the files checked (``domain.stats``); off only in the benchmark that
+    #: measures what counting costs
+    counting: bool = True
 
     @classmethod
     def configured(
@@ -273,19 +279,22 @@ class Pipeline:
         """Record ``items`` and all their consequences in one transaction."""
         if not items:
             return []
-        if not any(_writes_anything(p) for p in items):
+        # with counting on, every item is written: a file checked is counted even when
+        # nothing else about it is kept
+        if not self.counting and not any(_writes_anything(p) for p in items):
             return [Committed(result=p.result) for p in items]
         done: list[Committed] = []
-        with self.store.transaction() as writes:
+        at = self.clock()
+        with self.store.transaction(counting=self.counting) as writes:
             try:
                 results = [p for p in items if p.source.run_id is not None and not p.late]
                 for run_id in {p.source.run_id for p in results}:
                     assert run_id is not None
                     writes.add_results(
-                        run_id, [p.result for p in results if p.source.run_id == run_id]
+                        run_id, [p.result for p in results if p.source.run_id == run_id], at=at
                     )
                 for prepared in items:
-                    done.append(self._consequences(writes, prepared))
+                    done.append(self._consequences(writes, prepared, at))
                 writes.append_audit()
                 self.checkpoint("audit")
             except BaseException:
@@ -296,11 +305,20 @@ class Pipeline:
         self.checkpoint("commit")
         return done
 
-    def _consequences(self, writes: Writes, prepared: Prepared) -> Committed:
+    def _consequences(self, writes: Writes, prepared: Prepared, at: datetime) -> Committed:
         result, source = prepared.result, prepared.source
-        if prepared.late and source.run_id is not None:
-            writes.replace_result(source.run_id, result)
         case_source = source.case_source(result)
+        if prepared.late and source.run_id is not None:
+            writes.replace_result(source.run_id, result, at=at)
+        elif source.run_id is None and not prepared.late:
+            # a run's results are counted as they are recorded; others only counted
+            writes.count_file(str(case_source.kind), result, at=at)
+            if prepared.received_at is not None and str(case_source.kind) == Way.UPLOAD:
+                writes.time_taken(
+                    Timing.UPLOAD_TO_DECISION,
+                    at=at,
+                    seconds=(at - prepared.received_at).total_seconds(),
+                )
         if audits_decision(result):
             writes.audit(
                 self.actor,
@@ -361,14 +379,18 @@ class Pipeline:
         source: Source,
         *,
         decided: Callable[[FileResult], FileResult] | None = None,
+        received_at: datetime | None = None,
     ) -> Committed:
         """One item, start to end: judged, prepared and committed. ``decided`` may
         change the judged result before it is prepared (a notice's content goes to a
-        person whether or not it matched: ``notices.resolve``)."""
+        person whether or not it matched: ``notices.resolve``). ``received_at``: when
+        the item came in (default: now), for the time from upload to decision."""
+        received = received_at or self.clock()
         result = self.judge(path, output, matches, source)
         if decided is not None:
             result = decided(result)
-        (done,) = self.commit([self.prepare(result, source)])
+        prepared = replace(self.prepare(result, source), received_at=received)
+        (done,) = self.commit([prepared])
         return done
 
 

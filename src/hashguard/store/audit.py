@@ -27,6 +27,8 @@ from hashguard.domain.audit import (
 )
 from hashguard.store._util import aware, now
 from hashguard.store.schema import audit_events, audit_state
+from hashguard.store.stats import Tally
+from hashguard.store.stats_events import COUNTED, tally_event
 
 #: events read per query while streaming (keyset pagination, no long-lived cursor)
 PAGE = 1000
@@ -121,6 +123,12 @@ def append_event(
     )
     conn.execute(insert(audit_events).values(**asdict(event)))
     conn.execute(update(audit_state).where(audit_state.c.id == 1).values(head_hash=event.hash))
+    if action in COUNTED:
+        # the event's statistics, in its transaction (``store.stats_events``); these
+        # cells are only ever written under the log's lock, so they add no lock order
+        tally = Tally()
+        tally_event(conn, tally, action, subject, clean, stamp)
+        tally.flush(conn)
     return event
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterator, Sequence
 from dataclasses import replace
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Connection, Engine, Row, func, insert, select, update
@@ -34,9 +35,12 @@ from hashguard.domain.signals import (
     signals_from_json,
     signals_to_json,
 )
-from hashguard.store._util import aware, now
+from hashguard.domain.stats import Way
+from hashguard.store._util import aware, now, stamp
 from hashguard.store.actions import enqueue
 from hashguard.store.schema import scan_results, scan_runs
+from hashguard.store.stats import Tally, bank_sources, day_of
+from hashguard.store.stats_files import tally_file
 
 
 class UnknownRun(LookupError):
@@ -71,7 +75,7 @@ def _signals(row: Row[Any]) -> FileSignals | None:
     )
 
 
-def _result_row(run_id: int, result: FileResult) -> dict[str, Any]:
+def _result_row(run_id: int, result: FileResult, at: datetime | None = None) -> dict[str, Any]:
     return {
         "run_id": run_id,
         "path_key": path_key(result.path),
@@ -81,7 +85,7 @@ def _result_row(run_id: int, result: FileResult) -> dict[str, Any]:
         **_signal_columns(result.signals),
         "matches": [match_to_json(match) for match in result.matches],
         "remote": [remote_to_json(r) for r in result.remote] or None,
-        "scanned_at": now(),
+        "scanned_at": at or now(),
         "decision": decision_to_json(result.decision),
         "action": str(result.decision.action),
     }
@@ -111,16 +115,46 @@ def _result(row: Row[Any]) -> FileResult:
     )
 
 
-def insert_results(conn: Connection, run_id: int, results: Sequence[FileResult]) -> None:
-    """Record ``results`` of run ``run_id`` inside the caller's transaction."""
-    if results:
-        conn.execute(insert(scan_results), [_result_row(run_id, r) for r in results])
+def insert_results(
+    conn: Connection,
+    run_id: int,
+    results: Sequence[FileResult],
+    *,
+    at: datetime | None = None,
+    counting: bool = True,
+    tally: Tally | None = None,
+) -> None:
+    """Record ``results`` of run ``run_id`` (checked ``at``, default now) and count them
+    (``store.stats_files``) inside the caller's transaction: into ``tally`` when given
+    (the caller writes it just before its commit), else written here. ``counting``
+    False only for the benchmark that measures what counting costs."""
+    if not results:
+        return
+    at = at or now()
+    conn.execute(insert(scan_results), [_result_row(run_id, r, at) for r in results])
+    if counting:
+        own = tally is None
+        tally = Tally() if tally is None else tally
+        sources = bank_sources(conn)
+        for result in results:
+            tally_file(tally, day_of(at), str(Way.SCAN), result, sources)
+        if own:
+            tally.flush(conn)
 
 
-def replace_result(conn: Connection, run_id: int, result: FileResult) -> None:
+def replace_result(
+    conn: Connection, run_id: int, result: FileResult, *, at: datetime | None = None
+) -> tuple[FileResult, datetime] | None:
     """Record ``result`` in place of the file's earlier result in run ``run_id`` (a late
-    remote answer changed it), or as its first result, inside the caller's transaction."""
-    row = _result_row(run_id, result)
+    remote answer changed it), or as its first result, inside the caller's transaction.
+    The earlier result and when it was checked, if there was one."""
+    row = _result_row(run_id, result, at)
+    before = conn.execute(
+        select(scan_results).where(
+            scan_results.c.run_id == run_id, scan_results.c.path_key == row["path_key"]
+        )
+    ).first()
+    previous = (_result(before), stamp(before.scanned_at)) if before is not None else None
     changed = conn.execute(
         update(scan_results)
         .where(scan_results.c.run_id == run_id, scan_results.c.path_key == row["path_key"])
@@ -128,6 +162,13 @@ def replace_result(conn: Connection, run_id: int, result: FileResult) -> None:
     ).rowcount
     if not changed:
         conn.execute(insert(scan_results).values(**row))
+    # the file's counts move from its earlier result to this one
+    tally, sources = Tally(), bank_sources(conn)
+    if previous is not None:
+        tally_file(tally, day_of(previous[1]), str(Way.SCAN), previous[0], sources, sign=-1)
+    tally_file(tally, day_of(row["scanned_at"]), str(Way.SCAN), result, sources)
+    tally.flush(conn)
+    return previous
 
 
 class ScanStore:

@@ -717,3 +717,46 @@ appeals = Table(
     Index("ix_appeals_case_id", "case_id"),
     Index("ix_appeals_state", "state", "id"),
 )
+
+#: Statistics (``store/stats.py``): one row per day, metric and labels (the label values
+#: in ``domain.stats.LABELS`` order, as a JSON array), added to in the transaction of
+#: the event it counts.
+stats_counts = Table(
+    "stats_counts",
+    metadata,
+    Column("day", Date, primary_key=True),
+    Column("metric", String(40), primary_key=True),
+    Column("labels", String(600), primary_key=True),
+    Column("value", BigInteger, nullable=False),
+)
+
+#: Measured times as daily histograms: how many ended on ``day`` in ``bucket``
+#: (an index into ``domain.stats.TIMING_BOUNDS``).
+stats_timings = Table(
+    "stats_timings",
+    metadata,
+    Column("day", Date, primary_key=True),
+    Column("timing", String(40), primary_key=True),
+    Column("bucket", Integer, primary_key=True),
+    Column("count", BigInteger, nullable=False),
+)
+
+#: The same counts summed by calendar month (``month``: its first day), written in the
+#: same upsert as the daily rows: a year by month is a few thousand rows to read.
+stats_counts_monthly = Table(
+    "stats_counts_monthly",
+    metadata,
+    Column("month", Date, primary_key=True),
+    Column("metric", String(40), primary_key=True),
+    Column("labels", String(600), primary_key=True),
+    Column("value", BigInteger, nullable=False),
+)
+
+stats_timings_monthly = Table(
+    "stats_timings_monthly",
+    metadata,
+    Column("month", Date, primary_key=True),
+    Column("timing", String(40), primary_key=True),
+    Column("bucket", Integer, primary_key=True),
+    Column("count", BigInteger, nullable=False),
+)

@@ -26,22 +26,52 @@ from hashguard.domain.remote import RemoteResult
 from hashguard.domain.scans import FileResult
 from hashguard.domain.signals import FileSignals
 from hashguard.domain.statements import Statement, StatementOfReasons
-from hashguard.store import actions, audit, cases, evidence, scans, statements
+from hashguard.domain.stats import Metric, Timing
+from hashguard.store import actions, audit, cases, evidence, scans, statements, stats
+from hashguard.store.stats import Tally
+from hashguard.store.stats_files import tally_file
 
 
 class Writes:
     """Writes of scan results, evidence rows, cases, outbox entries and audit events,
     all inside one open transaction."""
 
-    def __init__(self, conn: Connection) -> None:
+    def __init__(self, conn: Connection, *, counting: bool = True) -> None:
         self._conn = conn
         self._audit: list[tuple[str, AuditAction, str | None, dict[str, Any]]] = []
+        self._counting = counting
+        self._tally = Tally()
+        self._sources: dict[str, str | None] | None = None
 
-    def add_results(self, run_id: int, results: Sequence[FileResult]) -> None:
-        scans.insert_results(self._conn, run_id, results)
+    def add_results(
+        self, run_id: int, results: Sequence[FileResult], *, at: datetime | None = None
+    ) -> None:
+        """Record a run's results, counted with them (``store.stats_files``)."""
+        scans.insert_results(
+            self._conn, run_id, results, at=at, counting=self._counting, tally=self._tally
+        )
 
-    def replace_result(self, run_id: int, result: FileResult) -> None:
-        scans.replace_result(self._conn, run_id, result)
+    def replace_result(
+        self, run_id: int, result: FileResult, *, at: datetime | None = None
+    ) -> None:
+        scans.replace_result(self._conn, run_id, result, at=at)
+
+    def count_file(self, way: str, result: FileResult, *, at: datetime) -> None:
+        """Count a file checked that no scan run records (an upload, a notice's
+        content): counted, never kept. Written with the transaction's audit events."""
+        if not self._counting:
+            return
+        if self._sources is None:
+            self._sources = stats.bank_sources(self._conn)
+        tally_file(self._tally, stats.day_of(at), way, result, self._sources)
+
+    def time_taken(self, timing: Timing, *, at: datetime, seconds: float) -> None:
+        if self._counting:
+            self._tally.time(stats.day_of(at), timing, seconds)
+
+    def count(self, metric: Metric, *, at: datetime, n: int = 1, **labels: str) -> None:
+        """Count an event recorded in this transaction that no audit event counts."""
+        self._tally.count(stats.day_of(at), metric, n, **labels)
 
     def keep_evidence(self, item: EvidenceItem, *, data_key: bytes, context: bytes) -> None:
         evidence.insert_item(self._conn, item, data_key=data_key, context=context)
@@ -92,6 +122,11 @@ class Writes:
         self._audit.append((actor, action, subject, dict(details)))
 
     def append_audit(self) -> None:
+        # the counts as late as possible (on PostgreSQL a busy cell's row lock is held
+        # from here to the commit) and before the audit log's lock, which stays the
+        # last one taken (the cells written here are never written under that lock)
+        if self._tally:
+            self._tally.flush(self._conn)
         queued, self._audit = self._audit, []
         for actor, action, subject, details in queued:
             audit.append_event(self._conn, actor, action, subject, details)
@@ -115,10 +150,11 @@ class OneConnection:
 
 
 @contextmanager
-def transaction(engine: Engine) -> Iterator[Writes]:
+def transaction(engine: Engine, *, counting: bool = True) -> Iterator[Writes]:
     """One transaction; everything written through the ``Writes`` commits when the
-    block ends without an exception, else nothing does."""
+    block ends without an exception, else nothing does. ``counting`` False leaves the
+    files checked uncounted (only the benchmark that measures counting's cost)."""
     with engine.begin() as conn:
-        writes = Writes(conn)
+        writes = Writes(conn, counting=counting)
         yield writes
         writes.append_audit()

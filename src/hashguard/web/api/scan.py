@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from functools import partial
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request
@@ -100,6 +101,7 @@ async def scan(
         uploader_ip=meta.uploader_ip,
     )
     pipeline = svc.pipeline.acting_as(token_actor(token))
+    received_at = pipeline.clock()
     try:
         output = await asyncio.wrap_future(svc.pool.submit_data(upload.data))
         output, matches = await run_in_threadpool(pipeline.match, output, source)
@@ -116,7 +118,9 @@ async def scan(
             {"Retry-After": "5"},
         ) from None
     try:
-        done = await run_in_threadpool(pipeline.process, "upload", output, matches, source)
+        done = await run_in_threadpool(
+            partial(pipeline.process, received_at=received_at), "upload", output, matches, source
+        )
     except Exception:
         # Whatever failed after matching (the store, the vault, a value the database
         # refuses) rolled the whole item back: nothing of it is recorded, so the answer

@@ -1,0 +1,1 @@
+"""Statistics: what is counted per file, and the verification of the rollups."""
