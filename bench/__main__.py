@@ -79,6 +79,10 @@ def main() -> int:
             from bench.statements import statements_rows  # noqa: PLC0415 - the fake lives in tests/
 
             rows += statements_rows(scale, progress.print)
+        if "tenants" in wanted:
+            from bench.tenants import tenants_rows  # noqa: PLC0415 - uvloop: only when asked
+
+            rows += tenants_rows(scale, progress.print)
         if "notices" in wanted:
             from bench.notices import notices_rows  # noqa: PLC0415 - uvloop: only when asked
 

@@ -42,6 +42,7 @@ def scale_from_env() -> Scale:
 
 SECTIONS = (
     "scan", "fidelity", "import", "exact", "index", "service", "audit", "reports", "statements",
+    "tenants",
     "notices",
     "stats",
     "objects",

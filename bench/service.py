@@ -203,8 +203,9 @@ def _setup(home: Path, bank: Bank) -> str:
 
 
 @contextmanager
-def running_server(home: Path, token: str) -> Iterator[Server]:
-    """``hashguard serve`` on a free loopback port until the block ends (ready when yielded)."""
+def running_server(home: Path, token: str, *, ready_seconds: float = 60) -> Iterator[Server]:
+    """``hashguard serve`` on a free loopback port until the block ends (ready when yielded,
+    within ``ready_seconds``: a large bank's index takes a while to load)."""
     port = _free_port()
     env = child_env(home) | {"HASHGUARD_WORKERS": str(WORKERS)}
     log = home / "serve.log"
@@ -217,7 +218,7 @@ def running_server(home: Path, token: str) -> Iterator[Server]:
         )
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 60
+        deadline = time.monotonic() + ready_seconds
         while True:
             try:
                 if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:

@@ -5,8 +5,9 @@ from __future__ import annotations
 import socket
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from datetime import datetime
 
 import httpx
 import uvicorn
@@ -29,17 +30,19 @@ def running_server(
     ready: bool = True,
     background: bool = True,
     app: FastAPI | None = None,
+    clock: Callable[[], datetime] | None = None,
 ) -> Iterator[str]:
     """Serve ``settings`` (or ``app``, made from them) on 127.0.0.1 until the block ends;
     yields the base URL.
 
     With ``ready``, waits until /readyz answers 200 (the match index is loaded); without
     ``background``, the server runs no background jobs and no outbox dispatcher (as
-    ``serve --no-background``: workers do).
+    ``serve --no-background``: workers do). ``clock``: the server's time for tenants'
+    quotas and rate limits.
     """
     port = free_port()
     config = uvicorn.Config(
-        app or create_app(settings, background=background),
+        app or create_app(settings, background=background, clock=clock),
         host="127.0.0.1",
         port=port,
         log_level="warning",

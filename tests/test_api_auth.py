@@ -32,6 +32,8 @@ PUBLIC = frozenset(
 REQUIRED: dict[tuple[str, str], Scope | None] = {
     ("POST", "/v1/scan"): Scope.SCAN,
     ("POST", "/v1/lookup"): Scope.LOOKUP,
+    ("GET", "/v1/tenant"): Scope.LOOKUP,
+    ("GET", "/v1/tenants/{name}"): Scope.LOOKUP,
     ("GET", "/v1/banks"): Scope.BANKS_READ,
     ("GET", "/v1/banks/{name}"): Scope.BANKS_READ,
     ("POST", "/v1/banks"): Scope.BANKS_WRITE,
@@ -104,6 +106,12 @@ def requests_for(root: Path) -> dict[Route, tuple[Request, Request]]:
         ("POST", "/v1/lookup"): (
             ("/v1/lookup", {"json": {"hashes": [{"algorithm": "md5", "hash": MD5}]}}),
             ("/v1/lookup", {"json": {"hashes": []}}),
+        ),
+        # no token of the matrix belongs to a tenant: an allowed request is a 404
+        ("GET", "/v1/tenant"): (("/v1/tenant", {}), ("/v1/tenant", {"params": {"days": 0}})),
+        ("GET", "/v1/tenants/{name}"): (
+            ("/v1/tenants/nobody", {}),
+            ("/v1/tenants/" + "n" * 101, {"params": {"days": 0}}),
         ),
         ("GET", "/v1/banks"): (("/v1/banks", {}), ("/v1/banks", {"params": {"x": "1"}})),
         ("GET", "/v1/whoami"): (("/v1/whoami", {}), ("/v1/whoami", {"params": {"x": "1"}})),

@@ -311,8 +311,12 @@ def record(
 
 
 def token_actor(token: Token) -> str:
-    """The actor of an API call: the token, by id (its name is in the token list)."""
-    return f"token:{token.id}"
+    """The actor of an API call: the token, by id (its name is in the token list), and
+    the tenant of the hash check service it belongs to, if any
+    (``token:7/tenant:small-host-42``)."""
+    return (
+        f"token:{token.id}" if token.tenant is None else f"token:{token.id}/tenant:{token.tenant}"
+    )
 
 
 def import_details(report: ImportReport) -> dict[str, Any]:

@@ -14,6 +14,7 @@ from hashguard.cli import (
     plugins,
     scan,
     serve,
+    tenants,
     tokens,
     worker,
 )
@@ -45,6 +46,7 @@ app.add_typer(banks.app, name="banks")
 app.add_typer(scan.runs_app, name="scans")
 app.add_typer(db.app, name="db")
 app.add_typer(tokens.app, name="tokens")
+app.add_typer(tenants.app, name="tenants")
 app.add_typer(config.app, name="config")
 app.add_typer(exchanges.app, name="exchanges")
 app.add_typer(plugins.app, name="plugins")

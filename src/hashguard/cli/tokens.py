@@ -19,7 +19,8 @@ from hashguard.cli.context import err, fail, out, store_of
 from hashguard.domain.tokens import Scope, token_to_json
 from hashguard.services import tokens as service
 from hashguard.services.people import UnknownPerson
-from hashguard.services.tokens import PersonDisabled
+from hashguard.services.tokens import PersonDisabled, TenantTokenRefused
+from hashguard.store.tenants import UnknownTenant
 from hashguard.store.tokens import UnknownToken
 
 app = typer.Typer(help="API tokens for `hashguard serve`.", no_args_is_help=True)
@@ -52,19 +53,28 @@ def create(
             "through the API; it may then do only what their role allows).",
         ),
     ] = None,
+    tenant: Annotated[
+        str | None,
+        typer.Option(
+            "--tenant",
+            help="The tenant of the hash check service the token belongs to (then "
+            "--scope lookup only; its lookups count against the tenant's quota).",
+        ),
+    ] = None,
 ) -> None:
     """Create a token. The secret is printed once, on stdout, and cannot be shown again."""
     expires_at = _expiry(expires)
     with store_of(ctx) as store:
         try:
             token, secret, owner = service.create_token(
-                store, cli_actor(), name, scope, expires_at=expires_at, user=user
+                store, cli_actor(), name, scope, expires_at=expires_at, user=user, tenant=tenant
             )
-        except (UnknownPerson, PersonDisabled) as exc:
+        except (UnknownPerson, PersonDisabled, UnknownTenant, TenantTokenRefused) as exc:
             raise fail(str(exc)) from None
     err.print(
         f"token #{token.id} {token.name!r} with scopes {', '.join(sorted(map(str, token.scopes)))}"
         + (f", acting for {owner.name} ({owner.role})" if owner else "")
+        + (f", for tenant {token.tenant}" if token.tenant else "")
         + (f", expires {token.expires_at:%Y-%m-%d %H:%M} UTC" if token.expires_at else "")
         + ". Store the secret now: it is not kept."
     )
@@ -88,13 +98,19 @@ def list_tokens(
         )
         return
     now = datetime.now(UTC)
-    table = Table("id", "name", "user", "scopes", "state", "last used (UTC)")
+    table = Table("id", "name", "user", "tenant", "scopes", "state", "last used (UTC)")
     for token, owner in tokens:
         state = "revoked" if token.revoked_at else "expired" if not token.usable(now) else "active"
         last = token.last_used_at.strftime("%Y-%m-%d %H:%M") if token.last_used_at else ""
         who = "" if owner is None else f"{owner.name} (disabled)" if owner.disabled else owner.name
         table.add_row(
-            str(token.id), token.name, who, " ".join(sorted(map(str, token.scopes))), state, last
+            str(token.id),
+            token.name,
+            who,
+            token.tenant or "",
+            " ".join(sorted(map(str, token.scopes))),
+            state,
+            last,
         )
     out.print(table)
 

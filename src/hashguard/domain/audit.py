@@ -127,6 +127,15 @@ class AuditAction(StrEnum):
     STATEMENT_SETTINGS_CHANGED = "statement.settings_changed"
     #: a notifier was told the decision on their notice (DSA Art. 16(5))
     NOTICE_DECIDED = "notice.decided"
+    #: tenants of the hash check service (``hashguard tenants``)
+    TENANT_ADDED = "tenant.added"
+    TENANT_SUSPENDED = "tenant.suspended"
+    TENANT_RESUMED = "tenant.resumed"
+    #: a tenant's lookup call matched listed hashes (counts per bank, never a hash), so
+    #: the hotline can follow up with the host
+    LOOKUP_MATCHED = "lookup.matched"
+    #: a tenant went over its daily quota (once per tenant and day)
+    TENANT_QUOTA_REACHED = "tenant.quota_reached"
     #: an appeal (DSA Art. 20) received from the platform (``state`` "received") and
     #: decided by a person who did not take the first decision (``state`` "upheld" or
     #: "reversed"): what ``Metric.APPEALS`` counts

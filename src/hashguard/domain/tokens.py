@@ -7,6 +7,10 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
+#: The only scope a tenant's token may have: tenants look hashes up and read their own
+#: use (``GET /v1/tenant``), never the operator's cases, banks or scans.
+TENANT_SCOPES = frozenset({"lookup"})
+
 
 class Scope(StrEnum):
     """Persisted scope names. ``admin`` grants every scope."""
@@ -38,6 +42,10 @@ class Token:
     expires_at: datetime | None
     revoked_at: datetime | None
     last_used_at: datetime | None
+    #: the tenant of the hash check service the token belongs to (None: the operator's own)
+    tenant: str | None = None
+    #: whether that tenant is suspended (its tokens are then refused)
+    tenant_suspended: bool = False
 
     def allows(self, scope: Scope) -> bool:
         return scope in self.scopes or Scope.ADMIN in self.scopes
@@ -58,4 +66,5 @@ def token_to_json(token: Token, *, user: str | None) -> dict[str, Any]:
         "expires_at": token.expires_at.isoformat() if token.expires_at else None,
         "revoked_at": token.revoked_at.isoformat() if token.revoked_at else None,
         "last_used_at": token.last_used_at.isoformat() if token.last_used_at else None,
+        "tenant": token.tenant,
     }

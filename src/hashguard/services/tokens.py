@@ -9,9 +9,13 @@ from datetime import datetime
 from hashguard.audit import record
 from hashguard.domain.audit import AuditAction
 from hashguard.domain.people import User
-from hashguard.domain.tokens import Scope, Token, token_to_json
+from hashguard.domain.tokens import TENANT_SCOPES, Scope, Token, token_to_json
 from hashguard.services.people import find_person
 from hashguard.store import Store
+
+
+class TenantTokenRefused(ValueError):
+    """A tenant's token would be more than a tenant's token (another scope, a person)."""
 
 
 class PersonDisabled(ValueError):
@@ -33,14 +37,28 @@ def create_token(
     *,
     expires_at: datetime | None = None,
     user: str | None = None,
+    tenant: str | None = None,
 ) -> tuple[Token, str, User | None]:
     """A new token, its secret (shown once, never kept) and the person it acts for
-    (``user``) (``token.created``). Raises ``UnknownPerson``, ``PersonDisabled``."""
+    (``user``) (``token.created``). A ``tenant``'s token may only look hashes up (and
+    read its tenant's own use) and acts for no person. Raises ``UnknownPerson``,
+    ``PersonDisabled``, ``UnknownTenant``, ``TenantTokenRefused``."""
+    scopes = frozenset(scopes)
+    if tenant is not None:
+        extra = sorted(str(s) for s in scopes if str(s) not in TENANT_SCOPES)
+        if extra or not scopes:
+            raise TenantTokenRefused(
+                f"a tenant's token may only have the {', '.join(sorted(TENANT_SCOPES))} scope"
+                + (f" (not {', '.join(extra)})" if extra else "")
+            )
+        if user is not None:
+            raise TenantTokenRefused("a tenant's token acts for no person: drop --user")
     owner = find_person(store, user) if user is not None else None
     if owner is not None and owner.disabled:
         raise PersonDisabled(owner)
     with store.atomic() as unit:  # never a token without the person it acts for
-        token, secret = unit.tokens.create(name, scopes, expires_at=expires_at)
+        tenant_id = unit.tenants.named(tenant).id if tenant is not None else None
+        token, secret = unit.tokens.create(name, scopes, expires_at=expires_at, tenant_id=tenant_id)
         if owner is not None:
             unit.people.set_token_owner(token.id, owner.id)
         record(

@@ -35,6 +35,7 @@ from hashguard.store.reports import ReportStore
 from hashguard.store.scans import ScanStore
 from hashguard.store.statements import StatementStore
 from hashguard.store.stats import StatsStore
+from hashguard.store.tenants import TenantStore
 from hashguard.store.tokens import TokenStore
 from hashguard.store.unit import OneConnection, Writes, transaction
 
@@ -109,6 +110,7 @@ class Store:
     referrals: ReferralStore
     notices: NoticeStore
     statements: StatementStore
+    tenants: TenantStore
     appeals: AppealStore
     stats: StatsStore
 
@@ -158,6 +160,7 @@ def stores_on(connectable: Engine) -> Store:
         referrals=ReferralStore(connectable),
         notices=NoticeStore(connectable),
         statements=StatementStore(connectable),
+        tenants=TenantStore(connectable),
         appeals=AppealStore(connectable),
         stats=StatsStore(connectable),
     )

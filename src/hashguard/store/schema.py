@@ -9,6 +9,7 @@ from sqlalchemy import (
     Column,
     Date,
     DateTime,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -93,6 +94,36 @@ api_tokens = Table(
     Column("last_used_at", DateTime(timezone=True)),
     #: the person a token acts for (case decisions need one); none: a service token
     Column("user_id", Id, ForeignKey("users.id")),
+    #: the tenant of the hash check service it belongs to; none: the operator's own
+    Column("tenant_id", Id, ForeignKey("tenants.id")),
+)
+
+#: Tenants of the hash check service (``store.tenants``).
+tenants = Table(
+    "tenants",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("name", String(100), nullable=False, unique=True),
+    Column("contact", String(320), nullable=False),
+    Column("quota_per_day", BigInteger, nullable=False),
+    Column("rate_per_second", Float),
+    Column("state", String(16), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+)
+
+#: A tenant's lookups per UTC day: the row its quota is counted on (one atomic update
+#: per call) and the numbers its own view and the statistics show.
+tenant_usage = Table(
+    "tenant_usage",
+    metadata,
+    Column("tenant_id", Id, ForeignKey("tenants.id", ondelete="CASCADE"), primary_key=True),
+    Column("day", Date, primary_key=True),
+    Column("calls", BigInteger, nullable=False),
+    Column("hashes", BigInteger, nullable=False),
+    Column("matched", BigInteger, nullable=False),
+    #: the quota was reached this day (its audit entry is written once)
+    Column("refused", BigInteger, nullable=False, server_default="0"),
 )
 
 #: Configured exchanges: the adapter, its settings, its credentials sealed with the

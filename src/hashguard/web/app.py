@@ -5,7 +5,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
+from datetime import datetime
 
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
@@ -26,6 +27,7 @@ from hashguard.web.api import (
     runs,
     scan,
     stats,
+    tenant,
     whoami,
 )
 from hashguard.web.gate import GateMiddleware
@@ -34,16 +36,22 @@ from hashguard.web.services import Services
 from hashguard.web.ui import notice as ui_notice
 
 
-def create_app(settings: Settings, *, background: bool = True) -> FastAPI:
+def create_app(
+    settings: Settings,
+    *,
+    background: bool = True,
+    clock: Callable[[], datetime] | None = None,
+) -> FastAPI:
     """A new app; nothing is opened until it starts (uvicorn runs its lifespan). With
     ``background``, it also runs the background jobs (``hashguard.jobs``) while it
-    serves; without, ``hashguard worker`` processes do."""
+    serves; without, ``hashguard worker`` processes do. ``clock``: what time it is for
+    tenants' daily quotas and rate limits (default: the wall clock)."""
     metrics = Metrics()
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         store = open_store(settings.resolved_database_url)
-        svc = Services.start(settings, store, metrics)
+        svc = Services.start(settings, store, metrics, clock=clock)
         app.state.services = svc
         # Everything made so far lives as long as the server: a full collection must
         # not walk it (a 70 ms pause stalled every request, refusals included).
@@ -87,6 +95,7 @@ def create_app(settings: Settings, *, background: bool = True) -> FastAPI:
     for router in (
         scan.router,
         lookup.router,
+        tenant.router,
         banks.router,
         cases.router,
         runs.router,

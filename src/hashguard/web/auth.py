@@ -70,7 +70,13 @@ class Authenticator:
         now = time.monotonic()
         with self._lock:
             cached = self._cache.get(digest(secret))
-            if cached is None or cached.until <= now or cached.token is None or cached.disabled:
+            if (
+                cached is None
+                or cached.until <= now
+                or cached.token is None
+                or cached.disabled
+                or cached.token.tenant_suspended
+            ):
                 return None
             token = cached.token
             if now - self._touched.get(token.id, -TOUCH_SECONDS) >= TOUCH_SECONDS:
@@ -94,6 +100,10 @@ class Authenticator:
             raise _unauthorized("this token acts for a person who is disabled")
         if not token.usable(now):
             raise _unauthorized("this token has expired")
+        if token.tenant_suspended:
+            raise ProblemError(
+                403, "Tenant suspended", "this token's tenant is suspended: ask the service"
+            )
         self._touch(token)
         return token
 

@@ -178,3 +178,42 @@ class LookupLimiter:
                     {"Retry-After": str(wait)},
                 )
             self._buckets[token_id] = (tokens - count, now)
+
+
+class TenantLimiter:
+    """A token bucket per tenant of the hash check service, at the tenant's own rate
+    (hashes a second, shared by all its tokens), bursting up to ``burst`` hashes (at
+    least one full batch). On top of each token's ``LookupLimiter``: a tenant cannot
+    multiply its rate by making tokens."""
+
+    def __init__(
+        self,
+        *,
+        burst: int,
+        on_refusal: Callable[[str], None],
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.burst = burst
+        self._on_refusal = on_refusal
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._buckets: dict[int, tuple[float, float]] = {}  # tenant -> (tokens, updated)
+
+    def take(self, tenant_id: int, rate_per_second: float, count: int) -> None:
+        """Take ``count`` hashes from the tenant's bucket, or raise the 429 problem."""
+        burst = max(float(self.burst), rate_per_second)
+        now = self._clock()
+        with self._lock:
+            tokens, updated = self._buckets.get(tenant_id, (burst, now))
+            tokens = min(burst, tokens + max(0.0, now - updated) * rate_per_second)
+            if count > tokens:
+                self._buckets[tenant_id] = (tokens, now)
+                self._on_refusal("tenant_limit")
+                wait = max(1, math.ceil((count - tokens) / rate_per_second))
+                raise ProblemError(
+                    429,
+                    "Too many requests for this tenant",
+                    f"lookup rate limit: {rate_per_second:g} hashes a second for this tenant",
+                    {"Retry-After": str(wait)},
+                )
+            self._buckets[tenant_id] = (tokens - count, now)

@@ -10,6 +10,10 @@ queries that matched something (anchors) and every recent query; a new query wit
 A token gets ``budget`` close lookups per ``window_seconds``; a call that would go over
 is refused whole (429) and answers nothing, and the caller records an alert.
 
+A token of a tenant of the hash check service is also charged to its tenant, with the
+same budget: a tenant cannot multiply the budget by making tokens. A call is refused
+when either budget would go over, and then neither is charged.
+
 In memory, per server process (as the lookup rate limit): a token spread over several
 servers gets the budget on each.
 """
@@ -43,6 +47,8 @@ class ProbeVerdict:
     refused: bool
     alert: bool = False
     refused_since_alert: int = 0
+    #: whose budget the verdict is about: ``token`` or ``tenant``
+    of: str = "token"
 
 
 @dataclass(kw_only=True, slots=True)
@@ -75,44 +81,63 @@ class ProbeGuard:
         self.memory = memory
         self._clock = clock
         self._lock = threading.Lock()
-        self._tokens: dict[int, _History] = {}
+        self._histories: dict[tuple[str, int], _History] = {}
 
-    def check(self, token_id: int, queries: Sequence[tuple[str, bool]]) -> ProbeVerdict:
-        """Charge ``token_id`` for one call's PDQ ``queries`` (valid hex, whether it
-        matched), or refuse the call (nothing charged or remembered) if it would go over
-        the budget."""
+    def check(
+        self,
+        token_id: int,
+        queries: Sequence[tuple[str, bool]],
+        *,
+        tenant_id: int | None = None,
+    ) -> ProbeVerdict:
+        """Charge ``token_id`` (and its tenant, if any) for one call's PDQ ``queries``
+        (valid hex, whether it matched), or refuse the call (nothing charged or
+        remembered) if it would go over either budget."""
         now = self._clock()
         values = list(dict.fromkeys(bytes.fromhex(value) for value, _ in queries))
         matched = {bytes.fromhex(value) for value, hit in queries if hit}
+        keys: list[tuple[str, int]] = [("token", token_id)]
+        if tenant_id is not None:
+            keys.append(("tenant", tenant_id))
         with self._lock:
-            history = self._tokens.setdefault(token_id, _History())
-            self._forget(history, now)
-            fresh = [v for v in values if v not in history.recent]
-            anchors = [*history.anchors, *(v for v in fresh if v in matched)]
-            close = _close(fresh, anchors, self.radius)
-            used = len(history.charged)
-            if used + close > self.budget:
-                history.refused_since_alert += 1
-                alert = (
-                    history.alerted_at is None or now - history.alerted_at >= ALERT_EVERY_SECONDS
+            costs: list[tuple[str, _History, int, int]] = []
+            for kind, key in keys:
+                history = self._histories.setdefault((kind, key), _History())
+                self._forget(history, now)
+                fresh = [v for v in values if v not in history.recent]
+                anchors = [*history.anchors, *(v for v in fresh if v in matched)]
+                costs.append(
+                    (kind, history, _close(fresh, anchors, self.radius), len(history.charged))
                 )
-                refused = history.refused_since_alert
-                if alert:
-                    history.alerted_at, history.refused_since_alert = now, 0
-                return ProbeVerdict(
-                    close=close,
-                    used=used,
-                    budget=self.budget,
-                    refused=True,
-                    alert=alert,
-                    refused_since_alert=refused,
-                )
-            history.charged.extend([now] * close)
-            for value in values:
-                _remember(history.recent, value, now, self.memory)
-                if value in matched:
-                    _remember(history.anchors, value, now, self.memory)
+            for kind, history, close, used in costs:
+                if used + close > self.budget:
+                    return self._refuse(kind, history, close, used, now)
+            for _kind, history, close, _used in costs:
+                history.charged.extend([now] * close)
+                for value in values:
+                    _remember(history.recent, value, now, self.memory)
+                    if value in matched:
+                        _remember(history.anchors, value, now, self.memory)
+            _kind, _history, close, used = costs[0]
             return ProbeVerdict(close=close, used=used + close, budget=self.budget, refused=False)
+
+    def _refuse(
+        self, kind: str, history: _History, close: int, used: int, now: float
+    ) -> ProbeVerdict:
+        history.refused_since_alert += 1
+        alert = history.alerted_at is None or now - history.alerted_at >= ALERT_EVERY_SECONDS
+        refused = history.refused_since_alert
+        if alert:
+            history.alerted_at, history.refused_since_alert = now, 0
+        return ProbeVerdict(
+            close=close,
+            used=used,
+            budget=self.budget,
+            refused=True,
+            alert=alert,
+            refused_since_alert=refused,
+            of=kind,
+        )
 
     def _forget(self, history: _History, now: float) -> None:
         horizon = now - self.window_seconds

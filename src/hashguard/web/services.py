@@ -7,6 +7,7 @@ import os
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 
 from hashguard.actions.outbox import endpoints_of
 from hashguard.domain.actions import WebhookEndpoint
@@ -30,10 +31,11 @@ from hashguard.stats.memory import MemoryStatsReader
 from hashguard.stats.source import StatsUnavailable, reader_of
 from hashguard.store import Store
 from hashguard.web.auth import Authenticator
-from hashguard.web.limits import Admission, LookupLimiter, Receiving
+from hashguard.web.limits import Admission, LookupLimiter, Receiving, TenantLimiter
 from hashguard.web.metrics import Metrics
 from hashguard.web.probing import ProbeGuard
 from hashguard.web.problems import ProblemError
+from hashguard.web.tenancy import TenantDirectory
 
 log = logging.getLogger("hashguard.web")
 
@@ -139,6 +141,10 @@ class RunManager:
             thread.join(timeout=30)
 
 
+def _wall_clock() -> datetime:
+    return datetime.now(UTC)
+
+
 def _owner_disabled(store: Store) -> Callable[[int], bool]:
     """Whether a token acts for a person who has been disabled (their tokens stop too)."""
 
@@ -177,12 +183,28 @@ class Services:
     #: what follows an upload's hashes (acting as the API token: ``acting_as``)
     pipeline: Pipeline
     _vault: OnceVault
+    #: tenants of the hash check service (their quotas and rates, kept briefly)
+    tenants: TenantDirectory
+    #: each tenant's rate limit, shared by its tokens
+    tenant_rates: TenantLimiter
+    #: what time it is (UTC): tenants' days and quotas follow it
+    clock: Callable[[], datetime]
     ready_error: str | None = field(default=None)
     #: the statistics rollups the views read (None: this store keeps none)
     stats: StatsReader | None = field(default=None)
 
     @classmethod
-    def start(cls, settings: Settings, store: Store, metrics: Metrics) -> Services:
+    def start(
+        cls,
+        settings: Settings,
+        store: Store,
+        metrics: Metrics,
+        *,
+        clock: Callable[[], datetime] | None = None,
+    ) -> Services:
+        """Everything the server holds; ``clock`` (default: the wall clock) decides the
+        UTC day tenants' quotas are counted on and their rate limits' time."""
+        now = clock if clock is not None else _wall_clock
         warn_about_permissions(settings)
         registry = Registry.load(settings.adapters)
         hashers = enabled_hashers(registry)
@@ -264,6 +286,13 @@ class Services:
             pipeline=pipeline,
             _vault=vault,
             stats=_stats_reader(store),
+            tenants=TenantDirectory(store),
+            tenant_rates=TenantLimiter(
+                burst=settings.lookup_max_batch,
+                on_refusal=refused,
+                clock=lambda: now().timestamp(),
+            ),
+            clock=now,
         )
 
     def vault(self) -> Vault:

@@ -19,6 +19,7 @@ from hashguard.web.probing import ProbeVerdict
 from hashguard.web.problems import ProblemError, problem_responses
 from hashguard.web.schemas.lookup import LookupIn, LookupMatchOut, LookupOut, LookupResult
 from hashguard.web.services import Services
+from hashguard.web.tenancy import Charged, admit
 
 log = logging.getLogger(__name__)
 router = APIRouter(prefix="/v1", tags=["lookup"])
@@ -45,7 +46,11 @@ def lookup(
     A PDQ match says which entry matched, not how far it is (``distance`` null) unless
     the server trusts the token with distances. PDQ lookups close to the token's own
     recent matched ones (what reading a listed hash bit by bit takes) have a small
-    budget; a call over it is refused whole with 429 and the probing is audited."""
+    budget; a call over it is refused whole with 429 and the probing is audited.
+
+    A token of a tenant of the hash check service also passes its tenant's rate limit,
+    probing budget and daily quota (distinct valid hashes per UTC day): a call over the
+    quota is refused whole with 429 and a ``Retry-After`` to the next UTC day."""
     return _lookup(body, token, svc)
 
 
@@ -64,17 +69,27 @@ def _lookup(body: LookupIn, token: Token, svc: Services) -> LookupOut:
         except InvalidRow as exc:
             checked.append(str(exc))
     valid = [query for query in checked if not isinstance(query, str)]
+    charged = _admit(svc, token, len(body.hashes), valid)
     try:
         seq, banks, found = svc.matcher.versioned_lookup(valid)
     except NotLoaded as exc:
+        _refund(charged)
         raise ProblemError(503, "Not ready", str(exc), {"Retry-After": "5"}) from None
     except Exception:  # the store did not answer: nothing was looked up (never "no match")
+        _refund(charged)
         log.exception("a lookup could not be answered; answered 503")
-        raise ProblemError(
-            503, "Not checked", "the hashes could not be looked up right now: try again",
-            {"Retry-After": "5"},
-        ) from None  # fmt: skip
-    _watch(svc, token, valid, found)
+        raise _not_checked() from None
+    try:
+        _watch(svc, token, valid, found)
+    except ProblemError:
+        _refund(charged)
+        raise
+    if charged is not None:
+        try:
+            _count(svc, token, charged, valid, found)
+        except Exception:  # a tenant's matches are never answered unrecorded
+            log.exception("a tenant's lookup could not be recorded; answered 503")
+            raise _not_checked() from None
     distances = token.id in settings.lookup_distance_tokens
     by_name = {bank.name: bank for bank in banks}
     matches = iter(found)
@@ -101,6 +116,72 @@ def _lookup(body: LookupIn, token: Token, svc: Services) -> LookupOut:
     return LookupOut(results=results, index_version=seq)
 
 
+def _admit(
+    svc: Services, token: Token, submitted: int, valid: list[tuple[Algorithm, str]]
+) -> Charged | None:
+    """A tenant's call through its rate limit and quota (None: a token of no tenant)."""
+    try:
+        return admit(
+            store=svc.store,
+            directory=svc.tenants,
+            rates=svc.tenant_rates,
+            clock=svc.clock,
+            token=token,
+            submitted=submitted,
+            distinct=len(set(valid)),
+        )
+    except ProblemError:
+        raise
+    except Exception:  # the quota could not be counted: nothing is answered uncounted
+        log.exception("a tenant's lookup could not be counted; answered 503")
+        raise _not_checked() from None
+
+
+def _not_checked() -> ProblemError:
+    return ProblemError(
+        503,
+        "Not checked",
+        "the hashes could not be looked up right now: try again",
+        {"Retry-After": "5"},
+    )
+
+
+def _refund(charged: Charged | None) -> None:
+    if charged is not None:
+        charged.refund()
+
+
+def _count(
+    svc: Services,
+    token: Token,
+    charged: Charged,
+    queries: list[tuple[Algorithm, str]],
+    found: list[tuple[Match, ...]],
+) -> None:
+    """Count a tenant's answered call's matches (distinct hashes) on its day; a call
+    that matched is audited, naming the tenant and counts per bank, never a hash, so
+    the hotline can follow up with the host."""
+    hits = {query: matches for query, matches in zip(queries, found, strict=True) if matches}
+    charged.answered(len(hits))
+    if not hits:
+        return
+    banks: dict[str, int] = {}
+    for matches in hits.values():
+        for bank in {m.bank for m in matches}:
+            banks[bank] = banks.get(bank, 0) + 1
+    record(
+        svc.store,
+        token_actor(token),
+        AuditAction.LOOKUP_MATCHED,
+        f"tenant:{charged.tenant.name}",
+        tenant=charged.tenant.name,
+        day=charged.day.isoformat(),
+        hashes=charged.hashes,
+        matched=len(hits),
+        banks=banks,
+    )
+
+
 def _watch(
     svc: Services,
     token: Token,
@@ -116,17 +197,21 @@ def _watch(
     ]
     if not pdq:
         return
-    verdict = svc.probes.check(token.id, pdq)
+    tenant = svc.tenants.get(token.tenant).id if token.tenant is not None else None
+    verdict = svc.probes.check(token.id, pdq, tenant_id=tenant)
     if not verdict.refused:
         return
     svc.metrics.rejected.labels("probing").inc()
     if verdict.alert:
         _alert(svc, token, verdict)
+    whose = "this tenant's" if verdict.of == "tenant" else "this token's"
     raise ProblemError(
         429,
-        "Too many requests for this token",
-        f"this call has {verdict.close} PDQ lookups close to this token's recent matched "
-        f"ones; {verdict.budget - verdict.used} more are allowed in the next "
+        "Too many requests for this tenant"
+        if verdict.of == "tenant"
+        else "Too many requests for this token",
+        f"this call has {verdict.close} PDQ lookups close to {whose} recent matched "
+        f"ones; {max(0, verdict.budget - verdict.used)} more are allowed in the next "
         f"{svc.settings.lookup_probe_window_seconds:g} s (reading a list by lookup is not)",
         {"Retry-After": str(int(svc.settings.lookup_probe_window_seconds))},
     )
@@ -145,4 +230,5 @@ def _alert(svc: Services, token: Token, verdict: ProbeVerdict) -> None:
         radius=settings.lookup_probe_radius,
         window_seconds=settings.lookup_probe_window_seconds,
         refused_calls=verdict.refused_since_alert,
+        **({"tenant": token.tenant, "budget_of": verdict.of} if token.tenant is not None else {}),
     )

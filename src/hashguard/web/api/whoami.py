@@ -31,4 +31,5 @@ def whoami(
         expires_at=token.expires_at.isoformat() if token.expires_at else None,
         lookup_max_batch=svc.settings.lookup_max_batch,
         lookup_rate_per_minute=svc.settings.lookup_rate_per_minute,
+        tenant=token.tenant,
     )

@@ -16,3 +16,8 @@ class WhoamiOut(BaseModel):
     expires_at: str | None = Field(description="ISO 8601, or null: it does not expire")
     lookup_max_batch: int = Field(description="hashes one POST /v1/lookup may carry")
     lookup_rate_per_minute: int = Field(description="hashes the token may look up a minute")
+    tenant: str | None = Field(
+        default=None,
+        description="the tenant of the hash check service the token belongs to, if any "
+        "(its quota and use: GET /v1/tenant)",
+    )
