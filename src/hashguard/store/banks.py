@@ -92,6 +92,10 @@ def _policy_values(policy: BankPolicy) -> dict[str, Any]:
     }
 
 
+#: the entry-id prefix of entries added as one HMA content item (``add_content``)
+HMA_CONTENT = "hma:"
+
+
 def _next_seq(conn: Connection) -> int:
     """Take the next change number. The row lock it holds until commit orders concurrent
     bank changes, so a reader never sees number n+1 committed before n."""
@@ -433,6 +437,55 @@ class BankStore:
                         bank_entries.c.bank_id == bank_id,
                         bank_entries.c.removed_at.is_(None),
                         bank_entries.c.entry_id.in_(chunk),
+                    )
+                )
+            ]
+            _tombstone(conn, ids)
+        return len(ids)
+
+    def add_content(self, name: str, entries: Sequence[BankEntry]) -> tuple[int, EntryCounts]:
+        """Add one piece of content's signals (an HMA client's upload or hashes) as one
+        content item: every entry gets the entry id ``hma:<n>``, ``n`` the row id of its
+        first signal, in one transaction; returns ``n`` (HMA's integer content id)."""
+        if not entries:
+            raise ValueError("content has at least one signal")
+        with self._engine.begin() as conn:
+            bank_id = self._bank_id(conn, name)
+            counts = _upsert(conn, bank_id, entries, stamp=now(), version=None, exclusive=False)
+            wanted = {(str(e.algorithm), e.value) for e in entries}
+            ids = [
+                row.id
+                for row in conn.execute(
+                    select(bank_entries.c.id, bank_entries.c.algorithm, bank_entries.c.value)
+                    .where(
+                        bank_entries.c.bank_id == bank_id,
+                        bank_entries.c.value.in_(sorted({v for _, v in wanted})),
+                    )
+                    .order_by(bank_entries.c.id)
+                )
+                if (row.algorithm, row.value) in wanted
+            ]
+            content = ids[0]
+            conn.execute(
+                update(bank_entries)
+                .where(bank_entries.c.id.in_(ids))
+                .values(entry_id=f"{HMA_CONTENT}{content}")
+            )
+        return content, counts
+
+    def remove_content(self, name: str, content: int) -> int:
+        """Tombstone the live entries of HMA content item ``content`` (entries added as
+        one content, or the single entry with that row id); returns how many."""
+        with self._engine.begin() as conn:
+            bank_id = self._bank_id(conn, name)
+            ids = [
+                row.id
+                for row in conn.execute(
+                    select(bank_entries.c.id).where(
+                        bank_entries.c.bank_id == bank_id,
+                        bank_entries.c.removed_at.is_(None),
+                        (bank_entries.c.entry_id == f"{HMA_CONTENT}{content}")
+                        | (bank_entries.c.id == content),
                     )
                 )
             ]

@@ -35,6 +35,17 @@ SCAN = "/v1/scan"
 TOO_LARGE = "Request body too large"
 
 
+#: HMA's health check: open, as /readyz (web/hma)
+_HMA_STATUS = "/hma/status"
+
+
+def _guarded(path: str) -> bool:
+    """The API paths a token guards: /v1 and the HMA-compatible /hma (but its status)."""
+    if path == "/v1" or path.startswith("/v1/"):
+        return True
+    return path.startswith("/hma/") and path != _HMA_STATUS
+
+
 class GateMiddleware:
     def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
         self.app = app
@@ -42,7 +53,7 @@ class GateMiddleware:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         path = scope.get("path", "")
-        if scope["type"] != "http" or not (path == "/v1" or path.startswith("/v1/")):
+        if scope["type"] != "http" or not _guarded(path):
             await self.app(scope, receive, send)
             return
         request = Request(scope)
