@@ -136,7 +136,12 @@ def test_an_hma_client_banks_an_image_and_finds_its_edited_copy_as_any_upload(
     hma: dict[str, Any],
 ) -> None:
     with _client(hma) as http:
-        created = _ok(http.post("/c/banks", json={"name": "COOP_BANK"}), shapes.BankConfig, 201)
+        # Coop sends enabled_ratio as a string; HMA's pydantic takes it, so do we
+        created = _ok(
+            http.post("/c/banks", json={"name": "COOP_BANK", "enabled_ratio": "1"}),
+            shapes.BankConfig,
+            201,
+        )
         assert (created.name, created.matching_enabled_ratio) == ("COOP_BANK", 1.0)
         assert "COOP_BANK" in [b.name for b in _ok(http.get("/c/banks"), shapes.Banks).root]
         added = _ok(
@@ -277,6 +282,14 @@ def test_hashing_uploads_and_allowlisted_urls_only(hma: dict[str, Any]) -> None:
         assert _error(http.post("/h/hash", content=b"raw"), 400)
         fetched = _ok(http.get("/h/hash", params={"url": hma["host"] + "/a.jpg"}), shapes.Hashes)
         assert fetched.root == hashed.root
+        _ok(http.post("/c/banks", json={"name": "URL_BANK"}), shapes.BankConfig, 201)
+        by_url = _ok(
+            http.post("/c/bank/URL_BANK/content", params={"url": hma["host"] + "/a.jpg"}),
+            shapes.AddedContent,
+        )
+        assert by_url.signals == hashed.root
+        refused = http.post("/c/bank/URL_BANK/content", params={"url": "http://127.0.0.1:9/a"})
+        assert "configured hosts" in _error(refused, 403)
         # any host not on the allowlist is refused before a connection is made
         for url in (
             "http://127.0.0.1:9/a.jpg",

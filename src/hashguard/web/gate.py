@@ -35,6 +35,8 @@ SCAN = "/v1/scan"
 TOO_LARGE = "Request body too large"
 
 
+#: HMA's upload routes (web/hma): received and admitted to hashing as /v1/scan
+_HMA_UPLOAD = re.compile(r"/hma/(h/hash|m/lookup|c/bank/[^/]+/content)")
 #: HMA's health check: open, as /readyz (web/hma)
 _HMA_STATUS = "/hma/status"
 
@@ -65,7 +67,9 @@ class GateMiddleware:
                 svc.authenticator.identify, header
             )
             declared = self._check_declared_length(request, limit)
-            upload = path == SCAN and scope["method"] == "POST"
+            upload = scope["method"] == "POST" and (
+                path == SCAN or _HMA_UPLOAD.fullmatch(path) is not None
+            )
             if upload:
                 reservation = svc.receiving.reserve(token.id, declared or 0)
         except ProblemError as exc:

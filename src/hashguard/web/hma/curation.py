@@ -23,6 +23,7 @@ from hashguard.web.hma.router import (
     HmaError,
     Svc,
     _answer,
+    _fetch,
     _hash,
     _token,
     _upload,
@@ -41,9 +42,13 @@ def _enabled(body: dict[str, Any]) -> bool | None:
     """HMA's ``enabled_ratio`` or ``enabled``: hashguard banks are on or off."""
     ratio = body.get("enabled_ratio")
     if ratio is not None:
-        if ratio not in (0, 1, 0.0, 1.0):
+        try:  # HMA's pydantic takes "1" as 1.0, and Coop sends it so
+            value = float(ratio)
+        except (TypeError, ValueError):
+            raise HmaError(400, "enabled_ratio is a number") from None
+        if value not in (0.0, 1.0):
             raise HmaError(400, "hashguard banks are on (1.0) or off (0.0), never sampled")
-        return bool(ratio)
+        return value == 1.0
     enabled = body.get("enabled")
     return None if enabled is None else bool(enabled)
 
@@ -169,10 +174,14 @@ async def _add(svc: Any, token: Token, name: str, signals: dict[str, str]) -> di
 async def bank_add_content(name: str, request: Request, svc: Svc, token: Write) -> Response:
     async def work() -> dict[str, Any]:
         await run_in_threadpool(_get, svc, name)
-        if request.query_params.get("url"):
-            raise HmaError(400, "adding by url: hash with GET /h/hash?url= then use /signal")
-        field, data = await _upload(request)
-        signals = await _hash(svc, data, field, request.query_params.get("types"))
+        query = request.query_params
+        url = query.get("url")
+        if url:  # only from the allowlisted hosts, as GET /h/hash?url=
+            data = await run_in_threadpool(_fetch, svc, url)
+            field = query.get("content_type") or "photo"
+        else:
+            field, data = await _upload(request)
+        signals = await _hash(svc, data, field, query.get("types"))
         return await _add(svc, token, name, signals)
 
     return await _answer(work)
