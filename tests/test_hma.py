@@ -376,3 +376,30 @@ def test_content_items_are_numbered_and_removed_in_the_store(store: Store) -> No
     assert store.banks.remove_content("B", content) == 2
     assert store.banks.remove_content("B", content) == 0
     assert store.banks.remove_content("B", again) == 1
+
+
+def test_raw_lookup_probing_is_refused_and_audited_as_on_v1(hma: dict[str, Any]) -> None:
+    """One-bit flips around a matched hash, one per call (as an HMA client would send
+    them), exhaust the token's probing budget: 429 in HMA's shape, and an audit alert."""
+    listed = "a" * 64
+    with _client(hma) as http:
+        _ok(http.post("/c/banks", json={"name": "PROBE_BANK"}), shapes.BankConfig, 201)
+        _ok(http.post("/c/bank/PROBE_BANK/signal", json={"pdq": listed}), shapes.AddedContent)
+        assert _wait_indexed(http, "pdq", listed)
+    prober = make_token(hma["settings"], Scope.LOOKUP, name="prober")
+    budget = hma["settings"].lookup_probe_budget
+    with httpx.Client(base_url=hma["base"] + "/hma", headers=bearer(prober), timeout=60) as http:
+        _ok(
+            http.get("/m/raw_lookup", params={"signal_type": "pdq", "signal": listed}),
+            shapes.RawLookup,
+        )
+        statuses = []
+        for bit in range(budget + 2):
+            flipped = f"{int(listed, 16) ^ (1 << bit):064x}"
+            answer = http.get("/m/raw_lookup", params={"signal_type": "pdq", "signal": flipped})
+            statuses.append(answer.status_code)
+        assert statuses[:budget] == [200] * budget
+        assert statuses[budget:] == [429, 429]
+        assert "close to" in _error(answer, 429)
+    alerts = [e for e in _audit(hma) if e.action == AuditAction.LOOKUP_PROBING]
+    assert alerts
