@@ -67,7 +67,7 @@ def hma_db(postgres_database: str) -> str:
     exchange-backed bank with a fetched item, a signal type hashguard does not have,
     and exchange credentials that must never come out."""
     url = postgres_database.replace("postgresql+psycopg://", "postgresql://")
-    (pdq1, md51), (pdq2, md52), (pdq3, _md53) = _photo(1), _photo(2), _photo(3)
+    (pdq1, md51), (pdq2, _md52), (pdq3, _md53) = _photo(1), _photo(2), _photo(3)
     with psycopg.connect(url, autocommit=True) as conn:
         conn.execute(HMA_DDL)
         conn.execute(
@@ -129,9 +129,7 @@ def test_import_hma_copies_banks_content_and_provenance_without_credentials(
         assert (local.enabled, local.source) == (True, "hma")
         assert (tx.enabled, tx.source) == (False, "hma-exchange:fb_threatexchange:TX_SAMPLE")
         assert store.banks.stats("LOCAL_BANK").active == {Algorithm.PDQ: 1, Algorithm.MD5: 2}
-        rows = {
-            entry_id: category for entry_id, category in store.banks.describe(range(1, 50)).values()
-        }
+        rows = dict(store.banks.describe(range(1, 50)).values())
         assert set(rows) == {"hma:101", "hma:103", "hma:201"}
         imported = [e for e in store.audit.events() if e.action == AuditAction.BANK_IMPORTED]
         assert {e.subject for e in imported} == {"bank:LOCAL_BANK", "bank:TX_SAMPLE"}
