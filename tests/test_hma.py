@@ -373,6 +373,7 @@ def test_content_items_are_numbered_and_removed_in_the_store(store: Store) -> No
     assert counts.added == 2
     again, _ = store.banks.add_content("B", [BankEntry(algorithm=Algorithm.MD5, value="c" * 32)])
     assert again != content
+    assert store.banks.remove_content("B", content + 1) == 0  # a row of content, not its id
     assert store.banks.remove_content("B", content) == 2
     assert store.banks.remove_content("B", content) == 0
     assert store.banks.remove_content("B", again) == 1
@@ -403,3 +404,17 @@ def test_raw_lookup_probing_is_refused_and_audited_as_on_v1(hma: dict[str, Any])
         assert "close to" in _error(answer, 429)
     alerts = [e for e in _audit(hma) if e.action == AuditAction.LOOKUP_PROBING]
     assert alerts
+
+
+def test_content_ids_never_reuse_an_imported_hma_id(store: Store) -> None:
+    store.banks.create("B")
+    first, _ = store.banks.add_content("B", [BankEntry(algorithm=Algorithm.MD5, value="1" * 32)])
+    # an entry imported from an HMA database with the id the next row will have
+    store.banks.add_entries(
+        "B",
+        [BankEntry(algorithm=Algorithm.MD5, value="2" * 32, entry_id=f"hma:{first + 2}")],
+    )
+    second, _ = store.banks.add_content("B", [BankEntry(algorithm=Algorithm.MD5, value="3" * 32)])
+    assert second == 2**31 + first + 2
+    assert store.banks.remove_content("B", second) == 1
+    assert store.banks.remove_content("B", first + 2) == 1  # the imported one, untouched before
