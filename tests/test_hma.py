@@ -288,6 +288,18 @@ def test_hashing_uploads_and_allowlisted_urls_only(hma: dict[str, Any]) -> None:
             shapes.AddedContent,
         )
         assert by_url.signals == hashed.root
+        # a lookup by URL runs the fetched file through the pipeline, as an upload
+        assert _wait_indexed(http, "md5", hashed.root["md5"]) == [by_url.id]
+        looked = _ok(
+            http.get("/m/lookup", params={"url": hma["host"] + "/a.jpg"}),
+            shapes.LookupBySignalType,
+        ).root
+        assert [m.bank_content_id for m in looked["md5"]["URL_BANK"]] == [by_url.id]
+        only_pdq = _ok(
+            http.get("/m/lookup", params={"url": hma["host"] + "/a.jpg", "signal_type": "pdq"}),
+            shapes.LookupByBank,
+        ).root
+        assert [m.bank_content_id for m in only_pdq["URL_BANK"]] == [by_url.id]
         refused = http.post("/c/bank/URL_BANK/content", params={"url": "http://127.0.0.1:9/a"})
         assert "configured hosts" in _error(refused, 403)
         # any host not on the allowlist is refused before a connection is made
