@@ -185,7 +185,7 @@ def _fetch(svc: Services, url: str) -> bytes:
 @router.get("/h/hash")
 async def hash_url(
     svc: Svc,
-    _token: Annotated[Token, _token(Scope.SCAN)],
+    _caller: Annotated[Token, _token(Scope.SCAN)],
     url: str,
     content_type: str = "photo",
     types: str | None = None,
@@ -199,7 +199,7 @@ async def hash_url(
 
 @router.post("/h/hash")
 async def hash_upload(
-    request: Request, svc: Svc, _token: Annotated[Token, _token(Scope.SCAN)]
+    request: Request, svc: Svc, _caller: Annotated[Token, _token(Scope.SCAN)]
 ) -> Response:
     async def work() -> dict[str, str]:
         field, data = await _upload(request)
@@ -365,7 +365,7 @@ def _compare(name: str, pair: Any) -> list[Any]:
 
 
 @router.post("/m/compare")
-async def compare(request: Request, _token: Annotated[Token, _token(Scope.LOOKUP)]) -> Response:
+async def compare(request: Request, _caller: Annotated[Token, _token(Scope.LOOKUP)]) -> Response:
     async def work() -> dict[str, Any]:
         try:
             body = json.loads(await request.body())
@@ -380,7 +380,7 @@ async def compare(request: Request, _token: Annotated[Token, _token(Scope.LOOKUP
 
 @router.get("/m/index/status")
 async def index_status(
-    svc: Svc, _token: Annotated[Token, _token(Scope.LOOKUP)], signal_type: str | None = None
+    svc: Svc, _caller: Annotated[Token, _token(Scope.LOOKUP)], signal_type: str | None = None
 ) -> Response:
     async def work() -> dict[str, Any]:
         names = list(SIGNAL_TYPES)
