@@ -119,13 +119,14 @@ def _audit(hma: dict[str, Any]) -> list[Any]:
         return list(store.audit.events())
 
 
-def _wait_indexed(http: httpx.Client, signal_type: str, signal: str) -> list[int]:
-    """The index refreshes every 0.2 s: poll until the new content is found."""
+def _wait_indexed(
+    http: httpx.Client, signal_type: str, signal: str, bank: str | None = None
+) -> list[int]:
+    """The index refreshes every 0.2 s: poll until the new content is found (in
+    ``bank``, when given)."""
+    query = {"signal_type": signal_type, "signal": signal} | ({"banks": bank} if bank else {})
     for _ in range(200):
-        found = _ok(
-            http.get("/m/raw_lookup", params={"signal_type": signal_type, "signal": signal}),
-            shapes.RawLookup,
-        ).matches
+        found = _ok(http.get("/m/raw_lookup", params=query), shapes.RawLookup).matches
         if found:
             return list(found)
         threading.Event().wait(0.05)
@@ -289,7 +290,7 @@ def test_hashing_uploads_and_allowlisted_urls_only(hma: dict[str, Any]) -> None:
         )
         assert by_url.signals == hashed.root
         # a lookup by URL runs the fetched file through the pipeline, as an upload
-        assert _wait_indexed(http, "md5", hashed.root["md5"]) == [by_url.id]
+        assert _wait_indexed(http, "md5", hashed.root["md5"], "URL_BANK") == [by_url.id]
         looked = _ok(
             http.get("/m/lookup", params={"url": hma["host"] + "/a.jpg"}),
             shapes.LookupBySignalType,
