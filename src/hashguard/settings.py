@@ -145,6 +145,13 @@ class Settings(BaseSettings):
     #: tokens (by id) whose PDQ lookups answer the exact distance; others get matched
     #: or not (a distance lets a client read the listed hash bit by bit)
     lookup_distance_tokens: tuple[int, ...] = ()
+    #: serve HMA's (OpenMediaMatch's) API under /hma for existing HMA clients (docs/hma.md)
+    hma_compat: bool = False
+    #: hosts whose URLs the HMA routes may fetch (``GET /hma/h/hash?url=``); empty: none
+    hma_url_hosts: tuple[str, ...] = ()
+    #: for HMA clients that cannot send a token: a secret path segment -> the token it
+    #: stands for (``/hma/s/<secret>/m/raw_lookup`` acts as that token)
+    hma_path_secrets: dict[str, SecretStr] = Field(default_factory=dict)
     #: a PDQ lookup within this many bits of one of the token's recent matched lookups
     #: (and not a repeat) is a close lookup: what reading a listed hash takes
     lookup_probe_radius: int = Field(default=16, ge=1, le=128)

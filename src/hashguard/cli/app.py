@@ -25,6 +25,7 @@ from hashguard.cli.cases import app as cases_app
 from hashguard.cli.doctor import doctor as doctor_command
 from hashguard.cli.evidence import app as evidence_app
 from hashguard.cli.exposure import app as exposure_app
+from hashguard.cli.hma import import_hma_command
 from hashguard.cli.init import init as init_command
 from hashguard.cli.notices import app as notices_app
 from hashguard.cli.referrals import app as referrals_app
@@ -72,3 +73,4 @@ app.command("scan")(scan.scan)
 app.command("demo")(demo.demo)
 app.command("doctor")(doctor_command)
 app.command("init")(init_command)
+app.command("import-hma")(import_hma_command)
