@@ -56,6 +56,7 @@ def create_app(
         store = open_store(settings.resolved_database_url)
         svc = Services.start(settings, store, metrics, clock=clock)
         app.state.services = svc
+        metrics.watch_stats(lambda: svc.stats)
         # Everything made so far lives as long as the server: a full collection must
         # not walk it (a 70 ms pause stalled every request, refusals included).
         gc.collect()
