@@ -62,7 +62,8 @@ def test_kept_signals_store(store: Store) -> None:
     (batch,) = list(store.kept.pdq_rows())
     assert batch == [(kept_id, 4, [["f" * 64, 90]])]
     (kept,) = store.kept.get([kept_id])
-    assert kept.object == ref and kept.pdq == (KeptPdq(value="f" * 64, quality=90),)
+    assert kept.object == ref
+    assert kept.pdq == (KeptPdq(value="f" * 64, quality=90),)
     with store.transaction() as writes:
         writes.mark_checked([kept_id], 9)
     assert store.kept.lookup("sha1", ["b" * 40]) == [(kept_id, "b" * 40, 9)]
@@ -113,7 +114,8 @@ def test_a_list_entry_added_after_a_scan_finds_the_earlier_item(
             matcher.match(output.signals),
             LocalFile(path=str(path), run_id=run.id),
         )
-    assert store.kept.count() == 3 and store.cases.list() == []
+    assert store.kept.count() == 3
+    assert store.cases.list() == []
 
     # the lists grow: the exact file's MD5, and a PDQ hash 6 bits from the near file's
     near_pdq = outputs["near.png"].signals.pdq[0].value  # type: ignore[union-attr]

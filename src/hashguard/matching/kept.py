@@ -75,14 +75,11 @@ class KeptIndex:
         """Every kept signal within ``thresholds[i]`` bits of new entry ``queries[i]``."""
         if not queries or not len(self.kept_ids):
             return []
-        packed = pack(list(queries))
-        hits: list[KeptHit] = []
-        for position, (query, threshold) in enumerate(zip(packed, thresholds, strict=True)):
-            found = self._index.search(query, np.asarray([threshold], dtype=np.int16))
-            for payload, distance in zip(
-                found.payloads.tolist(), found.distances.tolist(), strict=True
-            ):
-                hits.append(
-                    KeptHit(query=position, kept_id=int(self.kept_ids[payload]), distance=distance)
-                )
-        return hits
+        which, payloads, distances = self._index.search_many(
+            pack(list(queries)), np.asarray(thresholds, dtype=np.int16)
+        )
+        kept = self.kept_ids[payloads]
+        return [
+            KeptHit(query=q, kept_id=k, distance=d)
+            for q, k, d in zip(which.tolist(), kept.tolist(), distances.tolist(), strict=True)
+        ]
