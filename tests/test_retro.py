@@ -5,10 +5,15 @@ a second run adds nothing."""
 from __future__ import annotations
 
 import hashlib
+import json
 import secrets
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import pytest
+from typer.testing import CliRunner
+
+from hashguard.cli.app import app
 from hashguard.demo.corpus import Kind, encode, generate
 from hashguard.domain.audit import AuditAction
 from hashguard.domain.banks import BankEntry
@@ -18,12 +23,14 @@ from hashguard.domain.scans import ScanOptions
 from hashguard.domain.signals import Algorithm
 from hashguard.evidence.vault import Vault
 from hashguard.hashing.kernel import HashOptions, hash_data
+from hashguard.jobs.builtin import RETRO_MATCH, intervals
 from hashguard.keys import MasterKey
 from hashguard.matching.matcher import Matcher
 from hashguard.scan.classify import policies_of
 from hashguard.scan.pipeline import Pipeline
 from hashguard.scan.retro import retro_match
 from hashguard.scan.sources import LocalFile
+from hashguard.settings import Settings
 from hashguard.store import Store
 
 NOW = datetime(2026, 6, 1, 12, tzinfo=UTC)
@@ -151,3 +158,42 @@ def test_a_list_entry_added_after_a_scan_finds_the_earlier_item(
     matcher.refresh()
     third = retro_match(store, pipeline)
     assert (third.new_entries, third.matched) == (1, 0)
+
+
+def test_cli_retro_match_and_the_job_schedule(
+    sqlite_store: Store, home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An upload's kept hashes (its bytes were never kept) found by ``hashguard
+    retro-match`` in-process: a case with no evidence, once."""
+    store = sqlite_store
+    monkeypatch.setenv("HASHGUARD_DATABASE_URL", str(store.engine.url))
+    monkeypatch.setenv("HASHGUARD_KEEP_SIGNALS", "true")
+    store.banks.create("known")
+    md5 = hashlib.md5(b"an upload").hexdigest()
+    store.kept.add(
+        [
+            NewKept(
+                way="upload",
+                md5=md5,
+                sha1=hashlib.sha1(b"an upload").hexdigest(),
+                sha256=hashlib.sha256(b"an upload").hexdigest(),
+                size=9,
+                content_id="c-9",
+                request_id="req-9",
+            )
+        ],
+        at=NOW,
+        seq=store.banks.change_seq(),
+    )
+    store.banks.add_entries("known", [BankEntry(algorithm=Algorithm.MD5, value=md5)])
+    runner = CliRunner()
+    first = runner.invoke(app, ["retro-match", "--json", "--no-keep-evidence"])
+    assert first.exit_code == 0, first.output
+    assert json.loads(first.stdout)["matched"] == 1
+    (case,) = store.cases.list()
+    assert case.evidence_id is None
+    again = runner.invoke(app, ["retro-match", "--json", "--no-keep-evidence"])
+    assert json.loads(again.stdout)["matched"] == 0
+    assert len(store.cases.list()) == 1
+    assert RETRO_MATCH in intervals(Settings(keep_signals=True))
+    assert RETRO_MATCH not in intervals(Settings(keep_signals=False))
