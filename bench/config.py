@@ -43,6 +43,7 @@ def scale_from_env() -> Scale:
 SECTIONS = (
     "scan", "fidelity", "import", "exact", "index", "service", "audit", "reports", "statements",
     "tenants",
+    "retro",
     "notices",
     "stats",
     "objects",

@@ -281,6 +281,14 @@ class Settings(BaseSettings):
     #: how often background jobs run the evidence retention job (0: never; then run
     #: `hashguard evidence retention run` yourself)
     retention_run_hours: float = Field(default=24, ge=0)
+    #: keep the hashes (never the content) of every checked item, with its identity and
+    #: the bank versions it was checked against, for retro-matching (`hashguard retro-match`)
+    keep_signals: bool = False
+    #: kept signals are forgotten this many days after they were checked
+    keep_signals_days: int = Field(default=365, ge=1, le=3650)
+    #: how often background jobs retro-match new bank entries against kept signals
+    #: (0: never; then run `hashguard retro-match` yourself); only with keep_signals
+    retro_match_minutes: float = Field(default=15, ge=0)
     #: a background job's lease: renewed while it runs; a killed process's job is taken
     #: over this long after its last renewal
     jobs_lease_seconds: float = Field(default=60, ge=1)

@@ -318,6 +318,18 @@ class BankStore:
             removed=[row.id for row in rows if row.removed_at is not None],
         )
 
+    def entry_seqs(self, ids: Iterable[int]) -> dict[int, int]:
+        """The change sequence of entries by row id (when each was last added or changed)."""
+        wanted = sorted(set(ids))
+        found: dict[int, int] = {}
+        with self._engine.connect() as conn:
+            for chunk in chunked(wanted):
+                query = select(bank_entries.c.id, bank_entries.c.change_seq).where(
+                    bank_entries.c.id.in_(chunk)
+                )
+                found.update((int(i), int(s)) for i, s in conn.execute(query))
+        return found
+
     def describe(self, ids: Iterable[int]) -> dict[int, tuple[str | None, str | None]]:
         """The list's own entry id and category of matched rows, by row id."""
         wanted = sorted(set(ids))
