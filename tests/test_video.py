@@ -8,8 +8,10 @@ import av
 import pytest
 import vpdq
 
-from hashguard.demo.clips import benign_clip, write_clip
+from hashguard.demo.clips import benign_clip, pan, write_clip
 from hashguard.demo.corpus import photo_like
+from hashguard.domain import BankEntry
+from hashguard.domain.matches import match_from_json, match_to_json
 from hashguard.domain.scans import Outcome
 from hashguard.domain.signals import Algorithm, signals_from_json, signals_to_json
 from hashguard.hashing import video
@@ -17,6 +19,8 @@ from hashguard.hashing.decode import DecodeError, UnsupportedFormat
 from hashguard.hashing.hasher import BUILTIN_HASHERS, VpdqHasher, VpdqSettings
 from hashguard.hashing.isolate import HashingPool
 from hashguard.hashing.kernel import HashOptions, hash_path
+from hashguard.matching.matcher import Matcher
+from hashguard.store import Store
 
 VPDQ = VpdqHasher(VpdqSettings(), {})
 OPTIONS = HashOptions(max_pixels=50_000_000, hashers=(*BUILTIN_HASHERS, VPDQ))
@@ -145,3 +149,34 @@ def test_hostile_videos_each_cost_one_file_the_batch_going_on(clips: dict[str, P
     assert outputs["mp4"].problem is None
     assert outputs["mp4"].signals is not None
     assert len(outputs["mp4"].signals.vpdq) == 5
+
+
+def test_a_known_image_inside_a_video_is_found_with_its_timestamp(
+    tmp_path: Path, sqlite_store: Store
+) -> None:
+    """Done means: a clip showing a known benign image for three seconds is found by
+    frame matching against a PDQ (image) bank, with the frame's time in the match."""
+    known = photo_like(7, 320, 240)
+    known_png = tmp_path / "known.png"
+    known.save(known_png)
+    image = hash_path(str(known_png), OPTIONS).signals
+    assert image is not None
+    before = pan(photo_like(8, 800, 600), seconds=2, fps=10, width=320, height=240)
+    after = pan(photo_like(9, 800, 600), seconds=2, fps=10, width=320, height=240)
+    clip = write_clip(tmp_path / "holiday.mp4", [*before, *[known] * 30, *after], fps=10)
+    entry = BankEntry(algorithm=Algorithm.PDQ, value=image.pdq[0].value, entry_id="k1")
+    sqlite_store.banks.create("images")
+    sqlite_store.banks.replace_entries("images", [entry], version=None, filename="t", rows=1)
+    matcher = Matcher.build(sqlite_store.banks)
+    signals = hash_path(str(clip), OPTIONS).signals
+    assert signals is not None
+    (found,) = matcher.match(signals)
+    assert (found.bank, found.entry_id, found.algorithm) == ("images", "k1", Algorithm.PDQ)
+    assert found.timestamp is not None
+    assert 2.0 <= found.timestamp < 5.0
+    assert found.frame == round(found.timestamp * 10)
+    assert match_from_json(match_to_json(found)) == found
+    # another clip without the image matches nothing
+    other = hash_path(str(benign_clip(tmp_path / "other.mp4", 10)), OPTIONS).signals
+    assert other is not None
+    assert matcher.match(other) == ()
