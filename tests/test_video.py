@@ -7,6 +7,8 @@ from pathlib import Path
 import av
 import pytest
 import vpdq
+from threatexchange.extensions.vpdq.vpdq_brute_matcher import match_VPDQ_hash_brute
+from threatexchange.extensions.vpdq.vpdq_util import VpdqCompactFeature
 
 from hashguard.demo.clips import benign_clip, pan, write_clip
 from hashguard.demo.corpus import photo_like
@@ -14,12 +16,14 @@ from hashguard.domain import BankEntry
 from hashguard.domain.matches import match_from_json, match_to_json
 from hashguard.domain.scans import Outcome
 from hashguard.domain.signals import Algorithm, signals_from_json, signals_to_json
+from hashguard.domain.video import VpdqFrame
 from hashguard.hashing import video
 from hashguard.hashing.decode import DecodeError, UnsupportedFormat
 from hashguard.hashing.hasher import BUILTIN_HASHERS, VpdqHasher, VpdqSettings
 from hashguard.hashing.isolate import HashingPool
 from hashguard.hashing.kernel import HashOptions, hash_path
 from hashguard.matching.matcher import Matcher
+from hashguard.matching.vpdq import VpdqIndex, VpdqThresholds
 from hashguard.store import Store
 
 VPDQ = VpdqHasher(VpdqSettings(), {})
@@ -180,3 +184,39 @@ def test_a_known_image_inside_a_video_is_found_with_its_timestamp(
     other = hash_path(str(benign_clip(tmp_path / "other.mp4", 10)), OPTIONS).signals
     assert other is not None
     assert matcher.match(other) == ()
+
+
+def _compact(frames: tuple[VpdqFrame, ...]) -> list[VpdqCompactFeature]:
+    return [VpdqCompactFeature(f.value, f.quality, f.timestamp) for f in frames]
+
+
+def test_vpdq_matching_has_the_reference_percentages(tmp_path: Path) -> None:
+    """A re-encoded (smaller, lower bitrate), trimmed copy of a listed clip is found
+    with the percentages threatexchange's brute-force matcher computes."""
+    original = benign_clip(tmp_path / "listed.mp4", 11, seconds=8)
+    frames = list(pan(photo_like(11, 800, 600), seconds=8, fps=10, width=320, height=240))
+    copy = tmp_path / "copy.avi"
+    write_clip(copy, [f.resize((240, 180)) for f in frames[10:70]], fps=10)
+    unrelated = benign_clip(tmp_path / "unrelated.mp4", 12, seconds=4)
+    hashed = {}
+    for path in (original, copy, unrelated):
+        signals = hash_path(str(path), OPTIONS).signals
+        assert signals is not None
+        hashed[path.name] = signals.vpdq
+    index = VpdqIndex(
+        {"listed": hashed["listed.mp4"], "unrelated": hashed["unrelated.mp4"]}, VpdqThresholds()
+    )
+    (found,) = index.search(hashed["copy.avi"])
+    reference = match_VPDQ_hash_brute(
+        _compact(hashed["copy.avi"]), _compact(hashed["listed.mp4"]), 50, 31
+    )
+    assert found.video == "listed"
+    assert found.query_percent == pytest.approx(reference.query_match_percent)
+    assert found.compared_percent == pytest.approx(reference.compared_match_percent)
+    assert found.query_percent >= 80
+    assert found.timestamps[0] == 0.0
+    # per-bank thresholds: asking that most of the listed video be present refuses a
+    # trimmed copy (6 of its 8 seconds)
+    strict = VpdqIndex({"listed": hashed["listed.mp4"]}, VpdqThresholds(compared_percent=90))
+    assert strict.search(hashed["copy.avi"]) == []
+    assert index.search(()) == []
