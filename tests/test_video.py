@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 from pathlib import Path
 
 import av
@@ -9,7 +11,9 @@ import pytest
 import vpdq
 from threatexchange.extensions.vpdq.vpdq_brute_matcher import match_VPDQ_hash_brute
 from threatexchange.extensions.vpdq.vpdq_util import VpdqCompactFeature
+from typer.testing import CliRunner
 
+from hashguard.cli.app import app
 from hashguard.demo.clips import benign_clip, pan, write_clip
 from hashguard.demo.corpus import photo_like
 from hashguard.domain import BankEntry
@@ -27,7 +31,8 @@ from hashguard.matching.vpdq import VpdqIndex, VpdqThresholds
 from hashguard.store import Store
 
 VPDQ = VpdqHasher(VpdqSettings(), {})
-OPTIONS = HashOptions(max_pixels=50_000_000, hashers=(*BUILTIN_HASHERS, VPDQ))
+#: the built-in hashers include vpdq (one frame a second)
+OPTIONS = HashOptions(max_pixels=50_000_000)
 
 
 @pytest.fixture(scope="module")
@@ -105,7 +110,7 @@ def test_vpdq_is_the_reference_hash(clips: dict[str, Path]) -> None:
 
 def test_sampling_rate_is_configurable(clips: dict[str, Path]) -> None:
     every_half = VpdqHasher(VpdqSettings(seconds_per_hash=0.5), {})
-    options = HashOptions(max_pixels=50_000_000, hashers=(*BUILTIN_HASHERS, every_half))
+    options = HashOptions(max_pixels=50_000_000, hashers=(*BUILTIN_HASHERS[:4], every_half))
     signals = hash_path(str(clips["mp4"]), options).signals
     assert signals is not None
     reference = vpdq.computeHash(str(clips["mp4"]), seconds_per_hash=0.5)
@@ -220,3 +225,18 @@ def test_vpdq_matching_has_the_reference_percentages(tmp_path: Path) -> None:
     strict = VpdqIndex({"listed": hashed["listed.mp4"]}, VpdqThresholds(compared_percent=90))
     assert strict.search(hashed["copy.avi"]) == []
     assert index.search(()) == []
+
+
+def test_hash_command_prints_a_videos_signals(clips: dict[str, Path], home: Path) -> None:
+    """``hashguard hash clip.mp4``: exact hashes, vPDQ frames with quality and
+    timestamps, the codec and the duration (vpdq is a built-in hasher: enabled)."""
+    done = CliRunner().invoke(app, ["hash", str(clips["mp4"])])
+    assert done.exit_code == 0, done.output
+    shown = json.loads(done.stdout)
+    assert shown["md5"] == hashlib.md5(clips["mp4"].read_bytes()).hexdigest()
+    assert shown["vpdq_frames"] == 5
+    assert [f["timestamp"] for f in shown["vpdq"]] == [0.0, 1.0, 2.0, 3.0, 4.0]
+    assert {f["quality"] for f in shown["vpdq"]} == {100}
+    assert shown["video"]["codec"] == "mpeg4"
+    assert shown["video"]["duration"] == pytest.approx(5.0, abs=0.2)
+    assert "problem" not in shown

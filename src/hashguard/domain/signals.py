@@ -269,6 +269,7 @@ def signals_shown(signals: FileSignals, *, dihedral: bool = False) -> dict[str, 
     used for ``image_format``."""
     return {
         **signals_to_json(signals),
+        **({"vpdq_frames": len(signals.vpdq)} if signals.vpdq else {}),
         "format": signals.image_format,
         "pdq": [pdq_shown(p, dihedral=dihedral) for p in signals.pdq],
         **(

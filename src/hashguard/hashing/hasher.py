@@ -194,9 +194,11 @@ class VpdqHasher(MediaHasher):
 
 _NONE: dict[str, SecretStr] = {}
 
-#: md5, sha1, sha256 and pdq: what the kernel runs when it is given no other hashers
-BUILTIN_HASHERS: tuple[Hasher, ...] = tuple(
-    cls(NoSettings(), _NONE) for cls in (Md5Hasher, Sha1Hasher, Sha256Hasher, PdqHasher)
+#: md5, sha1, sha256, pdq and vpdq: what the kernel runs when it is given no other
+#: hashers (vpdq reports a video ``unsupported`` where the video extra is not installed)
+BUILTIN_HASHERS: tuple[Hasher, ...] = (
+    *(cls(NoSettings(), _NONE) for cls in (Md5Hasher, Sha1Hasher, Sha256Hasher, PdqHasher)),
+    VpdqHasher(VpdqSettings(), _NONE),
 )
 
 
