@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar, Self
 
 import httpx
-from pydantic import BaseModel, SecretStr, model_validator
+from pydantic import BaseModel, Field, SecretStr, model_validator
 
 from hashguard.domain.remote import RemoteResult, RemoteStatus
 from hashguard.domain.signals import FileSignals
@@ -56,7 +56,7 @@ class SaferSettings(RemoteSettings):
     allow_media: bool
     #: a classifier prediction at or above this opens a review case ("classifier, no
     #: list match"); None (the default): classifier signals only order the queue
-    classifier_review_threshold: float | None = None
+    classifier_review_threshold: float | None = Field(default=None, gt=0, le=1)
 
     @model_validator(mode="after")
     def _media_allowed(self) -> Self:
@@ -130,6 +130,9 @@ class SaferMatcher(RemoteMatcher):
         if result.status is RemoteStatus.NOT_ANSWERED:
             log.warning("safer did not answer: %s", result.reason)
         return result
+
+    def review_threshold(self) -> float | None:
+        return self.safer.classifier_review_threshold
 
     def close(self) -> None:
         self._client.close()
