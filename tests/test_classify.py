@@ -30,6 +30,7 @@ from hashguard.keys import MasterKey
 from hashguard.matching.matcher import Matcher
 from hashguard.remote.safer import SaferMatcher
 from hashguard.remote.service import RemoteMatching
+from hashguard.review.cases import escalate
 from hashguard.scan.classify import policies_of
 from hashguard.scan.pipeline import Committed, Pipeline
 from hashguard.scan.sources import Upload
@@ -123,6 +124,11 @@ def test_with_a_threshold_it_opens_a_review_case_of_its_own_kind_and_nothing_els
     events = [e for e in store.audit.events() if e.action == "case.opened"]
     (opened,) = events
     assert opened.details["band"] == CLASSIFIER_BAND
+
+    # a reviewer's decision on it is counted apart too (CASES_DECIDED's band label)
+    escalate(store, done.case.id, actor="user:alice", reason="a person looks")
+    (decided,) = [e for e in store.audit.events() if e.action == "case.escalated"]
+    assert decided.details["band"] == CLASSIFIER_BAND
 
 
 @SQLITE
