@@ -233,15 +233,24 @@ class Pipeline:
         matches: tuple[Match, ...],
         remote: tuple[RemoteResult, ...],
     ) -> FileResult:
+        thresholds = self.remote.review_thresholds if self.remote is not None else None
         if not matches or output.signals is None:
-            return classify(path, output, matches, remote)
+            return classify(path, output, matches, remote, review_thresholds=thresholds)
         # something matched locally: the policies, and the flood guard's count of the list
         # entries that matched (its own transaction: counting distinct content, a retry
         # of the same item does not count twice)
         seen = self.store.flood.observe(
             matches, output.signals.sha256, now=self.clock(), alerts=flood_alerts(self.endpoints)
         )
-        return classify(path, output, matches, remote, policies=self.policies(), paused=seen.paused)
+        return classify(
+            path,
+            output,
+            matches,
+            remote,
+            policies=self.policies(),
+            paused=seen.paused,
+            review_thresholds=thresholds,
+        )
 
     def _late_committer(self, source: Source) -> Callable[[FileResult], None]:
         def commit(result: FileResult) -> None:
