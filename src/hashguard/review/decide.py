@@ -85,7 +85,5 @@ def apply_verdict(
         )
         decided(store, case, actor=actor, endpoints=endpoints, notifier=notifier)
         return Decided(case=case, notes=tuple(restore_quarantined(store, case, actor=actor)))
-    case = review.escalate(
-        store, case_id, actor=actor, reason=reason, version=version, at=at
-    )
+    case = review.escalate(store, case_id, actor=actor, reason=reason, version=version, at=at)
     return Decided(case=case)

@@ -1,7 +1,7 @@
 """Appeals: the automatic retries of a reversal's restoration (attempts, next try).
 
 Revision ID: 0026
-Revises: 0020
+Revises: 0025
 Create Date: 2026-12-04
 """
 
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0026"
-down_revision = "0020"
+down_revision = "0025"
 branch_labels = None
 depends_on = None
 
