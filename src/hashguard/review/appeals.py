@@ -50,18 +50,18 @@ from hashguard.domain.cases import Case, CaseEventKind, CaseState, SourceKind
 from hashguard.domain.exchanges import FeedbackVerdict
 from hashguard.domain.statements import Statement, StatementKind
 from hashguard.domain.text import unstorable
-from hashguard.review.effects import (
-    PlannedFeedback,
-    case_feedback,
-    case_webhooks,
-    feedback_audit,
-)
 from hashguard.review.cases import (
     ReasonRequired,
     ReviewError,
     _allow_bank,
     _allow_entries,
     reviewer_of,
+)
+from hashguard.review.effects import (
+    PlannedFeedback,
+    case_feedback,
+    case_webhooks,
+    feedback_audit,
 )
 from hashguard.statements.appeal import appeal_reasons, appeal_text
 from hashguard.statements.reasons import notice_sources
