@@ -11,7 +11,7 @@ import os
 import random
 import secrets
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +24,7 @@ from hashguard.actions.quarantine import QuarantineDeliverer, file_facts
 from hashguard.cli.app import app
 from hashguard.demo.corpus import Kind, encode, generate
 from hashguard.demo.receiver import new_secret
-from hashguard.domain.actions import ActionKind, EventType, WebhookEndpoint
+from hashguard.domain.actions import ActionKind, ActionState, EventType, WebhookEndpoint
 from hashguard.domain.appeals import APPEAL_WINDOW, AppealState, NewAppeal, Outcome, Restoration
 from hashguard.domain.banks import BankEntry
 from hashguard.domain.cases import (
@@ -39,6 +39,7 @@ from hashguard.domain.policy import Action
 from hashguard.domain.scans import FileResult
 from hashguard.domain.signals import Algorithm
 from hashguard.domain.statements import FilingState, StatementKind
+from hashguard.domain.stats import Metric, Timing, timing_bucket
 from hashguard.hashing.kernel import HashOptions, hash_data
 from hashguard.keys import MasterKey
 from hashguard.matching.matcher import Matcher
@@ -76,6 +77,14 @@ class ScannedFile(Upload):
         return f"scan:1:{self.path}"
 
 
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Noticed(Upload):
+    """Content a DSA notice (#42) named, resolved through the platform's callback."""
+
+    def case_source(self, result: FileResult) -> CaseSource:
+        return CaseSource(kind=SourceKind.NOTICE, ref="42")
+
+
 @dataclass
 class World:
     store: Store
@@ -101,7 +110,15 @@ class World:
             at=self.clock(),
         )
 
-    def case(self, seed: int, *, review: bool = False, path: Path | None = None) -> Case:
+    def case(
+        self,
+        seed: int,
+        *,
+        review: bool = False,
+        path: Path | None = None,
+        notice: bool = False,
+        dispatch: bool = True,
+    ) -> Case:
         """The case the pipeline opens for a generated benign image matched by MD5
         (``review``: sent to review; else acted on, with an automated statement).
         ``path``: the image is a file a scan found there."""
@@ -116,6 +133,8 @@ class World:
         )
         matcher = Matcher.build(self.store.banks)
         source: Upload = Upload(data=data, request_id=f"req-{seed}", content_ref=_content())
+        if notice:
+            source = Noticed(data=data, request_id=None, content_ref=_content())
         if path is not None:
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_bytes(data)
@@ -129,20 +148,24 @@ class World:
         ).process("upload", output, matcher.match(output.signals), source)
         assert done.case is not None
         if path is not None:
-            self.quarantine(path)
+            self.quarantine(path, dispatch=dispatch)
         return self.store.cases.get(done.case.id)
 
-    def quarantine(self, path: Path) -> None:
+    def quarantine(self, path: Path, *, dispatch: bool = True) -> None:
         """The quarantine a scan that acts queues, carried out by the dispatcher."""
         action = quarantine_action(str(path), key=f"scan:1:{path}", sha256=file_facts(path).sha256)
         self.store.actions.enqueue(action, at=self.clock())
+        if dispatch:
+            self.dispatch()
+            assert not path.exists()
+
+    def dispatch(self) -> None:
         Dispatcher(
             self.store.actions,
             {ActionKind.QUARANTINE: QuarantineDeliverer(self.store.actions, self.tmp / "q", {})},
             rng=random.Random(1),
             clock=self.clock,
         ).run_once()
-        assert not path.exists()
 
     def confirm(self, case: Case, actor: str = "user:lead") -> Case:
         return apply_verdict(
@@ -154,6 +177,7 @@ class World:
             second_confirmation=False,
             allow_bank=ALLOW,
             endpoints=(self.endpoint,),
+            at=self.clock(),
         ).case
 
     def appeal(self, case: Case, reference: str = "P-1", **kw: Any) -> appeals.Received:
@@ -237,7 +261,8 @@ def test_an_appeal_reopens_the_case_once_per_reference_and_is_audited(world: Wor
 def test_an_appeal_comes_within_six_months_of_the_statement(world: World) -> None:
     late = world.confirm(world.case(2, review=True))
     (statement,) = world.store.statements.for_case(late.id)
-    end = statement.reasons.decided_at + APPEAL_WINDOW
+    assert statement.reasons.decided_at == T0  # the injected clock, not the wall clock
+    end = T0 + APPEAL_WINDOW
     assert timedelta(days=184) <= APPEAL_WINDOW  # never shorter than six calendar months
     with pytest.raises(appeals.AppealTooLate, match="six months"):
         world.appeal(late, at=end + timedelta(seconds=1))
@@ -375,6 +400,117 @@ def test_statements_of_appeals_follow_the_databases_schema(world: World) -> None
     kinds = {s.reasons.kind for s in claimed[1]}
     assert StatementKind.APPEAL_REVERSED not in kinds
     assert StatementKind.APPEAL_UPHELD in kinds
+
+
+# -- a reversal undoes what the first decision set off ------------------------------------
+
+
+def test_a_reversal_tells_the_platform_and_the_notifier(world: World) -> None:
+    case = world.confirm(world.case(12, review=True, notice=True))
+    (told,) = world.webhooks(EventType.NOTICE_DECIDED)
+    assert told["outcome"] == "restricted"
+    assert world.webhooks(EventType.CASE_FALSE_POSITIVE) == []
+    appeal = world.appeal(case).appeal
+    world.now[0] = T0 + timedelta(days=2)
+    decided = world.decide(appeal.id, Outcome.REVERSE)
+    (hook,) = world.webhooks(EventType.CASE_FALSE_POSITIVE)
+    assert (hook["case"], hook["state"]) == (case.id, "false_positive")
+    answers = world.webhooks(EventType.NOTICE_DECIDED)
+    assert sorted(a["outcome"] for a in answers) == ["not_restricted", "restricted"]
+    (lifted,) = [a for a in answers if a["outcome"] == "not_restricted"]
+    assert (lifted["notice"], lifted["case"]) == ("42", case.id)
+    assert [d["outcome"] for d in world.audit("notice.decided")][-1] == "not_restricted"
+    # the case's change carries the injected clock
+    assert decided.case.updated_at == world.clock()
+    assert world.store.cases.history(case.id)[-1].at == world.clock()
+
+
+def test_upholding_tells_the_platform_nothing_new(world: World) -> None:
+    case = world.confirm(world.case(13, review=True, notice=True))
+    appeal = world.appeal(case).appeal
+    world.decide(appeal.id, Outcome.UPHOLD)
+    assert world.webhooks(EventType.CASE_FALSE_POSITIVE) == []
+    assert [a["outcome"] for a in world.webhooks(EventType.NOTICE_DECIDED)] == ["restricted"]
+
+
+def test_a_quarantine_still_pending_at_reversal_is_never_carried_out(
+    world: World, tmp_path: Path
+) -> None:
+    path = tmp_path / "uploads" / "queued.png"
+    case = world.case(14, path=path, dispatch=False)  # the dispatcher has not run yet
+    assert path.is_file()
+    appeal = world.appeal(case).appeal
+    decided = world.decide(appeal.id, Outcome.REVERSE)
+    assert decided.appeal.restoration is Restoration.NONE  # nothing was moved
+    world.dispatch()  # the dispatcher comes round after the reversal
+    assert path.is_file(), "the reversed decision's quarantine was cancelled"
+    (action,) = [a for a in world.store.actions.list(limit=1000) if a.kind is ActionKind.QUARANTINE]
+    assert action.state is ActionState.DEAD
+    assert f"reversed on appeal #{appeal.id}" in (action.last_error or "")
+
+
+def test_the_restores_job_retries_a_failed_restoration_with_backoff(
+    world: World, tmp_path: Path
+) -> None:
+    path = tmp_path / "uploads" / "busy.png"
+    case = world.case(15, path=path)
+    appeal = world.appeal(case).appeal
+    path.write_text("another file uploaded since")
+    decided = world.decide(appeal.id, Outcome.REVERSE)
+    assert decided.appeal.restoration is Restoration.FAILED
+    first = appeals.RESTORE_BACKOFF.delay(1)
+    assert decided.appeal.restore_after == T0 + first
+    # not due before the backoff's wait
+    assert appeals.restore_due(world.store, actor="system:appeals", at=T0 + first / 2) == []
+    (still,) = appeals.restore_due(world.store, actor="system:appeals", at=T0 + first)
+    assert still.restoration is Restoration.FAILED  # the other file is still there
+    assert still.restore_after == T0 + first + appeals.RESTORE_BACKOFF.delay(2)
+    path.unlink()
+    later = T0 + first + appeals.RESTORE_BACKOFF.delay(2)
+    (done,) = appeals.restore_due(world.store, actor="system:appeals", at=later)
+    assert done.restoration is Restoration.RESTORED
+    assert done.restore_after is None
+    assert path.is_file()
+    assert (
+        appeals.restore_due(world.store, actor="system:appeals", at=later + timedelta(days=1)) == []
+    )
+    audited = world.audit("appeal.restored")
+    assert [(d["restoration"], d["attempt"]) for d in audited] == [
+        ("failed", 1), ("failed", 2), ("restored", 3),
+    ]  # fmt: skip
+
+
+def test_the_restores_job_gives_up_after_a_week(world: World, tmp_path: Path) -> None:
+    path = tmp_path / "uploads" / "stuck.png"
+    case = world.case(16, path=path)
+    appeal = world.appeal(case).appeal
+    path.write_text("another file uploaded since")
+    world.decide(appeal.id, Outcome.REVERSE)
+    week = appeals.RESTORE_BACKOFF.give_up_after
+    assert week is not None
+    (last,) = appeals.restore_due(world.store, actor="system:appeals", at=T0 + week)
+    assert (last.restoration, last.restore_after) == (Restoration.FAILED, None)
+    assert appeals.restore_due(world.store, actor="system:appeals", at=T0 + 2 * week) == []
+    path.unlink()  # an operator fixed it: the manual path still works
+    again, _ = appeals.restore_content(world.store, appeal.id, actor="cli:ops", at=T0 + 2 * week)
+    assert again.restoration is Restoration.RESTORED
+
+
+def test_appeals_are_counted_with_their_time_to_decision(world: World) -> None:
+    case = world.confirm(world.case(17, review=True))
+    appeal = world.appeal(case).appeal
+    world.now[0] = T0 + timedelta(hours=3)
+    world.decide(appeal.id, Outcome.UPHOLD)
+    wide = (date(2000, 1, 1), date(2100, 1, 1))
+    counted = {
+        r.labels["state"]: r.value for r in world.store.stats.counts(*wide, [Metric.APPEALS])
+    }
+    assert counted == {"received": 1, "upheld": 1}
+    (timing,) = [
+        r for r in world.store.stats.timings(*wide) if r.timing is Timing.APPEAL_TO_DECISION
+    ]
+    assert timing.count == 1
+    assert timing.bucket == timing_bucket(3 * 3600)  # received to decided, injected clock
 
 
 # -- the store, on both engines -----------------------------------------------------------

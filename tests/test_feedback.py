@@ -28,6 +28,8 @@ from hashguard.audit import verify
 from hashguard.banks.exchanges.ncmec import NAMESPACE
 from hashguard.banks.exchanges.sync import build_source, seal_credentials, sync_exchange
 from hashguard.domain.actions import ActionKind, ActionState, OutboxAction
+from hashguard.domain.appeals import NewAppeal
+from hashguard.domain.appeals import Outcome as AppealOutcome
 from hashguard.domain.backoff import Backoff
 from hashguard.domain.cases import CaseSource, CaseState, SourceKind
 from hashguard.domain.exchanges import FeedbackVerdict
@@ -37,10 +39,12 @@ from hashguard.domain.signals import Algorithm, FileSignals, PdqHash, PdqMode
 from hashguard.keys import MasterKey, generate
 from hashguard.matching.matcher import Matcher
 from hashguard.plugins import Registry
+from hashguard.review import appeals
 from hashguard.review import cases as review
 from hashguard.review.decide import Verdict, apply_verdict
 from hashguard.services import exchanges as service
 from hashguard.settings import Settings
+from hashguard.statements import service as statements
 from hashguard.store import Store
 from hashguard.store.cases import UnknownCase
 from hashguard.store.schema import exchanges as exchanges_table
@@ -674,3 +678,37 @@ def test_feedback_commits_with_the_case_change_only(
         assert _audit(store) == []
         review.mark_false_positive(store, case_id, actor=ALICE, reason="r", allow_bank="vetted")
         assert len(_feedback_actions(store)) == 2
+
+
+@pytest.mark.parametrize("exchange", ["stopncii"], indirect=True)
+def test_a_decision_reversed_on_appeal_sends_the_exchange_a_false_positive(
+    exchange: Setup, key: MasterKey
+) -> None:
+    """The exchange that was told "confirmed" is told "false positive" when an appeal
+    reverses the decision (Art. 20 DSA); upholding tells it nothing new."""
+    store = exchange.store
+    at = datetime(2026, 3, 1, tzinfo=UTC)
+    statements.change_settings(
+        store, lambda: key, statements={"issue": True, "territorial_scope": ["LU"]},
+        sink_settings={}, token=None, actor="cli:lead", at=at,
+    )  # fmt: skip
+    case_id = _open_case(exchange)
+    _decide(store, case_id, Verdict.CONFIRM, ALICE)
+    assert _decide(store, case_id, Verdict.CONFIRM, BOB) is CaseState.CONFIRMED
+    confirmed = {a.id for a in _feedback_actions(store)}
+    assert confirmed
+    (statement,) = store.statements.for_case(case_id)
+    new = NewAppeal(case_id=case_id, statement_puid=statement.puid, reference="A-1",
+                    explanation="my own picture")  # fmt: skip
+    appeal = appeals.receive(store, new, actor="token:1", at=at).appeal
+    appeals.decide(
+        store, appeal.id, AppealOutcome.REVERSE, actor="user:carol", reason="a stock photo",
+        at=at, allow_bank="vetted",
+    )  # fmt: skip
+    reversed_ = [a for a in _feedback_actions(store) if a.id not in confirmed]
+    assert len(reversed_) == len(confirmed)
+    for action in reversed_:
+        request = FeedbackRequest.from_json(action.payload)
+        assert (request.verdict, request.case) == (FeedbackVerdict.FALSE_POSITIVE, case_id)
+    queued = [d for a, d in _audit(store) if a == "exchange.feedback_queued"]
+    assert len(queued) == 2 * len(confirmed)

@@ -83,6 +83,10 @@ class Appeal:
     decision_statement_id: int | None = None
     restoration: Restoration | None = None
     restoration_notes: tuple[str, ...] = ()
+    #: restorations tried so far, and when the restores job tries again (None: no
+    #: automatic retry is due)
+    restore_attempts: int = 0
+    restore_after: datetime | None = None
 
     @property
     def open(self) -> bool:
@@ -107,6 +111,8 @@ def appeal_json(appeal: Appeal) -> dict[str, Any]:
         "decision_statement": appeal.decision_statement_id,
         "restoration": str(appeal.restoration) if appeal.restoration else None,
         "restoration_notes": list(appeal.restoration_notes),
+        "restore_attempts": appeal.restore_attempts,
+        "restore_after": appeal.restore_after.isoformat() if appeal.restore_after else None,
     }
 
 

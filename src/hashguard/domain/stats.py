@@ -103,6 +103,8 @@ class Timing(StrEnum):
     CONFIRMATION_TO_REPORT = "confirmation_to_report"
     #: a notice received → its decision
     NOTICE_TO_DECISION = "notice_to_decision"
+    #: an appeal received → its outcome (upheld or reversed)
+    APPEAL_TO_DECISION = "appeal_to_decision"
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)

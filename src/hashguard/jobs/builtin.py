@@ -17,6 +17,7 @@ from hashguard.actions.outbox import endpoints_of
 from hashguard.audit import record
 from hashguard.banks.exchanges.sync import build_source, sync_exchange
 from hashguard.domain.audit import AuditAction
+from hashguard.domain.cases import CaseState
 from hashguard.domain.reports import Report
 from hashguard.evidence import open_vault, run_retention
 from hashguard.evidence.retention import ORPHAN_GRACE
@@ -28,6 +29,7 @@ from hashguard.people.oidc import PENDING_SECONDS
 from hashguard.plugins import AdapterKind, PluginError, Registry
 from hashguard.reports.machine import ReportBusy
 from hashguard.reports.service import SINK, Reporting
+from hashguard.review.appeals import restore_due
 from hashguard.settings import Settings
 from hashguard.statements import service as statements
 from hashguard.statements.filing import Filer
@@ -45,6 +47,12 @@ STATEMENTS = "statements"
 RETRO_MATCH = "retro-match"
 #: who the retro-match job acts as
 RETRO_ACTOR = "system:retro"
+APPEAL_RESTORES = "appeal-restores"
+#: who the restores job acts as
+RESTORES_ACTOR = "system:appeals"
+#: how often reversed appeals' restorations that are due are tried again (the backoff,
+#: ``review.appeals.RESTORE_BACKOFF``, says which are due)
+APPEAL_RESTORES_EVERY = timedelta(minutes=5)
 #: who the reports job acts as (in the audit log and the reports' steps)
 REPORTS_ACTOR = "system:reports"
 #: confirmed cases auto_report drafts and submits in one run at most (the rest next run)
@@ -206,7 +214,12 @@ class ReportsJob:
                 continue
             context.check()
             try:
-                report = runner.run(report_id)
+                if self._lifted(report_id):
+                    # the decision was reversed (on appeal) before the report finished:
+                    # CyberTipline takes a retraction only now (never once finished)
+                    report = runner.retract(report_id, actor=REPORTS_ACTOR)
+                else:
+                    report = runner.run(report_id)
             except ReportBusy:
                 continue  # another process is on it
             except Exception:  # one report's trouble is not the job's (doctor shows it late)
@@ -216,6 +229,12 @@ class ReportsJob:
             log.info("reports: report #%d is %s", report.id, report.state)
             done.append(report)
         return done
+
+    def _lifted(self, report_id: int) -> bool:
+        """Whether the report's case is no longer confirmed content (a false positive:
+        marked so, or its decision reversed on appeal)."""
+        case_id = self._store.reports.get(report_id).case_id
+        return self._store.cases.get(case_id).state is CaseState.FALSE_POSITIVE
 
     def auto_report(self, reporting: Reporting, context: JobContext) -> list[Report]:
         """Draft and submit the report of each confirmed case that has none yet."""
@@ -335,10 +354,17 @@ def retro_match_job(settings: Settings, store: Store, ctx: JobContext) -> None:
     )
 
 
+def retry_restores(store: Store, context: JobContext) -> None:
+    """The restores job: put back the files of reversed appeals whose restoration is
+    pending or failed, when the shared backoff says (each try audited)."""
+    for appeal in restore_due(store, actor=RESTORES_ACTOR, at=context.now()):
+        log.info("appeals: appeal #%d restoration %s", appeal.id, appeal.restoration)
+
+
 def intervals(settings: Settings) -> dict[str, timedelta]:
     """The jobs ``settings`` switch on (an interval of 0 switches one off), by name, and
     how often each runs."""
-    every = {HOUSEKEEPING: HOUSEKEEPING_EVERY}
+    every = {HOUSEKEEPING: HOUSEKEEPING_EVERY, APPEAL_RESTORES: APPEAL_RESTORES_EVERY}
     if settings.exchange_sync_minutes > 0:
         every[EXCHANGE_SYNC] = timedelta(minutes=settings.exchange_sync_minutes)
     if settings.retention_run_hours > 0:
@@ -373,6 +399,7 @@ def builtin_jobs(
         NOTICES: lambda ctx: resolve_notices(settings, store, registry, ctx),
         STATEMENTS: lambda ctx: file_statements(settings, store, registry, ctx),
         RETRO_MATCH: lambda ctx: retro_match_job(settings, store, ctx),
+        APPEAL_RESTORES: lambda ctx: retry_restores(store, ctx),
     }
     return [
         Job(name=name, every=every, run=runs[name]) for name, every in intervals(settings).items()

@@ -27,13 +27,13 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from hashguard.actions.outbox import derived_key, webhook_actions
 from hashguard.actions.quarantine import QuarantineError, restore
 from hashguard.audit import record
-from hashguard.domain.actions import EventType, QuarantineState, WebhookEndpoint
+from hashguard.domain.actions import ActionState, EventType, QuarantineState, WebhookEndpoint
 from hashguard.domain.appeals import (
     MAX_EXPLANATION,
     REFERENCE_PATTERN,
@@ -45,7 +45,9 @@ from hashguard.domain.appeals import (
     deadline,
 )
 from hashguard.domain.audit import AuditAction
+from hashguard.domain.backoff import Backoff
 from hashguard.domain.cases import Case, CaseEventKind, CaseState, SourceKind
+from hashguard.domain.exchanges import FeedbackVerdict
 from hashguard.domain.statements import Statement, StatementKind
 from hashguard.domain.text import unstorable
 from hashguard.review.cases import (
@@ -55,8 +57,15 @@ from hashguard.review.cases import (
     _allow_entries,
     reviewer_of,
 )
+from hashguard.review.effects import (
+    PlannedFeedback,
+    case_feedback,
+    case_webhooks,
+    feedback_audit,
+)
 from hashguard.statements.appeal import appeal_reasons, appeal_text
-from hashguard.statements.service import STATEMENTS, config_of
+from hashguard.statements.reasons import notice_sources
+from hashguard.statements.service import STATEMENTS, _answer_notifiers, config_of
 from hashguard.store import Store
 from hashguard.store.appeals import AppealAlreadyDecided, StatementAppealed, UnknownAppeal
 
@@ -76,6 +85,7 @@ __all__ = [
     "first_deciders",
     "receive",
     "restore_content",
+    "restore_due",
 ]
 
 #: the statements an uploader contests: those that restrict (an appeal's upheld decision
@@ -235,6 +245,7 @@ def receive(store: Store, new: NewAppeal, *, actor: str, at: datetime) -> Receiv
             kind=CaseEventKind.APPEALED,
             reason="the uploader contests the decision (Article 20 DSA)",
             details={"appeal": appeal.id, "statement": statement.puid},
+            at=at,
         )
         record(
             unit,
@@ -268,8 +279,8 @@ def eligible(store: Store, appeal: Appeal, actor: str) -> bool:
     return reviewer_of(actor) not in first_deciders(store, store.cases.get(appeal.case_id))
 
 
-def _quarantined(store: Store, case: Case) -> list[tuple[str, int]]:
-    """(path, action id) of each of the case's files a scan put in quarantine."""
+def _scan_quarantines(store: Store, case: Case) -> list[tuple[str, int, ActionState]]:
+    """(path, action id, state) of each quarantine action a scan queued for the case."""
     found = []
     for source in case.sources:
         if source.kind is not SourceKind.SCAN or source.path is None:
@@ -277,9 +288,41 @@ def _quarantined(store: Store, case: Case) -> list[tuple[str, int]]:
         action = store.actions.find_by_key(
             derived_key(f"scan:{source.ref}:{source.path}", "quarantine")
         )
-        if action is not None and store.actions.quarantine_record(action.id) is not None:
-            found.append((source.path, action.id))
+        if action is not None:
+            found.append((source.path, action.id, action.state))
     return found
+
+
+def _quarantined(store: Store, case: Case) -> list[tuple[str, int]]:
+    """(path, action id) of each of the case's files a scan put in quarantine."""
+    return [
+        (path, action_id)
+        for path, action_id, _ in _scan_quarantines(store, case)
+        if store.actions.quarantine_record(action_id) is not None
+    ]
+
+
+def _in_flight(store: Store, case: Case) -> list[str]:
+    """The paths whose quarantine is still pending (not cancelled, not carried out)."""
+    return [
+        path
+        for path, action_id, state in _scan_quarantines(store, case)
+        if state is ActionState.PENDING and store.actions.quarantine_record(action_id) is None
+    ]
+
+
+def _cancel_quarantines(unit: Store, case: Case, appeal: Appeal, at: datetime) -> list[str]:
+    """Stop the case's quarantines still pending (in the reversal's transaction): the
+    content is no longer restricted. The paths of those a dispatcher holds right now
+    (they finish; the restoration, ``pending``, puts the file back afterwards)."""
+    busy = []
+    for path, action_id, state in _scan_quarantines(unit, case):
+        if state is not ActionState.PENDING or unit.actions.quarantine_record(action_id):
+            continue
+        why = f"cancelled: the decision was reversed on appeal #{appeal.id}"
+        if not unit.actions.cancel(action_id, error=why, at=at):
+            busy.append(path)
+    return busy
 
 
 def _decided_data(
@@ -337,6 +380,12 @@ def decide(
         raise NotContestable(f"case #{case.id} is a false positive now: nothing to uphold")
     contested = store.statements.get(appeal.statement_id)
     quarantined = _quarantined(store, case) if outcome is Outcome.REVERSE else []
+    # the exchanges were told of the first decision only when a person confirmed it
+    feedback = (
+        case_feedback(store, case, FeedbackVerdict.FALSE_POSITIVE, reason=text)
+        if outcome is Outcome.REVERSE and case.state is CaseState.CONFIRMED
+        else PlannedFeedback()
+    )
     restoration = None
     if outcome is Outcome.REVERSE:
         restoration = Restoration.PENDING if quarantined else Restoration.NONE
@@ -354,11 +403,14 @@ def decide(
                 allow_bank=allow_bank,
                 endpoints=endpoints,
                 restoration=restoration,
+                feedback=feedback,
             )
     except AppealAlreadyDecided as exc:
         raise AppealClosed(exc.appeal) from None
-    if restoration is Restoration.PENDING:
-        appeal, notes = restore_content(store, decided.appeal.id, actor=actor)
+    if feedback.requests or feedback.error:
+        feedback_audit(store, actor, decided.case, feedback)
+    if decided.appeal.restoration is Restoration.PENDING:
+        appeal, notes = restore_content(store, decided.appeal.id, actor=actor, at=at)
         return Decided(appeal=appeal, case=decided.case, statement=decided.statement, notes=notes)
     return decided
 
@@ -376,6 +428,7 @@ def _decide_in(
     allow_bank: str,
     endpoints: Sequence[WebhookEndpoint],
     restoration: Restoration | None,
+    feedback: PlannedFeedback,
 ) -> Decided:
     current = unit.cases.get(case.id)
     person = reviewer_of(actor)
@@ -398,7 +451,20 @@ def _decide_in(
         to_state=CaseState.FALSE_POSITIVE if lifts else None,
         reason=reason,
         details=details,
+        # a reversal tells whoever the first decision told: the platform's
+        # ``case.false_positive`` and the exchanges' feedback
+        actions=[
+            *case_webhooks(
+                current, CaseState.FALSE_POSITIVE, EventType.CASE_FALSE_POSITIVE, endpoints
+            ),
+            *feedback.actions,
+        ]
+        if lifts
+        else (),
+        at=at,
     )
+    if lifts and _cancel_quarantines(unit, changed, appeal, at):
+        restoration = Restoration.PENDING  # put back once the running move ends
     if entries:
         counts = unit.banks.add_entries(allow_bank, entries)
         record(
@@ -451,6 +517,11 @@ def _decide_in(
         )
         for action in actions:
             writes.enqueue(action)
+        if lifts and (notices := notice_sources(changed)):
+            # the notifier was told the content was restricted: now it is not
+            _answer_notifiers(
+                writes, changed, notices, None, at=at, actor=actor, endpoints=endpoints
+            )
         writes.audit(
             actor,
             AuditAction.APPEAL_DECIDED,
@@ -465,6 +536,7 @@ def _decide_in(
                 "restoration": str(restoration) if restoration else None,
                 "webhooks": len(actions),
                 "received_at": appeal.received_at.isoformat(),
+                "decided_at": at.isoformat(),
             },
         )
     return Decided(appeal=decided, case=changed, statement=statement)
@@ -473,7 +545,27 @@ def _decide_in(
 # -- restoring ----------------------------------------------------------------------------
 
 
-def restore_content(store: Store, appeal_id: int, *, actor: str) -> tuple[Appeal, tuple[str, ...]]:
+#: when a restoration that failed (or a crash left pending) is tried again by the
+#: restores job: the shared rule; after a week the job leaves it to an operator
+#: (``hashguard appeals restore ID``)
+RESTORE_BACKOFF = Backoff(
+    first=timedelta(minutes=5), longest=timedelta(hours=6), give_up_after=timedelta(days=7)
+)
+
+
+def _retry_after(appeal: Appeal, state: Restoration, at: datetime) -> datetime | None:
+    """When the restores job tries ``appeal``'s restoration again (None: never)."""
+    if state not in (Restoration.FAILED, Restoration.PENDING):
+        return None
+    limit = RESTORE_BACKOFF.give_up_after
+    if limit is not None and appeal.decided_at is not None and at - appeal.decided_at >= limit:
+        return None
+    return at + RESTORE_BACKOFF.delay(appeal.restore_attempts + 1)
+
+
+def restore_content(
+    store: Store, appeal_id: int, *, actor: str, at: datetime | None = None
+) -> tuple[Appeal, tuple[str, ...]]:
     """Put back the quarantined files of a reversed appeal's case; record the outcome
     (``restored``, or ``failed`` naming each file not put back and why: a file now at
     the original path is never overwritten) with ``appeal.restored``. Running it again
@@ -497,9 +589,14 @@ def restore_content(store: Store, appeal_id: int, *, actor: str) -> tuple[Appeal
             notes.append(f"{path}: not restored: {exc}")
         else:
             notes.append(f"{restored.original_path}: restored")
+    for path in _in_flight(store, case):
+        failed = True
+        notes.append(f"{path}: not restored: its quarantine is still being carried out")
     state = Restoration.FAILED if failed else (Restoration.RESTORED if notes else Restoration.NONE)
+    moment = at if at is not None else datetime.now(UTC)
+    retry = _retry_after(appeal, state, moment)
     with store.atomic() as unit:
-        appeal = unit.appeals.set_restoration(appeal.id, state, notes)
+        appeal = unit.appeals.set_restoration(appeal.id, state, notes, retry_after=retry)
         record(
             unit,
             actor,
@@ -509,5 +606,18 @@ def restore_content(store: Store, appeal_id: int, *, actor: str) -> tuple[Appeal
             restoration=str(state),
             files=len(notes),
             failed=sum(1 for n in notes if ": not restored:" in n),
+            attempt=appeal.restore_attempts,
+            retry_after=retry.isoformat() if retry else None,
         )
     return appeal, tuple(notes)
+
+
+def restore_due(store: Store, *, actor: str, at: datetime, limit: int = 100) -> list[Appeal]:
+    """The restores job: try again every reversal's restoration that is ``pending`` (a
+    crash came between the decision and the move) or ``failed``, when the backoff says
+    (``RESTORE_BACKOFF``); each try is audited (``appeal.restored``). The appeals tried,
+    as they are now."""
+    tried = []
+    for appeal in store.appeals.restores_due(at, limit=limit):
+        tried.append(restore_content(store, appeal.id, actor=actor, at=at)[0])
+    return tried

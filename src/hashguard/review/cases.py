@@ -13,6 +13,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from hashguard.audit import record
@@ -319,6 +320,7 @@ def confirm(
     second_confirmation: bool,
     version: int | None = None,
     endpoints: Sequence[WebhookEndpoint] = (),
+    at: datetime | None = None,
 ) -> Case:
     """Confirm that the content is what the match says.
 
@@ -359,6 +361,7 @@ def confirm(
             if final
             else ()
         ),
+        at=at,
     )
     _audit(
         store,
@@ -375,7 +378,13 @@ def confirm(
 
 
 def escalate(
-    store: Store, case_id: int, *, actor: str, reason: str, version: int | None = None
+    store: Store,
+    case_id: int,
+    *,
+    actor: str,
+    reason: str,
+    version: int | None = None,
+    at: datetime | None = None,
 ) -> Case:
     """Hand a case to someone senior (legal, a lead reviewer)."""
     text = _reason(reason)
@@ -389,6 +398,7 @@ def escalate(
         kind=CaseEventKind.ESCALATED,
         to_state=CaseState.ESCALATED,
         reason=text,
+        at=at,
     )
     _audit(store, actor, AuditAction.CASE_ESCALATED, changed, case, reason=text)
     return changed
@@ -516,6 +526,7 @@ def mark_false_positive(
     version: int | None = None,
     endpoints: Sequence[WebhookEndpoint] = (),
     reference: ReferencePdq | None = None,
+    at: datetime | None = None,
 ) -> Case:
     """Close the case as a false positive and add the content's hashes to the allow
     bank ``allow_bank`` (created as an allow bank if missing), with the case, who and
@@ -558,6 +569,7 @@ def mark_false_positive(
             ),
             *feedback.actions,
         ],
+        at=at,
     )
     counts = store.banks.add_entries(allow_bank, entries)
     record(

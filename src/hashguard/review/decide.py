@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from enum import StrEnum
 
 from hashguard.domain.actions import WebhookEndpoint
@@ -49,6 +50,7 @@ def apply_verdict(
     version: int | None = None,
     reference: review.ReferencePdq | None = None,
     notifier: NotifierOf | None = None,
+    at: datetime | None = None,
 ) -> Decided:
     """Apply ``verdict`` to the case (raises ``review.ReviewError``, ``StaleCase``,
     ``UnknownCase`` as the workflow does) and set off its effects. ``reference``
@@ -65,6 +67,7 @@ def apply_verdict(
             second_confirmation=second_confirmation,
             version=version,
             endpoints=endpoints,
+            at=at,
         )
         decided(store, case, actor=actor, endpoints=endpoints, notifier=notifier)
         return Decided(case=case)
@@ -78,8 +81,9 @@ def apply_verdict(
             version=version,
             endpoints=endpoints,
             reference=reference,
+            at=at,
         )
         decided(store, case, actor=actor, endpoints=endpoints, notifier=notifier)
         return Decided(case=case, notes=tuple(restore_quarantined(store, case, actor=actor)))
-    case = review.escalate(store, case_id, actor=actor, reason=reason, version=version)
+    case = review.escalate(store, case_id, actor=actor, reason=reason, version=version, at=at)
     return Decided(case=case)

@@ -265,6 +265,29 @@ class ActionStore:
                 dead_at=utc(at),
             )
 
+    def cancel(self, action_id: int, *, error: str, at: datetime) -> bool:
+        """Stop a pending entry no dispatcher holds now: it becomes a dead letter with
+        ``error`` as why (an operator can still ``retry`` it). False when it is not
+        pending or is leased (being carried out: let it finish)."""
+        moment = utc(at)
+        with self._engine.begin() as conn:
+            done = conn.execute(
+                update(t)
+                .where(
+                    t.c.id == action_id,
+                    t.c.state == str(ActionState.PENDING),
+                    or_(t.c.lease_until.is_(None), t.c.lease_until < moment),
+                )
+                .values(
+                    state=str(ActionState.DEAD),
+                    last_error=error[:2000],
+                    dead_at=moment,
+                    lease_owner=None,
+                    lease_until=None,
+                )
+            )
+            return done.rowcount == 1
+
     def retry(self, action_id: int, *, actor: str, at: datetime | None = None) -> OutboxAction:
         """Put a dead letter back to pending, due now; the retry horizon restarts."""
         moment = utc(at or now())

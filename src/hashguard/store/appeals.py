@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Engine, Row, insert, select, update
+from sqlalchemy import Connection, Engine, Row, and_, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from hashguard.domain.appeals import Appeal, AppealState, NewAppeal, Restoration
@@ -66,6 +66,8 @@ def _appeal(row: Row[Any]) -> Appeal:
         decision_statement_id=row.decision_statement_id,
         restoration=Restoration(row.restoration) if row.restoration else None,
         restoration_notes=tuple(row.restoration_notes or ()),
+        restore_attempts=int(row.restore_attempts or 0),
+        restore_after=aware(row.restore_after),
     )
 
 
@@ -178,12 +180,44 @@ class AppealStore:
         return appeal
 
     def set_restoration(
-        self, appeal_id: int, restoration: Restoration, notes: Sequence[str]
+        self,
+        appeal_id: int,
+        restoration: Restoration,
+        notes: Sequence[str],
+        *,
+        retry_after: datetime | None = None,
     ) -> Appeal:
+        """Record a restoration's outcome: one more attempt, and when the restores job
+        tries again (``retry_after``; None: not automatically)."""
         with self._engine.begin() as conn:
             conn.execute(
                 update(t)
                 .where(t.c.id == appeal_id)
-                .values(restoration=str(restoration), restoration_notes=list(notes))
+                .values(
+                    restoration=str(restoration),
+                    restoration_notes=list(notes),
+                    restore_attempts=t.c.restore_attempts + 1,
+                    restore_after=utc(retry_after) if retry_after is not None else None,
+                )
             )
         return self.get(appeal_id)
+
+    def restores_due(self, at: datetime, *, limit: int = 100) -> builtins.list[Appeal]:
+        """Reversed appeals whose restoration is ``pending`` or ``failed`` and due at
+        ``at`` (never tried: due at once; given up, ``restore_after`` None after a try:
+        never), oldest first."""
+        query = (
+            _query()
+            .where(
+                t.c.state == str(AppealState.REVERSED),
+                t.c.restoration.in_([str(Restoration.PENDING), str(Restoration.FAILED)]),
+                or_(
+                    and_(t.c.restore_after.is_(None), t.c.restore_attempts == 0),
+                    t.c.restore_after <= utc(at),
+                ),
+            )
+            .order_by(t.c.id)
+            .limit(limit)
+        )
+        with self._engine.connect() as conn:
+            return [_appeal(row) for row in conn.execute(query)]

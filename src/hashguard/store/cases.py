@@ -5,6 +5,7 @@ from __future__ import annotations
 import builtins
 import json
 from collections.abc import Mapping, Sequence
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Connection, Engine, Row, insert, select, update
@@ -24,7 +25,7 @@ from hashguard.domain.matches import Match, match_from_json, match_to_json
 from hashguard.domain.policy import Decision, decision_from_json, decision_to_json
 from hashguard.domain.remote import RemoteResult, remote_from_json, remote_to_json
 from hashguard.domain.signals import FileSignals, signals_from_json, signals_to_json
-from hashguard.store._util import aware, now
+from hashguard.store._util import aware, now, utc
 from hashguard.store.actions import enqueue
 from hashguard.store.schema import case_events, cases
 
@@ -204,18 +205,21 @@ class CaseStore:
         confirmers: Sequence[str] | None = None,
         details: Mapping[str, Any] | None = None,
         actions: Sequence[NewAction] = (),
+        at: datetime | None = None,
     ) -> Case:
         """Change the case (state, assignee, confirmers), record the event and put
         ``actions`` (the change's webhooks) in the outbox, in one transaction, only if
         the case is still at ``expected_version``; else raise ``StaleCase``.
-        ``to_state`` ``None`` keeps the state."""
+        ``to_state`` ``None`` keeps the state. ``at`` is the caller's clock (the case's
+        ``updated_at`` and the event's time; the wall clock when ``None``)."""
+        moment = utc(at) if at is not None else now()
         with self._engine.begin() as conn:
             row = conn.execute(
                 select(cases.c.version, cases.c.state).where(cases.c.id == case_id)
             ).first()
             if row is None:
                 raise UnknownCase(case_id)
-            values: dict[str, Any] = {"updated_at": now(), "version": expected_version + 1}
+            values: dict[str, Any] = {"updated_at": moment, "version": expected_version + 1}
             if to_state is not None:
                 values["state"] = str(to_state)
             if assignee is not KEEP:
@@ -238,6 +242,7 @@ class CaseStore:
                 to_state=to_state,
                 reason=reason,
                 details=dict(details or {}),
+                at=moment,
             )
             for action in actions:
                 enqueue(conn, action)
@@ -376,11 +381,12 @@ def _append_event(
     to_state: CaseState | None,
     reason: str | None,
     details: Mapping[str, Any],
+    at: datetime | None = None,
 ) -> None:
     conn.execute(
         insert(case_events).values(
             case_id=case_id,
-            at=now(),
+            at=at if at is not None else now(),
             actor=actor,
             kind=str(kind),
             from_state=str(from_state) if from_state else None,

@@ -720,6 +720,9 @@ appeals = Table(
     Column("decision_statement_id", Id, ForeignKey("statements.id")),
     Column("restoration", String(16)),
     Column("restoration_notes", JSON, nullable=False),
+    #: the automatic retries of a ``pending`` or ``failed`` restoration (``jobs``)
+    Column("restore_attempts", Integer, nullable=False, server_default="0"),
+    Column("restore_after", DateTime(timezone=True)),
     Index("ix_appeals_case_id", "case_id"),
     Index("ix_appeals_state", "state", "id"),
 )

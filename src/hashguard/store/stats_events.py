@@ -207,3 +207,10 @@ def tally_event(  # noqa: PLR0912, PLR0915 (one branch per counted action, read 
     elif kind in (AuditAction.APPEAL_RECEIVED, AuditAction.APPEAL_DECIDED):
         # received, then upheld or reversed (``review/appeals.py`` names the state)
         tally.count(day, Metric.APPEALS, state=str(details.get("state") or ""))
+        if kind is AuditAction.APPEAL_DECIDED:
+            received, decided = details.get("received_at"), details.get("decided_at")
+            if isinstance(received, str):
+                end = datetime.fromisoformat(decided) if isinstance(decided, str) else at
+                taken = _seconds(datetime.fromisoformat(received), end)
+                if taken is not None:
+                    tally.time(day, Timing.APPEAL_TO_DECISION, taken)

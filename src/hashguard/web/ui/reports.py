@@ -21,6 +21,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Path, Query, Request, Response
 from starlette.concurrency import run_in_threadpool
 
+from hashguard.domain.appeals import AppealState
 from hashguard.domain.cases import Case, CaseState
 from hashguard.domain.people import Permission
 from hashguard.domain.reports import Report, ReportState, ReportStep
@@ -71,6 +72,9 @@ class CaseReport:
     #: a report waiting for its next attempt (NCMEC answered "retry later")
     waiting_until: datetime | None
     flash: str | None
+    #: the reversed appeal (Art. 20 DSA) that lifted the case's decision, if any: the
+    #: report is of content no longer found to be CSAM
+    reversed_on_appeal: int | None = None
 
 
 def _resumable(report: Report, now: datetime) -> bool:
@@ -100,6 +104,15 @@ def case_report(svc: Services, who: SignedIn, case: Case, reported: str = "") ->
         can_retract=lead and report is not None and not report.state.final,
         waiting_until=waiting,
         flash=FLASHES.get(reported),
+        reversed_on_appeal=_reversal(svc, case.id),
+    )
+
+
+def _reversal(svc: Services, case_id: int) -> int | None:
+    """The id of the appeal that reversed the case's decision (None: none did)."""
+    return next(
+        (a.id for a in svc.store.appeals.for_case(case_id) if a.state is AppealState.REVERSED),
+        None,
     )
 
 
@@ -179,14 +192,21 @@ def _state(state: str) -> ReportState | None:
         raise UiError(400, "Bad request", f"there is no report state {state!r}") from None
 
 
-def _listed(svc: Services, state: ReportState | None) -> tuple[list[Report], dict[str, int]]:
+def _listed(
+    svc: Services, state: ReportState | None
+) -> tuple[list[Report], dict[str, int], dict[int, int]]:
     everything = svc.store.reports.list()
+    # case id -> the appeal that reversed its decision
+    reversed_ = {
+        a.case_id: a.id
+        for a in svc.store.appeals.list(states=[AppealState.REVERSED], limit=100_000)
+    }
     counts = {str(s): 0 for s in ReportState}
     for report in everything:
         counts[str(report.state)] += 1
     shown = [r for r in everything if state is None or r.state is state]
     shown.sort(key=lambda r: r.id, reverse=True)
-    return shown[:SHOWN], counts
+    return shown[:SHOWN], counts, reversed_
 
 
 @router.get("/reports")
@@ -195,13 +215,14 @@ async def reports_page(
 ) -> Response:
     """Reports newest first; ``state`` one state (``failed``: the dead letters)."""
     wanted = _state(state)
-    shown, counts = await run_in_threadpool(_listed, services(request), wanted)
+    shown, counts, reversed_ = await run_in_threadpool(_listed, services(request), wanted)
     return page(
         request,
         "reports.html",
         {
             "reports": shown,
             "counts": counts,
+            "reversed": reversed_,
             "state": str(wanted) if wanted is not None else "",
             "states": [str(s) for s in ReportState],
             "shown": SHOWN,
