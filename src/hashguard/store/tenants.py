@@ -20,8 +20,8 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from hashguard.domain.stats import Metric
 from hashguard.domain.tenants import Tenant, TenantDay, TenantState
 from hashguard.store._util import now, stamp
-from hashguard.store.stats import count
 from hashguard.store.schema import tenant_usage, tenants
+from hashguard.store.stats import count
 
 
 class UnknownTenant(LookupError):
@@ -172,9 +172,7 @@ class TenantStore:
             ).one()
         return Charge(allowed=False, used=int(row.hashes), first_refusal=row.refused == 1)
 
-    def refund(
-        self, tenant_id: int, day: date, hashes: int, *, tenant: str | None = None
-    ) -> None:
+    def refund(self, tenant_id: int, day: date, hashes: int, *, tenant: str | None = None) -> None:
         """Undo a ``charge`` whose call was not answered (nothing was looked up), and
         its ``lookups`` count, in one transaction."""
         with self._engine.begin() as conn:
