@@ -95,6 +95,10 @@ def main() -> int:
             from bench.stats import stats_rows  # noqa: PLC0415 - the hashing pool: only when asked
 
             rows += stats_rows(scale, progress.print)
+        if "retro" in wanted:
+            from bench.retro import retro_rows  # noqa: PLC0415 - builds a large index
+
+            rows += retro_rows(scale, progress.print)
         if "objects" in wanted:
             from bench.objects import objects_rows  # noqa: PLC0415 - moto: the dev extra
 

@@ -44,6 +44,7 @@ SECTIONS = (
     "scan", "fidelity", "import", "exact", "index", "service", "audit", "reports", "statements",
     "tenants",
     "client",
+    "retro",
     "notices",
     "stats",
     "objects",

@@ -3,9 +3,10 @@
 Builds the demo (benign generated images only) in a temporary folder, scans it the way
 ``hashguard demo`` does, serves it on a free loopback port, signs in through the form
 in Debian's Chromium and writes docs/img/review-queue.png, docs/img/review-case.png
-(a case page with its blurred preview, before any reveal) and docs/img/review-notices.png
+(a case page with its blurred preview, before any reveal) docs/img/review-notices.png
 (the notices queue: a few notices resolved by the real resolver, the platform's
-callback answered in process with the demo's own files).
+callback answered in process with the demo's own files) and docs/img/review-stats.png
+(the statistics dashboard, signed in as a lead).
 """
 
 from __future__ import annotations
@@ -63,6 +64,8 @@ VIEWPORT: ViewportSize = {"width": 1280, "height": 800}
 #: the case shown: an edited (rotated) copy, found by PDQ, waiting for review
 SHOWN = "known-1-rotated.jpg"
 NAME, PASSWORD = "demo-reviewer", "screenshots-only"
+#: the statistics are for leads, admins and auditors
+LEAD = "demo-lead"
 MAX_BYTES = 300_000
 
 
@@ -76,7 +79,7 @@ def prepare(root: Path) -> tuple[Settings, int]:
             store, settings, layout.uploads, ScanOptions(max_pixels=10**8, dihedral=True)
         )
         store.people.create_user(NAME, Role.REVIEWER, password_hash=PasswordHasher().hash(PASSWORD))
-        store.people.create_user("demo-lead", Role.LEAD)
+        store.people.create_user(LEAD, Role.LEAD, password_hash=PasswordHasher().hash(PASSWORD))
         by_name = {Path(c.sources[0].path or "").name: c for c in done.cases}
         # near the top of the queue (newest first): one confirmed once, one assigned
         newest = sorted((c.id for c in done.cases if c.id != by_name[SHOWN].id), reverse=True)
@@ -202,10 +205,10 @@ def serving(settings: Settings) -> Iterator[str]:
         thread.join(timeout=30)
 
 
-def sign_in(page: Page, base: str) -> None:
+def sign_in(page: Page, base: str, name: str = NAME) -> None:
     """Through the sign-in form, as a person would."""
     page.goto(f"{base}/ui/login")
-    page.fill("form#login input[name=username]", NAME)
+    page.fill("form#login input[name=username]", name)
     page.fill("form#login input[name=password]", PASSWORD)
     page.click("form#login button[type=submit]")
     page.wait_for_url(f"{base}/ui/")
@@ -241,6 +244,13 @@ def main() -> None:
                 page.goto(f"{base}/ui/notices?state=all")
                 page.wait_for_selector("table#notices")
                 shoot(page, OUT / "review-notices.png")
+                lead = browser.new_context(viewport=VIEWPORT, device_scale_factor=1).new_page()
+                sign_in(lead, base, LEAD)
+                lead.goto(f"{base}/ui/stats")
+                lead.wait_for_selector("#lists-table")
+                # the charts are drawn at the page's width: half size shows several at once
+                lead.evaluate("document.body.style.zoom = '0.5'")
+                shoot(lead, OUT / "review-stats.png")
             finally:
                 browser.close()
 

@@ -281,6 +281,11 @@ def test_listing_filters_and_pages(world: World, base: str) -> None:
         assert [c["id"] for c in newest["cases"]] == ids[::-1][:3]
         rest = http.get("/v1/cases", params={"order": "newest", "after": newest["next"]}).json()
         assert [c["id"] for c in rest["cases"]] == ids[::-1][3:]
+        ranked = http.get("/v1/cases", params={"order": "priority"}).json()
+        assert sorted(c["id"] for c in ranked["cases"]) == ids
+        assert ranked["next"] is None
+        assert all(c["priority"] for c in ranked["cases"]), "each with its reason"
+        assert_problem(http.get("/v1/cases", params={"order": "priority", "after": 1}), 422)
 
         one, two, three = (world.cases[n] for n in ("one", "two", "three"))
         decision = {"verdict": "escalate", "reason": "legal"}

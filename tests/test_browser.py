@@ -15,11 +15,13 @@ import re
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 from PIL import Image
 from playwright.sync_api import Browser, Dialog, Page, expect
 
 from hashguard.domain.cases import CaseState
+from hashguard.domain.tokens import Scope
 from hashguard.web.ui.session import COOKIE
 from tests.browser_support import (
     IMAGES,
@@ -373,5 +375,54 @@ def test_the_lead_submits_the_report_from_the_case_page_and_sees_its_id(
             page.locator("nav a", has_text="Reports").click()
             listed = page.locator(f"#reports tr[data-state=finished] a[href='/ui/cases/{case_id}']")
             expect(listed).to_have_count(1)
+    finally:
+        context.close()
+
+
+def test_the_statistics_dashboard_shows_the_apis_numbers_under_the_strict_csp(
+    browser: Browser, world: ReviewWorld, base: str
+) -> None:
+    span = {"since": "2000-01-01", "until": "2099-12-31"}  # whatever day the scan ran
+    with world.store() as store:
+        _, secret = store.tokens.create("stats-browser", [Scope.STATS])
+    api = httpx.get(
+        f"{base}/v1/stats",
+        params={**span, "by": "bank,band"},
+        headers={"authorization": f"Bearer {secret}"},
+        timeout=30,
+    )
+    assert api.status_code == 200, api.text
+    expected = {
+        (row["key"]["bank"], row["key"]["band"]): row["counts"] for row in api.json()["rows"]
+    }
+    assert sum(c["matches"] for c in expected.values()) > 0, "the scan recorded matches"
+    context = world.signed_in(browser, base, "carol")  # a lead
+    try:
+        page = context.new_page()
+        refused: list[str] = []
+        page.on(
+            "console",
+            lambda m: refused.append(m.text) if "Content Security Policy" in m.text else None,
+        )
+        answer = page.goto(f"{base}/ui/stats?since={span['since']}&until={span['until']}")
+        assert answer is not None
+        assert answer.status == 200
+        csp = answer.headers["content-security-policy"]
+        assert "unsafe-inline" not in csp
+        # the charts: server-rendered SVG, one per chart, each drawn with some marks
+        charts = page.locator("main svg")
+        assert charts.count() >= 5
+        for index in range(charts.count()):
+            assert charts.nth(index).bounding_box() is not None
+        shown = {}
+        for row in page.locator("#lists-table tr.list-row").all():
+            cells = [c.inner_text() for c in row.locator("td").all()]
+            key = (row.get_attribute("data-bank") or "", row.get_attribute("data-band") or "")
+            shown[key] = [int(cells[i]) for i in (2, 3, 4, 5)]
+        assert shown == {
+            key: [c["matches"], c["cases_opened"], c["confirmed"], c["false_positive"]]
+            for key, c in expected.items()
+        }
+        assert not refused, refused
     finally:
         context.close()

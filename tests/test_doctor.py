@@ -433,3 +433,25 @@ def test_notices_waiting_without_a_callback_or_stuck(tmp_path: Path) -> None:
         # a resolved notice waits for nothing
         store.notices.move(first, NoticeState.NOT_FOUND, actor="system:test", at=T0)
         assert at(configured, late) == (True, "no notice waiting")
+
+
+def test_each_remote_matcher_shows_its_mode(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    url = f"sqlite:///{tmp_path / 'hashguard.db'}"
+    with closing(open_store(url, migrate=True)):
+        pass
+    settings = Settings(
+        home=home,
+        database_url=url,
+        remote={
+            "photodna": {"base_url": "http://127.0.0.1:9", "allow_media": True},
+            "arachnid_shield": {"base_url": "http://127.0.0.1:9", "test_mode": False},
+        },
+        remote_secrets={
+            "photodna": {"subscription_key": "k"},
+            "arachnid_shield": {"username": "u", "password": "p"},
+        },  # type: ignore[arg-type]
+    )
+    found = results(settings)["remote matchers"]
+    assert "photodna (test)" in found.message
+    assert "arachnid_shield (live)" in found.message

@@ -401,7 +401,9 @@ def test_a_failing_exchange_is_retried_then_dead_and_the_decision_stands(
         created = _feedback_actions(store)[0].created_at
 
         dispatcher = setup.dispatcher(
-            base=timedelta(seconds=1), cap=timedelta(seconds=1), horizon=timedelta(hours=1)
+            first=timedelta(seconds=1),
+            longest=timedelta(seconds=1),
+            give_up_after=timedelta(hours=1),
         )
         first = dispatcher.run_once(created + timedelta(minutes=1))
         assert len(first.retried) == 3

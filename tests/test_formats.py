@@ -162,7 +162,8 @@ def test_unknown_extension_needs_a_format() -> None:
 
 
 hex_digits = st.text(alphabet="0123456789abcdefABCDEF", min_size=1, max_size=70)
-algorithms = st.sampled_from(list(Algorithm))
+# a vPDQ list entry is a video (a set of frame hashes): not importable row by row yet
+algorithms = st.sampled_from([a for a in Algorithm if a is not Algorithm.VPDQ])
 
 
 @given(algorithm=algorithms, value=hex_digits)

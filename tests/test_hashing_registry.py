@@ -166,7 +166,7 @@ def test_a_plugin_hasher_runs_in_the_isolated_workers_without_an_edit_of_the_ker
     without = hash_path(str(netpbm), HashOptions(max_pixels=10**7))
     assert (without.problem, without.reason) == (
         Outcome.UNSUPPORTED,
-        "not an image format on the allowlist",
+        "not an image or video format on the allowlist",
     )
 
 

@@ -177,3 +177,26 @@ def test_snapshots_round_trip_and_refuse_tampering(tmp_path: Path) -> None:
 def test_snapshots_never_unpickle(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="not allowed"):
         snapshot.write(tmp_path / "x", {"objects": np.array([object()])}, {})
+
+
+@pytest.mark.parametrize("count", [1_000, 200_000])
+def test_search_many_equals_one_query_at_a_time(count: int) -> None:
+    """The batched search (retro-matching) finds exactly what ``search`` finds, each
+    query with its own limit."""
+    hashes = random_hashes(count)
+    index = PdqIndex(
+        hashes, np.arange(count, dtype=np.int64), np.zeros(count, np.uint16), threshold=31
+    )
+    queries = np.concatenate([q[None, :] for q in near(hashes, 300, 40)])
+    limits = np.asarray([31 if i % 2 else 12 for i in range(len(queries))], dtype=np.int16)
+    which, payloads, distances = index.search_many(queries, limits, batch=64)
+    got = sorted(zip(which.tolist(), payloads.tolist(), distances.tolist(), strict=True))
+    expected = []
+    for position, query in enumerate(queries):
+        hits = index.search(query, limits[position : position + 1])
+        expected += [
+            (position, p, d)
+            for p, d in zip(hits.payloads.tolist(), hits.distances.tolist(), strict=True)
+        ]
+    assert got == sorted(expected)
+    assert got  # the near copies within each limit are found

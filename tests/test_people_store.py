@@ -39,7 +39,8 @@ def test_accounts(store: Store) -> None:
 
 def test_roles_deny_by_default() -> None:
 
-    assert ROLE_PERMISSIONS[Role.AUDITOR] == {Permission.AUDIT_READ}
+    # an auditor reads the audit log and the (aggregate) statistics, nothing else
+    assert ROLE_PERMISSIONS[Role.AUDITOR] == {Permission.AUDIT_READ, Permission.STATS_VIEW}
     assert Permission.CASE_REVEAL not in ROLE_PERMISSIONS[Role.ADMIN]  # no exposure needed
     assert Permission.CASE_CONFIRM_FINAL not in ROLE_PERMISSIONS[Role.REVIEWER]
     assert ROLE_PERMISSIONS[Role.VIEWER] == {Permission.QUEUE_VIEW}

@@ -247,6 +247,7 @@ def test_the_dashboard_draws_the_api_numbers_for_the_roles_allowed(
             f"{base}/v1/stats", params={**span, "by": "month"}, headers=bearer(api)
         ).json()
     assert "Content-Security-Policy" in answer.headers
+    assert "unsafe-inline" not in answer.headers["Content-Security-Policy"]
     assert "style=" not in html
     assert "<script" not in html.split("</head>")[1]
     charts = dict(re.findall(r'<svg class="chart" data-chart="([^"]+)"(.*?)</svg>', html, re.S))

@@ -311,8 +311,8 @@ STEPS_FOR_KILL: list[tuple[str, Any]] = [
 ]
 
 
-def test_kill_9_mid_workload_leaves_the_rollups_equal_to_the_recount(tmp_path: Path) -> None:
-    url = f"sqlite:///{tmp_path / 'killed.db'}"
+def test_kill_9_mid_workload_leaves_the_rollups_equal_to_the_recount(db_url: str) -> None:
+    url = db_url
     store = open_store(url)
     store.banks.create("known", source="ncmec")
     root = Path(__file__).resolve().parent.parent

@@ -29,8 +29,9 @@ from hashguard.statements import service
 from hashguard.store import Store, open_store
 from hashguard.web.ui.notices import duration
 from hashguard.web.ui.session import COOKIE
+from tests.fakes.platform import Platform
 from tests.server import running_server
-from tests.test_notices import CLEAN, KNOWN, STOPLINE, Clock, Platform, _resolver, _url
+from tests.test_notices import CLEAN, KNOWN, OTHER_SECRET, SECRET, STOPLINE, Clock, _resolver, _url
 
 OPTIONS = ScanOptions(max_pixels=10**7)
 EMAIL = "person@example.test"
@@ -90,7 +91,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> World:
         statements_run_minutes=0,
         reports_run_minutes=0,
     )
-    platform = Platform()
+    platform = Platform(SECRET, wrong_secret=OTHER_SECRET)
     try:
         with (
             contextlib.closing(open_store(settings.resolved_database_url, migrate=True)) as store,

@@ -231,6 +231,10 @@ def test_queue_and_case_page(world: World) -> None:
         assert ids(alice.get("/ui/", params={"state": "confirmed"}).text) == []
         assert alice.get("/ui/", params={"state": "nonsense"}).status_code == 400
         assert ids(alice.get("/ui/", params={"mine": "1"}).text) == []
+        ranked = alice.get("/ui/", params={"order": "priority"})
+        assert sorted(ids(ranked.text)) == sorted(cases.values())
+        assert 'class="priority"' in ranked.text
+        assert "By priority" in ranked.text
 
         page = alice.get(f"/ui/cases/{cases['act']}")
         assert page.status_code == 200

@@ -439,13 +439,15 @@ def check_remote(doctor: Doctor) -> Finding:
     failed = False
     try:
         for matcher in matchers:
+            # test or live: whether a match from it is taken for a real classification
+            named = f"{matcher.label} ({'test' if matcher.options.test_mode else 'live'})"
             try:
                 answer = matcher.probe()
             except Exception as exc:  # noqa: BLE001 - any failure of the check is the finding
                 failed = True
-                said.append(f"{matcher.label}: {_first_line(exc)}")
+                said.append(f"{named}: {_first_line(exc)}")
                 continue
-            said.append(f"{matcher.label}: {answer or 'configured (no check call)'}")
+            said.append(f"{named}: {answer or 'configured (no check call)'}")
     finally:
         for matcher in matchers:
             matcher.close()

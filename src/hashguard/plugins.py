@@ -29,6 +29,8 @@ class AdapterKind(StrEnum):
     REPORT_SINK = "report_sink"
     #: where statements of reasons are filed (the DSA Transparency Database)
     STATEMENT_SINK = "statement_sink"
+    #: a classifier's score: review priority only, never a match (``hashguard.classify``)
+    CLASSIFIER = "classifier"
 
 
 class NoSettings(BaseModel):

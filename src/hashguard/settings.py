@@ -145,6 +145,13 @@ class Settings(BaseSettings):
     #: tokens (by id) whose PDQ lookups answer the exact distance; others get matched
     #: or not (a distance lets a client read the listed hash bit by bit)
     lookup_distance_tokens: tuple[int, ...] = ()
+    #: serve HMA's (OpenMediaMatch's) API under /hma for existing HMA clients (docs/hma.md)
+    hma_compat: bool = False
+    #: hosts whose URLs the HMA routes may fetch (``GET /hma/h/hash?url=``); empty: none
+    hma_url_hosts: tuple[str, ...] = ()
+    #: for HMA clients that cannot send a token: a secret path segment -> the token it
+    #: stands for (``/hma/s/<secret>/m/raw_lookup`` acts as that token)
+    hma_path_secrets: dict[str, SecretStr] = Field(default_factory=dict)
     #: a PDQ lookup within this many bits of one of the token's recent matched lookups
     #: (and not a repeat) is a close lookup: what reading a listed hash takes
     lookup_probe_radius: int = Field(default=16, ge=1, le=128)
@@ -274,6 +281,14 @@ class Settings(BaseSettings):
     #: how often background jobs run the evidence retention job (0: never; then run
     #: `hashguard evidence retention run` yourself)
     retention_run_hours: float = Field(default=24, ge=0)
+    #: keep the hashes (never the content) of every checked item, with its identity and
+    #: the bank versions it was checked against, for retro-matching (`hashguard retro-match`)
+    keep_signals: bool = False
+    #: kept signals are forgotten this many days after they were checked
+    keep_signals_days: int = Field(default=365, ge=1, le=3650)
+    #: how often background jobs retro-match new bank entries against kept signals
+    #: (0: never; then run `hashguard retro-match` yourself); only with keep_signals
+    retro_match_minutes: float = Field(default=15, ge=0)
     #: a background job's lease: renewed while it runs; a killed process's job is taken
     #: over this long after its last renewal
     jobs_lease_seconds: float = Field(default=60, ge=1)

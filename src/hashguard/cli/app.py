@@ -25,11 +25,13 @@ from hashguard.cli.cases import app as cases_app
 from hashguard.cli.doctor import doctor as doctor_command
 from hashguard.cli.evidence import app as evidence_app
 from hashguard.cli.exposure import app as exposure_app
+from hashguard.cli.hma import import_hma_command
 from hashguard.cli.init import init as init_command
 from hashguard.cli.notices import app as notices_app
 from hashguard.cli.referrals import app as referrals_app
 from hashguard.cli.remote import app as remote_app
 from hashguard.cli.reports import app as reports_app
+from hashguard.cli.retro import retro_match_command
 from hashguard.cli.statements import app as statements_app
 from hashguard.cli.stats import app as stats_app
 from hashguard.cli.stats_views import register as register_stats_views
@@ -69,6 +71,8 @@ app.command("serve")(serve.serve)
 app.command("worker")(worker.worker)
 app.command("hash")(hash.hash_files)
 app.command("scan")(scan.scan)
+app.command("retro-match")(retro_match_command)
 app.command("demo")(demo.demo)
 app.command("doctor")(doctor_command)
 app.command("init")(init_command)
+app.command("import-hma")(import_hma_command)

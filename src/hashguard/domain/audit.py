@@ -118,6 +118,12 @@ class AuditAction(StrEnum):
     LOOKUP_PROBING = "lookup.probing"
     #: a statement of reasons (DSA Art. 17) was issued for a restriction
     STATEMENT_ISSUED = "statement.issued"
+    #: a kept signal matched a bank entry added after it was checked (retro-matching)
+    RETRO_MATCHED = "retro.matched"
+    #: a retro-match run: the new entries matched against every kept signal
+    RETRO_RUN = "retro.run"
+    #: kept signals past their retention limit were forgotten
+    RETRO_FORGOTTEN = "retro.forgotten"
     #: a batch of statements was filed in the Transparency Database (puids named)
     STATEMENTS_FILED = "statement.filed"
     #: the Transparency Database refused a statement as invalid (the dead letter)

@@ -31,6 +31,9 @@ class Match:
     frame: int = 0
     transform: str = "original"
     suppressed_by: str | None = None
+    #: for a video's frame matched against a PDQ (image) bank: the frame's time in
+    #: seconds (``frame`` is then the video's frame number); None otherwise
+    timestamp: float | None = None
     entry_ref: int | None = field(default=None, compare=False, repr=False)
 
     @property
@@ -51,6 +54,8 @@ def match_to_json(match: Match) -> dict[str, Any]:
         "frame": match.frame,
         "transform": match.transform,
         "suppressed_by": match.suppressed_by,
+        # present only for a video frame's match (other matches' stored shape unchanged)
+        **({} if match.timestamp is None else {"timestamp": match.timestamp}),
     }
 
 
@@ -65,4 +70,5 @@ def match_from_json(data: dict[str, Any]) -> Match:
         frame=data["frame"],
         transform=data["transform"],
         suppressed_by=data["suppressed_by"],
+        timestamp=data.get("timestamp"),
     )

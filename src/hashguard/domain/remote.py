@@ -37,6 +37,9 @@ class RemoteResult:
     reason: str | None = None
     raw: str | None = None
     seconds: float = 0.0
+    #: a classifier's prediction given with a ``no_match`` (Safer): a signal for review
+    #: priority only, never a match (``hashguard.classify``)
+    classifier_score: float | None = None
 
 
 def remote_to_json(result: RemoteResult, *, keep_raw: bool | None = None) -> dict[str, Any]:

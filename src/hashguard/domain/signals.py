@@ -7,6 +7,15 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
+from hashguard.domain.video import (
+    VideoInfo,
+    VpdqFrame,
+    video_from_json,
+    video_to_json,
+    vpdq_from_json,
+    vpdq_to_json,
+)
+
 #: PDQ's own recommendation (pdq/README.md): hashes of quality <= 49 are unreliable.
 PDQ_MIN_QUALITY = 50
 
@@ -39,6 +48,8 @@ class Algorithm(StrEnum):
     SHA1 = "sha1"
     SHA256 = "sha256"
     PDQ = "pdq"
+    #: Meta's video PDQ: one PDQ hash per sampled frame (``domain.video.VpdqFrame``)
+    VPDQ = "vpdq"
 
     @property
     def hex_length(self) -> int:
@@ -46,10 +57,17 @@ class Algorithm(StrEnum):
 
     @property
     def is_exact(self) -> bool:
-        return self is not Algorithm.PDQ
+        return self in EXACT_ALGORITHMS
 
 
-_HEX_LENGTH = {Algorithm.MD5: 32, Algorithm.SHA1: 40, Algorithm.SHA256: 64, Algorithm.PDQ: 64}
+#: a vPDQ value is one frame's PDQ hash (a list entry is a set of them)
+_HEX_LENGTH = {
+    Algorithm.MD5: 32,
+    Algorithm.SHA1: 40,
+    Algorithm.SHA256: 64,
+    Algorithm.PDQ: 64,
+    Algorithm.VPDQ: 64,
+}
 
 EXACT_ALGORITHMS = (Algorithm.MD5, Algorithm.SHA1, Algorithm.SHA256)
 
@@ -108,6 +126,10 @@ class FileSignals:
     width: int | None = None
     height: int | None = None
     pdq_reference: tuple[PdqHash, ...] = ()
+    #: the vPDQ features of a video's sampled frames (empty for anything else)
+    vpdq: tuple[VpdqFrame, ...] = ()
+    #: the probed container of a video (None for anything else)
+    video: VideoInfo | None = None
 
     def __post_init__(self) -> None:
         if any(p.mode is not PdqMode.REFERENCE for p in self.pdq_reference):
@@ -227,6 +249,17 @@ def signals_to_json(signals: FileSignals) -> dict[str, Any]:
             if signals.pdq_reference
             else {}
         ),
+        **_video_json(signals),
+    }
+
+
+def _video_json(signals: FileSignals) -> dict[str, Any]:
+    """A video's keys, present only for a video (other files' stored shape is unchanged)."""
+    if signals.video is None and not signals.vpdq:
+        return {}
+    return {
+        "video": None if signals.video is None else video_to_json(signals.video),
+        "vpdq": [vpdq_to_json(f) for f in signals.vpdq],
     }
 
 
@@ -236,6 +269,7 @@ def signals_shown(signals: FileSignals, *, dihedral: bool = False) -> dict[str, 
     used for ``image_format``."""
     return {
         **signals_to_json(signals),
+        **({"vpdq_frames": len(signals.vpdq)} if signals.vpdq else {}),
         "format": signals.image_format,
         "pdq": [pdq_shown(p, dihedral=dihedral) for p in signals.pdq],
         **(
@@ -259,4 +293,6 @@ def signals_from_json(data: Mapping[str, Any]) -> FileSignals:
         image_format=data.get("image_format", data.get("format")),
         width=data.get("width"),
         height=data.get("height"),
+        vpdq=tuple(vpdq_from_json(f) for f in data.get("vpdq") or ()),
+        video=None if data.get("video") is None else video_from_json(data["video"]),
     )

@@ -33,7 +33,8 @@ class Metric(StrEnum):
     DECISIONS = "decisions"
     #: a remote matcher asked: labels service, answer (answered/not_answered), way
     REMOTE_CALLS = "remote_calls"
-    #: a case opened: labels way, bank, band (empty for notice-only cases)
+    #: a case opened: labels way, bank, band (empty for notice-only cases; ``classifier``
+    #: for a case a classifier score opened, with no list match)
     CASES_OPENED = "cases_opened"
     #: a case decided by review: labels outcome (confirmed/false_positive/escalated), bank, band
     CASES_DECIDED = "cases_decided"

@@ -61,8 +61,9 @@ _PILLOW_PLUGINS: dict[ImageFormat, tuple[str, ...]] = {
 _HEIF_BRANDS = {b"heic", b"heix", b"hevc", b"hevx", b"heim", b"heis", b"mif1", b"msf1"}
 _AVIF_BRANDS = {b"avif", b"avis"}
 
-#: Enough leading bytes for every signature in ``sniff``.
-SNIFF_BYTES = 16
+#: Enough leading bytes for every signature in ``sniff`` and ``video.sniff_video`` (an
+#: MPEG-TS file is known by its second packet's sync byte, at 188).
+SNIFF_BYTES = 192
 
 #: Modes threatexchange hands to pdqhash as they are (L is stacked to three channels).
 _AS_IS_MODES = {"RGB", "RGBA", "L"}

@@ -42,6 +42,9 @@ HOUSEKEEPING = "housekeeping"
 REPORTS = "reports"
 NOTICES = "notices"
 STATEMENTS = "statements"
+RETRO_MATCH = "retro-match"
+#: who the retro-match job acts as
+RETRO_ACTOR = "system:retro"
 #: who the reports job acts as (in the audit log and the reports' steps)
 REPORTS_ACTOR = "system:reports"
 #: confirmed cases auto_report drafts and submits in one run at most (the rest next run)
@@ -303,6 +306,35 @@ def file_statements(
         )
 
 
+def retro_match_job(settings: Settings, store: Store, ctx: JobContext) -> None:
+    """New bank entries against every kept signal (``scan.retro``); evidence of a hit is
+    kept when this installation has a master key, and read again only from local files
+    (object storage hits keep none here: ``hashguard retro-match --endpoint-url``)."""
+    from hashguard.matching.matcher import load_or_build  # noqa: PLC0415
+    from hashguard.scan.classify import policies_of  # noqa: PLC0415
+    from hashguard.scan.pipeline import OnceVault, Pipeline  # noqa: PLC0415
+    from hashguard.scan.retro import retro_match  # noqa: PLC0415
+
+    key = existing_master_key(settings)
+    matcher = load_or_build(store.banks, settings.index_path)
+    matcher.refresh()
+    pipeline = Pipeline.configured(
+        settings,
+        store,
+        actor=RETRO_ACTOR,
+        matcher=matcher,
+        policies=lambda: policies_of(matcher.banks),
+        vault=OnceVault(lambda: open_vault(settings, store, key)) if key is not None else None,
+    )
+    summary = retro_match(store, pipeline, keep_days=settings.keep_signals_days, now=ctx.now)
+    log.info(
+        "retro-match: %d new entries, %d matched, %d cases",
+        summary.new_entries,
+        summary.matched,
+        summary.cases,
+    )
+
+
 def intervals(settings: Settings) -> dict[str, timedelta]:
     """The jobs ``settings`` switch on (an interval of 0 switches one off), by name, and
     how often each runs."""
@@ -319,6 +351,8 @@ def intervals(settings: Settings) -> dict[str, timedelta]:
     if settings.statements_run_minutes > 0:
         # on whenever its interval is: a no-op while the Transparency Database sink is off
         every[STATEMENTS] = timedelta(minutes=settings.statements_run_minutes)
+    if settings.keep_signals and settings.retro_match_minutes > 0:
+        every[RETRO_MATCH] = timedelta(minutes=settings.retro_match_minutes)
     return every
 
 
@@ -338,6 +372,7 @@ def builtin_jobs(
         REPORTS: ReportsJob(settings, store, registry),
         NOTICES: lambda ctx: resolve_notices(settings, store, registry, ctx),
         STATEMENTS: lambda ctx: file_statements(settings, store, registry, ctx),
+        RETRO_MATCH: lambda ctx: retro_match_job(settings, store, ctx),
     }
     return [
         Job(name=name, every=every, run=runs[name]) for name, every in intervals(settings).items()

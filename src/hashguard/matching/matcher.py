@@ -56,6 +56,7 @@ class _Found:
     distance: int
     frame: int = 0
     transform: str = "original"
+    timestamp: float | None = None
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -250,6 +251,8 @@ class Matcher:
         match suppresses the PDQ known matches of the same frame only: a file whose
         exact bytes are on a known list is not excused by looking like an allowed
         image. Low-quality PDQ hashes (quality < 50) are not used for distance matching.
+        A video's sampled frames (its vPDQ features, PDQ hashes of frames) are matched
+        against the PDQ banks the same way, each match carrying the frame's timestamp.
         """
         found = self._exact_matches([(a, signals.exact(a)) for a in EXACT_ALGORITHMS])
         confirm = False
@@ -261,8 +264,23 @@ class Matcher:
                 )
                 found.extend(hits)
                 confirm = confirm or near
+        found.extend(self._frame_matches(signals))
         (matches,) = self._described([found])
         return Screened(matches=_suppress(matches), confirm=confirm)
+
+    def _frame_matches(self, signals: FileSignals) -> list[_Found]:
+        """PDQ-bank entries that a video's sampled frames match: per entry the closest
+        frame, the earliest of equally close ones (one match per entry, as for images)."""
+        best: dict[int, _Found] = {}
+        for feature in signals.vpdq:
+            if feature.low_quality:
+                continue
+            hits, _ = self._pdq_matches(feature.frame, (feature.value,))
+            for hit in hits:
+                known = best.get(hit.payload)
+                if known is None or hit.distance < known.distance:
+                    best[hit.payload] = replace(hit, timestamp=feature.timestamp)
+        return list(best.values())
 
     def lookup(self, queries: Sequence[tuple[Algorithm, str]]) -> list[tuple[Match, ...]]:
         """Matches of hashes computed elsewhere, one tuple per query, each suppressed
@@ -303,6 +321,7 @@ class Matcher:
                         category=category,
                         frame=item.frame,
                         transform=item.transform,
+                        timestamp=item.timestamp,
                         entry_ref=item.payload,
                     )
                 )

@@ -315,6 +315,78 @@ class PdqIndex:
             hits = _merge(hits, self._search_delta(query, thresholds))
         return hits
 
+    def search_many(
+        self, queries: U64, limits: I16, *, batch: int = 256
+    ) -> tuple[npt.NDArray[np.intp], I64, I16]:
+        """Many queries at once, each with its own limit (retro-matching: the queries are
+        new bank entries, each with its bank's threshold; the entries' banks are not
+        consulted). Returns parallel arrays ``(query position, payload, distance)`` of
+        every live entry within its query's limit. Vectorised over ``batch`` queries at a
+        time: the per-query Python overhead of ``search`` is paid once per batch."""
+        found: list[tuple[npt.NDArray[np.intp], I64, I16]] = []
+        for start in range(0, len(queries), batch):
+            found.append(self._search_batch(queries[start : start + batch], limits, start))
+        if len(self._delta_payloads):
+            for position, query in enumerate(queries):
+                distances = _distances(self._delta_hashes, query)
+                keep = distances <= limits[position]
+                found.append(
+                    (
+                        np.full(int(keep.sum()), position, dtype=np.intp),
+                        self._delta_payloads[keep],
+                        distances[keep],
+                    )
+                )
+        if not found:
+            return np.empty(0, np.intp), np.empty(0, np.int64), np.empty(0, np.int16)
+        return (
+            np.concatenate([f[0] for f in found]),
+            np.concatenate([f[1] for f in found]),
+            np.concatenate([f[2] for f in found]),
+        )
+
+    def _search_batch(
+        self, queries: U64, limits: I16, first: int
+    ) -> tuple[npt.NDArray[np.intp], I64, I16]:
+        own = limits[first : first + len(queries)]
+        limit = int(own.max()) if len(own) else 0
+        radius = max(self.layout.radius, limit // len(self.layout.widths or (0,)))
+        if not self.layout.widths or radius > MAX_RADIUS:
+            # small index or a radius too wide to probe: every query against every row
+            rows = np.flatnonzero(self._alive)
+            which = np.repeat(np.arange(len(queries)), len(rows))
+            rows = np.tile(rows, len(queries))
+        else:
+            values = np.stack(
+                [
+                    _chunk_values(queries, offset, width)
+                    for offset, width in zip(self.layout.offsets, self.layout.widths, strict=True)
+                ],
+                axis=1,
+            )
+            probes = self._probes_for(radius)
+            keys = (probes.masks[None, :] ^ values[:, probes.chunk]).astype(np.int64)
+            keys += probes.base[None, :]
+            begin = self._starts[keys].astype(np.int64).ravel()
+            lengths = self._starts[keys + 1].astype(np.int64).ravel() - begin
+            total = int(lengths.sum())
+            shift = np.repeat(begin - (np.cumsum(lengths) - lengths), lengths)
+            rows = self._order[shift + np.arange(total)].astype(np.intp)
+            which = np.repeat(
+                np.arange(len(queries)), lengths.reshape(len(queries), -1).sum(axis=1)
+            )
+        distances = np.bitwise_count(np.take(self._hashes, rows, axis=0) ^ queries[which]).sum(
+            axis=1, dtype=np.int16
+        )
+        keep = (distances <= own[which]) & np.take(self._alive, rows)
+        rows, which, distances = rows[keep], which[keep], distances[keep]
+        if len(rows) > 1:
+            _, first_seen = np.unique(
+                which.astype(np.int64) * len(self._payloads) + rows, return_index=True
+            )
+            rows, which, distances = rows[first_seen], which[first_seen], distances[first_seen]
+        return (which + first).astype(np.intp), self._payloads[rows], distances
+
     def _probes_for(self, radius: int) -> _Probes:
         """Every chunk's flip masks within ``radius`` bits, in one array (a query is one
         vectorised pass), with the chunk and table base of each; built once per radius."""

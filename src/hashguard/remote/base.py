@@ -68,6 +68,12 @@ class RemoteMatcher(Adapter):
     @abstractmethod
     def match(self, data: bytes, signals: FileSignals) -> RemoteResult: ...
 
+    def review_threshold(self) -> float | None:
+        """The classifier score at or above which a file this matcher did not match goes
+        to review ("classifier, no list match"); None: its scores only order the queue
+        (and a matcher without a classifier has none)."""
+        return None
+
     def probe(self) -> str | None:
         """Check the service and the credentials with a call that carries no file's data
         (``hashguard doctor``): what it said, or None when the adapter has no such call.

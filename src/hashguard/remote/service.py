@@ -64,6 +64,11 @@ class RemoteMatching:
         )
 
     @property
+    def review_thresholds(self) -> dict[str, float]:
+        """Each matcher's classifier review threshold, by the name its answers carry."""
+        return {m.label: t for m in self.matchers if (t := m.review_threshold()) is not None}
+
+    @property
     def wants_media(self) -> bool:
         """Whether any matcher may send a file's bytes (else hashes are enough)."""
         return any(m.options.allow_media for m in self.matchers)

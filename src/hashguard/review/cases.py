@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from hashguard.audit import record
+from hashguard.classify.signals import CLASSIFIER_BAND, is_classifier_decision
 from hashguard.domain.actions import EventType, WebhookEndpoint
 from hashguard.domain.audit import AuditAction
 from hashguard.domain.banks import BankEntry, BankKind
@@ -32,7 +33,7 @@ from hashguard.domain.cases import (
 from hashguard.domain.exchanges import FeedbackVerdict
 from hashguard.domain.matches import match_to_json
 from hashguard.domain.people import NAME_PATTERN
-from hashguard.domain.policy import decision_to_json
+from hashguard.domain.policy import Decision, decision_to_json
 from hashguard.domain.reports import FileAnnotation, IndustryClassification
 from hashguard.domain.scans import FileResult, Outcome
 from hashguard.domain.signals import Algorithm, PdqHash, leaving, signals_shown
@@ -139,6 +140,16 @@ def _reason(reason: str | None) -> str:
 # -- opening cases --------------------------------------------------------------------
 
 
+def case_band(decision: Decision) -> str:
+    """The ``band`` label a case is counted under (CASES_OPENED, CASES_DECIDED):
+    ``classifier`` for a case a classifier's score opened (no list match), so that each
+    classifier's precision at its threshold can be read apart; else the band of its
+    decision (``domain.stats.band_of``)."""
+    if is_classifier_decision(decision):
+        return CLASSIFIER_BAND
+    return band_of(decision.action)
+
+
 def open_in(
     writes: Writes,
     result: FileResult,
@@ -186,7 +197,7 @@ def open_in(
                 "banks": list(case.banks),
                 # the statistics' labels (``store.stats_events``)
                 "bank": result.decision.bank,
-                "band": band_of(result.decision.action),
+                "band": case_band(result.decision),
             },
         )
     return case, change
@@ -255,7 +266,7 @@ def _audit(
         version=case.version,
         # the statistics' labels (``store.stats_events``)
         bank=case.decision.bank,
-        band=band_of(case.decision.action),
+        band=case_band(case.decision),
         **details,
     )
 

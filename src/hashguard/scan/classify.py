@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Collection, Mapping, Sequence
 
+from hashguard.classify.signals import review_decision, signals_of
 from hashguard.domain.banks import Bank
 from hashguard.domain.matches import Match
 from hashguard.domain.policy import Action, BankPolicy, Decision
@@ -26,6 +27,7 @@ def classify(
     remote: tuple[RemoteResult, ...] = (),
     policies: Mapping[str, BankPolicy] | None = None,
     paused: Collection[int] = frozenset(),
+    review_thresholds: Mapping[str, float] | None = None,
 ) -> FileResult:
     """The one outcome of a file: a match (local or remote) wins, then the hashing
     problem (but an ``unsupported`` file whose exact hashes a remote matcher did not
@@ -33,7 +35,9 @@ def classify(
     no_match. The policy's
     decision (``policies`` by bank name; default policies when not given; ``paused``:
     the list entries the flood guard paused) goes with it: the outcome says what
-    matched, the decision what is to be done about it."""
+    matched, the decision what is to be done about it. A classifier's score never makes
+    a match: a file that matched nothing goes to review only when a score reached the
+    threshold the host set for its adapter (``review_thresholds``; ``classify.signals``)."""
     if output.signals is None:
         return FileResult(
             path=path,
@@ -57,6 +61,9 @@ def classify(
             reason = f"{output.problem} ({output.reason}); {reason}"
     else:
         outcome, reason = Outcome.NO_MATCH, _no_match_note(output, matches)
+    decision = decide(matches, remote, policies or {}, paused=paused)
+    if outcome is Outcome.NO_MATCH and review_thresholds:
+        decision = review_decision(signals_of(remote), review_thresholds) or decision
     return FileResult(
         path=path,
         outcome=outcome,
@@ -64,7 +71,7 @@ def classify(
         signals=output.signals,
         matches=matches,
         remote=remote,
-        decision=decide(matches, remote, policies or {}, paused=paused),
+        decision=decision,
     )
 
 

@@ -39,10 +39,12 @@ from hashguard.actions.outbox import endpoints_of, plan_for_decision
 from hashguard.domain.actions import NewAction, WebhookEndpoint
 from hashguard.domain.audit import AuditAction
 from hashguard.domain.cases import Case
+from hashguard.domain.kept import KeptPdq, NewKept
 from hashguard.domain.matches import Match
 from hashguard.domain.policy import BankPolicy
 from hashguard.domain.remote import RemoteResult
 from hashguard.domain.scans import FileResult, Outcome, printable_path
+from hashguard.domain.signals import PdqMode
 from hashguard.domain.statements import NotifierOf, StatementKind
 from hashguard.domain.stats import Timing, Way
 from hashguard.evidence.capture import NotTheMatchedFile, evidence_context
@@ -101,6 +103,17 @@ class Prepared:
     late: bool = False
     #: when the item came in (an upload: its time to decision is measured from here)
     received_at: datetime | None = None
+    #: a retro-match hit: the kept signal matched again and what its audit event says
+    retro: RetroHit | None = None
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class RetroHit:
+    """A kept signal that matched bank entries added after it was checked."""
+
+    kept_id: int
+    seq: int
+    details: Mapping[str, Any]
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -136,6 +149,8 @@ class Pipeline:
     #: count the files checked (``domain.stats``); off only in the benchmark that
     #: measures what counting costs
     counting: bool = True
+    #: keep every checked item's hashes (never its content) for retro-matching
+    keep_signals: bool = False
 
     @classmethod
     def configured(
@@ -163,6 +178,7 @@ class Pipeline:
             endpoints=endpoints_of(settings),
             quarantine_local=settings.quarantine_local,
             hashing=hashing,
+            keep_signals=settings.keep_signals,
         )
 
     def acting_as(self, actor: str) -> Pipeline:
@@ -217,15 +233,24 @@ class Pipeline:
         matches: tuple[Match, ...],
         remote: tuple[RemoteResult, ...],
     ) -> FileResult:
+        thresholds = self.remote.review_thresholds if self.remote is not None else None
         if not matches or output.signals is None:
-            return classify(path, output, matches, remote)
+            return classify(path, output, matches, remote, review_thresholds=thresholds)
         # something matched locally: the policies, and the flood guard's count of the list
         # entries that matched (its own transaction: counting distinct content, a retry
         # of the same item does not count twice)
         seen = self.store.flood.observe(
             matches, output.signals.sha256, now=self.clock(), alerts=flood_alerts(self.endpoints)
         )
-        return classify(path, output, matches, remote, policies=self.policies(), paused=seen.paused)
+        return classify(
+            path,
+            output,
+            matches,
+            remote,
+            policies=self.policies(),
+            paused=seen.paused,
+            review_thresholds=thresholds,
+        )
 
     def _late_committer(self, source: Source) -> Callable[[FileResult], None]:
         def commit(result: FileResult) -> None:
@@ -283,7 +308,7 @@ class Pipeline:
             return []
         # with counting on, every item is written: a file checked is counted even when
         # nothing else about it is kept
-        if not self.counting and not any(_writes_anything(p) for p in items):
+        if not (self.counting or self.keep_signals) and not any(_writes_anything(p) for p in items):
             return [Committed(result=p.result) for p in items]
         done: list[Committed] = []
         at = self.clock()
@@ -321,6 +346,16 @@ class Pipeline:
                     at=at,
                     seconds=(at - prepared.received_at).total_seconds(),
                 )
+        if prepared.retro is not None:
+            writes.mark_checked([prepared.retro.kept_id], prepared.retro.seq)
+            writes.audit(
+                self.actor,
+                AuditAction.RETRO_MATCHED,
+                decision_subject(result),
+                prepared.retro.details,
+            )
+        elif self.keep_signals and not prepared.late and result.signals is not None:
+            writes.keep_signals([kept_of(result, source)], at=at, seq=bank_seq(self.matcher))
         if audits_decision(result):
             writes.audit(
                 self.actor,
@@ -396,10 +431,49 @@ class Pipeline:
         return done
 
 
+def bank_seq(matcher: object) -> int:
+    """The banks' change sequence ``matcher`` matches at (a ``Matcher`` or the server's
+    ``MatcherService``); 0 when unknown, so a retro-match checks the item against every
+    entry rather than miss one."""
+    seq = getattr(matcher, "seq", None)
+    if isinstance(seq, int):
+        return seq
+    state = getattr(matcher, "state", None)
+    if callable(state):
+        value = getattr(state(), "seq", None)
+        if isinstance(value, int):
+            return value
+    return 0
+
+
+def kept_of(result: FileResult, source: Source) -> NewKept:
+    """The hashes of a checked item to keep, with its identity: only reference-mode PDQ
+    hashes (the ones lists carry); a ``fast`` hash without its reference is not kept."""
+    signals = result.signals
+    assert signals is not None
+    pdq = [p for p in signals.pdq if p.mode is PdqMode.REFERENCE] or list(signals.pdq_reference)
+    content = source.content()
+    case_source = source.case_source(result)
+    return NewKept(
+        way=str(case_source.kind),
+        md5=signals.md5,
+        sha1=signals.sha1,
+        sha256=signals.sha256,
+        size=signals.size,
+        pdq=tuple(KeptPdq(value=p.value, quality=p.quality) for p in pdq),
+        run_id=source.run_id,
+        path=result.path if source.run_id is not None else None,
+        object=source.object,
+        content_id=content.content_id,
+        request_id=source.context().get("request_id"),
+    )
+
+
 def _writes_anything(prepared: Prepared) -> bool:
     result = prepared.result
     return (
-        prepared.source.run_id is not None
+        prepared.retro is not None
+        or prepared.source.run_id is not None
         or audits_decision(result)
         or prepared.evidence is not None
         or bool(prepared.actions)

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from hashguard.domain.cases import CaseSource, ContentRef, SourceKind
+from hashguard.domain.kept import KeptSignal
 from hashguard.domain.objects import ObjectRef
 from hashguard.domain.scans import FileResult, ScanOptions
 from hashguard.domain.signals import FileSignals, PdqMode
@@ -293,6 +294,70 @@ class StoredObject:
         # only the bytes in hand: reading the object again for a rare confirmation is
         # left to the caller (the scanner keeps them until the item is recorded)
         return Rehash(data=self.data if self.data is not None else b"")
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class KeptItem:
+    """An item checked earlier whose kept signal matched a newer bank entry
+    (retro-matching). Its result is recorded in no scan run; its case names where it
+    was seen. Its content is read again only for evidence of a match: a local file at
+    its path, an object through ``fetch`` (pinned to its version and ETag), each used
+    only if it is still the content hashed; an upload's bytes were never kept."""
+
+    kept: KeptSignal
+    fetch: Callable[[ObjectRef], bytes] | None = None
+
+    @property
+    def run_id(self) -> int | None:
+        return None
+
+    @property
+    def quarantine_local(self) -> bool:
+        return self.kept.way == SourceKind.SCAN and self.kept.object is None
+
+    @property
+    def object(self) -> ObjectRef | None:
+        return self.kept.object
+
+    def case_source(self, result: FileResult) -> CaseSource:
+        kept = self.kept
+        if kept.way == SourceKind.UPLOAD:
+            return CaseSource(kind=SourceKind.UPLOAD, ref=kept.request_id or "-")
+        if kept.way == SourceKind.NOTICE:
+            return CaseSource(kind=SourceKind.NOTICE, ref=kept.request_id or "-")
+        return CaseSource(kind=SourceKind.SCAN, ref=str(kept.run_id or "-"), path=kept.path)
+
+    def content(self) -> ContentRef:
+        url = self.kept.object.uri if self.kept.object is not None else None
+        return ContentRef(content_id=self.kept.content_id, url=url)
+
+    def context(self) -> dict[str, str | None]:
+        return {"kept_signal": str(self.kept.id), "content_id": self.kept.content_id}
+
+    def action_key(self, result: FileResult) -> str:
+        return f"retro:{self.kept.id}:{self.kept.sha256}"
+
+    def evidence(self, sha256: str) -> bytes:
+        kept = self.kept
+        if kept.object is not None:
+            if self.fetch is None:
+                raise NotTheMatchedFile("no object store is configured to read the object")
+            try:
+                data = self.fetch(kept.object)
+            except OSError as exc:
+                raise NotTheMatchedFile(f"the object cannot be read again: {exc}") from exc
+            if hashlib.sha256(data).hexdigest() != sha256:
+                raise NotTheMatchedFile("the object changed since it was hashed")
+            return data
+        if kept.path is not None and kept.way == SourceKind.SCAN:
+            return read_matched(kept.path, sha256)
+        raise NotTheMatchedFile("the item's bytes were not kept (only its hashes)")
+
+    def media(self, signals: FileSignals) -> bytes:
+        return b""  # remote matchers are not asked again
+
+    def rehash(self) -> Rehash:
+        return Rehash(data=b"")
 
 
 def scan_options(

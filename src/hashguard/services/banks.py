@@ -186,3 +186,36 @@ def remove_entries(
         removed = unit.banks.remove_entries(name, signals)
         record(unit, actor, AuditAction.BANK_ENTRIES_REMOVED, subject(name), count=removed)
     return removed
+
+
+def add_content(
+    store: Store, actor: str, name: str, entries: Sequence[BankEntry]
+) -> tuple[int, EntryCounts]:
+    """Add one content item's signals (an HMA client's ``/c/bank/{name}/content`` or
+    ``/signal``), numbered as HMA numbers content (``bank.entries_added``)."""
+    with store.atomic() as unit:
+        content, counts = unit.banks.add_content(name, entries)
+        record(
+            unit,
+            actor,
+            AuditAction.BANK_ENTRIES_ADDED,
+            subject(name),
+            count=len(entries),
+            content=content,
+        )
+    return content, counts
+
+
+def remove_content(store: Store, actor: str, name: str, content: int) -> int:
+    """Tombstone one HMA content item's entries (``bank.entries_removed``)."""
+    with store.atomic() as unit:
+        removed = unit.banks.remove_content(name, content)
+        record(
+            unit,
+            actor,
+            AuditAction.BANK_ENTRIES_REMOVED,
+            subject(name),
+            count=removed,
+            content=content,
+        )
+    return removed

@@ -15,7 +15,7 @@ from dataclasses import asdict
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Engine, Row, insert, select, update
+from sqlalchemy import Connection, Engine, Row, bindparam, insert, select, update
 
 from hashguard.audit import compute_hash, event_body, normalise_details
 from hashguard.domain.audit import (
@@ -62,6 +62,9 @@ def _event(row: Row[Any]) -> AuditEvent:
         prev_hash=row.prev_hash,
         hash=row.hash,
     )
+
+
+_SET_HEAD = update(audit_state).where(audit_state.c.id == 1).values(head_hash=bindparam("new_head"))
 
 
 def _take_head(conn: Connection) -> tuple[int, str]:
@@ -121,8 +124,9 @@ def append_event(
         prev_hash=prev_hash,
         hash=compute_hash(body),
     )
-    conn.execute(insert(audit_events).values(**asdict(event)))
-    conn.execute(update(audit_state).where(audit_state.c.id == 1).values(head_hash=event.hash))
+    # statements with bound parameters (not literal values): SQLAlchemy compiles them once
+    conn.execute(insert(audit_events), asdict(event))
+    conn.execute(_SET_HEAD, {"new_head": event.hash})
     if action in COUNTED:
         # the event's statistics, in its transaction (``store.stats_events``); these
         # cells are only ever written under the log's lock, so they add no lock order

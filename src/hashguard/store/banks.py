@@ -92,6 +92,13 @@ def _policy_values(policy: BankPolicy) -> dict[str, Any]:
     }
 
 
+#: the entry-id prefix of entries added as one HMA content item (``add_content``)
+HMA_CONTENT = "hma:"
+#: content added here whose row id an imported HMA content id (an HMA database's int4
+#: serial, below this) already uses in the bank is numbered above all of them
+HMA_IMPORTED_IDS = 2**31
+
+
 def _next_seq(conn: Connection) -> int:
     """Take the next change number. The row lock it holds until commit orders concurrent
     bank changes, so a reader never sees number n+1 committed before n."""
@@ -311,6 +318,18 @@ class BankStore:
             removed=[row.id for row in rows if row.removed_at is not None],
         )
 
+    def entry_seqs(self, ids: Iterable[int]) -> dict[int, int]:
+        """The change sequence of entries by row id (when each was last added or changed)."""
+        wanted = sorted(set(ids))
+        found: dict[int, int] = {}
+        with self._engine.connect() as conn:
+            for chunk in chunked(wanted):
+                query = select(bank_entries.c.id, bank_entries.c.change_seq).where(
+                    bank_entries.c.id.in_(chunk)
+                )
+                found.update((int(i), int(s)) for i, s in conn.execute(query))
+        return found
+
     def describe(self, ids: Iterable[int]) -> dict[int, tuple[str | None, str | None]]:
         """The list's own entry id and category of matched rows, by row id."""
         wanted = sorted(set(ids))
@@ -433,6 +452,72 @@ class BankStore:
                         bank_entries.c.bank_id == bank_id,
                         bank_entries.c.removed_at.is_(None),
                         bank_entries.c.entry_id.in_(chunk),
+                    )
+                )
+            ]
+            _tombstone(conn, ids)
+        return len(ids)
+
+    def add_content(self, name: str, entries: Sequence[BankEntry]) -> tuple[int, EntryCounts]:
+        """Add one piece of content's signals (an HMA client's upload or hashes) as one
+        content item: every entry gets the entry id ``hma:<n>``, ``n`` the row id of its
+        first signal (``HMA_IMPORTED_IDS`` above it if an imported HMA content of the bank
+        has that id), in one transaction; returns ``n`` (HMA's integer content id)."""
+        if not entries:
+            raise ValueError("content has at least one signal")
+        with self._engine.begin() as conn:
+            bank_id = self._bank_id(conn, name)
+            counts = _upsert(conn, bank_id, entries, stamp=now(), version=None, exclusive=False)
+            wanted = {(str(e.algorithm), e.value) for e in entries}
+            ids = [
+                row.id
+                for row in conn.execute(
+                    select(bank_entries.c.id, bank_entries.c.algorithm, bank_entries.c.value)
+                    .where(
+                        bank_entries.c.bank_id == bank_id,
+                        bank_entries.c.value.in_(sorted({v for _, v in wanted})),
+                    )
+                    .order_by(bank_entries.c.id)
+                )
+                if (row.algorithm, row.value) in wanted
+            ]
+            content = ids[0]
+            taken = conn.execute(
+                select(bank_entries.c.id).where(
+                    bank_entries.c.bank_id == bank_id,
+                    bank_entries.c.entry_id == f"{HMA_CONTENT}{content}",
+                    bank_entries.c.id.not_in(ids),
+                )
+            ).first()
+            if taken is not None:  # an id kept from an HMA database (import-hma)
+                content += HMA_IMPORTED_IDS
+            conn.execute(
+                update(bank_entries)
+                .where(bank_entries.c.id.in_(ids))
+                .values(entry_id=f"{HMA_CONTENT}{content}")
+            )
+        return content, counts
+
+    def remove_content(self, name: str, content: int) -> int:
+        """Tombstone the live entries of HMA content item ``content``: those added as that
+        content (entry id ``hma:<content>``), or else the one entry of another origin with
+        that row id; returns how many."""
+        with self._engine.begin() as conn:
+            bank_id = self._bank_id(conn, name)
+            ids = [
+                row.id
+                for row in conn.execute(
+                    select(bank_entries.c.id).where(
+                        bank_entries.c.bank_id == bank_id,
+                        bank_entries.c.removed_at.is_(None),
+                        (bank_entries.c.entry_id == f"{HMA_CONTENT}{content}")
+                        | (
+                            (bank_entries.c.id == content)
+                            & (
+                                bank_entries.c.entry_id.is_(None)
+                                | bank_entries.c.entry_id.not_like(f"{HMA_CONTENT}%")
+                            )
+                        ),
                     )
                 )
             ]

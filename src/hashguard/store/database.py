@@ -26,6 +26,7 @@ from hashguard.store.evidence import EvidenceStore
 from hashguard.store.exchanges import ExchangeStore
 from hashguard.store.exposure import ExposureStore
 from hashguard.store.flood import FloodStore
+from hashguard.store.kept import KeptStore
 from hashguard.store.leases import LeaseStore
 from hashguard.store.notices import NoticeStore
 from hashguard.store.people import PeopleStore
@@ -113,6 +114,7 @@ class Store:
     tenants: TenantStore
     appeals: AppealStore
     stats: StatsStore
+    kept: KeptStore
 
     def close(self) -> None:
         self.engine.dispose()
@@ -163,6 +165,7 @@ def stores_on(connectable: Engine) -> Store:
         tenants=TenantStore(connectable),
         appeals=AppealStore(connectable),
         stats=StatsStore(connectable),
+        kept=KeptStore(connectable),
     )
 
 

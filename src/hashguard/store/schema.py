@@ -766,3 +766,42 @@ stats_timings_monthly = Table(
     Column("bucket", Integer, primary_key=True),
     Column("count", BigInteger, nullable=False),
 )
+
+#: Kept signals (opt-in ``keep_signals``): the hashes of every checked item with its
+#: identity and the banks' change sequence it was checked at, for retro-matching.
+kept_signals = Table(
+    "kept_signals",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("way", String(16), nullable=False),
+    Column("checked_at", DateTime(timezone=True), nullable=False),
+    Column("checked_seq", BigInteger, nullable=False),
+    Column("run_id", Id),
+    Column("path", Text),
+    Column("object_bucket", String(255)),
+    Column("object_key", Text),
+    Column("object_version", String(1024)),
+    Column("object_etag", String(200)),
+    Column("content_id", Text),
+    Column("request_id", Text),
+    Column("size", BigInteger, nullable=False),
+    Column("md5", String(32), nullable=False),
+    Column("sha1", String(40), nullable=False),
+    Column("sha256", String(64), nullable=False),
+    # [[hex, quality], ...]: reference-mode PDQ hashes only
+    Column("pdq", JSON, nullable=False),
+    Index("ix_kept_signals_md5", "md5"),
+    Index("ix_kept_signals_sha1", "sha1"),
+    Index("ix_kept_signals_sha256", "sha256"),
+    Index("ix_kept_signals_checked_at", "checked_at"),
+)
+
+#: The retro-matcher's checkpoint: bank entries up to ``seq`` were matched against
+#: every kept signal (one row, id 1).
+retro_state = Table(
+    "retro_state",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("seq", BigInteger, nullable=False),
+    Column("at", DateTime(timezone=True), nullable=False),
+)

@@ -63,18 +63,26 @@ def cell(day: date, metric: Metric, **labels: str) -> Cell:
     return (day, metric, label_key(metric, labels))
 
 
+#: one upsert statement per dialect and table, built once: building it (and its cache
+#: key) cost more than running it
+_UPSERTS: dict[tuple[str, str], Any] = {}
+
+
 def _upsert(
     conn: Connection, table: Any, keys: tuple[str, ...], column: str, rows: list[dict[str, Any]]
 ) -> None:
     if not rows:
         return
     dialect = conn.dialect.name
-    maker = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    statement = maker(table)
-    statement = statement.on_conflict_do_update(
-        index_elements=list(keys),
-        set_={column: table.c[column] + statement.excluded[column]},
-    )
+    statement = _UPSERTS.get((dialect, table.name))
+    if statement is None:
+        maker = postgresql.insert if dialect == "postgresql" else sqlite.insert
+        inserting = maker(table)
+        statement = inserting.on_conflict_do_update(
+            index_elements=list(keys),
+            set_={column: table.c[column] + inserting.excluded[column]},
+        )
+        _UPSERTS[(dialect, table.name)] = statement
     # a stable order: two transactions adding the same cells take their row locks in
     # the same order (no deadlock between concurrent scan batches on PostgreSQL)
     rows.sort(key=lambda r: tuple(str(r[k]) for k in keys))

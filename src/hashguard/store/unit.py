@@ -20,6 +20,7 @@ from hashguard.domain.actions import NewAction
 from hashguard.domain.audit import AuditAction
 from hashguard.domain.cases import Case, CaseEventKind, CaseSource, ContentRef
 from hashguard.domain.evidence import EvidenceItem
+from hashguard.domain.kept import NewKept
 from hashguard.domain.matches import Match
 from hashguard.domain.policy import Decision
 from hashguard.domain.remote import RemoteResult
@@ -27,7 +28,7 @@ from hashguard.domain.scans import FileResult
 from hashguard.domain.signals import FileSignals
 from hashguard.domain.statements import Statement, StatementOfReasons
 from hashguard.domain.stats import Metric, Timing
-from hashguard.store import actions, audit, cases, evidence, scans, statements, stats
+from hashguard.store import actions, audit, cases, evidence, kept, scans, statements, stats
 from hashguard.store.stats import Tally
 from hashguard.store.stats_files import tally_file
 
@@ -72,6 +73,15 @@ class Writes:
     def count(self, metric: Metric, *, at: datetime, n: int = 1, **labels: str) -> None:
         """Count an event recorded in this transaction that no audit event counts."""
         self._tally.count(stats.day_of(at), metric, n, **labels)
+
+    def keep_signals(self, items: Sequence[NewKept], *, at: datetime, seq: int) -> None:
+        """Keep the hashes of checked items (``keep_signals``), checked at bank change
+        ``seq``."""
+        kept.insert_kept(self._conn, items, at=at, seq=seq)
+
+    def mark_checked(self, kept_ids: Sequence[int], seq: int) -> None:
+        """Kept signals matched again by the retro-matcher, against the banks at ``seq``."""
+        kept.mark_checked(self._conn, kept_ids, seq)
 
     def keep_evidence(self, item: EvidenceItem, *, data_key: bytes, context: bytes) -> None:
         evidence.insert_item(self._conn, item, data_key=data_key, context=context)

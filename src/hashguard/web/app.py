@@ -31,6 +31,9 @@ from hashguard.web.api import (
     whoami,
 )
 from hashguard.web.gate import GateMiddleware
+from hashguard.web.hma import curation as hma_curation
+from hashguard.web.hma import router as hma_router
+from hashguard.web.hma.paths import SecretPathMiddleware
 from hashguard.web.metrics import Metrics, MetricsMiddleware
 from hashguard.web.services import Services
 from hashguard.web.ui import notice as ui_notice
@@ -53,6 +56,7 @@ def create_app(
         store = open_store(settings.resolved_database_url)
         svc = Services.start(settings, store, metrics, clock=clock)
         app.state.services = svc
+        metrics.watch_stats(lambda: svc.stats)
         # Everything made so far lives as long as the server: a full collection must
         # not walk it (a 70 ms pause stalled every request, refusals included).
         gc.collect()
@@ -106,10 +110,15 @@ def create_app(
         health.router,
     ):
         app.include_router(router)
+    if settings.hma_compat:
+        app.include_router(hma_router.router)
+        app.include_router(hma_curation.router)
     app.include_router(ui.router)
     app.include_router(ui_notice.router)
     app.mount("/ui/static", StaticFiles(directory=ui.STATIC, check_dir=True), name="ui-static")
     app.add_middleware(GateMiddleware, metrics=metrics)  # inside the request id's
+    if settings.hma_compat and settings.hma_path_secrets:  # outside the gate: sets the token
+        app.add_middleware(SecretPathMiddleware, secrets=settings.hma_path_secrets)
     problems.install(app)
     ui.pages.install(app)  # after problems: UI pages for /ui, problems elsewhere
     app.openapi = lambda: openapi.document(app)  # type: ignore[method-assign]

@@ -35,6 +35,19 @@ SCAN = "/v1/scan"
 TOO_LARGE = "Request body too large"
 
 
+#: HMA's upload routes (web/hma): received and admitted to hashing as /v1/scan
+_HMA_UPLOAD = re.compile(r"/hma/(h/hash|m/lookup|c/bank/[^/]+/content)")
+#: HMA's health check: open, as /readyz (web/hma)
+_HMA_STATUS = "/hma/status"
+
+
+def _guarded(path: str) -> bool:
+    """The API paths a token guards: /v1 and the HMA-compatible /hma (but its status)."""
+    if path == "/v1" or path.startswith("/v1/"):
+        return True
+    return path.startswith("/hma/") and path != _HMA_STATUS
+
+
 class GateMiddleware:
     def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
         self.app = app
@@ -42,7 +55,7 @@ class GateMiddleware:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         path = scope.get("path", "")
-        if scope["type"] != "http" or not (path == "/v1" or path.startswith("/v1/")):
+        if scope["type"] != "http" or not _guarded(path):
             await self.app(scope, receive, send)
             return
         request = Request(scope)
@@ -54,7 +67,9 @@ class GateMiddleware:
                 svc.authenticator.identify, header
             )
             declared = self._check_declared_length(request, limit)
-            upload = path == SCAN and scope["method"] == "POST"
+            upload = scope["method"] == "POST" and (
+                path == SCAN or _HMA_UPLOAD.fullmatch(path) is not None
+            )
             if upload:
                 reservation = svc.receiving.reserve(token.id, declared or 0)
         except ProblemError as exc:

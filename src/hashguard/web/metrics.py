@@ -8,7 +8,9 @@ from collections.abc import Callable
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from hashguard.domain.stats import StatsReader
 from hashguard.web.routes import matching
+from hashguard.web.stats_metrics import StatsCollector
 
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.25, 0.5, 1, 2.5, 5, 10)
 
@@ -65,6 +67,16 @@ class Metrics:
             "1 while a hashing worker pool of the server can take work",
             registry=r,
         )
+
+        self._stats: StatsCollector | None = None
+
+    def watch_stats(self, reader: Callable[[], StatsReader | None]) -> None:
+        """Expose the statistics rollups ``reader()`` gives (``web.stats_metrics``); a
+        later call (the app started again) replaces the earlier one."""
+        if self._stats is not None:
+            self.registry.unregister(self._stats)
+        self._stats = StatsCollector(reader)
+        self.registry.register(self._stats)
 
     def render(self, refresh: Callable[[Metrics], None]) -> bytes:
         refresh(self)

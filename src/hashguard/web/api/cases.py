@@ -23,6 +23,7 @@ from hashguard.domain.people import NAME_PATTERN, Permission, User
 from hashguard.domain.tokens import Scope, Token
 from hashguard.review import cases as review
 from hashguard.review.decide import Verdict, apply_verdict, confirms_finally
+from hashguard.review.priority import by_priority
 from hashguard.review.reference import from_settings
 from hashguard.web.deps import require, services
 from hashguard.web.problems import ProblemError, problem_responses
@@ -48,6 +49,9 @@ CaseId = Annotated[int, Path(ge=1, le=MAX_ID)]
 
 #: Most cases on one page.
 MAX_PAGE = 500
+
+#: how many cases of each state ``order=priority`` ranks (the oldest)
+PRIORITY_WINDOW = 5000
 
 
 def _not_allowed(detail: str) -> ProblemError:
@@ -111,7 +115,7 @@ def list_cases(
     svc: Svc,
     state: Annotated[list[CaseState] | None, Query(description="repeat for several")] = None,
     assignee: Annotated[str | None, Query(pattern=NAME_PATTERN)] = None,
-    order: Literal["oldest", "newest"] = "oldest",
+    order: Literal["oldest", "newest", "priority"] = "oldest",
     after: Annotated[
         int | None, Query(ge=0, le=MAX_ID, description="the `next` of the page before")
     ] = None,
@@ -119,8 +123,15 @@ def list_cases(
 ) -> CasePage:
     """Cases (oldest first, or ``order=newest``), optionally only those in the given
     states or assigned to one person. A page ends with ``next``: ask again with
-    ``after=<next>`` (and the same filters and order) for the page after it."""
+    ``after=<next>`` (and the same filters and order) for the page after it.
+
+    ``order=priority``: the queue's priority (exact match of the most severe category,
+    then PDQ distance, then classifier score, then age; ``review.priority``), each case
+    with the reason; one page of the first ``limit`` among the oldest ``PRIORITY_WINDOW``
+    cases of each state, without ``next`` (``after`` is refused)."""
     _reader(svc, token)
+    if order == "priority":
+        return _by_priority(svc, state, assignee, after, limit)
     newest = order == "newest"
     states: list[CaseState | None] = list(dict.fromkeys(state)) if state else [None]
     found = {
@@ -138,6 +149,25 @@ def list_cases(
     page = ordered[:limit]
     more = len(ordered) > limit
     return CasePage(cases=[CaseOut.of(c) for c in page], next=page[-1].id if more else None)
+
+
+def _by_priority(
+    svc: Services,
+    state: list[CaseState] | None,
+    assignee: str | None,
+    after: int | None,
+    limit: int,
+) -> CasePage:
+    if after is not None:
+        raise ProblemError(422, "Invalid request", "order=priority has one page: leave out after")
+    states: list[CaseState | None] = list(dict.fromkeys(state)) if state else [None]
+    found = {
+        case.id: case
+        for wanted in states
+        for case in svc.store.cases.list(state=wanted, assignee=assignee, limit=PRIORITY_WINDOW)
+    }
+    ranked = by_priority(list(found.values()))[:limit]
+    return CasePage(cases=[CaseOut.of(c, p.reason) for c, p in ranked], next=None)
 
 
 @router.get("/{case_id}", response_model=CaseDetailOut, responses=problem_responses(404))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from typing import Annotated
 
 from fastapi import APIRouter, Depends
@@ -55,7 +56,13 @@ def lookup(
     return _lookup(body, token, svc)
 
 
-def _lookup(body: LookupIn, token: Token, svc: Services) -> LookupOut:
+def looked_up(
+    body: LookupIn, token: Token, svc: Services
+) -> tuple[list[tuple[Algorithm, str] | str], int | None, Sequence[Bank], list[tuple[Match, ...]]]:
+    """A lookup through every guard of /v1/lookup (batch size, rate limit, tenant quota,
+    probing budget, audit), before it is rendered: each hash normalised (or why it is
+    invalid), the index version, the banks and the matches of each valid hash. Raises
+    ``ProblemError`` for a refused or unanswered call. The HMA routes use it too."""
     settings = svc.settings
     if len(body.hashes) > settings.lookup_max_batch:
         svc.metrics.rejected.labels("too_large").inc()
@@ -91,7 +98,12 @@ def _lookup(body: LookupIn, token: Token, svc: Services) -> LookupOut:
         except Exception:  # a tenant's matches are never answered unrecorded
             log.exception("a tenant's lookup could not be recorded; answered 503")
             raise _not_checked() from None
-    distances = token.id in settings.lookup_distance_tokens
+    return checked, seq, banks, found
+
+
+def _lookup(body: LookupIn, token: Token, svc: Services) -> LookupOut:
+    checked, seq, banks, found = looked_up(body, token, svc)
+    distances = token.id in svc.settings.lookup_distance_tokens
     by_name = {bank.name: bank for bank in banks}
     matches = iter(found)
     results = []

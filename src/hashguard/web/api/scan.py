@@ -16,6 +16,7 @@ from hashguard.domain.scans import Outcome
 from hashguard.domain.tokens import Scope, Token
 from hashguard.hashing.isolate import PoolStopped
 from hashguard.matching.service import NotLoaded
+from hashguard.scan.pipeline import Committed
 from hashguard.scan.sources import Upload
 from hashguard.web.deps import require, services
 from hashguard.web.problems import ProblemError, problem_responses, request_id_of
@@ -100,10 +101,34 @@ async def scan(
         ),
         uploader_ip=meta.uploader_ip,
     )
+    done = await run_upload(svc, token, source)
+    result = done.result
+    svc.metrics.outcomes.labels(str(result.outcome)).inc()
+    for match in result.matches:
+        if match.effective:
+            svc.metrics.matches.labels(match.bank, str(match.algorithm)).inc()
+    return ScanOut(
+        case_id=done.case.id if done.case else None,
+        evidence_id=done.evidence_id,
+        request_id=request_id_of(request),
+        outcome=result.outcome,
+        reason=result.reason,
+        decision=DecisionOut.of(result.decision, matched=result.outcome is Outcome.MATCHED),
+        content=meta,
+        signals=SignalsOut.of(result.signals) if result.signals else None,
+        matches=[MatchOut.of(m) for m in result.matches],
+        remote=[RemoteOut.of(r) for r in result.remote],
+    )
+
+
+async def run_upload(svc: Services, token: Token, source: Upload) -> Committed:
+    """One upload through the one pipeline as ``token``: hashed in the pool, matched,
+    and its consequences recorded. Raises a 503 ``ProblemError`` when it was not
+    checked or not recorded (fail closed). /v1/scan and HMA's ``POST /m/lookup`` call it."""
     pipeline = svc.pipeline.acting_as(token_actor(token))
     received_at = pipeline.clock()
     try:
-        output = await asyncio.wrap_future(svc.pool.submit_data(upload.data))
+        output = await asyncio.wrap_future(svc.pool.submit_data(source.data))
         output, matches = await run_in_threadpool(pipeline.match, output, source)
     except (PoolStopped, NotLoaded) as exc:
         raise ProblemError(503, "Not ready", str(exc), {"Retry-After": "5"}) from None
@@ -133,20 +158,4 @@ async def scan(
             "was kept: try again",
             {"Retry-After": "5"},
         ) from None
-    result = done.result
-    svc.metrics.outcomes.labels(str(result.outcome)).inc()
-    for match in result.matches:
-        if match.effective:
-            svc.metrics.matches.labels(match.bank, str(match.algorithm)).inc()
-    return ScanOut(
-        case_id=done.case.id if done.case else None,
-        evidence_id=done.evidence_id,
-        request_id=request_id_of(request),
-        outcome=result.outcome,
-        reason=result.reason,
-        decision=DecisionOut.of(result.decision, matched=result.outcome is Outcome.MATCHED),
-        content=meta,
-        signals=SignalsOut.of(result.signals) if result.signals else None,
-        matches=[MatchOut.of(m) for m in result.matches],
-        remote=[RemoteOut.of(r) for r in result.remote],
-    )
+    return done

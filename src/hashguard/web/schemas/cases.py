@@ -84,10 +84,12 @@ class CaseOut(BaseModel):
     evidence_id: str | None
     created_at: datetime
     updated_at: datetime
+    #: why the case sits where it does (``order=priority`` only; ``review.priority``)
+    priority: str | None = None
 
     @classmethod
-    def of(cls, case: Case) -> CaseOut:
-        return cls.model_validate(case_json(case))
+    def of(cls, case: Case, priority: str | None = None) -> CaseOut:
+        return cls.model_validate({**case_json(case), "priority": priority})
 
 
 class CaseEventOut(BaseModel):

@@ -82,6 +82,8 @@ class RemoteOut(BaseModel):
     reason: str | None
     raw: str | None
     seconds: float
+    #: a classifier's score given with a ``no_match`` (Safer): a signal, never a match
+    classifier_score: float | None = None
 
     @classmethod
     def of(cls, result: RemoteResult) -> RemoteOut:

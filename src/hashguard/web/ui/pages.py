@@ -14,6 +14,7 @@ from starlette.concurrency import run_in_threadpool
 
 from hashguard.domain.cases import Case, CaseState
 from hashguard.domain.people import Permission
+from hashguard.review.priority import by_priority
 from hashguard.web.services import Services
 from hashguard.web.ui import (
     appeals,
@@ -82,14 +83,21 @@ async def queue(
     who: Viewer,
     state: Annotated[str, Query(max_length=32)] = "",
     mine: Annotated[str, Query(max_length=8)] = "",
+    order: Annotated[str, Query(max_length=16)] = "",
 ) -> Response:
-    """Cases to work on, newest first; ``state`` one state (or ``all``), ``mine`` only
-    the signed-in person's."""
+    """Cases to work on, newest first (``order=priority``: in the queue's priority, each
+    with its reason; ``review.priority``); ``state`` one state (or ``all``), ``mine``
+    only the signed-in person's."""
     states = _states(state)
     only_mine = mine == "1"
     cases = await run_in_threadpool(
         _queue, services(request), states, who.user.name if only_mine else None
     )
+    reasons: dict[int, str] = {}
+    if order == "priority":
+        ranked = by_priority(cases)
+        cases = [c for c, _ in ranked]
+        reasons = {c.id: p.reason for c, p in ranked}
     now = utcnow()
     return page(
         request,
@@ -102,5 +110,7 @@ async def queue(
             "state": state,
             "mine": only_mine,
             "states": [str(s) for s in CaseState],
+            "by_priority": order == "priority",
+            "reasons": reasons,
         },
     )

@@ -1,0 +1,106 @@
+"""``hashguard retro-match``: new bank entries since the last run against every kept signal."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Annotated, Any
+
+import typer
+
+from hashguard.audit import cli_actor
+from hashguard.cli.context import err, master_key_of, out, settings_of, store_of
+from hashguard.domain.objects import ObjectRef
+from hashguard.evidence import open_vault
+from hashguard.matching.matcher import load_or_build
+from hashguard.scan.classify import policies_of
+from hashguard.scan.pipeline import OnceVault, Pipeline
+from hashguard.scan.retro import retro_match
+from hashguard.settings import Settings
+from hashguard.store import Store
+
+
+def object_fetcher(endpoint_url: str | None) -> Callable[[ObjectRef], bytes]:
+    """Reads a matched object again (pinned to its version and ETag); the object store
+    is opened at the first read, so a run with no object hit needs no S3 extra."""
+    opened: list[Any] = []
+
+    def fetch(ref: ObjectRef) -> bytes:
+        if not opened:
+            from hashguard.scan.objects import NeedsExtra, ObjectStore  # noqa: PLC0415
+
+            try:
+                opened.append(ObjectStore(endpoint_url=endpoint_url, rate=None))
+            except NeedsExtra as exc:  # the [s3] extra
+                raise OSError(f"object storage is not available: {exc}") from exc
+        data: bytes = opened[0].fetch(ref)
+        return data
+
+    return fetch
+
+
+def retro_match_command(
+    ctx: typer.Context,
+    endpoint_url: Annotated[
+        str | None, typer.Option(help="S3-compatible endpoint to read matched objects from.")
+    ] = None,
+    keep_evidence: Annotated[
+        bool, typer.Option(help="Keep encrypted evidence of what matched (read again).")
+    ] = True,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON summary line.")] = False,
+) -> None:
+    """Match the entries banks gained since the last run against every kept signal
+    (settings: keep_signals); hits go through the policy, cases and actions."""
+    settings: Settings = settings_of(ctx)
+    with store_of(ctx) as store:
+        _run(ctx, settings, store, endpoint_url, keep_evidence=keep_evidence, as_json=as_json)
+
+
+def _run(
+    ctx: typer.Context,
+    settings: Settings,
+    store: Store,
+    endpoint_url: str | None,
+    *,
+    keep_evidence: bool,
+    as_json: bool,
+) -> None:
+    if not settings.keep_signals:
+        err.print("[yellow]warning:[/yellow] keep_signals is off: nothing new is kept to match")
+    matcher = load_or_build(store.banks, settings.index_path)
+    matcher.refresh()
+    pipeline = Pipeline.configured(
+        settings,
+        store,
+        actor=cli_actor(),
+        matcher=matcher,
+        policies=lambda: policies_of(matcher.banks),
+        vault=OnceVault(lambda: open_vault(settings, store, master_key_of(ctx)))
+        if keep_evidence
+        else None,
+    )
+    summary = retro_match(
+        store,
+        pipeline,
+        fetch_object=object_fetcher(endpoint_url),
+        keep_days=settings.keep_signals_days,
+    )
+    fields = {
+        "since": summary.since,
+        "seq": summary.seq,
+        "new_entries": summary.new_entries,
+        "kept_pdq_indexed": summary.kept_pdq,
+        "candidates": summary.candidates,
+        "matched": summary.matched,
+        "cases": summary.cases,
+        "forgotten": summary.forgotten,
+    }
+    if as_json:
+        out.print(json.dumps(fields), highlight=False, markup=False, soft_wrap=True)
+        return
+    out.print(
+        f"retro-match: {summary.new_entries} new entries (changes {summary.since}→{summary.seq}), "
+        f"{summary.candidates} kept items near them, {summary.matched} matched, "
+        f"{summary.cases} cases; {summary.forgotten} kept signals past retention forgotten",
+        highlight=False,
+    )

@@ -1,0 +1,158 @@
+"""Kept signals and the retro-matcher's checkpoint: hashes of checked items, never content."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, Engine, Row, delete, func, insert, select, update
+
+from hashguard.domain.kept import KeptPdq, KeptSignal, NewKept
+from hashguard.domain.objects import ObjectRef
+from hashguard.store._util import chunked, stamp, utc
+from hashguard.store.schema import kept_signals, retro_state
+
+#: the exact-hash columns a keyed lookup may use
+EXACT_COLUMNS = ("md5", "sha1", "sha256")
+
+
+def _row_values(item: NewKept, *, at: datetime, seq: int) -> dict[str, Any]:
+    ref = item.object
+    return {
+        "way": item.way,
+        "checked_at": at,
+        "checked_seq": seq,
+        "run_id": item.run_id,
+        "path": item.path,
+        "object_bucket": ref.bucket if ref else None,
+        "object_key": ref.key if ref else None,
+        "object_version": ref.version_id if ref else None,
+        "object_etag": ref.etag if ref else None,
+        "content_id": item.content_id,
+        "request_id": item.request_id,
+        "size": item.size,
+        "md5": item.md5,
+        "sha1": item.sha1,
+        "sha256": item.sha256,
+        "pdq": [[p.value, p.quality] for p in item.pdq],
+    }
+
+
+def insert_kept(conn: Connection, items: Sequence[NewKept], *, at: datetime, seq: int) -> None:
+    """Keep ``items``' signals, checked at ``at`` against the banks at change ``seq``
+    (inside the caller's transaction)."""
+    if items:
+        conn.execute(insert(kept_signals), [_row_values(i, at=at, seq=seq) for i in items])
+
+
+def mark_checked(conn: Connection, ids: Sequence[int], seq: int) -> None:
+    """Kept signals ``ids`` were matched again, against the banks at ``seq``."""
+    for chunk in chunked(list(ids)):
+        conn.execute(
+            update(kept_signals)
+            .where(kept_signals.c.id.in_(chunk), kept_signals.c.checked_seq < seq)
+            .values(checked_seq=seq)
+        )
+
+
+def _kept(row: Row[Any]) -> KeptSignal:
+    ref = None
+    if row.object_bucket is not None:
+        ref = ObjectRef(
+            bucket=row.object_bucket,
+            key=row.object_key,
+            version_id=row.object_version,
+            etag=row.object_etag,
+        )
+    return KeptSignal(
+        id=int(row.id),
+        way=row.way,
+        checked_at=stamp(row.checked_at),
+        checked_seq=int(row.checked_seq),
+        md5=row.md5,
+        sha1=row.sha1,
+        sha256=row.sha256,
+        size=int(row.size),
+        pdq=tuple(KeptPdq(value=str(v), quality=int(q)) for v, q in row.pdq or ()),
+        run_id=row.run_id,
+        path=row.path,
+        object=ref,
+        content_id=row.content_id,
+        request_id=row.request_id,
+    )
+
+
+class KeptStore:
+    """Kept signals: keyed lookups by exact hash, PDQ rows for an index, retention."""
+
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+
+    def add(self, items: Sequence[NewKept], *, at: datetime, seq: int) -> None:
+        with self._engine.begin() as conn:
+            insert_kept(conn, items, at=at, seq=seq)
+
+    def count(self) -> int:
+        with self._engine.connect() as conn:
+            return int(conn.execute(select(func.count()).select_from(kept_signals)).scalar_one())
+
+    def get(self, ids: Iterable[int]) -> list[KeptSignal]:
+        wanted = sorted(set(ids))
+        found: list[KeptSignal] = []
+        with self._engine.connect() as conn:
+            for chunk in chunked(wanted):
+                rows = conn.execute(select(kept_signals).where(kept_signals.c.id.in_(chunk)))
+                found.extend(_kept(row) for row in rows)
+        return sorted(found, key=lambda k: k.id)
+
+    def lookup(self, column: str, values: Iterable[str]) -> list[tuple[int, str, int]]:
+        """``(kept id, value, checked_seq)`` of every kept signal whose ``column`` (md5,
+        sha1, sha256) is one of ``values``: a keyed lookup, never a scan."""
+        if column not in EXACT_COLUMNS:
+            raise ValueError(f"not an exact-hash column: {column}")
+        col = kept_signals.c[column]
+        found: list[tuple[int, str, int]] = []
+        with self._engine.connect() as conn:
+            for chunk in chunked(sorted({v.lower() for v in values})):
+                rows = conn.execute(
+                    select(kept_signals.c.id, col, kept_signals.c.checked_seq).where(col.in_(chunk))
+                )
+                found.extend((int(i), str(v), int(s)) for i, v, s in rows)
+        return found
+
+    def pdq_rows(self, batch: int = 100_000) -> Iterator[list[tuple[int, int, list[Any]]]]:
+        """``(kept id, checked_seq, [[hex, quality], ...])`` of every kept signal with a
+        PDQ hash, in id order and in batches: the retro-matcher's index input."""
+        query = (
+            select(kept_signals.c.id, kept_signals.c.checked_seq, kept_signals.c.pdq)
+            .order_by(kept_signals.c.id)
+            .execution_options(yield_per=batch)
+        )
+        with self._engine.connect() as conn:
+            for rows in conn.execute(query).partitions():
+                yield [(int(i), int(s), list(p)) for i, s, p in rows if p]
+
+    def forget_before(self, cutoff: datetime) -> int:
+        """Forget kept signals checked before ``cutoff`` (the retention limit)."""
+        with self._engine.begin() as conn:
+            result = conn.execute(
+                delete(kept_signals).where(kept_signals.c.checked_at < utc(cutoff))
+            )
+            return int(result.rowcount or 0)
+
+    def checkpoint(self) -> int:
+        """Bank entries up to this change sequence were retro-matched (0: never)."""
+        with self._engine.connect() as conn:
+            seq = conn.execute(select(retro_state.c.seq).where(retro_state.c.id == 1))
+            return int(seq.scalar_one_or_none() or 0)
+
+    def set_checkpoint(self, seq: int, *, at: datetime) -> None:
+        with self._engine.begin() as conn:
+            set_checkpoint(conn, seq, at=at)
+
+
+def set_checkpoint(conn: Connection, seq: int, *, at: datetime) -> None:
+    done = conn.execute(update(retro_state).where(retro_state.c.id == 1).values(seq=seq, at=at))
+    if not done.rowcount:
+        conn.execute(insert(retro_state).values(id=1, seq=seq, at=at))

@@ -1,0 +1,231 @@
+"""HMA's curation routes (/hma/c): banks and their content, through hashguard's bank
+services (each change audited); shapes as HMA's curation blueprint (see router.py)."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import Response
+from starlette.concurrency import run_in_threadpool
+
+from hashguard.audit import token_actor
+from hashguard.banks.formats import InvalidRow, normalise_hash
+from hashguard.domain.banks import Bank, BankEntry
+from hashguard.domain.tokens import Scope, Token
+from hashguard.services import banks as service
+from hashguard.store.banks import BankExists, InvalidBankName, UnknownBank
+from hashguard.web.hma.router import (
+    CONTENT_TYPES,
+    SIGNAL_TYPES,
+    HmaError,
+    Svc,
+    _answer,
+    _fetch,
+    _hash,
+    _token,
+    _upload,
+)
+
+router = APIRouter(prefix="/hma/c", tags=["hma"], include_in_schema=False)
+Read = Annotated[Token, _token(Scope.BANKS_READ)]
+Write = Annotated[Token, _token(Scope.BANKS_WRITE)]
+
+
+def _bank(bank: Bank) -> dict[str, Any]:
+    return {"name": bank.name, "matching_enabled_ratio": 1.0 if bank.enabled else 0.0}
+
+
+def _enabled(body: dict[str, Any]) -> bool | None:
+    """HMA's ``enabled_ratio`` or ``enabled``: hashguard banks are on or off."""
+    ratio = body.get("enabled_ratio")
+    if ratio is not None:
+        try:  # HMA's pydantic takes "1" as 1.0, and Coop sends it so
+            value = float(ratio)
+        except (TypeError, ValueError):
+            raise HmaError(400, "enabled_ratio is a number") from None
+        if value not in (0.0, 1.0):
+            raise HmaError(400, "hashguard banks are on (1.0) or off (0.0), never sampled")
+        return value == 1.0
+    enabled = body.get("enabled")
+    return None if enabled is None else bool(enabled)
+
+
+async def _json(request: Request) -> dict[str, Any]:
+    try:
+        body = json.loads(await request.body() or b"{}")
+    except ValueError:
+        raise HmaError(400, "this endpoint expects a json object payload") from None
+    if not isinstance(body, dict):
+        raise HmaError(400, "this endpoint expects a json object payload")
+    return body
+
+
+def _get(svc: Any, name: str) -> Bank:
+    bank: Bank | None = svc.store.banks.find(name)
+    if bank is None:
+        raise HmaError(404, f"bank '{name}' not found")
+    return bank
+
+
+@router.get("/banks")
+async def banks_index(svc: Svc, _t: Read) -> Response:
+    async def work() -> list[dict[str, Any]]:
+        return [_bank(b) for b in await run_in_threadpool(svc.store.banks.list)]
+
+    return await _answer(work)
+
+
+@router.get("/bank/{name}")
+async def bank_show(name: str, svc: Svc, _t: Read) -> Response:
+    async def work() -> dict[str, Any]:
+        return _bank(await run_in_threadpool(_get, svc, name))
+
+    return await _answer(work)
+
+
+@router.post("/banks")
+async def bank_create(request: Request, svc: Svc, token: Write) -> Response:
+    async def work() -> dict[str, Any]:
+        body = await _json(request)
+        name = body.get("name")
+        if not isinstance(name, str):
+            raise HmaError(400, "name is required")
+        enabled = _enabled(body)
+        try:
+            bank = await run_in_threadpool(
+                lambda: service.create_bank(
+                    svc.store,
+                    token_actor(token),
+                    name,
+                    enabled=True if enabled is None else enabled,
+                )
+            )
+        except InvalidBankName as exc:
+            raise HmaError(400, str(exc)) from None
+        except BankExists:
+            raise HmaError(403, "Bank already exists") from None
+        return _bank(bank)
+
+    return await _answer(work, 201)
+
+
+@router.put("/bank/{name}")
+async def bank_update(name: str, request: Request, svc: Svc, token: Write) -> Response:
+    async def work() -> dict[str, Any]:
+        body = await _json(request)
+        if body.get("name") not in (None, name):
+            raise HmaError(400, "hashguard does not rename banks (names are persisted ids)")
+        enabled = _enabled(body)
+        try:
+            bank = await run_in_threadpool(
+                lambda: service.configure_bank(
+                    svc.store, token_actor(token), name, service.BankChanges(enabled=enabled)
+                )
+            )
+        except UnknownBank:
+            raise HmaError(404, "Bank not found") from None
+        return _bank(bank)
+
+    return await _answer(work)
+
+
+@router.delete("/bank/{name}")
+async def bank_delete(name: str, svc: Svc, token: Write) -> Response:
+    async def work() -> dict[str, Any]:
+        with contextlib.suppress(UnknownBank):  # HMA answers "Done" for any name
+            await run_in_threadpool(service.delete_bank, svc.store, token_actor(token), name)
+        return {"message": "Done"}
+
+    return await _answer(work)
+
+
+def _entries(signals: dict[str, Any]) -> list[BankEntry]:
+    if not signals:
+        raise HmaError(400, "No signals given")
+    entries = []
+    for name, value in signals.items():
+        algorithm = SIGNAL_TYPES.get(name)
+        if algorithm is None:
+            raise HmaError(400, f"No such signal type {name}")
+        if not isinstance(value, str):
+            raise HmaError(400, f"Invalid {name} signal: not a string")
+        try:
+            entries.append(BankEntry(algorithm=algorithm, value=normalise_hash(algorithm, value)))
+        except InvalidRow as exc:
+            raise HmaError(400, f"Invalid {name} signal: {exc}") from None
+    return list({(e.algorithm, e.value): e for e in entries}.values())
+
+
+async def _add(svc: Any, token: Token, name: str, signals: dict[str, str]) -> dict[str, Any]:
+    entries = _entries(signals)
+    try:
+        content, _counts = await run_in_threadpool(
+            service.add_content, svc.store, token_actor(token), name, entries
+        )
+    except UnknownBank:
+        raise HmaError(404, f"bank '{name}' not found") from None
+    return {"id": content, "signals": dict(signals)}
+
+
+@router.post("/bank/{name}/content")
+async def bank_add_content(name: str, request: Request, svc: Svc, token: Write) -> Response:
+    async def work() -> dict[str, Any]:
+        await run_in_threadpool(_get, svc, name)
+        query = request.query_params
+        url = query.get("url")
+        if url:  # only from the allowlisted hosts, as GET /h/hash?url=
+            data = await run_in_threadpool(_fetch, svc, url)
+            field = query.get("content_type") or "photo"
+        else:
+            field, data = await _upload(request)
+        signals = await _hash(svc, data, field, query.get("types"))
+        return await _add(svc, token, name, signals)
+
+    return await _answer(work)
+
+
+@router.post("/bank/{name}/signal")
+async def bank_add_signal(name: str, request: Request, svc: Svc, token: Write) -> Response:
+    async def work() -> dict[str, Any]:
+        body = await _json(request)
+        body.pop("note", None)
+        return await _add(svc, token, name, body)
+
+    return await _answer(work)
+
+
+@router.delete("/bank/{name}/content/{content_id}")
+async def bank_delete_content(name: str, content_id: int, svc: Svc, token: Write) -> Response:
+    async def work() -> dict[str, Any]:
+        try:
+            removed = await run_in_threadpool(
+                service.remove_content, svc.store, token_actor(token), name, content_id
+            )
+        except UnknownBank:
+            raise HmaError(404, f"bank '{name}' not found") from None
+        return {"deleted": removed}
+
+    return await _answer(work)
+
+
+async def _signal_types() -> list[dict[str, Any]]:
+    return [{"name": name, "enabled_ratio": 1.0} for name in SIGNAL_TYPES]
+
+
+async def _content_types() -> list[dict[str, Any]]:
+    return [{"name": name, "enabled": True} for name in CONTENT_TYPES]
+
+
+@router.get("/signal_type")
+@router.get("/signal_types")
+async def signal_types(_t: Read) -> Response:
+    return await _answer(_signal_types)
+
+
+@router.get("/content_type")
+@router.get("/content_types")
+async def content_types(_t: Read) -> Response:
+    return await _answer(_content_types)

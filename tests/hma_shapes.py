@@ -1,0 +1,101 @@
+"""HMA's request and response shapes, written as our own test data.
+
+Read from HMA's Flask blueprints and pydantic schemas (facebook/ThreatExchange,
+``hasher-matcher-actioner/src/OpenMediaMatch/blueprints`` and ``schemas``, commit
+baefb4ed67b6cdc1d4c82dbaef858d50866ac424, 2026-07-17); the standalone
+``openapi/openapi.yaml`` the issue names exists only on the unmerged pull request 1826
+(commit 5326b9f5dc9549275caec4d6e1900a7d9f869d64) and agrees with the blueprints on
+these shapes. Strict and closed: an int is not a str, no field is extra.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, RootModel, StrictBool, StrictFloat, StrictInt, StrictStr
+
+
+class _Closed(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+
+class Message(_Closed):  # ErrorResponse / SuccessResponse
+    message: StrictStr
+
+
+class MatchWithDistance(_Closed):
+    bank_content_id: StrictInt
+    distance: StrictStr
+
+
+class RawLookup(_Closed):
+    matches: list[StrictInt]
+
+
+class RawLookupWithDistance(_Closed):
+    matches: list[MatchWithDistance]
+
+
+#: GET /m/lookup with signal_type: bank name -> matches
+LookupByBank = RootModel[dict[str, list[MatchWithDistance]]]
+#: POST /m/lookup: signal type -> bank name -> matches
+LookupBySignalType = RootModel[dict[str, dict[str, list[MatchWithDistance]]]]
+#: /h/hash: signal type -> hash
+Hashes = RootModel[dict[str, StrictStr]]
+
+
+class BankConfig(_Closed):
+    name: StrictStr
+    matching_enabled_ratio: StrictFloat
+
+
+Banks = RootModel[list[BankConfig]]
+
+
+class AddedContent(_Closed):  # POST /c/bank/{name}/content and /signal
+    id: StrictInt
+    signals: dict[str, StrictStr]
+
+
+class Deleted(_Closed):  # DELETE /c/bank/{name}/content/{id}
+    deleted: StrictInt
+
+
+class SignalTypeConfig(_Closed):
+    name: StrictStr
+    enabled_ratio: StrictFloat
+
+
+class ContentTypeConfig(_Closed):
+    name: StrictStr
+    enabled: StrictBool
+
+
+SignalTypes = RootModel[list[SignalTypeConfig]]
+ContentTypes = RootModel[list[ContentTypeConfig]]
+
+
+class IndexStatus(_Closed):
+    present: StrictBool
+    built_to: StrictInt
+    size: StrictInt
+
+
+IndexStatuses = RootModel[dict[str, IndexStatus]]
+
+
+class Distance(_Closed):
+    distance: StrictInt
+
+
+#: POST /m/compare: signal type -> [matched, {"distance": n}]
+Compare = RootModel[dict[str, tuple[StrictBool, Distance]]]
+
+#: HMA's /status bodies
+STATUS_OK = "I-AM-ALIVE"
+STATUS_NOT_READY = ("INDEX-NOT-LOADED", "INDEX-STALE")
+
+
+def check(shape: Any, body: Any) -> Any:
+    """``body`` validated against ``shape`` (raises pydantic's ValidationError)."""
+    return shape.model_validate(body)

@@ -1,0 +1,433 @@
+"""HMA's API under /hma (issue 20): every route against HMA's shapes, over loopback
+HTTP, through hashguard's tokens, pipeline, lookup guards and audit log."""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from pydantic import SecretStr
+
+from hashguard.demo.corpus import Kind, edited_copy, encode, generate
+from hashguard.domain.audit import AuditAction
+from hashguard.domain.banks import BankEntry
+from hashguard.domain.signals import Algorithm
+from hashguard.domain.tokens import Scope
+from hashguard.settings import Settings
+from hashguard.store import Store, open_store
+from tests import hma_shapes as shapes
+from tests.api_support import bearer, make_token
+from tests.server import running_server
+
+IMAGE = generate(Kind.PHOTO, seed=31, width=480, height=360)
+ORIGINAL = encode(IMAGE)
+EDITED = edited_copy(IMAGE, "resized")
+OTHER = encode(generate(Kind.PHOTO, seed=77, width=320, height=240))
+PATH_SECRET = "s3cr3t-path-for-coop-0123456789abcdef"
+
+
+class _Images(BaseHTTPRequestHandler):
+    """A loopback host serving the benign image (the allowlisted URL source)."""
+
+    def do_GET(self) -> None:
+        self.send_response(200)
+        self.send_header("Content-Type", "image/jpeg")
+        self.send_header("Content-Length", str(len(ORIGINAL)))
+        self.end_headers()
+        self.wfile.write(ORIGINAL)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+@pytest.fixture(scope="module")
+def image_host() -> Iterator[str]:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Images)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://localhost:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        thread.join()
+        server.server_close()
+
+
+def _settings(folder: Path, **extra: Any) -> Settings:
+    url = f"sqlite:///{folder / 'hashguard.db'}"
+    open_store(url, migrate=True).close()
+    return Settings(
+        home=folder / "home", database_url=url, workers=1, index_refresh_seconds=0.2, **extra
+    )
+
+
+@pytest.fixture(scope="module")
+def hma(tmp_path_factory: pytest.TempPathFactory, image_host: str) -> Iterator[dict[str, Any]]:
+    """One server with hma_compat on, and tokens of each kind."""
+    with pytest.MonkeyPatch.context() as patch:
+        for name in list(os.environ):
+            if name.startswith("HASHGUARD_"):
+                patch.delenv(name)
+        folder = tmp_path_factory.mktemp("hma")
+        base_settings = _settings(folder)
+        admin = make_token(base_settings, Scope.ADMIN, name="coop")
+        settings = base_settings.model_copy(
+            update={
+                "hma_compat": True,
+                "hma_url_hosts": ("localhost",),
+                "hma_path_secrets": {PATH_SECRET: SecretStr(admin)},
+            }
+        )
+        tokens = {
+            "admin": admin,
+            "lookup": make_token(settings, Scope.LOOKUP, name="lookup"),
+            "read": make_token(settings, Scope.BANKS_READ, name="read"),
+        }
+        with running_server(settings) as base:
+            yield {"base": base, "tokens": tokens, "settings": settings, "host": image_host}
+
+
+@contextlib.contextmanager
+def _client(hma: dict[str, Any], who: str = "admin") -> Iterator[httpx.Client]:
+    with httpx.Client(
+        base_url=hma["base"] + "/hma", headers=bearer(hma["tokens"][who]), timeout=60
+    ) as http:
+        yield http
+
+
+def _ok(answer: httpx.Response, shape: Any, status: int = 200) -> Any:
+    assert answer.status_code == status, (answer.status_code, answer.text[:300])
+    return shapes.check(shape, answer.json())
+
+
+def _error(answer: httpx.Response, status: int) -> str:
+    assert answer.status_code == status, (answer.status_code, answer.text[:300])
+    message: str = shapes.check(shapes.Message, answer.json()).message
+    return message
+
+
+def _audit(hma: dict[str, Any]) -> list[Any]:
+    with contextlib.closing(open_store(hma["settings"].resolved_database_url)) as store:
+        return list(store.audit.events())
+
+
+def _wait_indexed(
+    http: httpx.Client, signal_type: str, signal: str, bank: str | None = None
+) -> list[int]:
+    """The index refreshes every 0.2 s: poll until the new content is found (in
+    ``bank``, when given)."""
+    query = {"signal_type": signal_type, "signal": signal} | ({"banks": bank} if bank else {})
+    for _ in range(200):
+        found = _ok(http.get("/m/raw_lookup", params=query), shapes.RawLookup).matches
+        if found:
+            return list(found)
+        threading.Event().wait(0.05)
+    return []
+
+
+def test_an_hma_client_banks_an_image_and_finds_its_edited_copy_as_any_upload(
+    hma: dict[str, Any],
+) -> None:
+    with _client(hma) as http:
+        # Coop sends enabled_ratio as a string; HMA's pydantic takes it, so do we
+        created = _ok(
+            http.post("/c/banks", json={"name": "COOP_BANK", "enabled_ratio": "1"}),
+            shapes.BankConfig,
+            201,
+        )
+        assert (created.name, created.matching_enabled_ratio) == ("COOP_BANK", 1.0)
+        assert "COOP_BANK" in [b.name for b in _ok(http.get("/c/banks"), shapes.Banks).root]
+        added = _ok(
+            http.post("/c/bank/COOP_BANK/content", files={"photo": ("a.jpg", ORIGINAL)}),
+            shapes.AddedContent,
+        )
+        assert set(added.signals) == {"pdq", "md5"}
+        assert added.signals["md5"] == hashlib.md5(ORIGINAL).hexdigest()
+        assert _wait_indexed(http, "pdq", added.signals["pdq"]) == [added.id]
+        # the md5 of the same content answers the same content id
+        assert _wait_indexed(http, "md5", added.signals["md5"]) == [added.id]
+
+        found = _ok(
+            http.post("/m/lookup", files={"photo": ("copy.jpg", EDITED)}),
+            shapes.LookupBySignalType,
+        ).root
+        assert [m.bank_content_id for m in found["pdq"]["COOP_BANK"]] == [added.id]
+        assert int(found["pdq"]["COOP_BANK"][0].distance) > 0  # an edited copy, not a twin
+        assert found["md5"] == {}
+        nothing = _ok(
+            http.post("/m/lookup", files={"photo": ("other.jpg", OTHER)}),
+            shapes.LookupBySignalType,
+        ).root
+        assert nothing == {"pdq": {}, "md5": {}}
+    # hashguard recorded it as any upload: the scan, its decision and the case
+    events = _audit(hma)
+    actions = [e.action for e in events]
+    assert AuditAction.BANK_CREATED in actions
+    added_events = [e for e in events if e.action == AuditAction.BANK_ENTRIES_ADDED]
+    assert added_events[-1].details["content"] == added.id
+    assert any("case" in e.action for e in events), sorted(set(actions))
+    with contextlib.closing(open_store(hma["settings"].resolved_database_url)) as store:
+        cases = store.cases.list()
+        assert cases, "the matched upload opened a case"
+
+
+def test_raw_lookup_answers_ids_and_withholds_pdq_distances_from_untrusted_tokens(
+    hma: dict[str, Any],
+) -> None:
+    with _client(hma) as http:
+        _ok(http.post("/c/banks", json={"name": "RAW_BANK"}), shapes.BankConfig, 201)
+        pdq = "f" * 64
+        md5 = hashlib.md5(b"benign made-up content").hexdigest()
+        added = _ok(
+            http.post("/c/bank/RAW_BANK/signal", json={"pdq": pdq, "md5": md5}),
+            shapes.AddedContent,
+        )
+        assert added.signals == {"pdq": pdq, "md5": md5}
+        assert _wait_indexed(http, "md5", md5) == [added.id]
+    with _client(hma, "lookup") as http:
+        near = "0" + "f" * 63
+        plain = _ok(
+            http.get("/m/raw_lookup", params={"signal_type": "pdq", "signal": near}),
+            shapes.RawLookup,
+        )
+        assert plain.matches == [added.id]
+        withheld = _ok(
+            http.get(
+                "/m/raw_lookup",
+                params={"signal_type": "pdq", "signal": near, "include_distance": "true"},
+            ),
+            shapes.RawLookupWithDistance,
+        )
+        assert [(m.bank_content_id, m.distance) for m in withheld.matches] == [(added.id, "-1")]
+        exact = _ok(
+            http.get(
+                "/m/raw_lookup",
+                params={"signal_type": "md5", "signal": md5, "include_distance": "true"},
+            ),
+            shapes.RawLookupWithDistance,
+        )
+        assert [(m.bank_content_id, m.distance) for m in exact.matches] == [(added.id, "0")]
+        other_bank = http.get(
+            "/m/raw_lookup", params={"signal_type": "md5", "signal": md5, "banks": "NOPE"}
+        )
+        assert _ok(other_bank, shapes.RawLookup).matches == []
+        by_bank = _ok(
+            http.get("/m/lookup", params={"signal_type": "md5", "signal": md5}),
+            shapes.LookupByBank,
+        ).root
+        assert [m.bank_content_id for m in by_bank["RAW_BANK"]] == [added.id]
+        assert "invalid signal" in _error(
+            http.get("/m/raw_lookup", params={"signal_type": "pdq", "signal": "xyz"}), 400
+        )
+        assert "No such SignalType" in _error(
+            http.get("/m/raw_lookup", params={"signal_type": "tmk", "signal": md5}), 400
+        )
+        # a lookup token curates nothing
+        assert http.post("/c/banks", json={"name": "NOT_MINE"}).status_code == 403
+
+
+def test_content_is_removed_by_its_integer_id(hma: dict[str, Any]) -> None:
+    md5 = hashlib.md5(b"removed benign content").hexdigest()
+    with _client(hma) as http:
+        _ok(http.post("/c/banks", json={"name": "GONE_BANK"}), shapes.BankConfig, 201)
+        added = _ok(http.post("/c/bank/GONE_BANK/signal", json={"md5": md5}), shapes.AddedContent)
+        assert _wait_indexed(http, "md5", md5) == [added.id]
+        assert (
+            _ok(http.delete(f"/c/bank/GONE_BANK/content/{added.id}"), shapes.Deleted).deleted == 1
+        )
+        assert (
+            _ok(http.delete(f"/c/bank/GONE_BANK/content/{added.id}"), shapes.Deleted).deleted == 0
+        )
+        assert "not found" in _error(http.delete(f"/c/bank/NOPE/content/{added.id}"), 404)
+
+
+def test_banks_are_updated_and_deleted_with_hmas_shapes(hma: dict[str, Any]) -> None:
+    with _client(hma) as http:
+        _ok(
+            http.post("/c/banks", json={"name": "EDIT_BANK", "enabled": False}),
+            shapes.BankConfig,
+            201,
+        )
+        shown = _ok(http.get("/c/bank/EDIT_BANK"), shapes.BankConfig)
+        assert shown.matching_enabled_ratio == 0.0
+        on = _ok(http.put("/c/bank/EDIT_BANK", json={"enabled_ratio": 1.0}), shapes.BankConfig)
+        assert on.matching_enabled_ratio == 1.0
+        assert "on (1.0) or off" in _error(
+            http.put("/c/bank/EDIT_BANK", json={"enabled_ratio": 0.5}), 400
+        )
+        assert "rename" in _error(http.put("/c/bank/EDIT_BANK", json={"name": "OTHER"}), 400)
+        assert _error(http.post("/c/banks", json={"name": "EDIT_BANK"}), 403)
+        assert _ok(http.delete("/c/bank/EDIT_BANK"), shapes.Message).message == "Done"
+        assert _error(http.get("/c/bank/EDIT_BANK"), 404)
+        assert _error(http.put("/c/bank/EDIT_BANK", json={"enabled": True}), 404)
+
+
+def test_hashing_uploads_and_allowlisted_urls_only(hma: dict[str, Any]) -> None:
+    with _client(hma) as http:
+        hashed = _ok(http.post("/h/hash", files={"photo": ("a.jpg", ORIGINAL)}), shapes.Hashes)
+        assert set(hashed.root) == {"pdq", "md5"}
+        assert hashed.root["md5"] == hashlib.md5(ORIGINAL).hexdigest()
+        video = _ok(
+            http.post("/h/hash", files={"video": ("v.mp4", b"benign bytes")}), shapes.Hashes
+        )
+        assert video.root == {"video_md5": hashlib.md5(b"benign bytes").hexdigest()}
+        assert _error(http.post("/h/hash", files={"audio": ("a.wav", b"x")}), 400)
+        assert _error(http.post("/h/hash", content=b"raw"), 400)
+        fetched = _ok(http.get("/h/hash", params={"url": hma["host"] + "/a.jpg"}), shapes.Hashes)
+        assert fetched.root == hashed.root
+        _ok(http.post("/c/banks", json={"name": "URL_BANK"}), shapes.BankConfig, 201)
+        by_url = _ok(
+            http.post("/c/bank/URL_BANK/content", params={"url": hma["host"] + "/a.jpg"}),
+            shapes.AddedContent,
+        )
+        assert by_url.signals == hashed.root
+        # a lookup by URL runs the fetched file through the pipeline, as an upload
+        assert _wait_indexed(http, "md5", hashed.root["md5"], "URL_BANK") == [by_url.id]
+        looked = _ok(
+            http.get("/m/lookup", params={"url": hma["host"] + "/a.jpg"}),
+            shapes.LookupBySignalType,
+        ).root
+        assert [m.bank_content_id for m in looked["md5"]["URL_BANK"]] == [by_url.id]
+        only_pdq = _ok(
+            http.get("/m/lookup", params={"url": hma["host"] + "/a.jpg", "signal_type": "pdq"}),
+            shapes.LookupByBank,
+        ).root
+        assert [m.bank_content_id for m in only_pdq["URL_BANK"]] == [by_url.id]
+        refused = http.post("/c/bank/URL_BANK/content", params={"url": "http://127.0.0.1:9/a"})
+        assert "configured hosts" in _error(refused, 403)
+        # any host not on the allowlist is refused before a connection is made
+        for url in (
+            "http://127.0.0.1:9/a.jpg",
+            "http://169.254.169.254/latest/meta-data/",
+            "file:///etc/passwd",
+            hma["host"].replace("localhost", "127.0.0.1") + "/a.jpg",
+        ):
+            assert "configured hosts" in _error(http.get("/h/hash", params={"url": url}), 403)
+            assert _error(http.get("/m/lookup", params={"url": url}), 403)
+
+
+def test_compare_index_status_and_type_lists(hma: dict[str, Any]) -> None:
+    with _client(hma, "lookup") as http:
+        near = "0" + "f" * 63
+        compared = _ok(
+            http.post("/m/compare", json={"pdq": ["f" * 64, near], "md5": ["a" * 32, "b" * 32]}),
+            shapes.Compare,
+        ).root
+        assert compared["pdq"][0] is True
+        assert compared["pdq"][1].distance == 4
+        assert compared["md5"][0] is False
+        assert _error(http.post("/m/compare", json={"pdq": ["f" * 64]}), 400)
+        assert _error(http.post("/m/compare", json=["no"]), 400)
+        status = _ok(http.get("/m/index/status"), shapes.IndexStatuses).root
+        assert set(status) == {"pdq", "md5", "video_md5"}
+        assert status["pdq"].present
+        assert set(_ok(http.get("/m/index/status?signal_type=pdq"), shapes.IndexStatuses).root) == {
+            "pdq"
+        }
+        assert _error(http.get("/m/index/status?signal_type=tmk"), 400)
+    with _client(hma, "read") as http:
+        for path in ("/c/signal_type", "/c/signal_types"):
+            names = [s.name for s in _ok(http.get(path), shapes.SignalTypes).root]
+            assert names == ["pdq", "md5", "video_md5"]
+        for path in ("/c/content_type", "/c/content_types"):
+            assert [c.name for c in _ok(http.get(path), shapes.ContentTypes).root] == [
+                "photo",
+                "video",
+            ]
+
+
+def test_status_tokens_and_the_secret_path_prefix(hma: dict[str, Any]) -> None:
+    base = hma["base"]
+    answer = httpx.get(base + "/hma/status")  # open, as /readyz
+    assert (answer.status_code, answer.text) == (200, shapes.STATUS_OK)
+    assert httpx.get(base + "/hma/c/banks").status_code == 401
+    assert httpx.get(base + "/hma/c/banks", headers=bearer("wrong")).status_code == 401
+    with_secret = httpx.get(f"{base}/hma/s/{PATH_SECRET}/c/banks")
+    _ok(with_secret, shapes.Banks)
+    assert httpx.get(f"{base}/hma/s/not-the-secret/c/banks").status_code == 404
+    assert httpx.get(f"{base}/hma/s/{PATH_SECRET}").status_code == 404
+    # the secret path acts as its token: audited under that token
+    _ok(
+        httpx.post(f"{base}/hma/s/{PATH_SECRET}/c/banks", json={"name": "PATH_BANK"}),
+        shapes.BankConfig,
+        201,
+    )
+    created = [e for e in _audit(hma) if e.action == AuditAction.BANK_CREATED]
+    assert created[-1].subject == "bank:PATH_BANK"
+    assert created[-1].actor.startswith("token:")
+
+
+def test_the_hma_api_is_off_by_default(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in list(os.environ):
+        if name.startswith("HASHGUARD_"):
+            monkeypatch.delenv(name)
+    settings = _settings(tmp_path)
+    secret = make_token(settings, Scope.ADMIN)
+    with running_server(settings, background=False) as base:
+        for path in ("/hma/status", "/hma/c/banks", "/hma/m/index/status"):
+            assert httpx.get(base + path, headers=bearer(secret)).status_code == 404
+
+
+def test_content_items_are_numbered_and_removed_in_the_store(store: Store) -> None:
+    store.banks.create("B")
+    entries = [
+        BankEntry(algorithm=Algorithm.PDQ, value="e" * 64),
+        BankEntry(algorithm=Algorithm.MD5, value="d" * 32),
+    ]
+    content, counts = store.banks.add_content("B", entries)
+    assert counts.added == 2
+    again, _ = store.banks.add_content("B", [BankEntry(algorithm=Algorithm.MD5, value="c" * 32)])
+    assert again != content
+    assert store.banks.remove_content("B", content + 1) == 0  # a row of content, not its id
+    assert store.banks.remove_content("B", content) == 2
+    assert store.banks.remove_content("B", content) == 0
+    assert store.banks.remove_content("B", again) == 1
+
+
+def test_raw_lookup_probing_is_refused_and_audited_as_on_v1(hma: dict[str, Any]) -> None:
+    """One-bit flips around a matched hash, one per call (as an HMA client would send
+    them), exhaust the token's probing budget: 429 in HMA's shape, and an audit alert."""
+    listed = "a" * 64
+    with _client(hma) as http:
+        _ok(http.post("/c/banks", json={"name": "PROBE_BANK"}), shapes.BankConfig, 201)
+        _ok(http.post("/c/bank/PROBE_BANK/signal", json={"pdq": listed}), shapes.AddedContent)
+        assert _wait_indexed(http, "pdq", listed)
+    prober = make_token(hma["settings"], Scope.LOOKUP, name="prober")
+    budget = hma["settings"].lookup_probe_budget
+    with httpx.Client(base_url=hma["base"] + "/hma", headers=bearer(prober), timeout=60) as http:
+        _ok(
+            http.get("/m/raw_lookup", params={"signal_type": "pdq", "signal": listed}),
+            shapes.RawLookup,
+        )
+        statuses = []
+        for bit in range(budget + 2):
+            flipped = f"{int(listed, 16) ^ (1 << bit):064x}"
+            answer = http.get("/m/raw_lookup", params={"signal_type": "pdq", "signal": flipped})
+            statuses.append(answer.status_code)
+        assert statuses[:budget] == [200] * budget
+        assert statuses[budget:] == [429, 429]
+        assert "close to" in _error(answer, 429)
+    alerts = [e for e in _audit(hma) if e.action == AuditAction.LOOKUP_PROBING]
+    assert alerts
+
+
+def test_content_ids_never_reuse_an_imported_hma_id(store: Store) -> None:
+    store.banks.create("B")
+    first, _ = store.banks.add_content("B", [BankEntry(algorithm=Algorithm.MD5, value="1" * 32)])
+    # an entry imported from an HMA database with the id the next row will have
+    store.banks.add_entries(
+        "B",
+        [BankEntry(algorithm=Algorithm.MD5, value="2" * 32, entry_id=f"hma:{first + 2}")],
+    )
+    second, _ = store.banks.add_content("B", [BankEntry(algorithm=Algorithm.MD5, value="3" * 32)])
+    assert second == 2**31 + first + 2
+    assert store.banks.remove_content("B", second) == 1
+    assert store.banks.remove_content("B", first + 2) == 1  # the imported one, untouched before
