@@ -83,6 +83,10 @@ def main() -> int:
             from bench.tenants import tenants_rows  # noqa: PLC0415 - uvloop: only when asked
 
             rows += tenants_rows(scale, progress.print)
+        if "client" in wanted:
+            from bench.client import client_rows  # noqa: PLC0415 - a service: only when asked
+
+            rows += client_rows(scale, progress.print)
         if "notices" in wanted:
             from bench.notices import notices_rows  # noqa: PLC0415 - uvloop: only when asked
 

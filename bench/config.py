@@ -43,13 +43,14 @@ def scale_from_env() -> Scale:
 SECTIONS = (
     "scan", "fidelity", "import", "exact", "index", "service", "audit", "reports", "statements",
     "tenants",
+    "client",
     "retro",
     "notices",
     "stats",
     "objects",
 )  # fmt: skip
 #: the sections that read the generated 1 MP / 12 MP corpora (built only when one runs)
-CORPUS_SECTIONS = frozenset({"scan", "service"})
+CORPUS_SECTIONS = frozenset({"scan", "service", "client"})
 
 
 def sections_from_env() -> frozenset[str]:

@@ -6,18 +6,21 @@ token sees nothing of another tenant's, an unbound token no tenant view)."""
 from __future__ import annotations
 
 import contextlib
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import httpx
 import pytest
 
 from hashguard.domain.audit import AuditAction
+from hashguard.domain.stats import Period
 from hashguard.domain.tenants import TenantState
 from hashguard.domain.tokens import Scope
 from hashguard.services.tenants import add_tenant, set_tenant_state
 from hashguard.services.tokens import create_token
 from hashguard.settings import Settings
+from hashguard.stats.feed import build_feed
+from hashguard.stats.verify import verify
 from hashguard.store import open_store
 from hashguard.store.audit import AuditEvent
 from tests.api_support import assert_problem, bearer, make_token, wait_until
@@ -153,6 +156,7 @@ def test_quota_view_audit_and_isolation(api_settings: Settings) -> None:
         "hashes": 6,
         "matched": 1,
         "banks": {"known": 1},
+        "by_source": [["", "", 1]],
     }
     assert LISTED not in str(event.details)  # never a hash in the log
     (reached,) = _events(settings, AuditAction.TENANT_QUOTA_REACHED)  # once a day
@@ -194,3 +198,55 @@ def test_rate_limit_per_tenant_and_suspension(api_settings: Settings) -> None:
 
         suspended = assert_problem(lookup(gone, 1), 403)
         assert "suspended" in suspended["detail"]
+
+
+def test_service_numbers_per_tenant_and_in_aggregate(api_settings: Settings) -> None:
+    """The service's numbers: lookups per tenant counted with the quota (and uncounted
+    when refunded), matches per list source and category with the audit event; the
+    hotline's admin token groups them by tenant, a tenant's token reads no statistics,
+    ``stats verify`` recounts them, and the aggregate feed never names a tenant."""
+    settings = api_settings
+    secrets = _tenants(settings, alpha_host=(1_000, None), beta_host=(1_000, None))
+    a, b = bearer(secrets["alpha_host"]), bearer(secrets["beta_host"])
+    admin = bearer(make_token(settings, Scope.ADMIN, name="hotline"))
+    clock = Clock(START)
+    with running_server(settings, clock=clock) as base, httpx.Client(base_url=base) as http:
+        _listed(http, admin)
+        assert http.post("/v1/lookup", json=_md5(LISTED, *_unlisted(5)), headers=a).is_success
+        assert http.post("/v1/lookup", json=_md5(LISTED, *_unlisted(2)), headers=b).is_success
+        assert http.post("/v1/lookup", json=_md5(*_unlisted(3, 900)), headers=b).is_success
+        by_tenant = http.get(
+            "/v1/stats",
+            params={"since": "2000-01-01", "until": "2099-12-31", "by": "tenant"},
+            headers=admin,
+        )
+        assert by_tenant.status_code == 200, by_tenant.text
+        rows = {
+            r["key"]["tenant"]: (r["counts"]["lookups"], r["counts"]["lookup_matches"])
+            for r in by_tenant.json()["rows"]
+            if r["key"]["tenant"]
+        }
+        assert rows == {"alpha_host": (6, 1), "beta_host": (6, 1)}
+        assert http.get("/v1/stats", headers=a).status_code == 403  # a tenant reads none
+
+    with contextlib.closing(open_store(settings.resolved_database_url)) as store:
+        checked = verify(store, date(2000, 1, 1), date(2099, 12, 31))
+        assert checked.ok, checked.differences
+        # a refunded call is uncounted in its own transaction
+        tenant = store.tenants.named("alpha_host")
+        assert store.tenants.charge(tenant.id, START.date(), 4, 1_000).allowed
+        store.tenants.refund(tenant.id, START.date(), 4)
+        assert verify(store, date(2000, 1, 1), date(2099, 12, 31)).ok
+        every = Period(date(2000, 1, 1), date(2099, 12, 31), "2000")
+        feed = build_feed(store.stats, every, k=1, at=START)
+        tables = feed["tables"]
+        assert tables["hosts_served"]["total"] == 2
+        assert tables["lookups"]["total"] == 12
+        assert tables["lookup_matches"]["cells"] == [
+            {"key": {"source": "", "category": ""}, "count": 2, "suppressed": False}
+        ]
+        assert "alpha_host" not in str(feed)
+        assert "beta_host" not in str(feed)
+        # across tenants: under k hosts, the number of hosts is not published
+        small = build_feed(store.stats, every, k=3, at=START)["tables"]
+        assert small["hosts_served"]["total_suppressed"] is True

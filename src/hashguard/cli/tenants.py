@@ -7,7 +7,7 @@ hashes up and read the tenant's own use (``GET /v1/tenant``)."""
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Annotated
 
 import typer
@@ -71,28 +71,71 @@ def add(
 @app.command("list")
 def list_tenants(
     ctx: typer.Context,
+    matches: Annotated[
+        bool,
+        typer.Option(
+            "--matches",
+            help="Only tenants whose lookups matched in the last --days UTC days, most first "
+            "(whom to follow up with; counts only, never hashes or files).",
+        ),
+    ] = False,
+    days: Annotated[int, typer.Option(min=1, max=366, help="Days --matches counts.")] = 30,
     as_json: Annotated[bool, typer.Option("--json", help="JSON output.")] = False,
 ) -> None:
     """Tenants with their quota, rate, state and today's use."""
     today = datetime.now(UTC).date()
     with store_of(ctx) as store:
         rows = [(t, store.tenants.used(t.id, today)) for t in store.tenants.list()]
+        window = store.tenants.all_days(today - timedelta(days=days - 1), today)
+    hashes: dict[str, int] = {}
+    matched: dict[str, int] = {}
+    for name, day in window:
+        hashes[name] = hashes.get(name, 0) + day.hashes
+        matched[name] = matched.get(name, 0) + day.matched
+    if matches:
+        rows = sorted(
+            ((t, used) for t, used in rows if matched.get(t.name, 0) > 0),
+            key=lambda r: (-matched[r[0].name], r[0].name),
+        )
     if as_json:
         out.print(
-            json.dumps([{**tenant_to_json(t), "used_today": used} for t, used in rows]),
+            json.dumps(
+                [
+                    {
+                        **tenant_to_json(t),
+                        "used_today": used,
+                        **(
+                            {
+                                "days": days,
+                                "hashes": hashes.get(t.name, 0),
+                                "matched": matched.get(t.name, 0),
+                            }
+                            if matches
+                            else {}
+                        ),
+                    }
+                    for t, used in rows
+                ]
+            ),
             markup=False,
         )
         return
-    table = Table("name", "contact", "quota/day", "used today", "rate", "state")
+    columns = ["name", "contact", "quota/day", "used today", "rate", "state"]
+    if matches:
+        columns += [f"hashes ({days} d)", f"matched ({days} d)"]
+    table = Table(*columns)
     for tenant, used in rows:
-        table.add_row(
+        cells = [
             tenant.name,
             tenant.contact,
             str(tenant.quota_per_day),
             str(used),
             _rate(tenant.rate_per_second),
             str(tenant.state),
-        )
+        ]
+        if matches:
+            cells += [str(hashes.get(tenant.name, 0)), str(matched.get(tenant.name, 0))]
+        table.add_row(*cells)
     out.print(table)
 
 

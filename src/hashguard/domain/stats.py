@@ -7,7 +7,8 @@ transparency report files, the aggregate feed, Prometheus). Metric names and lab
 are persisted: never rename one; add new ones.
 
 Labels are bounded: bank names, list sources, algorithms, remote service names, outcome
-and decision names, notifier kinds — never a person, a content id, a URL or a hash.
+and decision names, notifier kinds, tenant names (admin-created, few; never in the
+aggregate feed) — never a person, a content id, a URL or a hash.
 """
 
 from __future__ import annotations
@@ -55,6 +56,14 @@ class Metric(StrEnum):
     REFERRALS = "referrals"
     #: content removed or disabled (quarantine, platform webhook acted): labels way, how
     REMOVALS = "removals"
+    #: hashes a tenant of the hash check service looked up (distinct valid hashes of
+    #: answered calls, the quota's unit): label tenant. Tenants are a bounded set an
+    #: admin creates; views for anyone but the service's admins drop the label
+    LOOKUPS = "lookups"
+    #: a tenant's looked-up hashes that matched, per list source and category of the
+    #: matched entries (a hash matching two sources counts once for each): labels
+    #: tenant, source, category
+    LOOKUP_MATCHES = "lookup_matches"
 
 
 #: label keys each metric carries, in this order (a missing label is stored as "")
@@ -73,6 +82,8 @@ LABELS: Mapping[Metric, tuple[str, ...]] = {
     Metric.APPEALS: ("state",),
     Metric.REFERRALS: ("hotline",),
     Metric.REMOVALS: ("way", "how"),
+    Metric.LOOKUPS: ("tenant",),
+    Metric.LOOKUP_MATCHES: ("tenant", "source", "category"),
 }
 
 

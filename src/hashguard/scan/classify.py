@@ -30,7 +30,9 @@ def classify(
     review_thresholds: Mapping[str, float] | None = None,
 ) -> FileResult:
     """The one outcome of a file: a match (local or remote) wins, then the hashing
-    problem, then a remote matcher that did not answer, then no_match. The policy's
+    problem (but an ``unsupported`` file whose exact hashes a remote matcher did not
+    answer is ``not_answered``), then a remote matcher that did not answer, then
+    no_match. The policy's
     decision (``policies`` by bank name; default policies when not given; ``paused``:
     the list entries the flood guard paused) goes with it: the outcome says what
     matched, the decision what is to be done about it. A classifier's score never makes
@@ -50,11 +52,13 @@ def classify(
         r.status is RemoteStatus.MATCHED for r in remote
     ):
         outcome, reason = Outcome.MATCHED, output.reason
-    elif output.problem is not None:
+    elif output.problem is not None and not _unchecked_hashes(output, silent):
         outcome, reason = output.problem, output.reason
     elif silent:
         outcome = Outcome.NOT_ANSWERED
         reason = "; ".join(f"{r.service}: {r.reason}" for r in silent)
+        if output.problem is not None:  # a file no hasher decodes: its exact hashes
+            reason = f"{output.problem} ({output.reason}); {reason}"
     else:
         outcome, reason = Outcome.NO_MATCH, _no_match_note(output, matches)
     decision = decide(matches, remote, policies or {}, paused=paused)
@@ -69,6 +73,19 @@ def classify(
         remote=remote,
         decision=decision,
     )
+
+
+#: how a remote matcher asked when it was sent hashes (``unknown``: still in flight)
+_BY_HASH = frozenset({"hash", "unknown"})
+
+
+def _unchecked_hashes(output: HashOutput, silent: Sequence[RemoteResult]) -> bool:
+    """An ``unsupported`` file (no hasher decodes it: a text, an unknown format) still
+    has exact hashes that a remote matcher taking hashes looks up (lists carry exact
+    hashes of any file); when such a matcher did not answer, the file was not checked
+    and is ``not_answered``, never left as ``unsupported`` (which reads as complete).
+    A matcher that sends media (PhotoDNA) refuses such a file outright: not counted."""
+    return output.problem is Outcome.UNSUPPORTED and any(r.method in _BY_HASH for r in silent)
 
 
 def _no_match_note(output: HashOutput, matches: tuple[Match, ...]) -> str | None:

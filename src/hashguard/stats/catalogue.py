@@ -119,6 +119,16 @@ COUNTS: tuple[Count, ...] = (
     _c("appeals_reversed", Metric.APPEALS, "appeals that reversed the decision", state="reversed"),
     _c("referrals", Metric.REFERRALS, "referrals to hotlines"),
     _c("removals", Metric.REMOVALS, "content removed or disabled"),
+    _c(
+        "lookups",
+        Metric.LOOKUPS,
+        "hashes the hash check service's tenants looked up (answered calls)",
+    ),
+    _c(
+        "lookup_matches",
+        Metric.LOOKUP_MATCHES,
+        "looked-up hashes that matched, per list source and category",
+    ),
 )
 
 SHARES: tuple[Share, ...] = (

@@ -5,7 +5,9 @@ Each metric appears in one table only, with one breakdown and (where the cells a
 to something) its total and no subtotals, so the total is the only linear relation the
 suppression (``suppress``) has to protect. Times are published only when at least ``k``
 were measured. Only bounded labels appear (list sources and categories, notifier kinds,
-outcomes): never a person, a content id, a URL or a hash.
+outcomes): never a person, a content id, a URL, a hash or a tenant. The hash check
+service's tables (``hosts_served``, ``lookups``, ``lookup_matches``) sum the tenants
+away; a cell only one tenant contributed to is suppressed like a small one.
 
 Versioning: ``schema_version`` is an integer; a collector accepts the versions it knows.
 Adding a table or an optional field keeps the version; removing or renaming anything,
@@ -93,6 +95,35 @@ TABLES: tuple[TableSpec, ...] = (
         total=True,
         help="referrals to hotlines",
     ),
+    TableSpec(
+        name="lookups",
+        metric=Metric.LOOKUPS,
+        dimensions=(),
+        total=True,
+        help="hashes the hash check service's tenants looked up, across every tenant",
+    ),
+    TableSpec(
+        name="lookup_matches",
+        metric=Metric.LOOKUP_MATCHES,
+        dimensions=("source", "category"),
+        total=True,
+        help="looked-up hashes that matched, by list source and category, across every tenant",
+    ),
+)
+
+#: the service's tables: the tenant label is summed away and a non-zero cell only one
+#: tenant contributed to is suppressed whatever its size (it would describe one host)
+_TENANT_METRICS = frozenset({Metric.LOOKUPS, Metric.LOOKUP_MATCHES})
+#: the number of hosts (tenants) that looked anything up in the period
+HOSTS_SERVED = "hosts_served"
+
+
+_HOSTS = TableSpec(
+    name=HOSTS_SERVED,
+    metric=Metric.LOOKUPS,
+    dimensions=(),
+    total=True,
+    help="hosts (tenants of the hash check service) that looked up hashes in the period",
 )
 
 
@@ -112,8 +143,13 @@ def _ms(bound: float | None) -> int | None:
     return None if bound is None or bound == float("inf") else round(bound * 1000)
 
 
-def _table(spec: TableSpec, rows: Mapping[tuple[str, ...], int], k: int) -> dict[str, Any]:
-    published = suppress(rows, k=k, total=spec.total)
+def _table(
+    spec: TableSpec,
+    rows: Mapping[tuple[str, ...], int],
+    k: int,
+    forced: frozenset[tuple[str, ...]] = frozenset(),
+) -> dict[str, Any]:
+    published = suppress(rows, k=k, total=spec.total, forced=forced)
     table: dict[str, Any] = {
         "dimensions": list(spec.dimensions),
         "cells": [
@@ -158,11 +194,24 @@ def build_feed(
     metrics = {spec.metric for spec in TABLES}
     sums: dict[str, dict[tuple[str, ...], int]] = {s.name: defaultdict(int) for s in TABLES}
     by_metric = {spec.metric: spec for spec in TABLES}
+    contributors: dict[str, dict[tuple[str, ...], set[str]]] = {
+        s.name: defaultdict(set) for s in TABLES
+    }
+    hosts: set[str] = set()
     for row in reader.counts(period.since, period.until, metrics):
         spec = by_metric.get(row.metric)
         if spec is None:
             continue
-        sums[spec.name][tuple(row.labels.get(d, "") for d in spec.dimensions)] += row.value
+        key = tuple(row.labels.get(d, "") for d in spec.dimensions)
+        sums[spec.name][key] += row.value
+        if row.metric in _TENANT_METRICS and row.value:
+            contributors[spec.name][key].add(row.labels.get("tenant", ""))
+            if row.metric is Metric.LOOKUPS:
+                hosts.add(row.labels.get("tenant", ""))
+    forced = {
+        name: frozenset(key for key, who in cells.items() if len(who) < 2)
+        for name, cells in contributors.items()
+    }
     for spec in TABLES:
         if not spec.dimensions:  # a table of one cell has it even when it is zero
             sums[spec.name][()] += 0
@@ -181,6 +230,9 @@ def build_feed(
         "generated_at": at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "suppression": {"k": k, "method": "primary+complementary, zeros published"},
         "timing_bounds_ms": [_ms(b) for b in TIMING_BOUNDS],
-        "tables": {spec.name: _table(spec, sums[spec.name], k) for spec in TABLES},
+        "tables": {
+            **{spec.name: _table(spec, sums[spec.name], k, forced[spec.name]) for spec in TABLES},
+            HOSTS_SERVED: _table(_HOSTS, {(): len(hosts)}, k),
+        },
         "times": {str(t): _times(histograms[t], k) for t in Timing},
     }

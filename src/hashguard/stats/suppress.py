@@ -18,7 +18,7 @@ published numbers: a feed publishes no subtotals and no cell twice):
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
@@ -35,17 +35,24 @@ class Suppressed(Generic[K]):
     total: int | None
 
 
-def suppress(cells: Mapping[K, int], *, k: int = DEFAULT_K, total: bool = True) -> Suppressed[K]:
+def suppress(
+    cells: Mapping[K, int],
+    *,
+    k: int = DEFAULT_K,
+    total: bool = True,
+    forced: Collection[K] = (),
+) -> Suppressed[K]:
     """``cells`` (with their sum as the total) as they may be published under ``k``.
     Without ``total`` (cells that do not add up to anything meaningful, e.g. a report
     counted once filed and again acknowledged) no total is published and only the
-    primary rule applies."""
+    primary rule applies. ``forced`` cells (non-zero) are suppressed whatever their
+    value, like a primary suppression (e.g. a cell only one tenant contributed to)."""
     if k < 1:
         raise ValueError("k is at least 1")
     if any(v < 0 for v in cells.values()):
         raise ValueError("counts are never negative")
     whole = sum(cells.values())
-    hidden = {key for key, value in cells.items() if 0 < value < k}
+    hidden = {key for key, value in cells.items() if 0 < value < k or (value and key in forced)}
     total_hidden = not total or 0 < whole < k
     if hidden and not total_hidden:
         order: Sequence[K] = sorted(

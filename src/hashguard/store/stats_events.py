@@ -45,6 +45,7 @@ COUNTED = frozenset(
         AuditAction.CONTENT_QUARANTINED,
         AuditAction.APPEAL_RECEIVED,
         AuditAction.APPEAL_DECIDED,
+        AuditAction.LOOKUP_MATCHED,
     }
 )
 
@@ -104,6 +105,17 @@ def tally_event(  # noqa: PLR0912, PLR0915 (one branch per counted action, read 
     if kind is AuditAction.SCAN_DECISION:
         decision = "shadow" if details.get("shadow") else str(details.get("decided", ""))
         tally.count(day, Metric.DECISIONS, way=_way(details), decision=decision)
+    elif kind is AuditAction.LOOKUP_MATCHED:
+        # a tenant's answered lookup call that matched: [source, category, hashes]
+        for source, category, n in details.get("by_source") or ():
+            tally.count(
+                day,
+                Metric.LOOKUP_MATCHES,
+                int(n),
+                tenant=str(details.get("tenant") or ""),
+                source=str(source),
+                category=str(category),
+            )
     elif kind is AuditAction.CASE_OPENED:
         tally.count(
             day,

@@ -1,5 +1,6 @@
 """The numbers of a period recounted from what was recorded one by one: the audit log
-(replayed through ``store.stats_events``) and the scan results (``store.stats_files``).
+(replayed through ``store.stats_events``), the scan results (``store.stats_files``)
+and the tenants' day rows (``lookups``).
 
 What is recounted is what the recording counted, by the same functions, so a
 difference is an event committed without its count or a count without its event.
@@ -11,10 +12,10 @@ from datetime import UTC, date, datetime, time, timedelta
 
 from sqlalchemy import Engine, select
 
-from hashguard.domain.stats import Way
+from hashguard.domain.stats import Metric, Way
 from hashguard.store._util import stamp
 from hashguard.store.scans import _result
-from hashguard.store.schema import audit_events, scan_results
+from hashguard.store.schema import audit_events, scan_results, tenant_usage, tenants
 from hashguard.store.stats import Tally, bank_sources, day_of
 from hashguard.store.stats_events import COUNTED, tally_event
 from hashguard.store.stats_files import tally_file
@@ -78,4 +79,12 @@ def recount(engine: Engine, since: date, until: date) -> tuple[Tally, int, int]:
             if len(rows) < PAGE:
                 break
             last = rows[-1].id
+        # a tenant's lookups are counted with its day row's ``hashes`` (charge, refund)
+        for row in conn.execute(
+            select(tenants.c.name, tenant_usage.c.day, tenant_usage.c.hashes)
+            .join(tenants, tenants.c.id == tenant_usage.c.tenant_id)
+            .where(tenant_usage.c.day >= since, tenant_usage.c.day <= until)
+        ):
+            if row.hashes:
+                tally.count(row.day, Metric.LOOKUPS, int(row.hashes), tenant=row.name)
     return tally, events, results

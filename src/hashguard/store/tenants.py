@@ -17,9 +17,11 @@ from sqlalchemy import Connection, Engine, Row, insert, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
+from hashguard.domain.stats import Metric
 from hashguard.domain.tenants import Tenant, TenantDay, TenantState
 from hashguard.store._util import now, stamp
 from hashguard.store.schema import tenant_usage, tenants
+from hashguard.store.stats import count
 
 
 class UnknownTenant(LookupError):
@@ -67,6 +69,10 @@ def _ensure_day(conn: Connection, tenant_id: int, day: date) -> None:
         conn.execute(pg_insert(tenant_usage).values(**values).on_conflict_do_nothing())
     else:
         conn.execute(sqlite_insert(tenant_usage).values(**values).on_conflict_do_nothing())
+
+
+def _name(conn: Connection, tenant_id: int) -> str:
+    return str(conn.execute(select(tenants.c.name).where(tenants.c.id == tenant_id)).scalar_one())
 
 
 def _day_row(tenant_id: int, day: date) -> Any:
@@ -129,8 +135,14 @@ class TenantStore:
             )
         return self.named(name), done.rowcount > 0
 
-    def charge(self, tenant_id: int, day: date, hashes: int, quota: int) -> Charge:
-        """Count one call of ``hashes`` against ``quota`` for ``day``, all or nothing."""
+    def charge(
+        self, tenant_id: int, day: date, hashes: int, quota: int, *, tenant: str | None = None
+    ) -> Charge:
+        """Count one call of ``hashes`` against ``quota`` for ``day``, all or nothing.
+        An allowed call is also counted in the statistics (``lookups``, labelled with
+        the tenant's name, ``tenant`` if the caller has it) in the same transaction, so
+        the metric always equals the day rows' ``hashes`` (``stats verify`` recounts it
+        from them)."""
         counted = (
             update(tenant_usage)
             .where(_day_row(tenant_id, day), tenant_usage.c.hashes + hashes <= quota)
@@ -148,6 +160,9 @@ class TenantStore:
                 _ensure_day(conn, tenant_id, day)
                 used = conn.execute(counted).scalar()
             if used is not None:
+                if hashes:
+                    name = tenant if tenant is not None else _name(conn, tenant_id)
+                    count(conn, Metric.LOOKUPS, day=day, n=hashes, tenant=name)
                 return Charge(allowed=True, used=int(used))
             row = conn.execute(
                 update(tenant_usage)
@@ -157,14 +172,18 @@ class TenantStore:
             ).one()
         return Charge(allowed=False, used=int(row.hashes), first_refusal=row.refused == 1)
 
-    def refund(self, tenant_id: int, day: date, hashes: int) -> None:
-        """Undo a ``charge`` whose call was not answered (nothing was looked up)."""
+    def refund(self, tenant_id: int, day: date, hashes: int, *, tenant: str | None = None) -> None:
+        """Undo a ``charge`` whose call was not answered (nothing was looked up), and
+        its ``lookups`` count, in one transaction."""
         with self._engine.begin() as conn:
             conn.execute(
                 update(tenant_usage)
                 .where(_day_row(tenant_id, day))
                 .values(hashes=tenant_usage.c.hashes - hashes, calls=tenant_usage.c.calls - 1)
             )
+            if hashes:
+                name = tenant if tenant is not None else _name(conn, tenant_id)
+                count(conn, Metric.LOOKUPS, day=day, n=-hashes, tenant=name)
 
     def add_matched(self, tenant_id: int, day: date, matched: int) -> None:
         """Count hashes of an answered call that matched something."""

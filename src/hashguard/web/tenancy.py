@@ -8,9 +8,10 @@ A call that is then not answered (the index not loaded, the store down, refused 
 probing) is refunded. Nothing here is shared between tenants: each has its own bucket,
 its own row, its own cached settings.
 
-Statistics (the service's numbers per tenant and in aggregate) read the same day rows
-(``TenantStore.all_days``); a rollup counter per lookup would be written next to
-``Charged.answered``.
+Statistics: the call's hashes are counted (``lookups``) in the charge's transaction and
+uncounted in the refund's; its matches per list source and category
+(``lookup_matches``) in the transaction of its ``lookup.matched`` audit event
+(``store.stats_events``).
 """
 
 from __future__ import annotations
@@ -66,7 +67,9 @@ class Charged:
     def refund(self) -> None:
         if self._open and self.hashes:
             self._open = False
-            self._store.tenants.refund(self.tenant.id, self.day, self.hashes)
+            self._store.tenants.refund(
+                self.tenant.id, self.day, self.hashes, tenant=self.tenant.name
+            )
 
     def answered(self, matched: int) -> None:
         self._open = False
@@ -95,7 +98,9 @@ def admit(
     day = utc_day(now)
     if distinct == 0:
         return Charged(store, tenant, day, 0)
-    charge = store.tenants.charge(tenant.id, day, distinct, tenant.quota_per_day)
+    charge = store.tenants.charge(
+        tenant.id, day, distinct, tenant.quota_per_day, tenant=tenant.name
+    )
     if charge.allowed:
         return Charged(store, tenant, day, distinct)
     if charge.first_refusal:

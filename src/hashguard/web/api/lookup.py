@@ -94,7 +94,7 @@ def looked_up(
         raise
     if charged is not None:
         try:
-            _count(svc, token, charged, valid, found)
+            _count(svc, token, charged, valid, found, banks)
         except Exception:  # a tenant's matches are never answered unrecorded
             log.exception("a tenant's lookup could not be recorded; answered 503")
             raise _not_checked() from None
@@ -170,18 +170,24 @@ def _count(
     charged: Charged,
     queries: list[tuple[Algorithm, str]],
     found: list[tuple[Match, ...]],
+    banks_known: tuple[Bank, ...],
 ) -> None:
     """Count a tenant's answered call's matches (distinct hashes) on its day; a call
-    that matched is audited, naming the tenant and counts per bank, never a hash, so
-    the hotline can follow up with the host."""
+    that matched is audited, naming the tenant and counts per bank and per list source
+    and category (the statistics' ``lookup_matches``, counted in that event's
+    transaction), never a hash, so the hotline can follow up with the host."""
     hits = {query: matches for query, matches in zip(queries, found, strict=True) if matches}
     charged.answered(len(hits))
     if not hits:
         return
+    sources = {bank.name: bank.source or "" for bank in banks_known}
     banks: dict[str, int] = {}
+    listed: dict[tuple[str, str], int] = {}
     for matches in hits.values():
         for bank in {m.bank for m in matches}:
             banks[bank] = banks.get(bank, 0) + 1
+        for key in {(sources.get(m.bank, ""), m.category or "") for m in matches}:
+            listed[key] = listed.get(key, 0) + 1
     record(
         svc.store,
         token_actor(token),
@@ -192,6 +198,7 @@ def _count(
         hashes=charged.hashes,
         matched=len(hits),
         banks=banks,
+        by_source=[[source, category, n] for (source, category), n in sorted(listed.items())],
     )
 
 
