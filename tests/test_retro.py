@@ -182,7 +182,8 @@ def test_cli_retro_match_and_the_job_schedule(
                 request_id="req-9",
             )
         ],
-        at=NOW,
+        # checked "now" by the clock the command reads (its retention counts from it)
+        at=datetime.now(UTC),
         seq=store.banks.change_seq(),
     )
     store.banks.add_entries("known", [BankEntry(algorithm=Algorithm.MD5, value=md5)])
