@@ -128,7 +128,7 @@ def list_cases(
     ``order=priority``: the queue's priority (exact match of the most severe category,
     then PDQ distance, then classifier score, then age; ``review.priority``), each case
     with the reason; one page of the first ``limit`` among the oldest ``PRIORITY_WINDOW``
-    cases of each state, without ``next`` (``after`` is refused)."""
+    cases of each state, paged by ``after`` in the ranking as it stands."""
     _reader(svc, token)
     if order == "priority":
         return _by_priority(svc, state, assignee, after, limit)
@@ -158,16 +158,22 @@ def _by_priority(
     after: int | None,
     limit: int,
 ) -> CasePage:
-    if after is not None:
-        raise ProblemError(422, "Invalid request", "order=priority has one page: leave out after")
     states: list[CaseState | None] = list(dict.fromkeys(state)) if state else [None]
     found = {
         case.id: case
         for wanted in states
         for case in svc.store.cases.list(state=wanted, assignee=assignee, limit=PRIORITY_WINDOW)
     }
-    ranked = by_priority(list(found.values()))[:limit]
-    return CasePage(cases=[CaseOut.of(c, p.reason) for c, p in ranked], next=None)
+    ranked = by_priority(list(found.values()))
+    # ``after``: the last case of the previous page, in the ranking as it is now (a case
+    # no longer ranked, e.g. decided meanwhile: the first page again)
+    start = next((i + 1 for i, (c, _) in enumerate(ranked) if c.id == after), 0)
+    page = ranked[start : start + limit]
+    more = len(ranked) > start + limit
+    return CasePage(
+        cases=[CaseOut.of(c, p.reason) for c, p in page],
+        next=page[-1][0].id if more and page else None,
+    )
 
 
 @router.get("/{case_id}", response_model=CaseDetailOut, responses=problem_responses(404))
