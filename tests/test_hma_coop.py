@@ -22,7 +22,7 @@ import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 from pydantic import SecretStr
@@ -65,7 +65,11 @@ def _coop() -> Path:
 class _Images(BaseHTTPRequestHandler):
     """The platform's media host (allowlisted in hma_url_hosts): benign images only."""
 
-    FILES = {"/original.jpg": ORIGINAL, "/edited.jpg": EDITED, "/other.jpg": OTHER}
+    FILES: ClassVar[dict[str, bytes]] = {
+        "/original.jpg": ORIGINAL,
+        "/edited.jpg": EDITED,
+        "/other.jpg": OTHER,
+    }
 
     def do_GET(self) -> None:
         body = self.FILES.get(self.path)
@@ -160,7 +164,8 @@ def test_coops_hma_client_banks_an_image_and_finds_its_edited_copy(
     assert got["listBanks"] == [BANK]
     upload, by_url = got["addContentByUpload"], got["addContentByUrl"]
     assert set(upload["signals"]) == {"pdq", "md5"}
-    assert isinstance(upload["id"], int) and isinstance(by_url["id"], int)
+    assert isinstance(upload["id"], int)
+    assert isinstance(by_url["id"], int)
     assert upload["id"] != by_url["id"]
     assert set(got["hashEditedFromUrl"]) == {"pdq", "md5"}
     assert got["checkImageMatch"] == {"matched": True, "matchedBanks": [BANK]}
@@ -177,7 +182,8 @@ def test_coops_hma_client_banks_an_image_and_finds_its_edited_copy(
     assert {f["name"] for f in creds} == {"username", "password"}
     exchange = got["getExchangeForBank"]
     assert (exchange["api"], exchange["enabled"], exchange["has_auth"]) == ("ncmec", True, True)
-    assert exchange["fetched_items"] == 0 and exchange["is_fetching"] is False
+    assert exchange["fetched_items"] == 0
+    assert exchange["is_fetching"] is False
     assert got["getExchangeForPlainBank"] is None  # a bank with no exchange
     assert got["updateBankDisabled"]["enabled_ratio"] == 0
 
@@ -198,7 +204,8 @@ def test_coops_hma_client_banks_an_image_and_finds_its_edited_copy(
     coop_actor = added[0].actor
     assert coop_actor.startswith("token:")  # the token the secret path stands for
     decisions = [e for e in events if e.action == AuditAction.SCAN_DECISION]
-    assert decisions and all(e.actor == coop_actor for e in decisions)
+    assert decisions
+    assert all(e.actor == coop_actor for e in decisions)
     opened = [e for e in events if e.action == AuditAction.CASE_OPENED]
     assert [e.subject for e in opened] == [f"case:{cases[0].id}"], opened
     assert "made-up" not in run.stdout
