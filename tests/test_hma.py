@@ -344,6 +344,12 @@ def test_compare_index_status_and_type_lists(hma: dict[str, Any]) -> None:
                 "photo",
                 "video",
             ]
+        assert http.put("/c/signal_type/pdq", json={"enabled_ratio": 1.0}).status_code == 403
+    with _client(hma) as http:  # signal types are always on: only 1.0 is taken
+        on = http.put("/c/signal_type/pdq", json={"enabled_ratio": "1"})
+        assert (on.status_code, on.content) == (204, b"")
+        assert "always on" in _error(http.put("/c/signal_type/md5", json={"enabled_ratio": 0}), 400)
+        assert _error(http.put("/c/signal_type/tmk", json={"enabled_ratio": 1}), 404)
 
 
 def test_status_tokens_and_the_secret_path_prefix(hma: dict[str, Any]) -> None:

@@ -279,6 +279,30 @@ async def signal_types(_t: Read) -> Response:
     return await _answer(_signal_types)
 
 
+@router.put("/signal_type/{signal_type_name}")
+async def signal_type_update(
+    signal_type_name: str, request: Request, _t: Annotated[Token, _token(Scope.ADMIN)]
+) -> Response:
+    """HMA switches a signal type on, off or sampled; hashguard's are always on, so only
+    ``enabled_ratio`` 1.0 is taken (HMA answers 204, with no body)."""
+
+    async def work() -> Response:
+        if signal_type_name not in SIGNAL_TYPES:
+            raise HmaError(404, f"No such signal type '{signal_type_name}'")
+        ratio = (await _json(request)).get("enabled_ratio")
+        if ratio is None:
+            raise HmaError(400, "enabled_ratio is required")
+        try:
+            value = float(ratio)
+        except (TypeError, ValueError):
+            raise HmaError(400, "enabled_ratio is a number") from None
+        if value != 1.0:
+            raise HmaError(400, "hashguard's signal types are always on (1.0)")
+        return Response(status_code=204)
+
+    return await _answer(work)
+
+
 @router.get("/content_type")
 @router.get("/content_types")
 async def content_types(_t: Read) -> Response:
