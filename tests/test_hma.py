@@ -503,6 +503,8 @@ def test_exchanges_are_listed_shown_and_switched_without_their_credentials(
         # HMA's name of an API hashguard also has
         fbtx = _ok(http.get("/c/exchanges/api/fb_threatexchange"), shapes.ExchangeApiConfig)
         assert (fbtx.supports_authentification, fbtx.has_set_authentification) == (True, False)
+        plain = _ok(http.get("/c/exchanges/api/local_file"), shapes.ExchangeApiConfig)
+        assert (plain.supports_authentification, plain.has_set_authentification) == (False, False)
         assert "no such Exchange API" in _error(http.get("/c/exchanges/api/nope"), 400)
         refused = http.post("/c/exchanges/api/ncmec", json={"credential_json": {"user": "u"}})
         assert "master key" in _error(refused, 403)

@@ -101,9 +101,14 @@ def _fetch_status(svc: Services, exchange: Exchange) -> dict[str, Any]:
 
 def _auth(svc: Services, api: type[Adapter]) -> dict[str, bool]:
     """HMA keeps one set of credentials per API; hashguard one per exchange, sealed. An
-    API "has set" them when every configured exchange of it has what it needs."""
+    API "has set" them when it takes some and every configured exchange of it has what
+    it needs (as HMA, an API without credentials has none set)."""
     mine = [e for e in svc.store.exchanges.list() if e.adapter == api.name]
-    have = bool(mine) and all(set(api.secrets) <= set(e.credential_names) for e in mine)
+    have = (
+        bool(api.secrets)
+        and bool(mine)
+        and all(set(api.secrets) <= set(e.credential_names) for e in mine)
+    )
     return {"supports_authentification": bool(api.secrets), "has_set_authentification": have}
 
 
