@@ -45,6 +45,8 @@ SHEET_SIDE = 512
 REVEAL_SIDE = 1920
 #: wanted frames further apart than this are reached by seeking, not decoding through
 SEEK_GAP = 8.0
+#: frames wanted this far (seconds) past the last one decoded: the video was cut short
+CUT_SHORT = 1.0
 #: the bytes ``hashing.video.sniff_video`` needs to name a container
 SNIFF_BYTES = 189
 #: matched frames shown at most (one per matched entry: a handful in practice)
@@ -228,7 +230,10 @@ def _tolerance(info: VideoInfo) -> float:
 
 def make_sheet(data: bytes, plan: SheetPlan) -> ContactSheet:
     """The contact sheet of the video ``data`` (run in a worker: ``HashingPool.call``)."""
-    import av  # noqa: PLC0415 - the video extra is optional (checked by _opened first)
+    missing = video.extra_missing()
+    if missing:
+        return cannot_show(Outcome.UNSUPPORTED, missing)
+    import av  # noqa: PLC0415 - the video extra is optional
 
     frames: list[SheetFrame] = []
     reason = ""
@@ -257,7 +262,7 @@ def make_sheet(data: bytes, plan: SheetPlan) -> ContactSheet:
     if not frames:
         return cannot_show(Outcome.UNDECODABLE, "the video yielded no decodable frame")
     last = frames[-1].seconds
-    if not reason and last + _tolerance(info) < targets[-1]:
+    if not reason and targets[-1] - last > CUT_SHORT:
         reason = f"the video ended at {last:g} s, before {targets[-1]:g} s: it may be cut short"
     shown = {t for f in frames for t in f.matched}
     return ContactSheet(
@@ -270,6 +275,9 @@ def make_sheet(data: bytes, plan: SheetPlan) -> ContactSheet:
 
 def reveal_frame(data: bytes, limits: video.VideoLimits, ms: int) -> RevealedFrame:
     """The frame at ``ms`` in colour, at most ``REVEAL_SIDE`` (run in a worker)."""
+    missing = video.extra_missing()
+    if missing:
+        return RevealedFrame(png=None, problem=Outcome.UNSUPPORTED, reason=missing)
     import av  # noqa: PLC0415 - the video extra is optional
 
     try:
