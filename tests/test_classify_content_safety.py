@@ -11,6 +11,7 @@ import json
 import logging
 import secrets
 from collections.abc import Iterator
+from datetime import date
 from importlib.metadata import EntryPoint
 from pathlib import Path
 from typing import Any
@@ -36,9 +37,11 @@ from hashguard.matching.matcher import Matcher
 from hashguard.plugins import AdapterKind, PluginError, Registry
 from hashguard.remote.base import RemoteMatcher
 from hashguard.remote.service import RemoteMatching, configure_remote
+from hashguard.review.cases import confirm, mark_false_positive
 from hashguard.scan.classify import policies_of
 from hashguard.scan.pipeline import Committed, Pipeline
 from hashguard.scan.sources import Upload
+from hashguard.stats.aggregate import aggregate
 from hashguard.store import Store
 from hashguard.testing import ClassifierContract
 from tests.fakes import benign_image, signals_of
@@ -186,11 +189,13 @@ def test_configured_under_remote_through_the_registry(fake: FakeContentSafety) -
     assert (answer.service, answer.classifier_level) == ("google", "VERY_HIGH")
 
 
-def _run(store: Store, tmp_path: Path, fake: FakeContentSafety, **options: Any) -> Committed:
+def _run(
+    store: Store, tmp_path: Path, fake: FakeContentSafety, image: bytes = IMAGE, **options: Any
+) -> Committed:
     classifier = content_safety(fake, **options)
     matcher = Matcher.build(store.banks)
     vault = Vault(store.evidence, MasterKey(secrets.token_bytes(32)), tmp_path / "evidence")
-    output = hash_data(IMAGE, HashOptions(max_pixels=50_000_000))
+    output = hash_data(image, HashOptions(max_pixels=50_000_000))
     assert output.signals is not None
     with RemoteMatching([classifier], 5) as remote:
         pipeline = Pipeline(
@@ -202,7 +207,7 @@ def _run(store: Store, tmp_path: Path, fake: FakeContentSafety, **options: Any) 
             remote=remote,
         )
         upload = Upload(
-            data=IMAGE,
+            data=image,
             request_id="req-cs",
             content_ref=ContentRef(content_id="c-content-safety"),
             uploader_ip=None,
@@ -243,3 +248,29 @@ def test_in_the_pipeline_its_silence_is_recorded_not_an_outcome(
     (answer,) = done.result.remote
     assert (answer.status, answer.signal_only) == (RemoteStatus.NOT_ANSWERED, True)
     assert done.case is None
+
+
+@SQLITE
+def test_reviewers_decisions_give_each_classifiers_precision_at_its_threshold(
+    store: Store, tmp_path: Path, fake: FakeContentSafety
+) -> None:
+    """Cases a classifier opened are counted under its own bank (``classifier:<name>``)
+    and band ``classifier``: ``accuracy`` grouped by bank and band is the classifier's
+    precision at its threshold, apart from every list's."""
+    fake.behaviour = "scored"
+    opened = []
+    for seed in (41, 42, 43):
+        done = _run(store, tmp_path, fake, benign_image(seed=seed), review_priority="HIGH")
+        assert done.case is not None
+        opened.append(done.case.id)
+    confirm(store, opened[0], actor="user:alice", reason="seen", second_confirmation=False)
+    confirm(store, opened[1], actor="user:alice", reason="seen", second_confirmation=False)
+    mark_false_positive(
+        store, opened[2], actor="user:alice", reason="benign", allow_bank="reviewed-allow"
+    )
+    table = aggregate(
+        store.stats, date(2000, 1, 1), date(2100, 1, 1), by=("bank", "band"), figures={"accuracy"}
+    )
+    rows = {row.key: row for row in table.rows}
+    precision = rows[("classifier:content_safety", CLASSIFIER_BAND)].shares["accuracy"]
+    assert (precision.hits, precision.total) == (2, 3)
