@@ -532,8 +532,8 @@ def test_each_remote_service_shows_its_last_answer_and_recent_silence(tmp_path: 
     }["remote matchers"]
     said = found.message
     assert (
-        "photodna (test): configured (no check call); last answer no_match at 2026-03-02 11:50:00 UTC"
-        in said
+        "photodna (test): configured (no check call); "
+        "last answer no_match at 2026-03-02 11:50:00 UTC" in said
     )
     assert "not_answered 1 of 4 (25%) in the last hour; today 2 of 5 not_answered" in said
     assert "thorn (live)" in said
