@@ -4,8 +4,9 @@ cases (benign generated images scanned the way ``hashguard scan`` scans them).""
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -15,12 +16,14 @@ from argon2 import PasswordHasher
 from playwright.sync_api import Browser, BrowserContext, Playwright, ViewportSize, sync_playwright
 
 from hashguard.demo.corpus import Kind, encode, generate
+from hashguard.demo.remote import DemoRemote
 from hashguard.demo.run import DEMO_POLICY, demo_settings, scan_like_the_cli
 from hashguard.domain.banks import BankEntry
 from hashguard.domain.people import Role
 from hashguard.domain.scans import ScanOptions
 from hashguard.domain.signals import Algorithm
 from hashguard.hashing.kernel import HashOptions, hash_data
+from hashguard.remote.service import RemoteMatching
 from hashguard.settings import Settings
 from hashguard.store import Store, open_store
 from hashguard.web.ui.session import COOKIE
@@ -116,11 +119,20 @@ PEOPLE = {"alice": Role.REVIEWER, "carol": Role.LEAD, "vera": Role.VIEWER}
 
 
 def build_review_world(
-    home: Path, uploads: Path, *, names: dict[str, str | None] | None = None, **settings: Any
+    home: Path,
+    uploads: Path,
+    *,
+    names: dict[str, str | None] | None = None,
+    remote_matched: Collection[str] = (),
+    scored: Collection[str] = (),
+    **settings: Any,
 ) -> ReviewWorld:
     """Benign photo-like images in ``uploads``, a bank built from them with the demo's
     review band (exact copies act, PDQ matches go to review), one scan that opens their
-    cases with evidence kept, and people with passwords."""
+    cases with evidence kept, and people with passwords. With ``remote_matched`` or
+    ``scored`` (image names), the scan also asks the review demo's remote fakes
+    (``demo.remote``: PhotoDNA and Safer match the first, the classifiers score the
+    second high, Content Safety opening a classifier-only case)."""
     names = IMAGES if names is None else names
     config = demo_settings(home, workers=1, index_refresh_seconds=0.2, **settings)
     uploads.mkdir(parents=True, exist_ok=True)
@@ -146,7 +158,17 @@ def build_review_world(
             "known", source="generated test images", licence="tests only", policy=DEMO_POLICY
         )
         store.banks.add_entries("known", entries)
-        done = scan_like_the_cli(store, config, uploads, OPTIONS)
+        if remote_matched or scored:
+
+            def md5(name: str) -> str:
+                return hashlib.md5(images[name], usedforsecurity=False).hexdigest()
+
+            fake = DemoRemote({md5(n) for n in remote_matched}, {md5(n) for n in scored})
+            with fake, RemoteMatching(fake.matchers(), config.remote_budget_seconds) as asked:
+                done = scan_like_the_cli(store, config, uploads, OPTIONS, remote=asked)
+                asked.settle()
+        else:
+            done = scan_like_the_cli(store, config, uploads, OPTIONS)
         cases = {Path(c.sources[0].path or "").stem: c.id for c in done.cases}
         people = {}
         for name, role in PEOPLE.items():
@@ -154,5 +176,6 @@ def build_review_world(
             user = store.people.create_user(name, role, password_hash=hasher.hash(password))
             people[name] = Reviewer(name, role, user.id, password)
     expected = {name for name, how in names.items() if how is not None}
+    expected |= {*remote_matched, *scored}
     assert set(cases) == expected, cases
     return ReviewWorld(settings=config, cases=cases, images=images, people=people)

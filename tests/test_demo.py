@@ -14,8 +14,17 @@ from pathlib import Path
 import httpx
 import pytest
 
+from hashguard.classify.signals import is_classifier_decision
 from hashguard.demo.exchange import EXCHANGE, MEMBER_ID
-from hashguard.demo.run import CLIP, DEMO_ACCOUNTS, DEMO_BANK, DEMO_POLICY, demo_settings
+from hashguard.demo.run import (
+    CLASSIFIER_ONLY,
+    CLIP,
+    DEMO_ACCOUNTS,
+    DEMO_BANK,
+    DEMO_POLICY,
+    REMOTE_MATCHED,
+    demo_settings,
+)
 from hashguard.domain.cases import CaseState
 from hashguard.domain.policy import Action
 from hashguard.domain.reports import ReportState
@@ -217,9 +226,36 @@ def test_review_demo_serves_the_cases_and_shows_every_effect(tmp_path: Path) -> 
             edited = next(
                 c
                 for c in store.cases.list(limit=100)
-                if c.decision.action is not Action.ACT and c.signals and not c.signals.video
+                if c.decision.action is not Action.ACT
+                and not is_classifier_decision(c.decision)
+                and c.signals
+                and not c.signals.video
             )
             (clip,) = [c for c in store.cases.list(limit=100) if c.signals and c.signals.video]
+            by_name = {Path(c.sources[0].path or "").name: c for c in store.cases.list(limit=100)}
+            signal_only = by_name[CLASSIFIER_ONLY]
+            assert signal_only.decision.action is Action.REVIEW
+            assert is_classifier_decision(signal_only.decision)
+        assert (directory / "uploads" / CLASSIFIER_ONLY).is_file(), "never acted on"
+
+        # Safer's and PhotoDNA's matches beside the list's on the case page; the
+        # classifier-only case shows its source and level, and sits after every list
+        # match in the queue by priority
+        with httpx.Client(base_url=base, headers={"origin": base}) as http:
+            for name in REMOTE_MATCHED:
+                page = http.get(f"/ui/cases/{by_name[name].id}", headers=lead).text
+                remote_table = page.partition('id="remote"')[2].split("</table>")[0]
+                assert "photodna" in remote_table
+                assert "safer" in remote_table
+                assert DEMO_BANK in page.partition('id="matches"')[2].split("</table>")[0]
+                assert f"/ui/cases/{by_name[name].id}" in said()
+            page = http.get(f"/ui/cases/{signal_only.id}", headers=lead).text
+            assert "content_safety: VERY_HIGH" in page
+            assert "classifier, no list match" in page
+            queue = http.get("/ui/?order=priority", headers=lead).text
+            order = [int(i) for i in re.findall(r'data-case-id="([0-9]+)"', queue)]
+            assert order[-1] == signal_only.id, order
+        assert f"classifier only: {CLASSIFIER_ONLY}" in said()
 
         # the walkthrough: the edited copy's case confirmed by the reviewer, then the
         # lead; the list gets affirmative feedback (the case page shows it delivered);

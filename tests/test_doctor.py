@@ -455,3 +455,127 @@ def test_each_remote_matcher_shows_its_mode(tmp_path: Path) -> None:
     found = results(settings)["remote matchers"]
     assert "photodna (test)" in found.message
     assert "arachnid_shield (live)" in found.message
+
+
+#: the moment the remote services' records are read from (doctor's ``now``, the CLI's clock)
+RECORDS_NOW = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
+REMOTE = {
+    "photodna": {"base_url": "http://127.0.0.1:9", "allow_media": True},
+    "thorn": {
+        "adapter": "safer",
+        "base_url": "http://127.0.0.1:9",
+        "allow_media": True,
+        "test_mode": False,
+    },
+}
+
+
+def _recorded_answers(tmp_path: Path) -> str:
+    """A store whose scan results hold remote answers recorded before RECORDS_NOW."""
+    from hashguard.domain.remote import RemoteResult, RemoteStatus  # noqa: PLC0415
+    from hashguard.domain.scans import FileResult, Outcome, ScanOptions  # noqa: PLC0415
+    from hashguard.store.unit import transaction  # noqa: PLC0415
+
+    url = f"sqlite:///{tmp_path / 'hashguard.db'}"
+    now = RECORDS_NOW
+
+    def answer(service: str, status: RemoteStatus) -> RemoteResult:
+        return RemoteResult(service=service, status=status, method="media")
+
+    def result(n: int, *answers: RemoteResult) -> FileResult:
+        return FileResult(
+            path=f"/x/{n}.jpg",
+            outcome=Outcome.NO_MATCH,
+            remote=answers,
+            decision=Decision(action=Action.IGNORE, rule="ignore"),
+        )
+
+    with closing(open_store(url, migrate=True)) as store:
+        run = store.scans.create_run(
+            roots=["/x"], resume_key="k", options=ScanOptions(max_pixels=10**7), pid=1, host="h"
+        )
+        answered, silent = RemoteStatus.NO_MATCH, RemoteStatus.NOT_ANSWERED
+        recorded = [
+            # two hours ago: before the hour, counted today only
+            (now - timedelta(hours=2), result(1, answer("photodna", silent))),
+            (now - timedelta(minutes=50), result(2, answer("photodna", answered))),
+            (now - timedelta(minutes=30), result(3, answer("photodna", silent))),
+            (now - timedelta(minutes=20), result(4, answer("photodna", answered))),
+            (now - timedelta(minutes=10), result(5, answer("photodna", answered))),
+            (now - timedelta(minutes=40), result(6, answer("thorn", answered))),
+            (now - timedelta(minutes=5), result(7, answer("thorn", silent))),
+        ]
+        for at, one in recorded:
+            with transaction(store.engine) as writes:
+                writes.add_results(run.id, [one], at=at)
+    return url
+
+
+def test_each_remote_service_shows_its_last_answer_and_recent_silence(tmp_path: Path) -> None:
+    """From what is recorded (scan results' remote answers, today's rollup), measured
+    from the doctor's ``now``: last answer (time and kind), the share of not_answered in
+    the hour before."""
+    settings = Settings(
+        home=tmp_path / "home",
+        database_url=_recorded_answers(tmp_path),
+        remote=REMOTE,
+        remote_secrets={
+            "photodna": {"subscription_key": "k"},
+            "thorn": {"api_key": "k"},
+        },  # type: ignore[arg-type]
+    )
+    found = {
+        r.name: r
+        for r in run_checks(
+            settings, [c for c in CHECKS if c.name == "remote matchers"], now=RECORDS_NOW
+        )
+    }["remote matchers"]
+    said = found.message
+    assert (
+        "photodna (test): configured (no check call); "
+        "last answer no_match at 2026-03-02 11:50:00 UTC" in said
+    )
+    assert "not_answered 1 of 4 (25%) in the last hour; today 2 of 5 not_answered" in said
+    assert "thorn (live)" in said
+    assert "last answer not_answered at 2026-03-02 11:55:00 UTC" in said
+    assert "not_answered 1 of 2 (50%) in the last hour" in said
+
+
+def test_plugins_list_shows_each_configured_service_with_its_records(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import time_machine  # noqa: PLC0415
+    from typer.testing import CliRunner  # noqa: PLC0415
+
+    from hashguard.cli.app import app  # noqa: PLC0415
+
+    url = _recorded_answers(tmp_path)
+    monkeypatch.setenv("HASHGUARD_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("HASHGUARD_DATABASE_URL", url)
+    monkeypatch.setenv("HASHGUARD_REMOTE", json.dumps(REMOTE))
+    with time_machine.travel(RECORDS_NOW, tick=False):
+        listed = CliRunner().invoke(app, ["plugins", "list", "--json"])
+        shown = CliRunner().invoke(app, ["plugins", "list"])
+    assert listed.exit_code == 0, listed.output
+    rows = {r["name"]: r for r in json.loads(listed.stdout)}
+    (photodna,) = rows["photodna"]["configured"]
+    assert photodna == {
+        "name": "photodna",
+        "adapter": "photodna",
+        "kind": "remote_matcher",
+        "mode": "test",
+        "last_answer_at": "2026-03-02T11:50:00+00:00",
+        "last_answer": "no_match",
+        "calls_last_hour": 4,
+        "not_answered_last_hour": 1,
+        "not_answered_share_last_hour": 0.25,
+        "calls_today": 5,
+        "not_answered_today": 2,
+    }
+    (thorn,) = rows["safer"]["configured"]
+    assert (thorn["name"], thorn["mode"], thorn["last_answer"]) == ("thorn", "live", "not_answered")
+    assert "configured" not in rows["md5"]
+    assert shown.exit_code == 0, shown.output
+    text = " ".join(shown.stdout.split())
+    for said in ("thorn", "safer", "live", "(50%)", "(25%)"):  # the table wraps its cells
+        assert said in text, said

@@ -17,7 +17,7 @@ from hashguard.domain.signals import FileSignals
 from hashguard.plugins import PluginError
 from hashguard.remote.base import RemoteMatcher
 from hashguard.remote.safer import NO_MEDIA, NO_VIDEO_KEY, SYNC_PATH, SaferMatcher
-from hashguard.testing import RemoteMatcherContract
+from hashguard.testing import ClassifierContract, RemoteMatcherContract
 from tests.fakes import benign_image, signals_of
 from tests.fakes.safer import FakeSafer
 
@@ -170,3 +170,20 @@ def test_the_key_is_never_in_an_answer_or_a_log(
     text = "\n".join(seen) + caplog.text
     assert KEY not in text
     assert VIDEO_KEY not in text
+
+
+class TestSaferClassifier(ClassifierContract):
+    """Safer's classifier prediction (on a no-match of the same call) is a signal only."""
+
+    @pytest.fixture(autouse=True)
+    def _fake(self, fake: FakeSafer) -> None:
+        self.fake = fake
+
+    def classifier(self, behaviour: str, *, review: bool = False) -> RemoteMatcher:
+        self.fake.behaviour = "no_match" if behaviour == "scored" else behaviour
+        self.fake.classifier_score = 0.97
+        threshold = {"classifier_review_threshold": 0.9} if review else {}
+        return safer(self.fake, retries=0, **threshold)
+
+    def sample(self) -> bytes:
+        return benign_image()

@@ -33,7 +33,8 @@ from hashguard.jobs.builtin import intervals
 from hashguard.keys import MasterKey, MasterKeyError
 from hashguard.matching import snapshot
 from hashguard.permissions import permission_problems
-from hashguard.plugins import PluginError, Registry
+from hashguard.plugins import AdapterKind, PluginError, Registry
+from hashguard.remote.health import RECENT, service_health
 from hashguard.remote.secrets import matcher_secrets
 from hashguard.remote.service import configure_remote
 from hashguard.reports.service import SINK as REPORT_SINK
@@ -416,9 +417,11 @@ def check_reports(doctor: Doctor) -> Finding:
 
 
 def check_remote(doctor: Doctor) -> Finding:
-    """Each configured remote matcher can be built (adapter enabled, settings valid,
-    credentials present and opening) and, where its adapter has a check call that
-    carries no file's data, the service accepts the credentials."""
+    """Each configured remote matcher and classifier can be built (adapter enabled,
+    settings valid, credentials present and opening) and, where its adapter has a check
+    call that carries no file's data, the service accepts the credentials. Each is shown
+    with its kind, its mode (test or live), its last recorded answer and its share of
+    ``not_answered`` in the hour before ``now`` (``remote.health``)."""
     settings = doctor.settings
     if not settings.remote:
         return True, "none configured (local banks only)"
@@ -437,17 +440,31 @@ def check_remote(doctor: Doctor) -> Finding:
         return False, str(exc)
     said: list[str] = []
     failed = False
+    health = {
+        h.name: h
+        for h in service_health(
+            settings.remote,
+            Registry.load(settings.adapters),
+            found.scans.recent_remote(RECENT),
+            found.stats,
+            now=doctor.now,
+        )
+    }
     try:
         for matcher in matchers:
             # test or live: whether a match from it is taken for a real classification
-            named = f"{matcher.label} ({'test' if matcher.options.test_mode else 'live'})"
+            mode = "test" if matcher.options.test_mode else "live"
+            kind = "classifier, " if matcher.kind is AdapterKind.CLASSIFIER else ""
+            named = f"{matcher.label} ({kind}{mode})"
+            seen = health.get(matcher.label)
+            recorded = f"; {seen.describe()}" if seen is not None else ""
             try:
                 answer = matcher.probe()
             except Exception as exc:  # noqa: BLE001 - any failure of the check is the finding
                 failed = True
-                said.append(f"{named}: {_first_line(exc)}")
+                said.append(f"{named}: {_first_line(exc)}{recorded}")
                 continue
-            said.append(f"{named}: {answer or 'configured (no check call)'}")
+            said.append(f"{named}: {answer or 'configured (no check call)'}{recorded}")
     finally:
         for matcher in matchers:
             matcher.close()
@@ -596,15 +613,20 @@ def _level(ok: Level | bool) -> Level:
 
 
 def run_checks(
-    settings: Settings, checks: Sequence[Check] = CHECKS, *, today: date | None = None
+    settings: Settings,
+    checks: Sequence[Check] = CHECKS,
+    *,
+    today: date | None = None,
+    now: datetime | None = None,
 ) -> Iterator[Result]:
-    """Each check's result, as it is made. A check that raises is a failure, named."""
-    now = datetime.now(UTC)
-    doctor = (
-        Doctor(settings, today=today)
-        if today is not None
-        else Doctor(settings, today=now.astimezone().date(), now=now)
-    )
+    """Each check's result, as it is made. A check that raises is a failure, named.
+    ``now`` (else the clock) is the moment checks measure from; ``today`` alone sets
+    the day (and ``now`` its start)."""
+    if today is not None and now is None:
+        doctor = Doctor(settings, today=today)
+    else:
+        now = now or datetime.now(UTC)
+        doctor = Doctor(settings, today=today or now.astimezone().date(), now=now)
     try:
         for check in checks:
             try:

@@ -21,16 +21,20 @@ from abc import ABC, abstractmethod
 from pydantic import ValidationError
 
 from hashguard.banks.exchanges.base import ListSource
+from hashguard.classify.signals import CLASSIFIER_BANK
 from hashguard.domain.exchanges import SyncBatch
+from hashguard.domain.policy import Action
 from hashguard.domain.remote import RemoteResult, RemoteStatus
 from hashguard.domain.reports import ReportDraft, SinkOutcome
+from hashguard.domain.scans import FileResult, Outcome
 from hashguard.domain.signals import Algorithm, FileSignals
 from hashguard.hashing.decode import SNIFF_BYTES
 from hashguard.hashing.hasher import BUILTIN_HASHERS, ExactHasher, Hasher, MediaHasher
 from hashguard.hashing.kernel import HashOptions, hash_data, hash_path
-from hashguard.plugins import Adapter
+from hashguard.plugins import Adapter, AdapterKind
 from hashguard.remote.base import RemoteMatcher
 from hashguard.reports.base import ReportSink
+from hashguard.scan.classify import classify
 
 _NAME = re.compile(r"[a-z][a-z0-9_]{0,39}")
 
@@ -267,6 +271,79 @@ class RemoteMatcherContract(ABC):
             result = self._ask(behaviour)
             assert result.status is RemoteStatus.NOT_ANSWERED, (behaviour, result)
             assert result.reason, behaviour
+
+
+class ClassifierContract(ABC):
+    """Anything that yields classifier signals: a classifier adapter (kind
+    ``classifier``) or a remote matcher whose ``no_match`` carries its classifier's
+    prediction (Safer). ``classifier(behaviour, review=...)`` returns it connected to a
+    fake that behaves so: ``scored`` (a score at or above the threshold ``review=True``
+    sets; nothing matched), ``timeout``, ``rate_limited`` (429 on every call),
+    ``server_error`` (5xx on every call). ``review=True`` configures the host's review
+    threshold for it; ``review=False`` none.
+
+    Checked: a score is never a match, never an action and never a report (the
+    decision never acts); only with the threshold does it send the file to review, as a
+    case of its own kind (``classifier:<name>``); failures are ``not_answered`` with a
+    reason and no score, never a signal."""
+
+    @abstractmethod
+    def classifier(self, behaviour: str, *, review: bool = False) -> RemoteMatcher: ...
+
+    @abstractmethod
+    def sample(self) -> bytes:
+        """An image the classifier takes."""
+
+    def _answer(self, behaviour: str, *, review: bool = False) -> tuple[RemoteResult, FileResult]:
+        classifier = self.classifier(behaviour, review=review)
+        try:
+            data = self.sample()
+            output = hash_data(data, HashOptions(max_pixels=50_000_000))
+            assert output.signals is not None
+            result = classifier.match(data, output.signals)
+            threshold = classifier.review_threshold()
+            thresholds = {classifier.label: threshold} if threshold is not None else {}
+            assert review == bool(thresholds), "review=True sets a threshold, False none"
+            return result, classify(
+                "sample", output, (), (result,), {}, review_thresholds=thresholds
+            )
+        finally:
+            classifier.close()
+
+    def test_declares_itself(self) -> None:
+        adapter = type(self.classifier("scored"))
+        _check_declaration(adapter)
+        assert adapter.kind in (AdapterKind.CLASSIFIER, AdapterKind.REMOTE_MATCHER)
+
+    def test_a_score_is_never_a_match_an_action_or_a_report(self) -> None:
+        result, file = self._answer("scored")
+        assert result.status is RemoteStatus.NO_MATCH, result
+        assert result.classifier_score is not None
+        assert 0 <= result.classifier_score <= 1
+        assert (result.classification, result.match_type, result.raw) == (None, None, None)
+        assert file.outcome is Outcome.NO_MATCH
+        assert file.decision.action is Action.IGNORE
+        assert not file.decision.acts
+
+    def test_with_its_threshold_it_opens_review_of_its_own_kind_only(self) -> None:
+        result, file = self._answer("scored", review=True)
+        assert result.status is RemoteStatus.NO_MATCH
+        assert file.outcome is Outcome.NO_MATCH, "a score is never a match"
+        assert file.decision.action is Action.REVIEW
+        assert not file.decision.acts, "never an action, never a report"
+        assert file.decision.bank == CLASSIFIER_BANK + result.service
+
+    def test_failures_are_not_answered_typed_never_a_signal(self) -> None:
+        for behaviour in ("timeout", "rate_limited", "server_error"):
+            result, file = self._answer(behaviour, review=True)
+            assert result.status is RemoteStatus.NOT_ANSWERED, (behaviour, result)
+            assert result.reason, behaviour
+            assert result.classifier_score is None, behaviour
+            assert file.decision.action is not Action.REVIEW, behaviour
+            assert not file.decision.acts, behaviour
+            # a matcher's silence leaves the file unchecked; a classifier's, only unscored
+            expected = Outcome.NO_MATCH if result.signal_only else Outcome.NOT_ANSWERED
+            assert file.outcome is expected, behaviour
 
 
 class ReportSinkContract(ABC):

@@ -12,11 +12,17 @@ video key). The classifier's prediction on a ``no_match`` is ``classifier_score`
 
 from __future__ import annotations
 
+import itertools
+import re
 from typing import Any
+
+import httpx
 
 from tests.fakes import FakeService, Recorded, Reply
 
 SYNC = "/api/v2/task/sync"
+ASYNC = "/api/v2/task/async"
+_CALLBACK = re.compile(rb'name="callback_url"\r\n\r\n([^\r]+)\r\n')
 
 
 class FakeSafer(FakeService):
@@ -26,6 +32,9 @@ class FakeSafer(FakeService):
         self.video_api_key = video_api_key
         self.classifier_score = 0.12
         self.distance = 3
+        #: async tasks taken: (task id, callback URL, video?)
+        self.callbacks: list[tuple[str, str, bool]] = []
+        self._tasks = itertools.count(1)
 
     def answer(self, request: Recorded, behaviour: str) -> Reply:
         scheme, _, key = request.headers.get("authorization", "").partition(" ")
@@ -33,7 +42,7 @@ class FakeSafer(FakeService):
             return Reply.json(401, {"message": "Invalid API key"})
         if behaviour == "unauthorized":
             return Reply.json(403, {"message": f"Project of key {key} may not use this model"})
-        if request.method != "POST" or request.path != SYNC:
+        if request.method != "POST" or request.path not in (SYNC, ASYNC):
             return Reply.json(404, {"message": "Not found"})
         if b'name="media"' not in request.body:
             return Reply.json(400, {"message": "exactly one of media or url is required"})
@@ -44,7 +53,20 @@ class FakeSafer(FakeService):
         if behaviour == "malformed":
             return Reply(status=200, body=b"{not json", headers={"Content-Type": "text/plain"})
         video = key == self.video_api_key
+        if request.path == ASYNC:
+            found = _CALLBACK.search(request.body)
+            if found is None:
+                return Reply.json(400, {"message": "callback_url is required for async tasks"})
+            task = f"made-up-task-{next(self._tasks)}"
+            self.callbacks.append((task, found.group(1).decode(), video))
+            return Reply.json(200, {"id": task, "code": 200, "status": []})
         return Reply.json(200, _task(self._output(behaviour, video=video)))
+
+    def deliver(self, behaviour: str = "match", index: int = -1) -> httpx.Response:
+        """POST the answer of the ``index``-th async task to its callback URL."""
+        task, url, video = self.callbacks[index]
+        body = _task(self._output(behaviour, video=video), task)
+        return httpx.post(url, json=body, timeout=30)
 
     def _output(self, behaviour: str, *, video: bool) -> dict[str, Any]:
         if behaviour == "no_match":
@@ -105,15 +127,15 @@ def _hash(
     }
 
 
-def _task(output: dict[str, Any]) -> dict[str, Any]:
+def _task(output: dict[str, Any], task: str = "made-up-task-id") -> dict[str, Any]:
     return {
-        "id": "made-up-task-id",
+        "id": task,
         "code": 200,
         "project_id": 1,
         "status": [
             {
                 "status": {"code": 200, "message": "SUCCESS"},
-                "response": {"input": {"id": "made-up-task-id"}, "output": output},
+                "response": {"input": {"id": task}, "output": output},
             }
         ],
     }

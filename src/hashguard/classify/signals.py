@@ -1,6 +1,6 @@
 """Classifier signals: a score from a classifier, which may only order or open review.
 
-A classifier (Thorn's, through Safer; later Google's Content Safety API) predicts; it
+A classifier (Thorn's, through Safer; Google's Content Safety API) predicts; it
 does not match a vetted list. Its score is therefore **never** a match: it never makes
 an outcome ``matched``, never acts (no webhook, no quarantine) and never reports. It may
 (a) raise a case's place in the review queue and (b), only when the host sets a
@@ -9,15 +9,11 @@ threshold for that adapter, open a review case marked "classifier, no list match
 
 from __future__ import annotations
 
-from abc import abstractmethod
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import ClassVar
 
 from hashguard.domain.policy import Action, Decision
 from hashguard.domain.remote import RemoteResult, RemoteStatus
-from hashguard.domain.signals import FileSignals
-from hashguard.plugins import Adapter, AdapterKind
 
 #: the prefix of the ``bank`` of a decision a classifier made (``classifier:<source>``)
 CLASSIFIER_BANK = "classifier:"
@@ -32,23 +28,16 @@ class ClassifierSignal:
 
     source: str
     score: float
-
-
-class Classifier(Adapter):
-    """A classifier called on its own (not through a matcher's answer): its signal, or
-    None when it did not answer (never a match either way)."""
-
-    kind: ClassVar[AdapterKind] = AdapterKind.CLASSIFIER
-
-    @abstractmethod
-    def classify(self, data: bytes, signals: FileSignals) -> ClassifierSignal | None: ...
+    #: the classifier's own level, when it answers with levels (Content Safety)
+    level: str | None = None
 
 
 def signals_of(remote: tuple[RemoteResult, ...]) -> tuple[ClassifierSignal, ...]:
     """The classifier signals that came with remote answers (only with a ``no_match``:
-    Safer's classifier runs only when no hash matched)."""
+    Safer's classifier runs only when no hash matched; a classifier adapter's answer is
+    never anything else)."""
     return tuple(
-        ClassifierSignal(source=r.service, score=r.classifier_score)
+        ClassifierSignal(source=r.service, score=r.classifier_score, level=r.classifier_level)
         for r in remote
         if r.status is RemoteStatus.NO_MATCH and r.classifier_score is not None
     )
@@ -64,11 +53,11 @@ def review_decision(
     if not reached:
         return None
     top = max(reached, key=lambda s: s.score)
+    said = f"said {top.level}" if top.level else f"scored {top.score:.2f}"
     return Decision(
         action=Action.REVIEW,
         rule=(
-            f"review: {NO_LIST_MATCH} ({top.source} scored {top.score:.2f}, "
-            f"threshold {thresholds[top.source]:.2f})"
+            f"review: {NO_LIST_MATCH} ({top.source} {said}, threshold {thresholds[top.source]:.2f})"
         ),
         bank=CLASSIFIER_BANK + top.source,
     )

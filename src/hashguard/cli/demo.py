@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import shutil
 import time
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated
@@ -14,18 +15,22 @@ from pydantic import SecretStr
 from rich.markup import escape
 from rich.table import Table
 
+from hashguard.classify.signals import is_classifier_decision
 from hashguard.cli.context import err, out, settings_of
 from hashguard.demo.cybertipline import FakeCyberTipline
 from hashguard.demo.exchange import EXCHANGE, add_and_sync
 from hashguard.demo.exchange import start_fake as start_hashsharing
 from hashguard.demo.hashsharing import FakeNcmec
 from hashguard.demo.receiver import WebhookReceiver
+from hashguard.demo.remote import REVIEW_PRIORITY, DemoRemote
 from hashguard.demo.reports import configure as configure_reports
 from hashguard.demo.reports import find_xsd, start_fake
 from hashguard.demo.run import (
+    CLASSIFIER_ONLY,
     DEMO_BANK,
     DEMO_HOTLINE,
     DEMO_POLICY,
+    REMOTE_MATCHED,
     DemoLayout,
     ScanDone,
     build,
@@ -33,6 +38,7 @@ from hashguard.demo.run import (
     demo_settings,
     import_demo_bank,
     needs_dihedral,
+    remote_demo_hashes,
     scan_like_the_cli,
 )
 from hashguard.domain.cases import Case
@@ -40,6 +46,7 @@ from hashguard.domain.policy import Action
 from hashguard.domain.scans import Outcome, ScanOptions
 from hashguard.keys import master_key_for
 from hashguard.plugins import Registry
+from hashguard.remote.service import RemoteMatching
 from hashguard.review.contact import is_video
 from hashguard.settings import Settings, WebhookEndpointSettings
 from hashguard.store import open_store
@@ -89,6 +96,8 @@ def demo(
     fake = start_fake(xsd) if xsd is not None else None
     # the review demo's list comes from an exchange with feedback on (see demo/exchange.py)
     lists = start_hashsharing(layout, at=datetime.now(UTC), say=say) if serve else None
+    # PhotoDNA, Safer and Content Safety (fakes on loopback, test mode) beside the list
+    remote = DemoRemote(*remote_demo_hashes(layout)).start() if serve else None
     if receiver is not None:
         receiver.start()
         # the exact copies are moved into DIR/home/quarantine once the server runs (its
@@ -120,11 +129,16 @@ def demo(
             accounts=serve,
             cybertipline=fake,
             hashsharing=lists,
+            remote=remote,
         )
         if _report(layout, done, directory, started):
             raise typer.Exit(1)
         if serve:
-            _serve(demo_home, passwords, fake, ncmec_xsd, _example(done), _clip_case(done))
+            remote_lines = _remote_lines(f"http://{demo_home.host}:{demo_home.port}", done)
+            _serve(
+                demo_home, passwords, fake, ncmec_xsd, _example(done), remote_lines,
+                _clip_case(done),
+            )  # fmt: skip
     finally:
         if receiver is not None:
             receiver.stop()
@@ -132,6 +146,8 @@ def demo(
             fake.stop()
         if lists is not None:
             lists.stop()
+        if remote is not None:
+            remote.stop()
 
 
 def _say(line: str) -> None:
@@ -141,7 +157,13 @@ def _say(line: str) -> None:
 def _example(done: ScanDone) -> Case | None:
     """An edited copy's case (a PDQ match, for review) to walk through."""
     return next(
-        (c for c in done.cases if c.decision.action is not Action.ACT and not is_video(c.signals)),
+        (
+            c
+            for c in done.cases
+            if c.decision.action is not Action.ACT
+            and not is_classifier_decision(c.decision)
+            and not is_video(c.signals)
+        ),
         None,
     )
 
@@ -149,6 +171,26 @@ def _example(done: ScanDone) -> Case | None:
 def _clip_case(done: ScanDone) -> Case | None:
     """The video clip's case (its frames matched), if the demo made one."""
     return next((c for c in done.cases if is_video(c.signals)), None)
+
+
+def _remote_lines(base: str, done: ScanDone) -> list[str]:
+    """Where the remote services' matches and the classifier-only case show."""
+    by_name = {Path(c.sources[0].path or "").name: c for c in done.cases if c.sources}
+    lines = []
+    for name in REMOTE_MATCHED:
+        if name in by_name:
+            lines.append(
+                f"  remote: {name} matched the demo list, PhotoDNA and Safer (test sources): "
+                f"{base}/ui/cases/{by_name[name].id}"
+            )
+    if CLASSIFIER_ONLY in by_name:
+        lines.append(
+            f"  classifier only: {CLASSIFIER_ONLY} matched no list; Content Safety said "
+            f"VERY_HIGH, so it waits for review ({base}/ui/cases/"
+            f"{by_name[CLASSIFIER_ONLY].id}), after every list match in the queue by "
+            f"priority ({base}/ui/?order=priority), never acted on"
+        )
+    return lines
 
 
 def _scan(
@@ -159,6 +201,7 @@ def _scan(
     accounts: bool,
     cybertipline: FakeCyberTipline | None = None,
     hashsharing: FakeNcmec | None = None,
+    remote: DemoRemote | None = None,
 ) -> tuple[ScanDone, dict[str, str]]:
     store = open_store(demo_home.resolved_database_url)
     registry = Registry.load(demo_home.adapters)
@@ -185,7 +228,17 @@ def _scan(
                 highlight=False,
             )
         options = ScanOptions(max_pixels=max_pixels, dihedral=True)
-        done = scan_like_the_cli(store, demo_home, layout.uploads, options)
+        if remote is None:
+            done = scan_like_the_cli(store, demo_home, layout.uploads, options)
+        else:
+            err.print(
+                f"remote services: photodna, safer and content_safety (classifier, review "
+                f"at {REVIEW_PRIORITY}) in test mode against fakes at {remote.base_url}",
+                highlight=False,
+            )
+            with RemoteMatching(remote.matchers(), demo_home.remote_budget_seconds) as asked:
+                done = scan_like_the_cli(store, demo_home, layout.uploads, options, remote=asked)
+                asked.settle()
         passwords = create_demo_accounts(store) if accounts else {}
         if cybertipline is not None:
             configure_reports(
@@ -238,9 +291,12 @@ def _report(layout: DemoLayout, done: ScanDone, directory: Path, started: float)
     )
     acted = sum(1 for case in done.cases if case.decision.action is Action.ACT)
     kept = sum(1 for case in done.cases if case.evidence_id)
+    signal = sum(1 for case in done.cases if is_classifier_decision(case.decision))
     err.print(
         f"{len(done.cases)} cases opened ({acted} exact copies to act on, "
-        f"{len(done.cases) - acted} edited copies or clips for review), evidence kept for {kept}"
+        f"{len(done.cases) - acted - signal} edited copies or clips for review"
+        + (f", {signal} classifier-only for review, never acted on" if signal else "")
+        + f"), evidence kept for {kept}"
     )
     err.print(
         f"explore it: export HASHGUARD_HOME={(directory / 'home').resolve()}; "
@@ -258,6 +314,7 @@ def _serve(
     cybertipline: FakeCyberTipline | None,
     xsd_given: Path | None,
     example: Case | None,
+    remote_lines: Sequence[str] = (),
     clip: Case | None = None,
 ) -> None:
     import uvicorn  # noqa: PLC0415 - only --serve needs the server
@@ -276,7 +333,7 @@ def _serve(
         f"{demo_home.review_allow_bank!r}; webhooks and the list's feedback are printed "
         f"below as they arrive; the audit log is at {base}/ui/audit (as demo-auditor)."
     )
-    for line in _walkthrough(base, example, cybertipline, xsd_given):
+    for line in [*_walkthrough(base, example, cybertipline, xsd_given), *remote_lines]:
         err.print(escape(line), highlight=False)
     if clip is not None:
         err.print(

@@ -73,13 +73,17 @@ def add(
     )
 
 
+#: what is configured under ``remote``: matchers, and classifiers asked the same way
+_REMOTE_KINDS = frozenset({AdapterKind.REMOTE_MATCHER, AdapterKind.CLASSIFIER})
+
+
 def _matcher(registry: Registry, name: str) -> type[Adapter]:
     """The installed remote matcher ``name`` (enabled or not: a secret may be stored
     before the adapter is switched on)."""
     for installed in registry.installed():
-        if installed.name == name and installed.kind is AdapterKind.REMOTE_MATCHER:
+        if installed.name == name and installed.kind in _REMOTE_KINDS:
             return installed.adapter
-    known = sorted(a.name for a in registry.installed() if a.kind is AdapterKind.REMOTE_MATCHER)
+    known = sorted(a.name for a in registry.installed() if a.kind in _REMOTE_KINDS)
     raise fail(f"no remote matcher named {name!r} (installed: {known})")
 
 
@@ -155,7 +159,7 @@ def list_remote(
         sealed = store.remote_secrets.keys()
     rows: list[dict[str, Any]] = []
     for installed in registry.installed():
-        if installed.kind is not AdapterKind.REMOTE_MATCHER:
+        if installed.kind not in _REMOTE_KINDS:
             continue
         name, adapter = installed.name, installed.adapter
         plain = sorted(settings.remote_secrets.get(name, {}))

@@ -4,6 +4,7 @@ does (cases opened for review, evidence kept) and makes the review demo's accoun
 from __future__ import annotations
 
 import csv
+import hashlib
 import secrets
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,6 +38,7 @@ from hashguard.hashing.isolate import HashingPool
 from hashguard.hashing.kernel import HashOptions, hash_data
 from hashguard.keys import master_key_for
 from hashguard.matching.matcher import Matcher, load_or_build
+from hashguard.remote.service import RemoteMatching
 from hashguard.scan.classify import policies_of
 from hashguard.scan.pipeline import OnceVault, Pipeline
 from hashguard.scan.scanner import Scanner, prepare_run
@@ -127,6 +129,23 @@ def clip_showing(path: Path, known: Image.Image, *, fps: int = 10) -> Path:
     return write_clip(path, [*before, *[held] * (3 * fps), *after], fps=fps)
 
 
+#: the review demo's remote fakes (``demo.remote``): the uploads PhotoDNA and Safer
+#: match (test sources), beside the demo list's own matches of them, and the distractor
+#: the classifiers score high (a classifier-only case: "classifier, no list match")
+REMOTE_MATCHED = ("known-1-exact-copy.jpg", "known-1-resized.jpg")
+CLASSIFIER_ONLY = "other-00.jpg"
+
+
+def remote_demo_hashes(layout: DemoLayout) -> tuple[set[str], set[str]]:
+    """The MD5s of ``REMOTE_MATCHED`` and of ``CLASSIFIER_ONLY`` in the layout."""
+
+    def md5(name: str) -> str:
+        data = (layout.uploads / name).read_bytes()
+        return hashlib.md5(data, usedforsecurity=False).hexdigest()
+
+    return {md5(n) for n in REMOTE_MATCHED}, {md5(CLASSIFIER_ONLY)}
+
+
 def needs_dihedral(name: str) -> bool:
     return any(name.endswith(f"-{edit}.jpg") for edit in DIHEDRAL_EDITS)
 
@@ -207,10 +226,12 @@ def scan_like_the_cli(
     *,
     actor: str = DEMO_ACTOR,
     matcher: Matcher | None = None,
+    remote: RemoteMatching | None = None,
 ) -> ScanDone:
     """Scan ``folder`` the way ``hashguard scan`` does: decisions audited, evidence of
     what the policy acts on or reviews kept in the vault, cases opened, and the actions
-    the settings configure (webhooks, quarantine) planned into the outbox."""
+    the settings configure (webhooks, quarantine) planned into the outbox. ``remote``:
+    the remote matchers and classifiers each file is also put to."""
     prepared = prepare_run(store.scans, [str(folder)], options, rescan=True)
     results: dict[str, FileResult] = {}
     with HashingPool(
@@ -228,6 +249,7 @@ def scan_like_the_cli(
             policies=lambda: policies_of(found.banks),
             vault=OnceVault(lambda: open_vault(settings, store, master_key_for(settings)[0])),
             hashing=pool,
+            remote=remote,
         )
         scanner = Scanner(store=store.scans, matcher=found, pool=pool, pipeline=pipeline)
         run = scanner.run(

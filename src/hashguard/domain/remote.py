@@ -37,9 +37,16 @@ class RemoteResult:
     reason: str | None = None
     raw: str | None = None
     seconds: float = 0.0
-    #: a classifier's prediction given with a ``no_match`` (Safer): a signal for review
-    #: priority only, never a match (``hashguard.classify``)
+    #: a classifier's prediction given with a ``no_match`` (Safer, Content Safety): a
+    #: signal for review priority only, never a match (``hashguard.classify``)
     classifier_score: float | None = None
+    #: the classifier's own level for it, when it answers with levels (Content Safety's
+    #: review priority, e.g. ``VERY_HIGH``); ``classifier_score`` then ranks the level
+    classifier_level: str | None = None
+    #: the answer of a classifier adapter (kind ``classifier``): never a match, and its
+    #: silence (``not_answered``) leaves the file's outcome to the matchers: a classifier
+    #: does not check a file against any list
+    signal_only: bool = False
 
 
 def remote_to_json(result: RemoteResult, *, keep_raw: bool | None = None) -> dict[str, Any]:
@@ -53,4 +60,5 @@ def remote_to_json(result: RemoteResult, *, keep_raw: bool | None = None) -> dic
 
 
 def remote_from_json(data: Mapping[str, Any]) -> RemoteResult:
+    """Read ``remote_to_json``'s shape (and answers stored before classifier levels)."""
     return RemoteResult(**{**data, "status": RemoteStatus(data["status"])})

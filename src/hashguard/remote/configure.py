@@ -13,10 +13,10 @@ from pydantic import SecretStr
 
 from hashguard.configfile import ConfigFileError, absent, add_table, config_path
 from hashguard.keys import MasterKey
-from hashguard.plugins import AdapterKind, PluginError, Registry
+from hashguard.plugins import PluginError, Registry
 from hashguard.remote.base import RemoteMatcher
 from hashguard.remote.secrets import seal_secret
-from hashguard.remote.service import ADAPTER_KEY
+from hashguard.remote.service import ADAPTER_KEY, remote_kind
 from hashguard.settings import Settings
 from hashguard.store.remote_secrets import RemoteSecretStore
 
@@ -52,7 +52,7 @@ def add_remote(
     if ADAPTER_KEY in values:
         raise RemoteConfigError("give the adapter with --adapter, not as a setting")
     try:
-        kind = registry.get(adapter, AdapterKind.REMOTE_MATCHER)
+        kind = remote_kind(registry, adapter)
         unknown = sorted(set(secrets) - {*kind.secrets, *kind.optional_secrets})
         if unknown:
             raise RemoteConfigError(f"{adapter} takes no credential named {', '.join(unknown)}")

@@ -15,17 +15,24 @@ the optional ``video_api_key`` credential is given, else they are ``not_answered
 A ``hashSet`` of ``test`` marks Hive's test content: such a match is classified
 ``test``; in ``test_mode`` (on by default) every match is labelled ``test``. Timeouts,
 refusals (401/403), rate limits (429, after the Retry-After retries) and 5xx are
-``not_answered``. Asynchronous submission with a signed callback (for bulk scans) is
-not built yet.
+``not_answered``.
+
+With ``callback_base_url`` set (bulk scans), each file goes to Hive's asynchronous
+endpoint (``POST /api/v2/task/async``) with a signed callback URL (``safer_callback``)
+instead: the file's answer is ``not_answered`` ("awaiting Safer's callback", with Hive's
+task id as ``tracking_id``) until the callback arrives on the server, which joins the
+answer to the scan items of that content (``hashguard.remote.callbacks``).
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import time
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
 from typing import Any, ClassVar, Self
 
 import httpx
@@ -34,11 +41,16 @@ from pydantic import BaseModel, Field, SecretStr, model_validator
 from hashguard.domain.remote import RemoteResult, RemoteStatus
 from hashguard.domain.signals import FileSignals
 from hashguard.httpclient import RetryPolicy, ServiceClient, ServiceError, redact
+from hashguard.plugins import PluginError
 from hashguard.remote.base import RemoteMatcher, RemoteSettings
+from hashguard.remote.safer_callback import PENDING, CallbackRefused, callback_url, check
 
 log = logging.getLogger(__name__)
 
 SYNC_PATH = "/api/v2/task/sync"
+ASYNC_PATH = "/api/v2/task/async"
+#: the multipart field of the asynchronous endpoint that names the callback URL
+CALLBACK_FIELD = "callback_url"
 TEST = "test"
 #: Safer's match types, most severe first, and the classification each gives
 MATCH_TYPES: Mapping[str, str] = {"CSAM": "csam", "SE": "sexual_exploitation"}
@@ -57,6 +69,11 @@ class SaferSettings(RemoteSettings):
     #: a classifier prediction at or above this opens a review case ("classifier, no
     #: list match"); None (the default): classifier signals only order the queue
     classifier_review_threshold: float | None = Field(default=None, gt=0, le=1)
+    #: our server's base URL as Hive reaches it: when set, files go to the asynchronous
+    #: endpoint with a signed callback (bulk scans); needs the ``callback_secret``
+    callback_base_url: str | None = None
+    #: how long after submission a callback is accepted
+    callback_seconds: float = Field(default=6 * 3600, gt=0, le=7 * 24 * 3600)
 
     @model_validator(mode="after")
     def _media_allowed(self) -> Self:
@@ -84,7 +101,7 @@ class SaferMatcher(RemoteMatcher):
     )
     Settings: ClassVar[type[BaseModel]] = SaferSettings
     secrets: ClassVar[tuple[str, ...]] = ("api_key",)
-    optional_secrets: ClassVar[tuple[str, ...]] = ("video_api_key",)
+    optional_secrets: ClassVar[tuple[str, ...]] = ("video_api_key", "callback_secret")
     terms: ClassVar[str] = (
         "Needs a contract with Hive and Thorn; each Hive project has its own API key. "
         "Sends the media itself; Hive bills videos per second."
@@ -96,13 +113,21 @@ class SaferMatcher(RemoteMatcher):
         secrets: Mapping[str, SecretStr],
         *,
         transport: httpx.BaseTransport | None = None,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         super().__init__(settings, secrets)
         options = self.safer
         self._key = self.credentials["api_key"].get_secret_value()
         video = self.credentials.get("video_api_key")
         self._video_key = video.get_secret_value() if video is not None else None
-        self._secret_values = tuple(v for v in (self._key, self._video_key) if v)
+        callback = self.credentials.get("callback_secret")
+        self._callback_secret = callback.get_secret_value() if callback is not None else None
+        if options.callback_base_url is not None and not self._callback_secret:
+            raise PluginError("safer: callback_base_url needs the callback_secret credential")
+        self._clock = clock
+        self._secret_values = tuple(
+            v for v in (self._key, self._video_key, self._callback_secret) if v
+        )
         self._client = ServiceClient(
             options.base_url,
             service=self.label,
@@ -134,12 +159,32 @@ class SaferMatcher(RemoteMatcher):
     def review_threshold(self) -> float | None:
         return self.safer.classifier_review_threshold
 
+    def check_callback(self, sha256: str, expires: int, sig: str, body: bytes) -> RemoteResult:
+        """The answer a callback carries for the file ``sha256``, once its signed URL
+        checks out (``safer_callback.check``: ``CallbackRefused`` otherwise, and for a
+        body that is not Hive's answer). Its ``tracking_id`` is Hive's task id."""
+        if self._callback_secret is None:
+            raise CallbackRefused(404, f"{self.label} takes no callbacks")
+        check(self._callback_secret, self.label, sha256, expires, sig, now=self._clock())
+        try:
+            parsed: Any = json.loads(body)
+        except ValueError:
+            raise CallbackRefused(400, "the callback's body is not JSON") from None
+        task = parsed.get("id") if isinstance(parsed, dict) else None
+        result = self._interpret(parsed, body.decode("utf-8", "replace"), 0.0)
+        if not isinstance(task, str) or result.status is RemoteStatus.NOT_ANSWERED:
+            raise CallbackRefused(400, "the callback's body is not Hive's answer")
+        return replace(result, tracking_id=task)
+
     def close(self) -> None:
         self._client.close()
 
     def _call(self, data: bytes, key: str, filename: str) -> RemoteResult:
         started = time.monotonic()
+        base = self.safer.callback_base_url
         try:
+            if base is not None:
+                return self._submit(data, key, filename, base, started)
             response = self._client.request(
                 "POST",
                 SYNC_PATH,
@@ -155,6 +200,38 @@ class SaferMatcher(RemoteMatcher):
             )
         return result
 
+    def _submit(
+        self, data: bytes, key: str, filename: str, base: str, started: float
+    ) -> RemoteResult:
+        """Hand the file to the asynchronous endpoint: ``not_answered`` (pending, with
+        Hive's task id) when Hive took it, else why not."""
+        sha256 = hashlib.sha256(data).hexdigest()
+        expires = int(self._clock().timestamp() + self.safer.callback_seconds)
+        assert self._callback_secret is not None
+        url = callback_url(base, self._callback_secret, self.label, sha256, expires)
+        response = self._client.request(
+            "POST",
+            ASYNC_PATH,
+            files={"media": (filename, data, "application/octet-stream")},
+            data={CALLBACK_FIELD: url},
+            headers={"Authorization": f"Token {key}"},
+        )
+        seconds = time.monotonic() - started
+        status = response.status_code
+        if status in (401, 403):
+            return self._not_answered(f"safer: the API key was refused (HTTP {status})", seconds)
+        try:
+            body: Any = json.loads(response.content)
+        except ValueError:
+            body = None
+        task = body.get("id") if isinstance(body, dict) else None
+        if not 200 <= status < 300 or not isinstance(task, str):
+            return self._not_answered(f"safer: the submission was not taken (HTTP {status})")
+        return replace(
+            self._not_answered(f"{PENDING} (task {task[:_SNIPPET]})", seconds),
+            tracking_id=task[:_SNIPPET],
+        )
+
     def _read(self, response: httpx.Response, seconds: float) -> RemoteResult:
         status = response.status_code
         try:
@@ -165,6 +242,10 @@ class SaferMatcher(RemoteMatcher):
             return self._not_answered(f"safer: the API key was refused (HTTP {status})", seconds)
         if not 200 <= status < 300:
             return self._not_answered(f"safer: HTTP {status}", seconds)
+        return self._interpret(body, response.text, seconds)
+
+    def _interpret(self, body: Any, text: str, seconds: float) -> RemoteResult:
+        """Hive's task answer (the synchronous reply, or a callback's body)."""
         output = _output(body)
         if isinstance(output, str):
             return self._not_answered(output, seconds)
@@ -194,7 +275,7 @@ class SaferMatcher(RemoteMatcher):
             match_type=best.match_type,
             distance=best.distance,
             source=best.source,
-            raw=redact(response.text, self._secret_values),
+            raw=redact(text, self._secret_values),
             seconds=seconds,
         )
 

@@ -23,7 +23,7 @@ from pydantic import SecretStr
 from hashguard.domain.remote import RemoteResult, RemoteStatus
 from hashguard.domain.signals import FileSignals
 from hashguard.keys import MasterKey
-from hashguard.plugins import AdapterKind, PluginError, Registry
+from hashguard.plugins import Adapter, AdapterKind, PluginError, Registry
 from hashguard.remote.base import RemoteMatcher, sends_pdq
 from hashguard.remote.secrets import SealedSecrets, matcher_secrets
 from hashguard.settings import Settings
@@ -222,7 +222,7 @@ def _build(
     if not isinstance(adapter, str):
         raise PluginError(f"remote.{name}: {ADAPTER_KEY} must be an adapter's name")
     try:
-        matcher = registry.get(adapter, AdapterKind.REMOTE_MATCHER).configure(rest, secrets)
+        matcher = remote_kind(registry, adapter).configure(rest, secrets)
     except PluginError as exc:
         if adapter == name:
             raise
@@ -230,6 +230,19 @@ def _build(
     if not isinstance(matcher, RemoteMatcher):
         raise PluginError(f"{name}: not a remote matcher")
     return matcher.labelled(name)
+
+
+def remote_kind(registry: Registry, adapter: str) -> type[Adapter]:
+    """The enabled adapter ``adapter`` configured under ``remote``: a remote matcher, or
+    a classifier (``classify.base``: asked the same way, its answers only signals)."""
+    try:
+        return registry.get(adapter, AdapterKind.REMOTE_MATCHER)
+    except PluginError:
+        try:
+            return registry.get(adapter, AdapterKind.CLASSIFIER)
+        except PluginError:
+            pass
+        raise
 
 
 def adapter_of(name: str, settings: Mapping[str, Any]) -> str:

@@ -56,7 +56,8 @@ def priority_of(case: Case) -> Priority:
         if r.status is RemoteStatus.MATCHED and r.match_type != "exact" and r.distance is not None
     ]
     near = pdq + [d for d, _ in remote_near]
-    scores = [s.score for s in signals_of(case.remote)]
+    signals = signals_of(case.remote)
+    scores = [s.score for s in signals]
     category = min((m.category or _NONE for m in exact), default=_NONE)
     distance = min(near, default=_FAR)
     score = max(scores, default=0.0)
@@ -69,7 +70,9 @@ def priority_of(case: Case) -> Priority:
     elif remote_near:
         reason = f"near match, distance {distance} ({min(remote_near)[1]})"
     elif scores:
-        reason = f"classifier score {score:.2f}, no list match"
+        top = max(signals, key=lambda s: s.score)
+        said = f"{top.source} said {top.level}" if top.level else f"score {score:.2f}"
+        reason = f"classifier {said}, no list match"
     else:
         reason = "age"
     return Priority(

@@ -47,7 +47,8 @@ def classify(
                 action=Action.IGNORE, rule="ignore: the file could not be read, nothing matched"
             ),
         )
-    silent = [r for r in remote if r.status is RemoteStatus.NOT_ANSWERED]
+    # a classifier checks a file against no list: its silence is recorded, not an outcome
+    silent = [r for r in remote if r.status is RemoteStatus.NOT_ANSWERED and not r.signal_only]
     if any(match.effective for match in matches) or any(
         r.status is RemoteStatus.MATCHED for r in remote
     ):

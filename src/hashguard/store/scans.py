@@ -20,7 +20,7 @@ from hashguard.domain.policy import (
     decision_from_json,
     decision_to_json,
 )
-from hashguard.domain.remote import remote_from_json, remote_to_json
+from hashguard.domain.remote import RemoteResult, RemoteStatus, remote_from_json, remote_to_json
 from hashguard.domain.scans import (
     FileResult,
     Outcome,
@@ -322,6 +322,46 @@ class ScanStore:
                 .all()
             )
         return [self.get(run_id) for run_id in ids]
+
+    def recent_remote(self, newest: int = 5000) -> list[tuple[datetime, tuple[RemoteResult, ...]]]:
+        """The remote answers of the ``newest`` recorded results that have any (by
+        record, newest first), each with when it was recorded: what ``hashguard doctor``
+        and ``plugins list`` read a service's last answer and recent silence from."""
+        query = (
+            select(scan_results.c.scanned_at, scan_results.c.remote)
+            .where(scan_results.c.remote.is_not(None))
+            .order_by(scan_results.c.id.desc())
+            .limit(newest)
+        )
+        with self._engine.connect() as conn:
+            rows = conn.execute(query).all()
+        found = []
+        for row in rows:
+            at = aware(row.scanned_at)
+            assert at is not None  # the column is NOT NULL
+            found.append((at, tuple(remote_from_json(r) for r in row.remote or ())))
+        return found
+
+    def awaiting(self, sha256: str, service: str, task: str) -> list[tuple[int, FileResult]]:
+        """The recorded results (with their run) of the content ``sha256`` whose answer
+        from ``service`` is still the one Hive's task ``task`` will give by callback
+        (``not_answered`` with that ``tracking_id``)."""
+        query = select(scan_results).where(
+            scan_results.c.sha256 == sha256, scan_results.c.remote.is_not(None)
+        )
+        with self._engine.connect() as conn:
+            rows = conn.execute(query.order_by(scan_results.c.id)).all()
+        found = []
+        for row in rows:
+            result = _result(row)
+            if any(
+                r.service == service
+                and r.status is RemoteStatus.NOT_ANSWERED
+                and r.tracking_id == task
+                for r in result.remote
+            ):
+                found.append((int(row.run_id), result))
+        return found
 
     def results(self, run_id: int, *, outcome: Outcome | None = None) -> Iterator[FileResult]:
         query = select(scan_results).where(scan_results.c.run_id == run_id)

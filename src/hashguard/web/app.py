@@ -14,12 +14,14 @@ from starlette.concurrency import run_in_threadpool
 
 from hashguard import __version__
 from hashguard.jobs import Background
+from hashguard.remote.safer_callback import takes_safer_callbacks
 from hashguard.settings import Settings
 from hashguard.store import open_store
 from hashguard.web import openapi, problems, tasks, ui
 from hashguard.web.api import (
     appeals,
     banks,
+    callbacks,
     cases,
     health,
     lookup,
@@ -111,6 +113,8 @@ def create_app(
         health.router,
     ):
         app.include_router(router)
+    if takes_safer_callbacks(settings.remote):
+        app.include_router(callbacks.router)
     if settings.hma_compat:
         app.include_router(hma_router.router)
         app.include_router(hma_curation.router)

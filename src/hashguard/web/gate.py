@@ -41,10 +41,15 @@ _HMA_UPLOAD = re.compile(r"/hma/(h/hash|m/lookup|c/bank/[^/]+/content)")
 _HMA_STATUS = "/hma/status"
 
 
+#: remote services' callbacks (web/api/callbacks.py): their signed URL is the credential
+_CALLBACKS = "/v1/callbacks/"
+
+
 def _guarded(path: str) -> bool:
-    """The API paths a token guards: /v1 and the HMA-compatible /hma (but its status)."""
+    """The API paths a token guards: /v1 (but remote services' signed callbacks) and the
+    HMA-compatible /hma (but its status)."""
     if path == "/v1" or path.startswith("/v1/"):
-        return True
+        return not path.startswith(_CALLBACKS)
     return path.startswith("/hma/") and path != _HMA_STATUS
 
 

@@ -81,6 +81,7 @@ TITLES = {
     404: "Not found",
     405: "Method not allowed",
     409: "Conflict",
+    410: "Gone",
     413: "Request body too large",
     422: "Invalid request",
     429: "Too many requests for this token",

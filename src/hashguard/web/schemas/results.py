@@ -82,8 +82,13 @@ class RemoteOut(BaseModel):
     reason: str | None
     raw: str | None
     seconds: float
-    #: a classifier's score given with a ``no_match`` (Safer): a signal, never a match
+    #: a classifier's score given with a ``no_match`` (Safer, Content Safety): a signal,
+    #: never a match
     classifier_score: float | None = None
+    #: the classifier's own level for it (Content Safety's review priority)
+    classifier_level: str | None = None
+    #: the answer of a classifier adapter: never a match, its silence no outcome
+    signal_only: bool = False
 
     @classmethod
     def of(cls, result: RemoteResult) -> RemoteOut:
