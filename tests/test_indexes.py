@@ -200,3 +200,39 @@ def test_search_many_equals_one_query_at_a_time(count: int) -> None:
         ]
     assert got == sorted(expected)
     assert got  # the near copies within each limit are found
+
+
+@pytest.mark.parametrize("limit", [31, 23, 40])
+def test_flips_spread_evenly_over_the_chunks_are_found_at_the_limit(limit: int) -> None:
+    """The hardest queries for the (refined) pigeonhole: exactly ``limit`` bits flipped,
+    as evenly as the chunks allow, the chunks with fewer flips placed at random. Each
+    is found by ``search`` and by ``search_many``; one bit more is not."""
+    count = 100_000
+    hashes = random_hashes(count)
+    index = PdqIndex(
+        hashes, np.arange(count, dtype=np.int64), np.zeros(count, np.uint16), threshold=31
+    )
+    widths, offsets = index.layout.widths, index.layout.offsets
+    queries, rows = [], rng.integers(0, count, 60)
+    for number, row in enumerate(rows):
+        bits = limit + (number % 2)  # odd queries: one bit past the limit
+        base, extra = divmod(bits, len(widths))
+        flips = [base + 1] * extra + [base] * (len(widths) - extra)
+        rng.shuffle(flips)
+        value = int.from_bytes(hashes[row].astype("<u8").tobytes(), "little")
+        for offset, width, many in zip(offsets, widths, flips, strict=True):
+            for bit in rng.choice(width, size=many, replace=False):
+                value ^= 1 << (offset + int(bit))
+        queries.append(np.frombuffer(value.to_bytes(32, "little"), dtype="<u8").astype(np.uint64))
+    limits = np.full(len(queries), limit, dtype=np.int16)
+    which, payloads, distances = index.search_many(np.stack(queries), limits)
+    pairs = zip(payloads.tolist(), distances.tolist(), strict=True)
+    found = dict(zip(which.tolist(), pairs, strict=True))
+    for number, query in enumerate(queries):
+        one = index.search(query, limits[:1])
+        if number % 2:
+            assert number not in found
+            assert int(rows[number]) not in one.payloads.tolist()
+        else:
+            assert found[number] == (int(rows[number]), limit)
+            assert one.payloads.tolist() == [int(rows[number])]

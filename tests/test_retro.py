@@ -68,6 +68,12 @@ def test_kept_signals_store(store: Store) -> None:
     assert (value, seq) == ("a" * 32, 4)
     (batch,) = list(store.kept.pdq_rows())
     assert batch == [(kept_id, 4, [["f" * 64, 90]])]
+    # one of three index partitions (id % 3) holds it, the others nothing
+    shares = [
+        [row for rows in store.kept.pdq_rows(partition=(k, 3)) for row in rows] for k in range(3)
+    ]
+    assert shares[kept_id % 3] == batch
+    assert sum(map(len, shares)) == 1
     (kept,) = store.kept.get([kept_id])
     assert kept.object == ref
     assert kept.pdq == (KeptPdq(value="f" * 64, quality=90),)

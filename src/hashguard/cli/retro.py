@@ -9,13 +9,13 @@ from typing import Annotated, Any
 import typer
 
 from hashguard.audit import cli_actor
-from hashguard.cli.context import err, master_key_of, out, settings_of, store_of
+from hashguard.cli.context import err, fail, master_key_of, out, settings_of, store_of
 from hashguard.domain.objects import ObjectRef
 from hashguard.evidence import open_vault
 from hashguard.matching.matcher import load_or_build
 from hashguard.scan.classify import policies_of
 from hashguard.scan.pipeline import OnceVault, Pipeline
-from hashguard.scan.retro import retro_match
+from hashguard.scan.retro import PdqSearch, retro_match
 from hashguard.settings import Settings
 from hashguard.store import Store
 
@@ -48,12 +48,51 @@ def retro_match_command(
         bool, typer.Option(help="Keep encrypted evidence of what matched (read again).")
     ] = True,
     as_json: Annotated[bool, typer.Option("--json", help="One JSON summary line.")] = False,
+    partitions: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            help="Split the kept-signal index across this many Ray actors (extra: bulk).",
+        ),
+    ] = 1,
+    address: Annotated[
+        str | None,
+        typer.Option(help="Ray cluster for --partitions (auto, ray://host:10001); default: local."),
+    ] = None,
 ) -> None:
     """Match the entries banks gained since the last run against every kept signal
     (settings: keep_signals); hits go through the policy, cases and actions."""
     settings: Settings = settings_of(ctx)
+    if address is not None and partitions == 1:
+        raise fail("--address needs --partitions 2 or more")
     with store_of(ctx) as store:
-        _run(ctx, settings, store, endpoint_url, keep_evidence=keep_evidence, as_json=as_json)
+        if partitions == 1:
+            _run(ctx, settings, store, endpoint_url, keep_evidence=keep_evidence, as_json=as_json)
+            return
+        from hashguard.scan.retroray import (  # noqa: PLC0415 - the bulk extra
+            NeedsBulkExtra,
+            partitioned,
+            store_partitions,
+        )
+
+        try:
+            with partitioned(
+                partitions,
+                store_partitions(settings.resolved_database_url, partitions),
+                address=address,
+            ) as search:
+                _run(
+                    ctx,
+                    settings,
+                    store,
+                    endpoint_url,
+                    keep_evidence=keep_evidence,
+                    as_json=as_json,
+                    pdq_search=search,
+                    partitions=partitions,
+                )
+        except NeedsBulkExtra as exc:
+            raise fail(str(exc)) from None
 
 
 def _run(
@@ -64,6 +103,8 @@ def _run(
     *,
     keep_evidence: bool,
     as_json: bool,
+    pdq_search: PdqSearch | None = None,
+    partitions: int = 1,
 ) -> None:
     if not settings.keep_signals:
         err.print("[yellow]warning:[/yellow] keep_signals is off: nothing new is kept to match")
@@ -84,8 +125,10 @@ def _run(
         pipeline,
         fetch_object=object_fetcher(endpoint_url),
         keep_days=settings.keep_signals_days,
+        pdq_search=pdq_search,
     )
     fields = {
+        "partitions": partitions,
         "since": summary.since,
         "seq": summary.seq,
         "new_entries": summary.new_entries,

@@ -15,9 +15,12 @@ midway runs again over the same entries, and what it committed is not matched tw
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
+
+import numpy as np
+import numpy.typing as npt
 
 from hashguard.audit import record
 from hashguard.domain.audit import AuditAction
@@ -26,8 +29,8 @@ from hashguard.domain.kept import KeptSignal
 from hashguard.domain.objects import ObjectRef
 from hashguard.domain.signals import Algorithm, FileSignals, PdqHash, PdqMode
 from hashguard.hashing.kernel import HashOutput
-from hashguard.matching.kept import KeptIndex
-from hashguard.matching.pdq import DEFAULT_THRESHOLD
+from hashguard.matching.kept import KeptHits, KeptIndex
+from hashguard.matching.pdq import DEFAULT_THRESHOLD, pack
 from hashguard.scan.pipeline import Pipeline, RetroHit
 from hashguard.scan.sources import KeptItem
 from hashguard.store import Store
@@ -64,10 +67,32 @@ def _signals(kept: KeptSignal) -> FileSignals:
     )
 
 
-def candidates(store: Store, since: int, banks: dict[int, Bank]) -> tuple[list[int], int, int, int]:
+#: Searches every kept signal's PDQ hashes with packed new entries, each within its
+#: threshold: ``(hits, kept PDQ rows searched)``. In this process (``local_pdq_search``)
+#: or across index partitions on a Ray cluster (``scan.retroray``).
+PdqSearch = Callable[[npt.NDArray[np.uint64], npt.NDArray[np.int16]], tuple[KeptHits, int]]
+
+
+def local_pdq_search(store: Store) -> PdqSearch:
+    """One index over every kept signal, built in this process for this run."""
+
+    def search(
+        queries: npt.NDArray[np.uint64], thresholds: npt.NDArray[np.int16]
+    ) -> tuple[KeptHits, int]:
+        limit = max(DEFAULT_THRESHOLD, int(thresholds.max()) if len(thresholds) else 0)
+        index = KeptIndex.from_rows(store.kept.pdq_rows(), threshold=limit)
+        return index.search_packed(queries, thresholds), len(index)
+
+    return search
+
+
+def candidates(
+    store: Store, since: int, banks: dict[int, Bank], pdq_search: PdqSearch | None = None
+) -> tuple[list[int], int, int, int]:
     """Kept signals near entries added after ``since``: ``(kept ids, new entries, PDQ
     rows indexed, the change sequence read)``. Only pairs whose entry is newer than the
-    kept signal's check count, in an enabled bank that is not an allow list."""
+    kept signal's check count, in an enabled bank that is not an allow list.
+    ``pdq_search``: where the kept PDQ hashes are searched (default: this process)."""
     changes = store.banks.changes_since(since)
     live = changes.live
     usable = [
@@ -93,18 +118,14 @@ def candidates(store: Store, since: int, banks: dict[int, Bank]) -> tuple[list[i
             pairs.extend((kept_id, checked, entry) for entry in wanted[value])
     indexed = 0
     if pdq_rows:
-        thresholds = [banks[live.bank_ids[i]].pdq_threshold for i in pdq_rows]
-        checked_at: dict[int, int] = {}
-
-        def rows() -> Iterable[list[tuple[int, int, list[object]]]]:
-            for batch in store.kept.pdq_rows():
-                checked_at.update((kept_id, seq) for kept_id, seq, _ in batch)
-                yield batch
-
-        index = KeptIndex.from_rows(rows(), threshold=max([DEFAULT_THRESHOLD, *thresholds]))
-        indexed = len(index)
-        for hit in index.search([live.values[i] for i in pdq_rows], thresholds):
-            pairs.append((hit.kept_id, checked_at[hit.kept_id], live.ids[pdq_rows[hit.query]]))
+        thresholds = np.asarray([banks[live.bank_ids[i]].pdq_threshold for i in pdq_rows])
+        search = pdq_search or local_pdq_search(store)
+        near, indexed = search(
+            pack([live.values[i] for i in pdq_rows]), thresholds.astype(np.int16)
+        )
+        pairs.extend(
+            (hit.kept_id, hit.checked_seq, live.ids[pdq_rows[hit.query]]) for hit in near.hits()
+        )
     seqs = store.banks.entry_seqs({entry for _, _, entry in pairs})
     found = {kept_id for kept_id, checked, entry in pairs if seqs.get(entry, 0) > checked}
     return sorted(found), len(usable), indexed, changes.seq
@@ -117,11 +138,14 @@ def retro_match(
     fetch_object: Callable[[ObjectRef], bytes] | None = None,
     keep_days: int | None = None,
     now: Callable[[], datetime] | None = None,
+    pdq_search: PdqSearch | None = None,
 ) -> RetroSummary:
     """Match the entries banks gained since the last run against every kept signal and
     send each hit through ``pipeline``'s decision; see the module docstring. The
     pipeline's matcher must be current (it matches each hit in full). ``keep_days``
-    first forgets kept signals past the retention limit."""
+    first forgets kept signals past the retention limit. ``pdq_search`` searches the kept
+    PDQ hashes elsewhere (``scan.retroray``: partitions on a Ray cluster); whatever
+    searched them, the hits take the same path from here."""
     clock = now or pipeline.clock
     forgotten = 0
     if keep_days is not None:
@@ -131,7 +155,7 @@ def retro_match(
     assert pipeline.matcher is not None, "retro-matching needs the pipeline's matcher"
     since = store.kept.checkpoint()
     banks = {bank.id: bank for bank in store.banks.list()}
-    ids, new_entries, indexed, seq = candidates(store, since, banks)
+    ids, new_entries, indexed, seq = candidates(store, since, banks, pdq_search)
     quiet = replace(pipeline, counting=False, keep_signals=False)
     matched = cases = 0
     for start in range(0, len(ids), BATCH):

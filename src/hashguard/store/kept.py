@@ -121,14 +121,20 @@ class KeptStore:
                 found.extend((int(i), str(v), int(s)) for i, v, s in rows)
         return found
 
-    def pdq_rows(self, batch: int = 100_000) -> Iterator[list[tuple[int, int, list[Any]]]]:
+    def pdq_rows(
+        self, batch: int = 100_000, *, partition: tuple[int, int] | None = None
+    ) -> Iterator[list[tuple[int, int, list[Any]]]]:
         """``(kept id, checked_seq, [[hex, quality], ...])`` of every kept signal with a
-        PDQ hash, in id order and in batches: the retro-matcher's index input."""
-        query = (
-            select(kept_signals.c.id, kept_signals.c.checked_seq, kept_signals.c.pdq)
-            .order_by(kept_signals.c.id)
-            .execution_options(yield_per=batch)
-        )
+        PDQ hash, in id order and in batches: the retro-matcher's index input.
+        ``partition=(k, n)``: only the kept signals with ``id % n == k`` (one of ``n``
+        index partitions, each loaded by its own process)."""
+        query = select(kept_signals.c.id, kept_signals.c.checked_seq, kept_signals.c.pdq)
+        if partition is not None:
+            part, parts = partition
+            if not 0 <= part < parts:
+                raise ValueError(f"no partition {part} of {parts}")
+            query = query.where(kept_signals.c.id % parts == part)
+        query = query.order_by(kept_signals.c.id).execution_options(yield_per=batch)
         with self._engine.connect() as conn:
             for rows in conn.execute(query).partitions():
                 yield [(int(i), int(s), list(p)) for i, s, p in rows if p]
