@@ -72,8 +72,12 @@ def frame_count(data: bytes) -> int:
 
 def is_video_like(data: bytes, options: HashOptions) -> bool:
     """Whether ``data`` is an animation to hash like a video (more frames than
-    ``options.animation_frames``)."""
-    return frame_count(data) > options.animation_frames
+    ``options.animation_frames``). A file that cannot be opened is not: the image path
+    gives it its outcome and reason."""
+    try:
+        return frame_count(data) > options.animation_frames
+    except DecodeError:
+        return False
 
 
 def _opened(data: bytes, image_format: ImageFormat) -> Image.Image:
@@ -109,8 +113,7 @@ def add_frames(data: bytes, signals: FileSignals, options: HashOptions) -> FileS
                 for index in range(count):
                     image.seek(index)
                     image.load()
-                    if image.size != (width, height):
-                        raise DecodeError(f"frame {index} changes the canvas to {image.size}")
+                    _check_canvas(image, index, width, height)
                     duration = _seconds(image.info.get("duration"))
                     # shown over [start, start + duration): sampled if a multiple of the
                     # step falls in it (a frame shown for several steps is hashed once)
@@ -161,6 +164,11 @@ def _check_caps(width: int, height: int, count: int, max_pixels: int) -> None:
             f"{count * width * height / 1e6:.0f} MP, over the cap of "
             f"{MAX_DECODED_PIXELS / 1e6:.0f} MP"
         )
+
+
+def _check_canvas(image: Image.Image, index: int, width: int, height: int) -> None:
+    if image.size != (width, height):
+        raise DecodeError(f"frame {index} changes the canvas to {image.size}")
 
 
 def _seconds(milliseconds: object) -> float:
