@@ -104,6 +104,10 @@ def main() -> int:
 
             progress.print("object storage (moto S3 server on loopback)")
             rows += objects_rows(progress.print)
+        if "video" in wanted:
+            from bench.video import video_rows  # noqa: PLC0415 - the video extra: only when asked
+
+            rows += video_rows(scale, progress.print)
     except BenchError as exc:
         progress.print(f"[red]benchmark aborted:[/red] {exc}", highlight=False, markup=True)
         return 2

@@ -48,6 +48,7 @@ SECTIONS = (
     "notices",
     "stats",
     "objects",
+    "video",
 )  # fmt: skip
 #: the sections that read the generated 1 MP / 12 MP corpora (built only when one runs)
 CORPUS_SECTIONS = frozenset({"scan", "service", "client"})

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import io
 import os
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -100,12 +101,15 @@ def test_pixel_cap_is_configurable() -> None:
 
 
 def test_animated_images_hash_the_first_frame_unless_asked(tmp_path: Path) -> None:
+    """An animation of at most ``animation_frames`` frames is an image (one of more is
+    sampled like a video: tests/test_video.py)."""
     data = hostile.gif_with_frames(3000)
-    first = hash_data(data, OPTIONS)
+    as_image = replace(OPTIONS, animation_frames=3000)
+    first = hash_data(data, as_image)
     assert first.problem is None
     assert first.signals is not None
     assert [p.frame for p in first.signals.pdq] == [0]
-    several = hash_data(data, HashOptions(max_pixels=50_000_000, max_frames=5))
+    several = hash_data(data, replace(as_image, max_frames=5))
     assert several.signals is not None
     assert [p.frame for p in several.signals.pdq] == [0, 1, 2, 3, 4]
     assert several.signals.pdq[0] == first.signals.pdq[0]

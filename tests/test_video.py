@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import hashlib
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import av
 import pytest
 import vpdq
+from PIL import Image
 from threatexchange.extensions.vpdq.vpdq_brute_matcher import match_VPDQ_hash_brute
 from threatexchange.extensions.vpdq.vpdq_util import VpdqCompactFeature
 from typer.testing import CliRunner
@@ -19,9 +21,9 @@ from hashguard.demo.corpus import photo_like
 from hashguard.domain import BankEntry
 from hashguard.domain.matches import match_from_json, match_to_json
 from hashguard.domain.scans import Outcome
-from hashguard.domain.signals import Algorithm, signals_from_json, signals_to_json
+from hashguard.domain.signals import Algorithm, PdqMode, signals_from_json, signals_to_json
 from hashguard.domain.video import VpdqFrame
-from hashguard.hashing import video
+from hashguard.hashing import animation, video
 from hashguard.hashing.decode import DecodeError, UnsupportedFormat
 from hashguard.hashing.hasher import BUILTIN_HASHERS, VpdqHasher, VpdqSettings
 from hashguard.hashing.isolate import HashingPool
@@ -240,3 +242,145 @@ def test_hash_command_prints_a_videos_signals(clips: dict[str, Path], home: Path
     assert shown["video"]["codec"] == "mpeg4"
     assert shown["video"]["duration"] == pytest.approx(5.0, abs=0.2)
     assert "problem" not in shown
+
+
+# -- the video time limit ---------------------------------------------------------------
+
+
+def test_a_video_over_its_time_limit_is_stopped_the_batch_going_on(tmp_path: Path) -> None:
+    """A video has a wall-time limit of its own (``video_timeout``). One that takes
+    longer (3000 frames to decode, against a limit of a millisecond: no clock luck) is
+    stopped in its worker and is ``undecodable`` with the reason and its exact hashes,
+    never ``no_match``; the images of the batch are hashed under their own limit, and
+    the pool goes on."""
+    pictures = [photo_like(seed, 64, 64) for seed in range(4)]
+    slow = write_clip(tmp_path / "slow.mp4", [pictures[i % 4] for i in range(3000)], fps=100)
+    image = tmp_path / "image.png"
+    photo_like(5, 320, 240).save(image)
+    text = tmp_path / "notes.txt"
+    text.write_text("not media")
+    paths = [str(slow), str(image), str(text)]
+    with HashingPool(
+        workers=1, options=OPTIONS, timeout=60, video_timeout=0.001, memory_mb=1024
+    ) as pool:
+        batch = [f.result() for f in pool.submit_batch(paths)]
+        one = pool.submit(str(slow)).result()
+        upload = pool.submit_data(slow.read_bytes()).result()
+        assert pool.ready
+        assert pool.hash(str(image)).problem is None  # the pool recovered
+    for output in (batch[0], one, upload):
+        assert output.problem is Outcome.UNDECODABLE, output.reason
+        assert "took longer than" in (output.reason or "")
+        assert "for a video" in (output.reason or "")
+        assert output.signals is not None
+        assert output.signals.md5 == hashlib.md5(slow.read_bytes()).hexdigest()
+    assert batch[1].problem is None
+    assert batch[1].signals is not None
+    assert batch[1].signals.pdq
+    assert batch[2].problem is Outcome.UNSUPPORTED
+    # the clip itself is fine: without the limit it hashes (30 s at 100 fps: 30 frames)
+    unlimited = hash_path(str(slow), OPTIONS)
+    assert unlimited.problem is None
+    assert unlimited.signals is not None
+    assert len(unlimited.signals.vpdq) == 30
+
+
+# -- animated GIF and WebP ----------------------------------------------------------------
+
+
+def _animation(path: Path, frames: list[Image.Image], durations: list[int]) -> Path:
+    frames[0].save(path, save_all=True, append_images=frames[1:], duration=durations, loop=0)
+    return path
+
+
+@pytest.mark.parametrize("suffix", ["gif", "webp"])
+def test_an_animation_of_few_frames_stays_an_image(tmp_path: Path, suffix: str) -> None:
+    frames = [photo_like(seed, 160, 120) for seed in range(10)]
+    path = _animation(tmp_path / f"short.{suffix}", frames, [200] * 10)
+    signals = hash_path(str(path), OPTIONS).signals
+    assert signals is not None
+    assert len(signals.pdq) == 1  # the first frame, as before
+    assert signals.pdq[0].timestamp is None
+    assert signals.video is None
+
+
+@pytest.mark.parametrize("suffix", ["gif", "webp"])
+def test_an_animation_of_many_frames_is_sampled_like_a_video(tmp_path: Path, suffix: str) -> None:
+    """Beyond ``animation_frames`` frames: the frame shown at each second of display
+    time (by the frames' durations; 0 ms counts as 100 ms, as browsers show it) is
+    hashed once, with the time it is first shown; no vPDQ (see ``hashing.animation``)."""
+    frames = [photo_like(seed % 6 + 1, 160, 120) for seed in range(30)]
+    path = _animation(tmp_path / f"long.{suffix}", frames, [100] * 10 + [500] * 10 + [0] * 10)
+    signals = hash_path(str(path), OPTIONS).signals
+    assert signals is not None
+    assert [(p.frame, p.timestamp) for p in signals.pdq] == [
+        (0, 0.0), (10, 1.0), (12, 2.0), (14, 3.0), (16, 4.0), (18, 5.0), (20, 6.0)
+    ]  # fmt: skip
+    assert {p.mode for p in signals.pdq} == {PdqMode.REFERENCE}
+    assert signals.vpdq == ()
+    assert signals.video is not None
+    assert (signals.video.container, signals.video.frames) == (suffix, 30)
+    assert signals.video.duration == pytest.approx(7.0)
+    assert signals_from_json(signals_to_json(signals)) == signals
+    # the first frame's hash is the image path's
+    image = hash_path(str(path), replace(OPTIONS, animation_frames=30)).signals
+    assert image is not None
+    assert image.pdq[0].value == signals.pdq[0].value
+
+
+def test_a_known_image_inside_an_animated_gif_is_found_with_its_timestamp(
+    tmp_path: Path, sqlite_store: Store
+) -> None:
+    known = photo_like(7, 160, 120)
+    known_png = tmp_path / "known.png"
+    known.save(known_png)
+    image = hash_path(str(known_png), OPTIONS).signals
+    assert image is not None
+    others = [photo_like(20 + i, 160, 120) for i in range(20)]
+    frames = [*others[:10], *[known] * 3, *others[10:]]
+    path = _animation(tmp_path / "holiday.gif", frames, [250] * len(frames))
+    entry = BankEntry(algorithm=Algorithm.PDQ, value=image.pdq[0].value, entry_id="k1")
+    sqlite_store.banks.create("images")
+    sqlite_store.banks.replace_entries("images", [entry], version=None, filename="t", rows=1)
+    signals = hash_path(str(path), OPTIONS).signals
+    assert signals is not None
+    (found,) = Matcher.build(sqlite_store.banks).match(signals)
+    assert (found.entry_id, found.algorithm) == ("k1", Algorithm.PDQ)
+    # Pillow stores the three equal frames as one of 750 ms: frame 10, shown 2.5-3.25 s
+    assert (found.frame, found.timestamp) == (10, 2.5)
+
+
+def _crafted_gif(width: int, height: int, frames: int) -> bytes:
+    """A GIF89a declaring a ``width`` x ``height`` canvas with ``frames`` frames of one
+    pixel each: a few bytes a frame, each composited onto the whole canvas."""
+    screen = b"GIF89a" + width.to_bytes(2, "little") + height.to_bytes(2, "little")
+    screen += b"\x80\x00\x00" + b"\x00\x00\x00\xff\xff\xff"  # 2-colour global table
+    frame = (
+        b"\x21\xf9\x04\x00\x04\x00\x00\x00"  # 40 ms
+        + b"\x2c\x00\x00\x00\x00\x01\x00\x01\x00\x00"  # a 1 x 1 image at 0,0
+        + b"\x02\x02\x44\x01\x00"  # LZW: clear, pixel 0, end
+    )
+    return screen + frame * frames + b"\x3b"
+
+
+def test_animation_bombs_are_refused_from_the_headers_the_batch_going_on(tmp_path: Path) -> None:
+    """A GIF of a few KB whose frames would decode to more pixels than the cap, or that
+    has more frames than the cap, is ``undecodable`` before a frame is decoded; the
+    batch goes on."""
+    bomb = tmp_path / "bomb.gif"
+    bomb.write_bytes(_crafted_gif(5000, 5000, 60))  # 60 x 25 MP = 1.5 Gpx
+    many = tmp_path / "many.gif"
+    many.write_bytes(_crafted_gif(2, 2, animation.MAX_FRAMES + 1))
+    fine = _animation(
+        tmp_path / "fine.gif", [photo_like(s % 3 + 1, 64, 48) for s in range(20)], [500] * 20
+    )
+    with HashingPool(workers=1, options=OPTIONS, timeout=60, memory_mb=1024) as pool:
+        outputs = [f.result() for f in pool.submit_batch([str(bomb), str(many), str(fine)])]
+    assert outputs[0].problem is Outcome.UNDECODABLE
+    assert "decompression bomb refused" in (outputs[0].reason or "")
+    assert outputs[1].problem is Outcome.UNDECODABLE
+    assert "frames, over the cap" in (outputs[1].reason or "")
+    assert all(o.signals is not None for o in outputs)
+    assert outputs[2].problem is None
+    assert outputs[2].signals is not None
+    assert len(outputs[2].signals.pdq) == 10

@@ -113,6 +113,11 @@ class Settings(BaseSettings):
     max_frames: int = Field(default=1, ge=1, le=10_000)
     pdq_mode: PdqMode = PdqMode.FAST
     decode_timeout: float = Field(default=30.0, gt=0)
+    #: a video's wall-time limit in its worker (``decode_timeout`` is every other file's)
+    video_timeout: float = Field(default=600.0, gt=0)
+    #: an animated GIF/WebP of more frames than this is sampled like a video (one frame
+    #: a second by its frame durations); one of this many or fewer stays an image
+    animation_frames: int = Field(default=10, ge=1, le=10_000)
     worker_memory_mb: int = Field(default=3072, ge=256)
 
     # -- the service (hashguard serve) --

@@ -45,6 +45,7 @@ def hash_files(
         max_frames=frames or settings.max_frames,
         dihedral=dihedral,
         pdq_mode=pdq_mode,
+        animation_frames=settings.animation_frames,
         hashers=hashers,
     )
     failed = False
@@ -52,6 +53,7 @@ def hash_files(
         workers=min(len(files), settings.workers),
         options=options,
         timeout=settings.decode_timeout,
+        video_timeout=settings.video_timeout,
         memory_mb=settings.worker_memory_mb,
     ) as pool:
         futures = [(path, pool.submit(str(path))) for path in files]

@@ -199,6 +199,7 @@ def scan(
                         hashers=hashers_of(ctx),
                     ),
                     timeout=settings.decode_timeout,
+                    video_timeout=settings.video_timeout,
                     memory_mb=settings.worker_memory_mb,
                 ) as pool,
             ):

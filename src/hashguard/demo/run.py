@@ -238,6 +238,7 @@ def scan_like_the_cli(
         workers=settings.workers,
         options=HashOptions.for_scan(options),
         timeout=settings.decode_timeout,
+        video_timeout=settings.video_timeout,
         memory_mb=settings.worker_memory_mb,
     ) as pool:
         found = matcher or load_or_build(store.banks, settings.index_path)

@@ -51,6 +51,8 @@ class ScanOptions:
     max_frames: int = 1
     dihedral: bool = False
     pdq_mode: PdqMode = PdqMode.FAST
+    #: an animated GIF/WebP of more frames is hashed like a video (``hashing.animation``)
+    animation_frames: int = 10
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -58,6 +60,7 @@ class ScanOptions:
             "max_frames": self.max_frames,
             "dihedral": self.dihedral,
             "pdq_mode": str(self.pdq_mode),
+            "animation_frames": self.animation_frames,
         }
 
     @classmethod
@@ -67,6 +70,8 @@ class ScanOptions:
             max_frames=int(data["max_frames"]),
             dihedral=bool(data["dihedral"]),
             pdq_mode=PdqMode(data["pdq_mode"]),
+            # runs recorded before animations were hashed like videos: the default
+            animation_frames=int(data.get("animation_frames", 10)),
         )
 
 

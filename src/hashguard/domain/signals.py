@@ -99,6 +99,9 @@ class PdqHash:
     mode: PdqMode
     frame: int = 0
     dihedral: tuple[str, ...] = ()
+    #: seconds from the start at which the frame is first shown: set for the sampled
+    #: frames of an animated image hashed like a video (``hashing.animation``), else None
+    timestamp: float | None = None
 
     @property
     def low_quality(self) -> bool:
@@ -177,7 +180,10 @@ def leaving(hashes: Iterable[PdqHash]) -> tuple[PdqHash, ...]:
 
 def pdq_to_json(pdq: PdqHash) -> dict[str, Any]:
     """The one stored JSON shape of a PDQ hash (dihedral variants are never stored)."""
-    return {"value": pdq.value, "quality": pdq.quality, "frame": pdq.frame, "mode": str(pdq.mode)}
+    shape = {"value": pdq.value, "quality": pdq.quality, "frame": pdq.frame, "mode": str(pdq.mode)}
+    if pdq.timestamp is not None:  # only an animation's frames have one: others keep their shape
+        shape["timestamp"] = pdq.timestamp
+    return shape
 
 
 def pdq_from_json(data: Mapping[str, Any]) -> PdqHash:
@@ -189,6 +195,7 @@ def pdq_from_json(data: Mapping[str, Any]) -> PdqHash:
         quality=data["quality"],
         frame=data.get("frame", 0),
         mode=PdqMode(data.get("mode", PdqMode.FAST)),
+        timestamp=None if data.get("timestamp") is None else float(data["timestamp"]),
     )
 
 

@@ -15,9 +15,11 @@ import os
 import resource
 import signal
 import threading
+import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, InvalidStateError, TimeoutError
 from contextlib import suppress
+from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, Self, TypeVar
 
@@ -36,21 +38,70 @@ from hashguard.hashing.kernel import (
 from hashguard.hashing.supervisor import PoolHealth, PoolSupervisor
 
 
-def hash_batch(paths: list[str], options: HashOptions, seconds: float) -> list[HashOutput]:
-    """Hash files one after another inside a worker, each under its own wall-time limit.
+@dataclass(frozen=True, kw_only=True, slots=True)
+class TimeLimits:
+    """Wall-time limits of one file in a worker: ``image`` for anything but a video (and
+    for reading and exact-hashing any file), ``video`` from the moment the file is known
+    to be a video (a video hasher applies to it), counted from the file's start."""
 
-    The limit is a kernel timer whose signal's default action ends the process, so a
-    decoder stuck in C code still stops after ``seconds``; the pool then retries the
-    batch file by file (see ``HashingPool.submit_batch``).
-    """
-    results = []
-    for path in paths:
-        signal.setitimer(signal.ITIMER_REAL, seconds)
-        try:
-            results.append(hash_path(path, options))
-        finally:
-            signal.setitimer(signal.ITIMER_REAL, 0)
-    return results
+    image: float
+    video: float
+
+    @property
+    def longest(self) -> float:
+        return max(self.image, self.video)
+
+    def describe(self) -> str:
+        if self.video == self.image:
+            return f"{self.image:g} s"
+        return f"its time limit ({self.image:g} s; {self.video:g} s for a video)"
+
+
+class _Alarm:
+    """The wall-time limit of the file at hand: a kernel timer whose signal's default
+    action ends the process, so a decoder stuck in C code (vpdq's decoding loop never
+    returns to Python) still stops; the pool then gives the file its outcome."""
+
+    def __init__(self, limits: TimeLimits) -> None:
+        self.limits = limits
+        self.started = time.monotonic()
+
+    def __enter__(self) -> Self:
+        self.started = time.monotonic()
+        signal.setitimer(signal.ITIMER_REAL, self.limits.image)
+        return self
+
+    def media(self, kinds: tuple[str, ...]) -> None:
+        """Re-arm for a video (the kernel says what the file is before decoding it)."""
+        if "video" in kinds:
+            left = self.limits.video - (time.monotonic() - self.started)
+            signal.setitimer(signal.ITIMER_REAL, max(left, 1e-6))
+
+    def __exit__(self, *exc: object) -> None:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+
+
+def hash_file(path: str, options: HashOptions, limits: TimeLimits) -> HashOutput:
+    """``hash_path`` inside a worker, under ``limits``."""
+    with _Alarm(limits) as alarm:
+        return hash_path(path, options, on_media=alarm.media)
+
+
+def hash_upload(data: bytes, options: HashOptions, limits: TimeLimits) -> HashOutput:
+    """``hash_data`` inside a worker, under ``limits``."""
+    with _Alarm(limits) as alarm:
+        return hash_data(data, options, on_media=alarm.media)
+
+
+def hash_batch(paths: list[str], options: HashOptions, limits: TimeLimits) -> list[HashOutput]:
+    """Hash files one after another inside a worker, each under its own wall-time limit
+    (``_Alarm``); if one is stopped, the pool retries the batch file by file (see
+    ``HashingPool.submit_batch``)."""
+    return [hash_file(path, options, limits) for path in paths]
+
+
+#: pebble's own timeout of a task, beyond the worker's limit: only a backstop
+BACKSTOP_SECONDS = 5.0
 
 
 #: Recycle each worker after this many files, bounding allocator fragmentation.
@@ -118,10 +169,12 @@ class PoolStopped(RuntimeError):
     outcome: a scan stops (and resumes later) instead of recording false errors."""
 
 
-def _file_failure(exc: BaseException, timeout: float) -> str | None:
+def _file_failure(exc: BaseException, limits: TimeLimits) -> str | None:
     """Why hashing this file failed, when the file is to blame; None for pool failures."""
-    if isinstance(exc, TimeoutError):
-        return f"decoding took longer than {timeout:g} s"
+    if isinstance(exc, TimeoutError) or (
+        isinstance(exc, ProcessExpired) and exc.exitcode == -signal.SIGALRM
+    ):
+        return f"decoding took longer than {limits.describe()}"
     if isinstance(exc, ProcessExpired):
         return _death_reason(exc)
     if isinstance(exc, Exception) and isinstance(exc.__cause__, RemoteTraceback):
@@ -154,16 +207,24 @@ class HashingPool:
         options: HashOptions,
         timeout: float,
         memory_mb: int,
+        video_timeout: float | None = None,
         max_tasks: int = MAX_TASKS_PER_WORKER,
         niceness: int = 0,
         on_rebuild: Callable[[str], None] | None = None,
     ) -> None:
-        """``niceness`` lowers the workers' CPU priority: a server's event loop must get
-        the CPU to admit, refuse and answer requests while its workers are busy.
-        ``on_rebuild(reason)`` is called whenever a broken worker pool was rebuilt."""
+        """``timeout`` limits each file's wall time in a worker, ``video_timeout`` (by
+        default the same) a video's (``TimeLimits``). ``niceness`` lowers the workers'
+        CPU priority: a server's event loop must get the CPU to admit, refuse and answer
+        requests while its workers are busy. ``on_rebuild(reason)`` is called whenever a
+        broken worker pool was rebuilt."""
         self.workers = workers
         self.options = options
         self.timeout = timeout
+        self.limits = TimeLimits(
+            image=timeout, video=timeout if video_timeout is None else video_timeout
+        )
+        #: pebble's timeout of a one-file task: the worker's own alarm comes first
+        self._backstop = self.limits.longest + BACKSTOP_SECONDS
         # Native libraries must not start thread pools inside a memory-capped worker.
         for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
             os.environ.setdefault(name, "1")
@@ -225,10 +286,12 @@ class HashingPool:
         (the review's contact sheet of a kept video). Blocks until it is done; raises
         ``WorkerFailed`` when the input is to blame (the worker is replaced), else
         ``PoolStopped``."""
+        # the longest limit (a video's, by default): the one use is a kept video
+        limit = self.limits.longest
         try:
-            result: T = self._schedule_task(function, args, self.timeout).result()
+            result: T = self._schedule_task(function, args, limit).result()
         except Exception as exc:
-            reason = _file_failure(exc, self.timeout)
+            reason = _file_failure(exc, TimeLimits(image=limit, video=limit))
             if reason is None:
                 raise PoolStopped(f"the worker pool stopped: {exc!r}") from exc
             raise WorkerFailed(reason) from exc
@@ -253,7 +316,7 @@ class HashingPool:
         """
         outer = self._future()
         chosen = options or self.options
-        inner = self._schedule_task(hash_data, (data, chosen), self.timeout)
+        inner = self._schedule_task(hash_upload, (data, chosen, self.limits), self._backstop)
         inner.add_done_callback(lambda done: self._settle_data(done, data, chosen, outer))
         return outer
 
@@ -267,7 +330,7 @@ class HashingPool:
         try:
             result = done.result()
         except BaseException as exc:  # noqa: BLE001 - decided below, per kind of failure
-            reason = _file_failure(exc, self.timeout)
+            reason = _file_failure(exc, self.limits)
             if reason is None:
                 _fail(outer, PoolStopped(f"hashing stopped: {exc!r}"))
                 return
@@ -300,13 +363,13 @@ class HashingPool:
             self._schedule(paths[0], outers[0], self.options)
             return outers
         inner = self._schedule_task(
-            hash_batch, (list(paths), self.options, self.timeout), self.timeout * len(paths)
+            hash_batch, (list(paths), self.options, self.limits), self._backstop * len(paths)
         )
         inner.add_done_callback(lambda done: self._settle_batch(done, paths, outers))
         return outers
 
     def _schedule(self, path: str, outer: Future[HashOutput], options: HashOptions) -> None:
-        inner = self._schedule_task(hash_path, (path, options), self.timeout)
+        inner = self._schedule_task(hash_file, (path, options, self.limits), self._backstop)
         inner.add_done_callback(lambda done: self._settle(done, path, options, outer))
 
     def _settle_batch(
@@ -318,7 +381,7 @@ class HashingPool:
         try:
             results = done.result()
         except BaseException as exc:  # noqa: BLE001 - decided below, per kind of failure
-            if _file_failure(exc, self.timeout) is None:
+            if _file_failure(exc, self.limits) is None:
                 for outer in outers:
                     _fail(outer, PoolStopped(f"hashing stopped: {exc!r}"))
             else:  # one file broke the batch: retry each on its own
@@ -338,7 +401,7 @@ class HashingPool:
         try:
             result = done.result()
         except BaseException as exc:  # noqa: BLE001 - decided below, per kind of failure
-            reason = _file_failure(exc, self.timeout)
+            reason = _file_failure(exc, self.limits)
             if reason is None:
                 _fail(outer, PoolStopped(f"hashing stopped: {exc!r}"))
                 return
@@ -354,7 +417,7 @@ class HashingPool:
         try:
             exact = done.result()
         except BaseException as exc:  # noqa: BLE001 - decided below, per kind of failure
-            if _file_failure(exc, self.timeout) is None:
+            if _file_failure(exc, self.limits) is None:
                 _fail(outer, PoolStopped(f"hashing stopped: {exc!r}"))
             else:
                 problem = HashOutput(

@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import os
 import stat
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from hashguard.domain.scans import Outcome, ScanOptions
 from hashguard.domain.signals import FileSignals, PdqMode
+from hashguard.hashing.animation import ANIMATION_FRAMES
 from hashguard.hashing.decode import SNIFF_BYTES, DecodeError, UnsupportedFormat
 from hashguard.hashing.exact import exact_hashers, hash_bytes, hash_stream
 from hashguard.hashing.hasher import BUILTIN_HASHERS, Hasher, MediaHasher, checked
@@ -30,6 +31,8 @@ class HashOptions:
     max_frames: int = 1
     dihedral: bool = False
     pdq_mode: PdqMode = PdqMode.FAST
+    #: an animated GIF/WebP of more frames is hashed like a video (``hashing.animation``)
+    animation_frames: int = ANIMATION_FRAMES
     max_image_bytes: int = DEFAULT_MAX_IMAGE_BYTES
     #: also compute reference-mode PDQ hashes (``FileSignals.pdq_reference``) whenever a
     #: frame's hash was made in another mode: for a remote matcher that is sent PDQ
@@ -61,6 +64,7 @@ class HashOptions:
             max_frames=options.max_frames,
             dihedral=options.dihedral,
             pdq_mode=options.pdq_mode,
+            animation_frames=options.animation_frames,
             also_reference=also_reference,
             confine=None if confine is None else tuple(confine),
             hashers=tuple(hashers),
@@ -117,7 +121,12 @@ def not_decoded(options: HashOptions) -> str:
     return f"not {'an' if what[0] in 'aeiou' else 'a'} {what} format on the allowlist"
 
 
-def hash_path(path: str, options: HashOptions) -> HashOutput:
+#: told which media the input is (``MediaHasher.media`` of the hashers that apply, e.g.
+#: ``("video",)``) before any is decoded: the isolated worker sets its time limit by it
+OnMedia = Callable[[tuple[str, ...]], None]
+
+
+def hash_path(path: str, options: HashOptions, *, on_media: OnMedia | None = None) -> HashOutput:
     """Hash the file at ``path``; never raises for anything the file itself can cause."""
     try:
         fd = open_input(path, options.confine)
@@ -162,7 +171,7 @@ def hash_path(path: str, options: HashOptions) -> HashOutput:
         return HashOutput(
             signals=None, problem=Outcome.ERROR, reason=f"cannot read: {exc.strerror}"
         )
-    return hash_data(data, options)
+    return hash_data(data, options, on_media=on_media)
 
 
 def exact_data(data: bytes, options: HashOptions) -> FileSignals:
@@ -170,15 +179,18 @@ def exact_data(data: bytes, options: HashOptions) -> FileSignals:
     return hash_bytes(data, exact_hashers(options.hashers))
 
 
-def hash_data(data: bytes, options: HashOptions) -> HashOutput:
+def hash_data(data: bytes, options: HashOptions, *, on_media: OnMedia | None = None) -> HashOutput:
     """Hash an upload held in memory: exact hashes always, and the hashes of every media
-    hasher that applies to it (PDQ for an image on the allowlist) when it decodes."""
+    hasher that applies to it (PDQ for an image on the allowlist) when it decodes.
+    ``on_media`` is told the media of those hashers before the first decodes."""
     signals = exact_data(data, options)
     if not data:
         return HashOutput(signals=signals, problem=Outcome.UNSUPPORTED, reason="empty file")
     media = applying(options, data[:SNIFF_BYTES])
     if not media:
         return HashOutput(signals=signals, problem=Outcome.UNSUPPORTED, reason=not_decoded(options))
+    if on_media is not None:
+        on_media(tuple(h.media for h in media))
     problem: Outcome | None = None
     reason: str | None = None
     for hasher in media:

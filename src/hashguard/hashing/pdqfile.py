@@ -12,6 +12,7 @@ import dataclasses
 from typing import TYPE_CHECKING
 
 from hashguard.domain.signals import FileSignals, PdqHash, PdqMode
+from hashguard.hashing import animation
 from hashguard.hashing.decode import Decoded, decode
 from hashguard.hashing.pdq import pdq_hash
 from hashguard.hashing.pdqgrid import sample
@@ -27,7 +28,11 @@ FAST_QUALITY = 100
 
 def add_pdq(data: bytes, signals: FileSignals, options: HashOptions) -> FileSignals:
     """``signals`` with the PDQ hashes of ``data``'s frames, its format and size.
-    Raises what ``decode.decode`` raises, and whatever PDQ raises on odd pixels."""
+    Raises what ``decode.decode`` raises, and whatever PDQ raises on odd pixels. An
+    animated GIF/WebP of more than ``options.animation_frames`` frames is hashed like a
+    video instead (``hashing.animation``)."""
+    if animation.is_video_like(data, options):
+        return animation.add_frames(data, signals, options)
     decoded = _decode(data, options, options.pdq_mode)
     pdq = _pdq(decoded, options)
     if any(frame.quality < FAST_QUALITY for frame in pdq if frame.mode is PdqMode.FAST):

@@ -251,13 +251,14 @@ class Matcher:
         match suppresses the PDQ known matches of the same frame only: a file whose
         exact bytes are on a known list is not excused by looking like an allowed
         image. Low-quality PDQ hashes (quality < 50) are not used for distance matching.
-        A video's sampled frames (its vPDQ features, PDQ hashes of frames) are matched
+        A video's sampled frames (its vPDQ features, PDQ hashes of frames) and those of
+        an animated image hashed like a video (PDQ hashes with a timestamp) are matched
         against the PDQ banks the same way, each match carrying the frame's timestamp.
         """
         found = self._exact_matches([(a, signals.exact(a)) for a in EXACT_ALGORITHMS])
         confirm = False
         for frame_hash in signals.pdq:
-            if not frame_hash.low_quality:
+            if frame_hash.timestamp is None and not frame_hash.low_quality:
                 margin = FAST_CONFIRM_MARGIN if frame_hash.mode is PdqMode.FAST else 0
                 hits, near = self._pdq_matches(
                     frame_hash.frame, (frame_hash.value, *frame_hash.dihedral), margin=margin
@@ -272,14 +273,18 @@ class Matcher:
         """PDQ-bank entries that a video's sampled frames match: per entry the closest
         frame, the earliest of equally close ones (one match per entry, as for images)."""
         best: dict[int, _Found] = {}
-        for feature in signals.vpdq:
-            if feature.low_quality:
-                continue
-            hits, _ = self._pdq_matches(feature.frame, (feature.value,))
+        frames = [(f.frame, f.value, f.timestamp) for f in signals.vpdq if not f.low_quality]
+        frames += [
+            (p.frame, p.value, p.timestamp)
+            for p in signals.pdq
+            if p.timestamp is not None and not p.low_quality
+        ]
+        for frame, value, timestamp in frames:
+            hits, _ = self._pdq_matches(frame, (value,))
             for hit in hits:
                 known = best.get(hit.payload)
                 if known is None or hit.distance < known.distance:
-                    best[hit.payload] = replace(hit, timestamp=feature.timestamp)
+                    best[hit.payload] = replace(hit, timestamp=timestamp)
         return list(best.values())
 
     def lookup(self, queries: Sequence[tuple[Algorithm, str]]) -> list[tuple[Match, ...]]:

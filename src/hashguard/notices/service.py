@@ -49,6 +49,7 @@ def configured_resolver(
                 hashers=enabled_hashers(registry),
             ),
             timeout=settings.decode_timeout,
+            video_timeout=settings.video_timeout,
             memory_mb=settings.worker_memory_mb,
         ) as pool:
             pipeline = Pipeline.configured(

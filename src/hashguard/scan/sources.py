@@ -375,4 +375,5 @@ def scan_options(
         max_frames=max_frames or settings.max_frames,
         dihedral=dihedral,
         pdq_mode=pdq_mode or settings.pdq_mode,
+        animation_frames=settings.animation_frames,
     )

@@ -112,6 +112,7 @@ class RunManager:
                     hashers=self._hashers,
                 ),
                 timeout=self._settings.decode_timeout,
+                video_timeout=self._settings.video_timeout,
                 memory_mb=self._settings.worker_memory_mb,
                 on_rebuild=self._on_rebuild,
             ) as pool:
@@ -220,6 +221,7 @@ class Services:
                 scan_options(settings), also_reference=sends_pdq_hashes(remote), hashers=hashers
             ),
             timeout=settings.decode_timeout,
+            video_timeout=settings.video_timeout,
             memory_mb=settings.worker_memory_mb,
             niceness=WORKER_NICENESS,
             on_rebuild=lambda _reason: metrics.pool_rebuilds.labels("uploads").inc(),
