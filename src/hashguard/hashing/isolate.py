@@ -156,6 +156,7 @@ class HashingPool:
         self.workers = workers
         self.options = options
         self.timeout = timeout
+        self.memory_mb = memory_mb
         # Native libraries must not start thread pools inside a memory-capped worker.
         for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
             os.environ.setdefault(name, "1")
