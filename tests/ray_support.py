@@ -13,8 +13,6 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import IO, Any
 
-import psutil
-
 from hashguard.demo.corpus import Kind, encode, generate
 
 CREDENTIALS = {
@@ -124,17 +122,35 @@ def read_results(stream: IO[str], count: int) -> int:
     return seen
 
 
-def hash_actors() -> list[psutil.Process]:
-    """The hashing actors of the Ray cluster this process started (its descendants)."""
-    found = []
-    for child in psutil.Process().children(recursive=True):
-        try:
-            if "HashActor" in " ".join(child.cmdline()):
-                found.append(child)
-        except psutil.NoSuchProcess:
+def _processes() -> dict[int, tuple[int, str]]:
+    """Every process's parent and command line (``/proc``)."""
+    found = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
             continue
+        try:
+            with open(f"/proc/{entry}/stat", encoding="utf-8", errors="replace") as stat:
+                parent = int(stat.read().rsplit(")", 1)[1].split()[1])
+            with open(f"/proc/{entry}/cmdline", "rb") as cmdline:
+                command = cmdline.read().replace(b"\0", b" ").decode(errors="replace")
+        except (OSError, IndexError, ValueError):
+            continue
+        found[int(entry)] = (parent, command)
     return found
 
 
-def kill9(process: psutil.Process | subprocess.Popen[str]) -> None:
-    os.kill(process.pid, signal.SIGKILL)
+def hash_actors() -> list[int]:
+    """The pids of the hashing actors of the Ray cluster this process started (its
+    descendants: never another user's Ray)."""
+    table = _processes()
+    mine = {os.getpid()}
+    grown = True
+    while grown:
+        more = {pid for pid, (parent, _cmd) in table.items() if parent in mine} - mine
+        grown = bool(more)
+        mine |= more
+    return sorted(pid for pid in mine if "HashActor" in table[pid][1])
+
+
+def kill9(pid: int) -> None:
+    os.kill(pid, signal.SIGKILL)

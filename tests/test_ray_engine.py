@@ -52,6 +52,9 @@ def _cli(*args: str, check: int | None = 0) -> Result:
     result = CliRunner().invoke(cli_app, list(args))
     if check is not None:
         assert result.exit_code == check, (result.exit_code, result.stdout, result.stderr)
+        assert result.exception is None or isinstance(result.exception, SystemExit), repr(
+            result.exception
+        )
     return result
 
 
@@ -260,7 +263,7 @@ def test_kill_9_of_the_driver_or_an_actor_loses_and_doubles_nothing(
     first = driver([*args, "--address", ray_address])
     assert first.stdout is not None
     assert read_results(first.stdout, OBJECTS // 4) == OBJECTS // 4
-    kill9(first)
+    kill9(first.pid)
     first.wait()
     resumed = _cli(*args, "--json", check=1)
     _files, summary = json_lines(resumed.stdout)
