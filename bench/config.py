@@ -47,6 +47,7 @@ SECTIONS = (
     "retro",
     "notices",
     "stats",
+    "ray",
     "objects",
 )  # fmt: skip
 #: the sections that read the generated 1 MP / 12 MP corpora (built only when one runs)

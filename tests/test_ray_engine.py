@@ -265,7 +265,7 @@ def test_kill_9_of_the_driver_or_an_actor_loses_and_doubles_nothing(
     assert read_results(first.stdout, OBJECTS // 4) == OBJECTS // 4
     kill9(first.pid)
     first.wait()
-    resumed = _cli(*args, "--json", check=1)
+    resumed = _cli("scan", *args, "--json", check=1)
     _files, summary = json_lines(resumed.stdout)
     assert summary["resumed"]
     assert _final(summary["run"]) == expected

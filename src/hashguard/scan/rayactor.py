@@ -17,6 +17,7 @@ decides it through the one pipeline), and the identity read.
 
 from __future__ import annotations
 
+import json
 import os
 import pickle
 import tempfile
@@ -197,16 +198,32 @@ class HashActor:
 
 
 def _ref_of(text: str) -> ObjectRef:
-    import json  # noqa: PLC0415
-
     return object_from_json(json.loads(text))
 
 
 def memory_of_actor() -> dict[str, int]:
-    """This process's PSS and RSS in bytes (Linux ``smaps_rollup``), for sizing."""
+    """This actor's PSS and RSS and its hashing workers' PSS, in bytes (Linux
+    ``smaps_rollup``), for sizing a cluster."""
+    own = _memory(os.getpid())
+    workers = 0
+    for entry in os.listdir("/proc"):
+        if entry.isdigit() and _parent(int(entry)) == os.getpid():
+            workers += _memory(int(entry)).get("pss", 0)
+    return {**own, "workers_pss": workers}
+
+
+def _parent(pid: int) -> int | None:
+    try:
+        with open(f"/proc/{pid}/stat", encoding="utf-8", errors="replace") as stat:
+            return int(stat.read().rsplit(")", 1)[1].split()[1])
+    except (OSError, IndexError, ValueError):
+        return None
+
+
+def _memory(pid: int) -> dict[str, int]:
     figures: dict[str, int] = {}
     try:
-        with open(f"/proc/{os.getpid()}/smaps_rollup", encoding="ascii") as handle:
+        with open(f"/proc/{pid}/smaps_rollup", encoding="ascii") as handle:
             for line in handle:
                 name, _, rest = line.partition(":")
                 if name in ("Pss", "Rss"):

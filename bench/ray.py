@@ -1,0 +1,293 @@
+"""The Ray engine's CPU cost per object against the local scanner's, on the same objects
+(same run), and the memory of a hashing actor with the bank index loaded.
+
+Selected with ``BENCH_ONLY=ray`` (needs the bulk extra). The objects are files in a
+local folder (the page cache serves them far faster than they hash), so hashing, not
+the store, dominates; both engines read the same files the same way (by path, in their
+isolated hashing workers), so the difference is the engine's own overhead: Ray's
+scheduling, the rows' serialisation, the driver's hand-off.
+
+**What is counted.** All CPU of the process tree: this process (the driver), its
+hashing workers, and on Ray every process of the local cluster started here (raylet,
+GCS, the actors and their hashing workers). This process is made the tree's child
+subreaper, so a process that exits (an actor and its workers at the end of a run) is
+reaped here and its CPU counted too. Fixed costs (Ray's actors starting, the index
+loaded, pools started) are removed by scanning N and then 2N objects with each engine:
+the per-object cost is ``(CPU(2N) - CPU(N)) / N``.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import resource
+import shutil
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from bench.report import FAIL, INFO, PASS, Row
+from hashguard.demo.corpus import Kind, encode, generate
+from hashguard.domain.scans import ScanOptions
+from hashguard.hashing.isolate import HashingPool
+from hashguard.hashing.kernel import HashOptions
+from hashguard.matching.matcher import Matcher
+from hashguard.scan.scanner import Scanner, prepare_run
+from hashguard.store import Store, open_store
+
+#: PDQ entries in the index whose actor memory is measured
+INDEX_ENTRIES = int(os.environ.get("BENCH_RAY_INDEX", "1000000"))
+#: objects in the smaller run (the larger has twice as many), distinct images
+OBJECTS = int(os.environ.get("BENCH_RAY_OBJECTS", "1200"))
+DISTINCT = 120
+TARGET = 1.10
+_PR_SET_CHILD_SUBREAPER = 36
+_TICK = os.sysconf("SC_CLK_TCK")
+
+
+def _subreaper() -> None:
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(_PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
+
+
+def _reap() -> None:
+    while True:
+        try:
+            pid, _status = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return
+        if pid == 0:
+            return
+
+
+def _tree() -> dict[int, tuple[int, float]]:
+    """Live processes: parent and CPU seconds (own + reaped children's)."""
+    found = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat", encoding="utf-8", errors="replace") as stat:
+                fields = stat.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        # after the name: state ppid ... utime(12) stime(13) cutime(14) cstime(15)
+        found[int(entry)] = (int(fields[1]), sum(int(f) for f in fields[11:15]) / _TICK)
+    return found
+
+
+def tree_cpu() -> float:
+    """CPU seconds used so far by this process, its descendants (live, or reaped here or
+    by a live descendant)."""
+    _reap()
+    table = _tree()
+    mine = {os.getpid()}
+    grown = True
+    while grown:
+        more = {pid for pid, (parent, _cpu) in table.items() if parent in mine} - mine
+        grown = bool(more)
+        mine |= more
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    own = usage.ru_utime + usage.ru_stime + children.ru_utime + children.ru_stime
+    return own + sum(table[pid][1] for pid in mine if pid != os.getpid())
+
+
+def _folder(root: Path, count: int, images: list[bytes]) -> Path:
+    folder = root / f"objects-{count}"
+    folder.mkdir()
+    for i in range(count):
+        (folder / f"{i:06d}.jpg").write_bytes(images[i % len(images)])
+    return folder
+
+
+def _local(store: Store, matcher: Matcher, folder: Path) -> int:
+    options = ScanOptions(max_pixels=10**8)
+    run = prepare_run(store.scans, [str(folder)], options, rescan=True).run
+    with HashingPool(
+        workers=2, options=HashOptions.for_scan(options), timeout=30, memory_mb=1024
+    ) as pool:
+        done = Scanner(store=store.scans, matcher=matcher, pool=pool).run(run)
+    return done.total
+
+
+def _on_ray(store: Store, matcher: Matcher, folder: Path, engine: Any, shipment: Any) -> int:
+    from hashguard.scan.rayengine import RayScanner  # noqa: PLC0415
+
+    options = ScanOptions(max_pixels=10**8)
+    run = prepare_run(store.scans, [str(folder)], options, rescan=True, scope={"ray": 1}).run
+    with HashingPool(
+        workers=1, options=HashOptions.for_scan(options), timeout=30, memory_mb=1024
+    ) as pool:
+        scanner = RayScanner(
+            engine=engine,
+            shipment=shipment,
+            store=store.scans,
+            matcher=matcher,
+            pool=pool,
+            batch=64,
+        )
+        done = scanner.run(run)
+    return done.total
+
+
+def _measured(run: Callable[[], int], expected: int) -> float:
+    start = tree_cpu()
+    total = run()
+    assert total == expected, (total, expected)
+    return tree_cpu() - start
+
+
+def ray_rows(say: Callable[[str], None]) -> list[Row]:
+    from hashguard.scan.rayactor import Shipment, ship_index  # noqa: PLC0415
+    from hashguard.scan.rayengine import RayEngine, RaySettings  # noqa: PLC0415
+
+    _subreaper()
+    images = [
+        encode(generate(Kind.PHOTO if i % 2 else Kind.TEXTURE, seed=i, width=320, height=240))
+        for i in range(DISTINCT)
+    ]
+    root = Path(tempfile.mkdtemp(prefix="hashguard-bench-ray-"))
+    try:
+        small, large = _folder(root, OBJECTS, images), _folder(root, 2 * OBJECTS, images)
+        store = open_store(f"sqlite:///{root / 'bench.db'}")
+        matcher = Matcher.build(store.banks)
+        shipment = Shipment(
+            options=HashOptions.for_scan(ScanOptions(max_pixels=10**8)),
+            timeout=30,
+            memory_mb=1024,
+            index=ship_index(matcher),
+            banks=matcher.banks,
+            store_id=matcher.store_id,
+            seq=matcher.seq,
+        )
+        with RayEngine(RaySettings(cpus=2, actors=2, progress=False)) as engine:
+            say(f"ray: local pool vs Ray engine, {OBJECTS:,} and {2 * OBJECTS:,} objects")
+            cpu: dict[str, list[float]] = {"local": [], "ray": []}
+            for folder, count in ((small, OBJECTS), (large, 2 * OBJECTS)):
+                cpu["local"].append(_measured(lambda f=folder: _local(store, matcher, f), count))
+                cpu["ray"].append(
+                    _measured(lambda f=folder: _on_ray(store, matcher, f, engine, shipment), count)
+                )
+            say(f"ray: a hashing actor's memory, index of {INDEX_ENTRIES:,} PDQ entries")
+            memory = _actor_memory(_big_shipment(shipment))
+        store.close()
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+    local = (cpu["local"][1] - cpu["local"][0]) / OBJECTS
+    ray = (cpu["ray"][1] - cpu["ray"][0]) / OBJECTS
+    ratio = ray / local
+    return [
+        Row(
+            figure="Ray engine: CPU per object (all processes, marginal)",
+            value=ray * 1000,
+            unit="ms",
+            baseline=local * 1000,
+            ratio=ratio,
+            target=f"<= {TARGET:.2f} x local pool",
+            verdict=PASS if ratio <= TARGET else FAIL,
+            details={
+                "local_cpu_n": cpu["local"][0],
+                "local_cpu_2n": cpu["local"][1],
+                "ray_cpu_n": cpu["ray"][0],
+                "ray_cpu_2n": cpu["ray"][1],
+                "objects_n": OBJECTS,
+            },
+        ),
+        Row(
+            figure="Ray hashing actor with the index loaded: PSS",
+            value=memory.get("pss", 0) / 2**20,
+            unit="MiB",
+            target="info",
+            verdict=INFO,
+            details={k: v / 2**20 for k, v in memory.items()},
+        ),
+    ]
+
+
+def _big_shipment(shipment: Any) -> Any:
+    """``shipment`` with an index of ``INDEX_ENTRIES`` random PDQ hashes in one bank."""
+    import dataclasses  # noqa: PLC0415
+    from datetime import UTC, datetime  # noqa: PLC0415
+
+    import numpy as np  # noqa: PLC0415
+
+    from hashguard.domain.banks import Bank, BankKind  # noqa: PLC0415
+    from hashguard.matching.exact import ExactIndex  # noqa: PLC0415
+    from hashguard.matching.pdq import PdqIndex  # noqa: PLC0415
+    from hashguard.scan.rayactor import ship_index  # noqa: PLC0415
+
+    bank = Bank(
+        id=1,
+        name="bench",
+        kind=BankKind.KNOWN,
+        enabled=True,
+        pdq_threshold=31,
+        source=None,
+        licence=None,
+        version=None,
+        created_at=datetime(2026, 1, 1, tzinfo=UTC),
+        imported_at=None,
+    )
+
+    class _One:
+        def list(self) -> list[Bank]:
+            return [bank]
+
+        def describe(self, ids: Any) -> dict[int, tuple[str | None, str | None]]:
+            return {}
+
+    rng = np.random.default_rng(7)
+    count = INDEX_ENTRIES
+    pdq = PdqIndex(
+        rng.integers(0, 2**63, (count, 4), dtype=np.uint64),
+        np.arange(count, dtype=np.int64),
+        np.zeros(count, np.uint16),
+    )
+    matcher = Matcher(
+        _One(),
+        store_id="bench",
+        seq=1,
+        bank_ids=[1],
+        exact=ExactIndex.empty(),
+        pdq=pdq,  # type: ignore[arg-type]
+    )
+    return dataclasses.replace(
+        shipment, index=ship_index(matcher), banks=(bank,), store_id="bench", seq=1
+    )
+
+
+def _actor_memory(shipment: Any) -> dict[str, int]:
+    """PSS and RSS of one hashing actor (index loaded, its pool started) plus its
+    hashing worker."""
+    from hashguard.scan.rayengine import need_ray  # noqa: PLC0415
+
+    ray = need_ray()  # connected by ``engine``
+    remote = ray.remote(num_cpus=1)(_Probe).remote([ray.put(shipment)])
+    try:
+        figures: dict[str, int] = ray.get(remote.memory.remote())
+    finally:
+        ray.kill(remote)
+    return figures
+
+
+class _Probe:
+    """A hashing actor as Ray Data builds one, asked for its memory once it has hashed."""
+
+    def __init__(self, shipment: Any) -> None:
+        from hashguard.scan.rayactor import HashActor  # noqa: PLC0415
+
+        self._actor = HashActor(shipment)
+
+    def memory(self) -> dict[str, int]:
+        from hashguard.scan.rayactor import memory_of_actor  # noqa: PLC0415
+
+        image = encode(generate(Kind.PHOTO, seed=1, width=320, height=240))
+        folder = Path(tempfile.mkdtemp(prefix="hashguard-probe-"))
+        try:
+            (folder / "a.jpg").write_bytes(image)
+            list(self._actor.hash_items([str(folder / "a.jpg")], [""]))
+        finally:
+            shutil.rmtree(folder, ignore_errors=True)
+        return memory_of_actor()
