@@ -24,6 +24,7 @@ import resource
 import shutil
 import tempfile
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -166,9 +167,9 @@ def ray_rows(say: Callable[[str], None]) -> list[Row]:
             say(f"ray: local pool vs Ray engine, {OBJECTS:,} and {2 * OBJECTS:,} objects")
             cpu: dict[str, list[float]] = {"local": [], "ray": []}
             for folder, count in ((small, OBJECTS), (large, 2 * OBJECTS)):
-                cpu["local"].append(_measured(lambda f=folder: _local(store, matcher, f), count))
+                cpu["local"].append(_measured(partial(_local, store, matcher, folder), count))
                 cpu["ray"].append(
-                    _measured(lambda f=folder: _on_ray(store, matcher, f, engine, shipment), count)
+                    _measured(partial(_on_ray, store, matcher, folder, engine, shipment), count)
                 )
             say(f"ray: a hashing actor's memory, index of {INDEX_ENTRIES:,} PDQ entries")
             memory = _actor_memory(_big_shipment(shipment))
@@ -216,7 +217,7 @@ def _big_shipment(shipment: Any) -> Any:
     from hashguard.domain.banks import Bank, BankKind  # noqa: PLC0415
     from hashguard.matching.exact import ExactIndex  # noqa: PLC0415
     from hashguard.matching.pdq import PdqIndex  # noqa: PLC0415
-    from hashguard.scan.rayactor import ship_index  # noqa: PLC0415
+    from hashguard.scan.rayactor import ShippedSource, ship_index  # noqa: PLC0415
 
     bank = Bank(
         id=1,
@@ -231,13 +232,6 @@ def _big_shipment(shipment: Any) -> Any:
         imported_at=None,
     )
 
-    class _One:
-        def list(self) -> list[Bank]:
-            return [bank]
-
-        def describe(self, ids: Any) -> dict[int, tuple[str | None, str | None]]:
-            return {}
-
     rng = np.random.default_rng(7)
     count = INDEX_ENTRIES
     pdq = PdqIndex(
@@ -245,17 +239,16 @@ def _big_shipment(shipment: Any) -> Any:
         np.arange(count, dtype=np.int64),
         np.zeros(count, np.uint16),
     )
+    shipped = dataclasses.replace(shipment, banks=(bank,), store_id="bench", seq=1)
     matcher = Matcher(
-        _One(),
+        ShippedSource(shipped),
         store_id="bench",
         seq=1,
         bank_ids=[1],
         exact=ExactIndex.empty(),
-        pdq=pdq,  # type: ignore[arg-type]
+        pdq=pdq,
     )
-    return dataclasses.replace(
-        shipment, index=ship_index(matcher), banks=(bank,), store_id="bench", seq=1
-    )
+    return dataclasses.replace(shipped, index=ship_index(matcher))
 
 
 def _actor_memory(shipment: Any) -> dict[str, int]:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -91,6 +92,8 @@ def moto_url() -> Iterator[str]:
             patch.setenv(name, value)
         for name in ("AWS_PROFILE", "AWS_ENDPOINT_URL", "AWS_CONFIG_FILE"):
             patch.delenv(name, raising=False)
+        # werkzeug logs every request: 40,000 captured log records cost the driver time
+        patch.setattr(logging.getLogger("werkzeug"), "level", logging.WARNING)
         server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
         server.start()
         host, port = server.get_host_and_port()
@@ -247,37 +250,39 @@ def _final(run_id: int) -> dict[str, tuple[Any, ...]]:
 
 @pytest.mark.ray
 @pytest.mark.slow
+@pytest.mark.timeout(1800)
 @pytest.mark.usefixtures("home")
-def test_kill_9_of_the_driver_or_an_actor_loses_and_doubles_nothing(
+def test_kill_9_of_the_driver_and_of_an_actor_loses_and_doubles_nothing(
     moto_url: str,
     ray_address: str,
     big_bucket: tuple[list[bytes], dict[str, int]],
     tmp_path: Path,
 ) -> None:
+    """One 20,000-object scan, two kills: the driver a fifth of the way in, then, in the
+    driver that resumed the run, the hashing actors. (``bench/raykill.py``: five trials
+    of each kind, at different moments, each its own scan.)"""
     images, which = big_bucket
     _known(tmp_path, images[3], images[5])
     expected = expected_by_key(_reference(tmp_path, images), which, "big-ray")
     args = ["s3://big-ray/big/", "--endpoint-url", moto_url, "--engine", "ray"]
+    args += ["--address", ray_address]
 
-    # the driver, killed a quarter of the way in; the same command resumes the run
-    first = driver([*args, "--address", ray_address])
+    first = driver(args)
     assert first.stdout is not None
-    assert read_results(first.stdout, OBJECTS // 4) == OBJECTS // 4
+    assert read_results(first.stdout, OBJECTS // 5) == OBJECTS // 5
     kill9(first.pid)
     first.wait()
-    resumed = _cli("scan", *args, "--json", check=1)
-    _files, summary = json_lines(resumed.stdout)
-    assert summary["resumed"]
-    assert _final(summary["run"]) == expected
 
-    # a hashing actor, killed mid-scan: Ray restarts it and redoes its batch
-    second = driver([*args, "--address", ray_address, "--rescan"])
-    assert second.stdout is not None
-    assert read_results(second.stdout, OBJECTS // 3) == OBJECTS // 3
+    resumed = driver(args)  # the same command resumes the run
+    assert resumed.stdout is not None
+    assert read_results(resumed.stdout, OBJECTS // 2) == OBJECTS // 2
     actors = hash_actors()
     assert actors, "no hashing actor found"
-    kill9(actors[0])
-    out, err = second.communicate(timeout=600)
-    assert second.returncode == 1, err[-3000:]
+    for pid in actors:
+        kill9(pid)
+    out, err = resumed.communicate(timeout=1500)
+    assert resumed.returncode == 1, err[-3000:]  # something matched
+    assert "resuming scan" in err
     summary = json.loads(out.strip().splitlines()[-1])
+    assert summary["resumed"]
     assert _final(summary["run"]) == expected

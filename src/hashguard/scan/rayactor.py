@@ -69,7 +69,7 @@ class Shipment:
     rate: float | None = None
 
 
-class _Frozen:
+class ShippedSource:
     """The entry source of a shipped index: nothing changes after it was saved; matches
     are described (entry id, category) on the driver, from the store."""
 
@@ -111,7 +111,7 @@ def load_shipped(shipment: Shipment) -> Matcher:
     with tempfile.TemporaryDirectory(prefix="hashguard-index-") as folder:
         path = Path(folder) / "index"
         path.write_bytes(shipment.index)
-        return Matcher.load(path, _Frozen(shipment))
+        return Matcher.load(path, ShippedSource(shipment))
 
 
 class HashActor:
