@@ -30,6 +30,7 @@ from tests.ray_support import (
     local_ray,
     read_results,
     shape,
+    stop,
 )
 
 MOMENTS = (0.05, 0.25, 0.5, 0.75, 0.95)
@@ -97,13 +98,14 @@ def main(objects: int) -> int:
             for kind in ("driver", "actor"):
                 for moment in MOMENTS:
                     start = time.perf_counter()
-                    first = driver([*args, "--address", address, "--rescan"])
+                    log = home / f"{kind}-{moment}.log"
+                    first = driver([*args, "--address", address, "--rescan"], log)
                     assert first.stdout is not None
                     read_results(first.stdout, int(objects * moment))
                     if kind == "driver":
                         kill9(first.pid)
-                        first.wait()
-                        again = driver([*args, "--address", address])
+                        stop(first)
+                        again = driver([*args, "--address", address], log)
                         out, _err = again.communicate(timeout=3600)
                     else:
                         actors = hash_actors()

@@ -11,6 +11,7 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import IO, Any
 
 from hashguard.demo.corpus import Kind, encode, generate
@@ -100,15 +101,23 @@ def etag_ok(item: dict[str, Any], images: list[bytes], which: dict[str, int]) ->
     return bool(item["object"]["etag"] == hashlib.md5(images[which[key]]).hexdigest())
 
 
-def driver(args: list[str], env: dict[str, str] | None = None) -> subprocess.Popen[str]:
-    """``hashguard scan`` as its own process (a Ray driver), JSON lines on stdout."""
-    return subprocess.Popen(
-        [sys.executable, "-m", "hashguard", "scan", *args, "--json"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env={**os.environ, **(env or {})},
-    )
+def driver(args: list[str], log: Path) -> subprocess.Popen[str]:
+    """``hashguard scan`` as its own process (a Ray driver): JSON lines on stdout, its
+    stderr (Ray's progress) appended to ``log`` (a pipe nobody reads would fill up)."""
+    with log.open("ab") as errors:
+        return subprocess.Popen(
+            [sys.executable, "-m", "hashguard", "scan", *args, "--json"],
+            stdout=subprocess.PIPE,
+            stderr=errors,
+            text=True,
+        )
+
+
+def stop(process: subprocess.Popen[str]) -> None:
+    """Reap a killed driver and close its pipe."""
+    process.wait()
+    if process.stdout is not None:
+        process.stdout.close()
 
 
 def read_results(stream: IO[str], count: int) -> int:

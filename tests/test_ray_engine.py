@@ -42,6 +42,7 @@ from tests.ray_support import (
     local_ray,
     read_results,
     shape,
+    stop,
 )
 
 #: the issue's size for the kill -9 trials; a few hundred distinct images across keys
@@ -267,20 +268,22 @@ def test_kill_9_of_the_driver_and_of_an_actor_loses_and_doubles_nothing(
     args = ["s3://big-ray/big/", "--endpoint-url", moto_url, "--engine", "ray"]
     args += ["--address", ray_address]
 
-    first = driver(args)
+    log = tmp_path / "drivers.log"
+    first = driver(args, log)
     assert first.stdout is not None
     assert read_results(first.stdout, OBJECTS // 5) == OBJECTS // 5
     kill9(first.pid)
-    first.wait()
+    stop(first)
 
-    resumed = driver(args)  # the same command resumes the run
+    resumed = driver(args, log)  # the same command resumes the run
     assert resumed.stdout is not None
     assert read_results(resumed.stdout, OBJECTS // 2) == OBJECTS // 2
     actors = hash_actors()
     assert actors, "no hashing actor found"
     for pid in actors:
         kill9(pid)
-    out, err = resumed.communicate(timeout=1500)
+    out, _ = resumed.communicate(timeout=1500)
+    err = log.read_text()
     assert resumed.returncode == 1, err[-3000:]  # something matched
     assert "resuming scan" in err
     summary = json.loads(out.strip().splitlines()[-1])
