@@ -9,20 +9,18 @@ scheduling, the rows' serialisation, the driver's hand-off.
 
 **What is counted.** All CPU of the process tree: this process (the driver), its
 hashing workers, and on Ray every process of the local cluster started here (raylet,
-GCS, the actors and their hashing workers). This process is made the tree's child
-subreaper, so a process that exits (an actor and its workers at the end of a run) is
-reaped here and its CPU counted too. Fixed costs (Ray's actors starting, the index
-loaded, pools started) are removed by scanning N and then 2N objects with each engine:
-the per-object cost is ``(CPU(2N) - CPU(N)) / N``.
+GCS, the actors and their hashing workers), sampled every 0.2 s (``TreeCpu``) so that
+processes that exit during a run (a dataset's actors) are counted too. Fixed costs
+(Ray's actors starting, the index loaded, pools started) are removed by scanning N and
+then 2N objects with each engine: the per-object cost is ``(CPU(2N) - CPU(N)) / N``.
 """
 
 from __future__ import annotations
 
-import ctypes
 import os
-import resource
 import shutil
 import tempfile
+import threading
 from collections.abc import Callable
 from functools import partial
 from pathlib import Path
@@ -43,27 +41,11 @@ INDEX_ENTRIES = int(os.environ.get("BENCH_RAY_INDEX", "1000000"))
 OBJECTS = int(os.environ.get("BENCH_RAY_OBJECTS", "1200"))
 DISTINCT = 120
 TARGET = 1.10
-_PR_SET_CHILD_SUBREAPER = 36
 _TICK = os.sysconf("SC_CLK_TCK")
 
 
-def _subreaper() -> None:
-    libc = ctypes.CDLL(None, use_errno=True)
-    libc.prctl(_PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
-
-
-def _reap() -> None:
-    while True:
-        try:
-            pid, _status = os.waitpid(-1, os.WNOHANG)
-        except ChildProcessError:
-            return
-        if pid == 0:
-            return
-
-
 def _tree() -> dict[int, tuple[int, float]]:
-    """Live processes: parent and CPU seconds (own + reaped children's)."""
+    """Live processes: parent and own CPU seconds (not their children's)."""
     found = {}
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
@@ -73,15 +55,13 @@ def _tree() -> dict[int, tuple[int, float]]:
                 fields = stat.read().rsplit(")", 1)[1].split()
         except OSError:
             continue
-        # after the name: state ppid ... utime(12) stime(13) cutime(14) cstime(15)
-        found[int(entry)] = (int(fields[1]), sum(int(f) for f in fields[11:15]) / _TICK)
+        # after the name: state(0) ppid(1) ... utime(11) stime(12)
+        found[int(entry)] = (int(fields[1]), (int(fields[11]) + int(fields[12])) / _TICK)
     return found
 
 
-def tree_cpu() -> float:
-    """CPU seconds used so far by this process, its descendants (live, or reaped here or
-    by a live descendant)."""
-    _reap()
+def _descendants() -> dict[int, float]:
+    """This process and its descendants: each one's own CPU seconds so far."""
     table = _tree()
     mine = {os.getpid()}
     grown = True
@@ -89,10 +69,45 @@ def tree_cpu() -> float:
         more = {pid for pid, (parent, _cpu) in table.items() if parent in mine} - mine
         grown = bool(more)
         mine |= more
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    children = resource.getrusage(resource.RUSAGE_CHILDREN)
-    own = usage.ru_utime + usage.ru_stime + children.ru_utime + children.ru_stime
-    return own + sum(table[pid][1] for pid in mine if pid != os.getpid())
+    return {pid: table[pid][1] for pid in mine if pid in table}
+
+
+class TreeCpu:
+    """CPU seconds used by this process tree while it runs: every process is sampled
+    every ``interval`` seconds and counted up to its last sample (a process that exits
+    loses at most its last interval; Ray's raylet reaps its workers without adding
+    their time to its own, so reaped children's totals cannot be used)."""
+
+    def __init__(self, interval: float = 0.2) -> None:
+        self._interval = interval
+        self._first: dict[int, float] = {}
+        self._last: dict[int, float] = {}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample_until_stopped, daemon=True)
+
+    def _sample(self, *, initial: bool = False) -> None:
+        for pid, cpu in _descendants().items():
+            # a process started during the run is counted from zero
+            self._first.setdefault(pid, cpu if initial else 0.0)
+            self._last[pid] = cpu
+
+    def _sample_until_stopped(self) -> None:
+        while not self._stop.wait(self._interval):
+            self._sample()
+
+    def __enter__(self) -> TreeCpu:
+        self._sample(initial=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+        self._sample()
+
+    @property
+    def seconds(self) -> float:
+        return sum(self._last[pid] - self._first[pid] for pid in self._last)
 
 
 def _folder(root: Path, count: int, images: list[bytes]) -> Path:
@@ -134,17 +149,16 @@ def _on_ray(store: Store, matcher: Matcher, folder: Path, engine: Any, shipment:
 
 
 def _measured(run: Callable[[], int], expected: int) -> float:
-    start = tree_cpu()
-    total = run()
+    with TreeCpu() as cpu:
+        total = run()
     assert total == expected, (total, expected)
-    return tree_cpu() - start
+    return cpu.seconds
 
 
 def ray_rows(say: Callable[[str], None]) -> list[Row]:
     from hashguard.scan.rayactor import Shipment, ship_index  # noqa: PLC0415
     from hashguard.scan.rayengine import RayEngine, RaySettings  # noqa: PLC0415
 
-    _subreaper()
     images = [
         encode(generate(Kind.PHOTO if i % 2 else Kind.TEXTURE, seed=i, width=320, height=240))
         for i in range(DISTINCT)
