@@ -7,10 +7,10 @@ the store, dominates; both engines read the same files the same way (by path, in
 isolated hashing workers), so the difference is the engine's own overhead: Ray's
 scheduling, the rows' serialisation, the driver's hand-off.
 
-**What is counted.** All CPU of the process tree: this process (the driver), its
-hashing workers, and on Ray every process of the local cluster started here (raylet,
-GCS, the actors and their hashing workers), sampled every 0.2 s (``TreeCpu``) so that
-processes that exit during a run (a dataset's actors) are counted too. Fixed costs
+**What is counted** (``TreeCpu``): this process (the driver) and the hashing processes:
+the local pool's workers, or Ray's hashing actors and their workers, sampled every
+0.2 s so that processes that exit during a run (a dataset's actors) are counted too.
+Ray's own daemons (raylet, GCS, agents) are reported apart (``ray_daemons_cpu_*``). Fixed costs
 (Ray's actors starting, the index loaded, pools started) are removed by scanning N and
 then 2N objects with each engine: the per-object cost is ``(CPU(2N) - CPU(N)) / N``.
 """
@@ -60,33 +60,50 @@ def _tree() -> dict[int, tuple[int, float]]:
     return found
 
 
-def _descendants() -> dict[int, float]:
-    """This process and its descendants: each one's own CPU seconds so far."""
-    table = _tree()
-    mine = {os.getpid()}
+def _command(pid: int) -> str:
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as handle:
+            return handle.read(200).decode(errors="replace")
+    except OSError:
+        return ""
+
+
+def _below(table: dict[int, tuple[int, float]], roots: set[int]) -> set[int]:
+    found = set(roots)
     grown = True
     while grown:
-        more = {pid for pid, (parent, _cpu) in table.items() if parent in mine} - mine
+        more = {pid for pid, (parent, _cpu) in table.items() if parent in found} - found
         grown = bool(more)
-        mine |= more
-    return {pid: table[pid][1] for pid in mine if pid in table}
+        found |= more
+    return found
 
 
 class TreeCpu:
-    """CPU seconds used by this process tree while it runs: every process is sampled
-    every ``interval`` seconds and counted up to its last sample (a process that exits
-    loses at most its last interval; Ray's raylet reaps its workers without adding
-    their time to its own, so reaped children's totals cannot be used)."""
+    """CPU seconds the scan's own processes use while it runs: this process (the
+    driver), and the hashing processes below it: the local pool's workers, or Ray's
+    hashing actors (``HashActor``) and their workers; Ray's own daemons (raylet, GCS,
+    idle workers) are left out. Sampled every ``interval`` seconds, each process
+    counted up to its last sample (a process that exits loses at most its last
+    interval: Ray's raylet reaps its workers without adding their time to its own)."""
 
-    def __init__(self, interval: float = 0.2) -> None:
-        self._interval = interval
+    def __init__(self, *, ray: bool, interval: float = 0.2) -> None:
+        self._ray, self._interval = ray, interval
         self._first: dict[int, float] = {}
         self._last: dict[int, float] = {}
+        self._counted: set[int] = set()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._sample_until_stopped, daemon=True)
 
     def _sample(self, *, initial: bool = False) -> None:
-        for pid, cpu in _descendants().items():
+        table = _tree()
+        mine = _below(table, {os.getpid()})
+        if self._ray:
+            actors = {pid for pid in mine if "HashActor" in _command(pid)}
+            self._counted |= _below(table, actors) | {os.getpid()}
+        else:
+            self._counted |= mine
+        for pid in mine:
+            cpu = table[pid][1]
             # a process started during the run is counted from zero
             self._first.setdefault(pid, cpu if initial else 0.0)
             self._last[pid] = cpu
@@ -107,7 +124,12 @@ class TreeCpu:
 
     @property
     def seconds(self) -> float:
-        return sum(self._last[pid] - self._first[pid] for pid in self._last)
+        return sum(self._last[pid] - self._first[pid] for pid in self._counted)
+
+    @property
+    def others(self) -> float:
+        """What the processes below this one that are not counted used (Ray's own)."""
+        return sum(self._last[p] - self._first[p] for p in self._last if p not in self._counted)
 
 
 def _folder(root: Path, count: int, images: list[bytes]) -> Path:
@@ -148,11 +170,11 @@ def _on_ray(store: Store, matcher: Matcher, folder: Path, engine: Any, shipment:
     return done.total
 
 
-def _measured(run: Callable[[], int], expected: int) -> float:
-    with TreeCpu() as cpu:
+def _measured(run: Callable[[], int], expected: int, *, ray: bool) -> tuple[float, float]:
+    with TreeCpu(ray=ray) as cpu:
         total = run()
     assert total == expected, (total, expected)
-    return cpu.seconds
+    return cpu.seconds, cpu.others
 
 
 def ray_rows(say: Callable[[str], None]) -> list[Row]:
@@ -179,12 +201,15 @@ def ray_rows(say: Callable[[str], None]) -> list[Row]:
         )
         with RayEngine(RaySettings(cpus=2, actors=2, progress=False)) as engine:
             say(f"ray: local pool vs Ray engine, {OBJECTS:,} and {2 * OBJECTS:,} objects")
-            cpu: dict[str, list[float]] = {"local": [], "ray": []}
+            cpu: dict[str, list[float]] = {"local": [], "ray": [], "daemons": []}
             for folder, count in ((small, OBJECTS), (large, 2 * OBJECTS)):
-                cpu["local"].append(_measured(partial(_local, store, matcher, folder), count))
-                cpu["ray"].append(
-                    _measured(partial(_on_ray, store, matcher, folder, engine, shipment), count)
+                local_cpu, _ = _measured(partial(_local, store, matcher, folder), count, ray=False)
+                ray_cpu, daemons = _measured(
+                    partial(_on_ray, store, matcher, folder, engine, shipment), count, ray=True
                 )
+                cpu["local"].append(local_cpu)
+                cpu["ray"].append(ray_cpu)
+                cpu["daemons"].append(daemons)
             say(f"ray: a hashing actor's memory, index of {INDEX_ENTRIES:,} PDQ entries")
             memory = _actor_memory(_big_shipment(shipment))
         store.close()
@@ -195,7 +220,7 @@ def ray_rows(say: Callable[[str], None]) -> list[Row]:
     ratio = ray / local
     return [
         Row(
-            figure="Ray engine: CPU per object (all processes, marginal)",
+            figure="Ray engine: CPU per object (driver + hashing, marginal)",
             value=ray * 1000,
             unit="ms",
             baseline=local * 1000,
@@ -207,6 +232,8 @@ def ray_rows(say: Callable[[str], None]) -> list[Row]:
                 "local_cpu_2n": cpu["local"][1],
                 "ray_cpu_n": cpu["ray"][0],
                 "ray_cpu_2n": cpu["ray"][1],
+                "ray_daemons_cpu_n": cpu["daemons"][0],
+                "ray_daemons_cpu_2n": cpu["daemons"][1],
                 "objects_n": OBJECTS,
             },
         ),
