@@ -201,6 +201,10 @@ def ray_rows(say: Callable[[str], None]) -> list[Row]:
         )
         with RayEngine(RaySettings(cpus=2, actors=2, progress=False)) as engine:
             say(f"ray: local pool vs Ray engine, {OBJECTS:,} and {2 * OBJECTS:,} objects")
+            # warm: files in the page cache; Ray's idle workers started (as they are
+            # after a run), so both measured runs start alike
+            _local(store, matcher, small)
+            _on_ray(store, matcher, small, engine, shipment)
             cpu: dict[str, list[float]] = {"local": [], "ray": [], "daemons": []}
             for folder, count in ((small, OBJECTS), (large, 2 * OBJECTS)):
                 local_cpu, _ = _measured(partial(_local, store, matcher, folder), count, ray=False)
