@@ -107,15 +107,19 @@ def main(objects: int) -> int:
                         stop(first)
                         again = driver([*args, "--address", address], log)
                         out, _err = again.communicate(timeout=3600)
+                        killed = 1
                     else:
+                        # none left when Ray had hashed everything before that moment
                         actors = hash_actors()
-                        if actors:
-                            kill9(actors[0])
+                        for pid in actors[:1]:
+                            kill9(pid)
+                        killed = len(actors[:1])
                         out, _err = first.communicate(timeout=3600)
                     figures = _compare(expected, _last_run(out))
                     row = {
                         "kill": kind,
                         "at": moment,
+                        "killed": killed,
                         **figures,
                         "seconds": round(time.perf_counter() - start, 1),
                     }
