@@ -99,6 +99,10 @@ def main() -> int:
             from bench.retro import retro_rows  # noqa: PLC0415 - builds a large index
 
             rows += retro_rows(scale, progress.print)
+        if "ray" in wanted:
+            from bench.ray import ray_rows  # noqa: PLC0415 - the bulk extra, only when asked
+
+            rows += ray_rows(progress.print)
         if "objects" in wanted:
             from bench.objects import objects_rows  # noqa: PLC0415 - moto: the dev extra
 

@@ -47,6 +47,7 @@ SECTIONS = (
     "retro",
     "notices",
     "stats",
+    "ray",
     "objects",
     "video",
 )  # fmt: skip

@@ -17,7 +17,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Column, Table
 
 from hashguard.audit import cli_actor
-from hashguard.cli import objects
+from hashguard.cli import bulk, objects
 from hashguard.cli.context import (
     PDQ_MODE_OPTION,
     err,
@@ -42,6 +42,7 @@ from hashguard.remote.service import RemoteMatching, remote_matching, sends_pdq_
 from hashguard.scan.classify import policies_of
 from hashguard.scan.objectscan import ObjectListingFailed, ObjectScanner, listing_of
 from hashguard.scan.pipeline import OnceVault, Pipeline
+from hashguard.scan.rayengine import RayEngineFailed
 from hashguard.scan.scanner import PreparedRun, ScanAlreadyRunning, Scanner, prepare_run
 from hashguard.scan.sources import scan_options
 from hashguard.store import Store
@@ -133,6 +134,9 @@ def scan(
     content_types: objects.ContentTypeOption = None,
     dry_run: objects.DryRunOption = False,
     rate: objects.RateOption = None,
+    engine: bulk.EngineOption = bulk.Engine.LOCAL,
+    address: bulk.AddressOption = None,
+    actors: bulk.ActorsOption = None,
 ) -> None:
     """Scan files and directories, or object storage (s3://bucket/prefix), against every
     enabled bank.
@@ -140,8 +144,8 @@ def scan(
     Exit code: 0 nothing matched, 1 something matched, 2 some file could not be
     checked fully (undecodable or unreadable), 130 interrupted (run it again to resume).
     """
-    if as_json and as_csv:
-        raise fail("choose one of --json and --csv")
+    output = _output_of(as_json=as_json, as_csv=as_csv)
+    ray = bulk.chosen(engine, address=address, actors=actors, cpus=workers)
     bucket, object_store = objects.object_scan(
         paths,
         endpoint_url=endpoint_url,
@@ -154,7 +158,6 @@ def scan(
         dry_run=dry_run,
         as_json=as_json,
     )
-    output = OutputFormat.JSON if as_json else OutputFormat.CSV if as_csv else OutputFormat.TABLE
     settings = settings_of(ctx)
     options = scan_options(
         settings,
@@ -167,11 +170,7 @@ def scan(
     with store_of(ctx) as store:
         try:
             prepared = prepare_run(
-                store.scans,
-                list(paths),
-                options,
-                rescan=rescan,
-                scope=bucket.scope() if bucket is not None else None,
+                store.scans, list(paths), options, rescan=rescan, scope=_scope(bucket, ray, store)
             )
         except ScanAlreadyRunning as exc:
             raise fail(str(exc)) from None
@@ -192,7 +191,8 @@ def scan(
                 ExitStack() as stack,
                 progress,
                 HashingPool(
-                    workers=workers or settings.workers,
+                    # on Ray the driver's pool only hashes again what leaves (rare)
+                    workers=1 if ray is not None else workers or settings.workers,
                     options=HashOptions.for_scan(
                         run.options,
                         also_reference=sends_pdq_hashes(remote),
@@ -207,6 +207,7 @@ def scan(
                     bucket,
                     object_store,
                     stack,
+                    ray=ray,
                     store=store.scans,
                     matcher=matcher,
                     pool=pool,
@@ -231,13 +232,16 @@ def scan(
                 f"interrupted: run `hashguard scan` on the same paths again to resume #{run.id}"
             )
             raise typer.Exit(EXIT_INTERRUPTED) from None
-        except (PoolStopped, ObjectListingFailed) as exc:
+        except (PoolStopped, ObjectListingFailed, RayEngineFailed) as exc:
             sys.stdout.flush()
             if isinstance(exc, ObjectListingFailed):
                 raise fail(escape(f"cannot list scan #{run.id}'s objects: {exc}")) from None
             raise fail(
-                f"the hashing workers stopped ({exc}); scan #{run.id} is saved as far as it "
-                "got: run the same command again to resume it"
+                escape(
+                    f"{'Ray' if isinstance(exc, RayEngineFailed) else 'the hashing workers'} "
+                    f"stopped ({exc}); scan #{run.id} is saved as far as it got: run the same "
+                    "command again to resume it"
+                )
             ) from None
         finally:
             if remote is not None:
@@ -253,6 +257,24 @@ def scan(
     raise typer.Exit(code)
 
 
+def _output_of(*, as_json: bool, as_csv: bool) -> OutputFormat:
+    if as_json and as_csv:
+        raise fail("choose one of --json and --csv")
+    return OutputFormat.JSON if as_json else OutputFormat.CSV if as_csv else OutputFormat.TABLE
+
+
+def _scope(
+    bucket: objects.ObjectScanArgs | None, ray: bulk.RayChoice | None, store: Store
+) -> dict[str, Any] | None:
+    """What the run's resume key holds besides roots and options: an object scan's
+    selection; on Ray, also the banks' change sequence (a run is against one set of
+    bank versions, so a resumed run's results all are)."""
+    scope = bucket.scope() if bucket is not None else None
+    if ray is not None:
+        scope = {**(scope or {}), "banks": store.banks.change_seq()}
+    return scope
+
+
 def _earlier(store: Store, prepared: PreparedRun, output: OutputFormat) -> None:
     """A resumed run's results so far, first."""
     run = prepared.run
@@ -265,24 +287,45 @@ def _earlier(store: Store, prepared: PreparedRun, output: OutputFormat) -> None:
 
 
 def _scanner(
-    bucket: objects.ObjectScanArgs | None, object_store: Any, stack: ExitStack, **parts: Any
+    bucket: objects.ObjectScanArgs | None,
+    object_store: Any,
+    stack: ExitStack,
+    *,
+    ray: bulk.RayChoice | None,
+    **parts: Any,
 ) -> Scanner:
-    """The local scanner, or for s3:// addresses the object scanner over their listing."""
+    """The local scanner, or for s3:// addresses the object scanner over their listing;
+    with ``ray``, the same scanner fed by a Ray actor pool."""
+    if ray is not None:
+        return bulk.ray_scanner(
+            stack,
+            ray,
+            object_scan=bucket,
+            object_store=object_store,
+            listing=_listing(bucket, object_store),
+            **parts,
+        )
     if bucket is None:
         return Scanner(**parts)
     scanner = ObjectScanner(
         objects=object_store,
-        listing=listing_of(
-            object_store,
-            bucket.uris,
-            inventory=bucket.inventory,
-            all_versions=bucket.chosen.all_versions,
-        ),
+        listing=_listing(bucket, object_store),
         chosen=bucket.chosen,
         **parts,
     )
     stack.callback(scanner.close)
     return scanner
+
+
+def _listing(bucket: objects.ObjectScanArgs | None, object_store: Any) -> Any:
+    if bucket is None:
+        return None
+    return listing_of(
+        object_store,
+        bucket.uris,
+        inventory=bucket.inventory,
+        all_versions=bucket.chosen.all_versions,
+    )
 
 
 def _object_notes(scanner: Scanner, object_store: Any) -> None:

@@ -220,6 +220,7 @@ class HashingPool:
         self.workers = workers
         self.options = options
         self.timeout = timeout
+        self.memory_mb = memory_mb
         self.limits = TimeLimits(
             image=timeout, video=timeout if video_timeout is None else video_timeout
         )
