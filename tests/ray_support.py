@@ -59,7 +59,7 @@ def fill_bucket(bucket: str, images: list[bytes], objects: int) -> dict[str, int
     """``objects`` keys in ``bucket`` of the in-process moto server, key ``i`` holding
     image ``i % len(images)`` (written to moto's backend directly: the reads under test
     still go over HTTP). Returns each key's image index."""
-    from moto.core import DEFAULT_ACCOUNT_ID  # noqa: PLC0415
+    from moto.core.models import DEFAULT_ACCOUNT_ID  # noqa: PLC0415
     from moto.s3.models import s3_backends  # noqa: PLC0415
 
     backend = s3_backends[DEFAULT_ACCOUNT_ID]["global"]
