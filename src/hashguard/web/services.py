@@ -122,7 +122,7 @@ class RunManager:
 
             store = ObjectStore(endpoint_url=self._settings.s3_endpoint_url, rate=objects.rate)
         except NeedsExtra as exc:
-            raise ProblemError(501, "Not available", str(exc)) from None
+            raise ProblemError(503, "Not available", str(exc)) from None
         options = scan_options(self._settings, dihedral=dihedral)
         return self._launch(list(objects.uris), options, rescan, (objects, store))
 

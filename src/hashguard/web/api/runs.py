@@ -21,7 +21,7 @@ Svc = Annotated[Services, Depends(services)]
 
 
 @router.post(
-    "", response_model=RunOut, status_code=202, responses=problem_responses(403, 409, 422, 501)
+    "", response_model=RunOut, status_code=202, responses=problem_responses(403, 409, 422, 503)
 )
 def start_run(body: RunIn, _: Admin, svc: Svc) -> RunOut:
     """Start (or resume) a scan of absolute paths under the server's scan roots, or of
