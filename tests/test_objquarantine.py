@@ -26,6 +26,7 @@ from hashguard.actions.delivery import Delivered, Permanent
 from hashguard.actions.objquarantine import (
     TAG_KEY,
     ObjectQuarantineDeliverer,
+    bucket_readiness,
     object_quarantine_action,
 )
 from hashguard.cli.app import app as cli_app
@@ -238,7 +239,8 @@ def test_without_object_lock_the_record_says_why_tag_mode_and_retries_are_idempo
     record = store.actions.object_quarantine(action_id)
     assert record is not None
     assert record.lock is HoldKind.NONE
-    assert record.lock_note is not None and "no Object Lock" in record.lock_note
+    assert record.lock_note is not None
+    assert "no Object Lock" in record.lock_note
     tags = s3.get_object_tagging(Bucket="plain-src", Key="a.jpg")["TagSet"]
     assert tags == [{"Key": TAG_KEY, "Value": str(action_id)}]
     # delivered again (the dispatcher died before recording it): nothing is written twice
@@ -257,6 +259,31 @@ def test_without_object_lock_the_record_says_why_tag_mode_and_retries_are_idempo
     assert "changed since it was scanned" in outcome.error
     assert store.actions.object_quarantine(other) is None
     assert len(s3.list_object_versions(Bucket="plain-q").get("Versions", [])) == 1
+
+
+def test_doctor_says_whether_the_quarantine_bucket_holds_copies(
+    s3: Any, proxy: Proxy, tmp_path: Path
+) -> None:
+    s3.create_bucket(Bucket="doc-locked", ObjectLockEnabledForBucket=True)
+    s3.create_bucket(Bucket="doc-plain")
+
+    def check(bucket: str | None, on: bool = True) -> tuple[bool | None, str]:
+        return bucket_readiness(
+            Settings(
+                home=tmp_path,
+                quarantine_objects=on,
+                quarantine_bucket=bucket,
+                s3_endpoint_url=proxy.url,
+            )
+        )
+
+    assert check("doc-locked") == (True, "doc-locked: Object Lock on, copies get a legal hold")
+    plain = check("doc-plain")
+    assert plain[0] is None
+    assert "no Object Lock" in plain[1]
+    assert check("doc-missing")[0] is False
+    assert check(None)[0] is False
+    assert check(None, on=False)[0] is True
 
 
 def test_server_scan_runs_read_only_the_buckets_they_are_allowed(

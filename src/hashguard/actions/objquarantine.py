@@ -41,6 +41,7 @@ from hashguard.domain.actions import (
     WebhookEndpoint,
 )
 from hashguard.domain.objects import ObjectRef, object_from_json, object_to_json
+from hashguard.settings import Settings
 from hashguard.store.actions import ActionStore
 
 #: the tag an original gets in ``tag`` mode
@@ -409,3 +410,28 @@ class ObjectRestoreDeliverer:
         except client_error as exc:
             if _code(exc) not in _GONE:
                 raise
+
+
+def bucket_readiness(settings: Settings) -> tuple[bool | None, str]:
+    """``hashguard doctor``'s view of the quarantine bucket: ``(True, why)`` ready,
+    ``(None, why)`` usable without legal holds, ``(False, why)`` not usable."""
+    if not settings.quarantine_objects:
+        return True, "off (quarantine_objects = false)"
+    bucket = settings.quarantine_bucket
+    if bucket is None:
+        return False, "quarantine_objects is on but no quarantine_bucket is configured"
+    try:
+        from hashguard.scan.objects import ObjectStore  # noqa: PLC0415 - the s3 extra
+
+        client = ObjectStore(endpoint_url=settings.s3_endpoint_url, attempts=2).client
+        client_error, boto_error = _s3_errors()
+    except Exception as exc:  # noqa: BLE001 - the extra, or a bad configuration
+        return False, f"object storage is not available: {exc}"
+    try:
+        client.head_bucket(Bucket=bucket)
+        hold, note = hold_support(client, bucket, wanted=settings.quarantine_legal_hold)
+    except (client_error, boto_error) as exc:
+        return False, f"the quarantine bucket {bucket} cannot be reached: {_code(exc) or exc}"
+    if hold is HoldKind.NONE:
+        return None, f"{bucket}: copies get no legal hold: {note}"
+    return True, f"{bucket}: Object Lock on, copies get a legal hold"
