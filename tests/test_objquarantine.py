@@ -205,7 +205,9 @@ def test_a_list_update_finds_an_old_object_without_reading_the_bucket_and_quaran
     assert len(_object_gets(proxy, "uploads")) == 3
 
 
-def _deliverer(store: Store, s3: Any, *, bucket: str, fate: OriginalFate) -> Any:
+def _deliverer(
+    store: Store, s3: Any, *, bucket: str, fate: OriginalFate, cleared: bool = False
+) -> Any:
     return ObjectQuarantineDeliverer(
         store.actions,
         lambda: s3,
@@ -215,6 +217,7 @@ def _deliverer(store: Store, s3: Any, *, bucket: str, fate: OriginalFate) -> Any
         legal_hold=True,
         endpoints={},
         clock=lambda: datetime(2026, 12, 4, tzinfo=UTC),
+        cleared=lambda _sha256: cleared,
     )
 
 
@@ -259,6 +262,19 @@ def test_without_object_lock_the_record_says_why_tag_mode_and_retries_are_idempo
     assert "changed since it was scanned" in outcome.error
     assert store.actions.object_quarantine(other) is None
     assert len(s3.list_object_versions(Bucket="plain-q").get("Versions", [])) == 1
+
+    # decided a false positive while the action waited: nothing moves either
+    s3.put_object(Bucket="plain-src", Key="c.jpg", Body=image)
+    waiting = store.actions.enqueue(
+        object_quarantine_action(
+            ObjectRef(bucket="plain-src", key="c.jpg", etag=etag), key="t:c", sha256=_sha256(image)
+        )
+    )
+    cleared = _deliverer(store, s3, bucket="plain-q", fate=OriginalFate.TAG, cleared=True)
+    outcome = cleared.deliver(store.actions.get(waiting))
+    assert isinstance(outcome, Permanent)
+    assert "false positive" in outcome.error
+    assert s3.get_object_tagging(Bucket="plain-src", Key="c.jpg")["TagSet"] == []
 
 
 def test_doctor_says_whether_the_quarantine_bucket_holds_copies(

@@ -31,6 +31,7 @@ from hashguard.actions.quarantine import QuarantineDeliverer
 from hashguard.actions.webhooks import WebhookDeliverer
 from hashguard.domain.actions import ActionKind, OriginalFate, OutboxAction, WebhookEndpoint
 from hashguard.domain.backoff import Backoff
+from hashguard.domain.cases import CaseState
 from hashguard.plugins import Registry
 from hashguard.settings import Settings
 from hashguard.store import Store
@@ -192,21 +193,28 @@ def s3_client(settings: Settings) -> Callable[[], Any]:
 
 
 def object_deliverers(
-    settings: Settings, store: ActionStore, endpoints: Mapping[str, WebhookEndpoint]
+    settings: Settings, store: Store, endpoints: Mapping[str, WebhookEndpoint]
 ) -> dict[ActionKind, Deliverer]:
-    """Quarantine in object storage and its restore, as the settings configure them."""
+    """Quarantine in object storage and its restore, as the settings configure them. A
+    quarantine whose content was decided a false positive before the move moves nothing."""
     client = s3_client(settings)
+
+    def cleared(sha256: str) -> bool:
+        case = store.cases.find(sha256)
+        return case is not None and case.state is CaseState.FALSE_POSITIVE
+
     return {
         ActionKind.OBJECT_QUARANTINE: ObjectQuarantineDeliverer(
-            store,
+            store.actions,
             client,
             bucket=settings.quarantine_bucket,
             prefix=settings.quarantine_prefix,
             original=OriginalFate(settings.quarantine_original),
             legal_hold=settings.quarantine_legal_hold,
             endpoints=endpoints,
+            cleared=cleared,
         ),
-        ActionKind.OBJECT_RESTORE: ObjectRestoreDeliverer(store, client),
+        ActionKind.OBJECT_RESTORE: ObjectRestoreDeliverer(store.actions, client),
     }
 
 
@@ -230,7 +238,7 @@ def dispatcher_from_settings(
             store.actions, settings.resolved_quarantine_dir, endpoints
         ),
         ActionKind.FEEDBACK: FeedbackDeliverer(store, registry, key, actor=ACTOR),
-        **object_deliverers(settings, store.actions, endpoints),
+        **object_deliverers(settings, store, endpoints),
     }
     backoff = Backoff(
         first=timedelta(seconds=settings.actions_backoff_base_seconds),

@@ -149,9 +149,12 @@ class ObjectQuarantineDeliverer:
         legal_hold: bool,
         endpoints: Mapping[str, WebhookEndpoint],
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        cleared: Callable[[str], bool] = lambda _sha256: False,
     ) -> None:
         self._store = store
         self._client = client
+        #: whether content (by SHA-256) was since decided a false positive
+        self._cleared = cleared
         self._bucket = bucket
         self._prefix = prefix
         self._original = original
@@ -206,6 +209,10 @@ class ObjectQuarantineDeliverer:
         record = self._store.object_quarantine(action_id)
         data: bytes | None = None
         if record is None:
+            if self._cleared(sha256):
+                raise Refused(
+                    "the content was decided a false positive before it was moved: nothing moved"
+                )
             data = self._matched_original(client, ref, sha256)
             record = self._store.begin_object_quarantine(
                 ObjectQuarantineRecord(
