@@ -182,6 +182,10 @@ def test_a_list_update_finds_an_old_object_without_reading_the_bucket_and_quaran
     left = s3.list_object_versions(Bucket="uploads", Prefix=TARGET).get("Versions", [])
     assert left == []  # the matched version itself is deleted, not hidden by a marker
     (event,) = events
+    (listed,) = [
+        json.loads(line) for line in _cli("actions", "quarantined", "--json").stdout.splitlines()
+    ]
+    assert (listed["state"], listed["hold"]) == ("quarantined", "legal_hold")
     assert event.details["object"].startswith(f"s3://uploads/{TARGET}?versionId=")
     assert event.details["hold"] == "legal_hold"
 
