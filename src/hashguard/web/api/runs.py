@@ -40,8 +40,8 @@ def start_run(body: RunIn, _: Admin, svc: Svc) -> RunOut:
             content_types=body.content_types,
             rate=body.rate,
         )
-    except ValueError as exc:
-        raise ProblemError(422, "Invalid scan", str(exc)) from None
+    except ValueError as exc:  # a well-formed request this server does not scan
+        raise ProblemError(403, "Not allowed", str(exc)) from None
     run = svc.runs.start(body.paths, dihedral=body.dihedral, rescan=body.rescan, objects=objects)
     return RunOut.of(run, active=svc.runs.active(run.id))
 
