@@ -33,6 +33,7 @@ from hashguard.cli.app import app as cli_app
 from hashguard.demo.corpus import Kind, encode, generate
 from hashguard.domain.actions import HoldKind, OriginalFate, QuarantineState
 from hashguard.domain.audit import AuditAction
+from hashguard.domain.kept import NewKept
 from hashguard.domain.objects import ObjectRef
 from hashguard.domain.tokens import Scope
 from hashguard.settings import Settings
@@ -345,3 +346,26 @@ def test_server_scan_runs_read_only_the_buckets_they_are_allowed(
     assert done["roots"] == ["s3://served/photos/"]
     assert proxy.requests("GET", "/private") == []
     assert len(_object_gets(proxy, "served")) == 3
+
+
+def test_kept_objects_one_row_per_identity_and_which_were_checked(store: Store) -> None:
+    """Store level, both engines: an object checked again updates its kept signal; the
+    incremental skip finds what was checked at a bank change sequence or later (a
+    listing without a version matches on the ETag)."""
+    versioned = ObjectRef(bucket="b1", key="k/a.jpg", version_id="v1", etag="e1")
+    plain = ObjectRef(bucket="b1", key="k/b.jpg", etag="e2")
+
+    def kept(ref: ObjectRef) -> NewKept:
+        return NewKept(way="scan", md5="0" * 32, sha1="0" * 40, sha256="0" * 64, size=1, object=ref)
+
+    at = datetime(2026, 12, 4, tzinfo=UTC)
+    store.kept.add([kept(versioned), kept(plain)], at=at, seq=3)
+    store.kept.add([kept(versioned)], at=at, seq=5)
+    assert store.kept.count() == 2
+    listed_latest = ObjectRef(bucket="b1", key="k/a.jpg", etag="e1")
+    changed = ObjectRef(bucket="b1", key="k/b.jpg", etag="e3")
+    other = ObjectRef(bucket="b2", key="k/a.jpg", version_id="v1", etag="e1")
+    refs = [versioned, plain, listed_latest, changed, other]
+    assert store.kept.checked_objects(refs, 3) == {versioned, plain, listed_latest}
+    assert store.kept.checked_objects(refs, 5) == {versioned, listed_latest}
+    assert store.kept.checked_objects(refs, 6) == set()
