@@ -85,6 +85,7 @@ def test_doctor_passes_on_a_fresh_demo_home(
         "reports",
         "statements",
         "notices",
+        "quarantine",
     ]
     assert not [line for line in lines if line.startswith(("fail", "skip"))], done.stdout
     # the demo keeps its master key in its home: worth a warning, not a problem
@@ -115,6 +116,7 @@ def test_an_empty_home_is_a_problem_and_nothing_is_created(tmp_path: Path) -> No
         "reports": Level.SKIP,
         "statements": Level.SKIP,
         "notices": Level.SKIP,
+        "object quarantine": Level.OK,
     }
     assert "no database at" in found["store"].message
     assert "created in" in found["master key"].message

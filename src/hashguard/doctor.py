@@ -19,6 +19,7 @@ from datetime import UTC, date, datetime, timedelta
 from enum import StrEnum
 from pathlib import Path
 
+from hashguard.actions.objquarantine import bucket_readiness
 from hashguard.banks.exchanges.graph_api import DEFAULT_VERSION, graph_api_warning
 from hashguard.demo.corpus import Kind, encode, generate
 from hashguard.domain.banks import BankKind
@@ -581,6 +582,12 @@ def check_notices(doctor: Doctor) -> Finding:
     return Level.WARN, "; ".join(said)
 
 
+def check_object_quarantine(doctor: Doctor) -> Finding:
+    """The quarantine bucket exists, and whether copies there get a legal hold."""
+    ok, message = bucket_readiness(doctor.settings)
+    return (Level.WARN if ok is None else ok), message
+
+
 #: The checks ``hashguard doctor`` runs, in order.
 CHECKS: tuple[Check, ...] = (
     permissions_check(permission_problems),
@@ -603,6 +610,7 @@ CHECKS: tuple[Check, ...] = (
     Check(name="reports", run=check_reports),
     Check(name="statements", run=check_statements),
     Check(name="notices", run=check_notices),
+    Check(name="object quarantine", run=check_object_quarantine),
 )
 
 

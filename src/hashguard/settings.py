@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import platformdirs
 from pydantic import BaseModel, ConfigDict, Field, PositiveInt, SecretStr, field_validator
@@ -268,6 +268,25 @@ class Settings(BaseSettings):
     quarantine_local: bool = False
     #: where quarantined files go, mode 0700 (default: $HASHGUARD_HOME/quarantine)
     quarantine_dir: Path | None = None
+    #: copy objects the scanner matched (action "act") in object storage to
+    #: ``quarantine_bucket``, verify the copy by SHA-256, then delete or tag the original
+    quarantine_objects: bool = False
+    #: the bucket quarantined objects are copied to (create it with Object Lock enabled
+    #: for a legal hold on each copy)
+    quarantine_bucket: str | None = Field(default=None, min_length=3, max_length=63)
+    #: the copies' key prefix in the quarantine bucket
+    quarantine_prefix: str = Field(default="hashguard-quarantine/", max_length=200)
+    #: what happens to the original once its copy is verified: "delete" (its version)
+    #: or "tag" (hashguard-quarantine=<action id>; the platform stops serving it)
+    quarantine_original: Literal["delete", "tag"] = "delete"
+    #: put an Object Lock legal hold on each copy when the bucket supports it
+    quarantine_legal_hold: bool = True
+    #: the S3-compatible endpoint the server and the dispatcher use (scan runs,
+    #: quarantine, evidence of retro-matched objects); default: AWS (or AWS_ENDPOINT_URL)
+    s3_endpoint_url: str | None = Field(default=None, pattern=r"^https?://")
+    #: what a server's scan runs may read in object storage: s3://bucket or
+    #: s3://bucket/prefix (empty: no object storage; the CLI is not limited by it)
+    scan_buckets: tuple[str, ...] = ()
     #: how long the dispatcher keeps retrying an action before it becomes a dead letter
     actions_retry_hours: float = Field(default=24, gt=0, le=24 * 90)
     #: backoff: a random wait up to min(max, base * 2**attempts) ("full jitter")
@@ -293,6 +312,9 @@ class Settings(BaseSettings):
     #: keep the hashes (never the content) of every checked item, with its identity and
     #: the bank versions it was checked against, for retro-matching (`hashguard retro-match`)
     keep_signals: bool = False
+    #: with keep_signals, a scan of object storage skips objects whose (bucket, key,
+    #: version, etag) was already checked against the same bank versions
+    scan_skip_checked: bool = True
     #: kept signals are forgotten this many days after they were checked
     keep_signals_days: int = Field(default=365, ge=1, le=3650)
     #: how often background jobs retro-match new bank entries against kept signals
@@ -306,6 +328,14 @@ class Settings(BaseSettings):
     @classmethod
     def _known_hotlines(cls, value: Any) -> Any:
         return _hotlines(value)
+
+    @field_validator("scan_buckets")
+    @classmethod
+    def _s3_addresses(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for item in value:
+            if not re.fullmatch(r"s3://[a-z0-9][a-z0-9.\-]{1,61}[a-z0-9](/.*)?", item):
+                raise ValueError(f"not an s3://bucket or s3://bucket/prefix address: {item}")
+        return value
 
     # -- reports (NCMEC CyberTipline) --
     #: how often background jobs resume the reports that are due (retries after a

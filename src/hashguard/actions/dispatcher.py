@@ -21,14 +21,17 @@ import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from hashguard.actions.delivery import Delivered, Deliverer, DeliveryResult, Permanent, Retry
 from hashguard.actions.feedback import FeedbackDeliverer, KeyLoader
+from hashguard.actions.objquarantine import ObjectQuarantineDeliverer, ObjectRestoreDeliverer
 from hashguard.actions.outbox import endpoints_of
 from hashguard.actions.quarantine import QuarantineDeliverer
 from hashguard.actions.webhooks import WebhookDeliverer
-from hashguard.domain.actions import ActionKind, OutboxAction
+from hashguard.domain.actions import ActionKind, OriginalFate, OutboxAction, WebhookEndpoint
 from hashguard.domain.backoff import Backoff
+from hashguard.domain.cases import CaseState
 from hashguard.plugins import Registry
 from hashguard.settings import Settings
 from hashguard.store import Store
@@ -39,6 +42,11 @@ log = logging.getLogger(__name__)
 #: the actor of audit events the dispatcher records
 ACTOR = "system:dispatcher"
 
+
+#: kinds whose delivery is recorded with their outbox entry (and audited)
+_RECORDED = frozenset(
+    {ActionKind.QUARANTINE, ActionKind.OBJECT_QUARANTINE, ActionKind.OBJECT_RESTORE}
+)
 
 #: an action that still fails this long after its first try is a dead letter
 DEFAULT_BACKOFF = Backoff(
@@ -117,14 +125,32 @@ class Dispatcher:
             log.exception("delivering action %s failed", action.id)
             return Retry(f"{type(exc).__name__} while delivering")
 
+    def _complete(self, action: OutboxAction, at: datetime, outcome: Delivered) -> None:
+        """Record a quarantine or a restore with its outbox entry and audit event."""
+        if action.kind is ActionKind.QUARANTINE:
+            self._store.complete_quarantine(
+                action.id, self.owner, at, followups=outcome.followups, actor=ACTOR
+            )
+        elif action.kind is ActionKind.OBJECT_QUARANTINE:
+            self._store.complete_object_quarantine(
+                action.id, self.owner, at, followups=outcome.followups, actor=ACTOR
+            )
+        else:
+            self._store.complete_object_restore(
+                action.id,
+                int(action.payload["quarantine_action"]),
+                self.owner,
+                at,
+                actor=ACTOR,
+                restored_by=str(action.payload.get("by") or ACTOR),
+            )
+
     def _handle(self, action: OutboxAction, at: datetime, report: RoundReport) -> None:
         outcome = self._outcome(action)
         if isinstance(outcome, Delivered):
-            if action.kind is ActionKind.QUARANTINE:
+            if action.kind in _RECORDED:
                 try:
-                    self._store.complete_quarantine(
-                        action.id, self.owner, at, followups=outcome.followups, actor=ACTOR
-                    )
+                    self._complete(action, at, outcome)
                     done = True
                 except LeaseLost:
                     done = False
@@ -151,6 +177,47 @@ def no_master_key() -> None:
     return None
 
 
+def s3_client(settings: Settings) -> Callable[[], Any]:
+    """The S3 client the settings configure, opened at first use (so a dispatcher with
+    no object action needs no s3 extra)."""
+    opened: list[Any] = []
+
+    def client() -> Any:
+        if not opened:
+            from hashguard.scan.objects import ObjectStore  # noqa: PLC0415 - the s3 extra
+
+            opened.append(ObjectStore(endpoint_url=settings.s3_endpoint_url).client)
+        return opened[0]
+
+    return client
+
+
+def object_deliverers(
+    settings: Settings, store: Store, endpoints: Mapping[str, WebhookEndpoint]
+) -> dict[ActionKind, Deliverer]:
+    """Quarantine in object storage and its restore, as the settings configure them. A
+    quarantine whose content was decided a false positive before the move moves nothing."""
+    client = s3_client(settings)
+
+    def cleared(sha256: str) -> bool:
+        case = store.cases.find(sha256)
+        return case is not None and case.state is CaseState.FALSE_POSITIVE
+
+    return {
+        ActionKind.OBJECT_QUARANTINE: ObjectQuarantineDeliverer(
+            store.actions,
+            client,
+            bucket=settings.quarantine_bucket,
+            prefix=settings.quarantine_prefix,
+            original=OriginalFate(settings.quarantine_original),
+            legal_hold=settings.quarantine_legal_hold,
+            endpoints=endpoints,
+            cleared=cleared,
+        ),
+        ActionKind.OBJECT_RESTORE: ObjectRestoreDeliverer(store.actions, client),
+    }
+
+
 def dispatcher_from_settings(
     settings: Settings,
     store: Store,
@@ -171,6 +238,7 @@ def dispatcher_from_settings(
             store.actions, settings.resolved_quarantine_dir, endpoints
         ),
         ActionKind.FEEDBACK: FeedbackDeliverer(store, registry, key, actor=ACTOR),
+        **object_deliverers(settings, store, endpoints),
     }
     backoff = Backoff(
         first=timedelta(seconds=settings.actions_backoff_base_seconds),

@@ -20,6 +20,7 @@ from typing import Any, Protocol
 
 from hashguard.domain.actions import ActionKind, EventType, NewAction, WebhookEndpoint
 from hashguard.domain.matches import Match
+from hashguard.domain.objects import ObjectRef
 from hashguard.domain.policy import decision_to_json
 from hashguard.domain.scans import FileResult, printable_path
 from hashguard.domain.signals import leaving, pdq_to_json
@@ -145,11 +146,13 @@ def plan_for_decision(
     key: str,
     scan_run: int | None = None,
     at: datetime | None = None,
+    quarantine_object: ObjectRef | None = None,
 ) -> list[NewAction]:
     """The actions ``result``'s decision leads to: ``match.detected`` to each endpoint
-    that wants it and, when ``quarantine_local``, quarantine of the local file. Nothing
-    for review, ignore or shadow decisions. ``key`` names the file's decision uniquely
-    (e.g. ``scan:<run>:<path>``)."""
+    that wants it and, when ``quarantine_local``, quarantine of the local file (or, with
+    ``quarantine_object``, of that object in object storage). Nothing for review,
+    ignore or shadow decisions. ``key`` names the file's decision uniquely (e.g.
+    ``scan:<run>:<path>``)."""
     if not result.decision.acts:
         return []
     subject = f"scan:{scan_run}" if scan_run is not None else None
@@ -164,6 +167,13 @@ def plan_for_decision(
     if quarantine_local:
         sha256 = result.signals.sha256 if result.signals else None
         planned.append(quarantine_action(result.path, key=key, subject=subject, sha256=sha256))
+    if quarantine_object is not None:
+        from hashguard.actions.objquarantine import object_quarantine_action  # noqa: PLC0415
+
+        sha256 = result.signals.sha256 if result.signals else None
+        planned.append(
+            object_quarantine_action(quarantine_object, key=key, subject=subject, sha256=sha256)
+        )
     return planned
 
 

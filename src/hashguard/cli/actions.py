@@ -19,6 +19,7 @@ from hashguard.cli.context import err, fail, out, registry_of, settings_of, stor
 from hashguard.domain.actions import ActionState, OutboxAction, QuarantineRecord
 from hashguard.jobs.builtin import existing_master_key
 from hashguard.store.actions import NotDead, NotQuarantined, UnknownAction
+from hashguard.store.objquarantine import audit_details
 
 app = typer.Typer(
     help="Actions on decisions: webhooks, quarantine, the outbox and its dead letters.",
@@ -167,9 +168,10 @@ def retry(ctx: typer.Context, action_id: Annotated[int, typer.Argument(help="Its
 
 @app.command("quarantined")
 def quarantined(ctx: typer.Context, as_json: Annotated[bool, JSON_OPTION] = False) -> None:
-    """Files moved into quarantine, where from and where to."""
+    """Files and objects moved into quarantine, where from and where to."""
     with store_of(ctx) as store:
         records = store.actions.quarantine_records()
+        objects = store.actions.object_quarantines()
     for record in records:
         if as_json:
             out.print(json.dumps(record_json(record)), markup=False)
@@ -177,6 +179,17 @@ def quarantined(ctx: typer.Context, as_json: Annotated[bool, JSON_OPTION] = Fals
             err.print(
                 f"{record.action_id}  {record.state}  {record.original_path}"
                 f"  ->  {record.quarantine_path}",
+                highlight=False,
+                markup=False,
+            )
+    for held in objects:
+        if as_json:
+            shown = {"action_id": held.action_id, "state": str(held.state)}
+            out.print(json.dumps(shown | audit_details(held)), markup=False)
+        else:
+            err.print(
+                f"{held.action_id}  {held.state}  {held.uri}  ->  {held.quarantine_uri}"
+                f"  ({held.lock}{': ' + held.lock_note if held.lock_note else ''})",
                 highlight=False,
                 markup=False,
             )

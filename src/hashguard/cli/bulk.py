@@ -80,6 +80,7 @@ def ray_scanner(
     listing: Any,
     matcher: Matcher,
     pool: HashingPool,
+    already_checked: Any = None,
     **parts: Any,
 ) -> Scanner:
     """The scanner of ``--engine ray``: Ray connected (or started here) for the scan's
@@ -127,6 +128,7 @@ def ray_scanner(
         objects=object_store,
         listing=listing,
         chosen=object_scan.chosen,
+        already_checked=already_checked,
         matcher=matcher,
         pool=pool,
         batch=DRIVER_BATCH,

@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import sys
 from collections.abc import Sequence
-from dataclasses import dataclass
 from enum import StrEnum
 from typing import Annotated, Any
 
@@ -15,8 +14,12 @@ from rich.markup import escape
 from rich.table import Table
 
 from hashguard.cli.context import err, fail, out
-from hashguard.scan.objects import NeedsExtra, is_object_uri, split_uri
-from hashguard.scan.objectscan import ObjectFilter, estimate, listing_of
+from hashguard.scan.objectruns import ObjectScanArgs, object_run_args
+from hashguard.scan.objects import NeedsExtra
+from hashguard.scan.objectscan import estimate, listing_of
+
+#: ``ObjectScanArgs`` is the shared type (``scan.objectruns``), named here for callers
+__all__ = ["ObjectScanArgs", "Versions", "object_args", "object_scan", "open_store"]
 
 
 class Versions(StrEnum):
@@ -80,21 +83,6 @@ RateOption = Annotated[
 ]
 
 
-@dataclass(frozen=True, kw_only=True, slots=True)
-class ObjectScanArgs:
-    """The object-storage options of one ``hashguard scan``."""
-
-    uris: tuple[str, ...]
-    endpoint_url: str | None
-    inventory: str | None
-    chosen: ObjectFilter
-    rate: float | None
-
-    def scope(self) -> dict[str, Any]:
-        """What the run's resume key includes besides the roots and hashing options."""
-        return {**self.chosen.as_json(), "inventory": self.inventory}
-
-
 def object_args(
     paths: Sequence[str],
     *,
@@ -107,33 +95,19 @@ def object_args(
     rate: float | None,
 ) -> ObjectScanArgs | None:
     """The object scan ``paths`` ask for (``None``: they are local paths)."""
-    remote = [p for p in paths if is_object_uri(p)]
-    if not remote:
-        if inventory or extensions or content_types or max_size or endpoint_url:
-            raise fail(
-                "--inventory, --ext, --content-type, --max-size and --endpoint-url "
-                "apply to s3:// addresses"
-            )
-        return None
-    if len(remote) != len(paths):
-        raise fail("scan either s3:// addresses or local paths, not both at once")
     try:
-        for uri in (*remote, *([inventory] if inventory else [])):
-            split_uri(uri)
+        return object_run_args(
+            paths,
+            endpoint_url=endpoint_url,
+            inventory=inventory,
+            all_versions=versions is Versions.ALL,
+            max_size=max_size,
+            extensions=extensions,
+            content_types=content_types,
+            rate=rate,
+        )
     except ValueError as exc:
         raise fail(str(exc)) from None
-    return ObjectScanArgs(
-        uris=tuple(dict.fromkeys(remote)),
-        endpoint_url=endpoint_url,
-        inventory=inventory,
-        chosen=ObjectFilter(
-            extensions=frozenset(e.lower().lstrip(".") for e in extensions) if extensions else None,
-            content_types=tuple(t.lower() for t in content_types or ()),
-            max_size=max_size,
-            all_versions=versions is Versions.ALL,
-        ),
-        rate=rate,
-    )
 
 
 def object_scan(

@@ -37,6 +37,8 @@ def summary_json(run: ScanRun, *, resumed: bool, exit_code: int) -> dict[str, An
         "roots": list(run.roots),
         "total": run.total,
         "counts": {str(outcome): run.counts.get(outcome, 0) for outcome in Outcome},
+        # objects an incremental rescan left out (checked against these bank versions)
+        "skipped": run.skipped,
         # files per decided action; files per strongest action a shadow bank would take
         "actions": {str(action): run.actions.get(action, 0) for action in Action},
         "shadow_actions": {str(action): run.shadow_actions.get(action, 0) for action in Action},

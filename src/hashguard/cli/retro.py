@@ -3,40 +3,20 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 
 from hashguard.audit import cli_actor
 from hashguard.cli.context import err, fail, master_key_of, out, settings_of, store_of
-from hashguard.domain.objects import ObjectRef
 from hashguard.evidence import open_vault
 from hashguard.matching.matcher import load_or_build
 from hashguard.scan.classify import policies_of
+from hashguard.scan.objects import object_fetcher
 from hashguard.scan.pipeline import OnceVault, Pipeline
 from hashguard.scan.retro import PdqSearch, retro_match
 from hashguard.settings import Settings
 from hashguard.store import Store
-
-
-def object_fetcher(endpoint_url: str | None) -> Callable[[ObjectRef], bytes]:
-    """Reads a matched object again (pinned to its version and ETag); the object store
-    is opened at the first read, so a run with no object hit needs no S3 extra."""
-    opened: list[Any] = []
-
-    def fetch(ref: ObjectRef) -> bytes:
-        if not opened:
-            from hashguard.scan.objects import NeedsExtra, ObjectStore  # noqa: PLC0415
-
-            try:
-                opened.append(ObjectStore(endpoint_url=endpoint_url, rate=None))
-            except NeedsExtra as exc:  # the [s3] extra
-                raise OSError(f"object storage is not available: {exc}") from exc
-        data: bytes = opened[0].fetch(ref)
-        return data
-
-    return fetch
 
 
 def retro_match_command(
@@ -123,7 +103,7 @@ def _run(
     summary = retro_match(
         store,
         pipeline,
-        fetch_object=object_fetcher(endpoint_url),
+        fetch_object=object_fetcher(endpoint_url or settings.s3_endpoint_url),
         keep_days=settings.keep_signals_days,
         pdq_search=pdq_search,
     )

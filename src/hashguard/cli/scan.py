@@ -40,6 +40,7 @@ from hashguard.matching.matcher import Matcher, load_or_build
 from hashguard.plugins import PluginError
 from hashguard.remote.service import RemoteMatching, remote_matching, sends_pdq_hashes
 from hashguard.scan.classify import policies_of
+from hashguard.scan.objectruns import incremental, object_scanner
 from hashguard.scan.objectscan import ObjectListingFailed, ObjectScanner, listing_of
 from hashguard.scan.pipeline import OnceVault, Pipeline
 from hashguard.scan.rayengine import RayEngineFailed
@@ -81,6 +82,8 @@ def _summary_table(run: ScanRun) -> Table:
     for outcome in Outcome:
         table.add_row(str(outcome), str(run.counts.get(outcome, 0)))
     table.add_row("total", str(run.total), style="bold")
+    if run.skipped:
+        table.add_row("skipped (already checked)", str(run.skipped))
     for action in Action:
         shadow = run.shadow_actions.get(action, 0) if action is not Action.IGNORE else 0
         table.add_row(
@@ -209,6 +212,7 @@ def scan(
                     stack,
                     ray=ray,
                     store=store.scans,
+                    already_checked=incremental(settings, store),
                     matcher=matcher,
                     pool=pool,
                     pipeline=_pipeline(
@@ -296,6 +300,7 @@ def _scanner(
 ) -> Scanner:
     """The local scanner, or for s3:// addresses the object scanner over their listing;
     with ``ray``, the same scanner fed by a Ray actor pool."""
+    already_checked = parts.pop("already_checked")
     if ray is not None:
         return bulk.ray_scanner(
             stack,
@@ -303,16 +308,12 @@ def _scanner(
             object_scan=bucket,
             object_store=object_store,
             listing=_listing(bucket, object_store),
+            already_checked=already_checked,
             **parts,
         )
     if bucket is None:
         return Scanner(**parts)
-    scanner = ObjectScanner(
-        objects=object_store,
-        listing=_listing(bucket, object_store),
-        chosen=bucket.chosen,
-        **parts,
-    )
+    scanner = object_scanner(bucket, object_store, already_checked=already_checked, **parts)
     stack.callback(scanner.close)
     return scanner
 
@@ -336,6 +337,11 @@ def _object_notes(scanner: Scanner, object_store: Any) -> None:
     err.print(
         f"object store: {sent or 'no requests'}; {requests.retried} retried "
         f"({requests.throttled} throttled); {scanner.filtered} objects left out by filters"
+        + (
+            f"; {scanner.skipped} skipped (already checked against these bank versions)"
+            if scanner.skipped
+            else ""
+        )
     )
 
 

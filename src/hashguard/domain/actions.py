@@ -17,6 +17,10 @@ class ActionKind(StrEnum):
     QUARANTINE = "quarantine"
     #: a review decision told back to the exchange whose entry matched
     FEEDBACK = "feedback"
+    #: copy a matched object to the quarantine bucket (verified), then delete or tag it
+    OBJECT_QUARANTINE = "object_quarantine"
+    #: put a quarantined object back (a false positive)
+    OBJECT_RESTORE = "object_restore"
 
 
 class EventType(StrEnum):
@@ -126,6 +130,56 @@ class QuarantineRecord:
     quarantined_at: datetime | None = None
     restored_at: datetime | None = None
     restored_by: str | None = None
+
+
+class HoldKind(StrEnum):
+    """How a quarantined object's copy is held. Persisted names."""
+
+    #: an Object Lock legal hold is on the copy (the bucket has Object Lock enabled)
+    LEGAL_HOLD = "legal_hold"
+    #: no lock: the store or the bucket does not support Object Lock (the record says why)
+    NONE = "none"
+
+
+class OriginalFate(StrEnum):
+    """What is done to a quarantined object's original once its copy is verified."""
+
+    DELETE = "delete"
+    TAG = "tag"
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class ObjectQuarantineRecord:
+    """Where a quarantined object was (``bucket``, ``key``, ``version_id``, ``etag``),
+    the SHA-256 of the matched bytes, and where the verified copy is held."""
+
+    action_id: int
+    state: QuarantineState
+    bucket: str
+    key: str
+    version_id: str | None
+    etag: str | None
+    sha256: str
+    size: int
+    quarantine_bucket: str
+    quarantine_key: str
+    quarantine_version_id: str | None
+    lock: HoldKind
+    lock_note: str | None
+    original: OriginalFate
+    created_at: datetime
+    quarantined_at: datetime | None = None
+    restored_at: datetime | None = None
+    restored_by: str | None = None
+
+    @property
+    def uri(self) -> str:
+        base = f"s3://{self.bucket}/{self.key}"
+        return f"{base}?versionId={self.version_id}" if self.version_id else base
+
+    @property
+    def quarantine_uri(self) -> str:
+        return f"s3://{self.quarantine_bucket}/{self.quarantine_key}"
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)

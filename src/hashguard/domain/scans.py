@@ -110,6 +110,9 @@ class ScanRun:
     #: have taken (recorded, never acted on)
     actions: Mapping[Action, int] = field(default_factory=dict)
     shadow_actions: Mapping[Action, int] = field(default_factory=dict)
+    #: objects left out of an incremental rescan: already checked against the same
+    #: bank versions (not an outcome: nothing was read, nothing is recorded per object)
+    skipped: int = 0
 
     @property
     def total(self) -> int:

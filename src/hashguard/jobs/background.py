@@ -53,7 +53,12 @@ class Background:
         self._webhooks: WebhookDeliverer | None = None
         self._poll_seconds = settings.actions_poll_seconds
         # an exchange may have feedback switched on at any time: its feedback needs one
-        if settings.webhooks or settings.quarantine_local or store.exchanges.list():
+        if (
+            settings.webhooks
+            or settings.quarantine_local
+            or settings.quarantine_objects
+            or store.exchanges.list()
+        ):
             self._dispatcher, self._webhooks = dispatcher_from_settings(
                 settings,
                 store,

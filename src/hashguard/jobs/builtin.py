@@ -327,10 +327,11 @@ def file_statements(
 
 def retro_match_job(settings: Settings, store: Store, ctx: JobContext) -> None:
     """New bank entries against every kept signal (``scan.retro``); evidence of a hit is
-    kept when this installation has a master key, and read again only from local files
-    (object storage hits keep none here: ``hashguard retro-match --endpoint-url``)."""
+    kept when this installation has a master key, read again from local files or from
+    object storage (at ``s3_endpoint_url``)."""
     from hashguard.matching.matcher import load_or_build  # noqa: PLC0415
     from hashguard.scan.classify import policies_of  # noqa: PLC0415
+    from hashguard.scan.objects import object_fetcher  # noqa: PLC0415
     from hashguard.scan.pipeline import OnceVault, Pipeline  # noqa: PLC0415
     from hashguard.scan.retro import retro_match  # noqa: PLC0415
 
@@ -345,7 +346,13 @@ def retro_match_job(settings: Settings, store: Store, ctx: JobContext) -> None:
         policies=lambda: policies_of(matcher.banks),
         vault=OnceVault(lambda: open_vault(settings, store, key)) if key is not None else None,
     )
-    summary = retro_match(store, pipeline, keep_days=settings.keep_signals_days, now=ctx.now)
+    summary = retro_match(
+        store,
+        pipeline,
+        fetch_object=object_fetcher(settings.s3_endpoint_url),
+        keep_days=settings.keep_signals_days,
+        now=ctx.now,
+    )
     log.info(
         "retro-match: %d new entries, %d matched, %d cases",
         summary.new_entries,

@@ -9,10 +9,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from hashguard.actions.feedback import FeedbackRequest, feedback_action, plan_feedback
+from hashguard.actions.objquarantine import object_restore_action
 from hashguard.actions.outbox import derived_key, webhook_actions
 from hashguard.actions.quarantine import RestoreRefused, restore
 from hashguard.audit import record
-from hashguard.domain.actions import EventType, NewAction, WebhookEndpoint
+from hashguard.domain.actions import EventType, NewAction, QuarantineState, WebhookEndpoint
 from hashguard.domain.audit import AuditAction
 from hashguard.domain.cases import Case, CaseState, SourceKind
 from hashguard.domain.exchanges import FeedbackVerdict
@@ -106,4 +107,16 @@ def restore_quarantined(store: Store, case: Case, *, actor: str) -> list[str]:
             done.append(f"{source.path}: not restored: {exc}")
         else:
             done.append(f"{restored.original_path}: restored from quarantine")
+    return done + restore_objects(store, case, actor=actor)
+
+
+def restore_objects(store: Store, case: Case, *, actor: str) -> list[str]:
+    """Queue the restore of every object quarantined for ``case``'s content (a false
+    positive): the dispatcher puts each back (``actions.objquarantine``); one line each."""
+    done = []
+    for held in store.actions.object_quarantines(sha256=case.content_key):
+        if held.state is QuarantineState.RESTORED:
+            continue
+        action_id = store.actions.enqueue(object_restore_action(held, actor=actor))
+        done.append(f"{held.uri}: restore from {held.quarantine_uri} queued (action {action_id})")
     return done

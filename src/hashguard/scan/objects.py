@@ -283,6 +283,22 @@ def _client_error(exc: Any) -> str:
     return f"cannot read the object: {why} (HTTP {status})"
 
 
+def object_fetcher(endpoint_url: str | None) -> Callable[[ObjectRef], bytes]:
+    """Reads a matched object again (pinned to its version and ETag); the object store
+    is opened at the first read, so a run with no object hit needs no S3 extra."""
+    opened: list[ObjectStore] = []
+
+    def fetch(ref: ObjectRef) -> bytes:
+        if not opened:
+            try:
+                opened.append(ObjectStore(endpoint_url=endpoint_url, rate=None))
+            except NeedsExtra as exc:  # the [s3] extra
+                raise OSError(f"object storage is not available: {exc}") from exc
+        return opened[0].fetch(ref)
+
+    return fetch
+
+
 # -- S3 Inventory ---------------------------------------------------------------------
 
 #: fileSchema names (CSV) and Parquet/ORC column names of the fields read

@@ -20,6 +20,7 @@ from typing import Any, Protocol
 from hashguard.domain.objects import ListedObject, ObjectRef
 from hashguard.domain.scans import Outcome
 from hashguard.hashing.kernel import HashOutput
+from hashguard.scan.pipeline import bank_seq
 from hashguard.scan.scanner import Scanner
 from hashguard.scan.sources import StoredObject
 from hashguard.scan.walk import WalkItem
@@ -170,6 +171,13 @@ class Planned:
     objects: dict[str, ObjectRef] = field(default_factory=dict)
     oversize: dict[str, ListedObject] = field(default_factory=dict)
     filtered: int = 0
+    #: already checked against the same bank versions (an incremental rescan)
+    skipped: int = 0
+
+
+#: which of these objects were checked against the banks at this change sequence or
+#: later (``store.kept.KeptStore.checked_objects``)
+AlreadyChecked = Callable[[Sequence[ObjectRef], int], set[ObjectRef]]
 
 
 class ObjectScanner(Scanner):
@@ -180,7 +188,10 @@ class ObjectScanner(Scanner):
     reason, never ``no_match``.
 
     ``listing`` is called once per run; with Content-Type filters, the selected keys are
-    checked with HEAD requests (``fetchers`` at a time) before any GET.
+    checked with HEAD requests (``fetchers`` at a time) before any GET. With
+    ``already_checked`` (an incremental rescan), objects whose ``(bucket, key, version,
+    etag)`` was checked against the banks' current versions are left out before any
+    request about them; the run records how many (``ScanRun.skipped``).
     """
 
     def __init__(
@@ -190,9 +201,12 @@ class ObjectScanner(Scanner):
         listing: Callable[[], Iterable[ListedObject]],
         chosen: ObjectFilter,
         fetchers: int = 16,
+        already_checked: AlreadyChecked | None = None,
         **scanner: Any,
     ) -> None:
         super().__init__(**scanner)
+        self._already_checked = already_checked
+        self.skipped = 0
         self._objects = objects
         self._listing = listing
         self._chosen = chosen
@@ -221,6 +235,7 @@ class ObjectScanner(Scanner):
                 typed.append((uri, item.ref))
             else:
                 planned.objects[uri] = item.ref
+        typed = self._skip_checked(planned, typed)
         if typed:  # HEAD requests, nothing downloaded
             with ThreadPoolExecutor(self._fetcher_count) as heads:
                 kinds = heads.map(self._type_of, [ref for _uri, ref in typed])
@@ -230,6 +245,22 @@ class ObjectScanner(Scanner):
                     else:
                         planned.filtered += 1
         return planned
+
+    def _skip_checked(
+        self, planned: Planned, typed: list[tuple[str, ObjectRef]]
+    ) -> list[tuple[str, ObjectRef]]:
+        """Leave out what was checked against the current bank versions already."""
+        if self._already_checked is None:
+            return typed
+        refs = [*planned.objects.values(), *(ref for _uri, ref in typed)]
+        seen = self._already_checked(refs, bank_seq(self._matcher)) if refs else set()
+        if not seen:
+            return typed
+        kept = {uri: ref for uri, ref in planned.objects.items() if ref not in seen}
+        still = [(uri, ref) for uri, ref in typed if ref not in seen]
+        planned.skipped = len(planned.objects) + len(typed) - len(kept) - len(still)
+        planned.objects = kept
+        return still
 
     def _listed(self) -> Iterator[ListedObject]:
         try:
@@ -247,6 +278,9 @@ class ObjectScanner(Scanner):
     def _unfinished(self, run: Any) -> list[WalkItem]:
         planned = self.plan(self._store.done_paths(run.id))
         self.filtered = planned.filtered
+        if self._already_checked is not None:
+            self.skipped = planned.skipped
+            self._store.set_skipped(run.id, planned.skipped)
         self._refs = {**planned.objects, **{u: i.ref for u, i in planned.oversize.items()}}
         items = [
             WalkItem(

@@ -139,6 +139,8 @@ class Pipeline:
     jurisdiction: str = "US"
     endpoints: tuple[WebhookEndpoint, ...] = ()
     quarantine_local: bool = False
+    #: quarantine objects in object storage the policy acts on (``quarantine_objects``)
+    quarantine_objects: bool = False
     #: the isolated workers that compute reference PDQ hashes for what leaves (``None``:
     #: the exits carry only the reference hashes the item already has)
     hashing: HashingPool | None = None
@@ -177,6 +179,7 @@ class Pipeline:
             jurisdiction=settings.evidence_jurisdiction,
             endpoints=endpoints_of(settings),
             quarantine_local=settings.quarantine_local,
+            quarantine_objects=settings.quarantine_objects,
             hashing=hashing,
             keep_signals=settings.keep_signals,
         )
@@ -290,6 +293,7 @@ class Pipeline:
             quarantine_local=self.quarantine_local and source.quarantine_local,
             key=source.action_key(result),
             scan_run=source.run_id,
+            quarantine_object=source.object if self.quarantine_objects else None,
         )
         return Prepared(
             result=result,

@@ -31,6 +31,7 @@ from hashguard.domain.actions import (
 from hashguard.domain.audit import AuditAction
 from hashguard.store._util import aware, now, stamp, utc
 from hashguard.store.audit import append_event
+from hashguard.store.objquarantine import ObjectQuarantines
 from hashguard.store.schema import action_outbox, quarantine_records
 
 t = action_outbox
@@ -138,7 +139,7 @@ class BoundOutbox:
         return enqueue(self._conn, action, at=self._at)
 
 
-class ActionStore:
+class ActionStore(ObjectQuarantines):
     def __init__(self, engine: Engine) -> None:
         self._engine = engine
 

@@ -6,7 +6,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Engine, Row, delete, func, insert, select, update
+from sqlalchemy import Connection, Engine, Row, and_, delete, func, insert, select, update
 
 from hashguard.domain.kept import KeptPdq, KeptSignal, NewKept
 from hashguard.domain.objects import ObjectRef
@@ -39,11 +39,35 @@ def _row_values(item: NewKept, *, at: datetime, seq: int) -> dict[str, Any]:
     }
 
 
+def _same_object(ref: ObjectRef) -> Any:
+    k = kept_signals.c
+    version = (
+        k.object_version.is_(None)
+        if ref.version_id is None
+        else (k.object_version == ref.version_id)
+    )
+    etag = k.object_etag.is_(None) if ref.etag is None else k.object_etag == ref.etag
+    return and_(k.object_bucket == ref.bucket, k.object_key == ref.key, version, etag)
+
+
 def insert_kept(conn: Connection, items: Sequence[NewKept], *, at: datetime, seq: int) -> None:
     """Keep ``items``' signals, checked at ``at`` against the banks at change ``seq``
-    (inside the caller's transaction)."""
-    if items:
-        conn.execute(insert(kept_signals), [_row_values(i, at=at, seq=seq) for i in items])
+    (inside the caller's transaction). An object keeps one kept signal per identity
+    ``(bucket, key, version, etag)``: checked again, its row is brought up to date."""
+    fresh = []
+    for item in items:
+        if item.object is None:
+            fresh.append(item)
+            continue
+        done = conn.execute(
+            update(kept_signals)
+            .where(_same_object(item.object))
+            .values(_row_values(item, at=at, seq=seq))
+        )
+        if not done.rowcount:
+            fresh.append(item)
+    if fresh:
+        conn.execute(insert(kept_signals), [_row_values(i, at=at, seq=seq) for i in fresh])
 
 
 def mark_checked(conn: Connection, ids: Sequence[int], seq: int) -> None:
@@ -119,6 +143,37 @@ class KeptStore:
                     select(kept_signals.c.id, col, kept_signals.c.checked_seq).where(col.in_(chunk))
                 )
                 found.extend((int(i), str(v), int(s)) for i, v, s in rows)
+        return found
+
+    def checked_objects(self, refs: Sequence[ObjectRef], seq: int) -> set[ObjectRef]:
+        """Which of ``refs`` (by ``(bucket, key, version, etag)``) were already checked
+        against the banks at change ``seq`` or later: an incremental rescan skips them.
+        Keyed lookups by bucket and key, never a scan."""
+        wanted = {(r.bucket, r.key, r.version_id, r.etag): r for r in refs}
+        by_bucket: dict[str, list[str]] = {}
+        for bucket, key, _version, _etag in wanted:
+            by_bucket.setdefault(bucket, []).append(key)
+        k = kept_signals.c
+        found: set[ObjectRef] = set()
+        with self._engine.connect() as conn:
+            for bucket, keys in by_bucket.items():
+                for chunk in chunked(sorted(set(keys))):
+                    rows = conn.execute(
+                        select(k.object_key, k.object_version, k.object_etag).where(
+                            k.object_bucket == bucket,
+                            k.object_key.in_(chunk),
+                            k.checked_seq >= seq,
+                        )
+                    )
+                    for key, version, etag in rows:
+                        ref = wanted.get((bucket, key, version, etag))
+                        if ref is not None:
+                            found.add(ref)
+                        # a listing of current objects names no version: the ETag says
+                        # whether the version read then holds the same content
+                        unversioned = wanted.get((bucket, key, None, etag))
+                        if unversioned is not None and etag is not None:
+                            found.add(unversioned)
         return found
 
     def pdq_rows(

@@ -250,6 +250,12 @@ class ScanStore:
                 )
             )
 
+    def set_skipped(self, run_id: int, count: int) -> None:
+        """The objects this run leaves out as already checked (its planning counts
+        them all again on resume, so this sets the figure, never adds to it)."""
+        with self._engine.begin() as conn:
+            conn.execute(update(scan_runs).where(scan_runs.c.id == run_id).values(skipped=count))
+
     def done_paths(self, run_id: int) -> set[str]:
         """Digests (``path_key``) of the files that already have their outcome in this run."""
         with self._engine.connect() as conn:
@@ -312,6 +318,7 @@ class ScanStore:
             host=row.host,
             actions=actions,
             shadow_actions=shadow_actions,
+            skipped=int(row.skipped or 0),
         )
 
     def list_runs(self, limit: int = 50) -> list[ScanRun]:

@@ -251,6 +251,9 @@ scan_runs = Table(
     Column("finished_at", DateTime(timezone=True)),
     Column("pid", Integer),
     Column("host", Text),
+    # objects left out because they were already checked against the same bank
+    # versions (an incremental rescan of object storage)
+    Column("skipped", Integer, nullable=False, server_default="0"),
 )
 
 scan_results = Table(
@@ -419,6 +422,33 @@ quarantine_records = Table(
     Column("mode", Integer, nullable=False),
     Column("uid", Integer, nullable=False),
     Column("gid", Integer, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("quarantined_at", DateTime(timezone=True)),
+    Column("restored_at", DateTime(timezone=True)),
+    Column("restored_by", Text),
+)
+
+#: Objects quarantined in object storage: where the matched object was, where its
+#: verified copy went, how it is held there, and what happened to the original.
+object_quarantines = Table(
+    "object_quarantines",
+    metadata,
+    Column("action_id", Id, ForeignKey("action_outbox.id"), primary_key=True),
+    Column("state", String(16), nullable=False),
+    Column("bucket", String(255), nullable=False),
+    Column("key", Text, nullable=False),
+    Column("version_id", String(1024)),
+    Column("etag", String(200)),
+    Column("sha256", String(64), nullable=False, index=True),
+    Column("size", BigInteger, nullable=False),
+    Column("quarantine_bucket", String(255), nullable=False),
+    Column("quarantine_key", Text, nullable=False),
+    Column("quarantine_version_id", String(1024)),
+    # "legal_hold", or "none" with ``lock_note`` saying why
+    Column("lock", String(16), nullable=False),
+    Column("lock_note", Text),
+    # "delete" or "tag": what is done to the original once the copy is verified
+    Column("original", String(16), nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("quarantined_at", DateTime(timezone=True)),
     Column("restored_at", DateTime(timezone=True)),
@@ -799,6 +829,7 @@ kept_signals = Table(
     Index("ix_kept_signals_sha1", "sha1"),
     Index("ix_kept_signals_sha256", "sha256"),
     Index("ix_kept_signals_checked_at", "checked_at"),
+    Index("ix_kept_signals_object", "object_bucket", "object_key"),
 )
 
 #: The retro-matcher's checkpoint: bank entries up to ``seq`` were matched against

@@ -8,10 +8,11 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Any
 
 from hashguard.actions.outbox import endpoints_of
 from hashguard.domain.actions import WebhookEndpoint
-from hashguard.domain.scans import ScanRun
+from hashguard.domain.scans import ScanOptions, ScanRun
 from hashguard.domain.stats import StatsReader
 from hashguard.evidence import Vault, open_vault
 from hashguard.hashing.hasher import BUILTIN_HASHERS, Hasher, enabled_hashers
@@ -23,6 +24,15 @@ from hashguard.permissions import warn_about_permissions
 from hashguard.plugins import Registry
 from hashguard.remote.service import RemoteMatching, remote_matching, sends_pdq_hashes
 from hashguard.scan.classify import policies_of
+from hashguard.scan.objectruns import (
+    BucketNotAllowed,
+    ObjectScanArgs,
+    allowed,
+    check_allowed,
+    incremental,
+    object_scanner,
+)
+from hashguard.scan.objects import NeedsExtra
 from hashguard.scan.pipeline import OnceVault, Pipeline
 from hashguard.scan.scanner import ScanAlreadyRunning, Scanner, prepare_run
 from hashguard.scan.sources import scan_options
@@ -70,7 +80,18 @@ class RunManager:
         self._active: dict[int, threading.Thread] = {}
         self._stopping = threading.Event()
 
-    def start(self, paths: list[str], *, dihedral: bool, rescan: bool) -> ScanRun:
+    def start(
+        self,
+        paths: list[str],
+        *,
+        dihedral: bool,
+        rescan: bool,
+        objects: ObjectScanArgs | None = None,
+    ) -> ScanRun:
+        """Start (or resume) a run over ``paths``: folders under ``scan_roots``, or with
+        ``objects`` the s3:// addresses it names, inside ``scan_buckets``."""
+        if objects is not None:
+            return self._start_objects(objects, dihedral=dihedral, rescan=rescan)
         if not self._roots:
             raise ProblemError(403, "Not allowed", "no scan roots are configured on this server")
         for path in paths:
@@ -81,17 +102,50 @@ class RunManager:
                 raise ProblemError(
                     403, "Not allowed", f"{path} is not an absolute path under a scan root"
                 )
+        return self._launch(paths, scan_options(self._settings, dihedral=dihedral), rescan, None)
+
+    def _start_objects(self, objects: ObjectScanArgs, *, dihedral: bool, rescan: bool) -> ScanRun:
+        try:
+            check_allowed(objects.uris, self._settings.scan_buckets)
+        except BucketNotAllowed as exc:
+            raise ProblemError(403, "Bucket not allowed", str(exc)) from None
+        if objects.inventory is not None and not allowed(
+            objects.inventory, self._settings.scan_buckets
+        ):
+            raise ProblemError(
+                403,
+                "Bucket not allowed",
+                f"{objects.inventory} is not under a bucket this server may read",
+            )
+        try:
+            from hashguard.scan.objects import ObjectStore  # noqa: PLC0415 - the s3 extra
+
+            store = ObjectStore(endpoint_url=self._settings.s3_endpoint_url, rate=objects.rate)
+        except NeedsExtra as exc:
+            raise ProblemError(503, "Not available", str(exc)) from None
         options = scan_options(self._settings, dihedral=dihedral)
+        return self._launch(list(objects.uris), options, rescan, (objects, store))
+
+    def _launch(
+        self,
+        paths: list[str],
+        options: ScanOptions,
+        rescan: bool,
+        objects: tuple[ObjectScanArgs, Any] | None,
+    ) -> ScanRun:
+        scope = objects[0].scope() if objects is not None else None
         with self._lock:  # one thread per run: a run active here is not resumed twice
             try:
-                prepared = prepare_run(self._store.scans, paths, options, rescan=rescan)
+                prepared = prepare_run(
+                    self._store.scans, paths, options, rescan=rescan, scope=scope
+                )
             except ScanAlreadyRunning as exc:  # by another process
                 raise ProblemError(409, "Conflict", str(exc)) from None
             run = prepared.run
             if run.id in self._active:
                 raise ProblemError(409, "Conflict", f"scan run #{run.id} is already running here")
             thread = threading.Thread(
-                target=self._run, args=(run,), name=f"scan-run-{run.id}", daemon=True
+                target=self._run, args=(run, objects), name=f"scan-run-{run.id}", daemon=True
             )
             self._active[run.id] = thread
         thread.start()
@@ -101,13 +155,13 @@ class RunManager:
         with self._lock:
             return run_id in self._active
 
-    def _run(self, run: ScanRun) -> None:
+    def _run(self, run: ScanRun, objects: tuple[ObjectScanArgs, Any] | None = None) -> None:
         try:
             with HashingPool(
                 workers=self._settings.run_workers,
                 options=HashOptions.for_scan(
                     run.options,
-                    confine=self._roots,
+                    confine=self._roots if objects is None else None,
                     also_reference=sends_pdq_hashes(self._pipeline.remote),
                     hashers=self._hashers,
                 ),
@@ -116,14 +170,25 @@ class RunManager:
                 memory_mb=self._settings.worker_memory_mb,
                 on_rebuild=self._on_rebuild,
             ) as pool:
-                scanner = Scanner(
-                    store=self._store.scans,
-                    matcher=self._matcher,
-                    pool=pool,
-                    confine=self._roots,
-                    pipeline=self._pipeline.with_hashing(pool),
+                parts: dict[str, Any] = {
+                    "store": self._store.scans,
+                    "matcher": self._matcher,
+                    "pool": pool,
+                    "pipeline": self._pipeline.with_hashing(pool),
+                }
+                if objects is None:
+                    Scanner(confine=self._roots, **parts).run(run, on_result=self._check_stop)
+                    return
+                scanner = object_scanner(
+                    objects[0],
+                    objects[1],
+                    already_checked=incremental(self._settings, self._store),
+                    **parts,
                 )
-                scanner.run(run, on_result=self._check_stop)
+                try:
+                    scanner.run(run, on_result=self._check_stop)
+                finally:
+                    scanner.close()
         except Exception:
             log.exception("scan run %s stopped", run.id)
         finally:

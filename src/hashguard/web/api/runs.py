@@ -7,6 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Path, Query
 
 from hashguard.domain.tokens import Scope, Token
+from hashguard.scan.objectruns import object_run_args
 from hashguard.store.scans import UnknownRun
 from hashguard.web.deps import require, services
 from hashguard.web.problems import ProblemError, problem_responses
@@ -19,11 +20,29 @@ Admin = Annotated[Token, Depends(require(Scope.ADMIN))]
 Svc = Annotated[Services, Depends(services)]
 
 
-@router.post("", response_model=RunOut, status_code=202, responses=problem_responses(409))
+@router.post(
+    "", response_model=RunOut, status_code=202, responses=problem_responses(403, 409, 422, 503)
+)
 def start_run(body: RunIn, _: Admin, svc: Svc) -> RunOut:
-    """Start (or resume) a scan of absolute paths under the server's scan roots; poll
-    ``GET /v1/runs/{id}`` for progress. Outcomes are as in ``hashguard scan``."""
-    run = svc.runs.start(body.paths, dihedral=body.dihedral, rescan=body.rescan)
+    """Start (or resume) a scan of absolute paths under the server's scan roots, or of
+    s3://bucket/prefix addresses inside its ``scan_buckets``; poll ``GET /v1/runs/{id}``
+    for progress. Outcomes are as in ``hashguard scan``."""
+    try:
+        objects = object_run_args(
+            body.paths,
+            endpoint_url=svc.settings.s3_endpoint_url
+            if any(p.startswith("s3://") for p in body.paths)
+            else None,
+            inventory=body.inventory,
+            all_versions=body.versions == "all",
+            max_size=body.max_size,
+            extensions=body.extensions,
+            content_types=body.content_types,
+            rate=body.rate,
+        )
+    except ValueError as exc:  # a well-formed request this server does not scan
+        raise ProblemError(403, "Not allowed", str(exc)) from None
+    run = svc.runs.start(body.paths, dihedral=body.dihedral, rescan=body.rescan, objects=objects)
     return RunOut.of(run, active=svc.runs.active(run.id))
 
 
