@@ -11,7 +11,9 @@ import pytest
 from PIL import Image
 from threatexchange.extensions.vpdq.vpdq_util import VpdqCompactFeature, vpdq_to_json
 
-from hashguard.banks.formats import ListFormat, parse_list
+from hashguard.banks.exchanges.localfile import LocalFileExchange
+from hashguard.banks.exchanges.sync import sync_exchange
+from hashguard.banks.formats import ListFormat, parse_list, parse_signal
 from hashguard.banks.importer import ImportOptions, import_list
 from hashguard.demo.clips import benign_clip, pan, write_clip
 from hashguard.demo.corpus import photo_like
@@ -250,3 +252,38 @@ def test_a_plain_file_of_signals_imports_with_algorithm_vpdq(
         sqlite_store.banks, "new", path, options=ImportOptions(algorithm=Algorithm.VPDQ)
     )
     assert (report.added, report.errors) == (1, ())
+
+
+def test_an_exchange_feed_delivers_and_withdraws_a_listed_video(
+    tmp_path: Path, sqlite_store: Store, corpus: Corpus
+) -> None:
+    """The local-file exchange carries vpdq upserts, and deletions by the video's digest:
+    the matcher finds the video after the sync and not after the withdrawal."""
+    feed = tmp_path / "feed.jsonl"
+    signal = _te_signal(corpus.listed)
+    feed.write_text(json.dumps({"algorithm": "vpdq", "hash": signal, "id": "v-9"}) + "\n")
+    sqlite_store.banks.create("feed")
+    exchange = sqlite_store.exchanges.create(
+        "feed",
+        adapter="local_file",
+        bank="feed",
+        settings={"path": str(feed)},
+        credential_names=(),
+        credentials=None,
+    )
+    source = LocalFileExchange.configure(exchange.settings, {})
+    assert sync_exchange(sqlite_store, exchange, source).upserted == 1
+    matcher = Matcher.build(sqlite_store.banks)
+    (found,) = _scan(matcher, corpus.variants["reencoded"])
+    assert (found.bank, found.entry_id) == ("feed", "v-9")
+    digest = vpdq_digest(parse_list_signal(signal))
+    with feed.open("a") as more:
+        more.write(json.dumps({"op": "delete", "algorithm": "vpdq", "hash": digest}) + "\n")
+    source = LocalFileExchange.configure(exchange.settings, {})
+    assert sync_exchange(sqlite_store, exchange, source).removed == 1
+    matcher.refresh()
+    assert _scan(matcher, corpus.variants["reencoded"]) == ()
+
+
+def parse_list_signal(signal: str) -> tuple[VpdqFrame, ...]:
+    return parse_signal(Algorithm.VPDQ, signal)[1]

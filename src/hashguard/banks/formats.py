@@ -261,8 +261,9 @@ def _vpdq_frames(value: Any) -> tuple[VpdqFrame, ...]:
     return frames
 
 
-def _signal(algorithm: Algorithm, value: Any) -> tuple[str, tuple[VpdqFrame, ...]]:
-    """A cell's stored value, and a vPDQ entry's frames."""
+def parse_signal(algorithm: Algorithm, value: Any) -> tuple[str, tuple[VpdqFrame, ...]]:
+    """A list cell's stored value, and a vPDQ entry's frames (for a ``vpdq`` cell: the
+    frames' ``vpdq_digest``); ``InvalidRow`` saying what is wrong. Exchanges use it too."""
     if algorithm is Algorithm.VPDQ:
         frames = _vpdq_frames(value)
         return vpdq_digest(frames), frames
@@ -302,7 +303,7 @@ def _entry(
         chosen = _infer_algorithm(value)
     else:
         raise InvalidRow("hash must be a string")
-    normalised, frames = _signal(chosen, value)
+    normalised, frames = parse_signal(chosen, value)
     entry_id, category, kept = _common(entry_id, category, metadata)
     return BankEntry(
         algorithm=chosen,
@@ -330,7 +331,7 @@ def _entries_per_algorithm(
         if value is None or (isinstance(value, str) and not value.strip()):
             continue
         try:
-            normalised, frames = _signal(algorithm, value)
+            normalised, frames = parse_signal(algorithm, value)
         except InvalidRow as exc:
             problems.append(f"{label}: {exc}")
             continue
