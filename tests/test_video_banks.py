@@ -4,9 +4,12 @@ video, matched by the scan's matcher with per-bank thresholds, suppressed by all
 from __future__ import annotations
 
 import json
+import os
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import httpx
 import pytest
 from PIL import Image
 from threatexchange.extensions.vpdq.vpdq_util import VpdqCompactFeature, vpdq_to_json
@@ -21,10 +24,13 @@ from hashguard.domain import BankEntry
 from hashguard.domain.banks import BankKind, bank_stats_to_json
 from hashguard.domain.matches import Match, match_from_json, match_to_json
 from hashguard.domain.signals import Algorithm, FileSignals
+from hashguard.domain.tokens import Scope
 from hashguard.domain.video import VpdqFrame, vpdq_digest, vpdq_signal
 from hashguard.hashing.kernel import HashOptions, hash_path
 from hashguard.matching.matcher import Matcher, load_or_build
-from hashguard.store import Store
+from hashguard.settings import Settings
+from hashguard.store import Store, open_store
+from tests.server import running_server
 
 OPTIONS = HashOptions(max_pixels=50_000_000)
 SECONDS, FPS = 8, 10
@@ -54,6 +60,7 @@ class Corpus:
     listed: tuple[VpdqFrame, ...]
     variants: dict[str, tuple[VpdqFrame, ...]]
     unrelated: tuple[VpdqFrame, ...]
+    paths: dict[str, Path]
 
 
 @pytest.fixture(scope="module")
@@ -77,6 +84,7 @@ def corpus(tmp_path_factory: pytest.TempPathFactory) -> Corpus:
         listed=_frames(listed),
         variants={name: _frames(path) for name, path in edits.items()},
         unrelated=_frames(benign_clip(d / "other.mp4", 22, seconds=5, fps=FPS)),
+        paths={"listed": listed, **edits},
     )
 
 
@@ -287,3 +295,50 @@ def test_an_exchange_feed_delivers_and_withdraws_a_listed_video(
 
 def parse_list_signal(signal: str) -> tuple[VpdqFrame, ...]:
     return parse_signal(Algorithm.VPDQ, signal)[1]
+
+
+def test_the_scan_api_shows_vpdq_matches_with_percentages_and_timestamps(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, corpus: Corpus
+) -> None:
+    """Over real loopback HTTP: a listed video added through /v1/banks/…/entries in
+    threatexchange's serialisation; an edited copy posted to /v1/scan is matched by vPDQ
+    (percentages and timestamps in the answer), and the video's probe is shown."""
+    for name in list(os.environ):
+        if name.startswith("HASHGUARD_"):
+            monkeypatch.delenv(name)
+    url = f"sqlite:///{tmp_path / 'hashguard.db'}"
+    store = open_store(url, migrate=True)
+    _, secret = store.tokens.create("t", [Scope.ADMIN])
+    store.close()
+    settings = Settings(
+        home=tmp_path / "home", database_url=url, workers=1, index_refresh_seconds=0.2
+    )
+    features = json.loads(_te_signal(corpus.listed))
+    auth = {"Authorization": f"Bearer {secret}"}
+    with running_server(settings) as base, httpx.Client(base_url=base, headers=auth) as http:
+        assert http.post("/v1/banks", json={"name": "videos"}).status_code == 201
+        bad = http.post(
+            "/v1/banks/videos/entries", json={"entries": [{"algorithm": "vpdq", "hash": ["x"]}]}
+        )
+        assert bad.status_code == 422
+        added = http.post(
+            "/v1/banks/videos/entries",
+            json={"entries": [{"algorithm": "vpdq", "hash": features, "entry_id": "v1"}]},
+        )
+        assert added.json()["added"] == 1
+        assert http.get("/v1/banks/videos").json()["entries"] == {"vpdq": 1}
+        clip = corpus.paths["reencoded"].read_bytes()
+        deadline = time.monotonic() + 10
+        while True:
+            answer = http.post("/v1/scan", files={"file": ("clip.mkv", clip)}).json()
+            if answer["outcome"] == "matched" or time.monotonic() > deadline:
+                break
+            time.sleep(0.1)
+    assert answer["outcome"] == "matched", answer
+    (match,) = answer["matches"]
+    assert (match["bank"], match["algorithm"], match["entry_id"]) == ("videos", "vpdq", "v1")
+    assert match["query_percent"] >= 80
+    assert match["compared_percent"] > 0
+    assert match["timestamps"][0] == match["timestamp"] == 0.0
+    assert answer["signals"]["video"]["codec"] == "mpeg2video"
+    assert answer["signals"]["vpdq_frames"] == len(corpus.variants["reencoded"])

@@ -14,7 +14,7 @@ from hashguard.banks.columns import (
     ColumnMappingError,
     Preset,
 )
-from hashguard.banks.formats import ListFormat, UnreadableList
+from hashguard.banks.formats import InvalidRow, ListFormat, UnreadableList, parse_signal
 from hashguard.banks.importer import EmptyList, NewBank
 from hashguard.domain.banks import BANK_NAME_PATTERN, MAX_PDQ_THRESHOLD, BankEntry, BankKind
 from hashguard.domain.policy import Action, BankPolicy, InvalidPolicy
@@ -247,16 +247,26 @@ def _not_applied(bank: str, version: str | None, filename: str, reason: str) -> 
 
 
 def _entries(body: EntriesIn) -> list[BankEntry]:
-    return [
-        BankEntry(
-            algorithm=Algorithm(item.algorithm),
-            value=item.hash.lower(),
-            entry_id=item.entry_id,
-            category=item.category,
-            metadata=item.metadata,
+    entries = []
+    for number, item in enumerate(body.entries):
+        algorithm = Algorithm(item.algorithm)
+        try:
+            value, frames = parse_signal(algorithm, item.hash)
+        except InvalidRow as exc:
+            raise ProblemError(
+                422, "Invalid request", f"entries[{number}]: {printable(str(exc))}"
+            ) from None
+        entries.append(
+            BankEntry(
+                algorithm=algorithm,
+                value=value,
+                entry_id=item.entry_id,
+                category=item.category,
+                metadata=item.metadata,
+                frames=frames,
+            )
         )
-        for item in body.entries
-    ]
+    return entries
 
 
 @router.post("/{name}/entries", response_model=EntriesOut, responses=problem_responses(404))

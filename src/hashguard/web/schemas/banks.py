@@ -7,6 +7,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, BeforeValidator, Field
 
+from hashguard.banks.formats import MAX_VPDQ_FRAMES
 from hashguard.domain.banks import (
     BANK_NAME_PATTERN,
     MAX_PDQ_THRESHOLD,
@@ -114,7 +115,17 @@ class PdqIn(BaseModel):
     )
 
 
-SignalIn = Annotated[Md5In | Sha1In | Sha256In | PdqIn, Field(discriminator="algorithm")]
+class VpdqIn(BaseModel):
+    algorithm: Literal["vpdq"]
+    hash: str = Field(
+        min_length=64,
+        max_length=64,
+        pattern=_HEX,
+        description="a listed video's digest (the SHA-256 of its canonical vpdq signal)",
+    )
+
+
+SignalIn = Annotated[Md5In | Sha1In | Sha256In | PdqIn | VpdqIn, Field(discriminator="algorithm")]
 
 
 class EntryFields(BaseModel):
@@ -139,8 +150,20 @@ class PdqEntryIn(PdqIn, EntryFields):
     pass
 
 
+class VpdqEntryIn(EntryFields):
+    """One video: its vPDQ features as python-threatexchange serialises them."""
+
+    algorithm: Literal["vpdq"]
+    hash: list[str] = Field(
+        min_length=1,
+        max_length=MAX_VPDQ_FRAMES,
+        description="one 'pdq_hex,quality,timestamp' string per sampled frame",
+    )
+
+
 EntryIn = Annotated[
-    Md5EntryIn | Sha1EntryIn | Sha256EntryIn | PdqEntryIn, Field(discriminator="algorithm")
+    Md5EntryIn | Sha1EntryIn | Sha256EntryIn | PdqEntryIn | VpdqEntryIn,
+    Field(discriminator="algorithm"),
 ]
 
 
