@@ -38,15 +38,30 @@ def test_demo_finds_edited_copies_and_no_distractors(tmp_path: Path) -> None:
     assert "0 distractors matched" in done.stderr
     assert (tmp_path / "demo" / "lists" / "known.csv").is_file()
     assert (
-        "24 cases opened (4 exact copies to act on, 20 edited copies for review), "
-        "evidence kept for 24"
+        "26 cases opened (4 exact copies to act on, 20 edited copies and 2 videos for review), "
+        "evidence kept for 26"
     ) in one_line(done.stderr)
+    # done means (issue 15): a clip showing a known image for 3 s is found by frame
+    # matching, a re-encoded copy of a listed clip by vPDQ, another clip not at all
+    assert "videos: 3/3 clips as expected" in one_line(done.stderr)
+    assert (tmp_path / "demo" / "lists" / "videos.csv").is_file()
 
     settings = demo_settings(tmp_path / "demo" / "home")
     with contextlib.closing(open_store(settings.resolved_database_url)) as store:
         assert store.banks.get(DEMO_BANK).policy == DEMO_POLICY
         cases = store.cases.list(limit=100)
-        assert len(cases) == 24
+        assert len(cases) == 26
+        videos = {
+            Path(c.sources[0].path or "").name: c for c in cases if c.signals and c.signals.video
+        }
+        assert set(videos) == {"video-known-image-3s.mp4", "video-known-clip-reencoded.mkv"}
+        (frame,) = videos["video-known-image-3s.mp4"].matches
+        assert frame.timestamp is not None
+        assert 2 <= frame.timestamp < 5
+        (vpdq,) = videos["video-known-clip-reencoded.mkv"].matches
+        assert vpdq.query_percent is not None
+        assert vpdq.query_percent >= 80
+        assert vpdq.timestamps
         assert all(case.state is CaseState.OPEN and case.evidence_id for case in cases)
         acted = {
             Path(c.sources[0].path or "").name for c in cases if c.decision.action is Action.ACT
@@ -55,7 +70,7 @@ def test_demo_finds_edited_copies_and_no_distractors(tmp_path: Path) -> None:
         assert not store.people.list_users(), "accounts only with --serve"
         # the same path as `hashguard scan`: each matched file's decision is audited
         decided = [e for e in store.audit.events() if e.action == "scan.decision"]
-        assert len(decided) == 24
+        assert len(decided) == 26
     # without --serve nothing is planned: no quarantine, the files stay
     assert (tmp_path / "demo" / "uploads" / "known-0-exact-copy.jpg").is_file()
 
