@@ -327,6 +327,9 @@ def test_the_scan_api_shows_vpdq_matches_with_percentages_and_timestamps(
         )
         assert added.json()["added"] == 1
         assert http.get("/v1/banks/videos").json()["entries"] == {"vpdq": 1}
+        patched = http.patch("/v1/banks/videos", json={"vpdq_compared_percent": 50})
+        assert patched.json()["vpdq_compared_percent"] == 50.0
+        assert http.patch("/v1/banks/videos", json={"vpdq_query_percent": 101}).status_code == 422
         clip = corpus.paths["reencoded"].read_bytes()
         deadline = time.monotonic() + 10
         while True:
@@ -334,6 +337,11 @@ def test_the_scan_api_shows_vpdq_matches_with_percentages_and_timestamps(
             if answer["outcome"] == "matched" or time.monotonic() > deadline:
                 break
             time.sleep(0.1)
+        removed = http.post(
+            "/v1/banks/videos/entries/remove",
+            json={"entries": [{"algorithm": "vpdq", "hash": vpdq_digest(corpus.listed)}]},
+        )
+        assert removed.json()["removed"] == 1
     assert answer["outcome"] == "matched", answer
     (match,) = answer["matches"]
     assert (match["bank"], match["algorithm"], match["entry_id"]) == ("videos", "vpdq", "v1")

@@ -132,6 +132,8 @@ def configure_bank(name: BankName, body: BankPatch, token: Writer, svc: Svc) -> 
         review_max_distance=body.review_max_distance if "review_max_distance" in given else KEEP,
         exact_action=Action(body.exact_action) if body.exact_action else None,
         shadow=body.shadow,
+        vpdq_query_percent=body.vpdq_query_percent,
+        vpdq_compared_percent=body.vpdq_compared_percent,
     )
     try:
         service.configure_bank(svc.store, token_actor(token), name, changes)

@@ -26,6 +26,8 @@ Distance = Threshold | None
 #: What an exact-hash match leads to.
 ExactAction = Literal["act", "review"]
 _HEX = "^[0-9A-Fa-f]*$"
+#: a vPDQ threshold, in percent
+Percent = Annotated[float, Field(ge=0, le=100, allow_inf_nan=False), BeforeValidator(not_a_boolean)]
 
 
 class BankIn(BaseModel):
@@ -59,6 +61,8 @@ class BankPatch(BaseModel):
     review_max_distance: Distance = None
     exact_action: ExactAction | None = None
     shadow: Flag | None = None
+    vpdq_query_percent: Percent | None = None
+    vpdq_compared_percent: Percent | None = None
 
 
 class BankOut(BaseModel):
@@ -80,6 +84,12 @@ class BankOut(BaseModel):
     review_max_distance: int | None
     exact_action: Action
     shadow: bool
+    vpdq_query_percent: float = Field(
+        description="vPDQ: share of a video's usable frames that must match a listed video"
+    )
+    vpdq_compared_percent: float = Field(
+        description="vPDQ: share of the listed video's frames that must be matched"
+    )
 
     @classmethod
     def of(cls, stats: BankStats) -> BankOut:
