@@ -324,7 +324,10 @@ def test_a_video_case_keeps_its_evidence_and_reports_its_exact_hashes(
     assert case.signals is not None
     assert case.signals.video is not None
     assert case.evidence_id is not None
-    assert world.read(case.evidence_id) == clip
+    data, context = world.vault.get(case.evidence_id, actor="system:test", reason="test")
+    assert data == clip
+    assert len(context["hashes"]["vpdq"]) == len(case.signals.vpdq) == 3
+    assert context["video"]["codec"] == "mpeg4"
     world.runner().run(world.draft(case.id))
     (sent,) = world.fake.finished()
     assert list(sent.files.values()) == [clip]
