@@ -6,7 +6,8 @@ in Debian's Chromium and writes docs/img/review-queue.png, docs/img/review-case.
 (a case page with its blurred preview, before any reveal) docs/img/review-notices.png
 (the notices queue: a few notices resolved by the real resolver, the platform's
 callback answered in process with the demo's own files) and docs/img/review-stats.png
-(the statistics dashboard, signed in as a lead).
+(the statistics dashboard, signed in as a lead); with the video extra also
+docs/img/review-video.png (the demo clip's case: its contact sheet of blurred frames).
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from pydantic import SecretStr
 from standardwebhooks import Webhook
 
 from hashguard.demo.run import (
+    CLIP,
     DemoLayout,
     build,
     demo_settings,
@@ -69,8 +71,9 @@ LEAD = "demo-lead"
 MAX_BYTES = 300_000
 
 
-def prepare(root: Path) -> tuple[Settings, int]:
-    """The demo's data, a reviewer, and a little history in the queue; the case shown."""
+def prepare(root: Path) -> tuple[Settings, int, int | None]:
+    """The demo's data, a reviewer, and a little history in the queue; the case shown,
+    and the clip's case (with the video extra)."""
     settings = demo_settings(root / "home", workers=1, index_refresh_seconds=0.5)
     layout = build(root / "demo")
     with contextlib.closing(open_store(settings.resolved_database_url)) as store:
@@ -82,7 +85,10 @@ def prepare(root: Path) -> tuple[Settings, int]:
         store.people.create_user(LEAD, Role.LEAD, password_hash=PasswordHasher().hash(PASSWORD))
         by_name = {Path(c.sources[0].path or "").name: c for c in done.cases}
         # near the top of the queue (newest first): one confirmed once, one assigned
-        newest = sorted((c.id for c in done.cases if c.id != by_name[SHOWN].id), reverse=True)
+        clip = by_name[CLIP].id if CLIP in by_name else None
+        newest = sorted(
+            (c.id for c in done.cases if c.id not in (by_name[SHOWN].id, clip)), reverse=True
+        )
         apply_verdict(
             store,
             newest[1],
@@ -95,7 +101,7 @@ def prepare(root: Path) -> tuple[Settings, int]:
         )
         assign(store, newest[3], NAME, actor="user:demo-lead", reason=None)
         add_notices(settings, store, layout)
-        return settings, by_name[SHOWN].id
+        return settings, by_name[SHOWN].id, clip
 
 
 #: the demo's notifiers: a configured hotline and a trusted flagger (made up)
@@ -225,7 +231,7 @@ def shoot(page: Page, path: Path) -> None:
 def main() -> None:
     OUT.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="hashguard-shots-") as tmp:
-        settings, case_id = prepare(Path(tmp))
+        settings, case_id, clip_id = prepare(Path(tmp))
         with serving(settings) as base, sync_playwright() as playwright:
             browser = playwright.chromium.launch(executable_path=CHROMIUM, args=ARGS)
             try:
@@ -241,6 +247,15 @@ def main() -> None:
                 )
                 assert page.locator("img#original").count() == 0, "before any reveal"
                 shoot(page, OUT / "review-case.png")
+                if clip_id is not None:
+                    page.goto(f"{base}/ui/cases/{clip_id}")
+                    page.wait_for_function(
+                        "() => { const s = document.querySelectorAll('img.frame-preview');"
+                        " return s.length > 0 && Array.from(s).every("
+                        "i => i.complete && i.naturalWidth > 0); }"
+                    )
+                    assert page.locator("video").count() == 0, "never played"
+                    shoot(page, OUT / "review-video.png")
                 page.goto(f"{base}/ui/notices?state=all")
                 page.wait_for_selector("table#notices")
                 shoot(page, OUT / "review-notices.png")

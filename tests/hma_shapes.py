@@ -91,6 +91,59 @@ class Distance(_Closed):
 #: POST /m/compare: signal type -> [matched, {"distance": n}]
 Compare = RootModel[dict[str, tuple[StrictBool, Distance]]]
 
+
+class BankContent(_Closed):  # GET /c/bank/{name}/content/{id} (BankContentResponse)
+    id: StrictInt
+    disable_until_ts: StrictInt
+    original_media_uri: StrictStr | None
+    bank: BankConfig
+    signals: dict[str, StrictStr] | None = None
+    note: StrictStr | None = None
+
+
+#: GET /c/exchanges and /c/exchanges/apis: names
+Names = RootModel[list[StrictStr]]
+
+
+class ExchangeApiConfig(_Closed):  # GET/POST /c/exchanges/api/{api}
+    supports_authentification: StrictBool
+    has_set_authentification: StrictBool
+
+
+class SchemaField(_Closed):  # utils/exchange_schema.py's field descriptor
+    name: StrictStr
+    type: StrictStr
+    required: StrictBool
+    default: Any
+    help: StrictStr
+    choices: list[Any] | None
+
+
+class SchemaSection(_Closed):
+    fields: list[SchemaField]
+
+
+class ExchangeApiSchema(_Closed):  # GET /c/exchanges/api/{api}/schema
+    config_schema: SchemaSection
+    credentials_schema: SchemaSection | None
+
+
+class ExchangeConfig(BaseModel):  # GET/PUT /c/exchange/{name}: a config, open-ended
+    model_config = ConfigDict(extra="allow", strict=True)
+    name: StrictStr
+    api: StrictStr
+    enabled: StrictBool
+
+
+class FetchStatus(_Closed):  # GET /c/exchange/{name}/status (storage FetchStatus)
+    checkpoint_ts: StrictInt | None
+    running_fetch_start_ts: StrictInt | None
+    last_fetch_complete_ts: StrictInt | None
+    last_fetch_succeeded: StrictBool | None
+    up_to_date: StrictBool
+    fetched_items: StrictInt
+
+
 #: HMA's /status bodies
 STATUS_OK = "I-AM-ALIVE"
 STATUS_NOT_READY = ("INDEX-NOT-LOADED", "INDEX-STALE")

@@ -15,10 +15,12 @@ import httpx
 import pytest
 
 from hashguard.demo.exchange import EXCHANGE, MEMBER_ID
-from hashguard.demo.run import DEMO_ACCOUNTS, DEMO_BANK, DEMO_POLICY, demo_settings
+from hashguard.demo.run import CLIP, DEMO_ACCOUNTS, DEMO_BANK, DEMO_POLICY, demo_settings
+from hashguard.demo.videos import VIDEO_BANK
 from hashguard.domain.cases import CaseState
 from hashguard.domain.policy import Action
 from hashguard.domain.reports import ReportState
+from hashguard.domain.signals import Algorithm
 from hashguard.store import open_store
 from hashguard.web.ui.session import COOKIE
 from tests.cli import command, hashguard
@@ -34,14 +36,14 @@ def one_line(text: str) -> str:
 @pytest.mark.usefixtures("home")
 def test_demo_finds_edited_copies_and_no_distractors(tmp_path: Path) -> None:
     done = hashguard("demo", "--dir", str(tmp_path / "demo"))
-    assert "24/24 copies of known images found" in done.stderr
+    assert "25/25 copies of known images found" in done.stderr
     assert "0 distractors matched" in done.stderr
     assert (tmp_path / "demo" / "lists" / "known.csv").is_file()
     assert (
-        "26 cases opened (4 exact copies to act on, 20 edited copies and 2 videos for review), "
+        "26 cases opened (4 exact copies to act on, 22 edited copies or clips for review), "
         "evidence kept for 26"
     ) in one_line(done.stderr)
-    # done means (issue 15): a clip showing a known image for 3 s is found by frame
+    # done means (issue 15): the clip showing a known image for 3 s is found by frame
     # matching, a re-encoded copy of a listed clip by vPDQ, another clip not at all
     assert "videos: 3/3 clips as expected" in one_line(done.stderr)
     assert (tmp_path / "demo" / "lists" / "videos.csv").is_file()
@@ -51,14 +53,15 @@ def test_demo_finds_edited_copies_and_no_distractors(tmp_path: Path) -> None:
         assert store.banks.get(DEMO_BANK).policy == DEMO_POLICY
         cases = store.cases.list(limit=100)
         assert len(cases) == 26
-        videos = {
-            Path(c.sources[0].path or "").name: c for c in cases if c.signals and c.signals.video
-        }
-        assert set(videos) == {"video-known-image-3s.mp4", "video-known-clip-reencoded.mkv"}
-        (frame,) = videos["video-known-image-3s.mp4"].matches
-        assert frame.timestamp is not None
-        assert 2 <= frame.timestamp < 5
-        (vpdq,) = videos["video-known-clip-reencoded.mkv"].matches
+        # the re-encoded copy of a clip listed by its vPDQ: found by vPDQ, with the
+        # percentages and the times of its frames that matched
+        (copy,) = [
+            c
+            for c in cases
+            if Path(c.sources[0].path or "").name == "video-known-clip-reencoded.mkv"
+        ]
+        (vpdq,) = copy.matches
+        assert (vpdq.algorithm, vpdq.bank) == (Algorithm.VPDQ, VIDEO_BANK)
         assert vpdq.query_percent is not None
         assert vpdq.query_percent >= 80
         assert vpdq.timestamps
@@ -67,6 +70,15 @@ def test_demo_finds_edited_copies_and_no_distractors(tmp_path: Path) -> None:
             Path(c.sources[0].path or "").name for c in cases if c.decision.action is Action.ACT
         }
         assert acted == {f"known-{i}-exact-copy.jpg" for i in range(4)}
+        # the clip showing known image 0 for three seconds: found by its frames, with
+        # the matched frame's time (its case shows a contact sheet)
+        (clip,) = [c for c in cases if Path(c.sources[0].path or "").name == CLIP]
+        assert clip.signals is not None
+        assert clip.signals.video is not None
+        (found,) = [m for m in clip.matches if m.effective]
+        assert (found.algorithm, found.entry_id) == (Algorithm.PDQ, "demo-000")
+        assert found.timestamp is not None
+        assert 2.0 <= found.timestamp < 5.0
         assert not store.people.list_users(), "accounts only with --serve"
         # the same path as `hashguard scan`: each matched file's decision is audited
         decided = [e for e in store.audit.events() if e.action == "scan.decision"]
@@ -220,8 +232,11 @@ def test_review_demo_serves_the_cases_and_shows_every_effect(tmp_path: Path) -> 
             assert {"user.created", "scan.decision", "login"} <= actions
             assert any(a.startswith("case.") for a in actions), actions
             edited = next(
-                c for c in store.cases.list(limit=100) if c.decision.action is not Action.ACT
+                c
+                for c in store.cases.list(limit=100)
+                if c.decision.action is not Action.ACT and c.signals and not c.signals.video
             )
+            (clip,) = [c for c in store.cases.list(limit=100) if c.signals and c.signals.video]
 
         # the walkthrough: the edited copy's case confirmed by the reviewer, then the
         # lead; the list gets affirmative feedback (the case page shows it delivered);
@@ -238,6 +253,11 @@ def test_review_demo_serves_the_cases_and_shows_every_effect(tmp_path: Path) -> 
             httpx.Client(base_url=base, headers={"origin": base}) as other,
         ):
             reviewer = sign_in(http, "demo-reviewer", passwords["demo-reviewer"])
+            # the clip's case: a contact sheet of blurred frames, the matched one marked
+            assert f"a video: case #{clip.id}" in said()
+            sheet = http.get(f"/ui/cases/{clip.id}", headers=reviewer).text
+            assert 'id="contact-sheet"' in sheet
+            assert '<li class="frame matched"' in sheet
             decide(http, reviewer, edited.id, "confirm")
             decide(http, lead, edited.id, "confirm")
             # signing in takes a while (Argon2): done while the report is being filed

@@ -201,6 +201,33 @@ def test_the_break_reminder_still_comes_before_the_limit(store: Store) -> None:
     ]
 
 
+def test_frames_of_a_video_are_revealed_one_by_one_and_each_counts(store: Store) -> None:
+    """A frame's reveal opens that frame only (never the whole content), is audited with
+    its timestamp, and counts once against the limit like any reveal."""
+    rita = store.people.create_user("rita", Role.REVIEWER)
+    case_id, session = _case(store, 3), "s" * 64
+    for minute, ms in enumerate((0, 2300, 5000)):
+        at = T0 + timedelta(minutes=minute)
+        assert _reveal(store, rita.id, case_id, at, frame_ms=ms).revealed
+    refused = _reveal(store, rita.id, case_id, T0 + timedelta(minutes=3), frame_ms=6000)
+    assert refused.refused is not None, "three frames reached the limit of three"
+    people = store.people
+    assert people.reveals_since(rita.id, T0 - HOUR) == 3
+    assert people.last_reveal(rita.id, case_id, session) is None, "no whole-content reveal"
+    assert people.last_reveal(rita.id, case_id, session, frame_ms=2300) == T0 + timedelta(minutes=1)
+    assert people.last_reveal(rita.id, case_id, session, frame_ms=1000) is None
+    assert people.revealed_frames(rita.id, case_id, session, T0) == {0, 2300, 5000}
+    assert people.revealed_frames(rita.id, case_id, session, T0 + timedelta(seconds=90)) == {5000}
+    assert people.revealed_frames(rita.id, case_id, "t" * 64, T0) == set(), "that session"
+    events = [e for e in store.audit.events() if e.subject == f"case:{case_id}"]
+    assert [(e.action, e.details["timestamp"]) for e in events] == [
+        ("content.revealed", 0.0),
+        ("content.revealed", 2.3),
+        ("content.revealed", 5.0),
+        ("review.reveal_refused", 6.0),
+    ]
+
+
 def test_concurrent_reveals_never_pass_the_limit_together(db_url: str) -> None:
     setup = open_store(db_url, migrate=True)
     carl = setup.people.create_user("carl", Role.REVIEWER)

@@ -21,6 +21,8 @@ from hashguard.domain.audit import AuditAction
 from hashguard.domain.banks import BankEntry
 from hashguard.domain.signals import Algorithm
 from hashguard.domain.tokens import Scope
+from hashguard.keys import master_key_for
+from hashguard.services import exchanges
 from hashguard.settings import Settings
 from hashguard.store import Store, open_store
 from tests import hma_shapes as shapes
@@ -342,6 +344,12 @@ def test_compare_index_status_and_type_lists(hma: dict[str, Any]) -> None:
                 "photo",
                 "video",
             ]
+        assert http.put("/c/signal_type/pdq", json={"enabled_ratio": 1.0}).status_code == 403
+    with _client(hma) as http:  # signal types are always on: only 1.0 is taken
+        on = http.put("/c/signal_type/pdq", json={"enabled_ratio": "1"})
+        assert (on.status_code, on.content) == (204, b"")
+        assert "always on" in _error(http.put("/c/signal_type/md5", json={"enabled_ratio": 0}), 400)
+        assert _error(http.put("/c/signal_type/tmk", json={"enabled_ratio": 1}), 404)
 
 
 def test_status_tokens_and_the_secret_path_prefix(hma: dict[str, Any]) -> None:
@@ -386,8 +394,14 @@ def test_content_items_are_numbered_and_removed_in_the_store(store: Store) -> No
     assert counts.added == 2
     again, _ = store.banks.add_content("B", [BankEntry(algorithm=Algorithm.MD5, value="c" * 32)])
     assert again != content
+    assert store.banks.content_algorithms("B", content) == [Algorithm.PDQ, Algorithm.MD5]
+    assert store.banks.content_algorithms("B", content + 1) == []
+    store.banks.add_entries("B", [BankEntry(algorithm=Algorithm.MD5, value="f" * 32)])
+    plain = max(store.banks.describe(range(1, 100)))  # an entry of another origin: its row
+    assert store.banks.content_algorithms("B", plain) == [Algorithm.MD5]
     assert store.banks.remove_content("B", content + 1) == 0  # a row of content, not its id
     assert store.banks.remove_content("B", content) == 2
+    assert store.banks.content_algorithms("B", content) == []
     assert store.banks.remove_content("B", content) == 0
     assert store.banks.remove_content("B", again) == 1
 
@@ -431,3 +445,136 @@ def test_content_ids_never_reuse_an_imported_hma_id(store: Store) -> None:
     assert second == 2**31 + first + 2
     assert store.banks.remove_content("B", second) == 1
     assert store.banks.remove_content("B", first + 2) == 1  # the imported one, untouched before
+
+
+def test_content_items_are_shown_and_updates_hashguard_cannot_keep_are_refused(
+    hma: dict[str, Any],
+) -> None:
+    md5 = hashlib.md5(b"shown benign content").hexdigest()
+    with _client(hma) as http:
+        _ok(http.post("/c/banks", json={"name": "SHOWN_BANK"}), shapes.BankConfig, 201)
+        added = _ok(
+            http.post("/c/bank/SHOWN_BANK/signal", json={"md5": md5, "note": "n"}),
+            shapes.AddedContent,
+        )
+        path = f"/c/bank/SHOWN_BANK/content/{added.id}"
+        shown = _ok(http.get(path, params={"include_signals": "true"}), shapes.BankContent)
+        assert (shown.id, shown.disable_until_ts, shown.bank.name) == (added.id, 1, "SHOWN_BANK")
+        assert shown.signals is None  # a bank's hashes never leave hashguard
+        assert md5 not in http.get(path, params={"include_signals": "true"}).text
+        assert _ok(http.put(path, json={"disable_until_ts": 1}), shapes.BankContent) == shown
+        assert "remove it" in _error(http.put(path, json={"disable_until_ts": 0}), 400)
+        assert "no notes" in _error(http.put(path, json={"note": "kept?"}), 400)
+        with _client(hma, "read") as reader:
+            assert reader.put(path, json={"disable_until_ts": 1}).status_code == 403
+            assert _ok(reader.get(path), shapes.BankContent).id == added.id
+        _ok(http.delete(path), shapes.Deleted)
+        assert "not found" in _error(http.get(path), 404)
+        assert "not found" in _error(http.get(f"/c/bank/NOPE/content/{added.id}"), 404)
+
+
+def test_exchanges_are_listed_shown_and_switched_without_their_credentials(
+    hma: dict[str, Any],
+) -> None:
+    settings = hma["settings"]
+    key, _created = master_key_for(settings)
+    with contextlib.closing(open_store(settings.resolved_database_url)) as store:
+        exchanges.add_exchange(
+            store,
+            "cli:test",
+            "ncmec-shapes",
+            adapter="ncmec",
+            bank="NCMEC_SHAPES",
+            settings={"environment": "test_NGO", "window_hours": 12},
+            secrets={"username": "made-up-user", "password": "made-up-password"},
+            key=key,
+        )
+    answers: list[str] = []
+    with _client(hma) as http:
+
+        def seen(answer: httpx.Response) -> httpx.Response:
+            answers.append(answer.text)
+            return answer
+
+        apis = _ok(seen(http.get("/c/exchanges/apis")), shapes.Names).root
+        assert {"ncmec", "stopncii", "threatexchange"} <= set(apis)
+        auth = _ok(seen(http.get("/c/exchanges/api/ncmec")), shapes.ExchangeApiConfig)
+        assert (auth.supports_authentification, auth.has_set_authentification) == (True, True)
+        # HMA's name of an API hashguard also has
+        fbtx = _ok(http.get("/c/exchanges/api/fb_threatexchange"), shapes.ExchangeApiConfig)
+        assert (fbtx.supports_authentification, fbtx.has_set_authentification) == (True, False)
+        plain = _ok(http.get("/c/exchanges/api/local_file"), shapes.ExchangeApiConfig)
+        assert (plain.supports_authentification, plain.has_set_authentification) == (False, False)
+        assert "no such Exchange API" in _error(http.get("/c/exchanges/api/nope"), 400)
+        refused = http.post("/c/exchanges/api/ncmec", json={"credential_json": {"user": "u"}})
+        assert "master key" in _error(refused, 403)
+        assert _ok(http.post("/c/exchanges/api/ncmec", json={}), shapes.ExchangeApiConfig) == auth
+
+        schema = _ok(seen(http.get("/c/exchanges/api/ncmec/schema")), shapes.ExchangeApiSchema)
+        fields = {f.name: f for f in schema.config_schema.fields}
+        assert fields["environment"].type == "enum"
+        assert "test_NGO" in (fields["environment"].choices or [])
+        assert fields["window_hours"].type == "number"
+        assert fields["window_hours"].default == 24
+        assert schema.credentials_schema is not None
+        assert {f.name for f in schema.credentials_schema.fields} == {"username", "password"}
+        assert _error(http.get("/c/exchanges/api/nope/schema"), 404)
+
+        assert "ncmec-shapes" in _ok(seen(http.get("/c/exchanges")), shapes.Names).root
+        # HMA names an exchange after its bank: both names find it
+        for name in ("ncmec-shapes", "NCMEC_SHAPES"):
+            config = _ok(seen(http.get(f"/c/exchange/{name}")), shapes.ExchangeConfig)
+            assert (config.name, config.api, config.enabled) == ("ncmec-shapes", "ncmec", True)
+            assert config.model_extra == {
+                "bank": "NCMEC_SHAPES",
+                "environment": "test_NGO",
+                "window_hours": 12,
+            }
+        status = _ok(seen(http.get("/c/exchange/NCMEC_SHAPES/status")), shapes.FetchStatus)
+        assert status == shapes.FetchStatus(
+            checkpoint_ts=None,
+            running_fetch_start_ts=None,
+            last_fetch_complete_ts=None,
+            last_fetch_succeeded=None,
+            up_to_date=False,
+            fetched_items=0,
+        )
+        assert "not found" in _error(http.get("/c/exchange/NOPE"), 404)
+        assert _error(http.get("/c/exchange/NOPE/status"), 404)
+
+        off = _ok(
+            seen(http.put("/c/exchange/NCMEC_SHAPES", json={"enabled": False})),
+            shapes.ExchangeConfig,
+        )
+        assert off.enabled is False
+        assert "boolean" in _error(
+            http.put("/c/exchange/NCMEC_SHAPES", json={"enabled": "no"}), 400
+        )
+
+        # creating one over HTTP: only for APIs that need no credentials and read no file
+        create = {"bank": "NEW_EXCHANGE", "api": "ncmec", "api_json": {}}
+        assert "needs credentials" in _error(http.post("/c/exchanges", json=create), 400)
+        local = create | {"api": "local_file", "api_json": {"path": "/etc/hostname"}}
+        assert "server's files" in _error(http.post("/c/exchanges", json=local), 403)
+        assert "must match" in _error(http.post("/c/exchanges", json=create | {"bank": "x"}), 400)
+        unknown = http.post("/c/exchanges", json=create | {"api": "nope"})
+        assert "no such Exchange API" in _error(unknown, 400)
+        with _client(hma, "read") as reader:
+            # the gate's scope refusals (problem documents, as for every /hma route)
+            assert reader.post("/c/exchanges", json=create).status_code == 403
+            assert reader.put("/c/exchange/NCMEC_SHAPES", json={"enabled": True}).status_code == 403
+            assert reader.delete("/c/exchange/NCMEC_SHAPES").status_code == 403
+
+        gone = _ok(http.delete("/c/exchange/NCMEC_SHAPES"), shapes.Message)
+        assert gone.message == "Exchange deleted"
+        assert _error(http.get("/c/exchange/ncmec-shapes"), 404)
+        assert _ok(http.delete("/c/exchange/ncmec-shapes"), shapes.Message) == gone
+    for text in answers:
+        assert "made-up" not in text
+    events = [e for e in _audit(hma) if e.subject == "exchange:ncmec-shapes"]
+    assert [e.action for e in events] == [
+        AuditAction.EXCHANGE_ADDED,
+        AuditAction.EXCHANGE_DISABLED,
+        AuditAction.EXCHANGE_REMOVED,
+    ]
+    assert all(e.actor.startswith("token:") for e in events[1:])

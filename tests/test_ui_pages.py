@@ -36,6 +36,7 @@ from hashguard.hashing.isolate import HashingPool
 from hashguard.hashing.kernel import HashOptions, hash_data
 from hashguard.keys import master_key_for
 from hashguard.matching.matcher import Matcher
+from hashguard.review import derivatives
 from hashguard.review.exposure import BreakRule, reveal_open
 from hashguard.scan.classify import policies_of
 from hashguard.scan.pipeline import OnceVault, Pipeline
@@ -43,7 +44,7 @@ from hashguard.scan.scanner import Scanner, prepare_run
 from hashguard.settings import Settings
 from hashguard.store import Store, open_store
 from hashguard.web.app import create_app
-from hashguard.web.ui import derivatives, pages
+from hashguard.web.ui import pages
 from hashguard.web.ui.session import COOKIE, UiError
 from tests.server import free_port, running_server
 

@@ -32,6 +32,9 @@ EXPECTED: dict[tuple[str, str], frozenset[Permission]] = {
     ("GET", "/ui/cases/{case_id}/preview"): frozenset({Permission.QUEUE_VIEW}),
     ("GET", "/ui/cases/{case_id}/original"): frozenset({Permission.CASE_REVEAL}),
     ("POST", "/ui/cases/{case_id}/reveal"): frozenset({Permission.CASE_REVEAL}),
+    ("GET", "/ui/cases/{case_id}/frames/{ms}"): frozenset({Permission.QUEUE_VIEW}),
+    ("POST", "/ui/cases/{case_id}/frames/{ms}/reveal"): frozenset({Permission.CASE_REVEAL}),
+    ("GET", "/ui/cases/{case_id}/frames/{ms}/original"): frozenset({Permission.CASE_REVEAL}),
     ("POST", "/ui/cases/{case_id}/decide"): frozenset({Permission.CASE_DECIDE}),
     ("POST", "/ui/cases/{case_id}/assign"): frozenset(
         {Permission.CASE_DECIDE, Permission.CASE_ASSIGN}

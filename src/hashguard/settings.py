@@ -221,6 +221,10 @@ class Settings(BaseSettings):
     review_reveal_limit_window_minutes: float = Field(default=60, gt=0)
     #: how long a reveal lets the reviewer's session fetch the original
     review_reveal_seconds: float = Field(default=300, gt=0, le=3600)
+    #: a video case's contact sheet: one frame every review_sheet_seconds, at most
+    #: review_sheet_frames of them (spread over a longer video), plus every matched frame
+    review_sheet_seconds: float = Field(default=1.0, gt=0)
+    review_sheet_frames: int = Field(default=24, ge=1, le=200)
 
     # -- the review UI: sessions, sign-in --
     #: a session ends after this long without a request, and this long after sign-in

@@ -47,6 +47,7 @@ from hashguard.domain.policy import Action
 from hashguard.domain.scans import Outcome, ScanOptions
 from hashguard.keys import master_key_for
 from hashguard.plugins import Registry
+from hashguard.review.contact import is_video
 from hashguard.settings import Settings, WebhookEndpointSettings
 from hashguard.store import open_store
 
@@ -130,7 +131,7 @@ def demo(
         if _report(layout, done, directory, started):
             raise typer.Exit(1)
         if serve:
-            _serve(demo_home, passwords, fake, ncmec_xsd, _example(done))
+            _serve(demo_home, passwords, fake, ncmec_xsd, _example(done), _clip_case(done))
     finally:
         if receiver is not None:
             receiver.stop()
@@ -146,7 +147,15 @@ def _say(line: str) -> None:
 
 def _example(done: ScanDone) -> Case | None:
     """An edited copy's case (a PDQ match, for review) to walk through."""
-    return next((c for c in done.cases if c.decision.action is not Action.ACT), None)
+    return next(
+        (c for c in done.cases if c.decision.action is not Action.ACT and not is_video(c.signals)),
+        None,
+    )
+
+
+def _clip_case(done: ScanDone) -> Case | None:
+    """The video clip's case (its frames matched), if the demo made one."""
+    return next((c for c in done.cases if is_video(c.signals)), None)
 
 
 def _scan(
@@ -245,12 +254,9 @@ def _report(layout: DemoLayout, done: ScanDone, directory: Path, started: float)
     )
     acted = sum(1 for case in done.cases if case.decision.action is Action.ACT)
     kept = sum(1 for case in done.cases if case.evidence_id)
-    clips = sum(1 for case in done.cases if case.signals and case.signals.video)
     err.print(
         f"{len(done.cases)} cases opened ({acted} exact copies to act on, "
-        f"{len(done.cases) - acted - clips} edited copies"
-        + (f" and {clips} videos" if clips else "")
-        + f" for review), evidence kept for {kept}"
+        f"{len(done.cases) - acted} edited copies or clips for review), evidence kept for {kept}"
     )
     err.print(
         f"explore it: export HASHGUARD_HOME={(directory / 'home').resolve()}; "
@@ -311,6 +317,7 @@ def _serve(
     cybertipline: FakeCyberTipline | None,
     xsd_given: Path | None,
     example: Case | None,
+    clip: Case | None = None,
 ) -> None:
     import uvicorn  # noqa: PLC0415 - only --serve needs the server
 
@@ -330,6 +337,14 @@ def _serve(
     )
     for line in _walkthrough(base, example, cybertipline, xsd_given):
         err.print(escape(line), highlight=False)
+    if clip is not None:
+        err.print(
+            f"a video: case #{clip.id} at {base}/ui/cases/{clip.id} shows the clip as a "
+            "contact sheet of blurred greyscale frames, the matched frame marked with its "
+            "time; each frame is revealed on its own (as demo-reviewer), and counts as one "
+            "reveal",
+            highlight=False,
+        )
     err.print("Ctrl-C stops.")
     uvicorn.run(
         create_app(demo_home),

@@ -10,10 +10,20 @@ from pathlib import Path
 from typing import Any
 
 from argon2 import PasswordHasher
+from PIL import Image
 
 from hashguard.audit import record
 from hashguard.banks.importer import ImportOptions, NewBank, import_list
-from hashguard.demo.corpus import DIHEDRAL_EDITS, EDITS, Kind, edited_copy, encode, generate
+from hashguard.demo.clips import pan, write_clip
+from hashguard.demo.corpus import (
+    DIHEDRAL_EDITS,
+    EDITS,
+    Kind,
+    edited_copy,
+    encode,
+    generate,
+    photo_like,
+)
 from hashguard.demo.videos import VideoLayout, build_videos
 from hashguard.demo.videos import missing as missing_video
 from hashguard.domain.audit import AuditAction
@@ -24,6 +34,7 @@ from hashguard.domain.policy import Action, BankPolicy
 from hashguard.domain.scans import FileResult, ScanOptions, ScanRun
 from hashguard.domain.signals import PdqMode
 from hashguard.evidence import open_vault
+from hashguard.hashing import video
 from hashguard.hashing.isolate import HashingPool
 from hashguard.hashing.kernel import HashOptions, hash_data
 from hashguard.keys import master_key_for
@@ -54,8 +65,9 @@ class DemoLayout:
 
 
 def build(root: Path) -> DemoLayout:
-    """Write ``root/uploads`` (copies of known images, edited copies, distractors, and a
-    few files that are not clean images) and ``root/lists/known.csv`` (the demo bank)."""
+    """Write ``root/uploads`` (copies of known images, edited copies, a video clip showing
+    a known image when the video extra is installed, distractors, and a few files that
+    are not clean images) and ``root/lists/known.csv`` (the demo bank)."""
     uploads = root / "uploads"
     lists = root / "lists"
     uploads.mkdir(parents=True, exist_ok=True)
@@ -88,13 +100,17 @@ def build(root: Path) -> DemoLayout:
         image = generate(kind, seed=5000 + index, width=SIZE[0], height=SIZE[1])
         (uploads / name).write_bytes(encode(image, "PNG" if name.endswith(".png") else "JPEG"))
         expected[name] = False
+    if video.extra_missing() is None:
+        name = CLIP
+        clip_showing(uploads / name, generate(Kind.PHOTO, seed=1000, width=SIZE[0], height=SIZE[1]))
+        expected[name] = True
     truncated = encode(generate(Kind.PHOTO, seed=9000, width=SIZE[0], height=SIZE[1]))
     (uploads / "broken-upload.jpg").write_bytes(truncated[: len(truncated) // 2])
     expected["broken-upload.jpg"] = False
     (uploads / "notes.txt").write_text("a text file: not an image, still exact-hashed\n")
     expected["notes.txt"] = False
     video_problem = missing_video()
-    videos = None if video_problem else build_videos(uploads, lists, known_image_seed=1000)
+    videos = None if video_problem else build_videos(uploads, lists, frame_clip=CLIP)
     with (lists / "known.csv").open("w", newline="") as stream:
         writer = csv.writer(stream)
         writer.writerow(["algorithm", "hash", "entry_id", "category"])
@@ -108,6 +124,20 @@ def build(root: Path) -> DemoLayout:
         videos=videos,
         video_problem=video_problem,
     )
+
+
+#: a video clip that shows known image 0 for three seconds (with the video extra only)
+CLIP = "known-0-in-a-clip.mp4"
+
+
+def clip_showing(path: Path, known: Image.Image, *, fps: int = 10) -> Path:
+    """Seven seconds at 320x240: a pan, ``known`` held for three seconds, another pan
+    (found by matching its frames against the bank's PDQ hashes, with their times)."""
+    size = (320, 240)
+    before = pan(photo_like(7001, *SIZE), seconds=2, fps=fps, width=size[0], height=size[1])
+    after = pan(photo_like(7002, *SIZE), seconds=2, fps=fps, width=size[0], height=size[1])
+    held = known.resize(size, Image.Resampling.LANCZOS)
+    return write_clip(path, [*before, *[held] * (3 * fps), *after], fps=fps)
 
 
 def needs_dihedral(name: str) -> bool:

@@ -1,5 +1,6 @@
-"""The demo's video part: a clip showing a known image for three seconds, a re-encoded
-copy of a listed clip, an unrelated clip, and the demo's video list (vPDQ entries)."""
+"""The demo's video part beside ``run.clip_showing``'s clip (a known image shown for three
+seconds): a re-encoded copy of a listed clip, an unrelated clip, and the demo's video
+list (vPDQ entries)."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from PIL import Image
 
 from hashguard.banks.importer import ImportOptions, NewBank, import_list
 from hashguard.demo.clips import pan, write_clip
-from hashguard.demo.corpus import Kind, generate, photo_like
+from hashguard.demo.corpus import photo_like
 from hashguard.domain.banks import ImportReport
 from hashguard.domain.matches import Match
 from hashguard.domain.policy import BankPolicy
@@ -24,8 +25,8 @@ from hashguard.store import Store
 VIDEO_BANK = "demo-videos"
 FPS = 10
 WIDTH, HEIGHT = 320, 240
-#: seconds the known image is shown in the clip that hides it
-KNOWN_SECONDS = 3
+#: where ``run.clip_showing`` holds the known image (after a 2 s pan, for 3 s)
+KNOWN_BETWEEN = (2.0, 5.0)
 
 
 class VideoFinding(StrEnum):
@@ -38,7 +39,6 @@ class VideoFinding(StrEnum):
 
 #: upload name -> how it must be found
 CLIPS = {
-    "video-known-image-3s.mp4": VideoFinding.FRAME,
     "video-known-clip-reencoded.mkv": VideoFinding.VPDQ,
     "video-other.mp4": VideoFinding.NONE,
 }
@@ -58,18 +58,15 @@ def missing() -> str | None:
     return extra_missing()
 
 
-def build_videos(uploads: Path, lists: Path, known_image_seed: int) -> VideoLayout:
-    """Short, small clips (PyAV, mpeg4): fast to make and to scan."""
+def build_videos(uploads: Path, lists: Path, *, frame_clip: str) -> VideoLayout:
+    """Short, small clips (PyAV, mpeg4): fast to make and to scan; ``frame_clip`` names
+    the upload that shows a known image (``run.clip_showing``)."""
 
     def panned(seed: int, seconds: float) -> list[Image.Image]:
         return list(
             pan(photo_like(seed, 800, 600), seconds=seconds, fps=FPS, width=WIDTH, height=HEIGHT)
         )
 
-    known = generate(Kind.PHOTO, seed=known_image_seed, width=800, height=600)
-    held = [known.resize((WIDTH, HEIGHT))] * (KNOWN_SECONDS * FPS)
-    before, after = panned(7100, 2), panned(7101, 2)
-    write_clip(uploads / "video-known-image-3s.mp4", [*before, *held, *after], fps=FPS)
     # the listed clip: kept only as its vPDQ in the list; the upload is a re-encoded copy
     # (another container and codec, smaller)
     listed = panned(7200, 6)
@@ -88,11 +85,10 @@ def build_videos(uploads: Path, lists: Path, known_image_seed: int) -> VideoLayo
         writer = csv.writer(stream)
         writer.writerow(["algorithm", "hash", "entry_id", "category"])
         writer.writerow(["vpdq", vpdq_signal(frames), "demo-video-000", "demo"])
-    start = float(len(before)) / FPS
     return VideoLayout(
         video_list=video_list,
-        expected=dict(CLIPS),
-        known_between=(start, start + KNOWN_SECONDS),
+        expected={frame_clip: VideoFinding.FRAME, **CLIPS},
+        known_between=KNOWN_BETWEEN,
     )
 
 

@@ -19,7 +19,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import Future, InvalidStateError, TimeoutError
 from contextlib import suppress
 from types import TracebackType
-from typing import Any, Self
+from typing import Any, Self, TypeVar
 
 from pebble import ProcessExpired, ProcessPool
 from pebble.common.types import RemoteTraceback
@@ -103,6 +103,14 @@ def _resolve(future: Future[HashOutput], result: HashOutput) -> None:
 def _fail(future: Future[HashOutput], error: BaseException) -> None:
     with suppress(InvalidStateError):  # already resolved
         future.set_exception(error)
+
+
+T = TypeVar("T")
+
+
+class WorkerFailed(RuntimeError):
+    """A task run with ``HashingPool.call`` failed because of its input: the worker
+    crashed, ran out of memory or time, or the function raised. The message says which."""
 
 
 class PoolStopped(RuntimeError):
@@ -210,6 +218,21 @@ class HashingPool:
             left = list(self._outstanding)
         for future in left:
             _fail(future, PoolStopped("the worker pool was stopped"))
+
+    def call(self, function: Callable[..., T], *args: Any) -> T:
+        """``function(*args)`` (a module-level function) in a worker, under the pool's
+        memory and wall-time limits, for other work on untrusted content than hashing
+        (the review's contact sheet of a kept video). Blocks until it is done; raises
+        ``WorkerFailed`` when the input is to blame (the worker is replaced), else
+        ``PoolStopped``."""
+        try:
+            result: T = self._schedule_task(function, args, self.timeout).result()
+        except Exception as exc:
+            reason = _file_failure(exc, self.timeout)
+            if reason is None:
+                raise PoolStopped(f"the worker pool stopped: {exc!r}") from exc
+            raise WorkerFailed(reason) from exc
+        return result
 
     def submit(self, path: str, *, options: HashOptions | None = None) -> Future[HashOutput]:
         """Hash the file at ``path`` with the pool's options, or ``options`` for this call

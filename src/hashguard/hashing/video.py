@@ -207,3 +207,9 @@ def extra_missing() -> str | None:
     except ImportError as exc:
         return f"the video extra is not installed ({exc.name}): pip install 'hashguard[video]'"
     return None
+
+
+def demuxer(container: VideoContainer) -> str:
+    """The FFmpeg demuxer ``container`` is opened with (for the review's contact sheet,
+    which decodes frames itself after ``probe``)."""
+    return _DEMUXERS[container]

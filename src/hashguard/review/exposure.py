@@ -151,15 +151,20 @@ def reveal(
     breaks: BreakRule,
     limit: RevealLimit,
     acknowledged: bool,
+    frame_ms: int | None = None,
 ) -> RevealOutcome:
-    """Decide, record and audit one reveal of ``case_id``'s original, in one transaction.
+    """Decide, record and audit one reveal of ``case_id``'s original, or of one frame of
+    its video (``frame_ms``: the frame's time in milliseconds), in one transaction.
 
     The limit comes first: a refusal is audited (``review.reveal_refused``) whatever the
     reminder says. Then a due break reminder that was not acknowledged is audited
     (``review.break_reminded``) and nothing is revealed. Otherwise the reveal is
     recorded with its audit event (``content.revealed``): if the event cannot be
-    written, nothing is revealed."""
+    written, nothing is revealed. Each frame is one reveal: the limit and the break
+    reminder count frames, and each audit event of a frame carries its ``timestamp``
+    (seconds)."""
     subject = f"case:{case_id}"
+    frame = {} if frame_ms is None else {"timestamp": frame_ms / 1000}
     start = min(breaks.since(now), limit.since(now))
     with exposure.gate(user_id) as gate:
         times = gate.reveal_times(start)
@@ -174,6 +179,7 @@ def reveal(
                     "allowed": refused.allowed,
                     "window_minutes": limit.window_minutes,
                     "until": refused.until.isoformat(),
+                    **frame,
                 },
                 at=now,
             )
@@ -185,11 +191,11 @@ def reveal(
                 actor,
                 AuditAction.REVIEW_BREAK_REMINDED,
                 subject,
-                {"reveals": count, "window_minutes": breaks.window_minutes},
+                {"reveals": count, "window_minutes": breaks.window_minutes, **frame},
                 at=now,
             )
             return RevealOutcome(revealed=False, reminded=count)
-        gate.record_reveal(case_id, session_id=session_id, at=now)
+        gate.record_reveal(case_id, session_id=session_id, at=now, frame_ms=frame_ms)
         gate.audit(
             actor,
             AuditAction.CONTENT_REVEALED,
@@ -200,6 +206,7 @@ def reveal(
                 "reveals_in_window": count + 1,
                 "window_minutes": breaks.window_minutes,
                 "after_break_reminder": acknowledged and due,
+                **frame,
             },
             at=now,
         )

@@ -15,7 +15,7 @@ from contextlib import contextmanager
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, Engine, Row, delete, func, insert, or_, select, update
+from sqlalchemy import Connection, Engine, Row, bindparam, delete, func, insert, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
@@ -98,6 +98,14 @@ def _record(row: Row[Any]) -> QuarantineRecord:
     )
 
 
+# statements with bound parameters (not literal values): SQLAlchemy compiles each once
+_ENQUEUE = {
+    "postgresql": pg_insert(t).on_conflict_do_nothing(),
+    "sqlite": sqlite_insert(t).on_conflict_do_nothing(),
+}
+_ID_BY_KEY = select(t.c.id).where(t.c.idempotency_key == bindparam("key"))
+
+
 def enqueue(conn: Connection, action: NewAction, *, at: datetime | None = None) -> int:
     """Put ``action`` in the outbox inside the caller's transaction; its id. An entry with
     the same idempotency key already there is kept as it is (and its id returned)."""
@@ -114,15 +122,8 @@ def enqueue(conn: Connection, action: NewAction, *, at: datetime | None = None) 
         "next_attempt_at": moment,
         "created_at": moment,
     }
-    if conn.dialect.name == "postgresql":
-        conn.execute(pg_insert(t).values(**values).on_conflict_do_nothing())
-    else:
-        conn.execute(sqlite_insert(t).values(**values).on_conflict_do_nothing())
-    return int(
-        conn.execute(
-            select(t.c.id).where(t.c.idempotency_key == action.idempotency_key)
-        ).scalar_one()
-    )
+    conn.execute(_ENQUEUE[conn.dialect.name], values)
+    return int(conn.execute(_ID_BY_KEY, {"key": action.idempotency_key}).scalar_one())
 
 
 class BoundOutbox:

@@ -11,7 +11,7 @@ anchor the verifier compares the log's end with. There is no update or delete.
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
-from dataclasses import asdict
+from dataclasses import fields
 from datetime import datetime
 from typing import Any
 
@@ -67,15 +67,20 @@ def _event(row: Row[Any]) -> AuditEvent:
 _SET_HEAD = update(audit_state).where(audit_state.c.id == 1).values(head_hash=bindparam("new_head"))
 
 
+_APPEND = insert(audit_events)
+#: (not ``asdict``: it deep-copies the details, which are the event's own already)
+_EVENT_FIELDS = fields(AuditEvent)
+_BUMP_HEAD = (
+    update(audit_state)
+    .where(audit_state.c.id == 1)
+    .values(seq=audit_state.c.seq + 1)
+    .returning(audit_state.c.seq, audit_state.c.head_hash)
+)
+
+
 def _take_head(conn: Connection) -> tuple[int, str]:
     """Bump the head's seq under its row lock; the new seq and the previous hash."""
-    bump = (
-        update(audit_state)
-        .where(audit_state.c.id == 1)
-        .values(seq=audit_state.c.seq + 1)
-        .returning(audit_state.c.seq, audit_state.c.head_hash)
-    )
-    row = conn.execute(bump).first()
+    row = conn.execute(_BUMP_HEAD).first()
     if row is None:
         raise AuditHeadMissing
     return int(row.seq), str(row.head_hash)
@@ -125,7 +130,7 @@ def append_event(
         hash=compute_hash(body),
     )
     # statements with bound parameters (not literal values): SQLAlchemy compiles them once
-    conn.execute(insert(audit_events), asdict(event))
+    conn.execute(_APPEND, {f.name: getattr(event, f.name) for f in _EVENT_FIELDS})
     conn.execute(_SET_HEAD, {"new_head": event.hash})
     if action in COUNTED:
         # the event's statistics, in its transaction (``store.stats_events``); these

@@ -2,13 +2,24 @@
 
 from __future__ import annotations
 
+import builtins
 import re
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Engine, Row, bindparam, func, insert, select, update
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    Engine,
+    Row,
+    bindparam,
+    func,
+    insert,
+    select,
+    update,
+)
 from sqlalchemy.exc import IntegrityError
 
 from hashguard.domain.banks import (
@@ -535,6 +546,18 @@ class BankStore:
             )
         return content, counts
 
+    def content_algorithms(self, name: str, content: int) -> builtins.list[Algorithm]:
+        """The algorithms of HMA content item ``content``'s live entries (as
+        ``remove_content`` finds them), never their values; empty if it has none."""
+        with self._engine.connect() as conn:
+            bank_id = self._bank_id(conn, name)
+            rows = conn.execute(
+                select(bank_entries.c.algorithm)
+                .where(bank_entries.c.bank_id == bank_id, _content(content))
+                .order_by(bank_entries.c.id)
+            )
+            return [Algorithm(row.algorithm) for row in rows]
+
     def remove_content(self, name: str, content: int) -> int:
         """Tombstone the live entries of HMA content item ``content``: those added as that
         content (entry id ``hma:<content>``), or else the one entry of another origin with
@@ -545,16 +568,7 @@ class BankStore:
                 row.id
                 for row in conn.execute(
                     select(bank_entries.c.id).where(
-                        bank_entries.c.bank_id == bank_id,
-                        bank_entries.c.removed_at.is_(None),
-                        (bank_entries.c.entry_id == f"{HMA_CONTENT}{content}")
-                        | (
-                            (bank_entries.c.id == content)
-                            & (
-                                bank_entries.c.entry_id.is_(None)
-                                | bank_entries.c.entry_id.not_like(f"{HMA_CONTENT}%")
-                            )
-                        ),
+                        bank_entries.c.bank_id == bank_id, _content(content)
                     )
                 )
             ]
@@ -576,6 +590,22 @@ class EntryCounts:
     unchanged: int
     removed: int
     restored: int
+
+
+def _content(content: int) -> ColumnElement[bool]:
+    """The live entries of HMA content item ``content``: those added as that content
+    (entry id ``hma:<content>``), or else the one entry of another origin with that row
+    id."""
+    return bank_entries.c.removed_at.is_(None) & (
+        (bank_entries.c.entry_id == f"{HMA_CONTENT}{content}")
+        | (
+            (bank_entries.c.id == content)
+            & (
+                bank_entries.c.entry_id.is_(None)
+                | bank_entries.c.entry_id.not_like(f"{HMA_CONTENT}%")
+            )
+        )
+    )
 
 
 def _tombstone(conn: Connection, ids: Sequence[int]) -> None:

@@ -71,10 +71,18 @@ class RevealGate:
         """The reviewer's grants in force at ``at``."""
         return _grants(self._conn, at, self.user_id)
 
-    def record_reveal(self, case_id: int, *, session_id: str | None, at: datetime) -> None:
+    def record_reveal(
+        self, case_id: int, *, session_id: str | None, at: datetime, frame_ms: int | None = None
+    ) -> None:
+        """One reveal: of the case's content, or of one frame of its video (``frame_ms``);
+        each counts once against the reviewer's limit."""
         self._conn.execute(
             insert(reveals).values(
-                user_id=self.user_id, case_id=case_id, session_id=session_id, at=at
+                user_id=self.user_id,
+                case_id=case_id,
+                session_id=session_id,
+                at=at,
+                frame_ms=frame_ms,
             )
         )
 

@@ -101,6 +101,10 @@ def _items(items: Sequence[NoticeItem]) -> list[dict[str, Any]]:
     return [i.as_json() for i in items]
 
 
+# bound parameters, not literal values: SQLAlchemy compiles the statement once
+_RECEIVE = insert(notices).returning(*notices.c)
+
+
 class NoticeStore:
     def __init__(self, engine: Engine) -> None:
         self._engine = engine
@@ -116,24 +120,24 @@ class NoticeStore:
         """Record ``notice`` as received, with its audit event and the actions
         ``actions`` plans for its id (the acknowledgement webhooks), all together."""
         with self._engine.begin() as conn:
-            notice_id = conn.execute(
-                insert(notices)
-                .values(
-                    state=str(NoticeState.RECEIVED),
-                    category=str(notice.category),
-                    explanation=notice.explanation,
-                    notifier=notice.notifier.as_json(),
-                    good_faith=notice.good_faith,
-                    channel=str(notice.channel),
-                    priority=notice.priority,
-                    items=_items(notice.items),
-                    token_id=notice.token_id,
-                    attempts=0,
-                    received_at=at,
-                    updated_at=at,
-                )
-                .returning(notices.c.id)
-            ).scalar_one()
+            row = conn.execute(
+                _RECEIVE,
+                {
+                    "state": str(NoticeState.RECEIVED),
+                    "category": str(notice.category),
+                    "explanation": notice.explanation,
+                    "notifier": notice.notifier.as_json(),
+                    "good_faith": notice.good_faith,
+                    "channel": str(notice.channel),
+                    "priority": notice.priority,
+                    "items": _items(notice.items),
+                    "token_id": notice.token_id,
+                    "attempts": 0,
+                    "received_at": at,
+                    "updated_at": at,
+                },
+            ).one()
+            notice_id = row.id
             for action in actions(notice_id) if actions is not None else ():
                 enqueue(conn, action, at=at)
             append_event(
@@ -151,7 +155,7 @@ class NoticeStore:
                 },
                 at=at,
             )
-            return _get(conn, notice_id)
+            return _notice(row)
 
     def get(self, notice_id: int) -> Notice:
         with self._engine.connect() as conn:

@@ -14,7 +14,7 @@ from sqlalchemy import Engine, Row, delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from hashguard.domain.people import Role, UiSession, User
-from hashguard.store._util import aware, now, stamp
+from hashguard.store._util import aware, now, stamp, utc
 from hashguard.store.schema import (
     api_tokens,
     login_failures,
@@ -332,12 +332,22 @@ class PeopleStore:
     # -- reveals ----------------------------------------------------------------------
 
     def record_reveal(
-        self, user_id: int, case_id: int, *, session_id: str | None, at: datetime
+        self,
+        user_id: int,
+        case_id: int,
+        *,
+        session_id: str | None,
+        at: datetime,
+        frame_ms: int | None = None,
     ) -> None:
         with self._engine.begin() as conn:
             conn.execute(
                 insert(reveals).values(
-                    user_id=user_id, case_id=case_id, session_id=session_id, at=at
+                    user_id=user_id,
+                    case_id=case_id,
+                    session_id=session_id,
+                    at=at,
+                    frame_ms=frame_ms,
                 )
             )
 
@@ -350,17 +360,40 @@ class PeopleStore:
             ).scalar_one()
         return count
 
-    def last_reveal(self, user_id: int, case_id: int, session_id: str) -> datetime | None:
-        """When this session last revealed this case (the original may be served then)."""
+    def last_reveal(
+        self, user_id: int, case_id: int, session_id: str, *, frame_ms: int | None = None
+    ) -> datetime | None:
+        """When this session last revealed this case's content (the original may be
+        served then), or with ``frame_ms`` that frame of its video: a frame's reveal
+        opens that frame only, never the whole content."""
+        frame = reveals.c.frame_ms.is_(None) if frame_ms is None else reveals.c.frame_ms == frame_ms
         with self._engine.connect() as conn:
             at = conn.execute(
                 select(func.max(reveals.c.at)).where(
                     reveals.c.user_id == user_id,
                     reveals.c.case_id == case_id,
                     reveals.c.session_id == session_id,
+                    frame,
                 )
             ).scalar_one_or_none()
         return aware(at)
+
+    def revealed_frames(
+        self, user_id: int, case_id: int, session_id: str, since: datetime
+    ) -> set[int]:
+        """The frames of this case's video (by time in ms) this session revealed after
+        ``since``."""
+        with self._engine.connect() as conn:
+            found = conn.execute(
+                select(reveals.c.frame_ms).where(
+                    reveals.c.user_id == user_id,
+                    reveals.c.case_id == case_id,
+                    reveals.c.session_id == session_id,
+                    reveals.c.frame_ms.is_not(None),
+                    reveals.c.at >= utc(since),
+                )
+            ).scalars()
+            return {int(ms) for ms in found}
 
     def exposure(self, since: datetime) -> dict[str, int]:
         """Reveals per person since ``since``, by name (everyone who revealed anything)."""

@@ -490,6 +490,8 @@ reveals = Table(
     Column("case_id", Id, ForeignKey("cases.id"), nullable=False),
     Column("session_id", String(64)),
     Column("at", DateTime(timezone=True), nullable=False),
+    #: the revealed frame of a video, by its time in milliseconds (NULL: the whole content)
+    Column("frame_ms", BigInteger),
     Index("ix_reveals_user_at", "user_id", "at"),
 )
 

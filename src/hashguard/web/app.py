@@ -32,6 +32,7 @@ from hashguard.web.api import (
 )
 from hashguard.web.gate import GateMiddleware
 from hashguard.web.hma import curation as hma_curation
+from hashguard.web.hma import exchanges as hma_exchanges
 from hashguard.web.hma import router as hma_router
 from hashguard.web.hma.paths import SecretPathMiddleware
 from hashguard.web.metrics import Metrics, MetricsMiddleware
@@ -113,6 +114,7 @@ def create_app(
     if settings.hma_compat:
         app.include_router(hma_router.router)
         app.include_router(hma_curation.router)
+        app.include_router(hma_exchanges.router)
     app.include_router(ui.router)
     app.include_router(ui_notice.router)
     app.mount("/ui/static", StaticFiles(directory=ui.STATIC, check_dir=True), name="ui-static")

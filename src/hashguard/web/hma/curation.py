@@ -197,6 +197,60 @@ async def bank_add_signal(name: str, request: Request, svc: Svc, token: Write) -
     return await _answer(work)
 
 
+#: HMA's disable_until_ts of enabled content (BankContentConfig.ENABLED)
+CONTENT_ENABLED = 1
+
+
+def _content(svc: Any, name: str, content_id: int) -> dict[str, Any]:
+    """HMA's BankContentResponse of a content item with live entries. ``signals`` is
+    left out whatever ``include_signals`` says: a bank's hashes are confidential and
+    never leave hashguard (docs/hma.md); hashguard keeps no note or media URI."""
+    bank = _get(svc, name)
+    found = svc.store.banks.content_algorithms(name, content_id)
+    if not found:
+        raise HmaError(404, f"content '{content_id}' not found")
+    return {
+        "id": content_id,
+        "disable_until_ts": CONTENT_ENABLED,
+        "original_media_uri": None,
+        "bank": _bank(bank),
+    }
+
+
+@router.get("/bank/{name}/content/{content_id}")
+async def bank_get_content(name: str, content_id: int, svc: Svc, _t: Read) -> Response:
+    async def work() -> dict[str, Any]:
+        return await run_in_threadpool(_content, svc, name, content_id)
+
+    return await _answer(work)
+
+
+@router.put("/bank/{name}/content/{content_id}")
+async def bank_update_content(
+    name: str, content_id: int, request: Request, svc: Svc, _t: Write
+) -> Response:
+    """HMA's content update (``disable_until_ts``, ``note``). hashguard's entries are
+    live or removed, never disabled for a while, and carry no note: a request that
+    would change either is refused (400) rather than answered as done; one that
+    changes nothing answers the content."""
+
+    async def work() -> dict[str, Any]:
+        body = await _json(request)
+        current = await run_in_threadpool(_content, svc, name, content_id)
+        until = body.get("disable_until_ts")
+        if until is not None and str(until) != str(CONTENT_ENABLED):
+            raise HmaError(
+                400,
+                "hashguard does not disable content for a while: remove it "
+                "(DELETE /c/bank/{name}/content/{id}) and add it again later",
+            )
+        if body.get("note"):
+            raise HmaError(400, "hashguard keeps no notes on content")
+        return current
+
+    return await _answer(work)
+
+
 @router.delete("/bank/{name}/content/{content_id}")
 async def bank_delete_content(name: str, content_id: int, svc: Svc, token: Write) -> Response:
     async def work() -> dict[str, Any]:
@@ -223,6 +277,30 @@ async def _content_types() -> list[dict[str, Any]]:
 @router.get("/signal_types")
 async def signal_types(_t: Read) -> Response:
     return await _answer(_signal_types)
+
+
+@router.put("/signal_type/{signal_type_name}")
+async def signal_type_update(
+    signal_type_name: str, request: Request, _t: Annotated[Token, _token(Scope.ADMIN)]
+) -> Response:
+    """HMA switches a signal type on, off or sampled; hashguard's are always on, so only
+    ``enabled_ratio`` 1.0 is taken (HMA answers 204, with no body)."""
+
+    async def work() -> Response:
+        if signal_type_name not in SIGNAL_TYPES:
+            raise HmaError(404, f"No such signal type '{signal_type_name}'")
+        ratio = (await _json(request)).get("enabled_ratio")
+        if ratio is None:
+            raise HmaError(400, "enabled_ratio is required")
+        try:
+            value = float(ratio)
+        except (TypeError, ValueError):
+            raise HmaError(400, "enabled_ratio is a number") from None
+        if value != 1.0:
+            raise HmaError(400, "hashguard's signal types are always on (1.0)")
+        return Response(status_code=204)
+
+    return await _answer(work)
 
 
 @router.get("/content_type")

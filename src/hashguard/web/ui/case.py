@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request, Response
@@ -21,11 +22,12 @@ from hashguard.domain.cases import Case, CaseEvent, CaseState
 from hashguard.domain.evidence import EvidenceItem
 from hashguard.domain.people import Permission
 from hashguard.review import cases as review
+from hashguard.review.contact import is_video
 from hashguard.review.decide import Verdict, apply_verdict, confirms_finally
 from hashguard.review.exposure import BreakRule, reveal_open
 from hashguard.review.reference import from_settings
 from hashguard.web.services import Services
-from hashguard.web.ui import reports
+from hashguard.web.ui import frames, reports
 from hashguard.web.ui.appeals import case_appeals
 from hashguard.web.ui.common import (
     CaseId,
@@ -43,6 +45,7 @@ from hashguard.web.ui.errors import UiRoute
 from hashguard.web.ui.feedback import case_feedback
 from hashguard.web.ui.referrals import case_referrals
 from hashguard.web.ui.render import page
+from hashguard.web.ui.reveal import kept_video
 from hashguard.web.ui.session import SignedIn, UiError, require, require_any
 from hashguard.web.ui.statements import case_statements
 
@@ -82,6 +85,8 @@ class _Loaded:
     reveals: int
     revealed: bool
     reviewers: list[str]
+    #: the frames of a video this session revealed lately (by ms)
+    revealed_frames: set[int]
 
 
 def _load(svc: Services, who: SignedIn, case_id: int) -> _Loaded:
@@ -89,6 +94,7 @@ def _load(svc: Services, who: SignedIn, case_id: int) -> _Loaded:
     case = load_case(svc, case_id)
     rule = BreakRule.of(svc.settings)
     last = store.people.last_reveal(who.user.id, case.id, who.session.id)
+    opened = now - timedelta(seconds=svc.settings.review_reveal_seconds)
     return _Loaded(
         case=case,
         history=store.cases.history(case.id),
@@ -98,6 +104,9 @@ def _load(svc: Services, who: SignedIn, case_id: int) -> _Loaded:
         revealed=who.can(Permission.CASE_REVEAL)
         and reveal_open(last, now, seconds=svc.settings.review_reveal_seconds),
         reviewers=_reviewers(svc) if who.can(Permission.CASE_ASSIGN) else [],
+        revealed_frames=store.people.revealed_frames(who.user.id, case.id, who.session.id, opened)
+        if who.can(Permission.CASE_REVEAL) and is_video(case.signals)
+        else set(),
     )
 
 
@@ -118,6 +127,8 @@ async def case_page(
     confirmed_by_me = who.user.name in case.confirmers
     evidence = loaded.evidence
     kept = evidence is not None and evidence.destroyed_at is None
+    video = kept and await run_in_threadpool(kept_video, request, svc, case)
+    sheet = await frames.case_sheet(request, svc, case) if video else None
     can_decide = who.can(Permission.CASE_DECIDE) and not case.state.final
     flash = FLASHES.get(done)
     rule = BreakRule.of(settings)
@@ -136,7 +147,13 @@ async def case_page(
             "kept": kept,
             "reveals": loaded.reveals,
             "rule": rule,
-            "revealed": loaded.revealed and kept,
+            "revealed": loaded.revealed and kept and not video,
+            "video": video,
+            "sheet": sheet,
+            "marks": sheet.marks(case.matches) if sheet is not None else {},
+            "revealed_frames": loaded.revealed_frames if kept else set(),
+            "sheet_every": settings.review_sheet_seconds,
+            "sheet_frames": settings.review_sheet_frames,
             "reveal_seconds": int(settings.review_reveal_seconds),
             "can_reveal": who.can(Permission.CASE_REVEAL) and kept,
             "can_decide": can_decide,
@@ -159,7 +176,7 @@ async def case_page(
             "flash": f"{flash} The case is now {case.state}." if flash else None,
             "restored": request.query_params.get("restored", "").isdigit()
             and int(request.query_params["restored"]),
-            "undecodable": case.signals is not None and not case.signals.pdq,
+            "undecodable": case.signals is not None and not case.signals.pdq and not video,
             "age": age(case.created_at, utcnow()),
             "when": when,
             "referrals": referrals,

@@ -1,4 +1,5 @@
-"""The review pages: the queue here; the case page (``case``), its content (``reveal``),
+"""The review pages: the queue here; the case page (``case``), its content (``reveal``;
+a video's contact sheet: ``frames``),
 and the dead letters, exposure and audit pages (``oversight``) included.
 
 Every route depends on ``session.require`` (or ``require_any``): deny by default.
@@ -20,6 +21,7 @@ from hashguard.web.ui import (
     appeals,
     case,
     flood,
+    frames,
     notices,
     oversight,
     referrals,
@@ -37,6 +39,7 @@ __all__ = ["install", "router"]
 router = APIRouter(route_class=UiRoute)
 router.include_router(case.router)
 router.include_router(reveal.router)
+router.include_router(frames.router)
 router.include_router(oversight.router)
 router.include_router(flood.router)
 router.include_router(referrals.router)

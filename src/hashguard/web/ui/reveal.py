@@ -21,14 +21,18 @@ import anyio
 from fastapi import APIRouter, Depends, Request, Response
 from starlette.concurrency import run_in_threadpool
 
+from hashguard.domain.cases import Case
 from hashguard.domain.people import Permission
 from hashguard.evidence import EvidenceCorrupt, EvidenceError, Vault
+from hashguard.hashing.video import sniff_video
+from hashguard.review import derivatives
+from hashguard.review.contact import SNIFF_BYTES, is_video
 from hashguard.review.exposure import BreakRule, RevealLimit, RevealOutcome, reveal, reveal_open
 from hashguard.web.services import Services
-from hashguard.web.ui import derivatives
 from hashguard.web.ui.common import (
     CaseId,
     back_to_case,
+    evidence_of,
     field,
     kept_evidence,
     load_case,
@@ -57,7 +61,7 @@ _NO_STORE = {
 }
 
 
-def _quiet_vault(request: Request, svc: Services) -> Vault:
+def quiet_vault(request: Request, svc: Services) -> Vault:
     """The vault without its audit hook, for previews only (a preview is not a reveal)."""
     found: Vault | None = getattr(request.app.state, "ui_preview_vault", None)
     if found is None:
@@ -69,10 +73,29 @@ def _quiet_vault(request: Request, svc: Services) -> Vault:
     return found
 
 
+def kept_video(request: Request, svc: Services, case: Case) -> bool:
+    """Whether the case's kept content is a video, reviewed as a contact sheet
+    (``frames``): hashed as one, or, when it could not be decoded at all, kept bytes
+    that start like an allowed video container (a truncated video still is one)."""
+    if is_video(case.signals):
+        return True
+    signals = case.signals
+    if signals is None or signals.pdq or signals.image_format is not None:
+        return False
+    item = evidence_of(svc, case)
+    if item is None or item.destroyed_at is not None:
+        return False
+    try:
+        data, _ = quiet_vault(request, svc).get(item.id)
+    except EvidenceError:
+        return False
+    return sniff_video(data[:SNIFF_BYTES]) is not None
+
+
 def _make_preview(request: Request, svc: Services, case_id: int) -> derivatives.Derivative:
     item_id = kept_evidence(svc, load_case(svc, case_id))
     try:
-        data, _ = _quiet_vault(request, svc).get(item_id)
+        data, _ = quiet_vault(request, svc).get(item_id)
     except EvidenceCorrupt:
         log.exception("evidence of case %s does not open", case_id)
         return derivatives.placeholder("the kept content does not open (see the server log)")
@@ -81,7 +104,7 @@ def _make_preview(request: Request, svc: Services, case_id: int) -> derivatives.
     return derivatives.preview(data, max_pixels=svc.settings.max_pixels)
 
 
-def _preview_slots(request: Request) -> anyio.CapacityLimiter:
+def preview_slots(request: Request) -> anyio.CapacityLimiter:
     found: anyio.CapacityLimiter | None = getattr(request.app.state, "ui_preview_slots", None)
     if found is None:
         found = anyio.CapacityLimiter(PREVIEW_SLOTS)
@@ -94,7 +117,7 @@ async def case_preview(request: Request, case_id: CaseId, who: Viewer) -> Respon
     """A PNG: greyscale, blurred, at most 256 px; a placeholder for what does not decode."""
     svc = services(request)
     made = await anyio.to_thread.run_sync(
-        _make_preview, request, svc, case_id, limiter=_preview_slots(request)
+        _make_preview, request, svc, case_id, limiter=preview_slots(request)
     )
     headers = dict(_NO_STORE)
     headers["Content-Disposition"] = f'inline; filename="case-{case_id}-preview.png"'
@@ -134,9 +157,16 @@ async def case_original(request: Request, case_id: CaseId, who: Revealer) -> Res
 # -- reveal ---------------------------------------------------------------------------
 
 
-def _reveal(svc: Services, who: SignedIn, case_id: int, acknowledged: bool) -> RevealOutcome:
-    """Decide, record and audit the reveal (``review.exposure.reveal``)."""
+def _reveal(
+    request: Request, svc: Services, who: SignedIn, case_id: int, acknowledged: bool
+) -> RevealOutcome:
+    """Decide, record and audit the reveal (``review.exposure.reveal``). A video is
+    revealed frame by frame from its contact sheet (``frames``), never whole."""
     case = load_case(svc, case_id)
+    if kept_video(request, svc, case):
+        raise UiError(
+            409, "Reveal frames", "a video is revealed one frame at a time, from its contact sheet"
+        )
     item_id = kept_evidence(svc, case)
     return reveal(
         svc.store.exposure,
@@ -157,7 +187,22 @@ async def case_reveal(request: Request, case_id: CaseId, who: Revealer) -> Respo
     form = await request.form()
     acknowledged = field(form, "acknowledge_break") == "1"
     svc = services(request)
-    outcome = await run_in_threadpool(_reveal, svc, who, case_id, acknowledged)
+    outcome = await run_in_threadpool(_reveal, request, svc, who, case_id, acknowledged)
+    return reveal_answer(request, svc, case_id, outcome, f"/ui/cases/{case_id}/reveal")
+
+
+def reveal_answer(
+    request: Request,
+    svc: Services,
+    case_id: int,
+    outcome: RevealOutcome,
+    action: str,
+    *,
+    revealed: Response | None = None,
+) -> Response:
+    """The answer to a reveal request: the refusal (429), the break reminder (whose
+    "reveal anyway" posts to ``action`` again), or ``revealed`` (default: back to the
+    case)."""
     if outcome.refused is not None:
         wait = max(1, math.ceil((outcome.refused.until - utcnow()).total_seconds()))
         response = page(
@@ -179,6 +224,6 @@ async def case_reveal(request: Request, case_id: CaseId, who: Revealer) -> Respo
         return page(
             request,
             "break.html",
-            {"case_id": case_id, "reveals": outcome.reminded, "rule": rule},
+            {"case_id": case_id, "reveals": outcome.reminded, "rule": rule, "action": action},
         )
-    return back_to_case(case_id)
+    return revealed if revealed is not None else back_to_case(case_id)

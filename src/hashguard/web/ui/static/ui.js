@@ -102,6 +102,14 @@
     });
   }
 
+  /* a revealed frame of a video: "Hide" takes it off the page */
+  Array.prototype.forEach.call(document.querySelectorAll("button.hide-frame"), function (button) {
+    button.addEventListener("click", function () {
+      var figure = document.getElementById(button.getAttribute("data-hide"));
+      if (figure) figure.remove();
+    });
+  });
+
   document.addEventListener("keydown", function (event) {
     if (event.defaultPrevented || event.ctrlKey || event.metaKey || event.altKey) return;
     if (event.key === "Escape") {

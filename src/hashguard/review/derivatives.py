@@ -5,7 +5,8 @@ Decoding goes through ``hashing.decode`` (the format allowlist, the pixel cap ch
 from the header before any pixel is decoded, no truncated images, the decompression-bomb
 guard), in its fast luma mode: colour is dropped and large images are reduced while
 they decode. Content that may not or cannot be decoded gets a placeholder, never the
-original. The result is a fresh PNG: no metadata of the original survives.
+original. The result is a fresh PNG: no metadata of the original survives. A video's
+frames get the same derivative (``review.contact``: the contact sheet).
 """
 
 from __future__ import annotations
@@ -73,6 +74,11 @@ def blurred(luma: npt.NDArray[np.uint8]) -> Image.Image:
     return image.filter(ImageFilter.GaussianBlur(radius))
 
 
+def derivative_of(luma: npt.NDArray[np.uint8]) -> Derivative:
+    """The blurred greyscale derivative of decoded luma (an image's, a video frame's)."""
+    return Derivative(png=_png(blurred(luma)))
+
+
 def preview(data: bytes, *, max_pixels: int) -> Derivative:
     """The derivative of ``data``; a placeholder when it is not a decodable image
     (outside the allowlist, over ``max_pixels``, truncated, corrupt)."""
@@ -85,7 +91,7 @@ def preview(data: bytes, *, max_pixels: int) -> Derivative:
     frame = decoded.frames[0]
     if frame.ndim == 3:  # fast mode gives luma; keep this safe whatever it gives
         frame = np.asarray(Image.fromarray(frame).convert("L"))
-    return Derivative(png=_png(blurred(frame)))
+    return derivative_of(frame)
 
 
 def media_type(data: bytes) -> str | None:
