@@ -23,7 +23,7 @@ from hashguard.store import Store
 
 #: the demo's video list: vPDQ entries, the demo bank's policy (matches go to review)
 VIDEO_BANK = "demo-videos"
-FPS = 10
+FPS = 5  # vPDQ samples one frame a second: a low rate keeps the demo fast
 WIDTH, HEIGHT = 320, 240
 #: where ``run.clip_showing`` holds the known image (after a 2 s pan, for 3 s)
 KNOWN_BETWEEN = (2.0, 5.0)
