@@ -236,7 +236,9 @@ def test_review_demo_serves_the_cases_and_shows_every_effect(tmp_path: Path) -> 
                 for c in store.cases.list(limit=100)
                 if c.decision.action is not Action.ACT and c.signals and not c.signals.video
             )
-            (clip,) = [c for c in store.cases.list(limit=100) if c.signals and c.signals.video]
+            (clip,) = [
+                c for c in store.cases.list(limit=100) if Path(c.sources[0].path or "").name == CLIP
+            ]
 
         # the walkthrough: the edited copy's case confirmed by the reviewer, then the
         # lead; the list gets affirmative feedback (the case page shows it delivered);

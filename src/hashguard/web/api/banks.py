@@ -21,6 +21,7 @@ from hashguard.domain.policy import Action, BankPolicy, InvalidPolicy
 from hashguard.domain.signals import Algorithm
 from hashguard.domain.text import printable
 from hashguard.domain.tokens import Scope, Token
+from hashguard.domain.video import parse_vpdq_features, vpdq_digest
 from hashguard.services import banks as service
 from hashguard.store.banks import KEEP, BankExists, UnknownBank
 from hashguard.web.deps import require, services
@@ -253,8 +254,14 @@ def _entries(body: EntriesIn) -> list[BankEntry]:
     for number, item in enumerate(body.entries):
         algorithm = Algorithm(item.algorithm)
         try:
-            value, frames = parse_signal(algorithm, item.hash)
-        except InvalidRow as exc:
+            if isinstance(item.hash, list):
+                # the schema checked each frame; an entry without a usable frame (one a
+                # list file would refuse) is kept: it can never match
+                frames = parse_vpdq_features(item.hash)
+                value = vpdq_digest(frames)
+            else:
+                value, frames = parse_signal(algorithm, item.hash)
+        except (InvalidRow, ValueError) as exc:
             raise ProblemError(
                 422, "Invalid request", f"entries[{number}]: {printable(str(exc))}"
             ) from None

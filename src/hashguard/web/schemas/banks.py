@@ -160,11 +160,22 @@ class PdqEntryIn(PdqIn, EntryFields):
     pass
 
 
+#: one frame of a vPDQ entry, as python-threatexchange serialises it: its PDQ hash, its
+#: quality (0-100) and its time in seconds
+VpdqFeature = Annotated[
+    str,
+    Field(
+        pattern=r"^[0-9A-Fa-f]{64},(100|[1-9]?[0-9]),[0-9]{1,9}(\.[0-9]{1,9})?(e[+-]?[0-9]{1,2})?$",
+        max_length=200,
+    ),
+]
+
+
 class VpdqEntryIn(EntryFields):
     """One video: its vPDQ features as python-threatexchange serialises them."""
 
     algorithm: Literal["vpdq"]
-    hash: list[str] = Field(
+    hash: list[VpdqFeature] = Field(
         min_length=1,
         max_length=MAX_VPDQ_FRAMES,
         description="one 'pdq_hex,quality,timestamp' string per sampled frame",
