@@ -4,6 +4,9 @@ VENV := .venv
 BIN := $(VENV)/bin
 RUNTIME := $(VENV)/.installed
 DEV := $(VENV)/.installed-dev
+# the video extra where vpdq can be built (FFmpeg's development libraries, README: Video);
+# without it the demo says it has no video part
+VIDEO := $(shell pkg-config --exists libavcodec libavformat libavutil libswscale 2>/dev/null && echo '[video]')
 
 .PHONY: demo review-demo screenshots test lint format bench constraints clean
 
@@ -11,7 +14,7 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 
 $(RUNTIME): pyproject.toml constraints.txt | $(BIN)/python
-	$(BIN)/pip install --quiet --constraint constraints.txt --editable .
+	$(BIN)/pip install --quiet --constraint constraints.txt --editable ".$(VIDEO)"
 	touch $@
 
 $(DEV): pyproject.toml constraints.txt | $(BIN)/python

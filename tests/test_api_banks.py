@@ -101,6 +101,8 @@ def test_banks_api(api_settings: Settings) -> None:
             "review_max_distance": None,
             "exact_action": "act",
             "shadow": False,
+            "vpdq_query_percent": 80.0,
+            "vpdq_compared_percent": 0.0,
         }
         assert_problem(call("POST", "/v1/banks", json={"name": "ngo-list"}), 409)
         for bad in ("", "-leading-dash", "has space", "slash/name", "n" * 101, "ünïcode"):

@@ -25,6 +25,7 @@ from hashguard.demo.run import (
     REMOTE_MATCHED,
     demo_settings,
 )
+from hashguard.demo.videos import VIDEO_BANK
 from hashguard.domain.cases import CaseState
 from hashguard.domain.policy import Action
 from hashguard.domain.reports import ReportState
@@ -48,15 +49,31 @@ def test_demo_finds_edited_copies_and_no_distractors(tmp_path: Path) -> None:
     assert "0 distractors matched" in done.stderr
     assert (tmp_path / "demo" / "lists" / "known.csv").is_file()
     assert (
-        "25 cases opened (4 exact copies to act on, 21 edited copies or clips for review), "
-        "evidence kept for 25"
+        "26 cases opened (4 exact copies to act on, 22 edited copies or clips for review), "
+        "evidence kept for 26"
     ) in one_line(done.stderr)
+    # done means (issue 15): the clip showing a known image for 3 s is found by frame
+    # matching, a re-encoded copy of a listed clip by vPDQ, another clip not at all
+    assert "videos: 3/3 clips as expected" in one_line(done.stderr)
+    assert (tmp_path / "demo" / "lists" / "videos.csv").is_file()
 
     settings = demo_settings(tmp_path / "demo" / "home")
     with contextlib.closing(open_store(settings.resolved_database_url)) as store:
         assert store.banks.get(DEMO_BANK).policy == DEMO_POLICY
         cases = store.cases.list(limit=100)
-        assert len(cases) == 25
+        assert len(cases) == 26
+        # the re-encoded copy of a clip listed by its vPDQ: found by vPDQ, with the
+        # percentages and the times of its frames that matched
+        (copy,) = [
+            c
+            for c in cases
+            if Path(c.sources[0].path or "").name == "video-known-clip-reencoded.mkv"
+        ]
+        (vpdq,) = copy.matches
+        assert (vpdq.algorithm, vpdq.bank) == (Algorithm.VPDQ, VIDEO_BANK)
+        assert vpdq.query_percent is not None
+        assert vpdq.query_percent >= 80
+        assert vpdq.timestamps
         assert all(case.state is CaseState.OPEN and case.evidence_id for case in cases)
         acted = {
             Path(c.sources[0].path or "").name for c in cases if c.decision.action is Action.ACT
@@ -74,7 +91,7 @@ def test_demo_finds_edited_copies_and_no_distractors(tmp_path: Path) -> None:
         assert not store.people.list_users(), "accounts only with --serve"
         # the same path as `hashguard scan`: each matched file's decision is audited
         decided = [e for e in store.audit.events() if e.action == "scan.decision"]
-        assert len(decided) == 25
+        assert len(decided) == 26
     # without --serve nothing is planned: no quarantine, the files stay
     assert (tmp_path / "demo" / "uploads" / "known-0-exact-copy.jpg").is_file()
 
@@ -231,7 +248,9 @@ def test_review_demo_serves_the_cases_and_shows_every_effect(tmp_path: Path) -> 
                 and c.signals
                 and not c.signals.video
             )
-            (clip,) = [c for c in store.cases.list(limit=100) if c.signals and c.signals.video]
+            (clip,) = [
+                c for c in store.cases.list(limit=100) if Path(c.sources[0].path or "").name == CLIP
+            ]
             by_name = {Path(c.sources[0].path or "").name: c for c in store.cases.list(limit=100)}
             signal_only = by_name[CLASSIFIER_ONLY]
             assert signal_only.decision.action is Action.REVIEW

@@ -4,10 +4,12 @@ canary credential that never leaves the wire."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import random
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -16,14 +18,18 @@ from pydantic import SecretStr
 from hashguard.banks.exchanges.base import ExchangeError, FeedbackUnsupported, ListSource
 from hashguard.banks.exchanges.stopncii import StopNciiExchange
 from hashguard.banks.exchanges.sync import sync_exchange
+from hashguard.demo.clips import benign_clip
 from hashguard.domain.exchanges import Feedback, FeedbackVerdict, SyncBatch
 from hashguard.domain.signals import Algorithm
+from hashguard.hashing.kernel import HashOptions, hash_path
+from hashguard.matching.matcher import Matcher
 from hashguard.plugins import PluginError
 from hashguard.store import Store
 from hashguard.testing import ListSourceContract
 from tests.fakes.stopncii import (
     FEEDBACK_KEY,
     FETCH_KEY,
+    FIRST_TIMESTAMP,
     SUBSCRIPTION_KEY,
     FakeStopNcii,
     made_up_hex,
@@ -333,3 +339,21 @@ def test_a_canary_credential_never_leaves_the_wire(
     for item in fake.records:  # nor does any hash of the list reach a log
         value = item.get("hashValue")
         assert not isinstance(value, str) or len(value) < 32 or value not in caplog.text
+
+
+def test_a_video_md5_record_matches_the_scanned_video(tmp_path: Path, sqlite_store: Store) -> None:
+    """A ``VideoMD5`` record is an ``md5`` entry (media video): the scanned clip whose
+    bytes it digests is matched by its exact hash."""
+    clip = benign_clip(tmp_path / "clip.mp4", 1401, seconds=2)
+    md5 = hashlib.md5(clip.read_bytes()).hexdigest()
+    with FakeStopNcii(records=[record("VideoMD5", md5, timestamp=FIRST_TIMESTAMP)]) as running:
+        batches = sync(running)
+    (entry,) = [e for batch in batches for e in batch.upserts]
+    assert (entry.algorithm, entry.value, entry.metadata["media"]) == (Algorithm.MD5, md5, "video")
+    sqlite_store.banks.create("ncii")
+    sqlite_store.banks.add_entries("ncii", [entry])
+    signals = hash_path(str(clip), HashOptions(max_pixels=50_000_000)).signals
+    assert signals is not None
+    assert signals.video is not None
+    (match,) = Matcher.build(sqlite_store.banks).match(signals)
+    assert (match.bank, match.algorithm) == ("ncii", Algorithm.MD5)

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import psycopg
 import pytest
+from threatexchange.extensions.vpdq.vpdq import VPDQSignal
 from typer.testing import CliRunner
 
 from hashguard.cli.app import app
@@ -96,8 +97,16 @@ def hma_db(postgres_database: str) -> str:
         conn.execute(
             "INSERT INTO content_signal (content_id, signal_type, signal_val) VALUES "
             "(101, 'pdq', %s), (101, 'md5', %s), (102, 'pdq', %s), "
-            "(103, 'video_md5', %s), (103, 'tmk', 'not-ours'), (201, 'pdq', %s)",
-            (pdq1, md51, pdq2, hashlib.md5(b"benign video bytes").hexdigest(), pdq3),
+            "(103, 'video_md5', %s), (103, 'tmk', 'not-ours'), (103, 'vpdq', %s), "
+            "(201, 'pdq', %s)",
+            (
+                pdq1,
+                md51,
+                pdq2,
+                hashlib.md5(b"benign video bytes").hexdigest(),
+                VPDQSignal.get_examples()[0],  # a video's frames, as HMA keeps them
+                pdq3,
+            ),
         )
     return url
 
@@ -114,7 +123,7 @@ def test_import_hma_copies_banks_content_and_provenance_without_credentials(
     assert "NEVER-COPIED" not in done.output
     report = json.loads(done.stdout)
     assert report["banks_created"] == ["LOCAL_BANK", "TX_SAMPLE"]
-    assert (report["content"], report["signals"], report["disabled_skipped"]) == (3, 4, 1)
+    assert (report["content"], report["signals"], report["disabled_skipped"]) == (3, 5, 1)
     assert report["unsupported"] == {"tmk": 1}
     assert report["exchanges"] == [
         {
@@ -128,7 +137,13 @@ def test_import_hma_copies_banks_content_and_provenance_without_credentials(
         local, tx = store.banks.get("LOCAL_BANK"), store.banks.get("TX_SAMPLE")
         assert (local.enabled, local.source) == (True, "hma")
         assert (tx.enabled, tx.source) == (False, "hma-exchange:fb_threatexchange:TX_SAMPLE")
-        assert store.banks.stats("LOCAL_BANK").active == {Algorithm.PDQ: 1, Algorithm.MD5: 2}
+        assert store.banks.stats("LOCAL_BANK").active == {
+            Algorithm.PDQ: 1,
+            Algorithm.MD5: 2,
+            Algorithm.VPDQ: 1,
+        }
+        (frames,) = store.banks.vpdq_frames(range(1, 50)).values()
+        assert len(frames) == len(json.loads(VPDQSignal.get_examples()[0]))
         rows = dict(store.banks.describe(range(1, 50)).values())
         assert set(rows) == {"hma:101", "hma:103", "hma:201"}
         imported = [e for e in store.audit.events() if e.action == AuditAction.BANK_IMPORTED]

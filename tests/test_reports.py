@@ -23,6 +23,7 @@ from xml.etree import ElementTree as ET
 import pytest
 from pydantic import SecretStr
 
+from hashguard.demo.clips import benign_clip
 from hashguard.demo.corpus import Kind, encode, generate
 from hashguard.domain.audit import AuditAction
 from hashguard.domain.banks import BankEntry
@@ -306,6 +307,41 @@ def test_a_report_holds_reference_hashes_only(world: World) -> None:
         "SHA256": case.signals.sha256,
     }
     assert tree.findtext("fileViewedByEsp") == "false"
+
+
+@pytest.fixture(scope="module")
+def clip(tmp_path_factory: pytest.TempPathFactory) -> bytes:
+    return benign_clip(tmp_path_factory.mktemp("clip") / "c.mp4", 1303, seconds=3).read_bytes()
+
+
+def test_a_video_case_keeps_its_evidence_and_reports_its_exact_hashes(
+    world: World, clip: bytes
+) -> None:
+    """A video is kept like an image (its bytes in the vault, its vPDQ frames in the
+    evidence context) and its report carries the file's MD5/SHA-1/SHA-256 only: the
+    XSD names no video hash (see reports.service.file_of)."""
+    case = world.store.cases.get(_confirmed(world, "video", data=clip))
+    assert case.signals is not None
+    assert case.signals.video is not None
+    assert case.evidence_id is not None
+    data, context = world.vault.get(case.evidence_id, actor="system:test", reason="test")
+    assert data == clip
+    assert len(context["hashes"]["vpdq"]) == len(case.signals.vpdq) == 3
+    assert context["video"]["codec"] == "mpeg4"
+    world.runner().run(world.draft(case.id))
+    (sent,) = world.fake.finished()
+    assert list(sent.files.values()) == [clip]
+    (details,) = sent.details.values()
+    _valid(details)
+    tree = ET.fromstring(details)
+    assert tree.findtext("fileName") == f"case-{case.id}.mp4"
+    hashes = {h.get("hashType"): h.text for h in tree.iter("originalFileHash")}
+    assert hashes == {
+        "MD5": hashlib.md5(clip).hexdigest(),
+        "SHA1": hashlib.sha1(clip).hexdigest(),
+        "SHA256": hashlib.sha256(clip).hexdigest(),
+    }
+    assert list(tree.iter("nameValuePair")) == []
 
 
 def test_a_reveal_makes_the_file_viewed(world: World) -> None:

@@ -31,6 +31,7 @@ from hashguard.banks.columns import (
 from hashguard.domain.banks import BankEntry, RowError
 from hashguard.domain.signals import Algorithm
 from hashguard.domain.text import unstorable
+from hashguard.domain.video import VpdqFrame, parse_vpdq_features, vpdq_digest
 
 
 class ListFormat(StrEnum):
@@ -57,6 +58,9 @@ _ALGORITHM_ALIASES = {
     "sha256": Algorithm.SHA256,
     "sha-256": Algorithm.SHA256,
     "pdq": Algorithm.PDQ,
+    # one video's vPDQ features, as python-threatexchange's ``vpdq`` signal serialises
+    # them: a JSON list of "hash,quality,timestamp" strings
+    "vpdq": Algorithm.VPDQ,
     # python-threatexchange's signal types for a digest of a video file's bytes: the
     # same digest as ours of any file (its url_md5, a digest of a URL, is not).
     "video_md5": Algorithm.MD5,
@@ -230,6 +234,44 @@ class ParsedList:
             self.entries[key] = entry
 
 
+#: most frames one vPDQ entry may hold (3 hours at the reference's one frame a second)
+MAX_VPDQ_FRAMES = 3 * 3600
+
+
+def _vpdq_frames(value: Any) -> tuple[VpdqFrame, ...]:
+    """A ``vpdq`` cell: python-threatexchange's signal string (a JSON list of
+    ``hash,quality,timestamp`` strings) or, in JSON Lines, that list itself."""
+    if isinstance(value, str):
+        try:
+            value = parse_json(value)
+        except json.JSONDecodeError as exc:
+            raise InvalidRow(f"vpdq signal is not a JSON list: {exc.msg}") from None
+    if not isinstance(value, list):
+        raise InvalidRow("vpdq signal must be a JSON list of 'hash,quality,timestamp' strings")
+    if not value:
+        raise InvalidRow("vpdq signal has no frames")
+    if len(value) > MAX_VPDQ_FRAMES:
+        raise InvalidRow(f"vpdq signal has {len(value)} frames, over {MAX_VPDQ_FRAMES}")
+    try:
+        frames = parse_vpdq_features(value)
+    except (TypeError, ValueError) as exc:
+        raise InvalidRow(str(exc)) from None
+    if not any(not f.low_quality and f.value.count("0") != len(f.value) for f in frames):
+        raise InvalidRow("vpdq signal has no frame of quality 50 or more (it could never match)")
+    return frames
+
+
+def parse_signal(algorithm: Algorithm, value: Any) -> tuple[str, tuple[VpdqFrame, ...]]:
+    """A list cell's stored value, and a vPDQ entry's frames (for a ``vpdq`` cell: the
+    frames' ``vpdq_digest``); ``InvalidRow`` saying what is wrong. Exchanges use it too."""
+    if algorithm is Algorithm.VPDQ:
+        frames = _vpdq_frames(value)
+        return vpdq_digest(frames), frames
+    if not isinstance(value, str):
+        raise InvalidRow("a hash must be a string")
+    return normalise_hash(algorithm, value), ()
+
+
 def _common(
     entry_id: Any, category: Any, metadata: Mapping[str, Any] | None
 ) -> tuple[str | None, str | None, dict[str, Any]]:
@@ -245,7 +287,7 @@ def _common(
 def _entry(
     *,
     algorithm: str | None,
-    value: str | None,
+    value: Any,
     default_algorithm: Algorithm | None,
     entry_id: Any = None,
     category: Any = None,
@@ -257,12 +299,19 @@ def _entry(
         chosen = parse_algorithm(algorithm)
     elif default_algorithm is not None:
         chosen = default_algorithm
-    else:
+    elif isinstance(value, str):
         chosen = _infer_algorithm(value)
-    normalised = normalise_hash(chosen, value)
+    else:
+        raise InvalidRow("hash must be a string")
+    normalised, frames = parse_signal(chosen, value)
     entry_id, category, kept = _common(entry_id, category, metadata)
     return BankEntry(
-        algorithm=chosen, value=normalised, entry_id=entry_id, category=category, metadata=kept
+        algorithm=chosen,
+        value=normalised,
+        entry_id=entry_id,
+        category=category,
+        metadata=kept,
+        frames=frames,
     )
 
 
@@ -281,11 +330,8 @@ def _entries_per_algorithm(
     for algorithm, label, value in cells:
         if value is None or (isinstance(value, str) and not value.strip()):
             continue
-        if not isinstance(value, str):
-            problems.append(f"{label}: a hash must be a string")
-            continue
         try:
-            normalised = normalise_hash(algorithm, value)
+            normalised, frames = parse_signal(algorithm, value)
         except InvalidRow as exc:
             problems.append(f"{label}: {exc}")
             continue
@@ -296,6 +342,7 @@ def _entries_per_algorithm(
                 entry_id=entry_id,
                 category=category,
                 metadata=dict(kept),
+                frames=frames,
             )
         )
     if problems:
@@ -411,7 +458,7 @@ def _plain_entry(text: str, algorithm: Algorithm | None) -> BankEntry:
     # python-threatexchange's signal files (its local-file exchange, `dataset -P
     # --print-signals-only`) put the signal type before the hash: "pdq 5e3a…".
     parts = text.split(maxsplit=1)
-    if len(parts) == 1:
+    if len(parts) == 1 or text.startswith("["):  # a bare vpdq signal (a JSON list)
         return _entry(algorithm=None, value=text, default_algorithm=algorithm)
     if _HEX.fullmatch(parts[0].lower()):
         raise InvalidRow("text after the hash (a plain list has one hash a line)")
@@ -626,9 +673,11 @@ def _jsonl_entry(obj: dict[str, Any], reading: _Reading) -> BankEntry:
 def _jsonl_single(
     fields: Mapping[str, Any], metadata: dict[str, Any], reading: _Reading
 ) -> BankEntry:
-    for name in ("algorithm", "hash"):
-        if fields.get(name) is not None and not isinstance(fields[name], str):
-            raise InvalidRow(f"{name} must be a string")
+    if fields.get("algorithm") is not None and not isinstance(fields["algorithm"], str):
+        raise InvalidRow("algorithm must be a string")
+    value = fields.get("hash")
+    if value is not None and not isinstance(value, str | list):
+        raise InvalidRow("hash must be a string (or, for vpdq, a list)")
     return _entry(
         algorithm=fields.get("algorithm"),
         value=fields.get("hash"),

@@ -305,6 +305,20 @@ def set_settings(
             help="Shadow mode: record and count the bank's decisions, act on none of them.",
         ),
     ] = None,
+    vpdq_query_percent: Annotated[
+        float | None,
+        typer.Option(
+            "--vpdq-query-percent",
+            help="vPDQ: share of a video's frames that must match a listed video (default 80).",
+        ),
+    ] = None,
+    vpdq_compared_percent: Annotated[
+        float | None,
+        typer.Option(
+            "--vpdq-compared-percent",
+            help="vPDQ: share of the listed video's frames that must be matched (default 0).",
+        ),
+    ] = None,
 ) -> None:
     """Change a bank's settings and policy."""
     changes = service.BankChanges(
@@ -315,6 +329,8 @@ def set_settings(
         review_max_distance=KEEP if review_max_distance is None else _distance(review_max_distance),
         exact_action=Action(exact_action) if exact_action is not None else None,
         shadow=shadow,
+        vpdq_query_percent=vpdq_query_percent,
+        vpdq_compared_percent=vpdq_compared_percent,
     )
     with store_of(ctx) as store:
         try:

@@ -107,6 +107,7 @@ def ray_scanner(
         video_timeout=pool.limits.video,
         memory_mb=pool.memory_mb,
         index=ship_index(matcher),
+        vpdq_frames=matcher.video_frames(),
         banks=matcher.banks,
         store_id=matcher.store_id,
         seq=matcher.seq,

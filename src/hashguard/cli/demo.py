@@ -27,6 +27,7 @@ from hashguard.demo.reports import configure as configure_reports
 from hashguard.demo.reports import find_xsd, start_fake
 from hashguard.demo.run import (
     CLASSIFIER_ONLY,
+    CLIP,
     DEMO_BANK,
     DEMO_HOTLINE,
     DEMO_POLICY,
@@ -40,6 +41,13 @@ from hashguard.demo.run import (
     needs_dihedral,
     remote_demo_hashes,
     scan_like_the_cli,
+)
+from hashguard.demo.videos import (
+    VIDEO_BANK,
+    VideoFinding,
+    described,
+    how_found,
+    import_video_bank,
 )
 from hashguard.domain.cases import Case
 from hashguard.domain.policy import Action
@@ -169,8 +177,11 @@ def _example(done: ScanDone) -> Case | None:
 
 
 def _clip_case(done: ScanDone) -> Case | None:
-    """The video clip's case (its frames matched), if the demo made one."""
-    return next((c for c in done.cases if is_video(c.signals)), None)
+    """The case of the clip showing a known image (its frames matched), if the demo made
+    one (with the video extra)."""
+    return next(
+        (c for c in done.cases if c.sources and Path(c.sources[0].path or "").name == CLIP), None
+    )
 
 
 def _remote_lines(base: str, done: ScanDone) -> list[str]:
@@ -227,6 +238,14 @@ def _scan(
                 f"{hashsharing.url}), feedback on; policy {DEMO_POLICY.describe()}",
                 highlight=False,
             )
+        if layout.videos is not None:
+            videos = import_video_bank(store, layout.videos, DEMO_POLICY)
+            err.print(
+                f"bank {VIDEO_BANK}: {videos.added} listed video (vPDQ) from "
+                f"{layout.videos.video_list}; policy {DEMO_POLICY.describe()}"
+            )
+        else:
+            err.print(f"[yellow]the demo has no video part[/yellow]: {layout.video_problem}")
         options = ScanOptions(max_pixels=max_pixels, dihedral=True)
         if remote is None:
             done = scan_like_the_cli(store, demo_home, layout.uploads, options)
@@ -281,6 +300,7 @@ def _report(layout: DemoLayout, done: ScanDone, directory: Path, started: float)
             detail,
         )
     out.print(table)
+    video_failed = _report_videos(layout, done)
     run = done.run
     copies = sum(layout.expected.values())
     dihedral = sum(1 for name, exp in layout.expected.items() if exp and needs_dihedral(name))
@@ -305,7 +325,50 @@ def _report(layout: DemoLayout, done: ScanDone, directory: Path, started: float)
     if missed or false_hits:
         err.print(f"[red]demo check failed[/red]: missed {missed}, false hits {false_hits}")
         return True
-    return False
+    return video_failed
+
+
+def _report_videos(layout: DemoLayout, done: ScanDone) -> bool:
+    """Print how each clip was found; True when one was not found as it must be."""
+    if layout.videos is None:
+        return False
+    table = Table("clip", "must be found by", "found by", "decision", "where")
+    wrong = []
+    for name, expected in layout.videos.expected.items():
+        result = done.results[name]
+        found = how_found(result.matches)
+        effective = [m for m in result.matches if m.effective]
+        start, end = layout.videos.known_between
+        in_place = found is not VideoFinding.FRAME or any(
+            m.timestamp is not None and start <= m.timestamp < end for m in effective
+        )
+        if found is not expected or not in_place or result.outcome is not _expected_outcome(found):
+            wrong.append(name)
+        style = "green" if name not in wrong else "red"
+        table.add_row(
+            name,
+            str(expected),
+            f"[{style}]{found}[/{style}]",
+            str(result.decision.action) if effective else "",
+            "; ".join(described(m) for m in effective) or (result.reason or ""),
+        )
+    out.print(table)
+    frame = sum(1 for v in layout.videos.expected.values() if v is VideoFinding.FRAME)
+    vpdq = sum(1 for v in layout.videos.expected.values() if v is VideoFinding.VPDQ)
+    err.print(
+        f"videos: {len(layout.videos.expected) - len(wrong)}/{len(layout.videos.expected)} "
+        f"clips as expected ({frame} showing a known image for "
+        f"{layout.videos.known_between[1] - layout.videos.known_between[0]:g} s, found by "
+        f"frame matching; {vpdq} re-encoded copy of a listed clip, found by vPDQ; "
+        "the other clip not matched)"
+    )
+    if wrong:
+        err.print(f"[red]demo check failed[/red]: clips not found as expected: {wrong}")
+    return bool(wrong)
+
+
+def _expected_outcome(found: VideoFinding) -> Outcome:
+    return Outcome.NO_MATCH if found is VideoFinding.NONE else Outcome.MATCHED
 
 
 def _serve(

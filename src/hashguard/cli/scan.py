@@ -30,6 +30,7 @@ from hashguard.cli.context import (
     store_of,
 )
 from hashguard.cli.render import csv_header, csv_row, result_json, summary_json
+from hashguard.domain.matches import Match
 from hashguard.domain.policy import Action
 from hashguard.domain.scans import FileResult, Outcome, ScanRun
 from hashguard.domain.signals import PdqMode
@@ -395,6 +396,18 @@ def _matchers(ctx: typer.Context, store: Store) -> tuple[Matcher, RemoteMatching
         raise fail(str(exc)) from None
 
 
+def _when(match: Match) -> str:
+    """Where in a video a match is: vPDQ percentages and times, or a frame's time."""
+    if match.query_percent is not None:
+        times = ", ".join(f"{t:g}" for t in match.timestamps[:5])
+        more = ", …" if len(match.timestamps) > 5 else ""
+        return (
+            f" {match.query_percent:.0f}%/{match.compared_percent or 0:.0f}% of frames"
+            f" at {times}{more} s"
+        )
+    return "" if match.timestamp is None else f" at {match.timestamp:g} s"
+
+
 def _detail(result: FileResult) -> str:
     effective = [m for m in result.matches if m.effective]
     if effective:
@@ -402,6 +415,7 @@ def _detail(result: FileResult) -> str:
             f"{m.bank} {m.algorithm} d={m.distance}"
             + (f" ({m.transform})" if m.transform != "original" else "")
             + (f" entry {m.entry_id}" if m.entry_id else "")
+            + _when(m)
             for m in effective
         )
     return result.reason or ""

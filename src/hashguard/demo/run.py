@@ -25,6 +25,8 @@ from hashguard.demo.corpus import (
     generate,
     photo_like,
 )
+from hashguard.demo.videos import VideoLayout, build_videos
+from hashguard.demo.videos import missing as missing_video
 from hashguard.domain.audit import AuditAction
 from hashguard.domain.banks import ImportReport
 from hashguard.domain.cases import Case
@@ -59,6 +61,9 @@ class DemoLayout:
     expected: dict[str, bool]
     #: the demo list's entries: made-up entry id -> algorithm -> the known image's hash
     known: dict[str, dict[str, str]]
+    #: the video clips and list (None without the video extra: ``video_problem`` says why)
+    videos: VideoLayout | None = None
+    video_problem: str | None = None
 
 
 def build(root: Path) -> DemoLayout:
@@ -106,12 +111,20 @@ def build(root: Path) -> DemoLayout:
     expected["broken-upload.jpg"] = False
     (uploads / "notes.txt").write_text("a text file: not an image, still exact-hashed\n")
     expected["notes.txt"] = False
+    video_problem = missing_video()
+    videos = None if video_problem else build_videos(uploads, lists, frame_clip=CLIP)
     with (lists / "known.csv").open("w", newline="") as stream:
         writer = csv.writer(stream)
         writer.writerow(["algorithm", "hash", "entry_id", "category"])
         writer.writerows(rows)
     return DemoLayout(
-        root=root, uploads=uploads, known_list=lists / "known.csv", expected=expected, known=known
+        root=root,
+        uploads=uploads,
+        known_list=lists / "known.csv",
+        expected=expected,
+        known=known,
+        videos=videos,
+        video_problem=video_problem,
     )
 
 

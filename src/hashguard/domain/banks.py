@@ -10,8 +10,14 @@ from typing import Any
 
 from hashguard.domain.policy import BankPolicy
 from hashguard.domain.signals import Algorithm
+from hashguard.domain.video import VpdqFrame
 
 DEFAULT_PDQ_THRESHOLD = 31
+#: the reference's vPDQ thresholds (threatexchange ``VPDQ_QUERY_MATCH_THRESHOLD_PERCENT``
+#: and ``VPDQ_INDEX_MATCH_THRESHOLD_PERCENT``): a video matches a listed one when 80 % of
+#: its usable frames match some frame of it, whatever share of the listed frames that is
+DEFAULT_VPDQ_QUERY_PERCENT = 80.0
+DEFAULT_VPDQ_COMPARED_PERCENT = 0.0
 MAX_PDQ_THRESHOLD = 128
 
 
@@ -36,6 +42,10 @@ class Bank:
     imported_at: datetime | None
     #: what the bank's matches lead to (bands, shadow mode); see ``domain.policy``
     policy: BankPolicy = field(default_factory=BankPolicy)
+    #: vPDQ: the share of the query video's frames (and of the listed video's) that must
+    #: match, in percent; frames match within ``pdq_threshold`` bits
+    vpdq_query_percent: float = DEFAULT_VPDQ_QUERY_PERCENT
+    vpdq_compared_percent: float = DEFAULT_VPDQ_COMPARED_PERCENT
 
 
 #: Bank names: safe in URLs, file names and metric labels.
@@ -44,13 +54,17 @@ BANK_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$"
 
 @dataclass(frozen=True, kw_only=True, slots=True)
 class BankEntry:
-    """One hash of a list. ``entry_id`` is the list's own identifier for it, if any."""
+    """One hash of a list. ``entry_id`` is the list's own identifier for it, if any.
+
+    A ``vpdq`` entry is one video: ``frames`` holds its vPDQ features and ``value`` is
+    their ``domain.video.vpdq_digest`` (the entry's identity in the bank)."""
 
     algorithm: Algorithm
     value: str
     entry_id: str | None = None
     category: str | None = None
     metadata: Mapping[str, Any] = field(default_factory=dict)
+    frames: tuple[VpdqFrame, ...] = ()
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -109,6 +123,8 @@ def bank_to_json(bank: Bank) -> dict[str, Any]:
         "review_max_distance": bank.policy.review_max_distance,
         "exact_action": str(bank.policy.exact_action),
         "shadow": bank.policy.shadow,
+        "vpdq_query_percent": bank.vpdq_query_percent,
+        "vpdq_compared_percent": bank.vpdq_compared_percent,
     }
 
 

@@ -34,6 +34,12 @@ class Match:
     #: for a video's frame matched against a PDQ (image) bank: the frame's time in
     #: seconds (``frame`` is then the video's frame number); None otherwise
     timestamp: float | None = None
+    #: for a vPDQ match (a video against a listed video): the shares of the video's
+    #: usable frames and of the listed video's that matched, in percent, and the times
+    #: of the video's frames that matched (``timestamp`` is the first of them)
+    query_percent: float | None = None
+    compared_percent: float | None = None
+    timestamps: tuple[float, ...] = ()
     entry_ref: int | None = field(default=None, compare=False, repr=False)
 
     @property
@@ -56,6 +62,16 @@ def match_to_json(match: Match) -> dict[str, Any]:
         "suppressed_by": match.suppressed_by,
         # present only for a video frame's match (other matches' stored shape unchanged)
         **({} if match.timestamp is None else {"timestamp": match.timestamp}),
+        # present only for a vPDQ match
+        **(
+            {}
+            if match.query_percent is None
+            else {
+                "query_percent": match.query_percent,
+                "compared_percent": match.compared_percent,
+                "timestamps": list(match.timestamps),
+            }
+        ),
     }
 
 
@@ -71,4 +87,7 @@ def match_from_json(data: dict[str, Any]) -> Match:
         transform=data["transform"],
         suppressed_by=data["suppressed_by"],
         timestamp=data.get("timestamp"),
+        query_percent=data.get("query_percent"),
+        compared_percent=data.get("compared_percent"),
+        timestamps=tuple(data.get("timestamps") or ()),
     )

@@ -19,6 +19,7 @@ from hashguard.domain.matches import match_to_json
 from hashguard.domain.remote import RemoteStatus, remote_to_json
 from hashguard.domain.scans import FileResult
 from hashguard.domain.signals import leaving, pdq_to_json
+from hashguard.domain.video import video_to_json, vpdq_to_json
 from hashguard.safefs import open_resolved
 
 log = logging.getLogger("hashguard.evidence")
@@ -42,7 +43,10 @@ def evidence_context(result: FileResult, **given: str | None) -> dict[str, Any]:
             "sha1": signals.sha1,
             "sha256": signals.sha256,
             "pdq": [pdq_to_json(pdq) for pdq in leaving(signals.reference_pdq)],
+            # a video's vPDQ frames (vpdq's own hashes: reference hashes by construction)
+            **({"vpdq": [vpdq_to_json(f) for f in signals.vpdq]} if signals.vpdq else {}),
         },
+        **({"video": video_to_json(signals.video)} if signals.video is not None else {}),
         "matches": [match_to_json(m) for m in result.matches if m.effective]
         + [
             remote_to_json(r, keep_raw=True)

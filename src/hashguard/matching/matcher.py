@@ -27,11 +27,13 @@ from hashguard.domain.signals import (
     FileSignals,
     PdqMode,
 )
+from hashguard.domain.video import VpdqFrame
 from hashguard.matching import snapshot
 from hashguard.matching.exact import CODES, ExactIndex, digests
 from hashguard.matching.pdq import PdqIndex, pack
+from hashguard.matching.vpdq import VideoBanks, VideoMatch, VpdqThresholds
 
-SNAPSHOT_VERSION = 1
+SNAPSHOT_VERSION = 2
 #: Fold pending changes into fresh indexes once they exceed this share of the entries.
 COMPACT_SHARE = 0.02
 COMPACT_MIN = 10_000
@@ -46,6 +48,7 @@ class EntrySource(Protocol):
     def index_rows(self, batch: int = ...) -> Iterator[IndexRows]: ...
     def changes_since(self, seq: int) -> EntryChanges: ...
     def describe(self, ids: Iterable[int]) -> dict[int, tuple[str | None, str | None]]: ...
+    def vpdq_frames(self, ids: Iterable[int]) -> dict[int, tuple[VpdqFrame, ...]]: ...
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -57,6 +60,7 @@ class _Found:
     frame: int = 0
     transform: str = "original"
     timestamp: float | None = None
+    video: VideoMatch | None = None
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -80,6 +84,8 @@ class _Columns:
     exact_digests: npt.NDArray[np.uint8]
     exact_payloads: npt.NDArray[np.int64]
     exact_banks: npt.NDArray[np.uint16]
+    #: vPDQ entries (listed videos) by payload: their bank numbers (frames read apart)
+    videos: dict[int, int]
 
 
 class Matcher:
@@ -94,8 +100,10 @@ class Matcher:
         bank_ids: Sequence[int],
         exact: ExactIndex,
         pdq: PdqIndex,
+        videos: VideoBanks | None = None,
     ) -> None:
         self._source = source
+        self._videos = videos if videos is not None else VideoBanks()
         self.store_id = store_id
         self.seq = seq
         self._bank_ids = list(bank_ids)
@@ -131,6 +139,7 @@ class Matcher:
             pdq=PdqIndex(
                 columns.pdq_hashes, columns.pdq_payloads, columns.pdq_banks, threshold=threshold
             ),
+            videos=_video_banks(source, columns.videos),
         )
         matcher.refresh()
         return matcher
@@ -153,7 +162,9 @@ class Matcher:
         if len(touched):
             self._pdq.remove(touched)
             self._exact.remove(touched)
+            self._videos.remove(touched.tolist())
             columns = _columns([changes.live], self._numbers)
+            self._videos.add(_listed_videos(self._source, columns.videos))
             self._pdq.add(columns.pdq_hashes, columns.pdq_payloads, columns.pdq_banks)
             self._exact.add(
                 columns.exact_codes,
@@ -178,11 +189,16 @@ class Matcher:
             bank_ids=self._bank_ids,
             exact=self._exact.compacted(),
             pdq=self._pdq.compacted(threshold),
+            videos=self._videos,
         )
 
     def save(self, path: Path) -> None:
         arrays = {f"pdq.{k}": v for k, v in self._pdq.arrays().items()}
         arrays |= {f"exact.{k}": v for k, v in self._exact.arrays().items()}
+        # listed videos by payload and bank; their frames are read from the store on load
+        listed = self._videos.listed()
+        arrays["vpdq.payloads"] = np.asarray(list(listed), dtype=np.int64)
+        arrays["vpdq.banks"] = np.asarray(list(listed.values()), dtype=np.uint16)
         meta = {
             "version": SNAPSHOT_VERSION,
             "store_id": self.store_id,
@@ -213,6 +229,16 @@ class Matcher:
                 bank_ids=[int(b) for b in meta["bank_ids"]],
                 exact=exact,
                 pdq=pdq,
+                videos=_video_banks(
+                    source,
+                    dict(
+                        zip(
+                            arrays["vpdq.payloads"].tolist(),
+                            arrays["vpdq.banks"].tolist(),
+                            strict=True,
+                        )
+                    ),
+                ),
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise snapshot.SnapshotError(f"{path} has an inconsistent index: {exc}") from exc
@@ -231,9 +257,25 @@ class Matcher:
             dtype=np.int16,
         )
         self.banks = tuple(b for b in self._by_number if b is not None and b.enabled)
+        self._videos.configure(
+            {
+                number: VpdqThresholds(
+                    query_percent=b.vpdq_query_percent,
+                    compared_percent=b.vpdq_compared_percent,
+                    distance=b.pdq_threshold,
+                )
+                for number, b in enumerate(self._by_number)
+                if b is not None and b.enabled
+            }
+        )
+
+    def video_frames(self) -> dict[int, tuple[VpdqFrame, ...]]:
+        """The listed videos' frames by payload (what a shipped copy of the index needs
+        besides its snapshot: ``hashguard.scan.rayactor``)."""
+        return self._videos.frames()
 
     def __len__(self) -> int:
-        return len(self._pdq) + len(self._exact)
+        return len(self._pdq) + len(self._exact) + len(self._videos)
 
     # -- matching ------------------------------------------------------------------------
 
@@ -266,6 +308,17 @@ class Matcher:
                 found.extend(hits)
                 confirm = confirm or near
         found.extend(self._frame_matches(signals))
+        found.extend(
+            _Found(
+                payload=payload,
+                bank=bank,
+                algorithm=Algorithm.VPDQ,
+                distance=video.distance,
+                timestamp=video.timestamps[0] if video.timestamps else None,
+                video=video,
+            )
+            for bank, payload, video in self._videos.search(signals.vpdq)
+        )
         (matches,) = self._described([found])
         return Screened(matches=_suppress(matches), confirm=confirm)
 
@@ -294,6 +347,8 @@ class Matcher:
             self._pdq_matches(0, (value,))[0]
             if algorithm is Algorithm.PDQ
             else self._exact_matches([(algorithm, value)])
+            if algorithm.is_exact
+            else []  # a vPDQ entry is a video: it is matched by a video's frames only
             for algorithm, value in queries
         ]
         return [_suppress(matches) for matches in self._described(found)]
@@ -327,6 +382,11 @@ class Matcher:
                         frame=item.frame,
                         transform=item.transform,
                         timestamp=item.timestamp,
+                        query_percent=None if item.video is None else item.video.query_percent,
+                        compared_percent=(
+                            None if item.video is None else item.video.compared_percent
+                        ),
+                        timestamps=() if item.video is None else item.video.timestamps,
                         entry_ref=item.payload,
                     )
                 )
@@ -375,6 +435,7 @@ def _columns(batches: Iterable[IndexRows], numbers: dict[int, int]) -> _Columns:
     exact_codes: list[int] = []
     exact_payloads: list[int] = []
     exact_banks: list[int] = []
+    videos: dict[int, int] = {}
     for rows in batches:
         for row_id, bank_id, algorithm, value in zip(
             rows.ids, rows.bank_ids, rows.algorithms, rows.values, strict=True
@@ -386,6 +447,8 @@ def _columns(batches: Iterable[IndexRows], numbers: dict[int, int]) -> _Columns:
                 pdq_values.append(value)
                 pdq_payloads.append(row_id)
                 pdq_banks.append(number)
+            elif algorithm is Algorithm.VPDQ:
+                videos[row_id] = number
             else:
                 exact_values.append(value)
                 exact_codes.append(CODES[algorithm])
@@ -399,7 +462,24 @@ def _columns(batches: Iterable[IndexRows], numbers: dict[int, int]) -> _Columns:
         exact_digests=digests(exact_values),
         exact_payloads=np.asarray(exact_payloads, dtype=np.int64),
         exact_banks=np.asarray(exact_banks, dtype=np.uint16),
+        videos=videos,
     )
+
+
+def _listed_videos(
+    source: EntrySource, banks: dict[int, int]
+) -> dict[int, tuple[int, tuple[VpdqFrame, ...]]]:
+    """Listed videos (payload -> bank number) with their frames, read from the store."""
+    if not banks:
+        return {}
+    frames = source.vpdq_frames(banks)
+    return {p: (bank, frames[p]) for p, bank in banks.items() if p in frames}
+
+
+def _video_banks(source: EntrySource, banks: dict[int, int]) -> VideoBanks:
+    videos = VideoBanks()
+    videos.add(_listed_videos(source, banks))
+    return videos
 
 
 def _suppress(matches: list[Match]) -> tuple[Match, ...]:
@@ -408,6 +488,8 @@ def _suppress(matches: list[Match]) -> tuple[Match, ...]:
         return tuple(matches)
     exact_allow = next((m for m in allow if m.algorithm.is_exact), None)
     frame_allow = {m.frame: m for m in allow if m.algorithm is Algorithm.PDQ}
+    # a video like an allowed video excuses its vPDQ matches, not its exact or frame ones
+    video_allow = next((m for m in allow if m.algorithm is Algorithm.VPDQ), None)
     result = []
     for match in matches:
         by = None
@@ -415,6 +497,8 @@ def _suppress(matches: list[Match]) -> tuple[Match, ...]:
             by = exact_allow
             if by is None and match.algorithm is Algorithm.PDQ:
                 by = frame_allow.get(match.frame)
+            if by is None and match.algorithm is Algorithm.VPDQ:
+                by = video_allow
         result.append(match if by is None else replace(match, suppressed_by=by.bank))
     return tuple(result)
 

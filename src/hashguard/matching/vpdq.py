@@ -46,6 +46,8 @@ class VideoMatch:
     query_percent: float
     compared_percent: float
     timestamps: tuple[float, ...]
+    #: the median, over the query's matched frames, of each one's closest distance
+    distance: int = 0
 
 
 def usable(frames: Sequence[VpdqFrame]) -> list[VpdqFrame]:
@@ -99,14 +101,18 @@ class VpdqIndex:
             return []
         limit = np.asarray([self.thresholds.distance], dtype=np.int16)
         query_hits: dict[int, list[float]] = defaultdict(list)
+        closest: dict[int, list[int]] = defaultdict(list)
         listed_hits: dict[int, set[int]] = defaultdict(set)
         for frame in frames:
             hits = self._index.search(pack([frame.value])[0], limit)
-            rows = hits.payloads.tolist()
-            for video in {int(self._owners[row]) for row in rows}:
+            best: dict[int, int] = {}
+            for row, distance in zip(hits.payloads.tolist(), hits.distances.tolist(), strict=True):
+                video = int(self._owners[row])
+                best[video] = min(distance, best.get(video, distance))
+                listed_hits[video].add(row)
+            for video, distance in best.items():
                 query_hits[video].append(frame.timestamp)
-            for row in rows:
-                listed_hits[int(self._owners[row])].add(row)
+                closest[video].append(distance)
         found = []
         for video, stamps in query_hits.items():
             query_percent = len(stamps) * 100 / len(frames)
@@ -121,6 +127,65 @@ class VpdqIndex:
                         query_percent=query_percent,
                         compared_percent=compared_percent,
                         timestamps=tuple(stamps),
+                        distance=int(np.median(closest[video])),
                     )
                 )
         return sorted(found, key=lambda m: (-m.query_percent, -m.compared_percent, m.video))
+
+
+class VideoBanks:
+    """The vPDQ entries of every bank (each a listed video), searched with each bank's
+    thresholds: one ``VpdqIndex`` per bank, rebuilt when its entries or settings change
+    (video lists are small next to image lists)."""
+
+    def __init__(self) -> None:
+        self._videos: dict[int, tuple[int, tuple[VpdqFrame, ...]]] = {}
+        self._settings: dict[int, VpdqThresholds] = {}
+        self._indexes: dict[int, VpdqIndex] | None = None
+
+    def __len__(self) -> int:
+        return len(self._videos)
+
+    def listed(self) -> dict[int, int]:
+        """Each listed video's bank number, by payload."""
+        return {payload: bank for payload, (bank, _) in self._videos.items()}
+
+    def frames(self) -> dict[int, tuple[VpdqFrame, ...]]:
+        """Each listed video's frames, by payload."""
+        return {payload: frames for payload, (_, frames) in self._videos.items()}
+
+    def remove(self, payloads: Sequence[int]) -> None:
+        for payload in payloads:
+            if self._videos.pop(payload, None) is not None:
+                self._indexes = None
+
+    def add(self, videos: Mapping[int, tuple[int, Sequence[VpdqFrame]]]) -> None:
+        """Add (or replace) listed videos: payload -> (bank number, frames)."""
+        for payload, (bank, frames) in videos.items():
+            self._videos[payload] = (bank, tuple(frames))
+        if videos:
+            self._indexes = None
+
+    def configure(self, settings: Mapping[int, VpdqThresholds]) -> None:
+        """Each enabled bank's thresholds by bank number (a bank not named is not searched)."""
+        if dict(settings) != self._settings:
+            self._settings = dict(settings)
+            self._indexes = None
+
+    def search(self, query: Sequence[VpdqFrame]) -> list[tuple[int, int, VideoMatch]]:
+        """(bank number, payload, match) of every listed video ``query`` matches."""
+        if not query or not self._videos:
+            return []
+        if self._indexes is None:
+            by_bank: dict[int, dict[str, tuple[VpdqFrame, ...]]] = defaultdict(dict)
+            for payload, (bank, frames) in self._videos.items():
+                if bank in self._settings:
+                    by_bank[bank][str(payload)] = frames
+            self._indexes = {
+                bank: VpdqIndex(videos, self._settings[bank]) for bank, videos in by_bank.items()
+            }
+        return [
+            (bank, int(found.video), found)
+            for bank, index in sorted(self._indexes.items())
+            for found in index.search(query)
+        ]

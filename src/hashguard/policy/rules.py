@@ -69,7 +69,7 @@ def _band(match: Match, policy: BankPolicy, action: Action) -> str:
     """The band that produced ``action``, in words."""
     if match.algorithm.is_exact:
         return f"exact {match.algorithm} match (exact matches: {policy.exact_action})"
-    distance = f"pdq distance {match.distance}"
+    distance = f"{match.algorithm} distance {match.distance}"
     review = (
         "the bank's threshold"
         if policy.review_max_distance is None

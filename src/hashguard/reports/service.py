@@ -58,6 +58,8 @@ UPLOADER_SECRET = "uploader_info_secret"  # noqa: S105 (a name)
 REPORTER_FIELDS = ("first_name", "last_name", "email", "company_template", "legal_url", "platform")
 _HASH_TYPES = {Algorithm.MD5: "MD5", Algorithm.SHA1: "SHA1", Algorithm.SHA256: "SHA256"}
 _EXTENSIONS = {"JPEG": ".jpg", "PNG": ".png", "GIF": ".gif", "WEBP": ".webp", "BMP": ".bmp"}
+#: a video's file name extension, by the container its probe read
+_VIDEO_EXTENSIONS = {"mp4": ".mp4", "matroska": ".mkv", "avi": ".avi", "mpegts": ".ts"}
 
 
 class ReportRefused(ValueError):
@@ -229,7 +231,15 @@ def file_of(store: Store, case: Case, data: Callable[[], bytes], limits: HashOpt
         for p in leaving(signals.reference_pdq)
         if not p.low_quality
     ]
-    extension = _EXTENSIONS.get((signals.image_format or "").upper(), "")
+    # A video goes with its exact hashes only: the XSD's one place for other hashes is
+    # ``details type="HASH"`` name/value pairs, where NCMEC names PDQ but no video hash
+    # (its hash sharing knows TMK+PDQF, Videntifier and SSVH, not vPDQ), so its vPDQ
+    # frames stay in the evidence.
+    extension = (
+        _VIDEO_EXTENSIONS.get(signals.video.container, "")
+        if signals.video is not None
+        else _EXTENSIONS.get((signals.image_format or "").upper(), "")
+    )
     return ReportFile(
         evidence_id=case.evidence_id,
         name=f"case-{case.id}{extension}",

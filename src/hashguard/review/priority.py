@@ -21,7 +21,6 @@ from datetime import datetime
 from hashguard.classify.signals import signals_of
 from hashguard.domain.cases import Case
 from hashguard.domain.remote import RemoteStatus
-from hashguard.domain.signals import Algorithm
 
 #: sorts after every real category and PDQ distance (PDQ distances are 0..256)
 _NONE = "~"
@@ -43,11 +42,11 @@ class Priority:
 
 def priority_of(case: Case) -> Priority:
     effective = [m for m in case.matches if m.effective]
-    exact = [m for m in effective if m.algorithm is not Algorithm.PDQ]
+    exact = [m for m in effective if m.algorithm.is_exact]
     remote_exact = [
         r for r in case.remote if r.status is RemoteStatus.MATCHED and r.match_type == "exact"
     ]
-    pdq = [m.distance for m in effective if m.algorithm is Algorithm.PDQ]
+    pdq = [m.distance for m in effective if not m.algorithm.is_exact]
     # a remote near match's distance is on its service's own scale: ranked among the PDQ
     # distances, but its reason names the service
     remote_near = [

@@ -23,7 +23,7 @@ import pickle
 import tempfile
 from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +32,7 @@ import numpy as np
 from hashguard.domain.banks import Bank, EntryChanges, IndexRows
 from hashguard.domain.objects import ObjectRef, object_from_json
 from hashguard.domain.scans import Outcome
+from hashguard.domain.video import VpdqFrame
 from hashguard.hashing.isolate import HashingPool
 from hashguard.hashing.kernel import HashOptions, HashOutput
 from hashguard.matching.matcher import Matcher
@@ -69,6 +70,9 @@ class Shipment:
     rate: float | None = None
     #: a video's time limit (by default ``timeout``)
     video_timeout: float | None = None
+    #: the listed videos' frames by payload (``Matcher.video_frames``): the snapshot
+    #: names the listed videos, the store holds their frames
+    vpdq_frames: dict[int, tuple[VpdqFrame, ...]] = field(default_factory=dict)
 
 
 class ShippedSource:
@@ -99,6 +103,10 @@ class ShippedSource:
 
     def describe(self, ids: Iterable[int]) -> dict[int, tuple[str | None, str | None]]:
         return {}
+
+    def vpdq_frames(self, ids: Iterable[int]) -> dict[int, tuple[VpdqFrame, ...]]:
+        shipped = self._shipment.vpdq_frames
+        return {i: shipped[i] for i in ids if i in shipped}
 
 
 def ship_index(matcher: Matcher) -> bytes:

@@ -80,6 +80,8 @@ class BankChanges:
     review_max_distance: int | None = KEEP
     exact_action: Action | None = None
     shadow: bool | None = None
+    vpdq_query_percent: float | None = None
+    vpdq_compared_percent: float | None = None
 
 
 def configure_bank(store: Store, actor: str, name: str, changes: BankChanges) -> Bank:

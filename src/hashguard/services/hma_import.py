@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from hashguard.audit import record
-from hashguard.banks.formats import InvalidRow, normalise_hash
+from hashguard.banks.formats import InvalidRow, parse_signal
 from hashguard.domain.audit import AuditAction
 from hashguard.domain.banks import BankEntry
 from hashguard.domain.signals import Algorithm
@@ -19,8 +19,14 @@ from hashguard.store import Store
 from hashguard.store.banks import HMA_CONTENT
 from hashguard.store.hma import HmaContent, HmaDatabase, HmaExchange
 
-#: HMA signal types hashguard stores (video_md5: the MD5 of the file's bytes)
-ALGORITHMS = {"pdq": Algorithm.PDQ, "md5": Algorithm.MD5, "video_md5": Algorithm.MD5}
+#: HMA signal types hashguard stores (video_md5: the MD5 of the file's bytes; vpdq: a
+#: video's frames, python-threatexchange's signal string)
+ALGORITHMS = {
+    "pdq": Algorithm.PDQ,
+    "md5": Algorithm.MD5,
+    "video_md5": Algorithm.MD5,
+    "vpdq": Algorithm.VPDQ,
+}
 BATCH = 5_000
 
 
@@ -104,7 +110,7 @@ def _entries(item: HmaContent, unsupported: Counter[str], counts: Counter[str]) 
             unsupported[signal_type] += 1
             continue
         try:
-            normal = normalise_hash(algorithm, value)
+            normal, frames = parse_signal(algorithm, value)
         except InvalidRow:
             counts["invalid"] += 1
             continue
@@ -121,6 +127,7 @@ def _entries(item: HmaContent, unsupported: Counter[str], counts: Counter[str]) 
                 value=normal,
                 entry_id=f"{HMA_CONTENT}{item.id}",
                 metadata=meta,
+                frames=frames,
             )
         )
         counts["signals"] += 1

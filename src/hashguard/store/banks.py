@@ -34,8 +34,9 @@ from hashguard.domain.banks import (
     IndexRows,
     RowError,
 )
-from hashguard.domain.policy import Action, BankPolicy
+from hashguard.domain.policy import Action, BankPolicy, InvalidPolicy
 from hashguard.domain.signals import Algorithm
+from hashguard.domain.video import VpdqFrame, parse_vpdq_features, vpdq_feature_str
 from hashguard.store._util import aware, chunked, now
 from hashguard.store.schema import bank_entries, bank_imports, bank_state, banks
 
@@ -80,7 +81,16 @@ def _bank(row: Row[Any]) -> Bank:
             exact_action=Action(row.exact_action),
             shadow=row.shadow,
         ),
+        vpdq_query_percent=float(row.vpdq_query_percent),
+        vpdq_compared_percent=float(row.vpdq_compared_percent),
     )
+
+
+def _percent(value: float | None) -> float | None:
+    """A vPDQ threshold as given, or ``InvalidPolicy`` when it is no percentage."""
+    if value is not None and not 0 <= value <= 100:
+        raise InvalidPolicy(f"{value!r} is not a percentage from 0 to 100")
+    return value
 
 
 class _Keep:
@@ -140,11 +150,19 @@ _INDEX_COLUMNS = (
 )
 
 
+#: the metadata key under which a vPDQ entry's frames are kept, in python-threatexchange's
+#: serialisation (``hash,quality,timestamp`` strings); a list's own key of that name yields
+VPDQ_META = "vpdq"
+
+
 def _entry_attrs(entry: BankEntry) -> dict[str, Any]:
+    meta = dict(entry.metadata)
+    if entry.frames:
+        meta[VPDQ_META] = [vpdq_feature_str(f) for f in entry.frames]
     return {
         "entry_id": entry.entry_id,
         "category": entry.category,
-        "meta": dict(entry.metadata) or None,
+        "meta": meta or None,
     }
 
 
@@ -217,6 +235,8 @@ class BankStore:
         review_max_distance: int | None = KEEP,
         exact_action: Action | None = None,
         shadow: bool | None = None,
+        vpdq_query_percent: float | None = None,
+        vpdq_compared_percent: float | None = None,
     ) -> Bank:
         """Change the settings given; ``None`` leaves a setting as it is, except for the
         two distances, where ``None`` is a value (no PDQ auto band; review up to the
@@ -230,6 +250,8 @@ class BankStore:
                 "kind": str(kind) if kind is not None else None,
                 "source": source,
                 "licence": licence,
+                "vpdq_query_percent": _percent(vpdq_query_percent),
+                "vpdq_compared_percent": _percent(vpdq_compared_percent),
             }.items()
             if value is not None
         }
@@ -339,6 +361,21 @@ class BankStore:
                     bank_entries.c.id.in_(chunk)
                 )
                 found.update((int(i), int(s)) for i, s in conn.execute(query))
+        return found
+
+    def vpdq_frames(self, ids: Iterable[int]) -> dict[int, tuple[VpdqFrame, ...]]:
+        """The frames of ``vpdq`` entries by row id (the vPDQ index's input; rows that are
+        not vPDQ entries are left out)."""
+        wanted = sorted(set(ids))
+        found: dict[int, tuple[VpdqFrame, ...]] = {}
+        with self._engine.connect() as conn:
+            for chunk in chunked(wanted):
+                query = select(bank_entries.c.id, bank_entries.c.meta).where(
+                    bank_entries.c.id.in_(chunk),
+                    bank_entries.c.algorithm == str(Algorithm.VPDQ),
+                )
+                for row_id, meta in conn.execute(query):
+                    found[int(row_id)] = parse_vpdq_features((meta or {}).get(VPDQ_META) or [])
         return found
 
     def describe(self, ids: Iterable[int]) -> dict[int, tuple[str | None, str | None]]:

@@ -54,6 +54,9 @@ banks = Table(
     Column("review_max_distance", Integer),
     Column("exact_action", String(16), nullable=False, server_default="act"),
     Column("shadow", Boolean, nullable=False, server_default=false()),
+    # vPDQ: a video matches when these shares of its and the listed video's frames match
+    Column("vpdq_query_percent", Float, nullable=False, server_default="80"),
+    Column("vpdq_compared_percent", Float, nullable=False, server_default="0"),
 )
 
 bank_entries = Table(

@@ -2,7 +2,9 @@
 
 For testing a sync end to end, and for operators whose partner delivers deltas as
 files. Each line: ``{"op": "upsert"|"delete", "algorithm": "md5", "hash": "...",
-"id": "...", "category": "...", "metadata": {...}}`` (``op`` defaults to upsert).
+"id": "...", "category": "...", "metadata": {...}}`` (``op`` defaults to upsert); a
+``vpdq`` hash is one video's signal in python-threatexchange's serialisation (see
+``banks.formats``), and a deletion may name it by its digest.
 The checkpoint is the number of lines consumed, with the file's identity: a replaced
 or truncated file is read again from its start.
 """
@@ -24,10 +26,12 @@ from hashguard.banks.formats import (
     normalise_hash,
     parse_algorithm,
     parse_json,
+    parse_signal,
 )
 from hashguard.domain.banks import BankEntry
 from hashguard.domain.exchanges import SyncBatch
 from hashguard.domain.signals import Algorithm
+from hashguard.domain.video import VpdqFrame
 
 
 class LocalFileSettings(BaseModel):
@@ -119,9 +123,17 @@ def _record(raw: bytes) -> tuple[str, BankEntry]:
     if op not in ("upsert", "delete"):
         raise InvalidRow(f"unknown op {op!r}")
     algorithm, value = record.get("algorithm"), record.get("hash")
-    if not isinstance(algorithm, str) or not isinstance(value, str):
-        raise InvalidRow("algorithm and hash must be strings")
+    if not isinstance(algorithm, str) or not isinstance(value, str | list):
+        raise InvalidRow("algorithm and hash must be strings (a vpdq hash: a list too)")
     chosen = parse_algorithm(algorithm)
+    if chosen is Algorithm.VPDQ and op == "delete" and isinstance(value, str):
+        frames: tuple[VpdqFrame, ...] = ()
+        try:  # a deletion may name the video by its digest, as matches and stats do
+            normalised = normalise_hash(chosen, value)
+        except InvalidRow:
+            normalised, frames = parse_signal(chosen, value)
+    else:
+        normalised, frames = parse_signal(chosen, value)
     metadata = record.get("metadata") or {}
     if not isinstance(metadata, dict):
         raise InvalidRow("metadata must be an object")
@@ -131,10 +143,11 @@ def _record(raw: bytes) -> tuple[str, BankEntry]:
     check_storable(metadata)
     entry = BankEntry(
         algorithm=chosen,
-        value=normalise_hash(chosen, value),
+        value=normalised,
         entry_id=_text(entry_id),
         category=_text(category),
         metadata=metadata,
+        frames=frames,
     )
     return op, entry
 

@@ -14,13 +14,14 @@ from hashguard.banks.columns import (
     ColumnMappingError,
     Preset,
 )
-from hashguard.banks.formats import ListFormat, UnreadableList
+from hashguard.banks.formats import InvalidRow, ListFormat, UnreadableList, parse_signal
 from hashguard.banks.importer import EmptyList, NewBank
 from hashguard.domain.banks import BANK_NAME_PATTERN, MAX_PDQ_THRESHOLD, BankEntry, BankKind
 from hashguard.domain.policy import Action, BankPolicy, InvalidPolicy
 from hashguard.domain.signals import Algorithm
 from hashguard.domain.text import printable
 from hashguard.domain.tokens import Scope, Token
+from hashguard.domain.video import parse_vpdq_features, vpdq_digest
 from hashguard.services import banks as service
 from hashguard.store.banks import KEEP, BankExists, UnknownBank
 from hashguard.web.deps import require, services
@@ -132,6 +133,8 @@ def configure_bank(name: BankName, body: BankPatch, token: Writer, svc: Svc) -> 
         review_max_distance=body.review_max_distance if "review_max_distance" in given else KEEP,
         exact_action=Action(body.exact_action) if body.exact_action else None,
         shadow=body.shadow,
+        vpdq_query_percent=body.vpdq_query_percent,
+        vpdq_compared_percent=body.vpdq_compared_percent,
     )
     try:
         service.configure_bank(svc.store, token_actor(token), name, changes)
@@ -247,16 +250,32 @@ def _not_applied(bank: str, version: str | None, filename: str, reason: str) -> 
 
 
 def _entries(body: EntriesIn) -> list[BankEntry]:
-    return [
-        BankEntry(
-            algorithm=Algorithm(item.algorithm),
-            value=item.hash.lower(),
-            entry_id=item.entry_id,
-            category=item.category,
-            metadata=item.metadata,
+    entries = []
+    for number, item in enumerate(body.entries):
+        algorithm = Algorithm(item.algorithm)
+        try:
+            if isinstance(item.hash, list):
+                # the schema checked each frame; an entry without a usable frame (one a
+                # list file would refuse) is kept: it can never match
+                frames = parse_vpdq_features(item.hash)
+                value = vpdq_digest(frames)
+            else:
+                value, frames = parse_signal(algorithm, item.hash)
+        except (InvalidRow, ValueError) as exc:
+            raise ProblemError(
+                422, "Invalid request", f"entries[{number}]: {printable(str(exc))}"
+            ) from None
+        entries.append(
+            BankEntry(
+                algorithm=algorithm,
+                value=value,
+                entry_id=item.entry_id,
+                category=item.category,
+                metadata=item.metadata,
+                frames=frames,
+            )
         )
-        for item in body.entries
-    ]
+    return entries
 
 
 @router.post("/{name}/entries", response_model=EntriesOut, responses=problem_responses(404))

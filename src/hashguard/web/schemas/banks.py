@@ -7,6 +7,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, BeforeValidator, Field
 
+from hashguard.banks.formats import MAX_VPDQ_FRAMES
 from hashguard.domain.banks import (
     BANK_NAME_PATTERN,
     MAX_PDQ_THRESHOLD,
@@ -25,6 +26,8 @@ Distance = Threshold | None
 #: What an exact-hash match leads to.
 ExactAction = Literal["act", "review"]
 _HEX = "^[0-9A-Fa-f]*$"
+#: a vPDQ threshold, in percent
+Percent = Annotated[float, Field(ge=0, le=100, allow_inf_nan=False), BeforeValidator(not_a_boolean)]
 
 
 class BankIn(BaseModel):
@@ -58,6 +61,8 @@ class BankPatch(BaseModel):
     review_max_distance: Distance = None
     exact_action: ExactAction | None = None
     shadow: Flag | None = None
+    vpdq_query_percent: Percent | None = None
+    vpdq_compared_percent: Percent | None = None
 
 
 class BankOut(BaseModel):
@@ -79,6 +84,12 @@ class BankOut(BaseModel):
     review_max_distance: int | None
     exact_action: Action
     shadow: bool
+    vpdq_query_percent: float = Field(
+        description="vPDQ: share of a video's usable frames that must match a listed video"
+    )
+    vpdq_compared_percent: float = Field(
+        description="vPDQ: share of the listed video's frames that must be matched"
+    )
 
     @classmethod
     def of(cls, stats: BankStats) -> BankOut:
@@ -114,7 +125,17 @@ class PdqIn(BaseModel):
     )
 
 
-SignalIn = Annotated[Md5In | Sha1In | Sha256In | PdqIn, Field(discriminator="algorithm")]
+class VpdqIn(BaseModel):
+    algorithm: Literal["vpdq"]
+    hash: str = Field(
+        min_length=64,
+        max_length=64,
+        pattern=_HEX,
+        description="a listed video's digest (the SHA-256 of its canonical vpdq signal)",
+    )
+
+
+SignalIn = Annotated[Md5In | Sha1In | Sha256In | PdqIn | VpdqIn, Field(discriminator="algorithm")]
 
 
 class EntryFields(BaseModel):
@@ -139,8 +160,31 @@ class PdqEntryIn(PdqIn, EntryFields):
     pass
 
 
+#: one frame of a vPDQ entry, as python-threatexchange serialises it: its PDQ hash, its
+#: quality (0-100) and its time in seconds
+VpdqFeature = Annotated[
+    str,
+    Field(
+        pattern=r"^[0-9A-Fa-f]{64},(100|[1-9]?[0-9]),[0-9]{1,9}(\.[0-9]{1,9})?(e[+-]?[0-9]{1,2})?$",
+        max_length=200,
+    ),
+]
+
+
+class VpdqEntryIn(EntryFields):
+    """One video: its vPDQ features as python-threatexchange serialises them."""
+
+    algorithm: Literal["vpdq"]
+    hash: list[VpdqFeature] = Field(
+        min_length=1,
+        max_length=MAX_VPDQ_FRAMES,
+        description="one 'pdq_hex,quality,timestamp' string per sampled frame",
+    )
+
+
 EntryIn = Annotated[
-    Md5EntryIn | Sha1EntryIn | Sha256EntryIn | PdqEntryIn, Field(discriminator="algorithm")
+    Md5EntryIn | Sha1EntryIn | Sha256EntryIn | PdqEntryIn | VpdqEntryIn,
+    Field(discriminator="algorithm"),
 ]
 
 

@@ -26,6 +26,16 @@ class PdqOut(BaseModel):
     )
 
 
+class VideoOut(BaseModel):
+    """A video's container as the probe read it (``domain.video.VideoInfo``)."""
+
+    container: str
+    codec: str
+    duration: float
+    frames: int
+    fps: float
+
+
 class SignalsOut(BaseModel):
     """The file's own hashes (never a bank's), as ``domain.signals.signals_shown``:
     ``image_format`` and ``format`` are the same value (``format`` is the key scan results
@@ -45,6 +55,10 @@ class SignalsOut(BaseModel):
         description="reference-mode hashes of the same frames, when ``pdq`` was made in "
         "fast mode and they were computed",
     )
+    vpdq_frames: int | None = Field(
+        default=None, description="a video: how many sampled frames were vPDQ-hashed"
+    )
+    video: VideoOut | None = Field(default=None, description="a video: what its probe read")
 
     @classmethod
     def of(cls, signals: FileSignals) -> SignalsOut:
@@ -61,6 +75,23 @@ class MatchOut(BaseModel):
     frame: int
     transform: str = Field(description=f"one of {', '.join(DIHEDRAL_NAMES)}")
     suppressed_by: str | None
+    timestamp: float | None = Field(
+        default=None,
+        description="a video's match: the time in seconds of the (first) frame that matched",
+    )
+    query_percent: float | None = Field(
+        default=None,
+        description="a vPDQ match: the share of the video's usable frames that matched the "
+        "listed video, in percent",
+    )
+    compared_percent: float | None = Field(
+        default=None,
+        description="a vPDQ match: the share of the listed video's frames that were matched",
+    )
+    timestamps: list[float] = Field(
+        default_factory=list,
+        description="a vPDQ match: the times in seconds of the video's frames that matched",
+    )
 
     @classmethod
     def of(cls, match: Match) -> MatchOut:
