@@ -35,7 +35,7 @@ from pydantic import BaseModel, SecretStr, model_validator
 from hashguard.classify.base import Classifier, ClassifierSettings
 from hashguard.domain.remote import RemoteResult, RemoteStatus
 from hashguard.domain.signals import FileSignals
-from hashguard.httpclient import RetryPolicy, ServiceClient, ServiceError, redact
+from hashguard.httpclient import ServiceError, redact
 
 log = logging.getLogger(__name__)
 
@@ -98,14 +98,7 @@ class ContentSafetyClassifier(Classifier):
         super().__init__(settings, secrets)
         options = self.content_safety
         self._key = self.credentials["api_key"].get_secret_value()
-        self._client = ServiceClient(
-            options.base_url,
-            service=self.label,
-            timeout=options.timeout_seconds,
-            retry=RetryPolicy(attempts=options.retries + 1, base_seconds=options.backoff_seconds),
-            per_second=options.requests_per_second,
-            transport=transport,
-        )
+        self._client = options.client(self.label, transport)
 
     @property
     def content_safety(self) -> ContentSafetySettings:

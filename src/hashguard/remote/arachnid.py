@@ -27,7 +27,7 @@ from pydantic import BaseModel, Field, SecretStr
 
 from hashguard.domain.remote import RemoteResult, RemoteStatus
 from hashguard.domain.signals import FileSignals, PdqHash, leaving
-from hashguard.httpclient import RetryPolicy, ServiceClient, ServiceError, redact
+from hashguard.httpclient import ServiceError, redact
 from hashguard.remote.base import RemoteMatcher, RemoteSettings
 
 log = logging.getLogger(__name__)
@@ -101,15 +101,7 @@ class ArachnidShieldMatcher(RemoteMatcher):
         password = self.credentials["password"].get_secret_value()
         basic = base64.b64encode(f"{username}:{password}".encode()).decode()
         self._secret_values = tuple(v for v in (password, username, basic) if v)
-        self._client = ServiceClient(
-            options.base_url,
-            service=self.label,
-            timeout=options.timeout_seconds,
-            retry=RetryPolicy(attempts=options.retries + 1, base_seconds=options.backoff_seconds),
-            per_second=options.requests_per_second,
-            auth=(username, password),
-            transport=transport,
-        )
+        self._client = options.client(self.label, transport, auth=(username, password))
 
     @property
     def arachnid(self) -> ArachnidShieldSettings:

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 from abc import abstractmethod
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import ClassVar
 
+import httpx
 from pydantic import BaseModel, ConfigDict, Field
 
 from hashguard.domain.remote import RemoteResult
 from hashguard.domain.signals import FileSignals
+from hashguard.httpclient import RetryPolicy, ServiceClient
 from hashguard.plugins import Adapter, AdapterKind
 
 
@@ -29,6 +31,27 @@ class RemoteSettings(BaseModel):
     requests_per_second: float = Field(default=5.0, gt=0)
     #: test mode: the service's test source or sandbox, on by default
     test_mode: bool = True
+
+    def client(
+        self,
+        service: str,
+        transport: httpx.BaseTransport | None,
+        *,
+        headers: Mapping[str, str] | None = None,
+        auth: tuple[str, str] | None = None,
+    ) -> ServiceClient:
+        """The HTTP client these settings describe: base URL, time limit, retries with
+        backoff, client-side quota; ``headers``/``auth`` carry the credentials."""
+        return ServiceClient(
+            self.base_url,
+            service=service,
+            timeout=self.timeout_seconds,
+            retry=RetryPolicy(attempts=self.retries + 1, base_seconds=self.backoff_seconds),
+            per_second=self.requests_per_second,
+            headers=headers,
+            auth=auth,
+            transport=transport,
+        )
 
 
 class RemoteMatcher(Adapter):

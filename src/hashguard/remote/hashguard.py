@@ -178,14 +178,8 @@ class HashguardMatcher(RemoteMatcher):
         options = self.hashguard
         token = self.credentials["token"].get_secret_value()
         self._secret_values = (token,) if token else ()
-        self._client = ServiceClient(
-            options.base_url,
-            service=self.name,
-            timeout=options.timeout_seconds,
-            retry=RetryPolicy(attempts=options.retries + 1, base_seconds=options.backoff_seconds),
-            per_second=options.requests_per_second,
-            headers={"Authorization": f"Bearer {token}"},
-            transport=transport,
+        self._client = options.client(
+            self.name, transport, headers={"Authorization": f"Bearer {token}"}
         )
         self._batcher = _Batcher(self, options.batch_size, options.gather_seconds)
         self._transport = transport

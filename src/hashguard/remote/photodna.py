@@ -18,7 +18,7 @@ from pydantic import BaseModel, Field, SecretStr
 
 from hashguard.domain.remote import RemoteResult, RemoteStatus
 from hashguard.domain.signals import FileSignals
-from hashguard.httpclient import RetryPolicy, ServiceClient, ServiceError, redact
+from hashguard.httpclient import ServiceError, redact
 from hashguard.remote.base import RemoteMatcher, RemoteSettings
 
 log = logging.getLogger(__name__)
@@ -75,16 +75,12 @@ class PhotoDnaMatcher(RemoteMatcher):
         self._secret_values = tuple(
             value for s in self.credentials.values() if (value := s.get_secret_value())
         )
-        self._client = ServiceClient(
-            options.base_url,
-            service=self.label,
-            timeout=options.timeout_seconds,
-            retry=RetryPolicy(attempts=options.retries + 1, base_seconds=options.backoff_seconds),
-            per_second=options.requests_per_second,
+        self._client = options.client(
+            self.label,
+            transport,
             headers={
                 "Ocp-Apim-Subscription-Key": self.credentials["subscription_key"].get_secret_value()
             },
-            transport=transport,
         )
 
     @property

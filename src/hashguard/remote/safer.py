@@ -40,7 +40,7 @@ from pydantic import BaseModel, Field, SecretStr, model_validator
 
 from hashguard.domain.remote import RemoteResult, RemoteStatus
 from hashguard.domain.signals import FileSignals
-from hashguard.httpclient import RetryPolicy, ServiceClient, ServiceError, redact
+from hashguard.httpclient import ServiceError, redact
 from hashguard.plugins import PluginError
 from hashguard.remote.base import RemoteMatcher, RemoteSettings
 from hashguard.remote.safer_callback import PENDING, CallbackRefused, callback_url, check
@@ -128,14 +128,7 @@ class SaferMatcher(RemoteMatcher):
         self._secret_values = tuple(
             v for v in (self._key, self._video_key, self._callback_secret) if v
         )
-        self._client = ServiceClient(
-            options.base_url,
-            service=self.label,
-            timeout=options.timeout_seconds,
-            retry=RetryPolicy(attempts=options.retries + 1, base_seconds=options.backoff_seconds),
-            per_second=options.requests_per_second,
-            transport=transport,
-        )
+        self._client = options.client(self.label, transport)
 
     @property
     def safer(self) -> SaferSettings:
