@@ -104,9 +104,7 @@ def tiny_limit(api_settings: Settings) -> Iterator[tuple[httpx.Client, int]]:
     limit = int(0.01 * 1024 * 1024)
     with (
         running_server(settings) as base,
-        httpx.Client(
-            base_url=base, headers=_scan_token(settings, Scope.STATS), timeout=60
-        ) as http,
+        httpx.Client(base_url=base, headers=_scan_token(settings, Scope.STATS), timeout=60) as http,
     ):
         yield http, limit
 

@@ -92,9 +92,7 @@ def test_metrics_public_opens_metrics_and_nothing_else(api_settings: Settings) -
 
 def test_the_document_says_metrics_need_a_token_unless_public(tmp_path: Path) -> None:
     def operation(public: bool) -> dict[str, Any]:
-        settings = Settings(
-            home=tmp_path / "nonexistent", database_url="sqlite://", metrics_public=public
-        )
+        settings = Settings(home=tmp_path / "home", metrics_public=public)  # opens nothing
         got: dict[str, Any] = create_app(settings).openapi()["paths"]["/metrics"]["get"]
         return got
 
