@@ -22,9 +22,10 @@ from hashguard.web.app import create_app
 from tests.api_support import assert_problem, bearer, make_token
 from tests.server import running_server
 
-#: Routes that answer without a token (documentation, liveness, readiness, metrics).
+#: Routes that answer without a token (documentation, liveness, readiness); /metrics
+#: too when ``metrics_public`` is set (test_metrics_auth.py).
 PUBLIC = frozenset(
-    {"/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc", "/healthz", "/readyz", "/metrics"}
+    {"/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc", "/healthz", "/readyz"}
 )
 
 #: The scope each protected route needs (None: any valid token). A new route fails the
@@ -55,6 +56,7 @@ REQUIRED: dict[tuple[str, str], Scope | None] = {
     ("POST", "/v1/cases/{case_id}/appeals"): Scope.APPEALS,
     ("GET", "/v1/cases/{case_id}/appeals"): Scope.APPEALS,
     ("GET", "/v1/stats"): Scope.STATS,
+    ("GET", "/metrics"): Scope.STATS,
 }
 
 BANK = "matrix"
@@ -193,6 +195,8 @@ def requests_for(root: Path) -> dict[Route, tuple[Request, Request]]:
             ("/v1/stats", {"params": {"by": "month"}}),
             ("/v1/stats", {"params": {"by": "person"}}),
         ),
+        # /metrics takes no parameter: the "invalid" one is ignored, refused all the same
+        ("GET", "/metrics"): (("/metrics", {}), ("/metrics", {"params": {"x": "1"}})),
     }
 
 

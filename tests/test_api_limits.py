@@ -109,6 +109,7 @@ def test_overload_is_refused_at_once_while_accepted_uploads_are_scanned(
         }
     )
     auth = bearer(make_token(settings, Scope.SCAN))
+    scraper = bearer(make_token(settings, Scope.STATS, name="prometheus"))
     with running_server(settings) as base:
 
         def client() -> httpx.Client:
@@ -155,7 +156,7 @@ def test_overload_is_refused_at_once_while_accepted_uploads_are_scanned(
             assert latencies[-1] < hold, (latencies, hold)
 
             refusals = _statuses(burst + held + probes).count(503)
-            metrics = http.get("/metrics").text
+            metrics = http.get("/metrics", headers=scraper).text
             scan_503 = metric(
                 metrics, "hashguard_http_requests_total", route="/v1/scan", status="503"
             )
@@ -165,6 +166,7 @@ def test_overload_is_refused_at_once_while_accepted_uploads_are_scanned(
 
 
 def test_readiness_and_metrics_documents(api_settings: Settings) -> None:
+    scraper = bearer(make_token(api_settings, Scope.STATS, name="prometheus"))
     with running_server(api_settings) as base, httpx.Client(base_url=base) as http:
         ready = http.get("/readyz")
         assert ready.status_code == 200
@@ -181,7 +183,7 @@ def test_readiness_and_metrics_documents(api_settings: Settings) -> None:
         assert 0 <= body["detail"]["index_age_seconds"] < 5
         assert http.get("/healthz").json() == {"status": "ok", "detail": {}}
 
-        metrics = http.get("/metrics")
+        metrics = http.get("/metrics", headers=scraper)
         assert metrics.status_code == 200
         media_type, _, parameters = metrics.headers["content-type"].partition(";")
         assert media_type == "text/plain"
@@ -205,7 +207,7 @@ def test_readiness_and_metrics_documents(api_settings: Settings) -> None:
             metrics.text, "hashguard_http_requests_total", route="/readyz", status="200"
         )
         http.get("/readyz")
-        after = http.get("/metrics").text
+        after = http.get("/metrics", headers=scraper).text
         assert metric(after, "hashguard_http_requests_total", route="/readyz", status="200") == (
             before + 1
         )
@@ -225,6 +227,7 @@ def test_a_token_over_its_concurrency_limit_gets_429(
     )
     busy_token = bearer(make_token(settings, Scope.SCAN, name="busy"))
     other_token = bearer(make_token(settings, Scope.SCAN, name="other"))
+    scraper = bearer(make_token(settings, Scope.STATS, name="prometheus"))
     with (
         running_server(settings) as base,
         httpx.Client(base_url=base, headers=busy_token, timeout=60) as busy,
@@ -252,7 +255,7 @@ def test_a_token_over_its_concurrency_limit_gets_429(
         # another token is not held back by this one's limit, nor is the server overloaded
         assert set(_statuses(others)) == {200}
         token_limited = _statuses(probes + held).count(429)
-        metrics = busy.get("/metrics").text
+        metrics = busy.get("/metrics", headers=scraper).text
         assert metric(metrics, "hashguard_rejected_total", reason="token_limit") == token_limited
         assert metric(metrics, "hashguard_http_requests_total", route="/v1/scan", status="503") == 0
 
@@ -269,6 +272,7 @@ def test_lookup_budget_per_token_and_batch_limit(api_settings: Settings) -> None
     settings = api_settings.model_copy(update={"lookup_rate_per_minute": 10, "lookup_max_batch": 4})
     first = bearer(make_token(settings, Scope.LOOKUP, name="first"))
     second = bearer(make_token(settings, Scope.LOOKUP, name="second"))
+    scraper = bearer(make_token(settings, Scope.STATS, name="prometheus"))
     with running_server(settings) as base, httpx.Client(base_url=base) as http:
 
         def lookup(auth: dict[str, str], count: int) -> httpx.Response:
@@ -292,7 +296,7 @@ def test_lookup_budget_per_token_and_batch_limit(api_settings: Settings) -> None
         assert lookup(second, 4).status_code == 200
         assert_problem(lookup(second, 4), 429)
 
-        metrics = http.get("/metrics").text
+        metrics = http.get("/metrics", headers=scraper).text
         assert metric(metrics, "hashguard_rejected_total", reason="token_limit") == 3
         assert metric(metrics, "hashguard_rejected_total", reason="too_large") == 1
 
@@ -346,9 +350,10 @@ def test_not_ready_says_why_and_nothing_is_answered_unchecked(api_settings: Sett
 @pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
 def test_readiness_503s_are_not_counted_as_overload(api_settings: Settings) -> None:
     settings = _unloadable_index(api_settings)
+    scraper = bearer(make_token(settings, Scope.STATS, name="prometheus"))
     with running_server(settings, ready=False) as base, httpx.Client(base_url=base) as http:
         assert http.get("/readyz").status_code == 503
-        metrics = http.get("/metrics").text
+        metrics = http.get("/metrics", headers=scraper).text
         assert metric(metrics, "hashguard_rejected_total", reason="overload") == 0
 
 

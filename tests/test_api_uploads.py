@@ -42,8 +42,8 @@ def hostile_uploads(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple
     return files
 
 
-def _scan_token(settings: Settings) -> dict[str, str]:
-    return bearer(make_token(settings, Scope.SCAN))
+def _scan_token(settings: Settings, *more: Scope) -> dict[str, str]:
+    return bearer(make_token(settings, Scope.SCAN, *more))
 
 
 def test_every_hostile_upload_gets_its_typed_outcome_and_the_server_keeps_serving(
@@ -51,6 +51,7 @@ def test_every_hostile_upload_gets_its_typed_outcome_and_the_server_keeps_servin
 ) -> None:
     assert set(hostile_uploads) == set(EXPECTED)
     auth = _scan_token(api_settings)
+    scraper = bearer(make_token(api_settings, Scope.STATS, name="prometheus"))
     failures: list[str] = []
     with (
         running_server(api_settings) as base,
@@ -84,7 +85,7 @@ def test_every_hostile_upload_gets_its_typed_outcome_and_the_server_keeps_servin
         assert good.json()["content"]["content_id"] == "after-hostile"
         assert [p["frame"] for p in good.json()["signals"]["pdq"]] == [0]
         assert http.get("/readyz").status_code == 200
-        metrics = http.get("/metrics").text
+        metrics = http.get("/metrics", headers=scraper).text
         sent = {"undecodable": 7 * 2, "unsupported": 2 * 2, "no_match": 1 * 2 + 1}
         for outcome, count in sent.items():
             assert metric(metrics, "hashguard_scan_outcomes_total", outcome=outcome) == count
@@ -97,12 +98,13 @@ def _chunks(data: bytes, size: int = 1000) -> Iterator[bytes]:
 
 @pytest.fixture
 def tiny_limit(api_settings: Settings) -> Iterator[tuple[httpx.Client, int]]:
-    """A client of a server whose upload limit is 0.01 MB, and that limit in bytes."""
+    """A client of a server whose upload limit is 0.01 MB, and that limit in bytes (its
+    token may scan and read /metrics)."""
     settings = api_settings.model_copy(update={"max_upload_mb": 0.01})
     limit = int(0.01 * 1024 * 1024)
     with (
         running_server(settings) as base,
-        httpx.Client(base_url=base, headers=_scan_token(settings), timeout=60) as http,
+        httpx.Client(base_url=base, headers=_scan_token(settings, Scope.STATS), timeout=60) as http,
     ):
         yield http, limit
 

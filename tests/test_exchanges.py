@@ -291,6 +291,7 @@ def test_a_server_syncs_its_exchanges_and_matches_what_they_bring(
         store.close()
     settings = api_settings.model_copy(update={"exchange_sync_minutes": 0.005})
     auth = bearer(make_token(settings, Scope.LOOKUP))
+    scraper = bearer(make_token(settings, Scope.STATS, name="prometheus"))
     query = {"hashes": [{"algorithm": "md5", "hash": _md5(2)}]}
     with running_server(settings) as base, httpx.Client(base_url=base, headers=auth) as http:
         found = wait_until(
@@ -301,7 +302,7 @@ def test_a_server_syncs_its_exchanges_and_matches_what_they_bring(
         assert found[0]["entry_id"] == "e2"
         wait_until(  # the metric counts a sync once it has finished
             lambda: metric(
-                http.get("/metrics").text,
+                http.get("/metrics", headers=scraper).text,
                 "hashguard_exchange_syncs_total",
                 exchange="feed",
                 result="ok",

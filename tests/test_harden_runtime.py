@@ -173,6 +173,7 @@ def test_the_server_rebuilds_a_broken_pool_and_says_not_ready_meanwhile(
     caplog.set_level(logging.WARNING, logger="hashguard.hashing")
     settings = api_settings.model_copy(update={"workers": 1})
     auth = bearer(make_token(settings, Scope.SCAN))
+    scraper = bearer(make_token(settings, Scope.STATS, name="prometheus"))
     with (
         running_server(settings) as base,
         httpx.Client(base_url=base, headers=auth, timeout=60) as http,
@@ -198,7 +199,7 @@ def test_the_server_rebuilds_a_broken_pool_and_says_not_ready_meanwhile(
             time.sleep(0.02)
         assert ready.status_code == 200, ready.text
         assert http.post("/v1/scan", content=SMALL).status_code == 200
-        metrics = http.get("/metrics").text
+        metrics = http.get("/metrics", headers=scraper).text
         assert metric(metrics, "hashguard_hashing_pool_rebuilds_total", pool="uploads") >= 2
         assert metric(metrics, "hashguard_hashing_pool_ready") == 1
     assert "hashing worker pool 0 broke" in caplog.text
@@ -242,25 +243,33 @@ def test_stalled_uploads_of_one_token_lock_no_one_out(api_settings: Settings) ->
     settings = api_settings.model_copy(update={"workers": 2, "upload_read_timeout": 4.0})
     stalling = make_token(settings, Scope.SCAN, name="stalling")
     other = bearer(make_token(settings, Scope.SCAN, name="other"))
+    scraper = bearer(make_token(settings, Scope.STATS, name="prometheus"))
     with (
         running_server(settings) as base,
         httpx.Client(base_url=base, headers=other, timeout=30) as http,
     ):
         assert http.post("/v1/scan", content=SMALL).status_code == 200  # workers started
+
+        def scrape() -> str:
+            # a scrape takes no upload slot: it answers while the stalled ones hold them
+            answer = http.get("/metrics", headers=scraper)
+            assert answer.status_code == 200, answer.text
+            return answer.text
+
         started = time.monotonic()
         with _stalled(base, stalling, 16) as socks:
             deadline = time.monotonic() + 1  # until all 16 have reached the server
-            while metric(http.get("/metrics").text, "hashguard_uploads_receiving") < 16:
+            while metric(scrape(), "hashguard_uploads_receiving") < 16:
                 if time.monotonic() > deadline:
                     break
                 time.sleep(0.02)
             answers = [http.post("/v1/scan", content=SMALL) for _ in range(3)]
             assert [a.status_code for a in answers] == [200] * 3, answers[0].text
-            assert metric(http.get("/metrics").text, "hashguard_uploads_receiving") == 16
+            assert metric(scrape(), "hashguard_uploads_receiving") == 16
             # and the stalled ones are cut off, bounded in time
             assert [_status_of(sock) for sock in socks] == [408] * 16
         assert time.monotonic() - started < 15
-        metrics = http.get("/metrics").text
+        metrics = scrape()
         assert metric(metrics, "hashguard_rejected_total", reason="slow_body") == 16
         assert metric(metrics, "hashguard_uploads_receiving") == 0
         assert metric(metrics, "hashguard_hashing_in_flight") == 0

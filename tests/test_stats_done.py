@@ -184,8 +184,9 @@ def test_every_view_shows_the_same_numbers(
             counts["confirmed"],
             counts["false_positive"],
         ]
-        # Prometheus: all-time totals (everything here happened this year)
-        text = http.get("/metrics").text
+        # Prometheus: all-time totals (everything here happened this year), to the same
+        # stats token a scraper would have
+        text = http.get("/metrics", headers={"authorization": f"Bearer {secret}"}).text
         assert _total(text, "hashguard_stats_files_checked_total") == counts["checked"]
         assert _total(text, "hashguard_stats_matches_total") == counts["matches"]
         assert _total(text, "hashguard_stats_cases_opened_total") == counts["cases_opened"]

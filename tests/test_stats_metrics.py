@@ -16,9 +16,11 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from hashguard.domain.stats import LABELS, Metric, StatsReader
+from hashguard.domain.tokens import Scope
 from hashguard.settings import Settings
 from hashguard.web.app import create_app
 from hashguard.web.stats_metrics import StatsCollector, exposed_names, metric_name
+from tests.api_support import bearer, make_token
 from tests.server import running_server
 from tests.stats_workload import workload
 
@@ -33,9 +35,12 @@ def reader() -> StatsReader:
 @contextlib.contextmanager
 def _metrics_of(settings: Settings, reader: StatsReader) -> Iterator[str]:
     app = create_app(settings, background=False)
+    scraper = bearer(make_token(settings, Scope.STATS, name="prometheus"))
     with running_server(settings, app=app) as base:
         app.state.services.stats = reader  # the rollups the recording would keep
-        yield httpx.get(f"{base}/metrics", timeout=30).text
+        answer = httpx.get(f"{base}/metrics", headers=scraper, timeout=30)
+        assert answer.status_code == 200, answer.text
+        yield answer.text
 
 
 def _totals(reader: StatsReader) -> Counter[tuple[str, tuple[str, ...]]]:

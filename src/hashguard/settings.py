@@ -123,6 +123,11 @@ class Settings(BaseSettings):
     # -- the service (hashguard serve) --
     host: str = "127.0.0.1"
     port: int = Field(default=8080, ge=1, le=65535)
+    #: serve /metrics without a token; by default it needs one with the ``stats`` scope,
+    #: since its series name banks, list sources and statistics labels (which lists a
+    #: host uses is confidential). Only where /metrics is reachable from an internal
+    #: network alone
+    metrics_public: bool = False
     #: largest request body (uploads and JSON); beyond it, 413
     max_upload_mb: float = Field(default=50, gt=0)
     #: largest list file imported through POST /v1/banks/{name}/import

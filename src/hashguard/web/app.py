@@ -122,12 +122,15 @@ def create_app(
     app.include_router(ui.router)
     app.include_router(ui_notice.router)
     app.mount("/ui/static", StaticFiles(directory=ui.STATIC, check_dir=True), name="ui-static")
-    app.add_middleware(GateMiddleware, metrics=metrics)  # inside the request id's
+    # inside the request id's
+    app.add_middleware(GateMiddleware, metrics=metrics, metrics_public=settings.metrics_public)
     if settings.hma_compat and settings.hma_path_secrets:  # outside the gate: sets the token
         app.add_middleware(SecretPathMiddleware, secrets=settings.hma_path_secrets)
     problems.install(app)
     ui.pages.install(app)  # after problems: UI pages for /ui, problems elsewhere
-    app.openapi = lambda: openapi.document(app)  # type: ignore[method-assign]
+    app.openapi = lambda: openapi.document(  # type: ignore[method-assign]
+        app, metrics_public=settings.metrics_public
+    )
 
     app.add_middleware(MetricsMiddleware, metrics=metrics)
     return app

@@ -34,6 +34,20 @@ def require(scope: Scope) -> Callable[..., Awaitable[Token]]:
     return authenticated
 
 
+_stats = require(Scope.STATS)
+
+
+async def scraper(request: Request) -> Token | None:
+    """A dependency for ``/metrics``: the request's token if it has the ``stats`` scope
+    (its series name banks, list sources and statistics labels, the figures that scope
+    reads), or None when ``metrics_public`` opens the route (the gate then asked for no
+    token either: gate.guarded)."""
+    svc: Services = request.app.state.services
+    if svc.settings.metrics_public:
+        return None
+    return await _stats(request)
+
+
 async def identified(request: Request) -> tuple[Token, User | None]:
     """A dependency for routes any valid token may call (``/v1/whoami``): the request's
     token (authenticated by the gate) and the person it acts for, if any."""

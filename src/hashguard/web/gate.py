@@ -1,4 +1,5 @@
 """What every /v1 request passes before a byte of its body is read: a token, a size.
+(/metrics passes it too, for its token, unless ``metrics_public`` opens it.)
 
 FastAPI reads (and parses) a JSON body before it solves a route's dependencies, so a
 check made there would let a client without a token make the server buffer and parse
@@ -43,24 +44,29 @@ _HMA_STATUS = "/hma/status"
 
 #: remote services' callbacks (web/api/callbacks.py): their signed URL is the credential
 _CALLBACKS = "/v1/callbacks/"
+#: Prometheus metrics (web/api/health.py): their series name banks and list sources
+METRICS = "/metrics"
 
 
-def _guarded(path: str) -> bool:
-    """The API paths a token guards: /v1 (but remote services' signed callbacks) and the
-    HMA-compatible /hma (but its status)."""
+def guarded(path: str, *, metrics_public: bool) -> bool:
+    """The paths a token guards: /v1 (but remote services' signed callbacks), the
+    HMA-compatible /hma (but its status) and /metrics (unless ``metrics_public``)."""
     if path == "/v1" or path.startswith("/v1/"):
         return not path.startswith(_CALLBACKS)
+    if path == METRICS:
+        return not metrics_public
     return path.startswith("/hma/") and path != _HMA_STATUS
 
 
 class GateMiddleware:
-    def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
+    def __init__(self, app: ASGIApp, metrics: Metrics, *, metrics_public: bool = False) -> None:
         self.app = app
         self.metrics = metrics
+        self.metrics_public = metrics_public
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         path = scope.get("path", "")
-        if scope["type"] != "http" or not _guarded(path):
+        if scope["type"] != "http" or not guarded(path, metrics_public=self.metrics_public):
             await self.app(scope, receive, send)
             return
         request = Request(scope)

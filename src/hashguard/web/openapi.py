@@ -3,7 +3,8 @@
 FastAPI documents its own 422 as ``application/json`` HTTPValidationError; every error
 here is an RFC 9457 problem (problems.py), and every /v1 route may also answer 401 and
 403 (the gate and the scope check), 413 (the body limit) and 400/422 (a body or a
-parameter it cannot use). This hook writes that into the document once, for all routes.
+parameter it cannot use); so does /metrics, unless ``metrics_public`` opens it (401 and
+403: it takes no body). This hook writes that into the document once, for all routes.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
+from hashguard.web.gate import METRICS
 from hashguard.web.problems import PROBLEM_JSON, TITLES
 
 _PROBLEM = {"$ref": "#/components/schemas/Problem"}
@@ -23,7 +25,7 @@ def _problem(status: int) -> dict[str, Any]:
     return {"description": TITLES[status], "content": {PROBLEM_JSON: {"schema": _PROBLEM}}}
 
 
-def document(app: FastAPI) -> dict[str, Any]:
+def document(app: FastAPI, *, metrics_public: bool = False) -> dict[str, Any]:
     if app.openapi_schema is not None:
         return app.openapi_schema
     doc = get_openapi(
@@ -54,6 +56,9 @@ def document(app: FastAPI) -> dict[str, Any]:
             if path.startswith("/v1/"):
                 operation["security"] = [{"bearer": []}]
                 statuses += [401, 403, 413]
+            elif path == METRICS and not metrics_public:
+                operation["security"] = [{"bearer": []}]
+                statuses += [401, 403]
             if "requestBody" in operation:
                 statuses.append(400)
             for status in statuses:

@@ -1,4 +1,5 @@
-"""Liveness, readiness and Prometheus metrics (the only routes without a token)."""
+"""Liveness, readiness and Prometheus metrics (/healthz and /readyz need no token;
+/metrics one with the ``stats`` scope, unless ``metrics_public`` opens it)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from fastapi import APIRouter, Depends
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST
 
-from hashguard.web.deps import services
+from hashguard.web.deps import scraper, services
 from hashguard.web.schemas.health import Health
 from hashguard.web.services import Services
 
@@ -65,8 +66,13 @@ def readyz(svc: Svc) -> JSONResponse:
 
 
 @router.get(
-    "/metrics", response_class=Response, responses={200: {"content": {CONTENT_TYPE_LATEST: {}}}}
+    "/metrics",
+    response_class=Response,
+    responses={200: {"content": {CONTENT_TYPE_LATEST: {}}}},
+    dependencies=[Depends(scraper)],
 )
 def metrics(svc: Svc) -> Response:
-    """Prometheus metrics: requests, latency, outcomes, matches, index, queue, refusals."""
+    """Prometheus metrics: requests, latency, outcomes, matches, index, queue, refusals,
+    statistics rollups. Needs a token with the ``stats`` scope (the series name banks
+    and list sources), unless the operator set ``metrics_public``."""
     return Response(svc.metrics.render(svc.refresh_metrics), media_type=CONTENT_TYPE_LATEST)
