@@ -205,6 +205,7 @@ def test_settings_that_weaken_safety(tmp_path: Path) -> None:
         review_second_confirmation=False,
         review_break_after_reveals=0,
         ui_secure_cookies=False,
+        metrics_public=True,
     )
     found = results(weak)["safety settings"]
     assert found.level is Level.WARN
@@ -213,6 +214,7 @@ def test_settings_that_weaken_safety(tmp_path: Path) -> None:
         "single confirmation",
         "never reminded to take a break",
         "plain http",
+        "/metrics answers without a token",
     ):
         assert said in found.message
     assert "arachnid" not in found.message

@@ -273,6 +273,11 @@ def check_weakening_settings(doctor: Doctor) -> Finding:
         found.append("reviewers are never reminded to take a break (review_break_after_reveals 0)")
     if not settings.ui_secure_cookies:
         found.append("session cookies are sent over plain http (ui_secure_cookies off)")
+    if settings.metrics_public:
+        found.append(
+            "/metrics answers without a token (metrics_public on): its series name banks "
+            "and list sources; keep it on an internal network"
+        )
     store = doctor.store
     if store is not None:
         for bank in store.banks.list():
