@@ -561,11 +561,14 @@ class RetryRefused(RuntimeError):
     def __init__(self, report: Report) -> None:
         self.state = report.state
         why = {
-            ReportState.FINISHED: f"NCMEC has it (report {report.remote_id})",
+            ReportState.FINISHED: f"NCMEC has it as report {report.remote_id}",
             ReportState.RETRACTED: "it was retracted",
-        }.get(report.state, "it is still being sent (`hashguard reports resume`, the reports job)")
+        }.get(
+            report.state,
+            f"it is under way: `hashguard reports submit {report.case_id}` sends or resumes it",
+        )
         super().__init__(
-            f"report #{report.id} is {report.state}: only a failed report is sent again ({why})"
+            f"report #{report.id} is {report.state}: only a failed report is sent again; {why}"
         )
 
 
