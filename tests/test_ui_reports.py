@@ -1,7 +1,8 @@
 """Reports in the review UI over real loopback HTTP, against the loopback fake
 CyberTipline: the case page's report section, a lead's submit, retract and sending a
 failed report again (refusals as pages, never a 500), the waiting report after a
-retryable answer, /ui/reports by state, and who sees what. Cases come from scanning benign generated images (``test_ui_pages``)."""
+retryable answer, /ui/reports by state, and who sees what. Cases come from scanning
+benign generated images (``test_ui_pages``)."""
 
 from __future__ import annotations
 
