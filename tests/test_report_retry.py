@@ -131,7 +131,7 @@ def test_a_failed_report_is_sent_again_and_finished(world: World) -> None:
     assert (reopen.actor, reopen.outcome, reopen.state) == (LEAD, "ok", S.DRAFT)
     assert reopen.at == T0 + timedelta(days=1)
     assert "permanent (code 4200)" in reopen.detail
-    assert f"report {failed.remote_id} retracted" in reopen.detail
+    assert f"retraction of NCMEC's unfinished report {failed.remote_id}: ok" in reopen.detail
     assert all(s.actor == LEAD for s in steps[3:]), "the person's retry, under their name"
     # the earlier attempt's sealed request/response history stays, and still opens
     assert world.store.reports.sealed(failed.id)[: len(kept)] == kept

@@ -533,7 +533,10 @@ class Runner:
             self.checkpoint("answered:retract")
             outcome, code = str(answer.outcome), answer.code
             sealed = self.keys.sealed(report, response=answer.raw)
-            detail += f"; unfinished report {remote_id} retracted ({answer.outcome})"
+            detail += (
+                f"; retraction of NCMEC's unfinished report {remote_id}: "
+                f"{answer.outcome} (code {answer.code})"
+            )
             details["retracted"] = str(answer.outcome)
         reopened = self.reports.advance(
             report,
