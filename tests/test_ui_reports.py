@@ -1,7 +1,8 @@
 """Reports in the review UI over real loopback HTTP, against the loopback fake
-CyberTipline: the case page's report section, a lead's submit and retract (refusals as
-pages, never a 500), the waiting report after a retryable answer, /ui/reports by state,
-and who sees what. Cases come from scanning benign generated images (``test_ui_pages``)."""
+CyberTipline: the case page's report section, a lead's submit, retract and sending a
+failed report again (refusals as pages, never a 500), the waiting report after a
+retryable answer, /ui/reports by state, and who sees what. Cases come from scanning
+benign generated images (``test_ui_pages``)."""
 
 from __future__ import annotations
 
@@ -252,3 +253,69 @@ def test_the_reports_page_lists_by_state_with_links_to_cases(
 def _reports(world: World) -> list[Report]:
     with world.store() as store:
         return store.reports.list()
+
+
+@pytest.fixture
+def sqlite_world(tmp_path: Path) -> World:
+    """SQLite only: what the UI does with a report is not the store's concern."""
+    return build_world(ui_settings(f"sqlite:///{tmp_path / 'ui.db'}", tmp_path / "home"), tmp_path)
+
+
+def test_a_lead_sends_a_failed_report_again_from_the_case_page(
+    sqlite_world: World, fake: FakeCyberTipline
+) -> None:
+    world = sqlite_world
+    people, act = world.people, world.cases["act"]
+    configure_reports(world.settings, fake)
+    confirm(world.settings, act)
+    with running_server(world.settings) as base:
+        carol, alice = people["carol"].client(base), people["alice"].client(base)
+        try:
+            fake.fail_codes = [4000]  # a permanent refusal: the dead letter
+            assert form_post(carol, f"/ui/cases/{act}/report", people["carol"]).status_code == 303
+            page = carol.get(f"/ui/cases/{act}").text
+            assert _text(page, "report-state") == "failed"
+            assert '<form id="report-retry"' in page
+            with world.store() as store:
+                failed = store.reports.find(act, service.SINK)
+            assert failed is not None
+            retry = f"/ui/reports/{failed.id}/retry"
+            # a reviewer neither sees the button nor may post it; no CSRF token: refused
+            assert '<form id="report-retry"' not in alice.get(f"/ui/cases/{act}").text
+            assert form_post(alice, retry, people["alice"]).status_code == 403
+            assert carol.post(retry).status_code == 403
+            # another process holds it: refused, said so, nothing sent
+            calls = len(fake.calls)
+            with world.store() as store:
+                now = datetime.now(UTC)
+                assert store.reports.claim(
+                    failed.id, "elsewhere", now=now, until=now + timedelta(minutes=5)
+                )
+                busy = form_post(carol, retry, people["carol"])
+                assert busy.status_code == 409
+                assert "another process" in busy.text
+                store.reports.release(failed.id, "elsewhere")
+            assert fake.calls[calls:] == []
+
+            done = form_post(carol, retry, people["carol"])
+            assert done.status_code == 303
+            assert done.headers["location"] == f"/ui/cases/{act}?reported=retried"
+            page = carol.get(done.headers["location"]).text
+            assert "sent again" in _text(page, "report-flash")
+            assert _text(page, "report-state") == "finished"
+            (sent,) = fake.finished()
+            assert _text(page, "report-remote-id") == str(sent.id)
+            steps = re.findall(r'<tr class="report-step">(.*?)</tr>', page, re.S)
+            reopen = [re.findall(r"<td>(.*?)</td>", s) for s in steps][2]
+            assert reopen[1:3] == ["user:carol", "reopen"]
+            assert '<form id="report-retry"' not in page
+            assert [
+                (actor, subject) for actor, subject, _ in audit_events(world, "report.reopened")
+            ] == [("user:carol", f"report:{failed.id}")]
+            again = form_post(carol, retry, people["carol"])
+            assert again.status_code == 409
+            assert "only a failed report is sent again" in again.text
+            assert form_post(carol, "/ui/reports/987654/retry", people["carol"]).status_code == 404
+        finally:
+            carol.close()
+            alice.close()

@@ -401,7 +401,8 @@ def check_reports(doctor: Doctor) -> Finding:
     if failed:
         said.append(
             f"{failed} report(s) failed (the dead letter): `hashguard reports list --state "
-            "failed`, then `hashguard reports show ID` says why"
+            "failed`, then `hashguard reports show ID` says why and "
+            "`hashguard reports retry ID` sends it again"
         )
     if overdue:
         said.append(

@@ -1,5 +1,6 @@
 """``hashguard reports``: reports of confirmed cases to the NCMEC CyberTipline — the
-reporter's settings, a draft, submitting, the list, one report's steps, retraction."""
+reporter's settings, a draft, submitting, the list, one report's steps, retraction, and
+sending a failed report again."""
 
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ from hashguard.httpclient import ServiceError
 from hashguard.plugins import PluginError
 from hashguard.reports import service
 from hashguard.reports.base import InvalidReport
-from hashguard.reports.machine import ReportBusy, RetractRefused
+from hashguard.reports.machine import ReportBusy, RetractRefused, RetryRefused
 from hashguard.reports.ncmec import CyberTiplineSink
 from hashguard.store import Store
 from hashguard.store.cases import UnknownCase
@@ -264,6 +265,28 @@ def retract_command(ctx: typer.Context, report_id: Annotated[int, typer.Argument
     with store_of(ctx) as store, _reporting(ctx, store) as reporting:
         try:
             report = reporting.retract(report_id, actor=cli_actor())
-        except (RetractRefused, UnknownReport) as exc:
+        except (RetractRefused, ReportBusy, UnknownReport) as exc:
             raise fail(str(exc)) from None
     out.print(json.dumps(_report_json(report)), markup=False)
+
+
+@app.command("retry")
+def retry_command(ctx: typer.Context, report_id: Annotated[int, typer.Argument()]) -> None:
+    """Send a failed report (the dead letter) again, now, and print where it stands.
+
+    Only a `failed` report of a case still confirmed; the same report goes again (its
+    earlier steps and documents are kept). If NCMEC holds every file, the report is
+    finished again (one NCMEC already finished is recorded as finished, never sent
+    twice); otherwise NCMEC's unfinished report is retracted and a new one is opened from
+    the draft. Audited as report.reopened. Exit 1 if it failed again.
+    """
+    with store_of(ctx) as store, _reporting(ctx, store) as reporting:
+        try:
+            report = reporting.retry(report_id, actor=cli_actor())
+        except (
+            RetryRefused, ReportBusy, UnknownReport, service.ReportRefused, EvidenceError,
+        ) as exc:  # fmt: skip
+            raise fail(str(exc)) from None
+    out.print(json.dumps(_report_json(report)), markup=False)
+    if report.state is ReportState.FAILED:
+        raise typer.Exit(1)

@@ -93,6 +93,8 @@ class AuditAction(StrEnum):
     REPORT_RETRY_SCHEDULED = "report.retry_scheduled"
     REPORT_RESTARTED = "report.restarted"
     REPORT_FAILED = "report.failed"
+    #: a person sent a failed report again (``reports retry``): the previous error kept
+    REPORT_REOPENED = "report.reopened"
     REPORT_SETTINGS_CHANGED = "report.settings_changed"
     #: hotline referrals (filed by hand on a hotline's web form): a task opened for a
     #: case, marked done with the hotline's reference, or cancelled with a reason

@@ -58,7 +58,8 @@ class Permission(StrEnum):
     #: reports to NCMEC and the like: their states, report ids, steps and dead letters
     #: (never a file's content)
     REPORTS_VIEW = "reports.view"
-    #: submit a confirmed case's report (or resume a failed or waiting one), retract one
+    #: submit a confirmed case's report (or resume a waiting one), send a failed one
+    #: again, retract one
     REPORTS_SUBMIT = "reports.submit"
     AUDIT_READ = "audit.read"
     USERS_MANAGE = "users.manage"

@@ -20,6 +20,10 @@ A retryable answer schedules the same step after a backoff (doubling, capped) un
 answer saying the channel no longer knows the report (it timed out) opens a new one.
 ``checkpoint(step)`` is called after each call's answer and after each recorded step:
 the seam fault-injection tests use to stop the process there.
+
+A person sends a ``failed`` report again with ``retry`` (``hashguard reports retry``):
+the report is opened again under the same row (its steps and sealed documents kept)
+and driven as ``run`` does; see ``Runner.retry`` for what happens at NCMEC first.
 """
 
 from __future__ import annotations
@@ -28,7 +32,8 @@ import hashlib
 import logging
 import os
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -40,7 +45,7 @@ from hashguard.domain.reports import FileState, Report, ReportState, SinkAnswer,
 from hashguard.reports.base import InvalidReport, ReportSink
 from hashguard.reports.documents import ReportKeys
 from hashguard.reports.preservation import preservation
-from hashguard.store.reports import ReportStore, StaleReport
+from hashguard.store.reports import REOPEN_STEP, ReportStore, StaleReport
 
 log = logging.getLogger(__name__)
 
@@ -92,22 +97,32 @@ class Runner:
     def run(self, report_id: int) -> Report:
         """Take the report as far as it goes now: finished, failed, or waiting for its
         next attempt. ``ReportBusy`` when another process holds it."""
+        with self._holding(report_id):
+            return self._drive(report_id)
+
+    @contextmanager
+    def _holding(self, report_id: int) -> Iterator[None]:
+        """The report's lease for this runner while the block runs; ``ReportBusy`` when
+        another process holds it."""
         now = self.clock()
         if not self.reports.claim(report_id, self.owner, now=now, until=now + self.lease):
             raise ReportBusy(f"report #{report_id} is being worked on by another process")
         try:
-            report = self.reports.get(report_id)
-            while not report.state.final:
-                due = report.next_attempt_at
-                if due is not None and due > self.clock():
-                    break
-                moved = self._step(report)
-                if moved is None:
-                    break
-                report = moved
-            return self.reports.get(report_id)
+            yield
         finally:
             self.reports.release(report_id, self.owner)
+
+    def _drive(self, report_id: int) -> Report:
+        report = self.reports.get(report_id)
+        while not report.state.final:
+            due = report.next_attempt_at
+            if due is not None and due > self.clock():
+                break
+            moved = self._step(report)
+            if moved is None:
+                break
+            report = moved
+        return self.reports.get(report_id)
 
     def _step(self, report: Report) -> Report | None:
         if report.intent is not None:
@@ -323,7 +338,9 @@ class Runner:
         if answer.outcome is SinkOutcome.RETRYABLE:
             attempts = report.attempts + 1
             now = self.clock()
-            if now - report.created_at >= (self.backoff.give_up_after or timedelta.max):
+            # the window runs from the draft, or from a person's retry of the failed report
+            since = self.reports.reopened_at(report.id) or report.created_at
+            if now - since >= (self.backoff.give_up_after or timedelta.max):
                 return self._fail(report, step, f"retries spent; last: {error}", sealed=sealed)
             due = now + self.backoff.delay(attempts)
             self._record(
@@ -387,18 +404,13 @@ class Runner:
         """Cancel a report not yet finished. One never sent is retracted here only.
         ``RetractRefused`` says why a report cannot be (finished, or NCMEC refused);
         ``ReportBusy`` when another process is working on it."""
-        now = self.clock()
-        if not self.reports.claim(report_id, self.owner, now=now, until=now + self.lease):
-            raise ReportBusy(f"report #{report_id} is being worked on by another process")
-        try:
+        with self._holding(report_id):
             report = self.reports.get(report_id)
             if report.state.final:
                 raise RetractRefused(
                     f"report #{report_id} is {report.state}: it cannot be retracted"
                 )
             return self._retract_call(report, actor=actor, marked=False)
-        finally:
-            self.reports.release(report_id, self.owner)
 
     def _retract_call(self, report: Report, *, actor: str, marked: bool) -> Report:
         if report.remote_id is None:
@@ -449,9 +461,118 @@ class Runner:
             f"NCMEC did not retract report {remote_id}: {answer.outcome} (code {answer.code})"
         )
 
+    # -- a person's retry of a failed report --
+
+    def retry(self, report_id: int, *, actor: str) -> Report:
+        """Send a ``failed`` report again for ``actor`` (a person), then take it as far
+        as it goes now, as ``run`` does. ``RetryRefused`` names the state of a report
+        that is not ``failed``; ``ReportBusy`` when another process holds it.
+
+        The report is opened again under the same row: the failed attempt's steps and
+        sealed documents stay, a ``reopen`` step and ``report.reopened`` (the actor,
+        the previous error and attempts) are recorded, the attempts start from 0 (a
+        person's retry gets the whole budget: ``MAX_RESTARTS`` restarts and the retries'
+        window from now) and the last error is cleared. Where it starts again depends on
+        what NCMEC holds (``_reopen``)."""
+        with self._holding(report_id):
+            report = self.reports.get(report_id)
+            if report.state is not ReportState.FAILED:
+                raise RetryRefused(report)
+            self._reopen(report, actor=actor)
+            return self._drive(report_id)
+
+    def _reopen(self, report: Report, *, actor: str) -> Report:
+        """The failed ``report`` back in the state machine:
+
+        - every file's details at NCMEC (it failed at ``finish``): back to ``described``
+          with its report id, so the next call is ``finish`` again. Never retracted:
+          NCMEC may have finished it (a finish whose answer was lost), and it answers a
+          second finish "already finished", recorded as finished, never a second
+          report; one NCMEC dropped answers "expired" and is opened again from the
+          draft, as ``_restart`` does.
+        - otherwise back to ``draft``, as ``_restart`` does: an unfinished report NCMEC
+          holds (it was never finished: a finish is only sent once every file is
+          described) is retracted first, so NCMEC keeps no half report (whatever it
+          answers, that report is never finished and expires there), every file is
+          sent again, and a new report is opened from the sealed draft document.
+        """
+        remote_id = report.remote_id
+        previous = report.last_error or "no error recorded"
+        details: dict[str, Any] = {
+            "previous_error": previous[:500],
+            "previous_attempts": report.attempts,
+            "remote_id": remote_id,
+        }
+        every_file_described = bool(report.files) and all(
+            f.state is FileState.DESCRIBED for f in report.files
+        )
+        common: dict[str, Any] = {
+            "actor": actor,
+            "at": self.clock(),
+            "step": REOPEN_STEP,
+            "attempts": 0,
+            "next_attempt_at": None,
+            "last_error": None,
+        }
+        if remote_id is not None and every_file_described:
+            reopened = self.reports.advance(
+                report,
+                **common,
+                outcome="ok",
+                detail=f"sent again by {actor} after: {previous}; NCMEC holds every file "
+                f"of report {remote_id}: it is finished again",
+                state=ReportState.DESCRIBED,
+                audit=(AuditAction.REPORT_REOPENED, {**details, "from": "finish"}),
+            )
+            self.checkpoint(f"recorded:{REOPEN_STEP}")
+            return reopened
+        detail = f"sent again by {actor} after: {previous}"
+        outcome, code, sealed = "ok", None, None
+        if remote_id is not None:
+            answer = self.sink.retract(remote_id)
+            self.checkpoint("answered:retract")
+            outcome, code = str(answer.outcome), answer.code
+            sealed = self.keys.sealed(report, response=answer.raw)
+            detail += (
+                f"; retraction of NCMEC's unfinished report {remote_id}: "
+                f"{answer.outcome} (code {answer.code})"
+            )
+            details["retracted"] = str(answer.outcome)
+        reopened = self.reports.advance(
+            report,
+            **common,
+            outcome=outcome,
+            code=code,
+            sealed=sealed,
+            detail=detail + ": a new report is opened from the draft",
+            state=ReportState.DRAFT,
+            remote_id=None,
+            reset_files=True,
+            audit=(AuditAction.REPORT_REOPENED, {**details, "from": "draft"}),
+        )
+        self.checkpoint(f"recorded:{REOPEN_STEP}")
+        return reopened
+
 
 class RetractRefused(RuntimeError):
     pass
 
 
-__all__ = ["Backoff", "ReportBusy", "RetractRefused", "Runner", "StaleReport"]
+class RetryRefused(RuntimeError):
+    """Only a ``failed`` report is sent again; ``state`` is the report's."""
+
+    def __init__(self, report: Report) -> None:
+        self.state = report.state
+        why = {
+            ReportState.FINISHED: f"NCMEC has it as report {report.remote_id}",
+            ReportState.RETRACTED: "it was retracted",
+        }.get(
+            report.state,
+            f"it is under way: `hashguard reports submit {report.case_id}` sends or resumes it",
+        )
+        super().__init__(
+            f"report #{report.id} is {report.state}: only a failed report is sent again; {why}"
+        )
+
+
+__all__ = ["Backoff", "ReportBusy", "RetractRefused", "RetryRefused", "Runner", "StaleReport"]

@@ -1,6 +1,6 @@
 """Reports from confirmed cases: the draft, the sink's settings and credentials, and
 ``Reporting``, the one object the CLI, the review UI and the background job use to
-draft, submit, resume or retract a report.
+draft, submit, resume, retract or retry (a failed one) a report.
 
 What a report says of the uploader comes from the platform (``reports.uploader``) at
 draft time and is kept only inside the sealed draft: the report document (the draft
@@ -36,6 +36,7 @@ from hashguard.domain.reports import (
     ReportDraft,
     Reporter,
     ReportFile,
+    ReportState,
     labels_of,
 )
 from hashguard.domain.signals import Algorithm, leaving
@@ -47,7 +48,13 @@ from hashguard.plugins import AdapterKind, PluginError, Registry
 from hashguard.reports.base import ReportSink
 from hashguard.reports.documents import ReportKeys
 from hashguard.reports.filedetails import SealedFileDetails, row_of, sealed_file_details
-from hashguard.reports.machine import Clock, EvidenceReader, Runner, report_backoff
+from hashguard.reports.machine import (
+    Clock,
+    EvidenceReader,
+    RetryRefused,
+    Runner,
+    report_backoff,
+)
 from hashguard.reports.uploader import Details, LookupFailed, UploaderInfoSettings, UploaderLookup
 from hashguard.settings import Settings
 from hashguard.store import Store
@@ -507,6 +514,22 @@ class Reporting:
 
     def retract(self, report_id: int, *, actor: str) -> Report:
         return self.runner(actor).retract(report_id, actor=actor)
+
+    def retry(self, report_id: int, *, actor: str) -> Report:
+        """Send a ``failed`` report again and take it as far as it goes now
+        (``Runner.retry``), as ``actor``. ``UnknownReport``; ``RetryRefused`` for a report
+        in any other state; ``ReportRefused`` when its case is no longer confirmed (a
+        false positive, a decision reversed on appeal: its content is not reported);
+        ``ReportBusy`` when another process holds it."""
+        report = self.store.reports.get(report_id)
+        if report.state is not ReportState.FAILED:
+            raise RetryRefused(report)
+        case = self.store.cases.get(report.case_id)
+        if case.state is not CaseState.CONFIRMED:
+            raise ReportRefused(
+                f"case #{case.id} is {case.state}: report #{report_id} of it is not sent again"
+            )
+        return self.runner(actor).retry(report_id, actor=actor)
 
     def resume_due(self, *, actor: str) -> list[Report]:
         return self.runner(actor).resume_due()

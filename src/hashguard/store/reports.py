@@ -83,6 +83,10 @@ def file_from_json(data: Mapping[str, Any]) -> ReportFile:
     )
 
 
+#: the step a person's retry of a failed report records (``Runner.retry``)
+REOPEN_STEP = "reopen"
+
+
 class UnknownReport(LookupError):
     def __init__(self, report_id: int) -> None:
         super().__init__(f"no report #{report_id}")
@@ -481,6 +485,17 @@ class ReportStore:
             )
             for r in rows
         ]
+
+    def reopened_at(self, report_id: int) -> datetime | None:
+        """When a person last sent the report again after it failed (its newest
+        ``reopen`` step), if ever: the retries' give-up window runs from then."""
+        with self._engine.connect() as conn:
+            found = conn.execute(
+                select(func.max(report_steps.c.at)).where(
+                    report_steps.c.report_id == report_id, report_steps.c.step == REOPEN_STEP
+                )
+            ).scalar()
+        return None if found is None else stamp(found)
 
     def sealed(self, report_id: int) -> builtins.list[Sealed]:
         """Every step's sealed bodies, in order (for ``reports.documents.opened``)."""

@@ -1,6 +1,7 @@
 """Reports in the review UI: a case's report on its page (state, NCMEC report id, files,
-every step with its response code), submitting or retracting it (a lead), and
-``/ui/reports`` listing reports by state, the dead letters (``failed``) among them.
+every step with its response code), submitting, retracting or sending a failed one
+again (a lead), and ``/ui/reports`` listing reports by state, the dead letters
+(``failed``) among them.
 
 Submitting runs ``Reporting.submit`` inside the request (in the thread pool), not in a
 background job: a case's report has one file, i.e. four calls (submit, upload, file
@@ -29,7 +30,7 @@ from hashguard.evidence import EvidenceError
 from hashguard.keys import MasterKeyError
 from hashguard.plugins import PluginError
 from hashguard.reports.base import InvalidReport
-from hashguard.reports.machine import ReportBusy, RetractRefused
+from hashguard.reports.machine import ReportBusy, RetractRefused, RetryRefused
 from hashguard.reports.service import SINK, Reporting, ReportRefused
 from hashguard.review import cases as review
 from hashguard.store.reports import UnknownReport
@@ -49,6 +50,7 @@ ReportId = Annotated[int, Path(ge=1, le=2**62)]
 FLASHES = {
     "submitted": "The report was sent as far as it goes now: see its state below.",
     "retracted": "The report was retracted.",
+    "retried": "The failed report was sent again as far as it goes now: see its state below.",
     "busy": "Another process is sending this report right now: reload in a moment.",
 }
 #: reports shown on /ui/reports at most, newest first
@@ -69,6 +71,8 @@ class CaseReport:
     #: the button resumes a report already started rather than sending a new one
     resume: bool
     can_retract: bool
+    #: a failed report of a case still confirmed: the button sends it again
+    can_retry: bool
     #: a report waiting for its next attempt (NCMEC answered "retry later")
     waiting_until: datetime | None
     flash: str | None
@@ -102,6 +106,10 @@ def case_report(svc: Services, who: SignedIn, case: Case, reported: str = "") ->
         and (report is None or _resumable(report, now)),
         resume=report is not None,
         can_retract=lead and report is not None and not report.state.final,
+        can_retry=lead
+        and report is not None
+        and report.state is ReportState.FAILED
+        and case.state is CaseState.CONFIRMED,
         waiting_until=waiting,
         flash=FLASHES.get(reported),
         reversed_on_appeal=_reversal(svc, case.id),
@@ -178,6 +186,28 @@ async def retract(request: Request, report_id: ReportId, who: Submitter) -> Resp
     """Cancel a report that is not finished (at NCMEC too, if it was sent)."""
     report = await run_in_threadpool(_retract, services(request), who, report_id)
     return back_to_case(report.case_id, reported="retracted")
+
+
+def _retry(svc: Services, who: SignedIn, report_id: int) -> Report:
+    try:
+        svc.store.reports.get(report_id)
+    except UnknownReport:
+        raise UiError(404, "Not found", f"there is no report #{report_id}") from None
+    with _reporting(svc) as reporting:
+        try:
+            return reporting.retry(report_id, actor=who.user.actor)
+        except (RetryRefused, ReportBusy, ReportRefused) as exc:
+            raise UiError(409, "Not sent again", _detail(exc)) from None
+        except EvidenceError as exc:
+            raise UiError(409, "The evidence cannot be read", _detail(exc)) from None
+
+
+@router.post("/reports/{report_id}/retry")
+async def retry(request: Request, report_id: ReportId, who: Submitter) -> Response:
+    """Send a failed report again (``Reporting.retry``) as far as it goes now; back to
+    the case page, which shows the outcome."""
+    report = await run_in_threadpool(_retry, services(request), who, report_id)
+    return back_to_case(report.case_id, reported="retried")
 
 
 # -- the list -----------------------------------------------------------------------------
