@@ -13,13 +13,17 @@ The rules, enforced here whichever way (API, CLI, UI) a step comes in:
   escalated the case) never decides the appeal, whatever their role (``SamePerson``);
 * ``uphold`` keeps the restriction; ``reverse`` makes the case a false positive (its
   hashes go to the allow bank, or the restored content would be restricted again on its
-  next scan or upload) and puts back the files a scan quarantined.
+  next scan or upload) and puts back the files a scan quarantined and the objects
+  quarantined in object storage.
 
 Each change, its case event, its statement of reasons, its ``appeal.decided`` webhook
 and its audit event (``appeal.received``, ``appeal.decided``, each with ``state`` as
-``Metric.APPEALS`` counts it) commit together (``Store.atomic``). The files are put back
-after that commit (a move cannot join a transaction); what happened is the appeal's
-``restoration`` (``pending`` until then, ``restored``, ``failed`` with why, ``none``).
+``Metric.APPEALS`` counts it) commit together (``Store.atomic``), with the cancellation
+of the content's quarantines still pending (files and objects). The files are put back
+after that commit (a move cannot join a transaction), and each quarantined object's
+restore is queued in the outbox then (the dispatcher puts it back); what happened is
+the appeal's ``restoration`` (``pending`` until every file and object is back,
+``restored``, ``failed`` with why, ``none``), revisited by the restores job.
 """
 
 from __future__ import annotations
@@ -59,9 +63,12 @@ from hashguard.review.cases import (
 )
 from hashguard.review.effects import (
     PlannedFeedback,
+    cancel_object_quarantines,
     case_feedback,
     case_webhooks,
     feedback_audit,
+    object_restores,
+    objects_in_flight,
 )
 from hashguard.statements.appeal import appeal_reasons, appeal_text
 from hashguard.statements.reasons import notice_sources
@@ -154,7 +161,7 @@ class Decided:
     case: Case
     #: the outcome's statement of reasons (None when the host issues none)
     statement: Statement | None
-    #: one line per quarantined file put back (or not, and why)
+    #: one line per quarantined file or object put back (or queued, or not, and why)
     notes: tuple[str, ...] = ()
 
 
@@ -312,17 +319,18 @@ def _in_flight(store: Store, case: Case) -> list[str]:
 
 
 def _cancel_quarantines(unit: Store, case: Case, appeal: Appeal, at: datetime) -> list[str]:
-    """Stop the case's quarantines still pending (in the reversal's transaction): the
-    content is no longer restricted. The paths of those a dispatcher holds right now
-    (they finish; the restoration, ``pending``, puts the file back afterwards)."""
+    """Stop the case's quarantines still pending, of files and of objects with its
+    content (in the reversal's transaction): the content is no longer restricted. The
+    paths and objects of those a dispatcher holds right now (they finish; the
+    restoration, ``pending``, puts them back afterwards)."""
     busy = []
+    why = f"cancelled: the decision was reversed on appeal #{appeal.id}"
     for path, action_id, state in _scan_quarantines(unit, case):
         if state is not ActionState.PENDING or unit.actions.quarantine_record(action_id):
             continue
-        why = f"cancelled: the decision was reversed on appeal #{appeal.id}"
         if not unit.actions.cancel(action_id, error=why, at=at):
             busy.append(path)
-    return busy
+    return busy + cancel_object_quarantines(unit, case.content_key, error=why, at=at)
 
 
 def _decided_data(
@@ -388,7 +396,8 @@ def decide(
     )
     restoration = None
     if outcome is Outcome.REVERSE:
-        restoration = Restoration.PENDING if quarantined else Restoration.NONE
+        held = quarantined or store.actions.object_quarantines(sha256=case.content_key)
+        restoration = Restoration.PENDING if held else Restoration.NONE
     try:
         with store.atomic() as unit:
             decided = _decide_in(
@@ -566,17 +575,21 @@ def _retry_after(appeal: Appeal, state: Restoration, at: datetime) -> datetime |
 def restore_content(
     store: Store, appeal_id: int, *, actor: str, at: datetime | None = None
 ) -> tuple[Appeal, tuple[str, ...]]:
-    """Put back the quarantined files of a reversed appeal's case; record the outcome
-    (``restored``, or ``failed`` naming each file not put back and why: a file now at
-    the original path is never overwritten) with ``appeal.restored``. Running it again
-    (after a crash left ``pending``, or after the cause of a failure was fixed) retries
-    what is still in quarantine."""
+    """Put back the quarantined files of a reversed appeal's case and queue, once, the
+    restore of each object quarantined with its content; record the outcome with
+    ``appeal.restored``: ``restored`` (every file and object back), ``pending`` (an
+    object's restore or quarantine is not carried out yet), or ``failed`` naming each
+    file or object not put back and why (a file or object now at the original place is
+    never overwritten). Running it again (after a crash left ``pending``, or after the
+    cause of a failure was fixed) retries the files still in quarantine and looks again
+    at the objects' restores (the restores job does, on ``RESTORE_BACKOFF``)."""
     appeal = store.appeals.get(appeal_id)
     if appeal.state is not AppealState.REVERSED:
         raise AppealError(f"appeal #{appeal.id} is {appeal.state}: only a reversal restores")
     case = store.cases.get(appeal.case_id)
+    moment = at if at is not None else datetime.now(UTC)
     notes: list[str] = []
-    failed = False
+    failed = waiting = 0
     for path, action_id in _quarantined(store, case):
         held = store.actions.quarantine_record(action_id)
         if held is not None and held.state is QuarantineState.RESTORED:
@@ -585,15 +598,30 @@ def restore_content(
         try:
             restored = restore(store.actions, action_id, actor=actor)
         except (QuarantineError, OSError) as exc:
-            failed = True
+            failed += 1
             notes.append(f"{path}: not restored: {exc}")
         else:
             notes.append(f"{restored.original_path}: restored")
     for path in _in_flight(store, case):
-        failed = True
+        failed += 1
         notes.append(f"{path}: not restored: its quarantine is still being carried out")
-    state = Restoration.FAILED if failed else (Restoration.RESTORED if notes else Restoration.NONE)
-    moment = at if at is not None else datetime.now(UTC)
+    files = len(notes)
+    for put in object_restores(store, case.content_key, actor=actor, at=moment):
+        if put.state is Restoration.FAILED:
+            failed += 1
+        elif put.state is Restoration.PENDING:
+            waiting += 1
+        notes.append(put.note)
+    for uri in objects_in_flight(store, case.content_key):
+        waiting += 1  # its restore is queued once the quarantine is recorded
+        notes.append(f"{uri}: not back yet: its quarantine is still being carried out")
+    state = (
+        Restoration.FAILED
+        if failed
+        else Restoration.PENDING
+        if waiting
+        else (Restoration.RESTORED if notes else Restoration.NONE)
+    )
     retry = _retry_after(appeal, state, moment)
     with store.atomic() as unit:
         appeal = unit.appeals.set_restoration(appeal.id, state, notes, retry_after=retry)
@@ -604,8 +632,10 @@ def restore_content(
             f"appeal:{appeal.id}",
             case=case.id,
             restoration=str(state),
-            files=len(notes),
-            failed=sum(1 for n in notes if ": not restored:" in n),
+            files=files,
+            objects=len(notes) - files,
+            failed=failed,
+            pending=waiting,
             attempt=appeal.restore_attempts,
             retry_after=retry.isoformat() if retry else None,
         )
@@ -614,7 +644,8 @@ def restore_content(
 
 def restore_due(store: Store, *, actor: str, at: datetime, limit: int = 100) -> list[Appeal]:
     """The restores job: try again every reversal's restoration that is ``pending`` (a
-    crash came between the decision and the move) or ``failed``, when the backoff says
+    crash came between the decision and the move, or an object's restore is queued) or
+    ``failed``, when the backoff says
     (``RESTORE_BACKOFF``); each try is audited (``appeal.restored``). The appeals tried,
     as they are now."""
     tried = []
