@@ -34,10 +34,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from hashguard.actions.outbox import derived_key, webhook_actions
-from hashguard.actions.quarantine import QuarantineError, restore
+from hashguard.actions.outbox import webhook_actions
 from hashguard.audit import record
-from hashguard.domain.actions import ActionState, EventType, QuarantineState, WebhookEndpoint
+from hashguard.domain.actions import EventType, WebhookEndpoint
 from hashguard.domain.appeals import (
     MAX_EXPLANATION,
     REFERENCE_PATTERN,
@@ -50,7 +49,7 @@ from hashguard.domain.appeals import (
 )
 from hashguard.domain.audit import AuditAction
 from hashguard.domain.backoff import Backoff
-from hashguard.domain.cases import Case, CaseEventKind, CaseState, SourceKind
+from hashguard.domain.cases import Case, CaseEventKind, CaseState
 from hashguard.domain.exchanges import FeedbackVerdict
 from hashguard.domain.statements import Statement, StatementKind
 from hashguard.domain.text import unstorable
@@ -63,13 +62,11 @@ from hashguard.review.cases import (
 )
 from hashguard.review.effects import (
     PlannedFeedback,
-    cancel_object_quarantines,
     case_feedback,
     case_webhooks,
     feedback_audit,
-    object_restores,
-    objects_in_flight,
 )
+from hashguard.review.restoring import cancel_quarantines, holds_content, put_back
 from hashguard.statements.appeal import appeal_reasons, appeal_text
 from hashguard.statements.reasons import notice_sources
 from hashguard.statements.service import STATEMENTS, _answer_notifiers, config_of
@@ -286,53 +283,6 @@ def eligible(store: Store, appeal: Appeal, actor: str) -> bool:
     return reviewer_of(actor) not in first_deciders(store, store.cases.get(appeal.case_id))
 
 
-def _scan_quarantines(store: Store, case: Case) -> list[tuple[str, int, ActionState]]:
-    """(path, action id, state) of each quarantine action a scan queued for the case."""
-    found = []
-    for source in case.sources:
-        if source.kind is not SourceKind.SCAN or source.path is None:
-            continue
-        action = store.actions.find_by_key(
-            derived_key(f"scan:{source.ref}:{source.path}", "quarantine")
-        )
-        if action is not None:
-            found.append((source.path, action.id, action.state))
-    return found
-
-
-def _quarantined(store: Store, case: Case) -> list[tuple[str, int]]:
-    """(path, action id) of each of the case's files a scan put in quarantine."""
-    return [
-        (path, action_id)
-        for path, action_id, _ in _scan_quarantines(store, case)
-        if store.actions.quarantine_record(action_id) is not None
-    ]
-
-
-def _in_flight(store: Store, case: Case) -> list[str]:
-    """The paths whose quarantine is still pending (not cancelled, not carried out)."""
-    return [
-        path
-        for path, action_id, state in _scan_quarantines(store, case)
-        if state is ActionState.PENDING and store.actions.quarantine_record(action_id) is None
-    ]
-
-
-def _cancel_quarantines(unit: Store, case: Case, appeal: Appeal, at: datetime) -> list[str]:
-    """Stop the case's quarantines still pending, of files and of objects with its
-    content (in the reversal's transaction): the content is no longer restricted. The
-    paths and objects of those a dispatcher holds right now (they finish; the
-    restoration, ``pending``, puts them back afterwards)."""
-    busy = []
-    why = f"cancelled: the decision was reversed on appeal #{appeal.id}"
-    for path, action_id, state in _scan_quarantines(unit, case):
-        if state is not ActionState.PENDING or unit.actions.quarantine_record(action_id):
-            continue
-        if not unit.actions.cancel(action_id, error=why, at=at):
-            busy.append(path)
-    return busy + cancel_object_quarantines(unit, case.content_key, error=why, at=at)
-
-
 def _decided_data(
     appeal: Appeal, case: Case, outcome: Outcome, statement: Statement | None
 ) -> dict[str, Any]:
@@ -387,7 +337,6 @@ def decide(
         # (reversing still closes the appeal, with its statement and webhook)
         raise NotContestable(f"case #{case.id} is a false positive now: nothing to uphold")
     contested = store.statements.get(appeal.statement_id)
-    quarantined = _quarantined(store, case) if outcome is Outcome.REVERSE else []
     # the exchanges were told of the first decision only when a person confirmed it
     feedback = (
         case_feedback(store, case, FeedbackVerdict.FALSE_POSITIVE, reason=text)
@@ -396,8 +345,7 @@ def decide(
     )
     restoration = None
     if outcome is Outcome.REVERSE:
-        held = quarantined or store.actions.object_quarantines(sha256=case.content_key)
-        restoration = Restoration.PENDING if held else Restoration.NONE
+        restoration = Restoration.PENDING if holds_content(store, case) else Restoration.NONE
     try:
         with store.atomic() as unit:
             decided = _decide_in(
@@ -472,7 +420,8 @@ def _decide_in(
         else (),
         at=at,
     )
-    if lifts and _cancel_quarantines(unit, changed, appeal, at):
+    why = f"cancelled: the decision was reversed on appeal #{appeal.id}"
+    if lifts and cancel_quarantines(unit, changed, error=why, at=at):
         restoration = Restoration.PENDING  # put back once the running move ends
     if entries:
         counts = unit.banks.add_entries(allow_bank, entries)
@@ -588,43 +537,11 @@ def restore_content(
         raise AppealError(f"appeal #{appeal.id} is {appeal.state}: only a reversal restores")
     case = store.cases.get(appeal.case_id)
     moment = at if at is not None else datetime.now(UTC)
-    notes: list[str] = []
-    failed = waiting = 0
-    for path, action_id in _quarantined(store, case):
-        held = store.actions.quarantine_record(action_id)
-        if held is not None and held.state is QuarantineState.RESTORED:
-            notes.append(f"{path}: restored")
-            continue
-        try:
-            restored = restore(store.actions, action_id, actor=actor)
-        except (QuarantineError, OSError) as exc:
-            failed += 1
-            notes.append(f"{path}: not restored: {exc}")
-        else:
-            notes.append(f"{restored.original_path}: restored")
-    for path in _in_flight(store, case):
-        failed += 1
-        notes.append(f"{path}: not restored: its quarantine is still being carried out")
-    files = len(notes)
-    for put in object_restores(store, case.content_key, actor=actor, at=moment):
-        if put.state is Restoration.FAILED:
-            failed += 1
-        elif put.state is Restoration.PENDING:
-            waiting += 1
-        notes.append(put.note)
-    for uri in objects_in_flight(store, case.content_key):
-        waiting += 1  # its restore is queued once the quarantine is recorded
-        notes.append(f"{uri}: not back yet: its quarantine is still being carried out")
-    state = (
-        Restoration.FAILED
-        if failed
-        else Restoration.PENDING
-        if waiting
-        else (Restoration.RESTORED if notes else Restoration.NONE)
-    )
+    done = put_back(store, case, actor=actor, at=moment)
+    state = done.state
     retry = _retry_after(appeal, state, moment)
     with store.atomic() as unit:
-        appeal = unit.appeals.set_restoration(appeal.id, state, notes, retry_after=retry)
+        appeal = unit.appeals.set_restoration(appeal.id, state, done.notes, retry_after=retry)
         record(
             unit,
             actor,
@@ -632,14 +549,14 @@ def restore_content(
             f"appeal:{appeal.id}",
             case=case.id,
             restoration=str(state),
-            files=files,
-            objects=len(notes) - files,
-            failed=failed,
-            pending=waiting,
+            files=done.files,
+            objects=len(done.notes) - done.files,
+            failed=done.failed,
+            pending=done.pending,
             attempt=appeal.restore_attempts,
             retry_after=retry.isoformat() if retry else None,
         )
-    return appeal, tuple(notes)
+    return appeal, done.notes
 
 
 def restore_due(store: Store, *, actor: str, at: datetime, limit: int = 100) -> list[Appeal]:
