@@ -24,10 +24,12 @@ from standardwebhooks.exceptions import WebhookVerificationError
 
 from hashguard.actions.delivery import Delivered
 from hashguard.actions.dispatcher import Dispatcher
+from hashguard.actions.objquarantine import object_quarantine_action
 from hashguard.actions.outbox import (
     derived_key,
     enqueue_for_decision,
     plan_for_decision,
+    quarantine_action,
     webhook_actions,
 )
 from hashguard.actions.quarantine import (
@@ -52,6 +54,7 @@ from hashguard.domain.actions import (
 from hashguard.domain.backoff import Backoff
 from hashguard.domain.banks import BankKind
 from hashguard.domain.matches import Match
+from hashguard.domain.objects import ObjectRef
 from hashguard.domain.policy import Action, Decision
 from hashguard.domain.scans import FileResult, Outcome
 from hashguard.domain.signals import Algorithm, FileSignals
@@ -574,6 +577,27 @@ def test_leases_keep_dispatchers_apart_and_expire(store: Store) -> None:
     assert not store.actions.mark_delivered(mine[0].id, "a", T0)
     assert store.actions.mark_delivered(mine[0].id, "c", T0)
     assert store.actions.get(mine[0].id).state is ActionState.DELIVERED
+
+
+def test_pending_entries_of_a_kind_and_of_a_content(store: Store) -> None:
+    """What a reversal on appeal cancels: the pending quarantines of a content, found by
+    the SHA-256 their payload carries (held by a dispatcher or not), never one settled."""
+    mine, theirs = "a" * 64, "b" * 64
+    first = store.actions.enqueue(quarantine_action("/x.png", key="k:1", sha256=mine), at=T0)
+    other = store.actions.enqueue(quarantine_action("/y.png", key="k:2", sha256=theirs), at=T0)
+    cancelled = store.actions.enqueue(quarantine_action("/z.png", key="k:3", sha256=mine), at=T0)
+    assert store.actions.cancel(cancelled, error="reversed", at=T0)
+    ref = ObjectRef(bucket="bkt", key="photos/a.jpg", version_id="v1", etag="e1")
+    held = store.actions.enqueue(object_quarantine_action(ref, key="k:4", sha256=mine), at=T0)
+    _enqueue_matches(store, _endpoint("http://127.0.0.1:9/hooks"), 1)
+    (leased,) = store.actions.claim_due("busy", T0, limit=1, lease=timedelta(seconds=60))
+    assert leased.id == first
+    assert [a.id for a in store.actions.pending(ActionKind.QUARANTINE)] == [first, other]
+    assert [a.id for a in store.actions.pending(ActionKind.QUARANTINE, sha256=mine)] == [first]
+    (found,) = store.actions.pending(ActionKind.OBJECT_QUARANTINE, sha256=mine)
+    assert (found.id, found.payload["uri"]) == (held, ref.uri)
+    assert store.actions.pending(ActionKind.OBJECT_QUARANTINE, sha256=theirs) == []
+    assert len(store.actions.pending(ActionKind.WEBHOOK)) == 1
 
 
 def test_quarantine_keeps_names_that_are_not_utf8(store: Store, tmp_path: Path) -> None:

@@ -10,9 +10,10 @@ import base64
 import contextlib
 import hashlib
 import json
+import random
 import secrets
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -23,25 +24,46 @@ from moto.server import ThreadedMotoServer
 from typer.testing import CliRunner, Result
 
 from hashguard.actions.delivery import Delivered, Permanent
+from hashguard.actions.dispatcher import Dispatcher, object_deliverers
 from hashguard.actions.objquarantine import (
     TAG_KEY,
     ObjectQuarantineDeliverer,
     bucket_readiness,
     object_quarantine_action,
+    quarantine_key,
 )
 from hashguard.cli.app import app as cli_app
 from hashguard.demo.corpus import Kind, encode, generate
-from hashguard.domain.actions import HoldKind, OriginalFate, QuarantineState
+from hashguard.domain.actions import (
+    ActionKind,
+    ActionState,
+    HoldKind,
+    OriginalFate,
+    QuarantineState,
+)
+from hashguard.domain.appeals import Outcome, Restoration
 from hashguard.domain.audit import AuditAction
+from hashguard.domain.banks import BankEntry
+from hashguard.domain.cases import Case, CaseState
 from hashguard.domain.kept import NewKept
 from hashguard.domain.objects import ObjectRef
+from hashguard.domain.policy import Action
+from hashguard.domain.scans import ScanOptions
+from hashguard.domain.signals import Algorithm
 from hashguard.domain.tokens import Scope
+from hashguard.hashing.kernel import HashOptions, hash_data
+from hashguard.matching.matcher import Matcher
+from hashguard.review import appeals
+from hashguard.scan.classify import policies_of
+from hashguard.scan.pipeline import Pipeline
+from hashguard.scan.sources import StoredObject
 from hashguard.settings import Settings
 from hashguard.store import Store, open_store
 from tests.api_support import assert_problem, bearer, make_token, wait_until
 from tests.cli import json_lines, write_known_list
 from tests.s3_proxy import Proxy, s3_proxy
 from tests.server import running_server
+from tests.test_appeals import T0, World
 
 CREDENTIALS = {
     "AWS_ACCESS_KEY_ID": "testing",
@@ -369,3 +391,222 @@ def test_kept_objects_one_row_per_identity_and_which_were_checked(store: Store) 
     assert store.kept.checked_objects(refs, 3) == {versioned, plain, listed_latest}
     assert store.kept.checked_objects(refs, 5) == {versioned, listed_latest}
     assert store.kept.checked_objects(refs, 6) == set()
+
+
+# -- a decision reversed on appeal puts the objects back ----------------------------------
+
+
+@pytest.fixture
+def appeal_world(sqlite_store: Store, tmp_path: Path) -> World:
+    made = World(store=sqlite_store, tmp=tmp_path)
+    made.statements_on()
+    return made
+
+
+def _appeal_buckets(s3: Any) -> None:
+    for name in ("appeal-src", "appeal-held"):
+        with contextlib.suppress(s3.exceptions.BucketAlreadyOwnedByYou):
+            s3.create_bucket(Bucket=name, ObjectLockEnabledForBucket=name == "appeal-held")
+    s3.put_bucket_versioning(Bucket="appeal-src", VersioningConfiguration={"Status": "Enabled"})
+
+
+def _object_case(world: World, s3: Any, key: str, seed: int) -> tuple[Case, bytes]:
+    """The case a scan of ``s3://appeal-src/`` opens for a benign image at ``key`` that a
+    bank acts on (an automated restriction, the object's quarantine queued with it)."""
+    data = encode(generate(Kind.PHOTO, seed, 64, 48))
+    put = s3.put_object(Bucket="appeal-src", Key=key, Body=data)
+    ref = ObjectRef(
+        bucket="appeal-src", key=key, version_id=put["VersionId"], etag=put["ETag"].strip('"')
+    )
+    output = hash_data(data, HashOptions(max_pixels=50_000_000))
+    assert output.signals is not None
+    store = world.store
+    if store.banks.find("known") is None:
+        store.banks.create("known")
+        store.banks.configure("known", exact_action=Action.ACT)
+    store.banks.add_entries("known", [BankEntry(algorithm=Algorithm.MD5, value=output.signals.md5)])
+    matcher = Matcher.build(store.banks)
+    run = store.scans.create_run(
+        roots=["s3://appeal-src/"],
+        resume_key=f"appeal-{seed}",
+        options=ScanOptions(max_pixels=50_000_000),
+        pid=1,
+        host="h",
+    )
+    source = StoredObject(ref=ref, run_id=run.id, fetch=lambda _ref: data, data=data)
+    done = Pipeline(
+        store=store,
+        actor="system:test",
+        policies=lambda: policies_of(matcher.banks),
+        clock=world.clock,
+    ).process(ref.uri, output, matcher.match(output.signals), source)
+    assert done.case is not None
+    assert done.result.decision.acts
+    # the quarantine the scan queues with an acting decision (``quarantine_objects``),
+    # under the same key, stamped with the test's clock (the pipeline stamps the wall's)
+    action = object_quarantine_action(
+        ref,
+        key=source.action_key(done.result),
+        sha256=output.signals.sha256,
+        subject=f"scan:{run.id}",
+    )
+    store.actions.enqueue(action, at=world.clock())
+    return store.cases.get(done.case.id), data
+
+
+def _dispatcher(world: World, moto_url: str, tmp_path: Path) -> Dispatcher:
+    """The dispatcher's object deliverers as the settings configure them."""
+    settings = Settings(
+        home=tmp_path / "home",
+        s3_endpoint_url=moto_url,
+        quarantine_objects=True,
+        quarantine_bucket="appeal-held",
+    )
+    return Dispatcher(
+        world.store.actions,
+        object_deliverers(settings, world.store, {}),
+        rng=random.Random(1),
+        clock=world.clock,
+    )
+
+
+def _gone(s3: Any, key: str) -> bool:
+    return "Contents" not in s3.list_objects_v2(Bucket="appeal-src", Prefix=key)
+
+
+def test_a_reversed_appeal_puts_the_quarantined_object_back_once(
+    s3: Any, moto_url: str, appeal_world: World, tmp_path: Path
+) -> None:
+    """A matched object quarantined, the case confirmed, the appeal reversed: the
+    object's restore is queued once however often the restoration runs, the dispatcher
+    puts it back, and the restores job then records the appeal ``restored``."""
+    world, store = appeal_world, appeal_world.store
+    _appeal_buckets(s3)
+    key = "photos/appealed.jpg"
+    case, data = _object_case(world, s3, key, 41)
+    dispatcher = _dispatcher(world, moto_url, tmp_path)
+    dispatcher.run_once()
+    (held,) = store.actions.object_quarantines(sha256=case.content_key)
+    assert held.state is QuarantineState.QUARANTINED
+    assert _gone(s3, key)
+    case = world.confirm(case)
+    appeal = world.appeal(case).appeal
+
+    world.now[0] = T0 + timedelta(days=2)
+    decided = world.decide(appeal.id, Outcome.REVERSE)
+    assert decided.case.state is CaseState.FALSE_POSITIVE
+    assert decided.appeal.restoration is Restoration.PENDING  # queued, not carried out yet
+    (note,) = decided.notes
+    assert note.startswith(f"{held.uri}: restore from {held.quarantine_uri} queued")
+    assert decided.appeal.restore_after == world.clock() + appeals.RESTORE_BACKOFF.delay(1)
+
+    # running the restoration again queues nothing more
+    again, notes = appeals.restore_content(store, appeal.id, actor="cli:ops", at=world.clock())
+    assert again.restoration is Restoration.PENDING
+    assert "not carried out yet" in notes[0]
+    restores = [a for a in store.actions.list() if a.kind is ActionKind.OBJECT_RESTORE]
+    assert len(restores) == 1
+    assert restores[0].payload["by"] == "user:carol"
+
+    dispatcher.run_once()
+    assert _read(s3, "appeal-src", key) == data  # back at its key, the same bytes
+    assert s3.list_object_versions(Bucket="appeal-held").get("Versions", []) == []
+    (done,) = appeals.restore_due(store, actor="system:appeals", at=again.restore_after)
+    assert done.restoration is Restoration.RESTORED
+    assert done.restoration_notes == (f"{held.uri}: restored",)
+    assert done.restore_after is None
+    assert appeals.restore_due(store, actor="system:appeals", at=T0 + timedelta(days=30)) == []
+
+    audited = [
+        (d["restoration"], d["objects"], d["pending"]) for d in world.audit("appeal.restored")
+    ]
+    assert audited == [("pending", 1, 1), ("pending", 1, 1), ("restored", 1, 0)]
+    assert [d["state"] for d in world.audit("appeal.decided")] == ["reversed"]
+    (quarantined,) = world.audit(AuditAction.CONTENT_QUARANTINED)
+    (restored,) = world.audit(AuditAction.CONTENT_RESTORED)
+    assert restored["object"] == quarantined["object"] == held.uri
+    assert restored["by"] == "user:carol"
+
+
+def test_a_reversal_cancels_the_object_quarantine_still_pending(
+    s3: Any, moto_url: str, appeal_world: World, tmp_path: Path
+) -> None:
+    world, store = appeal_world, appeal_world.store
+    _appeal_buckets(s3)
+    key = "photos/queued.jpg"
+    case, data = _object_case(world, s3, key, 42)  # the dispatcher has not run yet
+    appeal = world.appeal(case).appeal
+    decided = world.decide(appeal.id, Outcome.REVERSE)
+    assert decided.appeal.restoration is Restoration.NONE  # nothing was moved
+    (action,) = [a for a in store.actions.list() if a.kind is ActionKind.OBJECT_QUARANTINE]
+    assert action.state is ActionState.DEAD
+    assert f"reversed on appeal #{appeal.id}" in (action.last_error or "")
+    assert store.actions.pending(ActionKind.OBJECT_QUARANTINE) == []
+
+    _dispatcher(world, moto_url, tmp_path).run_once()  # it comes round after the reversal
+    assert _read(s3, "appeal-src", key) == data
+    assert store.actions.object_quarantines(sha256=case.content_key) == []
+    prefix = quarantine_key(Settings(home=tmp_path).quarantine_prefix, action.id)
+    assert "Contents" not in s3.list_objects_v2(Bucket="appeal-held", Prefix=prefix)
+    assert world.audit(AuditAction.CONTENT_QUARANTINED) == []
+
+
+def test_a_quarantine_in_flight_at_reversal_ends_refused_and_the_appeal_says_so(
+    s3: Any, moto_url: str, appeal_world: World, tmp_path: Path
+) -> None:
+    """A dispatcher held the object's quarantine when the decision was reversed: it is
+    not cancelled under the dispatcher; the appeal stays ``pending`` until it ends (the
+    content now a false positive, it moves nothing) and then says ``none``."""
+    world, store = appeal_world, appeal_world.store
+    _appeal_buckets(s3)
+    key = "photos/in-flight.jpg"
+    case, data = _object_case(world, s3, key, 43)
+    appeal = world.appeal(case).appeal
+    (held,) = store.actions.claim_due("busy", world.clock(), limit=10, lease=timedelta(minutes=1))
+    decided = world.decide(appeal.id, Outcome.REVERSE)
+    assert decided.appeal.restoration is Restoration.PENDING
+    (note,) = decided.notes
+    assert note.endswith("its quarantine is still being carried out")
+    assert store.actions.get(held.id).state is ActionState.PENDING
+
+    # the lease runs out; the next dispatcher finds the content cleared and moves nothing
+    world.now[0] = T0 + timedelta(minutes=5)
+    _dispatcher(world, moto_url, tmp_path).run_once()
+    assert store.actions.get(held.id).state is ActionState.DEAD
+    assert _read(s3, "appeal-src", key) == data
+    (done,) = appeals.restore_due(store, actor="system:appeals", at=world.clock())
+    assert (done.restoration, done.restoration_notes) == (Restoration.NONE, ())
+
+
+def test_an_object_restore_refused_is_a_failed_restoration_until_an_operator_retries(
+    s3: Any, moto_url: str, appeal_world: World, tmp_path: Path
+) -> None:
+    world, store = appeal_world, appeal_world.store
+    _appeal_buckets(s3)
+    key = "photos/taken.jpg"
+    case, data = _object_case(world, s3, key, 44)
+    dispatcher = _dispatcher(world, moto_url, tmp_path)
+    dispatcher.run_once()
+    (held,) = store.actions.object_quarantines(sha256=case.content_key)
+    appeal = world.appeal(case).appeal
+    decided = world.decide(appeal.id, Outcome.REVERSE)
+    assert decided.appeal.restoration is Restoration.PENDING
+    s3.put_object(Bucket="appeal-src", Key=key, Body=b"uploaded since")  # never overwritten
+    dispatcher.run_once()
+    (restore,) = [a for a in store.actions.list() if a.kind is ActionKind.OBJECT_RESTORE]
+    assert restore.state is ActionState.DEAD
+    (failed,) = appeals.restore_due(store, actor="system:appeals", at=decided.appeal.restore_after)
+    assert failed.restoration is Restoration.FAILED
+    (note,) = failed.restoration_notes
+    assert note.startswith(f"{held.uri}: not restored: an object now exists at")
+    assert f"hashguard actions retry {restore.id}" in note
+    assert _read(s3, "appeal-src", key) == b"uploaded since"
+
+    s3.delete_object(Bucket="appeal-src", Key=key)  # the operator cleared the way
+    store.actions.retry(restore.id, actor="cli:ops", at=world.clock())
+    dispatcher.run_once()
+    assert _read(s3, "appeal-src", key) == data
+    (done,) = appeals.restore_due(store, actor="system:appeals", at=failed.restore_after)
+    assert done.restoration is Restoration.RESTORED
+    restores = [a for a in store.actions.list() if a.kind is ActionKind.OBJECT_RESTORE]
+    assert len(restores) == 1

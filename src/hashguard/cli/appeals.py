@@ -108,7 +108,8 @@ def decide(
 @app.command()
 def restore(ctx: typer.Context, appeal_id: Annotated[int, APPEAL]) -> None:
     """Put back the quarantined files of a reversed appeal's case again (after a restore
-    that failed, or one a stopped process left pending); nothing is ever overwritten."""
+    that failed, or one a stopped process left pending), and see whether its objects'
+    queued restores were carried out; nothing is ever overwritten."""
     with store_of(ctx) as store:
         try:
             appeal, notes = service.restore_content(store, appeal_id, actor=cli_actor())

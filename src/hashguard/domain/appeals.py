@@ -39,11 +39,12 @@ class Restoration(StrEnum):
     """What a reversal did to the content hashguard quarantined. Persisted names.
 
     ``pending``: reversed, the files not yet put back (a process stopped between the
-    decision and the restore leaves it so: ``hashguard appeals restore ID``);
-    ``restored``: every quarantined file is back; ``failed``: at least one could not be
-    put back (``restoration_notes`` say why; nothing is overwritten); ``none``: nothing
-    of the case was in quarantine (the platform restores what it holds on
-    ``appeal.decided``)."""
+    decision and the restore leaves it so: ``hashguard appeals restore ID``) or an
+    object's queued restore not carried out yet (the restores job looks again);
+    ``restored``: every quarantined file and object is back; ``failed``: at least one
+    could not be put back (``restoration_notes`` say why; nothing is overwritten);
+    ``none``: nothing of the case was in quarantine (the platform restores what it
+    holds on ``appeal.decided``)."""
 
     PENDING = "pending"
     RESTORED = "restored"

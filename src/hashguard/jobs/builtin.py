@@ -362,8 +362,9 @@ def retro_match_job(settings: Settings, store: Store, ctx: JobContext) -> None:
 
 
 def retry_restores(store: Store, context: JobContext) -> None:
-    """The restores job: put back the files of reversed appeals whose restoration is
-    pending or failed, when the shared backoff says (each try audited)."""
+    """The restores job: put back the files (and look again at the queued object
+    restores) of reversed appeals whose restoration is pending or failed, when the
+    shared backoff says (each try audited)."""
     for appeal in restore_due(store, actor=RESTORES_ACTOR, at=context.now()):
         log.info("appeals: appeal #%d restoration %s", appeal.id, appeal.restoration)
 

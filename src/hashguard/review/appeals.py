@@ -13,13 +13,17 @@ The rules, enforced here whichever way (API, CLI, UI) a step comes in:
   escalated the case) never decides the appeal, whatever their role (``SamePerson``);
 * ``uphold`` keeps the restriction; ``reverse`` makes the case a false positive (its
   hashes go to the allow bank, or the restored content would be restricted again on its
-  next scan or upload) and puts back the files a scan quarantined.
+  next scan or upload) and puts back the files a scan quarantined and the objects
+  quarantined in object storage.
 
 Each change, its case event, its statement of reasons, its ``appeal.decided`` webhook
 and its audit event (``appeal.received``, ``appeal.decided``, each with ``state`` as
-``Metric.APPEALS`` counts it) commit together (``Store.atomic``). The files are put back
-after that commit (a move cannot join a transaction); what happened is the appeal's
-``restoration`` (``pending`` until then, ``restored``, ``failed`` with why, ``none``).
+``Metric.APPEALS`` counts it) commit together (``Store.atomic``), with the cancellation
+of the content's quarantines still pending (files and objects). The files are put back
+after that commit (a move cannot join a transaction), and each quarantined object's
+restore is queued in the outbox then (the dispatcher puts it back); what happened is
+the appeal's ``restoration`` (``pending`` until every file and object is back,
+``restored``, ``failed`` with why, ``none``), revisited by the restores job.
 """
 
 from __future__ import annotations
@@ -30,10 +34,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from hashguard.actions.outbox import derived_key, webhook_actions
-from hashguard.actions.quarantine import QuarantineError, restore
+from hashguard.actions.outbox import webhook_actions
 from hashguard.audit import record
-from hashguard.domain.actions import ActionState, EventType, QuarantineState, WebhookEndpoint
+from hashguard.domain.actions import EventType, WebhookEndpoint
 from hashguard.domain.appeals import (
     MAX_EXPLANATION,
     REFERENCE_PATTERN,
@@ -46,7 +49,7 @@ from hashguard.domain.appeals import (
 )
 from hashguard.domain.audit import AuditAction
 from hashguard.domain.backoff import Backoff
-from hashguard.domain.cases import Case, CaseEventKind, CaseState, SourceKind
+from hashguard.domain.cases import Case, CaseEventKind, CaseState
 from hashguard.domain.exchanges import FeedbackVerdict
 from hashguard.domain.statements import Statement, StatementKind
 from hashguard.domain.text import unstorable
@@ -63,6 +66,7 @@ from hashguard.review.effects import (
     case_webhooks,
     feedback_audit,
 )
+from hashguard.review.restoring import cancel_quarantines, holds_content, put_back
 from hashguard.statements.appeal import appeal_reasons, appeal_text
 from hashguard.statements.reasons import notice_sources
 from hashguard.statements.service import STATEMENTS, _answer_notifiers, config_of
@@ -154,7 +158,7 @@ class Decided:
     case: Case
     #: the outcome's statement of reasons (None when the host issues none)
     statement: Statement | None
-    #: one line per quarantined file put back (or not, and why)
+    #: one line per quarantined file or object put back (or queued, or not, and why)
     notes: tuple[str, ...] = ()
 
 
@@ -279,52 +283,6 @@ def eligible(store: Store, appeal: Appeal, actor: str) -> bool:
     return reviewer_of(actor) not in first_deciders(store, store.cases.get(appeal.case_id))
 
 
-def _scan_quarantines(store: Store, case: Case) -> list[tuple[str, int, ActionState]]:
-    """(path, action id, state) of each quarantine action a scan queued for the case."""
-    found = []
-    for source in case.sources:
-        if source.kind is not SourceKind.SCAN or source.path is None:
-            continue
-        action = store.actions.find_by_key(
-            derived_key(f"scan:{source.ref}:{source.path}", "quarantine")
-        )
-        if action is not None:
-            found.append((source.path, action.id, action.state))
-    return found
-
-
-def _quarantined(store: Store, case: Case) -> list[tuple[str, int]]:
-    """(path, action id) of each of the case's files a scan put in quarantine."""
-    return [
-        (path, action_id)
-        for path, action_id, _ in _scan_quarantines(store, case)
-        if store.actions.quarantine_record(action_id) is not None
-    ]
-
-
-def _in_flight(store: Store, case: Case) -> list[str]:
-    """The paths whose quarantine is still pending (not cancelled, not carried out)."""
-    return [
-        path
-        for path, action_id, state in _scan_quarantines(store, case)
-        if state is ActionState.PENDING and store.actions.quarantine_record(action_id) is None
-    ]
-
-
-def _cancel_quarantines(unit: Store, case: Case, appeal: Appeal, at: datetime) -> list[str]:
-    """Stop the case's quarantines still pending (in the reversal's transaction): the
-    content is no longer restricted. The paths of those a dispatcher holds right now
-    (they finish; the restoration, ``pending``, puts the file back afterwards)."""
-    busy = []
-    for path, action_id, state in _scan_quarantines(unit, case):
-        if state is not ActionState.PENDING or unit.actions.quarantine_record(action_id):
-            continue
-        why = f"cancelled: the decision was reversed on appeal #{appeal.id}"
-        if not unit.actions.cancel(action_id, error=why, at=at):
-            busy.append(path)
-    return busy
-
-
 def _decided_data(
     appeal: Appeal, case: Case, outcome: Outcome, statement: Statement | None
 ) -> dict[str, Any]:
@@ -379,7 +337,6 @@ def decide(
         # (reversing still closes the appeal, with its statement and webhook)
         raise NotContestable(f"case #{case.id} is a false positive now: nothing to uphold")
     contested = store.statements.get(appeal.statement_id)
-    quarantined = _quarantined(store, case) if outcome is Outcome.REVERSE else []
     # the exchanges were told of the first decision only when a person confirmed it
     feedback = (
         case_feedback(store, case, FeedbackVerdict.FALSE_POSITIVE, reason=text)
@@ -388,7 +345,7 @@ def decide(
     )
     restoration = None
     if outcome is Outcome.REVERSE:
-        restoration = Restoration.PENDING if quarantined else Restoration.NONE
+        restoration = Restoration.PENDING if holds_content(store, case) else Restoration.NONE
     try:
         with store.atomic() as unit:
             decided = _decide_in(
@@ -463,7 +420,8 @@ def _decide_in(
         else (),
         at=at,
     )
-    if lifts and _cancel_quarantines(unit, changed, appeal, at):
+    why = f"cancelled: the decision was reversed on appeal #{appeal.id}"
+    if lifts and cancel_quarantines(unit, changed, error=why, at=at):
         restoration = Restoration.PENDING  # put back once the running move ends
     if entries:
         counts = unit.banks.add_entries(allow_bank, entries)
@@ -566,37 +524,24 @@ def _retry_after(appeal: Appeal, state: Restoration, at: datetime) -> datetime |
 def restore_content(
     store: Store, appeal_id: int, *, actor: str, at: datetime | None = None
 ) -> tuple[Appeal, tuple[str, ...]]:
-    """Put back the quarantined files of a reversed appeal's case; record the outcome
-    (``restored``, or ``failed`` naming each file not put back and why: a file now at
-    the original path is never overwritten) with ``appeal.restored``. Running it again
-    (after a crash left ``pending``, or after the cause of a failure was fixed) retries
-    what is still in quarantine."""
+    """Put back the quarantined files of a reversed appeal's case and queue, once, the
+    restore of each object quarantined with its content; record the outcome with
+    ``appeal.restored``: ``restored`` (every file and object back), ``pending`` (an
+    object's restore or quarantine is not carried out yet), or ``failed`` naming each
+    file or object not put back and why (a file or object now at the original place is
+    never overwritten). Running it again (after a crash left ``pending``, or after the
+    cause of a failure was fixed) retries the files still in quarantine and looks again
+    at the objects' restores (the restores job does, on ``RESTORE_BACKOFF``)."""
     appeal = store.appeals.get(appeal_id)
     if appeal.state is not AppealState.REVERSED:
         raise AppealError(f"appeal #{appeal.id} is {appeal.state}: only a reversal restores")
     case = store.cases.get(appeal.case_id)
-    notes: list[str] = []
-    failed = False
-    for path, action_id in _quarantined(store, case):
-        held = store.actions.quarantine_record(action_id)
-        if held is not None and held.state is QuarantineState.RESTORED:
-            notes.append(f"{path}: restored")
-            continue
-        try:
-            restored = restore(store.actions, action_id, actor=actor)
-        except (QuarantineError, OSError) as exc:
-            failed = True
-            notes.append(f"{path}: not restored: {exc}")
-        else:
-            notes.append(f"{restored.original_path}: restored")
-    for path in _in_flight(store, case):
-        failed = True
-        notes.append(f"{path}: not restored: its quarantine is still being carried out")
-    state = Restoration.FAILED if failed else (Restoration.RESTORED if notes else Restoration.NONE)
     moment = at if at is not None else datetime.now(UTC)
+    done = put_back(store, case, actor=actor, at=moment)
+    state = done.state
     retry = _retry_after(appeal, state, moment)
     with store.atomic() as unit:
-        appeal = unit.appeals.set_restoration(appeal.id, state, notes, retry_after=retry)
+        appeal = unit.appeals.set_restoration(appeal.id, state, done.notes, retry_after=retry)
         record(
             unit,
             actor,
@@ -604,17 +549,20 @@ def restore_content(
             f"appeal:{appeal.id}",
             case=case.id,
             restoration=str(state),
-            files=len(notes),
-            failed=sum(1 for n in notes if ": not restored:" in n),
+            files=done.files,
+            objects=len(done.notes) - done.files,
+            failed=done.failed,
+            pending=done.pending,
             attempt=appeal.restore_attempts,
             retry_after=retry.isoformat() if retry else None,
         )
-    return appeal, tuple(notes)
+    return appeal, done.notes
 
 
 def restore_due(store: Store, *, actor: str, at: datetime, limit: int = 100) -> list[Appeal]:
     """The restores job: try again every reversal's restoration that is ``pending`` (a
-    crash came between the decision and the move) or ``failed``, when the backoff says
+    crash came between the decision and the move, or an object's restore is queued) or
+    ``failed``, when the backoff says
     (``RESTORE_BACKOFF``); each try is audited (``appeal.restored``). The appeals tried,
     as they are now."""
     tried = []

@@ -1,6 +1,6 @@
 """What a review decision sets off: the case's webhooks, feedback to the exchanges whose
-entries matched, and files put back from quarantine when their match was a false
-positive."""
+entries matched, and files and objects put back from quarantine when their match was a
+false positive."""
 
 from __future__ import annotations
 
@@ -9,14 +9,15 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from hashguard.actions.feedback import FeedbackRequest, feedback_action, plan_feedback
-from hashguard.actions.objquarantine import object_restore_action
 from hashguard.actions.outbox import derived_key, webhook_actions
 from hashguard.actions.quarantine import RestoreRefused, restore
 from hashguard.audit import record
-from hashguard.domain.actions import EventType, NewAction, QuarantineState, WebhookEndpoint
+from hashguard.domain.actions import EventType, NewAction, WebhookEndpoint
+from hashguard.domain.appeals import Restoration
 from hashguard.domain.audit import AuditAction
 from hashguard.domain.cases import Case, CaseState, SourceKind
 from hashguard.domain.exchanges import FeedbackVerdict
+from hashguard.review.restoring import object_restores
 from hashguard.store import Store
 
 log = logging.getLogger("hashguard.review")
@@ -112,11 +113,10 @@ def restore_quarantined(store: Store, case: Case, *, actor: str) -> list[str]:
 
 def restore_objects(store: Store, case: Case, *, actor: str) -> list[str]:
     """Queue the restore of every object quarantined for ``case``'s content (a false
-    positive): the dispatcher puts each back (``actions.objquarantine``); one line each."""
-    done = []
-    for held in store.actions.object_quarantines(sha256=case.content_key):
-        if held.state is QuarantineState.RESTORED:
-            continue
-        action_id = store.actions.enqueue(object_restore_action(held, actor=actor))
-        done.append(f"{held.uri}: restore from {held.quarantine_uri} queued (action {action_id})")
-    return done
+    positive): the dispatcher puts each back (``actions.objquarantine``); one line each
+    for those not back yet."""
+    return [
+        r.note
+        for r in object_restores(store, case.content_key, actor=actor)
+        if r.state is not Restoration.RESTORED
+    ]

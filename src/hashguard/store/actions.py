@@ -189,6 +189,23 @@ class ActionStore(ObjectQuarantines):
         with self._engine.connect() as conn:
             return [_action(row) for row in conn.execute(query)]
 
+    def pending(
+        self, kind: ActionKind, *, sha256: str | None = None
+    ) -> builtins.list[OutboxAction]:
+        """The entries of ``kind`` not carried out yet (due, retrying, or held by a
+        dispatcher now), oldest first; with ``sha256``, only those whose payload names
+        that content (a quarantine's does). Reads the pending part of the outbox (the
+        state index), not an index on the content: for a service's short change."""
+        query = (
+            select(t)
+            .where(t.c.kind == str(kind), t.c.state == str(ActionState.PENDING))
+            .order_by(t.c.id)
+        )
+        if sha256 is not None:
+            query = query.where(t.c.payload["sha256"].as_string() == sha256)
+        with self._engine.connect() as conn:
+            return [_action(row) for row in conn.execute(query)]
+
     def dead_letters(self, limit: int = 1000) -> builtins.list[OutboxAction]:
         return self.list(state=ActionState.DEAD, limit=limit)
 

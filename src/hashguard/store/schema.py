@@ -390,7 +390,9 @@ action_outbox = Table(
     "action_outbox",
     metadata,
     Column("id", Id, primary_key=True, autoincrement=True),
-    Column("kind", String(16), nullable=False),
+    #: 32 on PostgreSQL: ``object_quarantine`` is 17 characters (migration 0031); SQLite
+    #: keeps any length, and its table stays as it was created
+    Column("kind", String(32).with_variant(String(16), "sqlite"), nullable=False),
     Column("event", String(64)),
     Column("target", String(100)),
     Column("idempotency_key", String(100), nullable=False, unique=True),
