@@ -12,21 +12,24 @@ import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import httpx
 import pytest
-from pydantic import SecretStr
+from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
+from hashguard.banks.exchanges.base import ListSource
 from hashguard.banks.formats import parse_signal
 from hashguard.demo.clips import benign_clip, pan, write_clip
 from hashguard.demo.corpus import Kind, edited_copy, encode, generate, photo_like
 from hashguard.domain.audit import AuditAction
 from hashguard.domain.banks import BankEntry, SignalState
+from hashguard.domain.exchanges import SyncBatch
 from hashguard.domain.signals import Algorithm
 from hashguard.domain.tokens import Scope
 from hashguard.domain.video import vpdq_digest
 from hashguard.keys import master_key_for
+from hashguard.plugins import GROUP, Registry
 from hashguard.services import exchanges
 from hashguard.settings import Settings
 from hashguard.store import Store, open_store
@@ -837,3 +840,80 @@ def test_the_native_lookup_matches_a_videos_vpdq_frames(
     assert shown["query_percent"] >= 80
     assert shown["compared_percent"] > 0
     assert shown["distance"] is not None
+
+
+# -- creating an exchange over HTTP --------------------------------------------------------
+
+
+class _FeedSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    collection: str = Field(min_length=1)
+    page_size: int = Field(default=100, ge=1)
+
+
+class _CredentialFreeFeed(ListSource):
+    """A list source that needs no credentials and reads no server file (none of the
+    built-ins qualifies): registered for these tests only, through an entry point."""
+
+    name = "hma_test_feed"
+    description = "a made-up credential-free feed (tests only)"
+    Settings: ClassVar[type[BaseModel]] = _FeedSettings
+    algorithms = frozenset({Algorithm.MD5})
+    audience = "any"
+
+    def fetch(self, checkpoint: str | None) -> Iterator[SyncBatch]:
+        yield SyncBatch(checkpoint="done")
+
+
+def test_an_exchange_of_a_credential_free_api_is_created_with_its_bank(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name in list(os.environ):
+        if name.startswith("HASHGUARD_"):
+            monkeypatch.delenv(name)
+    builtins = [a.name for a in Registry.load().installed() if a.enabled]
+    # a plugin distribution on sys.path, found by the real registry's entry-point scan
+    info = tmp_path / "plugins" / "hma_test_feed-0.dist-info"
+    info.mkdir(parents=True)
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: hma-test-feed\nVersion: 0\n")
+    (info / "entry_points.txt").write_text(
+        f"[{GROUP}]\nhma_test_feed = {__name__}:_CredentialFreeFeed\n"
+    )
+    monkeypatch.syspath_prepend(str(info.parent))
+    settings = _settings(tmp_path).model_copy(
+        update={"hma_compat": True, "adapters": (*builtins, "hma_test_feed")}
+    )
+    admin = make_token(settings, Scope.ADMIN, name="curator")
+    create = {"bank": "FEED_BANK", "api": "hma_test_feed", "api_json": {"collection": "demo"}}
+    with (
+        running_server(settings, background=False) as base,
+        httpx.Client(base_url=base + "/hma", headers=bearer(admin), timeout=60) as http,
+    ):
+        assert "hma_test_feed" in _ok(http.get("/c/exchanges/apis"), shapes.Names).root
+        schema = _ok(http.get("/c/exchanges/api/hma_test_feed/schema"), shapes.ExchangeApiSchema)
+        assert [f.name for f in schema.config_schema.fields] == ["collection", "page_size"]
+        assert schema.credentials_schema is None
+        bad = create | {"api_json": {"collection": "demo", "page_size": 0}}
+        assert "Failed to parse `api_json`" in _error(http.post("/c/exchanges", json=bad), 400)
+        created = _ok(http.post("/c/exchanges", json=create), shapes.Message, 201)
+        assert created.message == "Created successfully"
+        assert "already" in _error(http.post("/c/exchanges", json=create), 400)
+        config = _ok(http.get("/c/exchange/FEED_BANK"), shapes.ExchangeConfig)
+        assert (config.name, config.api, config.enabled) == ("FEED_BANK", "hma_test_feed", True)
+        assert config.model_extra == {"bank": "FEED_BANK", "collection": "demo"}
+        bank = _ok(http.get("/c/bank/FEED_BANK"), shapes.BankConfig)
+        assert bank.matching_enabled_ratio == 1.0
+    with contextlib.closing(open_store(settings.resolved_database_url)) as store:
+        exchange = store.exchanges.get("FEED_BANK")
+        assert (exchange.adapter, exchange.bank) == ("hma_test_feed", "FEED_BANK")
+        assert dict(exchange.settings) == {"collection": "demo"}
+        assert exchange.credential_names == ()
+        assert store.banks.find("FEED_BANK") is not None
+        events = list(store.audit.events())
+    made = [(e.action, e.subject) for e in events if "FEED_BANK" in e.subject]
+    assert made == [
+        (AuditAction.BANK_CREATED, "bank:FEED_BANK"),
+        (AuditAction.EXCHANGE_ADDED, "exchange:FEED_BANK"),
+    ]
+    assert all(e.actor.startswith("token:") for e in events if "FEED_BANK" in e.subject)
