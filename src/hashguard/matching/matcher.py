@@ -359,7 +359,7 @@ class Matcher:
             if algorithm is Algorithm.PDQ
             else self._exact_matches([(algorithm, value)])
             if algorithm.is_exact
-            else self._video_matches(frames_of_signal(value))
+            else self._video_matches(_query_frames(value))
             for algorithm, value in queries
         ]
         return [_suppress(matches) for matches in self._described(found)]
@@ -491,6 +491,15 @@ def _video_banks(source: EntrySource, banks: dict[int, int]) -> VideoBanks:
     videos = VideoBanks()
     videos.add(_listed_videos(source, banks))
     return videos
+
+
+def _query_frames(value: str) -> tuple[VpdqFrame, ...]:
+    """A vpdq query's frames. A listed video's digest (how the entries API names one)
+    is no video: it has no frames, so it matches nothing and reveals nothing."""
+    try:
+        return frames_of_signal(value)
+    except (ValueError, TypeError):
+        return ()
 
 
 def _suppress(matches: list[Match]) -> tuple[Match, ...]:
