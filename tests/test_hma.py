@@ -917,3 +917,42 @@ def test_an_exchange_of_a_credential_free_api_is_created_with_its_bank(
         (AuditAction.EXCHANGE_ADDED, "exchange:FEED_BANK"),
     ]
     assert all(e.actor.startswith("token:") for e in events if "FEED_BANK" in e.subject)
+
+
+def test_vpdq_lookups_that_walk_a_listed_frame_spend_the_probing_budget(
+    hma: dict[str, Any], clips: dict[str, bytes]
+) -> None:
+    """A client holding a matching video can change one frame of its vpdq signal at a
+    time and read that listed frame from the answers: each such call is one close
+    lookup. Repeats and unrelated videos are not, and a video's own frames, close
+    together, never count against each other."""
+    with _client(hma) as http:
+        listed, other = (
+            _ok(http.post("/h/hash", files={"video": ("v.mp4", clips[n])}), shapes.Hashes).root[
+                "vpdq"
+            ]
+            for n in ("listed", "other")
+        )
+        _ok(http.post("/c/banks", json={"name": "PROBED_VIDEOS"}), shapes.BankConfig, 201)
+        _ok(http.post("/c/bank/PROBED_VIDEOS/signal", json={"vpdq": listed}), shapes.AddedContent)
+        assert _wait_indexed(http, "vpdq", listed, "PROBED_VIDEOS")
+    with contextlib.closing(open_store(hma["settings"].resolved_database_url)) as store:
+        token, prober = store.tokens.create("video-prober", [Scope.LOOKUP])
+    budget = hma["settings"].lookup_probe_budget
+    frames = json.loads(listed)
+    pdq, quality, timestamp = frames[0].split(",")
+    with httpx.Client(base_url=hma["base"] + "/hma", headers=bearer(prober), timeout=60) as http:
+
+        def status(signal: str) -> int:
+            answer = http.get("/m/raw_lookup", params={"signal_type": "vpdq", "signal": signal})
+            return answer.status_code
+
+        assert [status(listed), status(listed), status(other)] == [200, 200, 200]
+        statuses = []
+        for bit in range(budget + 2):
+            walked = f"{int(pdq, 16) ^ (1 << bit):064x},{quality},{timestamp}"
+            statuses.append(status(json.dumps([walked, *frames[1:]])))
+        assert statuses[:budget] == [200] * budget
+        assert statuses[budget:] == [429, 429]
+    alerts = [e for e in _audit(hma) if e.action == AuditAction.LOOKUP_PROBING]
+    assert [e.subject for e in alerts].count(f"token:{token.id}") == 1

@@ -15,7 +15,7 @@ from hashguard.domain.banks import Bank
 from hashguard.domain.matches import Match
 from hashguard.domain.signals import Algorithm
 from hashguard.domain.tokens import Scope, Token
-from hashguard.domain.video import signal_digest, vpdq_signal
+from hashguard.domain.video import frames_of_signal, signal_digest, vpdq_signal
 from hashguard.matching.service import NotLoaded
 from hashguard.web.deps import require, services
 from hashguard.web.probing import ProbeVerdict
@@ -56,8 +56,8 @@ def lookup(
     A PDQ or vPDQ match says which entry matched, not how far it is (``distance`` and a
     vPDQ match's percentages null) unless the server trusts the token with distances.
     PDQ lookups close to the token's own recent matched ones (what reading a listed hash
-    bit by bit takes) have a small budget; a call over it is refused whole with 429 and
-    the probing is audited.
+    bit by bit takes), and vPDQ lookups with a frame close to them, have a small budget;
+    a call over it is refused whole with 429 and the probing is audited.
 
     A token of a tenant of the hash check service also passes its tenant's rate limit,
     probing budget and daily quota (distinct valid hashes per UTC day): a call over the
@@ -239,17 +239,22 @@ def _watch(
     queries: list[tuple[Algorithm, str]],
     found: list[tuple[Match, ...]],
 ) -> None:
-    """Charge the call's PDQ lookups to the token's probing budget, or refuse it whole
-    (429, nothing answered) and record the alert."""
+    """Charge the call's PDQ and vPDQ lookups to the token's probing budget, or refuse
+    it whole (429, nothing answered) and record the alert."""
     pdq = [
         (value, bool(matches))
         for (algorithm, value), matches in zip(queries, found, strict=True)
         if algorithm is Algorithm.PDQ
     ]
-    if not pdq:
+    videos = [
+        ([f.value for f in frames_of_signal(value) if not f.low_quality], bool(matches))
+        for (algorithm, value), matches in zip(queries, found, strict=True)
+        if algorithm is Algorithm.VPDQ
+    ]
+    if not pdq and not videos:
         return
     tenant = svc.tenants.get(token.tenant).id if token.tenant is not None else None
-    verdict = svc.probes.check(token.id, pdq, tenant_id=tenant)
+    verdict = svc.probes.check(token.id, pdq, tenant_id=tenant, videos=videos)
     if not verdict.refused:
         return
     svc.metrics.rejected.labels("probing").inc()
@@ -261,7 +266,7 @@ def _watch(
         "Too many requests for this tenant"
         if verdict.of == "tenant"
         else "Too many requests for this token",
-        f"this call has {verdict.close} PDQ lookups close to {whose} recent matched "
+        f"this call has {verdict.close} PDQ or vPDQ lookups close to {whose} recent matched "
         f"ones; {max(0, verdict.budget - verdict.used)} more are allowed in the next "
         f"{svc.settings.lookup_probe_window_seconds:g} s (reading a list by lookup is not)",
         {"Retry-After": str(int(svc.settings.lookup_probe_window_seconds))},
