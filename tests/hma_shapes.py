@@ -84,7 +84,8 @@ class IndexStatus(_Closed):
 IndexStatuses = RootModel[dict[str, IndexStatus]]
 
 
-class SignalTypeIndex(_Closed):  # GET /c/signal_type/index, per signal type
+class SignalTypeIndex(_Closed):  # GET /c/signal_type/index, per signal type (the
+    # blueprint's keys; PR 1826's openapi.yaml comments the route out)
     db_size: StrictInt
     index_size: StrictInt
     index_out_of_date: StrictBool
