@@ -84,12 +84,32 @@ class IndexStatus(_Closed):
 IndexStatuses = RootModel[dict[str, IndexStatus]]
 
 
+class SignalTypeIndex(_Closed):  # GET /c/signal_type/index, per signal type (the
+    # blueprint's keys; PR 1826's openapi.yaml comments the route out)
+    db_size: StrictInt
+    index_size: StrictInt
+    index_out_of_date: StrictBool
+    newest_db_item: StrictInt
+    index_built_to: StrictInt
+
+
+SignalTypeIndexes = RootModel[dict[str, SignalTypeIndex]]
+
+
 class Distance(_Closed):
     distance: StrictInt
 
 
-#: POST /m/compare: signal type -> [matched, {"distance": n}]
-Compare = RootModel[dict[str, tuple[StrictBool, Distance]]]
+class VpdqSimilarity(_Closed):  # threatexchange's VPDQSimilarityInfo, as HMA dumps it
+    query_match_percent: StrictFloat
+    compared_match_percent: StrictFloat
+
+
+#: POST /m/compare: signal type -> [matched, {"distance": n}] (vpdq: its similarity)
+Compare = RootModel[dict[str, tuple[StrictBool, Distance | VpdqSimilarity]]]
+#: HMA's distance string of a vpdq match (VPDQSimilarityInfo.pretty_str): the share of
+#: the query's frames that matched, then of the listed video's, e.g. "100%[92%]"
+VPDQ_DISTANCE = r"(\d+)%\[(\d+)%\]"
 
 
 class BankContent(_Closed):  # GET /c/bank/{name}/content/{id} (BankContentResponse)

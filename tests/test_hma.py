@@ -5,23 +5,31 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import json
 import os
+import re
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import httpx
 import pytest
-from pydantic import SecretStr
+from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
-from hashguard.demo.corpus import Kind, edited_copy, encode, generate
+from hashguard.banks.exchanges.base import ListSource
+from hashguard.banks.formats import parse_signal
+from hashguard.demo.clips import benign_clip, pan, write_clip
+from hashguard.demo.corpus import Kind, edited_copy, encode, generate, photo_like
 from hashguard.domain.audit import AuditAction
-from hashguard.domain.banks import BankEntry
+from hashguard.domain.banks import BankEntry, SignalState
+from hashguard.domain.exchanges import SyncBatch
 from hashguard.domain.signals import Algorithm
 from hashguard.domain.tokens import Scope
+from hashguard.domain.video import vpdq_digest
 from hashguard.keys import master_key_for
+from hashguard.plugins import GROUP, Registry
 from hashguard.services import exchanges
 from hashguard.settings import Settings
 from hashguard.store import Store, open_store
@@ -81,17 +89,21 @@ def hma(tmp_path_factory: pytest.TempPathFactory, image_host: str) -> Iterator[d
         folder = tmp_path_factory.mktemp("hma")
         base_settings = _settings(folder)
         admin = make_token(base_settings, Scope.ADMIN, name="coop")
+        with contextlib.closing(open_store(base_settings.resolved_database_url)) as store:
+            trusted, trusted_secret = store.tokens.create("trusted", [Scope.LOOKUP])
         settings = base_settings.model_copy(
             update={
                 "hma_compat": True,
                 "hma_url_hosts": ("localhost",),
                 "hma_path_secrets": {PATH_SECRET: SecretStr(admin)},
+                "lookup_distance_tokens": (trusted.id,),
             }
         )
         tokens = {
             "admin": admin,
             "lookup": make_token(settings, Scope.LOOKUP, name="lookup"),
             "read": make_token(settings, Scope.BANKS_READ, name="read"),
+            "trusted": trusted_secret,
         }
         with running_server(settings) as base:
             yield {"base": base, "tokens": tokens, "settings": settings, "host": image_host}
@@ -329,7 +341,7 @@ def test_compare_index_status_and_type_lists(hma: dict[str, Any]) -> None:
         assert _error(http.post("/m/compare", json={"pdq": ["f" * 64]}), 400)
         assert _error(http.post("/m/compare", json=["no"]), 400)
         status = _ok(http.get("/m/index/status"), shapes.IndexStatuses).root
-        assert set(status) == {"pdq", "md5", "video_md5"}
+        assert set(status) == {"pdq", "md5", "video_md5", "vpdq"}
         assert status["pdq"].present
         assert set(_ok(http.get("/m/index/status?signal_type=pdq"), shapes.IndexStatuses).root) == {
             "pdq"
@@ -338,7 +350,7 @@ def test_compare_index_status_and_type_lists(hma: dict[str, Any]) -> None:
     with _client(hma, "read") as http:
         for path in ("/c/signal_type", "/c/signal_types"):
             names = [s.name for s in _ok(http.get(path), shapes.SignalTypes).root]
-            assert names == ["pdq", "md5", "video_md5"]
+            assert names == ["pdq", "md5", "video_md5", "vpdq"]
         for path in ("/c/content_type", "/c/content_types"):
             assert [c.name for c in _ok(http.get(path), shapes.ContentTypes).root] == [
                 "photo",
@@ -578,3 +590,369 @@ def test_exchanges_are_listed_shown_and_switched_without_their_credentials(
         AuditAction.EXCHANGE_REMOVED,
     ]
     assert all(e.actor.startswith("token:") for e in events[1:])
+
+
+def test_signal_type_index_reports_the_index_against_the_bank_entries(
+    hma: dict[str, Any],
+) -> None:
+    md5 = hashlib.md5(b"indexed benign content").hexdigest()
+    with _client(hma) as http:
+        _ok(http.post("/c/banks", json={"name": "INDEX_BANK"}), shapes.BankConfig, 201)
+        added = _ok(http.post("/c/bank/INDEX_BANK/signal", json={"md5": md5}), shapes.AddedContent)
+        assert _wait_indexed(http, "md5", md5) == [added.id]  # the index has applied it
+    with _client(hma, "read") as http:
+        status = _ok(http.get("/c/signal_type/index"), shapes.SignalTypeIndexes).root
+        assert set(status) == {"pdq", "md5", "video_md5", "vpdq"}
+        md5s = status["md5"]
+        assert md5s.db_size == md5s.index_size >= 1
+        assert md5s.index_out_of_date is False
+        assert md5s.newest_db_item == md5s.index_built_to > 0
+        assert status["video_md5"] == md5s  # the same entries: a video's md5 is an md5
+        only = _ok(http.get("/c/signal_type/index?signal_type=pdq"), shapes.SignalTypeIndexes)
+        assert set(only.root) == {"pdq"}
+        assert "No such signal type" in _error(
+            http.get("/c/signal_type/index?signal_type=tmk"), 400
+        )
+    with _client(hma, "lookup") as http:  # a curation read: banks:read
+        assert http.get("/c/signal_type/index").status_code == 403
+
+
+def test_signal_state_counts_live_entries_and_what_an_index_applied(store: Store) -> None:
+    nothing = store.banks.signal_state(Algorithm.MD5, -1)
+    assert nothing == SignalState(live=0, newest=None, newest_applied=None, pending=False)
+    store.banks.create("B")
+    store.banks.add_entries("B", [BankEntry(algorithm=Algorithm.MD5, value="1" * 32)])
+    applied = store.banks.change_seq()
+    store.banks.add_entries(
+        "B",
+        [
+            BankEntry(algorithm=Algorithm.MD5, value="2" * 32),
+            BankEntry(algorithm=Algorithm.PDQ, value="3" * 64),
+        ],
+    )
+    behind = store.banks.signal_state(Algorithm.MD5, applied)
+    assert (behind.live, behind.pending) == (2, True)
+    assert behind.newest is not None
+    assert behind.newest_applied is not None
+    assert behind.newest >= behind.newest_applied
+    caught_up = store.banks.signal_state(Algorithm.MD5, store.banks.change_seq())
+    assert (caught_up.live, caught_up.pending) == (2, False)
+    assert caught_up.newest_applied == caught_up.newest
+    assert store.banks.signal_state(Algorithm.VPDQ, applied).live == 0
+    current = store.banks.change_seq()
+    assert store.banks.remove_entries("B", [(Algorithm.MD5, "2" * 32)]) == 1
+    removed = store.banks.signal_state(Algorithm.MD5, current)
+    assert (removed.live, removed.pending) == (1, True)
+
+
+# -- vPDQ ------------------------------------------------------------------------------
+
+CLIP_SECONDS, CLIP_FPS = 8, 10
+
+
+@pytest.fixture(scope="module")
+def clips(tmp_path_factory: pytest.TempPathFactory) -> dict[str, bytes]:
+    """A benign clip, a re-encoded smaller copy of it, and a clip of another picture
+    (as tests/test_video_banks.py makes them)."""
+    pytest.importorskip("vpdq")
+    pytest.importorskip("av")
+    folder = tmp_path_factory.mktemp("hma-clips")
+    listed = benign_clip(folder / "listed.mp4", 21, seconds=CLIP_SECONDS, fps=CLIP_FPS)
+    frames = pan(
+        photo_like(21, 800, 600), seconds=CLIP_SECONDS, fps=CLIP_FPS, width=320, height=240
+    )
+    edited = write_clip(
+        folder / "re.mkv", [f.resize((240, 180)) for f in frames], fps=CLIP_FPS, codec="mpeg2video"
+    )
+    other = benign_clip(folder / "other.mp4", 22, seconds=5, fps=CLIP_FPS)
+    return {
+        "listed": listed.read_bytes(),
+        "edited": edited.read_bytes(),
+        "other": other.read_bytes(),
+    }
+
+
+def _shares(distance: str) -> tuple[int, int]:
+    found = re.fullmatch(shapes.VPDQ_DISTANCE, distance)
+    assert found, distance
+    return int(found[1]), int(found[2])
+
+
+def test_videos_are_hashed_banked_and_found_by_vpdq(
+    hma: dict[str, Any], clips: dict[str, bytes]
+) -> None:
+    from threatexchange.extensions.vpdq.vpdq_util import json_to_vpdq  # noqa: PLC0415
+
+    with _client(hma) as http:
+        hashed = _ok(
+            http.post("/h/hash", files={"video": ("v.mp4", clips["listed"])}), shapes.Hashes
+        ).root
+        assert set(hashed) == {"video_md5", "vpdq"}
+        assert hashed["video_md5"] == hashlib.md5(clips["listed"]).hexdigest()
+        # threatexchange's vpdq signal type reads what /h/hash answers
+        features = json_to_vpdq(hashed["vpdq"])
+        assert len(features) >= CLIP_SECONDS - 1
+        only = _ok(
+            http.post("/h/hash?types=vpdq", files={"video": ("v.mp4", clips["listed"])}),
+            shapes.Hashes,
+        ).root
+        assert only == {"vpdq": hashed["vpdq"]}
+        edited = _ok(
+            http.post("/h/hash", files={"video": ("e.mkv", clips["edited"])}), shapes.Hashes
+        ).root["vpdq"]
+
+        _ok(http.post("/c/banks", json={"name": "VIDEO_BANK"}), shapes.BankConfig, 201)
+        added = _ok(
+            http.post("/c/bank/VIDEO_BANK/signal", json={"vpdq": hashed["vpdq"]}),
+            shapes.AddedContent,
+        )
+        assert added.signals == {"vpdq": hashed["vpdq"]}
+        assert _wait_indexed(http, "vpdq", hashed["vpdq"]) == [added.id]
+        assert "Invalid vpdq signal" in _error(
+            http.post("/c/bank/VIDEO_BANK/signal", json={"vpdq": '["x"]'}), 400
+        )
+
+        # an upload through the pipeline: the re-encoded copy is found by vpdq, with
+        # HMA's percentages (the caller holds the file), and its exact bytes are not
+        found = _ok(
+            http.post("/m/lookup", files={"video": ("e.mkv", clips["edited"])}),
+            shapes.LookupBySignalType,
+        ).root
+        assert found["video_md5"] == {}
+        (match,) = found["vpdq"]["VIDEO_BANK"]
+        assert match.bank_content_id == added.id
+        assert _shares(match.distance)[0] >= 80
+        unrelated = _ok(
+            http.post("/m/lookup", files={"video": ("o.mp4", clips["other"])}),
+            shapes.LookupBySignalType,
+        ).root
+        assert unrelated["vpdq"] == {}
+        assert unrelated["video_md5"] == {}
+
+        # a video added by upload is one content item: its md5 and vpdq answer one id
+        _ok(http.post("/c/banks", json={"name": "VIDEO_UPLOADS"}), shapes.BankConfig, 201)
+        uploaded = _ok(
+            http.post("/c/bank/VIDEO_UPLOADS/content", files={"video": ("o.mp4", clips["other"])}),
+            shapes.AddedContent,
+        )
+        assert set(uploaded.signals) == {"video_md5", "vpdq"}
+        for name in ("video_md5", "vpdq"):
+            found_ids = _wait_indexed(http, name, uploaded.signals[name], "VIDEO_UPLOADS")
+            assert found_ids == [uploaded.id]
+
+        compared = _ok(
+            http.post(
+                "/m/compare",
+                json={"vpdq": [edited, hashed["vpdq"]], "md5": ["a" * 32, "a" * 32]},
+            ),
+            shapes.Compare,
+        ).root
+        assert compared["vpdq"][0] is True
+        assert isinstance(compared["vpdq"][1], shapes.VpdqSimilarity)
+        assert compared["vpdq"][1].query_match_percent >= 80
+        apart = _ok(
+            http.post("/m/compare", json={"vpdq": [uploaded.signals["vpdq"], hashed["vpdq"]]}),
+            shapes.Compare,
+        ).root
+        assert apart["vpdq"][0] is False
+        assert "Invalid vpdq hash" in _error(
+            http.post("/m/compare", json={"vpdq": ["[]", hashed["vpdq"]]}), 400
+        )
+
+    hash_query = {"signal_type": "vpdq", "signal": edited}
+    with _client(hma, "trusted") as http:  # a token trusted with distances
+        near = _ok(http.get("/m/lookup", params=hash_query), shapes.LookupByBank).root
+        (match,) = near["VIDEO_BANK"]
+        assert match.bank_content_id == added.id
+        assert _shares(match.distance)[0] >= 80
+        twin = _ok(
+            http.get(
+                "/m/raw_lookup",
+                params={"signal_type": "vpdq", "signal": hashed["vpdq"], "include_distance": True},
+            ),
+            shapes.RawLookupWithDistance,
+        )
+        assert [(m.bank_content_id, m.distance) for m in twin.matches] == [(added.id, "100%[100%]")]
+    with _client(hma, "lookup") as http:  # any other: which content, never how close
+        plain = _ok(http.get("/m/raw_lookup", params=hash_query), shapes.RawLookup)
+        assert plain.matches == [added.id]
+        withheld = _ok(
+            http.get("/m/raw_lookup", params=hash_query | {"include_distance": "true"}),
+            shapes.RawLookupWithDistance,
+        )
+        assert [(m.bank_content_id, m.distance) for m in withheld.matches] == [(added.id, "-1")]
+        by_bank = _ok(http.get("/m/lookup", params=hash_query), shapes.LookupByBank).root
+        assert [(m.bank_content_id, m.distance) for m in by_bank["VIDEO_BANK"]] == [
+            (added.id, "-1")
+        ]
+        for bad in ("not json", '["x"]', "[]", '{"a": 1}'):
+            answer = http.get("/m/raw_lookup", params={"signal_type": "vpdq", "signal": bad})
+            assert "invalid signal" in _error(answer, 400)
+
+
+def test_the_native_lookup_matches_a_videos_vpdq_frames(
+    hma: dict[str, Any], clips: dict[str, bytes]
+) -> None:
+    """/v1/lookup's vpdq queries, which /hma's hash lookups go through: one video a
+    query, matched against listed videos; percentages only for a trusted token."""
+    with _client(hma) as http:
+        listed = _ok(
+            http.post("/h/hash", files={"video": ("v.mp4", clips["listed"])}), shapes.Hashes
+        ).root["vpdq"]
+        edited = _ok(
+            http.post("/h/hash", files={"video": ("e.mkv", clips["edited"])}), shapes.Hashes
+        ).root["vpdq"]
+        _ok(http.post("/c/banks", json={"name": "NATIVE_VIDEOS"}), shapes.BankConfig, 201)
+        added = _ok(
+            http.post("/c/bank/NATIVE_VIDEOS/signal", json={"vpdq": listed}), shapes.AddedContent
+        )
+        assert _wait_indexed(http, "vpdq", listed, "NATIVE_VIDEOS") == [added.id]
+    query = {
+        "hashes": [
+            {"algorithm": "vpdq", "hash": json.loads(edited)},
+            {"algorithm": "vpdq", "hash": "a" * 64},
+            {"algorithm": "md5", "hash": ["f" * 64 + ",100,0.000"]},
+        ]
+    }
+    answers = {}
+    for who in ("lookup", "trusted"):
+        with httpx.Client(base_url=hma["base"], headers=bearer(hma["tokens"][who])) as http:
+            answer = http.post("/v1/lookup", json=query)
+            assert answer.status_code == 200, answer.text[:300]
+            answers[who] = answer.json()["results"]
+    for results in answers.values():
+        video, as_text, md5_list = results
+        assert video["valid"] is True
+        assert video["hash"] == vpdq_digest(parse_signal(Algorithm.VPDQ, edited)[1])
+        (match,) = [m for m in video["matches"] if m["bank"] == "NATIVE_VIDEOS"]
+        assert match["algorithm"] == "vpdq"
+        assert (as_text["valid"], md5_list["valid"]) == (False, False)
+        assert "list" in as_text["reason"]
+        assert "string" in md5_list["reason"]
+    (hidden,) = [m for m in answers["lookup"][0]["matches"] if m["bank"] == "NATIVE_VIDEOS"]
+    assert (hidden["distance"], hidden["query_percent"], hidden["compared_percent"]) == (
+        None,
+        None,
+        None,
+    )
+    assert hidden["timestamps"] == []
+    (shown,) = [m for m in answers["trusted"][0]["matches"] if m["bank"] == "NATIVE_VIDEOS"]
+    assert shown["query_percent"] >= 80
+    assert shown["compared_percent"] > 0
+    assert shown["distance"] is not None
+
+
+# -- creating an exchange over HTTP --------------------------------------------------------
+
+
+class _FeedSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    collection: str = Field(min_length=1)
+    page_size: int = Field(default=100, ge=1)
+
+
+class _CredentialFreeFeed(ListSource):
+    """A list source that needs no credentials and reads no server file (none of the
+    built-ins qualifies): registered for these tests only, through an entry point."""
+
+    name = "hma_test_feed"
+    description = "a made-up credential-free feed (tests only)"
+    Settings: ClassVar[type[BaseModel]] = _FeedSettings
+    algorithms = frozenset({Algorithm.MD5})
+    audience = "any"
+
+    def fetch(self, checkpoint: str | None) -> Iterator[SyncBatch]:
+        yield SyncBatch(checkpoint="done")
+
+
+def test_an_exchange_of_a_credential_free_api_is_created_with_its_bank(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name in list(os.environ):
+        if name.startswith("HASHGUARD_"):
+            monkeypatch.delenv(name)
+    builtins = [a.name for a in Registry.load().installed() if a.enabled]
+    # a plugin distribution on sys.path, found by the real registry's entry-point scan
+    info = tmp_path / "plugins" / "hma_test_feed-0.dist-info"
+    info.mkdir(parents=True)
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: hma-test-feed\nVersion: 0\n")
+    (info / "entry_points.txt").write_text(
+        f"[{GROUP}]\nhma_test_feed = {__name__}:_CredentialFreeFeed\n"
+    )
+    monkeypatch.syspath_prepend(str(info.parent))
+    settings = _settings(tmp_path).model_copy(
+        update={"hma_compat": True, "adapters": (*builtins, "hma_test_feed")}
+    )
+    admin = make_token(settings, Scope.ADMIN, name="curator")
+    create = {"bank": "FEED_BANK", "api": "hma_test_feed", "api_json": {"collection": "demo"}}
+    with (
+        running_server(settings, background=False) as base,
+        httpx.Client(base_url=base + "/hma", headers=bearer(admin), timeout=60) as http,
+    ):
+        assert "hma_test_feed" in _ok(http.get("/c/exchanges/apis"), shapes.Names).root
+        schema = _ok(http.get("/c/exchanges/api/hma_test_feed/schema"), shapes.ExchangeApiSchema)
+        assert [f.name for f in schema.config_schema.fields] == ["collection", "page_size"]
+        assert schema.credentials_schema is None
+        bad = create | {"api_json": {"collection": "demo", "page_size": 0}}
+        assert "Failed to parse `api_json`" in _error(http.post("/c/exchanges", json=bad), 400)
+        created = _ok(http.post("/c/exchanges", json=create), shapes.Message, 201)
+        assert created.message == "Created successfully"
+        assert "already" in _error(http.post("/c/exchanges", json=create), 400)
+        config = _ok(http.get("/c/exchange/FEED_BANK"), shapes.ExchangeConfig)
+        assert (config.name, config.api, config.enabled) == ("FEED_BANK", "hma_test_feed", True)
+        assert config.model_extra == {"bank": "FEED_BANK", "collection": "demo"}
+        bank = _ok(http.get("/c/bank/FEED_BANK"), shapes.BankConfig)
+        assert bank.matching_enabled_ratio == 1.0
+    with contextlib.closing(open_store(settings.resolved_database_url)) as store:
+        exchange = store.exchanges.get("FEED_BANK")
+        assert (exchange.adapter, exchange.bank) == ("hma_test_feed", "FEED_BANK")
+        assert dict(exchange.settings) == {"collection": "demo"}
+        assert exchange.credential_names == ()
+        assert store.banks.find("FEED_BANK") is not None
+        events = list(store.audit.events())
+    made = [(e.action, e.subject) for e in events if "FEED_BANK" in e.subject]
+    assert made == [
+        (AuditAction.BANK_CREATED, "bank:FEED_BANK"),
+        (AuditAction.EXCHANGE_ADDED, "exchange:FEED_BANK"),
+    ]
+    assert all(e.actor.startswith("token:") for e in events if "FEED_BANK" in e.subject)
+
+
+def test_vpdq_lookups_that_walk_a_listed_frame_spend_the_probing_budget(
+    hma: dict[str, Any], clips: dict[str, bytes]
+) -> None:
+    """A client holding a matching video can change one frame of its vpdq signal at a
+    time and read that listed frame from the answers: each such call is one close
+    lookup. Repeats and unrelated videos are not, and a video's own frames, close
+    together, never count against each other."""
+    with _client(hma) as http:
+        listed, other = (
+            _ok(http.post("/h/hash", files={"video": ("v.mp4", clips[n])}), shapes.Hashes).root[
+                "vpdq"
+            ]
+            for n in ("listed", "other")
+        )
+        _ok(http.post("/c/banks", json={"name": "PROBED_VIDEOS"}), shapes.BankConfig, 201)
+        _ok(http.post("/c/bank/PROBED_VIDEOS/signal", json={"vpdq": listed}), shapes.AddedContent)
+        assert _wait_indexed(http, "vpdq", listed, "PROBED_VIDEOS")
+    with contextlib.closing(open_store(hma["settings"].resolved_database_url)) as store:
+        token, prober = store.tokens.create("video-prober", [Scope.LOOKUP])
+    budget = hma["settings"].lookup_probe_budget
+    frames = json.loads(listed)
+    pdq, quality, timestamp = frames[0].split(",")
+    with httpx.Client(base_url=hma["base"] + "/hma", headers=bearer(prober), timeout=60) as http:
+
+        def status(signal: str) -> int:
+            answer = http.get("/m/raw_lookup", params={"signal_type": "vpdq", "signal": signal})
+            return answer.status_code
+
+        assert [status(listed), status(listed), status(other)] == [200, 200, 200]
+        statuses = []
+        for bit in range(budget + 2):
+            walked = f"{int(pdq, 16) ^ (1 << bit):064x},{quality},{timestamp}"
+            statuses.append(status(json.dumps([walked, *frames[1:]])))
+        assert statuses[:budget] == [200] * budget
+        assert statuses[budget:] == [429, 429]
+    alerts = [e for e in _audit(hma) if e.action == AuditAction.LOOKUP_PROBING]
+    assert [e.subject for e in alerts].count(f"token:{token.id}") == 1

@@ -187,6 +187,25 @@ def test_close_lookups_have_a_budget_per_window() -> None:
     assert not guard.check(1, [(flip(anchor, b), True) for b in range(3, 7)]).refused
 
 
+def test_a_video_is_one_close_lookup_when_a_fresh_frame_nears_an_earlier_anchor() -> None:
+    guard = ProbeGuard(radius=16, budget=2, window_seconds=60, memory=100, clock=lambda: 0.0)
+    video = [LISTED, flip(LISTED, 1), flip(LISTED, 2, 3)]  # one video's frames lie close
+    assert guard.check(1, [], videos=[(video, True)]).close == 0  # never against each other
+    assert guard.check(1, [], videos=[(video, True)]).close == 0  # a repeat
+    far = [flip(LISTED, *range(64)), flip(LISTED, *range(64, 128))]
+    assert guard.check(1, [], videos=[(far, False)]).close == 0
+    walked = [flip(LISTED, 40, 41), *video[1:]]
+    verdict = guard.check(1, [], videos=[(walked, False), ([flip(LISTED, 50)], False)])
+    assert (verdict.close, verdict.used, verdict.refused) == (2, 2, False)
+    refused = guard.check(1, [], videos=[([flip(LISTED, 60)], False)])
+    assert (refused.refused, refused.alert) == (True, True)
+    # a matched PDQ lookup is an anchor for videos too, and a video's frames for PDQ
+    assert guard.check(2, [(LISTED, True)]).close == 0
+    frame = flip(LISTED, *range(10))
+    assert guard.check(2, [], videos=[([frame], True)]).close == 1
+    assert guard.check(2, [(flip(frame, *range(10, 20)), False)]).close == 1  # 20 from LISTED
+
+
 def test_the_guard_is_quick_on_a_full_batch() -> None:
     """1,000 PDQ lookups against 4,096 remembered ones: numpy, not a Python loop."""
     rng = random.Random(1)

@@ -106,6 +106,21 @@ class BankStats:
         return sum(self.active.values())
 
 
+@dataclass(frozen=True, kw_only=True, slots=True)
+class SignalState:
+    """One algorithm's live entries across every bank, against a match index that has
+    applied the store's changes up to ``applied_seq``: counts and times only."""
+
+    #: live entries of the algorithm in the store
+    live: int
+    #: when the newest of them was added (None: there is none)
+    newest: datetime | None
+    #: when the newest live entry the index has applied was added (None: none)
+    newest_applied: datetime | None
+    #: the store holds changes to the algorithm's entries the index has not applied
+    pending: bool
+
+
 def bank_to_json(bank: Bank) -> dict[str, Any]:
     """A bank's settings and policy as JSON: the one shape of the CLI's ``--json``, the
     API and the audit log (never its entries)."""

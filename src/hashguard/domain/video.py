@@ -98,7 +98,21 @@ def vpdq_signal(frames: Sequence[VpdqFrame]) -> str:
 def vpdq_digest(frames: Sequence[VpdqFrame]) -> str:
     """A vPDQ bank entry's identity: the SHA-256 of its canonical ``vpdq_signal``
     (the frames themselves are kept beside it)."""
-    return hashlib.sha256(vpdq_signal(frames).encode()).hexdigest()
+    return signal_digest(vpdq_signal(frames))
+
+
+def signal_digest(signal: str) -> str:
+    """``vpdq_digest`` of the frames a canonical ``vpdq_signal`` holds."""
+    return hashlib.sha256(signal.encode()).hexdigest()
+
+
+def frames_of_signal(signal: str) -> tuple[VpdqFrame, ...]:
+    """The frames of a ``vpdq_signal`` string (``ValueError`` or ``TypeError`` if it is
+    not one)."""
+    items = json.loads(signal)
+    if not isinstance(items, list):
+        raise TypeError("a vpdq signal is a JSON list")
+    return parse_vpdq_features(items)
 
 
 def parse_vpdq_features(items: Sequence[Any]) -> tuple[VpdqFrame, ...]:

@@ -110,6 +110,11 @@ class ExactIndex:
     def pending(self) -> int:
         return sum(len(v) for v in self._delta.values()) + int((~self._alive).sum())
 
+    def count(self, code: int) -> int:
+        """Live entries of one algorithm (by its ``CODES`` number)."""
+        main = int((self._alive & (self._algorithms == code)).sum())
+        return main + sum(len(v) for (c, _), v in self._delta.items() if c == code)
+
     def arrays(self) -> dict[str, npt.NDArray[np.generic]]:
         if self.pending:
             raise ValueError("compact the index before saving it")

@@ -27,7 +27,7 @@ from hashguard.domain.signals import (
     FileSignals,
     PdqMode,
 )
-from hashguard.domain.video import VpdqFrame
+from hashguard.domain.video import VpdqFrame, frames_of_signal
 from hashguard.matching import snapshot
 from hashguard.matching.exact import CODES, ExactIndex, digests
 from hashguard.matching.pdq import PdqIndex, pack
@@ -277,6 +277,11 @@ class Matcher:
     def __len__(self) -> int:
         return len(self._pdq) + len(self._exact) + len(self._videos)
 
+    def sizes(self) -> dict[Algorithm, int]:
+        """Live entries held, by algorithm."""
+        exact = {algorithm: self._exact.count(CODES[algorithm]) for algorithm in EXACT_ALGORITHMS}
+        return exact | {Algorithm.PDQ: len(self._pdq), Algorithm.VPDQ: len(self._videos)}
+
     # -- matching ------------------------------------------------------------------------
 
     def match(self, signals: FileSignals) -> tuple[Match, ...]:
@@ -308,7 +313,13 @@ class Matcher:
                 found.extend(hits)
                 confirm = confirm or near
         found.extend(self._frame_matches(signals))
-        found.extend(
+        found.extend(self._video_matches(signals.vpdq))
+        (matches,) = self._described([found])
+        return Screened(matches=_suppress(matches), confirm=confirm)
+
+    def _video_matches(self, frames: Sequence[VpdqFrame]) -> list[_Found]:
+        """The listed videos (vPDQ entries) a video with these frames matches."""
+        return [
             _Found(
                 payload=payload,
                 bank=bank,
@@ -317,10 +328,8 @@ class Matcher:
                 timestamp=video.timestamps[0] if video.timestamps else None,
                 video=video,
             )
-            for bank, payload, video in self._videos.search(signals.vpdq)
-        )
-        (matches,) = self._described([found])
-        return Screened(matches=_suppress(matches), confirm=confirm)
+            for bank, payload, video in self._videos.search(frames)
+        ]
 
     def _frame_matches(self, signals: FileSignals) -> list[_Found]:
         """PDQ-bank entries that a video's sampled frames match: per entry the closest
@@ -342,13 +351,15 @@ class Matcher:
 
     def lookup(self, queries: Sequence[tuple[Algorithm, str]]) -> list[tuple[Match, ...]]:
         """Matches of hashes computed elsewhere, one tuple per query, each suppressed
-        on its own (an allow match of the same hash suppresses the known ones)."""
+        on its own (an allow match of the same hash suppresses the known ones). A
+        ``vpdq`` query is one video's frames as a canonical ``vpdq_signal``: it is
+        matched against the listed videos (vPDQ entries), as a scanned video is."""
         found = [
             self._pdq_matches(0, (value,))[0]
             if algorithm is Algorithm.PDQ
             else self._exact_matches([(algorithm, value)])
             if algorithm.is_exact
-            else []  # a vPDQ entry is a video: it is matched by a video's frames only
+            else self._video_matches(_query_frames(value))
             for algorithm, value in queries
         ]
         return [_suppress(matches) for matches in self._described(found)]
@@ -480,6 +491,15 @@ def _video_banks(source: EntrySource, banks: dict[int, int]) -> VideoBanks:
     videos = VideoBanks()
     videos.add(_listed_videos(source, banks))
     return videos
+
+
+def _query_frames(value: str) -> tuple[VpdqFrame, ...]:
+    """A vpdq query's frames. A listed video's digest (how the entries API names one)
+    is no video: it has no frames, so it matches nothing and reveals nothing."""
+    try:
+        return frames_of_signal(value)
+    except (ValueError, TypeError):
+        return ()
 
 
 def _suppress(matches: list[Match]) -> tuple[Match, ...]:

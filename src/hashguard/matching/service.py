@@ -154,6 +154,13 @@ class MatcherService:
                 age=time.monotonic() - self._checked,
             )
 
+    def sizes(self) -> tuple[int, dict[Algorithm, int]]:
+        """The change sequence number the index has applied, and its live entries by
+        algorithm (counted: call it for a status page, not per request)."""
+        with self._lock:
+            matcher = self._current()
+            return matcher.seq, matcher.sizes()
+
     def _current(self) -> Matcher:
         if self._matcher is None:
             raise NotLoaded("the match index is still loading")

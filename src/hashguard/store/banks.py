@@ -33,6 +33,7 @@ from hashguard.domain.banks import (
     ImportReport,
     IndexRows,
     RowError,
+    SignalState,
 )
 from hashguard.domain.policy import Action, BankPolicy, InvalidPolicy
 from hashguard.domain.signals import Algorithm
@@ -311,6 +312,32 @@ class BankStore:
                 select(func.count()).where(bank_imports.c.bank_id == bank.id)
             ).scalar_one()
         return BankStats(bank=bank, active=active, removed=removed, imports=imports)
+
+    def signal_state(self, algorithm: Algorithm, applied_seq: int) -> SignalState:
+        """``algorithm``'s live entries in every bank, and what of them a match index that
+        has applied the changes up to ``applied_seq`` holds (HMA's index build status)."""
+        of = bank_entries.c.algorithm == str(algorithm)
+        live = of & bank_entries.c.removed_at.is_(None)
+        with self._engine.connect() as conn:
+            count, newest = conn.execute(
+                select(func.count(), func.max(bank_entries.c.added_at)).where(live)
+            ).one()
+            applied = conn.execute(
+                select(func.max(bank_entries.c.added_at)).where(
+                    live, bank_entries.c.change_seq <= applied_seq
+                )
+            ).scalar()
+            pending = conn.execute(
+                select(bank_entries.c.id)
+                .where(of, bank_entries.c.change_seq > applied_seq)
+                .limit(1)
+            ).first()
+        return SignalState(
+            live=int(count),
+            newest=aware(newest),
+            newest_applied=aware(applied),
+            pending=pending is not None,
+        )
 
     def store_id(self) -> str:
         """This database's identity, so a saved index is never applied to another store."""

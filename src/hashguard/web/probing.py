@@ -10,6 +10,13 @@ queries that matched something (anchors) and every recent query; a new query wit
 A token gets ``budget`` close lookups per ``window_seconds``; a call that would go over
 is refused whole (429) and answers nothing, and the caller records an alert.
 
+A vPDQ lookup (one video's frames) answers whether the video lies within a listed
+video's thresholds, which a client can narrow to one frame (the other frames known to
+match) and then read that frame as above. So a video query is one close lookup when
+any of its fresh frames lies within ``radius`` of an anchor of an earlier call, and the
+frames of a matched one become anchors. Its own frames are never compared with each
+other: one video's frames lie close together.
+
 A token of a tenant of the hash check service is also charged to its tenant, with the
 same budget: a tenant cannot multiply the budget by making tokens. A call is refused
 when either budget would go over, and then neither is charged.
@@ -89,13 +96,20 @@ class ProbeGuard:
         queries: Sequence[tuple[str, bool]],
         *,
         tenant_id: int | None = None,
+        videos: Sequence[tuple[Sequence[str], bool]] = (),
     ) -> ProbeVerdict:
         """Charge ``token_id`` (and its tenant, if any) for one call's PDQ ``queries``
-        (valid hex, whether it matched), or refuse the call (nothing charged or
-        remembered) if it would go over either budget."""
+        (valid hex, whether it matched) and vPDQ ``videos`` (their frames' hex, whether
+        the video matched), or refuse the call (nothing charged or remembered) if it
+        would go over either budget."""
         now = self._clock()
-        values = list(dict.fromkeys(bytes.fromhex(value) for value, _ in queries))
+        pdq = list(dict.fromkeys(bytes.fromhex(value) for value, _ in queries))
         matched = {bytes.fromhex(value) for value, hit in queries if hit}
+        clips = [list(dict.fromkeys(bytes.fromhex(v) for v in frames)) for frames, _ in videos]
+        for frames, (_, hit) in zip(clips, videos, strict=True):
+            if hit:
+                matched.update(frames)
+        values = list(dict.fromkeys([*pdq, *(v for frames in clips for v in frames)]))
         keys: list[tuple[str, int]] = [("token", token_id)]
         if tenant_id is not None:
             keys.append(("tenant", tenant_id))
@@ -104,11 +118,16 @@ class ProbeGuard:
             for kind, key in keys:
                 history = self._histories.setdefault((kind, key), _History())
                 self._forget(history, now)
-                fresh = [v for v in values if v not in history.recent]
+                fresh = [v for v in pdq if v not in history.recent]
                 anchors = [*history.anchors, *(v for v in fresh if v in matched)]
-                costs.append(
-                    (kind, history, _close(fresh, anchors, self.radius), len(history.charged))
+                close = _close(fresh, anchors, self.radius)
+                earlier = list(history.anchors)
+                close += sum(
+                    1
+                    for frames in clips
+                    if _close([v for v in frames if v not in history.recent], earlier, self.radius)
                 )
+                costs.append((kind, history, close, len(history.charged)))
             for kind, history, close, used in costs:
                 if used + close > self.budget:
                     return self._refuse(kind, history, close, used, now)

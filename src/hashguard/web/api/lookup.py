@@ -9,17 +9,24 @@ from typing import Annotated
 from fastapi import APIRouter, Depends
 
 from hashguard.audit import record, token_actor
-from hashguard.banks.formats import InvalidRow, normalise_hash
+from hashguard.banks.formats import InvalidRow, normalise_hash, parse_signal
 from hashguard.domain.audit import AuditAction
 from hashguard.domain.banks import Bank
 from hashguard.domain.matches import Match
 from hashguard.domain.signals import Algorithm
 from hashguard.domain.tokens import Scope, Token
+from hashguard.domain.video import frames_of_signal, signal_digest, vpdq_signal
 from hashguard.matching.service import NotLoaded
 from hashguard.web.deps import require, services
 from hashguard.web.probing import ProbeVerdict
 from hashguard.web.problems import ProblemError, problem_responses
-from hashguard.web.schemas.lookup import LookupIn, LookupMatchOut, LookupOut, LookupResult
+from hashguard.web.schemas.lookup import (
+    LookupIn,
+    LookupItem,
+    LookupMatchOut,
+    LookupOut,
+    LookupResult,
+)
 from hashguard.web.services import Services
 from hashguard.web.tenancy import Charged, admit
 
@@ -38,17 +45,19 @@ def lookup(
     token: Annotated[Token, Depends(require(Scope.LOOKUP))],
     svc: Annotated[Services, Depends(services)],
 ) -> LookupOut:
-    """Match up to ``lookup_max_batch`` (default 1,000) MD5, SHA-1, SHA-256 or PDQ hashes
-    against every enabled bank. Each match names its bank's list source and version, and
-    ``index_version`` the list version the whole answer came from. Each hash counts
-    against the token's per-minute budget, so a list cannot be enumerated by brute
-    force. An invalid hash gets ``valid: false`` with the reason; it does not fail the
-    others.
+    """Match up to ``lookup_max_batch`` (default 1,000) MD5, SHA-1, SHA-256 or PDQ hashes,
+    or videos' vPDQ frames (``vpdq``: one video a hash, matched against the listed videos
+    with each bank's vPDQ thresholds), against every enabled bank. Each match names its
+    bank's list source and version, and ``index_version`` the list version the whole
+    answer came from. Each hash counts against the token's per-minute budget, so a list
+    cannot be enumerated by brute force. An invalid hash gets ``valid: false`` with the
+    reason; it does not fail the others.
 
-    A PDQ match says which entry matched, not how far it is (``distance`` null) unless
-    the server trusts the token with distances. PDQ lookups close to the token's own
-    recent matched ones (what reading a listed hash bit by bit takes) have a small
-    budget; a call over it is refused whole with 429 and the probing is audited.
+    A PDQ or vPDQ match says which entry matched, not how far it is (``distance`` and a
+    vPDQ match's percentages null) unless the server trusts the token with distances.
+    PDQ lookups close to the token's own recent matched ones (what reading a listed hash
+    bit by bit takes), and vPDQ lookups with a frame close to them, have a small budget;
+    a call over it is refused whole with 429 and the probing is audited.
 
     A token of a tenant of the hash check service also passes its tenant's rate limit,
     probing budget and daily quota (distinct valid hashes per UTC day): a call over the
@@ -73,7 +82,7 @@ def looked_up(
     checked: list[tuple[Algorithm, str] | str] = []
     for item in body.hashes:
         try:
-            checked.append((item.algorithm, normalise_hash(item.algorithm, item.hash)))
+            checked.append(_normalised(item))
         except InvalidRow as exc:
             checked.append(str(exc))
     valid = [query for query in checked if not isinstance(query, str)]
@@ -101,6 +110,24 @@ def looked_up(
     return checked, seq, banks, found
 
 
+def _normalised(item: LookupItem) -> tuple[Algorithm, str]:
+    """A query as the matcher takes it: a hash's canonical hex, or a video's frames as
+    a canonical ``vpdq_signal``; ``InvalidRow`` saying what is wrong."""
+    if item.algorithm is Algorithm.VPDQ:
+        if isinstance(item.hash, str):
+            raise InvalidRow("a vpdq hash is a list of 'pdq_hex,quality,timestamp' frames")
+        _digest, frames = parse_signal(Algorithm.VPDQ, item.hash)
+        return Algorithm.VPDQ, vpdq_signal(frames)
+    if isinstance(item.hash, list):
+        raise InvalidRow(f"a {item.algorithm} hash is a string")
+    return item.algorithm, normalise_hash(item.algorithm, item.hash)
+
+
+def _shown(algorithm: Algorithm, value: str) -> str:
+    """What an answer echoes of a query: the hash, or a video's ``vpdq_digest``."""
+    return signal_digest(value) if algorithm is Algorithm.VPDQ else value
+
+
 def _lookup(body: LookupIn, token: Token, svc: Services) -> LookupOut:
     checked, seq, banks, found = looked_up(body, token, svc)
     distances = token.id in svc.settings.lookup_distance_tokens
@@ -111,14 +138,18 @@ def _lookup(body: LookupIn, token: Token, svc: Services) -> LookupOut:
         if isinstance(query, str):
             results.append(
                 LookupResult(
-                    algorithm=item.algorithm, hash=item.hash, valid=False, reason=query, matches=[]
+                    algorithm=item.algorithm,
+                    hash=item.hash if isinstance(item.hash, str) else "",
+                    valid=False,
+                    reason=query,
+                    matches=[],
                 )
             )
         else:
             results.append(
                 LookupResult(
                     algorithm=item.algorithm,
-                    hash=query[1],
+                    hash=_shown(*query),
                     valid=True,
                     matches=[
                         LookupMatchOut.hiding(m, distances=distances, bank=by_name.get(m.bank))
@@ -208,17 +239,22 @@ def _watch(
     queries: list[tuple[Algorithm, str]],
     found: list[tuple[Match, ...]],
 ) -> None:
-    """Charge the call's PDQ lookups to the token's probing budget, or refuse it whole
-    (429, nothing answered) and record the alert."""
+    """Charge the call's PDQ and vPDQ lookups to the token's probing budget, or refuse
+    it whole (429, nothing answered) and record the alert."""
     pdq = [
         (value, bool(matches))
         for (algorithm, value), matches in zip(queries, found, strict=True)
         if algorithm is Algorithm.PDQ
     ]
-    if not pdq:
+    videos = [
+        ([f.value for f in frames_of_signal(value) if not f.low_quality], bool(matches))
+        for (algorithm, value), matches in zip(queries, found, strict=True)
+        if algorithm is Algorithm.VPDQ
+    ]
+    if not pdq and not videos:
         return
     tenant = svc.tenants.get(token.tenant).id if token.tenant is not None else None
-    verdict = svc.probes.check(token.id, pdq, tenant_id=tenant)
+    verdict = svc.probes.check(token.id, pdq, tenant_id=tenant, videos=videos)
     if not verdict.refused:
         return
     svc.metrics.rejected.labels("probing").inc()
@@ -230,7 +266,7 @@ def _watch(
         "Too many requests for this tenant"
         if verdict.of == "tenant"
         else "Too many requests for this token",
-        f"this call has {verdict.close} PDQ lookups close to {whose} recent matched "
+        f"this call has {verdict.close} PDQ or vPDQ lookups close to {whose} recent matched "
         f"ones; {max(0, verdict.budget - verdict.used)} more are allowed in the next "
         f"{svc.settings.lookup_probe_window_seconds:g} s (reading a list by lookup is not)",
         {"Retry-After": str(int(svc.settings.lookup_probe_window_seconds))},

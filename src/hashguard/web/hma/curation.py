@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Request
@@ -12,9 +13,11 @@ from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 
 from hashguard.audit import token_actor
-from hashguard.banks.formats import InvalidRow, normalise_hash
-from hashguard.domain.banks import Bank, BankEntry
+from hashguard.banks.formats import InvalidRow, parse_signal
+from hashguard.domain.banks import Bank, BankEntry, SignalState
+from hashguard.domain.signals import Algorithm
 from hashguard.domain.tokens import Scope, Token
+from hashguard.matching.service import NotLoaded
 from hashguard.services import banks as service
 from hashguard.store.banks import BankExists, InvalidBankName, UnknownBank
 from hashguard.web.hma.router import (
@@ -28,6 +31,7 @@ from hashguard.web.hma.router import (
     _token,
     _upload,
 )
+from hashguard.web.services import Services
 
 router = APIRouter(prefix="/hma/c", tags=["hma"], include_in_schema=False)
 Read = Annotated[Token, _token(Scope.BANKS_READ)]
@@ -152,10 +156,11 @@ def _entries(signals: dict[str, Any]) -> list[BankEntry]:
             raise HmaError(400, f"No such signal type {name}")
         if not isinstance(value, str):
             raise HmaError(400, f"Invalid {name} signal: not a string")
-        try:
-            entries.append(BankEntry(algorithm=algorithm, value=normalise_hash(algorithm, value)))
+        try:  # a vpdq signal is one video: one entry holding its frames
+            stored, frames = parse_signal(algorithm, value)
         except InvalidRow as exc:
             raise HmaError(400, f"Invalid {name} signal: {exc}") from None
+        entries.append(BankEntry(algorithm=algorithm, value=stored, frames=frames))
     return list({(e.algorithm, e.value): e for e in entries}.values())
 
 
@@ -271,6 +276,51 @@ async def _signal_types() -> list[dict[str, Any]]:
 
 async def _content_types() -> list[dict[str, Any]]:
     return [{"name": name, "enabled": True} for name in CONTENT_TYPES]
+
+
+def _stamp(value: datetime | None) -> int:
+    return -1 if value is None else int(value.timestamp())
+
+
+def _index_status(svc: Services, names: list[str]) -> dict[str, dict[str, Any]]:
+    """HMA's index build status per signal type, from the match index and the bank
+    entries: ``db_size`` live entries of the type in every bank, ``index_size`` those
+    the index holds, ``newest_db_item`` when the newest was added and ``index_built_to``
+    when the newest the index has applied was (-1: none), ``index_out_of_date`` while
+    the store has changes to the type's entries the index has not applied."""
+    try:
+        seq, sizes = svc.matcher.sizes()
+        loaded = True
+    except NotLoaded:
+        seq, sizes, loaded = -1, {}, False
+    states: dict[Algorithm, SignalState] = {}
+    out = {}
+    for name in names:
+        algorithm = SIGNAL_TYPES[name]
+        if algorithm not in states:
+            states[algorithm] = svc.store.banks.signal_state(algorithm, seq)
+        state = states[algorithm]
+        out[name] = {
+            "db_size": state.live,
+            "index_size": sizes.get(algorithm, 0),
+            "index_out_of_date": state.pending if loaded else state.live > 0,
+            "newest_db_item": _stamp(state.newest),
+            "index_built_to": _stamp(state.newest_applied),
+        }
+    return out
+
+
+@router.get("/signal_type/index")
+async def signal_type_index(svc: Svc, _t: Read, signal_type: str | None = None) -> Response:
+    async def work() -> dict[str, Any]:
+        names = list(SIGNAL_TYPES)
+        if signal_type is not None:
+            if signal_type not in SIGNAL_TYPES:
+                raise HmaError(400, f"No such signal type '{signal_type}'")
+            names = [signal_type]
+        return await run_in_threadpool(_index_status, svc, names)
+
+    return await _answer(work)
 
 
 @router.get("/signal_type")

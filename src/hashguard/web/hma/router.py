@@ -20,12 +20,14 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from starlette.concurrency import run_in_threadpool
 
-from hashguard.banks.formats import InvalidRow, normalise_hash
+from hashguard.banks.formats import InvalidRow, normalise_hash, parse_signal
 from hashguard.domain.cases import ContentRef
 from hashguard.domain.matches import Match
 from hashguard.domain.signals import Algorithm, FileSignals, PdqMode
 from hashguard.domain.tokens import Scope, Token
+from hashguard.domain.video import vpdq_signal
 from hashguard.hashing.isolate import PoolStopped
+from hashguard.matching.vpdq import COMPARED_PERCENT, QUERY_PERCENT, VpdqIndex, VpdqThresholds
 from hashguard.scan.sources import Upload
 from hashguard.store.banks import HMA_CONTENT
 from hashguard.web.api.health import FRESH_FLOOR_SECONDS, FRESH_INTERVALS
@@ -41,10 +43,16 @@ router = APIRouter(prefix="/hma", tags=["hma"], include_in_schema=False)
 Svc = Annotated[Services, Depends(services)]
 
 #: HMA signal type names -> the algorithm hashguard stores them as (video_md5 is the
-#: MD5 of a video file's bytes: the same value as md5)
-SIGNAL_TYPES = {"pdq": Algorithm.PDQ, "md5": Algorithm.MD5, "video_md5": Algorithm.MD5}
+#: MD5 of a video file's bytes: the same value as md5; vpdq is HMA's name with its vpdq
+#: extension on, its signal python-threatexchange's JSON list of frames)
+SIGNAL_TYPES = {
+    "pdq": Algorithm.PDQ,
+    "md5": Algorithm.MD5,
+    "video_md5": Algorithm.MD5,
+    "vpdq": Algorithm.VPDQ,
+}
 #: HMA content types -> the signal types a file of that type is hashed into
-CONTENT_TYPES = {"photo": ("pdq", "md5"), "video": ("video_md5",)}
+CONTENT_TYPES = {"photo": ("pdq", "md5"), "video": ("video_md5", "vpdq")}
 #: what HMA's /m/compare calls a PDQ match (PdqSignal.PDQ_CONFIDENT_MATCH_THRESHOLD)
 PDQ_COMPARE_THRESHOLD = 31
 #: an untrusted token's PDQ distance (docs/hma.md: distances are withheld)
@@ -130,12 +138,18 @@ async def _wait(future: Any) -> Any:
 
 
 def _signals(signals: FileSignals, wanted: Sequence[str], *, strict: bool) -> dict[str, str]:
+    """The wanted HMA signals of a hashed file. A video's vpdq is left out when it has
+    none (not decodable as a video, or the video extra is not installed), as HMA's
+    hasher leaves out a signal it could not compute."""
     out: dict[str, str] = {}
     for name in wanted:
         if name == "pdq":
             pdq = signals.reference_pdq
             if pdq:
                 out[name] = pdq[0].value
+        elif name == "vpdq":
+            if signals.vpdq:
+                out[name] = vpdq_signal(signals.vpdq)
         else:
             out[name] = signals.md5
     if "pdq" in wanted and "pdq" not in out and strict:
@@ -224,23 +238,42 @@ def _banks(banks: str | None) -> set[str] | None:
     return set(banks.split(",")) if banks else None
 
 
+def _query(algorithm: Algorithm, signal: str) -> LookupIn:
+    """An HMA signal as /v1/lookup's query: a hash, or a vpdq signal's frames."""
+    if algorithm is not Algorithm.VPDQ:
+        return LookupIn(hashes=[LookupItem(algorithm=algorithm, hash=signal[:64] or "-")])
+    try:
+        frames = json.loads(signal)
+        return LookupIn(hashes=[LookupItem(algorithm=algorithm, hash=frames)])
+    except ValueError:  # not JSON, or not a list of 'pdq_hex,quality,timestamp' frames
+        raise HmaError(
+            400, "invalid signal: a vpdq signal is a JSON list of 'pdq_hex,quality,timestamp'"
+        ) from None
+
+
 def _hash_lookup(
     svc: Services, token: Token, signal_type: str, signal: str
 ) -> tuple[Algorithm, tuple[Match, ...]]:
-    """One hash through /v1/lookup's guards (rate limit, quota, probing, audit)."""
+    """One hash (or one video's vpdq signal) through /v1/lookup's guards (rate limit,
+    quota, probing, audit) and its matching."""
     algorithm = SIGNAL_TYPES.get(signal_type)
     if algorithm is None:
         raise HmaError(400, f"No such SignalType '{signal_type}'")
-    body = LookupIn(hashes=[LookupItem(algorithm=algorithm, hash=signal[:64] or "-")])
-    checked, _seq, _banks_of, found = looked_up(body, token, svc)
+    checked, _seq, _banks_of, found = looked_up(_query(algorithm, signal), token, svc)
     if isinstance(checked[0], str):
         raise HmaError(400, f"invalid signal: {checked[0]}")
     return algorithm, found[0]
 
 
 def _distance(match: Match, *, trusted: bool) -> str:
-    if match.algorithm is Algorithm.PDQ and not trusted:
+    """HMA's distance string: the bits of a PDQ or exact match; for vpdq, as
+    python-threatexchange's VPDQSimilarityInfo prints it, the share of the query's
+    frames that matched and, in brackets, of the listed video's (``"100%[92%]"``).
+    Withheld from an untrusted token for PDQ and vpdq, as /v1/lookup withholds them."""
+    if match.algorithm in (Algorithm.PDQ, Algorithm.VPDQ) and not trusted:
         return WITHHELD
+    if match.algorithm is Algorithm.VPDQ:
+        return f"{match.query_percent or 0.0:.0f}%[{match.compared_percent or 0.0:.0f}%]"
     return str(match.distance)
 
 
@@ -296,13 +329,17 @@ async def lookup_get(
     signal: str | None = None,
     url: str | None = None,
     banks: str | None = None,
+    content_type: str = "photo",
 ) -> Response:
     async def work() -> Any:
         if url:
             if Scope.SCAN not in token.scopes and Scope.ADMIN not in token.scopes:
                 raise HmaError(403, "Hashing is disabled, missing role")
+            _wanted_types(content_type, None)
             data = await run_in_threadpool(_fetch, svc, url)
-            answer = await _scan(svc, token, data, request_id=None, banks=_banks(banks))
+            answer = await _scan(
+                svc, token, data, content_type, request_id=None, banks=_banks(banks)
+            )
             return answer.get(signal_type, {}) if signal_type else answer
         if not signal or not signal_type:
             raise HmaError(400, "Either url or both signal and signal_type are required")
@@ -314,20 +351,37 @@ async def lookup_get(
 
 
 async def _scan(
-    svc: Services, token: Token, data: bytes, *, request_id: str | None, banks: set[str] | None
+    svc: Services,
+    token: Token,
+    data: bytes,
+    content_type: str,
+    *,
+    request_id: str | None,
+    banks: set[str] | None,
 ) -> dict[str, dict[str, list[dict[str, Any]]]]:
     """An upload through the one pipeline (case, decision, evidence, audit as for
-    /v1/scan), answered as HMA's lookup: matches by signal type, then by bank. The file
-    is the caller's own, so distances are shown as /v1/scan shows them."""
+    /v1/scan), answered as HMA's lookup: matches by signal type, then by bank. A photo
+    answers ``pdq`` (when it has one) and ``md5``; a video ``video_md5`` and ``vpdq``
+    (when it has frames), and ``pdq`` only when its frames matched image entries (HMA
+    has no such match). The file is the caller's own, so distances are shown as
+    /v1/scan shows them."""
     source = Upload(data=data, request_id=request_id, content_ref=ContentRef())
     done = await run_upload(svc, token, source)
     result = done.result
     if result.signals is None:
         raise HmaError(400, f"could not hash the file: {result.reason}")
-    answer: dict[str, dict[str, list[dict[str, Any]]]] = {"md5": {}}
-    if result.signals.pdq:
+    video = content_type == "video"
+    exact = "video_md5" if video else "md5"
+    answer: dict[str, dict[str, list[dict[str, Any]]]] = {exact: {}}
+    if result.signals.pdq and not video:
         answer["pdq"] = {}
-    for algorithm, name in ((Algorithm.PDQ, "pdq"), (Algorithm.MD5, "md5")):
+    if result.signals.vpdq and video:
+        answer["vpdq"] = {}
+    for algorithm, name in (
+        (Algorithm.PDQ, "pdq"),
+        (Algorithm.MD5, exact),
+        (Algorithm.VPDQ, "vpdq"),
+    ):
         matched = [m for m in result.matches if m.algorithm is algorithm]
         if matched:
             answer[name] = _by_bank(_live(matched, banks), trusted=True)
@@ -339,9 +393,9 @@ async def lookup_post(
     request: Request, svc: Svc, token: Annotated[Token, _token(Scope.SCAN)]
 ) -> Response:
     async def work() -> Any:
-        _field, data = await _upload(request)
+        field, data = await _upload(request)
         banks = _banks(request.query_params.get("banks"))
-        return await _scan(svc, token, data, request_id=request_id_of(request), banks=banks)
+        return await _scan(svc, token, data, field, request_id=request_id_of(request), banks=banks)
 
     return await _answer(work)
 
@@ -354,6 +408,8 @@ def _compare(name: str, pair: Any) -> list[Any]:
         raise HmaError(400, f"Comparison hashes for {name} was not a list")
     if len(pair) != 2 or not all(isinstance(h, str) for h in pair):
         raise HmaError(400, "Comparison hash list length must be exactly 2")
+    if algorithm is Algorithm.VPDQ:
+        return _compare_videos(pair[0], pair[1])
     try:
         left, right = (normalise_hash(algorithm, h) for h in pair)
     except InvalidRow as exc:
@@ -362,6 +418,20 @@ def _compare(name: str, pair: Any) -> list[Any]:
         distance = (int(left, 16) ^ int(right, 16)).bit_count()
         return [distance <= PDQ_COMPARE_THRESHOLD, {"distance": distance}]
     return [left == right, {"distance": 0 if left == right else 1}]
+
+
+def _compare_videos(left: str, right: str) -> list[Any]:
+    """Two vpdq signals as threatexchange's VPDQSignal.compare_hash answers them:
+    matched under the reference thresholds, with both match percentages."""
+    try:
+        query, listed = (parse_signal(Algorithm.VPDQ, s)[1] for s in (left, right))
+    except InvalidRow as exc:
+        raise HmaError(400, f"Invalid vpdq hash: {exc}") from None
+    everything = VpdqThresholds(query_percent=0.0, compared_percent=0.0)
+    found = VpdqIndex({"listed": listed}, everything).search(query)
+    shares = (found[0].query_percent, found[0].compared_percent) if found else (0.0, 0.0)
+    matched = shares[0] >= QUERY_PERCENT and shares[1] >= COMPARED_PERCENT
+    return [matched, {"query_match_percent": shares[0], "compared_match_percent": shares[1]}]
 
 
 @router.post("/m/compare")
@@ -391,7 +461,11 @@ async def index_status(
         if not svc.matcher.loaded:
             return {n: {"present": False, "built_to": -1, "size": 0} for n in names}
         state = svc.matcher.state()
+        _seq, sizes = await run_in_threadpool(svc.matcher.sizes)
         built_to = int(svc.clock().timestamp() - state.age)
-        return {n: {"present": True, "built_to": built_to, "size": state.entries} for n in names}
+        return {
+            n: {"present": True, "built_to": built_to, "size": sizes[SIGNAL_TYPES[n]]}
+            for n in names
+        }
 
     return await _answer(work)
