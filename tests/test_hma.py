@@ -385,6 +385,51 @@ def test_status_tokens_and_the_secret_path_prefix(hma: dict[str, Any]) -> None:
     assert created[-1].actor.startswith("token:")
 
 
+#: what an outside probe sent /hma; on PostgreSQL each reached the store and failed there
+#: (a NUL in a bank name or a signal, an id beyond bigint): 500s and reset connections
+HOSTILE = (
+    ("GET", "/c/bank/A%00B", {}),
+    ("DELETE", "/c/bank/%00", {}),
+    ("GET", "/c/bank/%ED%A0%80", {}),
+    ("GET", "/c/bank/KNOWN/content/9223372036854775808", {}),
+    ("GET", "/c/bank/KNOWN/content/" + "9" * 30, {}),
+    ("DELETE", "/c/bank/KNOWN/content/9223372036854775808", {}),
+    ("PUT", "/c/bank/KNOWN/content/-1", {"json": {}}),
+    ("POST", "/c/bank/A%00/signal", {"json": {"md5": "0" * 32}}),
+    ("GET", "/c/exchange/%00", {}),
+    ("GET", "/c/exchange/A%00/status", {}),
+    ("GET", "/m/raw_lookup", {"params": {"signal_type": "md5", "signal": "\x00"}}),
+    ("GET", "/m/raw_lookup?signal_type=pdq&signal=%ED%A0%80", {}),
+    ("GET", "/m/lookup", {"params": {"signal_type": "pdq", "signal": "a\x00"}}),
+    ("GET", "/h/hash", {"params": {"url": "http://[::1"}}),
+    ("GET", "/m/lookup", {"params": {"url": "http://[::1"}}),
+)
+
+
+def test_hostile_text_and_numbers_get_hmas_400_or_404_on_both_engines(
+    db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name in list(os.environ):
+        if name.startswith("HASHGUARD_"):
+            monkeypatch.delenv(name)
+    settings = Settings(
+        home=tmp_path / "home", database_url=db_url, workers=1, index_refresh_seconds=0.2
+    )
+    secret = make_token(settings, Scope.ADMIN)
+    settings = settings.model_copy(update={"hma_compat": True, "hma_url_hosts": ("localhost",)})
+    with (
+        running_server(settings, background=False) as base,
+        httpx.Client(base_url=base + "/hma", headers=bearer(secret), timeout=60) as http,
+    ):
+        _ok(http.post("/c/banks", json={"name": "KNOWN"}), shapes.BankConfig, 201)
+        for method, path, extra in HOSTILE:
+            answer = http.request(method, path, **extra)
+            assert answer.status_code in (400, 404), (method, path, answer.text[:200])
+            shapes.check(shapes.Message, answer.json())
+        # the service is whole: the next request on the same connection is answered
+        _ok(http.get("/c/banks"), shapes.Banks)
+
+
 def test_the_hma_api_is_off_by_default(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     for name in list(os.environ):
         if name.startswith("HASHGUARD_"):

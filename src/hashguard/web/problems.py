@@ -18,6 +18,8 @@ from hashguard.domain.text import printable
 from hashguard.web.routes import matching
 
 PROBLEM_JSON = "application/problem+json"
+#: the HMA-compatible API (web/hma): its invalid requests answer HMA's ``{"message"}`` (400)
+HMA_PREFIX = "/hma/"
 REQUEST_ID = "X-Request-ID"
 _SAFE_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 
@@ -112,6 +114,8 @@ def install(app: FastAPI) -> None:
         # a location names what the client sent (a metadata key): never echo unencodable text
         where = printable(".".join(str(part) for part in first.get("loc", ())))
         detail = f"{where}: {first.get('msg', 'invalid')}" if where else str(first.get("msg"))
+        if request.url.path.startswith(HMA_PREFIX):  # HMA's clients read its error shape
+            return JSONResponse({"message": detail}, 400)
         return problem_response(request, 422, TITLES[422], detail)
 
     @app.exception_handler(Exception)

@@ -23,6 +23,8 @@ from hashguard.store.banks import BankExists, InvalidBankName, UnknownBank
 from hashguard.web.hma.router import (
     CONTENT_TYPES,
     SIGNAL_TYPES,
+    BankName,
+    ContentId,
     HmaError,
     Svc,
     _answer,
@@ -83,7 +85,7 @@ async def banks_index(svc: Svc, _t: Read) -> Response:
 
 
 @router.get("/bank/{name}")
-async def bank_show(name: str, svc: Svc, _t: Read) -> Response:
+async def bank_show(name: BankName, svc: Svc, _t: Read) -> Response:
     async def work() -> dict[str, Any]:
         return _bank(await run_in_threadpool(_get, svc, name))
 
@@ -117,7 +119,7 @@ async def bank_create(request: Request, svc: Svc, token: Write) -> Response:
 
 
 @router.put("/bank/{name}")
-async def bank_update(name: str, request: Request, svc: Svc, token: Write) -> Response:
+async def bank_update(name: BankName, request: Request, svc: Svc, token: Write) -> Response:
     async def work() -> dict[str, Any]:
         body = await _json(request)
         if body.get("name") not in (None, name):
@@ -137,7 +139,7 @@ async def bank_update(name: str, request: Request, svc: Svc, token: Write) -> Re
 
 
 @router.delete("/bank/{name}")
-async def bank_delete(name: str, svc: Svc, token: Write) -> Response:
+async def bank_delete(name: BankName, svc: Svc, token: Write) -> Response:
     async def work() -> dict[str, Any]:
         with contextlib.suppress(UnknownBank):  # HMA answers "Done" for any name
             await run_in_threadpool(service.delete_bank, svc.store, token_actor(token), name)
@@ -176,7 +178,7 @@ async def _add(svc: Any, token: Token, name: str, signals: dict[str, str]) -> di
 
 
 @router.post("/bank/{name}/content")
-async def bank_add_content(name: str, request: Request, svc: Svc, token: Write) -> Response:
+async def bank_add_content(name: BankName, request: Request, svc: Svc, token: Write) -> Response:
     async def work() -> dict[str, Any]:
         await run_in_threadpool(_get, svc, name)
         query = request.query_params
@@ -193,7 +195,7 @@ async def bank_add_content(name: str, request: Request, svc: Svc, token: Write) 
 
 
 @router.post("/bank/{name}/signal")
-async def bank_add_signal(name: str, request: Request, svc: Svc, token: Write) -> Response:
+async def bank_add_signal(name: BankName, request: Request, svc: Svc, token: Write) -> Response:
     async def work() -> dict[str, Any]:
         body = await _json(request)
         body.pop("note", None)
@@ -223,7 +225,7 @@ def _content(svc: Any, name: str, content_id: int) -> dict[str, Any]:
 
 
 @router.get("/bank/{name}/content/{content_id}")
-async def bank_get_content(name: str, content_id: int, svc: Svc, _t: Read) -> Response:
+async def bank_get_content(name: BankName, content_id: ContentId, svc: Svc, _t: Read) -> Response:
     async def work() -> dict[str, Any]:
         return await run_in_threadpool(_content, svc, name, content_id)
 
@@ -232,7 +234,7 @@ async def bank_get_content(name: str, content_id: int, svc: Svc, _t: Read) -> Re
 
 @router.put("/bank/{name}/content/{content_id}")
 async def bank_update_content(
-    name: str, content_id: int, request: Request, svc: Svc, _t: Write
+    name: BankName, content_id: ContentId, request: Request, svc: Svc, _t: Write
 ) -> Response:
     """HMA's content update (``disable_until_ts``, ``note``). hashguard's entries are
     live or removed, never disabled for a while, and carry no note: a request that
@@ -257,7 +259,9 @@ async def bank_update_content(
 
 
 @router.delete("/bank/{name}/content/{content_id}")
-async def bank_delete_content(name: str, content_id: int, svc: Svc, token: Write) -> Response:
+async def bank_delete_content(
+    name: BankName, content_id: ContentId, svc: Svc, token: Write
+) -> Response:
     async def work() -> dict[str, Any]:
         try:
             removed = await run_in_threadpool(

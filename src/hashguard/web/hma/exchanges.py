@@ -33,7 +33,7 @@ from hashguard.services import exchanges as service
 from hashguard.store.banks import InvalidBankName
 from hashguard.store.exchanges import ExchangeExists, UnknownExchange
 from hashguard.web.hma.curation import _json
-from hashguard.web.hma.router import HmaError, Svc, _answer, _token
+from hashguard.web.hma.router import ExchangeName, HmaError, Svc, _answer, _token
 from hashguard.web.services import Services
 
 router = APIRouter(prefix="/hma/c", tags=["hma"], include_in_schema=False)
@@ -287,7 +287,7 @@ async def exchanges_index(svc: Svc, _t: Read) -> Response:
 
 
 @router.get("/exchange/{name}")
-async def exchange_show(name: str, svc: Svc, _t: Read) -> Response:
+async def exchange_show(name: ExchangeName, svc: Svc, _t: Read) -> Response:
     async def work() -> dict[str, Any]:
         return _config(await run_in_threadpool(_exchange, svc, name))
 
@@ -295,7 +295,7 @@ async def exchange_show(name: str, svc: Svc, _t: Read) -> Response:
 
 
 @router.get("/exchange/{name}/status")
-async def exchange_status(name: str, svc: Svc, _t: Read) -> Response:
+async def exchange_status(name: ExchangeName, svc: Svc, _t: Read) -> Response:
     async def work() -> dict[str, Any]:
         def read() -> dict[str, Any]:
             return _fetch_status(svc, _exchange(svc, name))
@@ -306,7 +306,7 @@ async def exchange_status(name: str, svc: Svc, _t: Read) -> Response:
 
 
 @router.put("/exchange/{name}")
-async def exchange_update(name: str, request: Request, svc: Svc, token: Write) -> Response:
+async def exchange_update(name: ExchangeName, request: Request, svc: Svc, token: Write) -> Response:
     """HMA changes ``enabled`` only (``exchange.enabled`` / ``exchange.disabled``)."""
 
     async def work() -> dict[str, Any]:
@@ -329,7 +329,7 @@ async def exchange_update(name: str, request: Request, svc: Svc, token: Write) -
 
 
 @router.delete("/exchange/{name}")
-async def exchange_delete(name: str, svc: Svc, token: Admin) -> Response:
+async def exchange_delete(name: ExchangeName, svc: Svc, token: Admin) -> Response:
     """Forget the exchange and its credentials; its bank keeps its entries
     (``exchange.removed``). HMA answers the same for any name."""
 

@@ -16,11 +16,12 @@ from typing import Annotated, Any
 from urllib.parse import urlsplit
 
 import httpx
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, Path, Request
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from starlette.concurrency import run_in_threadpool
 
 from hashguard.banks.formats import InvalidRow, normalise_hash, parse_signal
+from hashguard.domain.banks import BANK_NAME_PATTERN
 from hashguard.domain.cases import ContentRef
 from hashguard.domain.matches import Match
 from hashguard.domain.signals import Algorithm, FileSignals, PdqMode
@@ -35,12 +36,20 @@ from hashguard.web.api.lookup import looked_up
 from hashguard.web.api.scan import run_upload
 from hashguard.web.deps import require, services
 from hashguard.web.problems import ProblemError, request_id_of
+from hashguard.web.schemas.fields import NO_NUL
 from hashguard.web.schemas.lookup import LookupIn, LookupItem
 from hashguard.web.services import Services
 from hashguard.web.uploads import read_upload
 
 router = APIRouter(prefix="/hma", tags=["hma"], include_in_schema=False)
 Svc = Annotated[Services, Depends(services)]
+#: a bank named in a path: a name hashguard could have given a bank (never a NUL, a lone
+#: surrogate or 10 kB of text reaching the store); otherwise HMA's 400
+BankName = Annotated[str, Path(pattern=BANK_NAME_PATTERN)]
+#: an exchange (or the bank it syncs into) named in a path: text a store can keep
+ExchangeName = Annotated[str, Path(max_length=200, pattern=NO_NUL)]
+#: a content id in a path: an id a row can have (PostgreSQL's bigint)
+ContentId = Annotated[int, Path(ge=0, le=2**63 - 1)]
 
 #: HMA signal type names -> the algorithm hashguard stores them as (video_md5 is the
 #: MD5 of a video file's bytes: the same value as md5; vpdq is HMA's name with its vpdq
@@ -175,8 +184,11 @@ async def _upload(request: Request) -> tuple[str, bytes]:
 def _fetch(svc: Services, url: str) -> bytes:
     """GET a URL on a configured allowlisted host (never any other: no SSRF), without
     redirects, under a size limit."""
-    parts = urlsplit(url)
-    host = (parts.hostname or "").lower()
+    try:
+        parts = urlsplit(url)
+        host = (parts.hostname or "").lower()
+    except ValueError:  # e.g. an unclosed IPv6 bracket
+        raise HmaError(400, "not a URL") from None
     if parts.scheme not in ("http", "https") or host not in svc.settings.hma_url_hosts:
         raise HmaError(403, "URL fetching is limited to the configured hosts (hma_url_hosts)")
     try:
@@ -241,7 +253,10 @@ def _banks(banks: str | None) -> set[str] | None:
 def _query(algorithm: Algorithm, signal: str) -> LookupIn:
     """An HMA signal as /v1/lookup's query: a hash, or a vpdq signal's frames."""
     if algorithm is not Algorithm.VPDQ:
-        return LookupIn(hashes=[LookupItem(algorithm=algorithm, hash=signal[:64] or "-")])
+        try:  # a NUL or a lone surrogate is no hash (pydantic's ValidationError)
+            return LookupIn(hashes=[LookupItem(algorithm=algorithm, hash=signal[:64] or "-")])
+        except ValueError:
+            raise HmaError(400, f"invalid signal: not a {algorithm} hash") from None
     try:
         frames = json.loads(signal)
         return LookupIn(hashes=[LookupItem(algorithm=algorithm, hash=frames)])
