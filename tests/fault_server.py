@@ -1,10 +1,12 @@
 """A real hashguard server, as a process, whose upload pipeline fails at one named step.
 
-``python -m tests.fault_server PORT STEP MODE``: the settings come from HASHGUARD_*
+``python -m tests.fault_server PORT STEP MODE NONCE``: the settings come from HASHGUARD_*
 as for ``hashguard serve``; at ``STEP`` (one of ``hashguard.scan.pipeline.STEPS``)
 the first upload that reaches it makes the process exit at once (``MODE`` ``exit``:
 ``os._exit``, as a kill would, no clean-up) or raises (``raise``). The fault goes in
-through the pipeline's ``checkpoint`` seam, nothing else is changed.
+through the pipeline's ``checkpoint`` seam, nothing else is changed. Every answer
+carries ``X-Fault-Nonce: NONCE``: the test knows it talks to this process, not to
+another test's server that took the port first (the process then could not bind it).
 """
 
 from __future__ import annotations
@@ -37,7 +39,7 @@ def checkpoint_for(step: str, mode: str) -> Callable[[str], None]:
 
 
 def main() -> None:
-    port, step, mode = int(sys.argv[1]), sys.argv[2], sys.argv[3]
+    port, step, mode, nonce = int(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4]
     app = create_app(Settings())
     fault = checkpoint_for(step, mode)
 
@@ -48,7 +50,9 @@ def main() -> None:
         svc = request.app.state.services
         if svc.pipeline.checkpoint is not fault:
             svc.pipeline = dataclasses.replace(svc.pipeline, checkpoint=fault)
-        return await call_next(request)
+        response = await call_next(request)
+        response.headers["X-Fault-Nonce"] = nonce
+        return response
 
     uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning")
 

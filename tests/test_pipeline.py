@@ -239,8 +239,10 @@ def _with_known_bank(settings: Settings) -> None:
 def fault_server(
     settings: Settings, step: str, mode: str
 ) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
-    """``tests.fault_server`` as a process of its own; yields its URL and the process."""
-    port = free_port()
+    """``tests.fault_server`` as a process of its own; yields its URL and the process.
+    A free port can be taken by another test's server before this one binds it: the
+    process then exits, and the answer without this process's nonce is not taken for
+    its own; it starts again on another port."""
     env = {
         **os.environ,
         "HASHGUARD_HOME": str(settings.home),
@@ -248,26 +250,32 @@ def fault_server(
         "HASHGUARD_WORKERS": "1",
         "HASHGUARD_WEBHOOKS": json.dumps([{"name": "ops", "url": NOWHERE, "secret": SECRET}]),
     }
-    process = subprocess.Popen(
-        [sys.executable, "-m", "tests.fault_server", str(port), step, mode],
-        env=env,
-        cwd=Path(__file__).parent.parent,
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            with contextlib.suppress(httpx.TransportError):
-                if httpx.get(base + "/readyz", timeout=2).status_code == 200:
-                    break
-            assert process.poll() is None, "the server died while starting"
-            assert time.monotonic() < deadline, "the server did not become ready"
-            time.sleep(0.1)
-        yield base, process
-    finally:
-        if process.poll() is None:
-            process.terminate()
-        process.wait(timeout=30)
+    for _attempt in range(5):
+        port, nonce = free_port(), secrets.token_hex(8)
+        process = subprocess.Popen(
+            [sys.executable, "-m", "tests.fault_server", str(port), step, mode, nonce],
+            env=env,
+            cwd=Path(__file__).parent.parent,
+        )
+        base = f"http://127.0.0.1:{port}"
+        try:
+            deadline = time.monotonic() + 60
+            while process.poll() is None:
+                with contextlib.suppress(httpx.TransportError):
+                    answer = httpx.get(base + "/readyz", timeout=2)
+                    if answer.status_code == 200 and answer.headers.get("x-fault-nonce") == nonce:
+                        break
+                assert time.monotonic() < deadline, "the server did not become ready"
+                time.sleep(0.1)
+            else:
+                continue  # it died starting (the port was taken): another port
+            yield base, process
+            return
+        finally:
+            if process.poll() is None:
+                process.terminate()
+            process.wait(timeout=30)
+    raise AssertionError("the fault server did not start on any of 5 ports")
 
 
 def _post_known(base: str, auth: dict[str, str]) -> httpx.Response:
