@@ -37,8 +37,8 @@ def _frame(value: str, number: int, quality: int = 90) -> VpdqFrame:
 
 
 def test_kept_signals_keep_a_videos_frames(store: Store) -> None:
-    """Both engines: the frames round-trip; the index rows hold a video's distinct
-    usable-or-not frame hashes after its PDQ hashes; ``videos`` names the kept videos."""
+    """Both engines: the frames round-trip; the index rows hold a video's distinct frame
+    hashes (the index leaves out low-quality ones); ``videos`` names the kept videos."""
     frames = (_frame("a" * 64, 0), _frame("a" * 64, 3), _frame("b" * 64, 6, quality=20))
     items = [
         NewKept(way="scan", md5="1" * 32, sha1="1" * 40, sha256="1" * 64, size=9, vpdq=frames),
