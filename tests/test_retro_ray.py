@@ -12,6 +12,7 @@ import hashlib
 import json
 import shutil
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -24,6 +25,7 @@ from hashguard.demo.corpus import Kind, encode, generate
 from hashguard.domain.banks import BankEntry
 from hashguard.domain.kept import KeptPdq, NewKept
 from hashguard.domain.signals import Algorithm
+from hashguard.domain.video import VpdqFrame, vpdq_digest
 from hashguard.hashing.kernel import HashOptions, hash_data
 from hashguard.scan.retro import candidates
 from hashguard.scan.retroray import partitioned, store_partitions
@@ -181,3 +183,66 @@ def test_address_without_partitions_is_refused() -> None:
     result = CliRunner().invoke(app, ["retro-match", "--address", "auto"])
     assert result.exit_code == 2
     assert "--partitions" in result.stderr
+
+
+@pytest.mark.usefixtures("ray_cluster")
+def test_partitioned_candidates_find_kept_videos_by_new_vpdq_entries(tmp_path: Path) -> None:
+    """Kept videos' frames are rows of each partition's index: a listed video (a vPDQ
+    entry) finds the same kept videos partitioned as in one process, and no kept image."""
+    url = f"sqlite:///{tmp_path / 'videos.db'}"
+    store = open_store(url)
+    try:
+        videos = [[_hex(256) for _ in range(12)] for _ in range(6)]
+        images = [_hex(256) for _ in range(20)]
+        store.banks.create("videos")
+        store.kept.add(
+            [
+                replace(
+                    _kept(_hex(256), n),
+                    pdq=(),
+                    vpdq=tuple(
+                        VpdqFrame(value=v, quality=90, frame=f, timestamp=float(f))
+                        for f, v in enumerate(frames)
+                    ),
+                )
+                for n, frames in enumerate(videos)
+            ]
+            + [_kept(value, 10 + n) for n, value in enumerate(images)],
+            at=CHECKED,
+            seq=store.banks.change_seq(),
+        )
+        listed = [
+            [_flip(v, 6) for v in videos[1]],
+            [_flip(v, 4) for v in videos[4][:6]],
+            # no kept video: a listed video matches videos only, not a kept image near
+            # one of its frames
+            [_flip(images[0], 3), *(_hex(256) for _ in range(11))],
+        ]
+        store.banks.add_entries(
+            "videos",
+            [
+                BankEntry(
+                    algorithm=Algorithm.VPDQ,
+                    value=vpdq_digest(frames),
+                    frames=frames,
+                    entry_id=f"v-{n}",
+                )
+                for n, values in enumerate(listed)
+                for frames in [
+                    tuple(
+                        VpdqFrame(value=v, quality=90, frame=f, timestamp=float(f))
+                        for f, v in enumerate(values)
+                    )
+                ]
+            ],
+        )
+        banks = {bank.id: bank for bank in store.banks.list()}
+        single = candidates(store, 0, banks)
+        with partitioned(2, store_partitions(url, 2)) as search:
+            split = candidates(store, 0, banks, search)
+        assert split == single
+        ids, new_entries, indexed, _seq = single
+        assert (new_entries, indexed) == (3, 6 * 12 + 20)
+        assert ids == [2, 5]
+    finally:
+        store.close()

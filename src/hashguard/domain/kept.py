@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from hashguard.domain.objects import ObjectRef
+from hashguard.domain.video import VpdqFrame
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -37,6 +38,9 @@ class KeptSignal:
     sha256: str
     size: int
     pdq: tuple[KeptPdq, ...] = ()
+    #: a video's vPDQ frames as the pipeline computed them (reference vPDQ; empty for
+    #: anything else): a listed video's vPDQ finds the item by them
+    vpdq: tuple[VpdqFrame, ...] = ()
     run_id: int | None = None
     path: str | None = None
     object: ObjectRef | None = None
@@ -54,6 +58,9 @@ class NewKept:
     sha256: str
     size: int
     pdq: tuple[KeptPdq, ...] = ()
+    #: a video's vPDQ frames as the pipeline computed them (reference vPDQ; empty for
+    #: anything else): a listed video's vPDQ finds the item by them
+    vpdq: tuple[VpdqFrame, ...] = ()
     run_id: int | None = None
     path: str | None = None
     object: ObjectRef | None = None

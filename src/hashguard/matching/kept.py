@@ -1,9 +1,10 @@
 """The PDQ index over kept signals, queried with new bank entries (retro-matching).
 
 The same exact range search as the bank index (``matching.pdq.PdqIndex``), built the
-other way round: its rows are the kept signals' reference PDQ hashes (low-quality ones
-left out, as the matcher leaves them out of distance matching) and its queries are the
-entries a bank gained. A row's payload is its position; ``kept_ids`` maps it to the
+other way round: its rows are the kept signals' reference PDQ hashes and a kept video's
+distinct vPDQ frame hashes (low-quality ones left out, as the matcher leaves them out
+of distance matching) and its queries are the entries a bank gained (a new vPDQ entry:
+its frames). A row's payload is its position; ``kept_ids`` maps it to the
 kept signal (one item may have several frames' hashes) and ``checked_seqs`` to the bank
 change sequence that item was last checked against (arrays, not dictionaries: 16 bytes
 a row instead of about 100 at 10 M rows).

@@ -452,7 +452,8 @@ def bank_seq(matcher: object) -> int:
 
 def kept_of(result: FileResult, source: Source) -> NewKept:
     """The hashes of a checked item to keep, with its identity: only reference-mode PDQ
-    hashes (the ones lists carry); a ``fast`` hash without its reference is not kept."""
+    hashes (the ones lists carry; a ``fast`` hash without its reference is not kept)
+    and a video's vPDQ frames (vPDQ has one mode, the reference's)."""
     signals = result.signals
     assert signals is not None
     pdq = [p for p in signals.pdq if p.mode is PdqMode.REFERENCE] or list(signals.pdq_reference)
@@ -465,6 +466,7 @@ def kept_of(result: FileResult, source: Source) -> NewKept:
         sha256=signals.sha256,
         size=signals.size,
         pdq=tuple(KeptPdq(value=p.value, quality=p.quality) for p in pdq),
+        vpdq=signals.vpdq,
         run_id=source.run_id,
         path=result.path if source.run_id is not None else None,
         object=source.object,

@@ -2,7 +2,12 @@
 
 Only the new entries are matched (the banks' change sequence since the checkpoint):
 exact hashes by a keyed lookup of the kept signals, PDQ hashes by an index built over
-the kept signals' reference hashes (``matching.kept``) queried with the new entries. A
+the kept signals' reference hashes (``matching.kept``) queried with the new entries.
+A kept video's vPDQ frames are rows of the same index, keyed to the kept signal (a
+frame is a PDQ hash: the matcher compares a video's frames with PDQ entries too), and a
+new vPDQ entry (a listed video) queries it with its distinct frames: the kept videos
+one of them comes near are candidates, and the matcher decides with the bank's
+query and compared percentages. A
 pair counts only if the entry is newer than the bank versions the item was checked
 against (``checked_seq``): what the item was already matched with is not matched again.
 A kept signal that a new entry found is matched in full by the pipeline's matcher (every
@@ -64,6 +69,7 @@ def _signals(kept: KeptSignal) -> FileSignals:
             PdqHash(value=p.value, quality=p.quality, mode=PdqMode.REFERENCE, frame=frame)
             for frame, p in enumerate(kept.pdq)
         ),
+        vpdq=kept.vpdq,
     )
 
 
@@ -90,8 +96,9 @@ def candidates(
     store: Store, since: int, banks: dict[int, Bank], pdq_search: PdqSearch | None = None
 ) -> tuple[list[int], int, int, int]:
     """Kept signals near entries added after ``since``: ``(kept ids, new entries, PDQ
-    rows indexed, the change sequence read)``. Only pairs whose entry is newer than the
-    kept signal's check count, in an enabled bank that is not an allow list.
+    rows indexed (video frames included), the change sequence read)``. Only pairs whose
+    entry is newer than the kept signal's check count, in an enabled bank that is not an
+    allow list.
     ``pdq_search``: where the kept PDQ hashes are searched (default: this process)."""
     changes = store.banks.changes_since(since)
     live = changes.live
@@ -105,6 +112,7 @@ def candidates(
     pairs: list[tuple[int, int, int]] = []  # (kept id, kept checked_seq, entry row id)
     by_algorithm: dict[Algorithm, dict[str, list[int]]] = {}
     pdq_rows: list[int] = []
+    video_rows: list[int] = []
     for i in usable:
         algorithm = live.algorithms[i]
         if algorithm in _EXACT:
@@ -113,19 +121,34 @@ def candidates(
             )
         elif algorithm is Algorithm.PDQ:
             pdq_rows.append(i)
+        elif algorithm is Algorithm.VPDQ:
+            video_rows.append(i)
     for algorithm, wanted in by_algorithm.items():
         for kept_id, value, checked in store.kept.lookup(_EXACT[algorithm], wanted):
             pairs.extend((kept_id, checked, entry) for entry in wanted[value])
+    # one search of the kept index: the new PDQ entries, then every new vPDQ entry's
+    # distinct usable frames (query i is entry ``entries[i]``)
+    values = [live.values[i] for i in pdq_rows]
+    entries = [live.ids[i] for i in pdq_rows]
+    limits = [banks[live.bank_ids[i]].pdq_threshold for i in pdq_rows]
+    video_entries: set[int] = set()
+    if video_rows:
+        frames = store.banks.vpdq_frames(live.ids[i] for i in video_rows)
+        for i in video_rows:
+            distinct = {f.value for f in frames.get(live.ids[i], ()) if not f.low_quality}
+            values.extend(sorted(distinct))
+            entries.extend([live.ids[i]] * len(distinct))
+            limits.extend([banks[live.bank_ids[i]].pdq_threshold] * len(distinct))
+            video_entries.add(live.ids[i])
     indexed = 0
-    if pdq_rows:
-        thresholds = np.asarray([banks[live.bank_ids[i]].pdq_threshold for i in pdq_rows])
+    if values:
         search = pdq_search or local_pdq_search(store)
-        near, indexed = search(
-            pack([live.values[i] for i in pdq_rows]), thresholds.astype(np.int16)
-        )
-        pairs.extend(
-            (hit.kept_id, hit.checked_seq, live.ids[pdq_rows[hit.query]]) for hit in near.hits()
-        )
+        near, indexed = search(pack(values), np.asarray(limits, dtype=np.int16))
+        close = {(hit.kept_id, hit.checked_seq, entries[hit.query]) for hit in near.hits()}
+        # a listed video matches only a video's frames (``Matcher._video_matches``): a
+        # kept image near one of its frames is no candidate
+        videos = store.kept.videos({k for k, _, entry in close if entry in video_entries})
+        pairs.extend(p for p in close if p[2] not in video_entries or p[0] in videos)
     seqs = store.banks.entry_seqs({entry for _, _, entry in pairs})
     found = {kept_id for kept_id, checked, entry in pairs if seqs.get(entry, 0) > checked}
     return sorted(found), len(usable), indexed, changes.seq

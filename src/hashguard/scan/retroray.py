@@ -11,8 +11,8 @@ broadcast); the hits come back as small arrays and are merged in (new entry, kep
 order, so ``scan.retro`` sends exactly the pairs the single-process search would have
 found through the same decision path (policy, case, evidence, actions, audit).
 
-Memory per partition is the index over its share: about 130 bytes a kept PDQ hash at
-10 M rows (``docs/architecture.md``, "Retro-matching at scale").
+Memory per partition is the index over its share: about 130 bytes a kept PDQ hash (or
+a kept video's distinct frame) at 10 M rows (``docs/architecture.md``, "Retro-matching at scale").
 """
 
 from __future__ import annotations

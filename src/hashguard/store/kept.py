@@ -10,6 +10,7 @@ from sqlalchemy import Connection, Engine, Row, and_, delete, func, insert, sele
 
 from hashguard.domain.kept import KeptPdq, KeptSignal, NewKept
 from hashguard.domain.objects import ObjectRef
+from hashguard.domain.video import VpdqFrame
 from hashguard.store._util import chunked, stamp, utc
 from hashguard.store.schema import kept_signals, retro_state
 
@@ -36,7 +37,27 @@ def _row_values(item: NewKept, *, at: datetime, seq: int) -> dict[str, Any]:
         "sha1": item.sha1,
         "sha256": item.sha256,
         "pdq": [[p.value, p.quality] for p in item.pdq],
+        "vpdq": [[f.value, f.quality, f.timestamp, f.frame] for f in item.vpdq] or None,
     }
+
+
+def _frames(stored: list[Any] | None) -> tuple[VpdqFrame, ...]:
+    """Kept ``[[hex, quality, timestamp, frame], ...]`` as vPDQ frames."""
+    return tuple(
+        VpdqFrame(value=str(v), quality=int(q), timestamp=float(t), frame=int(n))
+        for v, q, t, n in stored or ()
+    )
+
+
+def _hashes(pdq: list[Any] | None, vpdq: list[Any] | None) -> list[Any]:
+    """A kept signal's PDQ hashes, then its video frames' distinct hashes not among them."""
+    hashes = list(pdq or ())
+    seen = {str(value) for value, _quality in hashes}
+    for value, quality, *_rest in vpdq or ():
+        if value not in seen:
+            seen.add(value)
+            hashes.append([value, quality])
+    return hashes
 
 
 def _same_object(ref: ObjectRef) -> Any:
@@ -99,6 +120,7 @@ def _kept(row: Row[Any]) -> KeptSignal:
         sha256=row.sha256,
         size=int(row.size),
         pdq=tuple(KeptPdq(value=str(v), quality=int(q)) for v, q in row.pdq or ()),
+        vpdq=_frames(row.vpdq),
         run_id=row.run_id,
         path=row.path,
         object=ref,
@@ -145,6 +167,19 @@ class KeptStore:
                 found.extend((int(i), str(v), int(s)) for i, v, s in rows)
         return found
 
+    def videos(self, ids: Iterable[int]) -> set[int]:
+        """Which of kept signals ``ids`` keep a video's vPDQ frames (a keyed lookup)."""
+        found: set[int] = set()
+        with self._engine.connect() as conn:
+            for chunk in chunked(sorted(set(ids))):
+                rows = conn.execute(
+                    select(kept_signals.c.id).where(
+                        kept_signals.c.id.in_(chunk), kept_signals.c.vpdq.is_not(None)
+                    )
+                )
+                found.update(int(i) for (i,) in rows)
+        return found
+
     def checked_objects(self, refs: Sequence[ObjectRef], seq: int) -> set[ObjectRef]:
         """Which of ``refs`` (by ``(bucket, key, version, etag)``) were already checked
         against the banks at change ``seq`` or later: an incremental rescan skips them.
@@ -180,10 +215,13 @@ class KeptStore:
         self, batch: int = 100_000, *, partition: tuple[int, int] | None = None
     ) -> Iterator[list[tuple[int, int, list[Any]]]]:
         """``(kept id, checked_seq, [[hex, quality], ...])`` of every kept signal with a
-        PDQ hash, in id order and in batches: the retro-matcher's index input.
-        ``partition=(k, n)``: only the kept signals with ``id % n == k`` (one of ``n``
-        index partitions, each loaded by its own process)."""
-        query = select(kept_signals.c.id, kept_signals.c.checked_seq, kept_signals.c.pdq)
+        PDQ hash or vPDQ frames, in id order and in batches: the retro-matcher's index
+        input. A video's frames follow its PDQ hashes, each distinct hash once (a frame
+        is a PDQ hash: the matcher compares a video's frames with PDQ entries and with
+        listed videos' frames). ``partition=(k, n)``: only the kept signals with
+        ``id % n == k`` (one of ``n`` index partitions, each loaded by its own process)."""
+        k = kept_signals.c
+        query = select(k.id, k.checked_seq, k.pdq, k.vpdq)
         if partition is not None:
             part, parts = partition
             if not 0 <= part < parts:
@@ -192,7 +230,8 @@ class KeptStore:
         query = query.order_by(kept_signals.c.id).execution_options(yield_per=batch)
         with self._engine.connect() as conn:
             for rows in conn.execute(query).partitions():
-                yield [(int(i), int(s), list(p)) for i, s, p in rows if p]
+                found = ((int(i), int(s), _hashes(p, v)) for i, s, p, v in rows)
+                yield [row for row in found if row[2]]
 
     def forget_before(self, cutoff: datetime) -> int:
         """Forget kept signals checked before ``cutoff`` (the retention limit)."""

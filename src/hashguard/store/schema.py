@@ -830,6 +830,8 @@ kept_signals = Table(
     Column("sha256", String(64), nullable=False),
     # [[hex, quality], ...]: reference-mode PDQ hashes only
     Column("pdq", JSON, nullable=False),
+    # [[hex, quality, timestamp], ...]: a video's reference vPDQ frames (None otherwise)
+    Column("vpdq", JSON(none_as_null=True)),
     Index("ix_kept_signals_md5", "md5"),
     Index("ix_kept_signals_sha1", "sha1"),
     Index("ix_kept_signals_sha256", "sha256"),
