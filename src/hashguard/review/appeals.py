@@ -474,7 +474,7 @@ def _decide_in(
             at=at,
         )
         for action in actions:
-            writes.enqueue(action)
+            writes.enqueue(action, at=at)
         if lifts and (notices := notice_sources(changed)):
             # the notifier was told the content was restricted: now it is not
             _answer_notifiers(

@@ -407,7 +407,7 @@ class Pipeline:
                 )
             self.checkpoint("case")
         for action in prepared.actions:
-            writes.enqueue(action)
+            writes.enqueue(action, at=self.clock())
         if prepared.actions:
             self.checkpoint("outbox")
         return Committed(result=result, case=opened[0] if opened else None, evidence_id=evidence_id)

@@ -57,7 +57,7 @@ class StatementWrites(Protocol):
 
     def statement_settings(self, name: str) -> tuple[dict[str, Any], dict[str, str]]: ...
 
-    def enqueue(self, action: NewAction) -> int: ...
+    def enqueue(self, action: NewAction, *, at: datetime | None = None) -> int: ...
 
     def audit(
         self, actor: str, action: AuditAction, subject: str | None, details: Mapping[str, Any]
@@ -252,7 +252,7 @@ def _answer_notifiers(
             at=at,
         )
         for action in actions:
-            writes.enqueue(action)
+            writes.enqueue(action, at=at)
         writes.audit(
             actor,
             AuditAction.NOTICE_DECIDED,
@@ -298,7 +298,7 @@ def issue_in(
                 subject=f"case:{case.id}",
                 at=at,
             ):
-                writes.enqueue(action)
+                writes.enqueue(action, at=at)
             writes.audit(
                 actor,
                 AuditAction.STATEMENT_ISSUED,

@@ -112,8 +112,10 @@ class Writes:
             evidence_id=evidence_id,
         )
 
-    def enqueue(self, action: NewAction) -> int:
-        return actions.enqueue(self._conn, action)
+    def enqueue(self, action: NewAction, *, at: datetime | None = None) -> int:
+        """Queue ``action`` in this transaction, due ``at`` (the caller's clock; default
+        now)."""
+        return actions.enqueue(self._conn, action, at=at)
 
     def add_statement(
         self, reasons: StatementOfReasons, text: str, *, at: datetime
