@@ -296,9 +296,26 @@ def test_lookup_budget_per_token_and_batch_limit(api_settings: Settings) -> None
         assert lookup(second, 4).status_code == 200
         assert_problem(lookup(second, 4), 429)
 
+        # a vPDQ frame is one index search: a video is charged its frames, up to a batch
+        third = bearer(make_token(settings, Scope.LOOKUP, name="third"))
+
+        def video(*frames: int) -> httpx.Response:
+            items = [
+                {"algorithm": "vpdq", "hash": [f"{i:064x},100,{i}.0" for i in range(1, n + 1)]}
+                for n in frames
+            ]
+            return http.post("/v1/lookup", json={"hashes": items}, headers=third)
+
+        assert video(3).status_code == 200  # 3 of 10
+        assert video(50).status_code == 200  # a long video: one batch's share, 4
+        assert video(3).status_code == 200  # 10 of 10
+        assert_problem(video(1), 429)
+        # every frame counted, a call holds at most a long video's (10,800)
+        assert "vPDQ frame" in assert_problem(video(6000, 6000), 413)["detail"]
+
         metrics = http.get("/metrics", headers=scraper).text
-        assert metric(metrics, "hashguard_rejected_total", reason="token_limit") == 3
-        assert metric(metrics, "hashguard_rejected_total", reason="too_large") == 1
+        assert metric(metrics, "hashguard_rejected_total", reason="token_limit") == 4
+        assert metric(metrics, "hashguard_rejected_total", reason="too_large") == 2
 
 
 @pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)

@@ -9,7 +9,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends
 
 from hashguard.audit import record, token_actor
-from hashguard.banks.formats import InvalidRow, normalise_hash, parse_signal
+from hashguard.banks.formats import MAX_VPDQ_FRAMES, InvalidRow, normalise_hash, parse_signal
 from hashguard.domain.audit import AuditAction
 from hashguard.domain.banks import Bank
 from hashguard.domain.matches import Match
@@ -73,12 +73,21 @@ def looked_up(
     invalid), the index version, the banks and the matches of each valid hash. Raises
     ``ProblemError`` for a refused or unanswered call. The HMA routes use it too."""
     settings = svc.settings
-    if len(body.hashes) > settings.lookup_max_batch:
+    cost = _cost(body)
+    if len(body.hashes) > settings.lookup_max_batch or cost > max(
+        settings.lookup_max_batch, MAX_VPDQ_FRAMES
+    ):
         svc.metrics.rejected.labels("too_large").inc()
         raise ProblemError(
-            413, "Request body too large", f"at most {settings.lookup_max_batch} hashes a call"
+            413,
+            "Request body too large",
+            f"at most {settings.lookup_max_batch} hashes a call, and "
+            f"{max(settings.lookup_max_batch, MAX_VPDQ_FRAMES)} with every vPDQ frame counted",
         )
-    svc.lookups.take(token.id, len(body.hashes))
+    # a vPDQ frame is one index search, as a hash is: a call is charged its frames, up to
+    # one full batch (so that a single long video can pass; it takes a batch's share)
+    charge = min(cost, settings.lookup_max_batch)
+    svc.lookups.take(token.id, charge)
     checked: list[tuple[Algorithm, str] | str] = []
     for item in body.hashes:
         try:
@@ -86,7 +95,7 @@ def looked_up(
         except InvalidRow as exc:
             checked.append(str(exc))
     valid = [query for query in checked if not isinstance(query, str)]
-    charged = _admit(svc, token, len(body.hashes), valid)
+    charged = _admit(svc, token, charge, valid)
     try:
         seq, banks, found = svc.matcher.versioned_lookup(valid)
     except NotLoaded as exc:
@@ -158,6 +167,11 @@ def _lookup(body: LookupIn, token: Token, svc: Services) -> LookupOut:
                 )
             )
     return LookupOut(results=results, index_version=seq)
+
+
+def _cost(body: LookupIn) -> int:
+    """The index searches a call asks for: one a hash, one a vPDQ frame."""
+    return sum(1 if isinstance(item.hash, str) else len(item.hash) for item in body.hashes)
 
 
 def _admit(
