@@ -32,6 +32,7 @@ from hashguard.web.hma.router import (
     _hash,
     _token,
     _upload,
+    asked_types,
 )
 from hashguard.web.services import Services
 
@@ -317,12 +318,7 @@ def _index_status(svc: Services, names: list[str]) -> dict[str, dict[str, Any]]:
 @router.get("/signal_type/index")
 async def signal_type_index(svc: Svc, _t: Read, signal_type: str | None = None) -> Response:
     async def work() -> dict[str, Any]:
-        names = list(SIGNAL_TYPES)
-        if signal_type is not None:
-            if signal_type not in SIGNAL_TYPES:
-                raise HmaError(400, f"No such signal type '{signal_type}'")
-            names = [signal_type]
-        return await run_in_threadpool(_index_status, svc, names)
+        return await run_in_threadpool(_index_status, svc, asked_types(signal_type))
 
     return await _answer(work)
 

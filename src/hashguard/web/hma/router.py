@@ -463,16 +463,21 @@ async def compare(request: Request, _caller: Annotated[Token, _token(Scope.LOOKU
     return await _answer(work)
 
 
+def asked_types(wanted: str | None) -> list[str]:
+    """The signal types a status route answers: every one, or the one asked for."""
+    if wanted is None:
+        return list(SIGNAL_TYPES)
+    if wanted not in SIGNAL_TYPES:
+        raise HmaError(400, f"No such signal type '{wanted}'")
+    return [wanted]
+
+
 @router.get("/m/index/status")
 async def index_status(
     svc: Svc, _caller: Annotated[Token, _token(Scope.LOOKUP)], signal_type: str | None = None
 ) -> Response:
     async def work() -> dict[str, Any]:
-        names = list(SIGNAL_TYPES)
-        if signal_type is not None:
-            if signal_type not in SIGNAL_TYPES:
-                raise HmaError(400, f"No such signal type '{signal_type}'")
-            names = [signal_type]
+        names = asked_types(signal_type)
         if not svc.matcher.loaded:
             return {n: {"present": False, "built_to": -1, "size": 0} for n in names}
         state = svc.matcher.state()

@@ -169,11 +169,15 @@ async def submit(request: Request, case_id: CaseId, who: Submitter) -> Response:
     return back_to_case(case_id, reported=outcome)
 
 
-def _retract(svc: Services, who: SignedIn, report_id: int) -> Report:
+def _known(svc: Services, report_id: int) -> None:
     try:
         svc.store.reports.get(report_id)
     except UnknownReport:
         raise UiError(404, "Not found", f"there is no report #{report_id}") from None
+
+
+def _retract(svc: Services, who: SignedIn, report_id: int) -> Report:
+    _known(svc, report_id)
     with _reporting(svc) as reporting:
         try:
             return reporting.retract(report_id, actor=who.user.actor)
@@ -189,10 +193,7 @@ async def retract(request: Request, report_id: ReportId, who: Submitter) -> Resp
 
 
 def _retry(svc: Services, who: SignedIn, report_id: int) -> Report:
-    try:
-        svc.store.reports.get(report_id)
-    except UnknownReport:
-        raise UiError(404, "Not found", f"there is no report #{report_id}") from None
+    _known(svc, report_id)
     with _reporting(svc) as reporting:
         try:
             return reporting.retry(report_id, actor=who.user.actor)
