@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import re
 import uuid
+from collections.abc import Mapping
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -110,7 +111,11 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
-        first = exc.errors()[0] if exc.errors() else {}
+        # the deepest error says most: a union field (a hash or a vPDQ frame list) reports
+        # one error per member, and the member the value was meant for goes deeper
+        first: Mapping[str, Any] = max(
+            exc.errors(), key=lambda e: len(e.get("loc", ())), default={}
+        )
         # a location names what the client sent (a metadata key): never echo unencodable text
         where = printable(".".join(str(part) for part in first.get("loc", ())))
         detail = f"{where}: {first.get('msg', 'invalid')}" if where else str(first.get("msg"))
